@@ -1,0 +1,408 @@
+//! The agent: the only loops in sfpair. It wires a clock, a transport, a store and presenters to
+//! the pure flow and API, and is the one place that sleeps and sends.
+//!
+//! `pair` runs the device flow to the end and stores the pairing; `access_token` turns the stored
+//! refresh token into an access token (storing a rotated refresh token first); `forget` revokes
+//! and wipes. Every loop is bounded: the flow by its deadlines and code count, the other requests
+//! by a fixed number of attempts.
+
+use std::time::Duration;
+
+use log::{debug, info, warn};
+
+use crate::api::{self, Outcome};
+use crate::error::{Error, ErrorKind};
+use crate::event::{Event, Paired};
+use crate::flow::backoff::Jitter;
+use crate::flow::dialect::Dialect;
+use crate::flow::reply::TokenReply;
+use crate::flow::{Action, Flow, FlowConfig};
+use crate::http::Transport;
+use crate::present::Presenter;
+use crate::secret::Secret;
+use crate::store::{Loaded, Record, TokenStore};
+use crate::time::{Clock, Instant};
+use crate::url;
+use crate::wire::Request;
+
+/// Attempts for a refresh, revocation or userinfo request before reporting a network error.
+const ATTEMPTS: u32 = 3;
+const RETRY_BASE: Duration = Duration::from_secs(1);
+const RETRY_CAP: Duration = Duration::from_secs(8);
+/// The countdown ticks about once a second.
+const TICK: Duration = Duration::from_secs(1);
+
+/// An access token and where to use it. Lives in memory only, never in the store.
+#[derive(Clone, Debug)]
+pub struct Session {
+    pub access_token: Secret,
+    pub instance_url: String,
+    /// When it was obtained, on the agent's monotonic clock.
+    pub obtained_at: Instant,
+}
+
+/// What `forget` did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Forgotten {
+    /// Nothing was stored.
+    NothingStored,
+    /// Revoked at the server and wiped.
+    Revoked,
+    /// Wiped, but the server was not told: the token may still be valid there.
+    WipedOnly { reason: String },
+}
+
+pub struct Agent {
+    clock: Box<dyn Clock>,
+    transport: Box<dyn Transport>,
+    store: Box<dyn TokenStore>,
+    presenters: Vec<Box<dyn Presenter>>,
+    jitter: Jitter,
+    client_secret: Option<Secret>,
+    session: Option<Session>,
+}
+
+impl Agent {
+    pub fn new(
+        clock: Box<dyn Clock>,
+        transport: Box<dyn Transport>,
+        store: Box<dyn TokenStore>,
+    ) -> Self {
+        Agent {
+            clock,
+            transport,
+            store,
+            presenters: Vec::new(),
+            jitter: Jitter::new(random_seed()),
+            client_secret: None,
+            session: None,
+        }
+    }
+
+    /// Fixes the jitter seed (tests).
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.jitter = Jitter::new(seed);
+        self
+    }
+
+    pub fn add_presenter(&mut self, presenter: Box<dyn Presenter>) {
+        self.presenters.push(presenter);
+    }
+
+    /// The consumer secret, for apps that require it on refresh (and confidential polling).
+    pub fn set_client_secret(&mut self, secret: Option<Secret>) {
+        self.client_secret = secret;
+    }
+
+    pub fn store_description(&self) -> String {
+        self.store.describe()
+    }
+
+    fn emit(&mut self, event: &Event) {
+        for p in &mut self.presenters {
+            p.show(event);
+        }
+    }
+
+    /// The stored pairing, or `NotPaired` (a corrupt record is reported, not used).
+    pub fn stored(&mut self) -> Result<Record, Error> {
+        match self.store.load()? {
+            Loaded::Paired(record) => Ok(record),
+            Loaded::Empty => Err(Error::new(
+                ErrorKind::NotPaired,
+                format!(
+                    "not paired ({} is empty): run `sfpair pair`",
+                    self.store.describe()
+                ),
+            )),
+            Loaded::Corrupt(reason) => Err(Error::new(
+                ErrorKind::NotPaired,
+                format!(
+                    "the stored pairing in {} is unreadable ({reason}); it is kept as it is \
+                     until a new pairing succeeds: run `sfpair pair`",
+                    self.store.describe()
+                ),
+            )),
+        }
+    }
+
+    /// Runs the device flow until the device is paired, and stores the pairing. The previous
+    /// pairing, if any, is replaced only when the new one is stored.
+    pub fn pair(&mut self, mut config: FlowConfig) -> Result<Paired, Error> {
+        if config.client.client_secret.is_none() {
+            config.client.client_secret = self.client_secret.clone();
+        }
+        let token_url = config.endpoints.token.clone();
+        let dialect = config.dialect;
+        let revoke_url = config.endpoints.revoke.clone();
+        let client_id = config.client.client_id.clone();
+        let requested_scope = config.client.scope.clone();
+        let seed = self.jitter.next_u64();
+        let mut flow = Flow::new(config, seed, self.clock.now());
+        let tokens = loop {
+            let action = flow.poll(self.clock.now());
+            let events: Vec<Event> = flow.take_events().collect();
+            for e in &events {
+                self.emit(e);
+            }
+            match action {
+                Action::Wait(until) => self.wait_until(until, flow.code_deadline()),
+                Action::Send(request) => {
+                    let outcome = self.transport.send(&request);
+                    if let Err(e) = &outcome {
+                        debug!("request failed: {e}");
+                    }
+                    flow.handle(self.clock.now(), outcome);
+                }
+                Action::Done(Ok(tokens)) => break tokens,
+                Action::Done(Err(e)) => {
+                    self.emit(&Event::Failed(e.clone()));
+                    return Err(e);
+                }
+            }
+        };
+        // Built now, used only if the pairing cannot be kept: a grant we cannot store would still
+        // count against the user's five authorizations for this app.
+        let orphan = tokens
+            .refresh_token
+            .as_ref()
+            .and_then(|rt| api::revoke_token_request(revoke_url.as_deref(), &client_id, rt));
+        let session_token = tokens.access_token.clone();
+        let stored = self
+            .record_from(
+                tokens,
+                dialect,
+                token_url,
+                revoke_url,
+                client_id,
+                requested_scope,
+            )
+            .and_then(|record| self.store.save(&record).map(|()| record));
+        let record = match stored {
+            Ok(record) => record,
+            Err(e) => {
+                self.emit(&Event::Failed(e.clone()));
+                if let Some(request) = orphan {
+                    let revoked = self.transport.send(&request).is_ok();
+                    debug!("revoked the grant that could not be stored: {revoked}");
+                }
+                return Err(e);
+            }
+        };
+        info!("paired; the pairing is stored in {}", self.store.describe());
+        self.session = Some(Session {
+            access_token: session_token,
+            instance_url: record.instance_url.clone(),
+            obtained_at: self.clock.now(),
+        });
+        let (org_id, user_id) = api::org_and_user(&record.identity_url);
+        let paired = Paired {
+            instance_url: record.instance_url,
+            org_id,
+            user_id,
+        };
+        self.emit(&Event::Paired(paired.clone()));
+        Ok(paired)
+    }
+
+    fn record_from(
+        &self,
+        tokens: TokenReply,
+        dialect: Dialect,
+        token_url: String,
+        revoke_url: Option<String>,
+        client_id: String,
+        requested_scope: String,
+    ) -> Result<Record, Error> {
+        let login_url = match dialect {
+            Dialect::Salesforce => url::origin(&token_url).unwrap_or_default(),
+            Dialect::Rfc8628 => String::new(),
+        };
+        let instance_url = tokens
+            .instance_url
+            .filter(|u| !u.is_empty())
+            .or_else(|| url::origin(&token_url))
+            .unwrap_or_default();
+        if !url::is_secure(&instance_url) {
+            return Err(Error::server(format!(
+                "the server gave an instance URL that is not https ({instance_url}); nothing \
+                 was stored"
+            )));
+        }
+        let refresh_token = tokens
+            .refresh_token
+            .ok_or_else(|| Error::server("no refresh token to store"))?;
+        Ok(Record {
+            refresh_token,
+            client_id,
+            dialect,
+            login_url,
+            token_url,
+            revoke_url,
+            instance_url: instance_url.trim_end_matches('/').to_string(),
+            identity_url: tokens.id.unwrap_or_default(),
+            scope: tokens.scope.unwrap_or(requested_scope),
+            issued_at_ms: tokens.issued_at.and_then(|s| s.parse().ok()).unwrap_or(0),
+            paired_at: self.clock.unix_time().as_secs(),
+        })
+    }
+
+    /// Sleeps until `until`, in steps that keep the countdown on whole seconds.
+    fn wait_until(&mut self, until: Instant, code_deadline: Option<Instant>) {
+        loop {
+            let now = self.clock.now();
+            if now >= until {
+                return;
+            }
+            let mut step = until.saturating_since(now);
+            if let Some(deadline) = code_deadline {
+                let remaining = deadline.saturating_since(now);
+                self.emit(&Event::Countdown { remaining });
+                let to_next_second = Duration::from_nanos(u64::from(remaining.subsec_nanos()));
+                let tick = if to_next_second.is_zero() {
+                    TICK
+                } else {
+                    to_next_second
+                };
+                step = step.min(tick);
+            }
+            self.clock.sleep(step);
+        }
+    }
+
+    /// Sends `request`, retrying transient failures a few times with backoff.
+    fn exchange<T>(
+        &mut self,
+        request: &Request,
+        interpret: impl Fn(&crate::wire::Reply) -> Outcome<T>,
+    ) -> Result<T, Error> {
+        let mut last = String::new();
+        for attempt in 1..=ATTEMPTS {
+            if attempt > 1 {
+                let delay = self.jitter.retry_delay(RETRY_BASE, attempt - 1, RETRY_CAP);
+                debug!("retrying in {} ms: {last}", delay.as_millis());
+                self.clock.sleep(delay);
+            }
+            match self.transport.send(request) {
+                Ok(reply) => match interpret(&reply) {
+                    Outcome::Done(v) => return Ok(v),
+                    Outcome::Fail(e) => return Err(e),
+                    Outcome::Retry(reason) => last = reason,
+                },
+                Err(e) if e.kind.is_transient() => last = e.detail,
+                Err(e) => {
+                    return Err(match e.kind {
+                        crate::wire::TransportErrorKind::Invalid => Error::config(e.detail),
+                        _ => Error::network(format!(
+                            "{}. If the server uses a private CA, pass it with --ca-file",
+                            e.detail
+                        )),
+                    });
+                }
+            }
+        }
+        Err(Error::network(format!(
+            "gave up after {ATTEMPTS} attempts: {last}"
+        )))
+    }
+
+    /// A fresh access token from the stored refresh token. A rotated refresh token is stored
+    /// before the new access token is handed out: losing it would kill the grant.
+    pub fn access_token(&mut self) -> Result<Session, Error> {
+        let record = self.stored()?;
+        let request = api::refresh_request(&record, self.client_secret.as_ref());
+        let tokens = self.exchange(&request, api::refresh_outcome)?;
+        let mut updated = record.clone();
+        if let Some(rotated) = tokens.refresh_token.filter(|t| !t.is_empty()) {
+            updated.refresh_token = rotated;
+        }
+        if let Some(instance) = tokens.instance_url.filter(|u| url::is_secure(u)) {
+            updated.instance_url = instance.trim_end_matches('/').to_string();
+        }
+        if updated != record {
+            debug!("the refresh changed the pairing (rotation or a new instance); storing it");
+            self.store.save(&updated).map_err(|e| {
+                Error::storage(format!(
+                    "the server rotated the refresh token but it could not be stored ({e}); \
+                     the device will need to pair again"
+                ))
+            })?;
+        }
+        let session = Session {
+            access_token: tokens.access_token,
+            instance_url: updated.instance_url,
+            obtained_at: self.clock.now(),
+        };
+        self.session = Some(session.clone());
+        Ok(session)
+    }
+
+    /// The user info of the paired user (OpenID Connect userinfo), using a fresh session.
+    pub fn userinfo(&mut self) -> Result<serde_json::Value, Error> {
+        let session = match self.session.clone() {
+            Some(s) => s,
+            None => self.access_token()?,
+        };
+        let request = api::userinfo_request(&session.instance_url, &session.access_token);
+        self.exchange(&request, |reply| match reply.status {
+            200..=299 => match serde_json::from_slice(&reply.body) {
+                Ok(v) => Outcome::Done(v),
+                Err(_) => Outcome::Retry("malformed userinfo reply".into()),
+            },
+            500.. => Outcome::Retry(format!("HTTP {}", reply.status)),
+            s => Outcome::Fail(Error::new(
+                ErrorKind::Http,
+                format!("userinfo answered HTTP {s}"),
+            )),
+        })
+    }
+
+    /// Revokes the refresh token at the server (when it can), then wipes the store, even when the
+    /// server cannot be reached.
+    pub fn forget(&mut self) -> Result<Forgotten, Error> {
+        self.session = None;
+        let record = match self.store.load()? {
+            Loaded::Empty => return Ok(Forgotten::NothingStored),
+            Loaded::Corrupt(reason) => {
+                warn!("the stored pairing is unreadable ({reason}); wiping it without revoking");
+                self.store.wipe()?;
+                return Ok(Forgotten::WipedOnly {
+                    reason: format!("the record was unreadable ({reason})"),
+                });
+            }
+            Loaded::Paired(record) => record,
+        };
+        let revoked = match api::revoke_request(&record) {
+            Some(request) => self.exchange(&request, api::revoke_outcome),
+            None => Err(Error::config(
+                "the provider has no known revocation endpoint",
+            )),
+        };
+        self.store.wipe()?;
+        Ok(match revoked {
+            Ok(()) => Forgotten::Revoked,
+            Err(e) => Forgotten::WipedOnly {
+                reason: e.message().to_string(),
+            },
+        })
+    }
+}
+
+/// A seed for jitter from the kernel's random source (getrandom via ring), so two devices that
+/// boot at the same instant still spread their requests.
+fn random_seed() -> u64 {
+    use ring::rand::SecureRandom;
+    let mut bytes = [0u8; 8];
+    match ring::rand::SystemRandom::new().fill(&mut bytes) {
+        Ok(()) => u64::from_le_bytes(bytes),
+        Err(_) => {
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            t.as_nanos() as u64 ^ u64::from(std::process::id()).rotate_left(32)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,266 @@
+//! Agent tests with a fake clock, a scripted transport and a memory store: the loops, the
+//! storing rules and the retry bounds, without sockets or sleeping.
+
+use super::*;
+use crate::flow::dialect::{Client, Endpoints};
+use crate::store::record;
+use crate::testing::{EventLog, FakeClock, MemoryStore, ScriptedTransport};
+use crate::wire::{Reply, TransportErrorKind};
+
+const TOKENS: &str = r#"{"access_token":"00D!AT1","refresh_token":"RT-1","instance_url":"https://acme.my.salesforce.com","id":"https://login.salesforce.com/id/00DORG/005USER","issued_at":"1700000000000","token_type":"Bearer","scope":"api refresh_token"}"#;
+
+struct Rig {
+    clock: FakeClock,
+    transport: ScriptedTransport,
+    store: MemoryStore,
+    events: EventLog,
+    agent: Agent,
+}
+
+fn rig() -> Rig {
+    let clock = FakeClock::new(Duration::from_secs(1_800_000_000));
+    let transport = ScriptedTransport::new().with_clock(&clock);
+    let store = MemoryStore::new();
+    let events = EventLog::new();
+    let mut agent = Agent::new(
+        Box::new(clock.clone()),
+        Box::new(transport.clone()),
+        Box::new(store.clone()),
+    )
+    .with_seed(9);
+    agent.add_presenter(Box::new(events.clone()));
+    Rig {
+        clock,
+        transport,
+        store,
+        events,
+        agent,
+    }
+}
+
+fn flow_config() -> FlowConfig {
+    FlowConfig::new(
+        Dialect::Salesforce,
+        Endpoints::salesforce("https://login.salesforce.com"),
+        Client {
+            client_id: "KEY".into(),
+            client_secret: None,
+            scope: "api refresh_token".into(),
+        },
+    )
+}
+
+fn code_reply() -> Reply {
+    Reply::json(
+        200,
+        r#"{"user_code":"X1D9SEET","device_code":"DC","interval":5,"verification_uri":"https://login.salesforce.com/setup/connect"}"#,
+    )
+}
+
+fn stored_record(rt: &str) -> Record {
+    Record {
+        refresh_token: Secret::new(rt),
+        client_id: "KEY".into(),
+        dialect: Dialect::Salesforce,
+        login_url: "https://login.salesforce.com".into(),
+        token_url: "https://login.salesforce.com/services/oauth2/token".into(),
+        revoke_url: Some("https://login.salesforce.com/services/oauth2/revoke".into()),
+        instance_url: "https://acme.my.salesforce.com".into(),
+        identity_url: String::new(),
+        scope: "api refresh_token".into(),
+        issued_at_ms: 1,
+        paired_at: 2,
+    }
+}
+
+#[test]
+fn pairs_and_stores_the_refresh_token() {
+    let mut r = rig();
+    r.transport.push(Ok(code_reply()));
+    r.transport
+        .push_json(400, r#"{"error":"authorization_pending"}"#);
+    r.transport
+        .push_json(400, r#"{"error":"authorization_pending"}"#);
+    r.transport.push_json(200, TOKENS);
+    let paired = r.agent.pair(flow_config()).unwrap();
+    assert_eq!(paired.instance_url, "https://acme.my.salesforce.com");
+    assert_eq!(paired.org_id.as_deref(), Some("00DORG"));
+
+    let sent: Vec<f64> = r
+        .transport
+        .sent()
+        .iter()
+        .map(|(t, _)| t.since_origin().as_secs_f64())
+        .collect();
+    assert_eq!(sent, [0.0, 5.0, 10.0, 15.0]);
+    // Every sleep is at most a second, so the countdown ticks.
+    assert!(
+        r.clock
+            .sleeps()
+            .iter()
+            .all(|s| *s <= Duration::from_secs(1))
+    );
+
+    let saved = record::decode(&r.store.bytes().unwrap()).unwrap().record;
+    assert_eq!(saved.refresh_token.expose(), "RT-1");
+    assert_eq!(saved.login_url, "https://login.salesforce.com");
+    assert_eq!(saved.issued_at_ms, 1_700_000_000_000);
+    assert_eq!(saved.paired_at, 1_800_000_015);
+
+    let events = r.events.events();
+    assert!(matches!(events.first(), Some(Event::CodeIssued(c)) if c.user_code == "X1D9SEET"));
+    assert!(matches!(events.last(), Some(Event::Paired(_))));
+    let countdowns = events
+        .iter()
+        .filter(|e| matches!(e, Event::Countdown { .. }))
+        .count();
+    assert_eq!(countdowns, 15, "one per second of waiting");
+}
+
+#[test]
+fn a_pairing_that_cannot_be_stored_is_revoked_and_reported() {
+    let mut r = rig();
+    r.store.set_bytes(Some(
+        record::to_bytes(&stored_record("OLD"), 0).unwrap().to_vec(),
+    ));
+    r.store.fail_saves(true);
+    r.transport.push(Ok(code_reply()));
+    r.transport.push_json(200, TOKENS);
+    r.transport.push(Ok(Reply::new(200, "", "")));
+    let err = r.agent.pair(flow_config()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Storage);
+    let sent = r.transport.sent();
+    let revoke = &sent.last().unwrap().1;
+    assert!(revoke.url.ends_with("/services/oauth2/revoke"));
+    assert_eq!(revoke.form_field("token"), Some("RT-1"));
+    // The old pairing is untouched.
+    let kept = record::decode(&r.store.bytes().unwrap()).unwrap().record;
+    assert_eq!(kept.refresh_token.expose(), "OLD");
+    assert!(
+        matches!(r.events.events().last(), Some(Event::Failed(e)) if e.kind() == ErrorKind::Storage)
+    );
+}
+
+#[test]
+fn an_insecure_instance_url_is_never_stored() {
+    let mut r = rig();
+    r.transport.push(Ok(code_reply()));
+    r.transport
+        .push_json(200, &TOKENS.replace("https://acme.my", "http://acme.my"));
+    r.transport.push(Ok(Reply::new(200, "", "")));
+    let err = r.agent.pair(flow_config()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Server);
+    assert!(r.store.bytes().is_none());
+}
+
+#[test]
+fn a_denied_pairing_stores_nothing() {
+    let mut r = rig();
+    r.transport.push(Ok(code_reply()));
+    r.transport.push_json(400, r#"{"error":"access_denied"}"#);
+    let err = r.agent.pair(flow_config()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Denied);
+    assert!(r.store.bytes().is_none());
+    assert_eq!(r.store.saves(), 0);
+}
+
+#[test]
+fn refresh_without_rotation_writes_nothing() {
+    let mut r = rig();
+    r.agent.store.save(&stored_record("RT-A")).unwrap();
+    let before = r.store.saves();
+    r.transport.push_json(200, r#"{"access_token":"00D!NEW","instance_url":"https://acme.my.salesforce.com","issued_at":"1"}"#);
+    let s = r.agent.access_token().unwrap();
+    assert_eq!(s.access_token.expose(), "00D!NEW");
+    assert_eq!(r.store.saves(), before, "no write when nothing changed");
+    let sent = r.transport.sent();
+    assert_eq!(sent[0].1.form_field("refresh_token"), Some("RT-A"));
+}
+
+#[test]
+fn a_rotated_refresh_token_is_stored_before_use() {
+    let mut r = rig();
+    r.agent.store.save(&stored_record("RT-A")).unwrap();
+    r.transport.push_json(200, r#"{"access_token":"00D!NEW","refresh_token":"RT-B","instance_url":"https://acme.my.salesforce.com"}"#);
+    r.agent.access_token().unwrap();
+    let saved = record::decode(&r.store.bytes().unwrap()).unwrap().record;
+    assert_eq!(saved.refresh_token.expose(), "RT-B");
+
+    // If the rotated token cannot be stored, the caller does not get the access token.
+    r.store.fail_saves(true);
+    r.transport.push_json(200, r#"{"access_token":"00D!NEWER","refresh_token":"RT-C","instance_url":"https://acme.my.salesforce.com"}"#);
+    let err = r.agent.access_token().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Storage);
+}
+
+#[test]
+fn a_rejected_refresh_token_keeps_the_record() {
+    let mut r = rig();
+    r.agent.store.save(&stored_record("RT-A")).unwrap();
+    let bytes = r.store.bytes();
+    r.transport.push_json(
+        400,
+        r#"{"error":"invalid_grant","error_description":"expired access/refresh token"}"#,
+    );
+    let err = r.agent.access_token().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::RepairNeeded);
+    assert_eq!(r.store.bytes(), bytes);
+}
+
+#[test]
+fn refresh_retries_a_bounded_number_of_times() {
+    let mut r = rig();
+    r.agent.store.save(&stored_record("RT-A")).unwrap();
+    for _ in 0..3 {
+        r.transport.push_failure(TransportErrorKind::Timeout);
+    }
+    let err = r.agent.access_token().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Network);
+    assert_eq!(r.transport.sent().len(), 3);
+    let waited: Duration = r.clock.sleeps().iter().sum();
+    assert!(
+        waited >= Duration::from_millis(1500) && waited <= Duration::from_secs(3),
+        "{waited:?}"
+    );
+
+    r.transport
+        .push(Ok(Reply::new(503, "text/html", "<html>maintenance</html>")));
+    r.transport.push_json(
+        200,
+        r#"{"access_token":"00D!OK","instance_url":"https://acme.my.salesforce.com"}"#,
+    );
+    assert!(r.agent.access_token().is_ok());
+}
+
+#[test]
+fn forget_revokes_then_wipes_even_when_the_network_is_down() {
+    let mut r = rig();
+    r.agent.store.save(&stored_record("RT-A")).unwrap();
+    r.transport.push(Ok(Reply::new(200, "", "")));
+    assert_eq!(r.agent.forget().unwrap(), Forgotten::Revoked);
+    assert!(r.store.bytes().is_none());
+
+    r.agent.store.save(&stored_record("RT-B")).unwrap();
+    for _ in 0..3 {
+        r.transport.push_failure(TransportErrorKind::Refused);
+    }
+    assert!(matches!(
+        r.agent.forget().unwrap(),
+        Forgotten::WipedOnly { .. }
+    ));
+    assert!(r.store.bytes().is_none());
+    assert_eq!(r.agent.forget().unwrap(), Forgotten::NothingStored);
+}
+
+#[test]
+fn a_corrupt_record_reads_as_not_paired_and_stays() {
+    let mut r = rig();
+    let mut bytes = record::to_bytes(&stored_record("RT"), 0).unwrap().to_vec();
+    bytes[20] ^= 1;
+    r.store.set_bytes(Some(bytes.clone()));
+    let err = r.agent.access_token().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotPaired);
+    assert!(err.message().contains("checksum"), "{err}");
+    assert_eq!(r.store.bytes(), Some(bytes));
+    assert!(r.transport.sent().is_empty());
+}

@@ -1,0 +1,62 @@
+//! What happens during a pairing, as the person (or a host UI) should learn about it.
+//!
+//! The flow emits the protocol events (a code, slow down, a retry, an expired code); the agent adds
+//! the countdown and the outcome. Presenters (console, JSON lines, displays) only ever see these.
+//! An event never holds the device code or a token: the user code and the URLs are meant to be
+//! shown, nothing else here is secret.
+
+use alloc::string::String;
+use core::time::Duration;
+
+use crate::error::Error;
+
+/// A user code to show, with where to enter it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShownCode {
+    /// Exactly as the server sent it.
+    pub user_code: String,
+    /// The URL to type by hand.
+    pub verification_uri: String,
+    /// The URL for the QR code: it carries the user code, so one tap opens the right page.
+    pub one_tap_uri: String,
+    /// How long the code is valid, from when it was issued.
+    pub expires_in: Duration,
+    /// The polling interval the server asked for.
+    pub interval: Duration,
+    /// 1 for the first code, 2 for the first replacement after expiry, …
+    pub number: u32,
+    /// How many codes this pairing will show at most.
+    pub max_codes: u32,
+}
+
+/// Who the device is now paired as (no secrets).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Paired {
+    pub instance_url: String,
+    /// From the identity URL's last two path segments, when present.
+    pub org_id: Option<String>,
+    pub user_id: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A code to show: the first one when `number == 1`, a fresh one after expiry otherwise.
+    CodeIssued(ShownCode),
+    /// The shown code can no longer be used (it ran out, or the server refused it); `last` when
+    /// no other code will follow. `reason` is for people.
+    CodeExpired {
+        number: u32,
+        last: bool,
+        reason: String,
+    },
+    /// The server asked us to poll less often; `interval` is the new one, for good.
+    SlowDown { interval: Duration },
+    /// A request failed in a way that may pass; the next try is in `delay`.
+    Retrying { reason: String, delay: Duration },
+    /// Time left on the shown code (sent about once a second while waiting).
+    Countdown { remaining: Duration },
+    /// Pairing succeeded and the pairing is stored.
+    Paired(Paired),
+    /// Pairing stopped for good.
+    Failed(Error),
+}

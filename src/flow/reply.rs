@@ -1,0 +1,332 @@
+//! Reading token-endpoint replies: device codes, tokens and OAuth errors, leniently.
+//!
+//! Real servers bend RFC 8628 (see docs/rfc8628.md): `verification_url` for `verification_uri`,
+//! `interval` as a string, `authorization_pending` with HTTP 200, no `expires_in` (Salesforce).
+//! So replies are classified by the body's `error` member first, whatever the status, and a reply
+//! that is not what we expect is either *transient* (HTML maintenance pages, captive portals,
+//! 5xx, malformed JSON: try again later) or *rejected* (a 4xx that is not OAuth: a wrong URL).
+//! Pure: it never logs a body, because bodies hold tokens.
+
+use alloc::format;
+use alloc::string::{String, ToString};
+use core::time::Duration;
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use crate::secret::Secret;
+use crate::wire::Reply;
+
+/// An OAuth error reply (`{"error": "...", "error_description": "..."}`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OAuthError {
+    pub error: String,
+    pub description: Option<String>,
+    /// GitHub's `slow_down` carries the new interval; honour it when present.
+    pub interval: Option<Duration>,
+    pub status: u16,
+}
+
+impl OAuthError {
+    /// `error: description`, for messages (both are server-chosen ASCII, never secrets).
+    pub fn summary(&self) -> String {
+        match &self.description {
+            Some(d) if !d.is_empty() => format!("{}: {}", self.error, d),
+            _ => self.error.clone(),
+        }
+    }
+
+    pub fn description_contains(&self, needle: &str) -> bool {
+        self.description
+            .as_deref()
+            .is_some_and(|d| d.to_ascii_lowercase().contains(needle))
+    }
+}
+
+/// What a reply means for the caller.
+#[derive(Debug)]
+pub enum Parsed<T> {
+    Ok(T),
+    OAuth(OAuthError),
+    /// Might work later (maintenance page, captive portal, 5xx, garbage); the reason is for people.
+    Transient(String),
+    /// A definite refusal that is not OAuth (404, 405, a redirect): a configuration problem.
+    Rejected(String),
+}
+
+/// The device authorization reply (RFC 8628 §3.2, and Salesforce's shape).
+#[derive(Clone, Debug)]
+pub struct DeviceCode {
+    pub device_code: Secret,
+    pub user_code: String,
+    pub verification_uri: String,
+    pub verification_uri_complete: Option<String>,
+    pub expires_in: Option<Duration>,
+    pub interval: Option<Duration>,
+}
+
+/// A successful token reply (RFC 6749 §5.1 plus Salesforce's fields).
+#[derive(Clone, Debug, Deserialize)]
+pub struct TokenReply {
+    pub access_token: Secret,
+    #[serde(default)]
+    pub refresh_token: Option<Secret>,
+    #[serde(default)]
+    pub instance_url: Option<String>,
+    /// Salesforce's identity URL, `.../id/{org}/{user}`.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Salesforce: epoch milliseconds, as a string.
+    #[serde(default, deserialize_with = "number_or_string")]
+    pub issued_at: Option<String>,
+    #[serde(default)]
+    pub signature: Option<String>,
+    #[serde(default)]
+    pub scope: Option<String>,
+    #[serde(default)]
+    pub token_type: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawDeviceCode {
+    device_code: Option<Secret>,
+    user_code: Option<String>,
+    #[serde(alias = "verification_url")]
+    verification_uri: Option<String>,
+    verification_uri_complete: Option<String>,
+    #[serde(default, deserialize_with = "number_or_string")]
+    expires_in: Option<String>,
+    #[serde(default, deserialize_with = "number_or_string")]
+    interval: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawError {
+    error: String,
+    #[serde(default)]
+    error_description: Option<String>,
+    #[serde(default, deserialize_with = "number_or_string")]
+    interval: Option<String>,
+}
+
+/// Accepts `5`, `"5"` or null, keeping the text; MSAL notes that "some IdP returns string".
+fn number_or_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        N(u64),
+        F(f64),
+        S(String),
+    }
+    Ok(match Option::<Either>::deserialize(d)? {
+        None => None,
+        Some(Either::N(n)) => Some(n.to_string()),
+        Some(Either::F(f)) if f >= 0.0 && f.is_finite() => Some(format!("{}", f as u64)),
+        Some(Either::F(_)) => None,
+        Some(Either::S(s)) => Some(s),
+    })
+}
+
+fn seconds(text: Option<&str>) -> Option<Duration> {
+    text?.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+/// Classifies a reply and, when it is a success, parses it as `T`.
+pub fn classify<T: DeserializeOwned>(reply: &Reply) -> Parsed<T> {
+    let status = reply.status;
+    let transient_status = status >= 500 || status == 429 || status == 408;
+    if reply.is_html() {
+        return match status {
+            200..=299 => Parsed::Transient(format!(
+                "HTTP {status} with an HTML page instead of JSON (a captive portal or a proxy login page?)"
+            )),
+            _ if transient_status => Parsed::Transient(format!(
+                "HTTP {status} with an HTML page (the org may be down for maintenance)"
+            )),
+            300..=399 => Parsed::Rejected(format!(
+                "HTTP {status} redirect: the URL is not the org's OAuth endpoint (use the My Domain URL?)"
+            )),
+            _ => Parsed::Rejected(format!(
+                "HTTP {status} with an HTML page: the URL is not an OAuth endpoint (check the login URL)"
+            )),
+        };
+    }
+    if let Ok(err) = serde_json::from_slice::<RawError>(&reply.body) {
+        return Parsed::OAuth(OAuthError {
+            error: err.error,
+            description: err.error_description,
+            interval: seconds(err.interval.as_deref()),
+            status,
+        });
+    }
+    if transient_status {
+        return Parsed::Transient(format!("HTTP {status} from the server"));
+    }
+    match status {
+        200..=299 => match serde_json::from_slice::<T>(&reply.body) {
+            Ok(v) => Parsed::Ok(v),
+            Err(e) if e.is_syntax() || e.is_eof() => {
+                Parsed::Transient(format!("HTTP {status} with a malformed JSON body"))
+            }
+            Err(_) => Parsed::Transient(format!(
+                "HTTP {status} with a JSON body that lacks required fields"
+            )),
+        },
+        _ => Parsed::Rejected(format!("HTTP {status} without an OAuth error")),
+    }
+}
+
+/// Classifies a device authorization reply and checks its required fields.
+pub fn device_code(reply: &Reply) -> Parsed<DeviceCode> {
+    let raw = match classify::<RawDeviceCode>(reply) {
+        Parsed::Ok(raw) => raw,
+        Parsed::OAuth(e) => return Parsed::OAuth(e),
+        Parsed::Transient(r) => return Parsed::Transient(r),
+        Parsed::Rejected(r) => return Parsed::Rejected(r),
+    };
+    let (Some(device_code), Some(user_code), Some(verification_uri)) =
+        (raw.device_code, raw.user_code, raw.verification_uri)
+    else {
+        return Parsed::Transient(
+            "the device code reply lacks device_code, user_code or verification_uri".to_string(),
+        );
+    };
+    if device_code.is_empty() || user_code.trim().is_empty() || verification_uri.is_empty() {
+        return Parsed::Transient("the device code reply has empty fields".to_string());
+    }
+    Parsed::Ok(DeviceCode {
+        device_code,
+        user_code,
+        verification_uri,
+        verification_uri_complete: raw.verification_uri_complete.filter(|u| !u.is_empty()),
+        expires_in: seconds(raw.expires_in.as_deref()),
+        interval: seconds(raw.interval.as_deref()),
+    })
+}
+
+/// Classifies a token reply.
+pub fn token(reply: &Reply) -> Parsed<TokenReply> {
+    match classify::<TokenReply>(reply) {
+        Parsed::Ok(t) if t.access_token.is_empty() => {
+            Parsed::Transient("the token reply has an empty access_token".to_string())
+        }
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn salesforce_device_code_sample_parses() {
+        // The SalesforcePy fixture quoted in docs/salesforce-oauth.md §2.2.
+        let reply = Reply::json(
+            200,
+            r#"{"user_code":"X1D9SEET","device_code":"M01WRzlQaFI2","interval":5,
+                "verification_uri":"https://login.salesforce.com/setup/connect"}"#,
+        );
+        let Parsed::Ok(code) = device_code(&reply) else {
+            panic!("not parsed")
+        };
+        assert_eq!(code.user_code, "X1D9SEET");
+        assert_eq!(code.device_code.expose(), "M01WRzlQaFI2");
+        assert_eq!(code.interval, Some(Duration::from_secs(5)));
+        assert_eq!(code.expires_in, None);
+        assert_eq!(code.verification_uri_complete, None);
+    }
+
+    #[test]
+    fn lenient_spellings_are_accepted() {
+        let reply = Reply::json(
+            200,
+            r#"{"user_code":"WDJB-MJHT","device_code":"d","interval":"7","expires_in":1800.0,
+                "verification_url":"https://example.com/device"}"#,
+        );
+        let Parsed::Ok(code) = device_code(&reply) else {
+            panic!("not parsed")
+        };
+        assert_eq!(code.verification_uri, "https://example.com/device");
+        assert_eq!(code.interval, Some(Duration::from_secs(7)));
+        assert_eq!(code.expires_in, Some(Duration::from_secs(1800)));
+    }
+
+    #[test]
+    fn errors_are_classified_by_body_whatever_the_status() {
+        // GitHub answers authorization_pending with HTTP 200.
+        let reply = Reply::json(200, r#"{"error":"authorization_pending"}"#);
+        let Parsed::OAuth(e) = token(&reply) else {
+            panic!()
+        };
+        assert_eq!(e.error, "authorization_pending");
+        let reply = Reply::json(
+            400,
+            r#"{"error":"slow_down","error_description":"polling too quickly","interval":10}"#,
+        );
+        let Parsed::OAuth(e) = token(&reply) else {
+            panic!()
+        };
+        assert_eq!(e.interval, Some(Duration::from_secs(10)));
+        assert_eq!(e.summary(), "slow_down: polling too quickly");
+    }
+
+    #[test]
+    fn html_and_garbage_are_transient_and_wrong_urls_are_rejected() {
+        let maint = Reply::new(
+            503,
+            "text/html",
+            "<html><body>Server down for maintenance</body></html>",
+        );
+        assert!(matches!(token(&maint), Parsed::Transient(_)));
+        let portal = Reply::new(200, "text/html", "<html>Log in to the hotel Wi-Fi</html>");
+        assert!(matches!(token(&portal), Parsed::Transient(r) if r.contains("captive")));
+        assert!(matches!(
+            token(&Reply::json(200, r#"{"access_tok"#)),
+            Parsed::Transient(_)
+        ));
+        assert!(matches!(
+            token(&Reply::json(502, "{}")),
+            Parsed::Transient(_)
+        ));
+        assert!(matches!(
+            token(&Reply::new(404, "text/html", "<html>")),
+            Parsed::Rejected(_)
+        ));
+        assert!(matches!(
+            token(&Reply::json(404, "[]")),
+            Parsed::Rejected(_)
+        ));
+    }
+
+    #[test]
+    fn token_reply_keeps_salesforce_fields() {
+        let reply = Reply::json(
+            200,
+            r#"{"access_token":"00D!AR","refresh_token":"5Aep","signature":"s=","scope":"api",
+                "instance_url":"https://eu11.salesforce.com",
+                "id":"https://login.salesforce.com/id/00D/005","token_type":"Bearer",
+                "issued_at":"1477674717112"}"#,
+        );
+        let Parsed::Ok(t) = token(&reply) else {
+            panic!()
+        };
+        assert_eq!(t.refresh_token.unwrap().expose(), "5Aep");
+        assert_eq!(t.issued_at.as_deref(), Some("1477674717112"));
+        assert_eq!(
+            t.instance_url.as_deref(),
+            Some("https://eu11.salesforce.com")
+        );
+    }
+
+    #[test]
+    fn missing_fields_are_transient_not_a_crash() {
+        assert!(matches!(
+            device_code(&Reply::json(200, r#"{"user_code":"A"}"#)),
+            Parsed::Transient(_)
+        ));
+        assert!(matches!(
+            token(&Reply::json(200, r#"{"access_token":""}"#)),
+            Parsed::Transient(_)
+        ));
+    }
+}

@@ -1,0 +1,332 @@
+//! The console presenter: the code, the URL and a scannable QR on a terminal, or plain ASCII
+//! lines for a serial console.
+//!
+//! On a TTY it keeps a live countdown on the last line (rewritten with `\r` and an erase-line
+//! escape) and forces light-on-dark colours around the QR, so the code scans whatever the
+//! terminal's theme. Off a TTY (a log file, a pipe, systemd's journal) it writes no control
+//! characters at all. Server-supplied text is shown exactly, except control characters, which
+//! are replaced so a hostile server cannot drive the terminal.
+
+use std::borrow::Cow;
+use std::io::{self, IsTerminal, Write};
+use std::time::Duration;
+
+use super::Presenter;
+use super::qr::{QrMatrix, half_blocks};
+use crate::event::{Event, ShownCode};
+
+/// What to draw.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Style {
+    /// Code, URL and a half-block QR (Unicode).
+    Qr,
+    /// Code and URL only, ASCII only: for serial consoles.
+    Text,
+}
+
+/// Spec quiet zone (ISO/IEC 18004): four light modules around the symbol.
+const QUIET_ZONE: usize = 4;
+
+pub struct Console<W: Write> {
+    out: W,
+    style: Style,
+    tty: bool,
+    /// The countdown currently occupies the last line (TTY only).
+    countdown_shown: bool,
+    last_countdown: Option<u64>,
+}
+
+impl Console<io::Stdout> {
+    /// On standard output, detecting whether it is a terminal.
+    pub fn stdout(style: Style) -> Self {
+        let tty = io::stdout().is_terminal();
+        Console::new(io::stdout(), style, tty)
+    }
+}
+
+impl Console<io::Stderr> {
+    /// On standard error (used when standard output carries JSON lines).
+    pub fn stderr(style: Style) -> Self {
+        let tty = io::stderr().is_terminal();
+        Console::new(io::stderr(), style, tty)
+    }
+}
+
+impl<W: Write> Console<W> {
+    pub fn new(out: W, style: Style, tty: bool) -> Self {
+        Console {
+            out,
+            style,
+            tty,
+            countdown_shown: false,
+            last_countdown: None,
+        }
+    }
+
+    pub fn into_inner(self) -> W {
+        self.out
+    }
+
+    /// Text for this console: control characters replaced, and non-ASCII too in text style.
+    fn clean<'a>(&self, s: &'a str) -> Cow<'a, str> {
+        let bad = |c: char| c.is_control() || (self.style == Style::Text && !c.is_ascii());
+        if s.chars().any(bad) {
+            Cow::Owned(s.chars().map(|c| if bad(c) { '?' } else { c }).collect())
+        } else {
+            Cow::Borrowed(s)
+        }
+    }
+
+    /// Writes whole lines, first erasing a countdown that sits on the current line.
+    fn lines(&mut self, text: &str) -> io::Result<()> {
+        if self.countdown_shown {
+            self.out.write_all(b"\r\x1b[2K")?;
+            self.countdown_shown = false;
+            self.last_countdown = None;
+        }
+        self.out.write_all(text.as_bytes())?;
+        self.out.flush()
+    }
+
+    fn code(&mut self, code: &ShownCode) -> io::Result<()> {
+        let mut text = String::new();
+        if code.number > 1 {
+            text.push_str(&format!(
+                "\nThe previous code can no longer be used. New code ({} of {}):\n",
+                code.number, code.max_codes
+            ));
+        }
+        let uri = self.clean(&code.verification_uri).into_owned();
+        let user_code = self.clean(&code.user_code).into_owned();
+        match self.style {
+            Style::Text => {
+                text.push_str(&format!(
+                    "\nTo pair this device with Salesforce, open {uri}\nand enter the code {user_code}\n"
+                ));
+            }
+            Style::Qr => {
+                text.push_str(&format!(
+                    "\nTo pair this device with Salesforce, scan the QR code with a phone,\n\
+                     or open  {uri}\nand enter  {user_code}\n\n"
+                ));
+                match QrMatrix::encode(&code.one_tap_uri) {
+                    Some(qr) => {
+                        let (on, off) = if self.tty {
+                            ("\x1b[97;40m", "\x1b[0m")
+                        } else {
+                            ("", "")
+                        };
+                        for line in half_blocks(&qr, QUIET_ZONE).lines() {
+                            text.push_str(&format!("  {on}{line}{off}\n"));
+                        }
+                    }
+                    None => text.push_str("  (the URL is too long for a QR code)\n"),
+                }
+            }
+        }
+        text.push_str(&format!(
+            "\nThe code is valid for {}.\n",
+            minutes(code.expires_in)
+        ));
+        self.lines(&text)
+    }
+
+    fn countdown(&mut self, remaining: Duration) -> io::Result<()> {
+        if !self.tty || self.style == Style::Text {
+            return Ok(());
+        }
+        let secs = remaining.as_secs() + u64::from(remaining.subsec_nanos() > 0);
+        if self.last_countdown == Some(secs) {
+            return Ok(());
+        }
+        self.last_countdown = Some(secs);
+        self.countdown_shown = true;
+        write!(
+            self.out,
+            "\r\x1b[2KWaiting for approval; the code expires in {}:{:02}",
+            secs / 60,
+            secs % 60
+        )?;
+        self.out.flush()
+    }
+}
+
+/// "10 minutes", "90 seconds".
+fn minutes(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 120 && s % 60 == 0 {
+        format!("{} minutes", s / 60)
+    } else {
+        format!("{s} seconds")
+    }
+}
+
+impl<W: Write + Send> Presenter for Console<W> {
+    fn show(&mut self, event: &Event) {
+        let written = match event {
+            Event::CodeIssued(code) => self.code(code),
+            Event::Countdown { remaining } => self.countdown(*remaining),
+            Event::CodeExpired {
+                last: false,
+                reason,
+                ..
+            } => {
+                let line = format!("{}.\n", self.clean(reason));
+                self.lines(&line)
+            }
+            Event::CodeExpired { last: true, .. } => Ok(()),
+            Event::SlowDown { interval } => self.lines(&format!(
+                "The server asked to poll less often: every {} s now.\n",
+                interval.as_secs()
+            )),
+            Event::Retrying { reason, delay } => {
+                let line = format!(
+                    "Trouble reaching the server ({}); trying again in {} s.\n",
+                    self.clean(reason),
+                    delay.as_secs().max(1)
+                );
+                self.lines(&line)
+            }
+            Event::Paired(p) => {
+                let org = p
+                    .org_id
+                    .as_deref()
+                    .map(|o| format!(" (org {o})"))
+                    .unwrap_or_default();
+                let line = format!(
+                    "\nPaired. This device now works with {}{}.\n",
+                    self.clean(&p.instance_url),
+                    self.clean(&org)
+                );
+                self.lines(&line)
+            }
+            // main prints the error itself, once; here only the countdown line goes.
+            Event::Failed(_) => self.lines(""),
+        };
+        if let Err(e) = written {
+            log::debug!("console output failed: {e}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Paired;
+
+    fn code(number: u32) -> ShownCode {
+        ShownCode {
+            user_code: "X1D9SEET".into(),
+            verification_uri: "https://login.salesforce.com/setup/connect".into(),
+            one_tap_uri: "https://login.salesforce.com/setup/connect?user_code=X1D9SEET".into(),
+            expires_in: Duration::from_secs(600),
+            interval: Duration::from_secs(5),
+            number,
+            max_codes: 3,
+        }
+    }
+
+    fn render(style: Style, tty: bool, events: &[Event]) -> String {
+        let mut c = Console::new(Vec::new(), style, tty);
+        for e in events {
+            c.show(e);
+        }
+        String::from_utf8(c.into_inner()).unwrap()
+    }
+
+    #[test]
+    fn off_a_tty_the_screen_has_no_control_characters_and_the_qr_scans() {
+        let out = render(
+            Style::Qr,
+            false,
+            &[
+                Event::CodeIssued(code(1)),
+                Event::Countdown {
+                    remaining: Duration::from_secs(599),
+                },
+                Event::Retrying {
+                    reason: "login.salesforce.com: timed out".into(),
+                    delay: Duration::from_secs(8),
+                },
+            ],
+        );
+        assert!(!out.chars().any(|c| c.is_control() && c != '\n'), "{out:?}");
+        assert!(out.contains("X1D9SEET"));
+        assert!(out.contains("https://login.salesforce.com/setup/connect\n"));
+        assert!(out.contains("valid for 10 minutes"));
+        assert!(!out.contains("expires in 9:59"), "no countdown off a TTY");
+        let qr: String = out
+            .lines()
+            .filter(|l| l.starts_with("  ") && l.contains('█'))
+            .map(|l| format!("{}\n", &l[2..]))
+            .collect();
+        assert_eq!(
+            super::super::qr::tests::decode_half_blocks(&qr),
+            "https://login.salesforce.com/setup/connect?user_code=X1D9SEET"
+        );
+    }
+
+    #[test]
+    fn text_style_is_plain_ascii_without_a_qr() {
+        let out = render(
+            Style::Text,
+            true,
+            &[
+                Event::CodeIssued(code(2)),
+                Event::Countdown {
+                    remaining: Duration::from_secs(5),
+                },
+            ],
+        );
+        assert!(out.is_ascii());
+        assert!(!out.chars().any(|c| c.is_control() && c != '\n'), "{out:?}");
+        assert!(out.contains("New code (2 of 3)"));
+        assert!(out.contains("enter the code X1D9SEET"));
+        assert!(!out.contains('█'));
+    }
+
+    #[test]
+    fn on_a_tty_the_countdown_ticks_on_one_line() {
+        let out = render(
+            Style::Qr,
+            true,
+            &[
+                Event::CodeIssued(code(1)),
+                Event::Countdown {
+                    remaining: Duration::from_millis(599_500),
+                },
+                Event::Countdown {
+                    remaining: Duration::from_millis(599_100),
+                },
+                Event::Countdown {
+                    remaining: Duration::from_secs(598),
+                },
+                Event::Paired(Paired {
+                    instance_url: "https://acme.my.salesforce.com".into(),
+                    org_id: Some("00D".into()),
+                    user_id: None,
+                }),
+            ],
+        );
+        assert_eq!(
+            out.matches("expires in 10:00").count(),
+            1,
+            "same second drawn once"
+        );
+        assert!(out.contains("\r\x1b[2KWaiting for approval; the code expires in 9:58"));
+        assert!(
+            out.contains("\r\x1b[2K\nPaired."),
+            "countdown erased before the result"
+        );
+    }
+
+    #[test]
+    fn hostile_server_text_cannot_drive_the_terminal() {
+        let mut c = code(1);
+        c.user_code = "AB\x1b[2JCD".into();
+        c.verification_uri = "https://x/\x07connect".into();
+        let out = render(Style::Qr, false, &[Event::CodeIssued(c)]);
+        assert!(!out.contains('\x1b') && !out.contains('\x07'));
+        assert!(out.contains("AB?[2JCD"));
+    }
+}

@@ -1,0 +1,53 @@
+//! Where the pairing lives between runs: the `TokenStore` seam and its backends.
+//!
+//! Every backend stores one [`Record`] with the shared codec in `record.rs`. A backend never
+//! replaces a good record with a bad one: a write either completes (and reads back) or leaves
+//! the previous record as it was. A record that does not decode is reported as
+//! [`Loaded::Corrupt`] with the reason, never as a crash, and is only replaced by a fresh
+//! successful pairing.
+
+pub mod crc32;
+pub mod record;
+
+#[cfg(feature = "std")]
+pub mod file;
+
+#[cfg(feature = "std")]
+use alloc::boxed::Box;
+use alloc::string::String;
+
+pub use self::record::Record;
+use crate::error::Error;
+
+/// What a store holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Loaded {
+    /// Nothing stored: never paired, or forgotten.
+    Empty,
+    Paired(Record),
+    /// Something is stored but does not decode; the reason says why. Reads as "not paired".
+    Corrupt(String),
+}
+
+/// A place that keeps one pairing record.
+pub trait TokenStore: Send {
+    fn load(&mut self) -> Result<Loaded, Error>;
+    /// Replaces the stored record atomically: after a crash at any point, `load` returns the
+    /// old record or the new one.
+    fn save(&mut self, record: &Record) -> Result<(), Error>;
+    /// Removes the record so the secret is gone from the medium, as far as the medium allows.
+    fn wipe(&mut self) -> Result<(), Error>;
+    /// Where it is, for messages (`file:/var/lib/sfpair/token`).
+    fn describe(&self) -> String;
+}
+
+/// Opens the store named by a `--store` value (`file:PATH`).
+#[cfg(feature = "std")]
+pub fn open(spec: &str) -> Result<Box<dyn TokenStore>, Error> {
+    match spec.split_once(':') {
+        Some(("file", path)) if !path.is_empty() => Ok(Box::new(file::FileStore::new(path))),
+        _ => Err(Error::config(alloc::format!(
+            "unknown store '{spec}': use file:PATH"
+        ))),
+    }
+}

@@ -1,0 +1,489 @@
+//! The stored pairing and its on-disk/on-flash encoding, shared by every store backend.
+//!
+//! Layout, little-endian (docs/embedded.md §3.4, extended):
+//!
+//! ```text
+//! offset size field
+//! 0      4    magic "SFPR"
+//! 4      1    format version (1)
+//! 5      1    flags (0)
+//! 6      2    reserved (0xFFFF, the erased-flash value)
+//! 8      4    sequence number (flash slots: newer = seq_a.wrapping_sub(seq_b) as i32 > 0)
+//! 12     4    payload length n (at most MAX_PAYLOAD)
+//! 16     n    payload: fields as tag (u8), length (u16), bytes; unknown tags are skipped
+//! 16+n   4    CRC-32/IEEE over bytes 0..16+n
+//! ```
+//!
+//! A record decodes completely or not at all: any bad magic, length, checksum or field is an
+//! error with a reason, never a panic and never a half-filled record. Pure and no_std: reads and
+//! writes go through `embedded-io`, so the same codec runs on a microcontroller.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+
+use embedded_io::{Read, ReadExactError, Write};
+use zeroize::Zeroizing;
+
+use super::crc32::crc32;
+use crate::flow::dialect::Dialect;
+use crate::secret::Secret;
+
+pub const MAGIC: [u8; 4] = *b"SFPR";
+pub const VERSION: u8 = 1;
+pub const HEADER_LEN: usize = 16;
+pub const CRC_LEN: usize = 4;
+/// Far above a real pairing (about 600 bytes), far below any slot.
+pub const MAX_PAYLOAD: usize = 8 * 1024;
+
+const TAG_REFRESH_TOKEN: u8 = 1;
+const TAG_CLIENT_ID: u8 = 2;
+const TAG_DIALECT: u8 = 3;
+const TAG_LOGIN_URL: u8 = 4;
+const TAG_TOKEN_URL: u8 = 5;
+const TAG_REVOKE_URL: u8 = 6;
+const TAG_INSTANCE_URL: u8 = 7;
+const TAG_IDENTITY_URL: u8 = 8;
+const TAG_SCOPE: u8 = 9;
+const TAG_ISSUED_AT_MS: u8 = 10;
+const TAG_PAIRED_AT: u8 = 11;
+
+/// Everything needed to get access tokens after a reboot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    pub refresh_token: Secret,
+    pub client_id: String,
+    pub dialect: Dialect,
+    /// Salesforce login URL (login, test or My Domain); empty for RFC 8628 providers.
+    pub login_url: String,
+    /// Where refresh-token grants go.
+    pub token_url: String,
+    /// RFC 7009 revocation endpoint, when known.
+    pub revoke_url: Option<String>,
+    /// Base URL for REST calls.
+    pub instance_url: String,
+    /// Salesforce identity URL (`.../id/{org}/{user}`), or empty.
+    pub identity_url: String,
+    pub scope: String,
+    /// The server's `issued_at` of the pairing (epoch ms), 0 when unknown.
+    pub issued_at_ms: u64,
+    /// The device's wall clock at pairing (epoch s); may be wrong on boards without an RTC.
+    pub paired_at: u64,
+}
+
+/// Why bytes are not a valid record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DecodeError {
+    /// All 0xFF (erased flash) or all zero: nothing was ever written here.
+    Blank,
+    BadMagic,
+    /// Written by a newer sfpair; upgrading sfpair reads it.
+    NewerVersion(u8),
+    /// Fewer bytes than the header or the payload length says.
+    Truncated,
+    /// The length field is larger than any record can be.
+    TooLong(u32),
+    BadChecksum,
+    /// A field is not valid (bad UTF-8, wrong size, unknown dialect).
+    BadField(&'static str),
+    MissingField(&'static str),
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecodeError::Blank => f.write_str("no record (blank)"),
+            DecodeError::BadMagic => f.write_str("not an sfpair record (bad magic)"),
+            DecodeError::NewerVersion(v) => write!(
+                f,
+                "record format version {v} is newer than this sfpair understands ({VERSION}); \
+                 upgrade sfpair"
+            ),
+            DecodeError::Truncated => f.write_str("record is truncated"),
+            DecodeError::TooLong(n) => write!(f, "record claims an impossible length ({n} bytes)"),
+            DecodeError::BadChecksum => f.write_str("record checksum does not match (corrupt)"),
+            DecodeError::BadField(name) => write!(f, "record field '{name}' is invalid"),
+            DecodeError::MissingField(name) => write!(f, "record lacks the field '{name}'"),
+        }
+    }
+}
+
+/// A decoded record and the sequence number it was written with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decoded {
+    pub record: Record,
+    pub seq: u32,
+}
+
+/// Is `a` a newer sequence number than `b`, across wrap-around (RFC 1982 style)?
+pub fn seq_newer(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) > 0
+}
+
+fn put_field(out: &mut Vec<u8>, tag: u8, value: &[u8]) {
+    // Values are bounded by MAX_PAYLOAD, checked by the caller, so the u16 cannot overflow.
+    out.push(tag);
+    out.extend_from_slice(&(value.len() as u16).to_le_bytes());
+    out.extend_from_slice(value);
+}
+
+/// Why a record cannot be encoded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TooLarge(pub usize);
+
+impl fmt::Display for TooLarge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "record of {} bytes exceeds {MAX_PAYLOAD}", self.0)
+    }
+}
+
+/// The complete encoded record (header, payload, CRC). Wiped on drop: it holds the token.
+pub fn to_bytes(record: &Record, seq: u32) -> Result<Zeroizing<Vec<u8>>, TooLarge> {
+    let mut payload = Zeroizing::new(Vec::with_capacity(512));
+    put_field(
+        &mut payload,
+        TAG_REFRESH_TOKEN,
+        record.refresh_token.expose().as_bytes(),
+    );
+    put_field(&mut payload, TAG_CLIENT_ID, record.client_id.as_bytes());
+    put_field(&mut payload, TAG_DIALECT, record.dialect.name().as_bytes());
+    put_field(&mut payload, TAG_LOGIN_URL, record.login_url.as_bytes());
+    put_field(&mut payload, TAG_TOKEN_URL, record.token_url.as_bytes());
+    if let Some(revoke) = &record.revoke_url {
+        put_field(&mut payload, TAG_REVOKE_URL, revoke.as_bytes());
+    }
+    put_field(
+        &mut payload,
+        TAG_INSTANCE_URL,
+        record.instance_url.as_bytes(),
+    );
+    put_field(
+        &mut payload,
+        TAG_IDENTITY_URL,
+        record.identity_url.as_bytes(),
+    );
+    put_field(&mut payload, TAG_SCOPE, record.scope.as_bytes());
+    put_field(
+        &mut payload,
+        TAG_ISSUED_AT_MS,
+        &record.issued_at_ms.to_le_bytes(),
+    );
+    put_field(&mut payload, TAG_PAIRED_AT, &record.paired_at.to_le_bytes());
+    if payload.len() > MAX_PAYLOAD {
+        return Err(TooLarge(payload.len()));
+    }
+    let mut out = Zeroizing::new(Vec::with_capacity(HEADER_LEN + payload.len() + CRC_LEN));
+    out.extend_from_slice(&MAGIC);
+    out.push(VERSION);
+    out.push(0);
+    out.extend_from_slice(&[0xFF, 0xFF]);
+    out.extend_from_slice(&seq.to_le_bytes());
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&payload);
+    let crc = crc32(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    Ok(out)
+}
+
+/// Writes the encoded record to an `embedded-io` sink.
+pub fn write_record<W: Write>(
+    out: &mut W,
+    record: &Record,
+    seq: u32,
+) -> Result<(), WriteError<W::Error>> {
+    let bytes = to_bytes(record, seq).map_err(WriteError::TooLarge)?;
+    out.write_all(&bytes).map_err(WriteError::Io)
+}
+
+/// Failure to write a record.
+#[derive(Debug)]
+pub enum WriteError<E> {
+    TooLarge(TooLarge),
+    Io(E),
+}
+
+/// Reads one record from an `embedded-io` source: the header, then exactly the bytes it claims.
+pub fn read_record<R: Read>(input: &mut R) -> Result<Decoded, ReadError<R::Error>> {
+    let mut header = [0u8; HEADER_LEN];
+    input
+        .read_exact(&mut header)
+        .map_err(ReadError::from_exact)?;
+    let len = check_header(&header).map_err(ReadError::Decode)?;
+    let mut bytes = Zeroizing::new(Vec::with_capacity(HEADER_LEN + len + CRC_LEN));
+    bytes.extend_from_slice(&header);
+    bytes.resize(HEADER_LEN + len + CRC_LEN, 0);
+    input
+        .read_exact(&mut bytes[HEADER_LEN..])
+        .map_err(ReadError::from_exact)?;
+    decode(&bytes).map_err(ReadError::Decode)
+}
+
+/// Failure to read a record.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ReadError<E> {
+    Decode(DecodeError),
+    Io(E),
+}
+
+impl<E> ReadError<E> {
+    fn from_exact(e: ReadExactError<E>) -> Self {
+        match e {
+            ReadExactError::UnexpectedEof => ReadError::Decode(DecodeError::Truncated),
+            ReadExactError::Other(e) => ReadError::Io(e),
+        }
+    }
+}
+
+/// Validates the fixed header and returns the payload length.
+fn check_header(header: &[u8; HEADER_LEN]) -> Result<usize, DecodeError> {
+    if header.iter().all(|&b| b == 0xFF) || header.iter().all(|&b| b == 0) {
+        return Err(DecodeError::Blank);
+    }
+    if header[..4] != MAGIC {
+        return Err(DecodeError::BadMagic);
+    }
+    if header[4] > VERSION {
+        return Err(DecodeError::NewerVersion(header[4]));
+    }
+    if header[4] == 0 {
+        return Err(DecodeError::BadField("version"));
+    }
+    let len = u32::from_le_bytes([header[12], header[13], header[14], header[15]]);
+    if len as usize > MAX_PAYLOAD {
+        return Err(DecodeError::TooLong(len));
+    }
+    Ok(len as usize)
+}
+
+/// Decodes a record from the start of `bytes` (trailing bytes, such as the rest of a flash
+/// slot, are ignored).
+pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
+    let header: &[u8; HEADER_LEN] = bytes
+        .get(..HEADER_LEN)
+        .and_then(|h| h.try_into().ok())
+        .ok_or(if bytes.iter().all(|&b| b == 0xFF) && !bytes.is_empty() {
+            DecodeError::Blank
+        } else {
+            DecodeError::Truncated
+        })?;
+    let len = check_header(header)?;
+    let end = HEADER_LEN + len;
+    let stored = bytes
+        .get(end..end + CRC_LEN)
+        .ok_or(DecodeError::Truncated)?;
+    let stored = u32::from_le_bytes([stored[0], stored[1], stored[2], stored[3]]);
+    if crc32(&bytes[..end]) != stored {
+        return Err(DecodeError::BadChecksum);
+    }
+    let seq = u32::from_le_bytes([header[8], header[9], header[10], header[11]]);
+    let record = parse_fields(&bytes[HEADER_LEN..end])?;
+    Ok(Decoded { record, seq })
+}
+
+#[derive(Default)]
+struct Fields {
+    refresh_token: Option<Secret>,
+    client_id: Option<String>,
+    dialect: Option<Dialect>,
+    login_url: Option<String>,
+    token_url: Option<String>,
+    revoke_url: Option<String>,
+    instance_url: Option<String>,
+    identity_url: Option<String>,
+    scope: Option<String>,
+    issued_at_ms: Option<u64>,
+    paired_at: Option<u64>,
+}
+
+fn text(value: &[u8], name: &'static str) -> Result<String, DecodeError> {
+    core::str::from_utf8(value)
+        .map(String::from)
+        .map_err(|_| DecodeError::BadField(name))
+}
+
+fn number(value: &[u8], name: &'static str) -> Result<u64, DecodeError> {
+    let bytes: [u8; 8] = value.try_into().map_err(|_| DecodeError::BadField(name))?;
+    Ok(u64::from_le_bytes(bytes))
+}
+
+fn parse_fields(mut payload: &[u8]) -> Result<Record, DecodeError> {
+    let mut f = Fields::default();
+    while !payload.is_empty() {
+        let [tag, l0, l1, rest @ ..] = payload else {
+            return Err(DecodeError::Truncated);
+        };
+        let len = u16::from_le_bytes([*l0, *l1]) as usize;
+        let value = rest.get(..len).ok_or(DecodeError::Truncated)?;
+        match *tag {
+            TAG_REFRESH_TOKEN => {
+                f.refresh_token = Some(Secret::new(text(value, "refresh_token")?));
+            }
+            TAG_CLIENT_ID => f.client_id = Some(text(value, "client_id")?),
+            TAG_DIALECT => {
+                let name = text(value, "dialect")?;
+                f.dialect =
+                    Some(Dialect::from_name(&name).ok_or(DecodeError::BadField("dialect"))?);
+            }
+            TAG_LOGIN_URL => f.login_url = Some(text(value, "login_url")?),
+            TAG_TOKEN_URL => f.token_url = Some(text(value, "token_url")?),
+            TAG_REVOKE_URL => f.revoke_url = Some(text(value, "revoke_url")?),
+            TAG_INSTANCE_URL => f.instance_url = Some(text(value, "instance_url")?),
+            TAG_IDENTITY_URL => f.identity_url = Some(text(value, "identity_url")?),
+            TAG_SCOPE => f.scope = Some(text(value, "scope")?),
+            TAG_ISSUED_AT_MS => f.issued_at_ms = Some(number(value, "issued_at")?),
+            TAG_PAIRED_AT => f.paired_at = Some(number(value, "paired_at")?),
+            // A field from a newer minor revision of version 1: skip it.
+            _ => {}
+        }
+        payload = &rest[len..];
+    }
+    let refresh_token = f
+        .refresh_token
+        .filter(|t| !t.is_empty())
+        .ok_or(DecodeError::MissingField("refresh_token"))?;
+    let token_url = f
+        .token_url
+        .filter(|u| !u.is_empty())
+        .ok_or(DecodeError::MissingField("token_url"))?;
+    Ok(Record {
+        refresh_token,
+        client_id: f.client_id.ok_or(DecodeError::MissingField("client_id"))?,
+        dialect: f.dialect.unwrap_or(Dialect::Salesforce),
+        login_url: f.login_url.unwrap_or_default(),
+        token_url,
+        revoke_url: f.revoke_url,
+        instance_url: f
+            .instance_url
+            .ok_or(DecodeError::MissingField("instance_url"))?,
+        identity_url: f.identity_url.unwrap_or_default(),
+        scope: f.scope.unwrap_or_default(),
+        issued_at_ms: f.issued_at_ms.unwrap_or(0),
+        paired_at: f.paired_at.unwrap_or(0),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn sample() -> Record {
+        Record {
+            refresh_token: Secret::new("5Aep861TSESvWeug_xvFHRBTTbf_YrTWgEyjBJrfgqj"),
+            client_id: "3MVG9KEY".into(),
+            dialect: Dialect::Salesforce,
+            login_url: "https://login.salesforce.com".into(),
+            token_url: "https://login.salesforce.com/services/oauth2/token".into(),
+            revoke_url: Some("https://login.salesforce.com/services/oauth2/revoke".into()),
+            instance_url: "https://acme.my.salesforce.com".into(),
+            identity_url: "https://login.salesforce.com/id/00D/005".into(),
+            scope: "api refresh_token".into(),
+            issued_at_ms: 1_700_000_000_000,
+            paired_at: 1_700_000_000,
+        }
+    }
+
+    #[test]
+    fn round_trips_through_bytes_and_embedded_io() {
+        let bytes = to_bytes(&sample(), 7).unwrap();
+        let decoded = decode(&bytes).unwrap();
+        assert_eq!(
+            decoded,
+            Decoded {
+                record: sample(),
+                seq: 7
+            }
+        );
+
+        let mut sink: Vec<u8> = Vec::new();
+        write_record(&mut sink, &sample(), 9).unwrap();
+        let mut source: &[u8] = &sink;
+        assert_eq!(read_record(&mut source).unwrap().seq, 9);
+        assert!(source.is_empty(), "read exactly one record");
+    }
+
+    #[test]
+    fn trailing_bytes_are_ignored() {
+        let mut bytes = to_bytes(&sample(), 1).unwrap().to_vec();
+        bytes.extend_from_slice(&[0xFF; 100]);
+        assert_eq!(decode(&bytes).unwrap().record, sample());
+    }
+
+    #[test]
+    fn every_truncation_is_an_error_not_a_panic() {
+        let bytes = to_bytes(&sample(), 1).unwrap();
+        for len in 0..bytes.len() {
+            let err = decode(&bytes[..len]).unwrap_err();
+            assert!(
+                matches!(err, DecodeError::Truncated | DecodeError::Blank),
+                "len {len}: {err:?}"
+            );
+            let mut source: &[u8] = &bytes[..len];
+            assert!(read_record(&mut source).is_err());
+        }
+    }
+
+    #[test]
+    fn every_single_bit_flip_is_detected() {
+        let bytes = to_bytes(&sample(), 1).unwrap();
+        for i in 0..bytes.len() * 8 {
+            let mut damaged = bytes.to_vec();
+            damaged[i / 8] ^= 1 << (i % 8);
+            // The reserved bytes are not checked on their own, but the CRC covers them.
+            assert!(decode(&damaged).is_err(), "flip of bit {i} went unnoticed");
+        }
+    }
+
+    #[test]
+    fn blank_flash_and_foreign_data_are_told_apart() {
+        assert_eq!(decode(&[0xFF; 64]).unwrap_err(), DecodeError::Blank);
+        assert_eq!(decode(&[0; 64]).unwrap_err(), DecodeError::Blank);
+        assert_eq!(
+            decode(b"{\"refresh_token\": \"x\"}").unwrap_err(),
+            DecodeError::BadMagic
+        );
+    }
+
+    #[test]
+    fn newer_versions_and_huge_lengths_are_refused() {
+        let mut bytes = to_bytes(&sample(), 1).unwrap().to_vec();
+        bytes[4] = 2;
+        assert_eq!(decode(&bytes).unwrap_err(), DecodeError::NewerVersion(2));
+        let mut bytes = to_bytes(&sample(), 1).unwrap().to_vec();
+        bytes[12..16].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(decode(&bytes).unwrap_err(), DecodeError::TooLong(u32::MAX));
+    }
+
+    #[test]
+    fn unknown_fields_are_skipped_and_required_ones_enforced() {
+        // Build a payload by hand with an extra tag 200 and no refresh token.
+        let mut payload = Vec::new();
+        put_field(&mut payload, 200, b"future");
+        put_field(&mut payload, TAG_CLIENT_ID, b"K");
+        put_field(&mut payload, TAG_TOKEN_URL, b"https://x/token");
+        put_field(&mut payload, TAG_INSTANCE_URL, b"https://x");
+        assert_eq!(
+            parse_fields(&payload).unwrap_err(),
+            DecodeError::MissingField("refresh_token")
+        );
+        put_field(&mut payload, TAG_REFRESH_TOKEN, b"rt");
+        let r = parse_fields(&payload).unwrap();
+        assert_eq!(r.refresh_token.expose(), "rt");
+        assert_eq!(r.dialect, Dialect::Salesforce);
+    }
+
+    #[test]
+    fn sequence_numbers_compare_across_wrap_around() {
+        assert!(seq_newer(2, 1));
+        assert!(!seq_newer(1, 2));
+        assert!(seq_newer(0, u32::MAX));
+        assert!(seq_newer(5, u32::MAX - 5));
+        assert!(!seq_newer(7, 7));
+    }
+
+    #[test]
+    fn oversized_records_are_refused_at_encoding() {
+        let mut r = sample();
+        r.scope = "x".repeat(MAX_PAYLOAD);
+        assert!(to_bytes(&r, 1).is_err());
+    }
+}

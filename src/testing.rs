@@ -1,0 +1,245 @@
+//! Public test doubles: a fake clock, a scripted transport and an in-memory store.
+//!
+//! They are part of the crate's API (like embedded-graphics' `MockDisplay`) so firmware that
+//! embeds sfpair can test its own code against them. Handles are cheap clones that share state,
+//! so a test keeps one to inspect what the agent did with the other. Only for tests of logic:
+//! the integration tests use the real binary, real TLS and real files.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use crate::error::Error;
+use crate::http::Transport;
+use crate::store::record;
+use crate::store::{Loaded, Record, TokenStore};
+use crate::time::{Clock, Instant};
+use crate::wire::{Reply, Request, TransportError, TransportErrorKind};
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[derive(Debug)]
+struct ClockState {
+    now: Instant,
+    unix_at_zero: Duration,
+    sleeps: Vec<Duration>,
+}
+
+/// A clock that only moves when the code under test sleeps (or the test advances it).
+#[derive(Clone, Debug)]
+pub struct FakeClock(Arc<Mutex<ClockState>>);
+
+impl FakeClock {
+    /// Starts at monotonic zero and at `unix` on the wall clock.
+    pub fn new(unix: Duration) -> Self {
+        FakeClock(Arc::new(Mutex::new(ClockState {
+            now: Instant::ZERO,
+            unix_at_zero: unix,
+            sleeps: Vec::new(),
+        })))
+    }
+
+    pub fn advance(&self, d: Duration) {
+        let mut s = lock(&self.0);
+        s.now = s.now + d;
+    }
+
+    /// Every sleep the code under test asked for, in order.
+    pub fn sleeps(&self) -> Vec<Duration> {
+        lock(&self.0).sleeps.clone()
+    }
+}
+
+impl Clock for FakeClock {
+    fn now(&self) -> Instant {
+        lock(&self.0).now
+    }
+
+    fn sleep(&self, d: Duration) {
+        let mut s = lock(&self.0);
+        s.sleeps.push(d);
+        s.now = s.now + d;
+    }
+
+    fn unix_time(&self) -> Duration {
+        let s = lock(&self.0);
+        s.unix_at_zero + s.now.since_origin()
+    }
+}
+
+type Responder = Box<dyn FnMut(&Request) -> Result<Reply, TransportError> + Send>;
+
+struct Script {
+    queue: VecDeque<Result<Reply, TransportError>>,
+    responder: Option<Responder>,
+    sent: Vec<(Instant, Request)>,
+}
+
+/// A transport that answers from a queue, then from a responder function, and records every
+/// request with the fake time it was sent at.
+#[derive(Clone)]
+pub struct ScriptedTransport {
+    script: Arc<Mutex<Script>>,
+    clock: Option<FakeClock>,
+}
+
+impl ScriptedTransport {
+    pub fn new() -> Self {
+        ScriptedTransport {
+            script: Arc::new(Mutex::new(Script {
+                queue: VecDeque::new(),
+                responder: None,
+                sent: Vec::new(),
+            })),
+            clock: None,
+        }
+    }
+
+    /// Stamps each request with this clock's time.
+    pub fn with_clock(mut self, clock: &FakeClock) -> Self {
+        self.clock = Some(clock.clone());
+        self
+    }
+
+    pub fn push(&self, outcome: Result<Reply, TransportError>) -> &Self {
+        lock(&self.script).queue.push_back(outcome);
+        self
+    }
+
+    pub fn push_json(&self, status: u16, body: &str) -> &Self {
+        self.push(Ok(Reply::json(status, body)))
+    }
+
+    pub fn push_failure(&self, kind: TransportErrorKind) -> &Self {
+        self.push(Err(TransportError::new(
+            kind,
+            "test.invalid: scripted failure",
+        )))
+    }
+
+    /// Answers requests once the queue is empty.
+    pub fn respond(
+        &self,
+        f: impl FnMut(&Request) -> Result<Reply, TransportError> + Send + 'static,
+    ) {
+        lock(&self.script).responder = Some(Box::new(f));
+    }
+
+    /// Every request sent so far, with its send time.
+    pub fn sent(&self) -> Vec<(Instant, Request)> {
+        lock(&self.script).sent.clone()
+    }
+}
+
+impl Default for ScriptedTransport {
+    fn default() -> Self {
+        ScriptedTransport::new()
+    }
+}
+
+impl Transport for ScriptedTransport {
+    fn send(&mut self, request: &Request) -> Result<Reply, TransportError> {
+        let at = self.clock.as_ref().map(|c| c.now()).unwrap_or_default();
+        let mut script = lock(&self.script);
+        script.sent.push((at, request.clone()));
+        if let Some(next) = script.queue.pop_front() {
+            return next;
+        }
+        match script.responder.as_mut() {
+            Some(f) => f(request),
+            None => Err(TransportError::new(
+                TransportErrorKind::Refused,
+                "test.invalid: the script has no reply for this request",
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Memory {
+    bytes: Option<Vec<u8>>,
+    saves: usize,
+    fail_saves: bool,
+}
+
+/// A store in memory that keeps the encoded bytes, like a real backend.
+#[derive(Clone, Debug, Default)]
+pub struct MemoryStore(Arc<Mutex<Memory>>);
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        MemoryStore::default()
+    }
+
+    /// Makes every later `save` fail with a storage error.
+    pub fn fail_saves(&self, fail: bool) {
+        lock(&self.0).fail_saves = fail;
+    }
+
+    /// Replaces the stored bytes (to simulate corruption).
+    pub fn set_bytes(&self, bytes: Option<Vec<u8>>) {
+        lock(&self.0).bytes = bytes;
+    }
+
+    pub fn bytes(&self) -> Option<Vec<u8>> {
+        lock(&self.0).bytes.clone()
+    }
+
+    pub fn saves(&self) -> usize {
+        lock(&self.0).saves
+    }
+}
+
+impl TokenStore for MemoryStore {
+    fn load(&mut self) -> Result<Loaded, Error> {
+        Ok(match &lock(&self.0).bytes {
+            None => Loaded::Empty,
+            Some(bytes) => match record::decode(bytes) {
+                Ok(d) => Loaded::Paired(d.record),
+                Err(e) => Loaded::Corrupt(e.to_string()),
+            },
+        })
+    }
+
+    fn save(&mut self, record: &Record) -> Result<(), Error> {
+        let mut m = lock(&self.0);
+        if m.fail_saves {
+            return Err(Error::storage("memory store: scripted save failure"));
+        }
+        let bytes = record::to_bytes(record, 0).map_err(|e| Error::storage(e.to_string()))?;
+        m.bytes = Some(bytes.to_vec());
+        m.saves += 1;
+        Ok(())
+    }
+
+    fn wipe(&mut self) -> Result<(), Error> {
+        lock(&self.0).bytes = None;
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        "memory".into()
+    }
+}
+
+/// A presenter that keeps every event, for assertions.
+#[derive(Clone, Debug, Default)]
+pub struct EventLog(Arc<Mutex<Vec<crate::event::Event>>>);
+
+impl EventLog {
+    pub fn new() -> Self {
+        EventLog::default()
+    }
+
+    pub fn events(&self) -> Vec<crate::event::Event> {
+        lock(&self.0).clone()
+    }
+}
+
+impl crate::present::Presenter for EventLog {
+    fn show(&mut self, event: &crate::event::Event) {
+        lock(&self.0).push(event.clone());
+    }
+}

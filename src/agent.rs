@@ -104,6 +104,11 @@ impl Agent {
         }
     }
 
+    /// What the store holds.
+    pub fn load(&mut self) -> Result<Loaded, Error> {
+        self.store.load()
+    }
+
     /// The stored pairing, or `NotPaired` (a corrupt record is reported, not used).
     pub fn stored(&mut self) -> Result<Record, Error> {
         match self.store.load()? {
@@ -127,8 +132,13 @@ impl Agent {
     }
 
     /// Runs the device flow until the device is paired, and stores the pairing. The previous
-    /// pairing, if any, is replaced only when the new one is stored.
+    /// pairing, if any, is replaced only when the new one is stored, and is then revoked so its
+    /// grant does not linger at the server.
     pub fn pair(&mut self, mut config: FlowConfig) -> Result<Paired, Error> {
+        let previous = match self.store.load() {
+            Ok(Loaded::Paired(record)) => Some(record),
+            _ => None,
+        };
         if config.client.client_secret.is_none() {
             config.client.client_secret = self.client_secret.clone();
         }
@@ -190,6 +200,14 @@ impl Agent {
             }
         };
         info!("paired; the pairing is stored in {}", self.store.describe());
+        if let Some(old) = previous.filter(|old| old.refresh_token != record.refresh_token) {
+            let revoked = api::revoke_request(&old).map(|r| self.exchange(&r, api::revoke_outcome));
+            match revoked {
+                Some(Ok(())) => info!("revoked the previous pairing's refresh token"),
+                Some(Err(e)) => warn!("could not revoke the previous pairing's refresh token: {e}"),
+                None => {}
+            }
+        }
         self.session = Some(Session {
             access_token: session_token,
             instance_url: record.instance_url.clone(),

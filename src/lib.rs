@@ -6,11 +6,17 @@ extern crate alloc;
 #[cfg(feature = "std")]
 pub mod agent;
 pub mod api;
+#[cfg(feature = "std")]
+pub mod cli;
+#[cfg(feature = "std")]
+pub mod config;
 pub mod error;
 pub mod event;
 pub mod flow;
 #[cfg(feature = "std")]
 pub mod http;
+#[cfg(feature = "std")]
+pub mod logging;
 #[cfg(feature = "std")]
 pub mod present;
 pub mod secret;

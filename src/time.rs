@@ -110,3 +110,37 @@ mod tests {
         );
     }
 }
+
+/// `YYYY-MM-DD HH:MM UTC` for Unix seconds, without a calendar crate (days-to-civil from
+/// Howard Hinnant's `chrono`-compatible algorithms, public domain).
+pub fn format_utc(unix_secs: u64) -> alloc::string::String {
+    let days = (unix_secs / 86_400) as i64;
+    let secs = unix_secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    alloc::format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
+        secs / 3600,
+        secs % 3600 / 60
+    )
+}
+
+#[cfg(test)]
+mod format_tests {
+    use super::format_utc;
+
+    #[test]
+    fn formats_known_instants() {
+        assert_eq!(format_utc(0), "1970-01-01 00:00 UTC");
+        // `date -u -d @1477674717` → Fri Oct 28 17:11:57 UTC 2016 (the SalesforcePy sample).
+        assert_eq!(format_utc(1_477_674_717), "2016-10-28 17:11 UTC");
+        assert_eq!(format_utc(951_782_400), "2000-02-29 00:00 UTC");
+    }
+}

@@ -154,7 +154,7 @@ impl<W: Write> Console<W> {
 /// "10 minutes", "90 seconds".
 fn minutes(d: Duration) -> String {
     let s = d.as_secs();
-    if s >= 120 && s % 60 == 0 {
+    if s >= 120 && s.is_multiple_of(60) {
         format!("{} minutes", s / 60)
     } else {
         format!("{s} seconds")

@@ -85,11 +85,7 @@ pub(crate) mod tests {
             }
             let (cx, cy) = ((x - border) / scale, (y - border) / scale);
             let ch = lines[cy / 2].get(cx).copied().unwrap_or(' ');
-            let lit = match (ch, cy % 2) {
-                ('█', _) => true,
-                ('▀', 0) | ('▄', 1) => true,
-                _ => false,
-            };
+            let lit = matches!((ch, cy % 2), ('█', _) | ('▀', 0) | ('▄', 1));
             if lit { 255 } else { 0 }
         };
         let mut img = rqrr::PreparedImage::prepare_from_greyscale(w, h, pixel);

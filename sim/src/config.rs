@@ -3,11 +3,12 @@
 //! Plain data only: this file decides nothing at run time and reads no flags
 //! (`main.rs` turns flags into a [`Config`]).
 
+use std::fmt;
 use std::time::Duration;
 
 /// Everything a test or the binary can tune. Start from `Config::default()`
-/// and change the fields a scenario needs.
-#[derive(Clone, Debug)]
+/// and change the fields a scenario needs. Its `Debug` output hides the secret.
+#[derive(Clone)]
 pub struct Config {
     /// Port on 127.0.0.1; 0 picks a free one (read it back with `Sim::port`).
     pub port: u16,
@@ -67,6 +68,36 @@ impl Default for Config {
     }
 }
 
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secret = self.consumer_secret.as_ref().map(|_| "<redacted>");
+        f.debug_struct("Config")
+            .field("port", &self.port)
+            .field("client_id", &self.client_id)
+            .field("app", &self.app)
+            .field("interval", &self.interval)
+            .field("code_ttl", &self.code_ttl)
+            .field("deny_mode", &self.deny_mode)
+            .field("slow_down", &self.slow_down)
+            .field("flaky", &self.flaky)
+            .field("session_ttl", &self.session_ttl)
+            .field("rotate_refresh_tokens", &self.rotate_refresh_tokens)
+            .field("consumer_secret", &secret)
+            .field(
+                "require_secret_for_refresh",
+                &self.require_secret_for_refresh,
+            )
+            .field("auto_approve_after", &self.auto_approve_after)
+            .field(
+                "max_authorizations_per_user",
+                &self.max_authorizations_per_user,
+            )
+            .field("cert", &self.cert)
+            .field("log_to_stderr", &self.log_to_stderr)
+            .finish()
+    }
+}
+
 impl Config {
     /// Access-token lifetime in force.
     pub(crate) fn session_ttl(&self) -> Duration {
@@ -115,4 +146,19 @@ pub enum CertMode {
     WrongHost,
     /// Right names, but its validity ended in the past.
     Expired,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_hides_the_consumer_secret() {
+        let config = Config {
+            consumer_secret: Some("hunter2".into()),
+            ..Config::default()
+        };
+        let printed = format!("{config:?}");
+        assert!(printed.contains("<redacted>") && !printed.contains("hunter2"));
+    }
 }

@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::str::FromStr;
 use std::time::Duration;
 
 use lexopt::prelude::*;
@@ -75,12 +76,12 @@ fn parse(mut parser: lexopt::Parser) -> Result<Option<Options>, lexopt::Error> {
     let (mut port_file, mut ca_file, mut secret_file) = (None, None, None);
     while let Some(arg) = parser.next()? {
         match arg {
-            Long("port") => config.port = parser.value()?.parse()?,
+            Long("port") => config.port = number(&mut parser, "port")?,
             Long("port-file") => port_file = Some(parser.value()?.into()),
             Long("ca-file") => ca_file = Some(parser.value()?.into()),
             Long("client-id") => config.client_id = parser.value()?.string()?,
-            Long("interval") => config.interval = parser.value()?.parse()?,
-            Long("code-ttl") => config.code_ttl = seconds(&mut parser)?,
+            Long("interval") => config.interval = number(&mut parser, "interval")?,
+            Long("code-ttl") => config.code_ttl = seconds(&mut parser, "code-ttl")?,
             Long("deny-mode") => {
                 config.deny_mode = match parser.value()?.string()?.as_str() {
                     "pending" => DenyMode::Pending,
@@ -102,12 +103,14 @@ fn parse(mut parser: lexopt::Parser) -> Result<Option<Options>, lexopt::Error> {
                     })?),
                 }
             }
-            Long("flaky") => config.flaky = parser.value()?.parse()?,
-            Long("session-ttl") => config.session_ttl = Some(seconds(&mut parser)?),
+            Long("flaky") => config.flaky = number(&mut parser, "flaky")?,
+            Long("session-ttl") => config.session_ttl = Some(seconds(&mut parser, "session-ttl")?),
             Long("rotate") => config.rotate_refresh_tokens = true,
             Long("consumer-secret-file") => secret_file = Some(PathBuf::from(parser.value()?)),
             Long("require-secret") => config.require_secret_for_refresh = true,
-            Long("auto-approve") => config.auto_approve_after = Some(seconds(&mut parser)?),
+            Long("auto-approve") => {
+                config.auto_approve_after = Some(seconds(&mut parser, "auto-approve")?)
+            }
             Long("device-flow-disabled") => config.app = AppState::DeviceFlowDisabled,
             Long("not-installed") => config.app = AppState::NotInstalled,
             Long("cert") => {
@@ -139,8 +142,16 @@ fn parse(mut parser: lexopt::Parser) -> Result<Option<Options>, lexopt::Error> {
     }))
 }
 
-fn seconds(parser: &mut lexopt::Parser) -> Result<Duration, lexopt::Error> {
-    Ok(Duration::from_secs(parser.value()?.parse()?))
+/// The flag's value as a number, or an error that names the flag.
+fn number<T: FromStr>(parser: &mut lexopt::Parser, flag: &str) -> Result<T, lexopt::Error> {
+    let value = parser.value()?.string()?;
+    value
+        .parse()
+        .map_err(|_| format!("--{flag}: expected a whole number, not {value:?}").into())
+}
+
+fn seconds(parser: &mut lexopt::Parser, flag: &str) -> Result<Duration, lexopt::Error> {
+    Ok(Duration::from_secs(number(parser, flag)?))
 }
 
 fn run(mut options: Options) -> Result<(), String> {

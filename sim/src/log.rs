@@ -7,7 +7,8 @@
 use std::fmt;
 use std::sync::Mutex;
 
-/// One request as the simulator saw it.
+/// One request as the simulator saw it. A request whose head cannot be read is
+/// answered (400, 413 or 431) and the connection closed, but it is not logged.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LogEntry {
     /// The connection it arrived on (1 for the first connection, and so on).

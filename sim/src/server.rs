@@ -118,12 +118,9 @@ fn serve(id: u64, tcp: TcpStream, tls: Arc<ServerConfig>, shared: &Shared) {
         .set_read_timeout(Some(IDLE_TIMEOUT))
         .and_then(|()| tcp.set_write_timeout(Some(IDLE_TIMEOUT)))
         .and_then(|()| tcp.set_nodelay(true));
-    let Ok(session) = ServerConnection::new(tls) else {
+    let (Ok(()), Ok(session)) = (configured, ServerConnection::new(tls)) else {
         return;
     };
-    if configured.is_err() {
-        return;
-    }
     let mut conn = Conn::new(StreamOwned::new(session, tcp));
     loop {
         let request = match conn.read_request() {

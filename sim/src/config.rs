@@ -1,0 +1,164 @@
+//! The simulator's knobs, with the defaults of section 9 of `salesforce-oauth.md`.
+//!
+//! Plain data only: this file decides nothing at run time and reads no flags
+//! (`main.rs` turns flags into a [`Config`]).
+
+use std::fmt;
+use std::time::Duration;
+
+/// Everything a test or the binary can tune. Start from `Config::default()`
+/// and change the fields a scenario needs. Its `Debug` output hides the secret.
+#[derive(Clone)]
+pub struct Config {
+    /// Port on 127.0.0.1; 0 picks a free one (read it back with `Sim::port`).
+    pub port: u16,
+    /// The only consumer key accepted; any other gets `invalid_client_id`.
+    pub client_id: String,
+    /// Whether the app may use the device flow at all (checked at step 1).
+    pub app: AppState,
+    /// Seconds the client must wait between polls, as announced at step 1.
+    pub interval: u64,
+    /// Lifetime of device and user codes.
+    pub code_ttl: Duration,
+    /// What a Salesforce code that the user denied answers when polled.
+    pub deny_mode: DenyMode,
+    /// When polls answer `slow_down`.
+    pub slow_down: SlowDown,
+    /// When n > 0, every n-th request to `/services/oauth2/token` gets a 503 HTML page.
+    pub flaky: u32,
+    /// Access-token lifetime; `None` means Salesforce's default session timeout of 2 h.
+    pub session_ttl: Option<Duration>,
+    /// Issue a new refresh token at every refresh and retire the old one.
+    pub rotate_refresh_tokens: bool,
+    /// The consumer secret: keys the `signature` of token responses, and is what
+    /// `require_secret_for_refresh` checks. `None` signs with an empty key.
+    pub consumer_secret: Option<String>,
+    /// Refuse a refresh that does not carry the right `client_secret`.
+    pub require_secret_for_refresh: bool,
+    /// Approve every new code (both dialects) this long after it was issued.
+    pub auto_approve_after: Option<Duration>,
+    /// Live grants one user may hold; one more evicts the least recently used.
+    pub max_authorizations_per_user: usize,
+    /// Which server certificate to present.
+    pub cert: CertMode,
+    /// Print each request-log line to stderr.
+    pub log_to_stderr: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            port: 0,
+            client_id: "3MVG9sfpair.sim.consumer.key".to_string(),
+            app: AppState::Ok,
+            interval: 5,
+            code_ttl: Duration::from_secs(600),
+            deny_mode: DenyMode::Pending,
+            slow_down: SlowDown::Off,
+            flaky: 0,
+            session_ttl: None,
+            rotate_refresh_tokens: false,
+            consumer_secret: None,
+            require_secret_for_refresh: false,
+            auto_approve_after: None,
+            max_authorizations_per_user: 5,
+            cert: CertMode::Valid,
+            log_to_stderr: false,
+        }
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secret = self.consumer_secret.as_ref().map(|_| "<redacted>");
+        f.debug_struct("Config")
+            .field("port", &self.port)
+            .field("client_id", &self.client_id)
+            .field("app", &self.app)
+            .field("interval", &self.interval)
+            .field("code_ttl", &self.code_ttl)
+            .field("deny_mode", &self.deny_mode)
+            .field("slow_down", &self.slow_down)
+            .field("flaky", &self.flaky)
+            .field("session_ttl", &self.session_ttl)
+            .field("rotate_refresh_tokens", &self.rotate_refresh_tokens)
+            .field("consumer_secret", &secret)
+            .field(
+                "require_secret_for_refresh",
+                &self.require_secret_for_refresh,
+            )
+            .field("auto_approve_after", &self.auto_approve_after)
+            .field(
+                "max_authorizations_per_user",
+                &self.max_authorizations_per_user,
+            )
+            .field("cert", &self.cert)
+            .field("log_to_stderr", &self.log_to_stderr)
+            .finish()
+    }
+}
+
+impl Config {
+    /// Access-token lifetime in force.
+    pub(crate) fn session_ttl(&self) -> Duration {
+        self.session_ttl.unwrap_or(Duration::from_secs(2 * 60 * 60))
+    }
+}
+
+/// The app's device-flow status in the simulated org (section 0 and 2.6 of the doc).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AppState {
+    /// Device flow enabled and the app installed.
+    Ok,
+    /// Step 1 answers `invalid_grant` / `device flow is not enabled for the app`.
+    DeviceFlowDisabled,
+    /// Step 1 answers `invalid_client` / `app must be installed into org`.
+    NotInstalled,
+}
+
+/// How a denied Salesforce code answers polls (the RFC 8628 dialect always says `access_denied`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DenyMode {
+    /// As observed on Salesforce: `authorization_pending` until the code expires.
+    Pending,
+    /// 400 `access_denied`, as RFC 8628 prescribes.
+    AccessDenied,
+}
+
+/// When a poll answers `slow_down`. Every `slow_down` adds 5 s to the code's
+/// interval for good, as RFC 8628 section 3.5 asks of clients.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SlowDown {
+    /// Never.
+    Off,
+    /// When a poll comes sooner than the code's current interval after the previous poll.
+    Strict,
+    /// The first n polls of each code, whatever their timing.
+    FirstPolls(u32),
+}
+
+/// Which certificate the server presents; all are signed by the same generated CA.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CertMode {
+    /// Valid for 127.0.0.1, ::1 and localhost.
+    Valid,
+    /// Valid, but only for `wrong.example`.
+    WrongHost,
+    /// Right names, but its validity ended in the past.
+    Expired,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_hides_the_consumer_secret() {
+        let config = Config {
+            consumer_secret: Some("hunter2".into()),
+            ..Config::default()
+        };
+        let printed = format!("{config:?}");
+        assert!(printed.contains("<redacted>") && !printed.contains("hunter2"));
+    }
+}

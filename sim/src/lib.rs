@@ -1,0 +1,193 @@
+//! `sfpair-sim`: a local HTTPS stand-in for Salesforce's OAuth 2.0 device flow, token,
+//! revoke, userinfo and a few REST endpoints, plus a standard RFC 8628 provider, for
+//! testing the `sfpair` agent without a real org.
+//!
+//! The wire format follows `shared/docs/salesforce-oauth.md` (section 9 is this
+//! simulator's specification): status codes, error bodies, content types and
+//! `Cache-Control: no-store` as Salesforce sends them.
+//!
+//! ```text
+//!            approve (page, hook, auto)         token request
+//!  PENDING ────────────────────────────▶ APPROVED ─────────────▶ CONSUMED
+//!     │ deny                                │
+//!     ▼                                     │   code_ttl passes
+//!  DENIED ──────────────────────────────────┴──────────────────▶ EXPIRED
+//! ```
+//!
+//! Endpoints (paths match exactly; `//services/…` is a 404):
+//!
+//! | path | what |
+//! |---|---|
+//! | `POST /services/oauth2/token` | `response_type=device_code`, `grant_type=device` (`code`), `grant_type=refresh_token` |
+//! | `POST /services/oauth2/revoke` | `token=`: 200 empty, or 400 `invalid_token` |
+//! | `GET /services/oauth2/userinfo`, `GET /id/{org}/{user}` | Bearer; 401 `INVALID_SESSION_ID` otherwise |
+//! | `GET /services/data/`, `/services/data/vNN.N/{limits, sobjects/{Name}[/{id}], sim/bytes?n=N}` | REST |
+//! | `GET/POST /setup/connect`, `POST /_nc_external/identity/oauth/device/VerifyDevice` | approval page |
+//! | `POST /rfc8628/device`, `POST /rfc8628/token`, `GET/POST /rfc8628/verify` | the RFC 8628 dialect |
+//! | `POST /__mock/{approve,deny,expire,ip_block}?user_code=…` | test hooks: 200, or 404 |
+//!
+//! ```no_run
+//! use sfpair_sim::{Config, Sim};
+//!
+//! let sim = Sim::start(Config::default())?;
+//! sim.write_ca(std::path::Path::new("/tmp/sim-ca.pem"))?;
+//! // Point the agent at sim.base_url(), trusting the CA; then approve its code:
+//! for code in sim.pending_user_codes() {
+//!     sim.approve(&code);
+//! }
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! Everything binds to 127.0.0.1 only. This file is the public API; it holds no
+//! protocol logic. Secrets (device codes, tokens, the client secret) never reach the
+//! request log, stderr or a panic message.
+
+mod codes;
+mod config;
+mod device;
+mod faults;
+mod form;
+mod grants;
+mod http;
+mod identity;
+mod log;
+mod oauth;
+mod page;
+mod rest;
+mod rfc8628;
+mod router;
+mod server;
+mod state;
+mod tls;
+
+use std::net::{Ipv4Addr, TcpListener};
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+pub use config::{AppState, CertMode, Config, DenyMode, SlowDown};
+pub use faults::Fault;
+pub use log::LogEntry;
+
+use device::Decision;
+use server::Acceptor;
+use state::Shared;
+
+/// A running simulator. Dropping it (or calling [`Sim::shutdown`]) stops accepting.
+pub struct Sim {
+    shared: Arc<Shared>,
+    acceptor: Acceptor,
+    port: u16,
+    ca_pem: String,
+}
+
+impl Sim {
+    /// Generates the certificates, binds `127.0.0.1:config.port` (0 picks a free port)
+    /// and serves on background threads.
+    pub fn start(config: Config) -> std::io::Result<Sim> {
+        let tls = tls::generate(config.cert)?;
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, config.port))?;
+        let port = listener.local_addr()?.port();
+        let shared = Arc::new(Shared::new(config, format!("https://127.0.0.1:{port}")));
+        let acceptor = Acceptor::spawn(listener, tls.server, Arc::clone(&shared))?;
+        Ok(Sim {
+            shared,
+            acceptor,
+            port,
+            ca_pem: tls.ca_pem,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `https://127.0.0.1:PORT`, without a trailing slash.
+    pub fn base_url(&self) -> String {
+        self.shared.base_url.clone()
+    }
+
+    /// PEM of the CA that signed the server certificate.
+    pub fn ca_pem(&self) -> String {
+        self.ca_pem.clone()
+    }
+
+    pub fn write_ca(&self, path: &Path) -> std::io::Result<()> {
+        std::fs::write(path, &self.ca_pem)
+    }
+
+    /// Every request so far, in order.
+    pub fn log(&self) -> Vec<LogEntry> {
+        self.shared.log.entries()
+    }
+
+    /// TLS connections accepted so far.
+    pub fn connections(&self) -> u64 {
+        self.shared.connections.load(Ordering::SeqCst)
+    }
+
+    /// Approves a pending code of either dialect, as the approval page would.
+    pub fn approve(&self, user_code: &str) -> bool {
+        page::decide(&self.shared, Some(user_code), Decision::Approve)
+    }
+
+    /// Denies a pending code.
+    pub fn deny(&self, user_code: &str) -> bool {
+        page::decide(&self.shared, Some(user_code), Decision::Deny)
+    }
+
+    /// Ends a live code now, as if its lifetime had passed.
+    pub fn expire(&self, user_code: &str) -> bool {
+        page::decide(&self.shared, Some(user_code), Decision::Expire)
+    }
+
+    /// Makes the token exchange of a live code fail after approval with
+    /// `invalid_grant`/`token exchange failed`, as with Salesforce login IP ranges
+    /// (doc section 2.6, row 3; the `ip_block` hook of section 9).
+    pub fn ip_block(&self, user_code: &str) -> bool {
+        page::decide(&self.shared, Some(user_code), Decision::IpBlock)
+    }
+
+    /// User codes waiting for a decision, oldest first.
+    pub fn pending_user_codes(&self) -> Vec<String> {
+        let mut world = self.shared.world();
+        world
+            .devices
+            .pending_user_codes(Instant::now(), &self.shared.rules)
+    }
+
+    /// Every access token issued so far now gets 401 `INVALID_SESSION_ID`.
+    pub fn expire_sessions(&self) {
+        self.shared.world().grants.expire_sessions();
+    }
+
+    /// Refresh tokens revoked through `/services/oauth2/revoke`.
+    pub fn revoked_refresh_tokens(&self) -> usize {
+        self.shared.world().grants.revoked_refresh_tokens()
+    }
+
+    /// Queues faults; each is applied to the next request of its kind (see [`Fault`]).
+    pub fn push_faults(&self, faults: &[Fault]) {
+        self.shared.faults.push(faults);
+    }
+
+    /// Stops accepting and joins the accept thread.
+    pub fn shutdown(mut self) {
+        self.acceptor.stop();
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        self.acceptor.stop();
+    }
+}
+
+/// Locks a mutex even if a connection thread panicked while holding it: the data is
+/// simple enough to stay usable, and one bad request must not take the simulator down.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}

@@ -1,0 +1,187 @@
+//! The `sfpair-sim` binary: flags in, a running simulator out. It serves until it is
+//! killed (SIGTERM or SIGINT just end the process); bad flags exit with status 2.
+//!
+//! Flags only: everything else is the library's. Secrets are read from a file, never
+//! from the command line, where `ps` would show them.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::str::FromStr;
+use std::time::Duration;
+
+use lexopt::prelude::*;
+use sfpair_sim::{AppState, CertMode, Config, DenyMode, Sim, SlowDown};
+
+const USAGE: &str = "\
+usage: sfpair-sim [flags]
+
+A local HTTPS stand-in for Salesforce's OAuth 2.0 device flow (and a standard
+RFC 8628 provider) for testing sfpair. Listens on 127.0.0.1 only.
+
+  --port N                    port to listen on (0: any free port) [0]
+  --port-file PATH            write the port and a newline there, atomically, once ready
+  --ca-file PATH              write the CA certificate (PEM) there [a file in $TMPDIR]
+  --client-id KEY             the only consumer key accepted [3MVG9sfpair.sim.consumer.key]
+  --interval S                polling interval announced at step 1 [5]
+  --code-ttl S                device and user code lifetime [600]
+  --deny-mode MODE            denied codes answer: pending | access-denied [pending]
+  --slow-down MODE            off | strict | N (the first N polls of each code) [off]
+  --flaky N                   every N-th token request gets a 503 HTML page [0: never]
+  --session-ttl S             access-token lifetime [7200]
+  --rotate                    rotate refresh tokens at every refresh
+  --consumer-secret-file PATH consumer secret: signs token responses
+  --require-secret            refresh needs the consumer secret
+  --auto-approve S            approve every new code S seconds after it was issued
+  --device-flow-disabled      step 1 answers `device flow is not enabled for the app`
+  --not-installed             step 1 answers `app must be installed into org`
+  --cert KIND                 valid | wrong-host | expired [valid]
+  --quiet                     do not log requests to stderr
+  --help                      show this help
+";
+
+struct Options {
+    config: Config,
+    port_file: Option<PathBuf>,
+    ca_file: Option<PathBuf>,
+    secret_file: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let options = match parse(lexopt::Parser::from_env()) {
+        Ok(Some(options)) => options,
+        Ok(None) => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("sfpair-sim: {e}\nTry 'sfpair-sim --help'.");
+            return ExitCode::from(2);
+        }
+    };
+    match run(options) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("sfpair-sim: error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The options, or `None` for `--help`.
+fn parse(mut parser: lexopt::Parser) -> Result<Option<Options>, lexopt::Error> {
+    let mut config = Config {
+        log_to_stderr: true,
+        ..Config::default()
+    };
+    let (mut port_file, mut ca_file, mut secret_file) = (None, None, None);
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Long("port") => config.port = number(&mut parser, "port")?,
+            Long("port-file") => port_file = Some(parser.value()?.into()),
+            Long("ca-file") => ca_file = Some(parser.value()?.into()),
+            Long("client-id") => config.client_id = parser.value()?.string()?,
+            Long("interval") => config.interval = number(&mut parser, "interval")?,
+            Long("code-ttl") => config.code_ttl = seconds(&mut parser, "code-ttl")?,
+            Long("deny-mode") => {
+                config.deny_mode = match parser.value()?.string()?.as_str() {
+                    "pending" => DenyMode::Pending,
+                    "access-denied" => DenyMode::AccessDenied,
+                    other => {
+                        return Err(format!(
+                            "--deny-mode: expected pending or access-denied, not {other:?}"
+                        )
+                        .into());
+                    }
+                }
+            }
+            Long("slow-down") => {
+                config.slow_down = match parser.value()?.string()?.as_str() {
+                    "off" => SlowDown::Off,
+                    "strict" => SlowDown::Strict,
+                    n => SlowDown::FirstPolls(n.parse().map_err(|_| {
+                        format!("--slow-down: expected off, strict or a count, not {n:?}")
+                    })?),
+                }
+            }
+            Long("flaky") => config.flaky = number(&mut parser, "flaky")?,
+            Long("session-ttl") => config.session_ttl = Some(seconds(&mut parser, "session-ttl")?),
+            Long("rotate") => config.rotate_refresh_tokens = true,
+            Long("consumer-secret-file") => secret_file = Some(PathBuf::from(parser.value()?)),
+            Long("require-secret") => config.require_secret_for_refresh = true,
+            Long("auto-approve") => {
+                config.auto_approve_after = Some(seconds(&mut parser, "auto-approve")?)
+            }
+            Long("device-flow-disabled") => config.app = AppState::DeviceFlowDisabled,
+            Long("not-installed") => config.app = AppState::NotInstalled,
+            Long("cert") => {
+                config.cert = match parser.value()?.string()?.as_str() {
+                    "valid" => CertMode::Valid,
+                    "wrong-host" => CertMode::WrongHost,
+                    "expired" => CertMode::Expired,
+                    other => {
+                        return Err(format!(
+                            "--cert: expected valid, wrong-host or expired, not {other:?}"
+                        )
+                        .into());
+                    }
+                }
+            }
+            Long("quiet") => config.log_to_stderr = false,
+            Long("help") | Short('h') => return Ok(None),
+            _ => return Err(arg.unexpected()),
+        }
+    }
+    if config.require_secret_for_refresh && secret_file.is_none() {
+        return Err("--require-secret needs --consumer-secret-file".into());
+    }
+    Ok(Some(Options {
+        config,
+        port_file,
+        ca_file,
+        secret_file,
+    }))
+}
+
+/// The flag's value as a number, or an error that names the flag.
+fn number<T: FromStr>(parser: &mut lexopt::Parser, flag: &str) -> Result<T, lexopt::Error> {
+    let value = parser.value()?.string()?;
+    value
+        .parse()
+        .map_err(|_| format!("--{flag}: expected a whole number, not {value:?}").into())
+}
+
+fn seconds(parser: &mut lexopt::Parser, flag: &str) -> Result<Duration, lexopt::Error> {
+    Ok(Duration::from_secs(number(parser, flag)?))
+}
+
+fn run(mut options: Options) -> Result<(), String> {
+    if let Some(path) = &options.secret_file {
+        let secret = std::fs::read_to_string(path)
+            .map_err(|e| format!("reading {}: {e}", path.display()))?;
+        options.config.consumer_secret = Some(secret.trim_end_matches(['\r', '\n']).to_string());
+    }
+    let sim = Sim::start(options.config).map_err(|e| format!("starting: {e}"))?;
+    let ca_file = options
+        .ca_file
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("sfpair-sim-{}-ca.pem", sim.port())));
+    sim.write_ca(&ca_file)
+        .map_err(|e| format!("writing {}: {e}", ca_file.display()))?;
+    // The port file comes last: a harness that waits for it finds the CA file ready too.
+    if let Some(path) = &options.port_file {
+        write_atomically(path, &format!("{}\n", sim.port()))
+            .map_err(|e| format!("writing {}: {e}", path.display()))?;
+    }
+    eprintln!("sfpair-sim: listening on {}", sim.base_url());
+    eprintln!("sfpair-sim: CA certificate in {}", ca_file.display());
+    loop {
+        std::thread::park();
+    }
+}
+
+/// Writes beside the target, then renames, so a reader never sees a half-written file.
+fn write_atomically(path: &Path, contents: &str) -> std::io::Result<()> {
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(format!(".{}.tmp", std::process::id()));
+    std::fs::write(&temporary, contents)?;
+    std::fs::rename(&temporary, path)
+}

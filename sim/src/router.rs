@@ -1,0 +1,182 @@
+//! Which handler answers a request, which requests take a queued fault or a `flaky`
+//! 503, and what the request log records about each answer.
+//!
+//! Paths match exactly: `//services/oauth2/token` is a 404, so a client that joins
+//! URLs with a double slash fails its tests (doc section 1). No socket I/O happens
+//! here; `server.rs` carries the [`Reply`] out.
+
+use std::time::Duration;
+
+use crate::faults::{Scope, maintenance_page};
+use crate::form::Params;
+use crate::http::{Body, Request, Response, TEXT};
+use crate::state::Shared;
+use crate::{identity, oauth, page, rest, rfc8628};
+
+const TOKEN_PATH: &str = "/services/oauth2/token";
+const RFC_DEVICE_PATH: &str = "/rfc8628/device";
+const RFC_TOKEN_PATH: &str = "/rfc8628/token";
+
+/// What the connection should do with a request.
+#[derive(Debug)]
+pub enum Reply {
+    /// Answer normally.
+    Send(Response),
+    /// Close without answering.
+    Close,
+    /// Write half of this response's head, then reset the connection.
+    Reset(Response),
+    /// Announce this response's body but send only half of it, then close.
+    Truncate(Response),
+    /// Answer nothing for this long, then close.
+    Stall(Duration),
+}
+
+impl Reply {
+    /// The status sent, or 0 when no complete status line goes out.
+    pub fn status(&self) -> u16 {
+        match self {
+            Reply::Send(r) | Reply::Truncate(r) => r.status,
+            Reply::Close | Reply::Reset(_) | Reply::Stall(_) => 0,
+        }
+    }
+}
+
+/// A reply plus what the log says about it.
+pub struct Answer {
+    pub reply: Reply,
+    pub grant: Option<String>,
+    pub error: Option<String>,
+}
+
+pub fn route(shared: &Shared, request: &Request) -> Answer {
+    let path = request.path.as_str();
+    let token_like = matches!(path, TOKEN_PATH | RFC_DEVICE_PATH | RFC_TOKEN_PATH);
+    let params = match token_like {
+        true => Params::from_body(request),
+        false => Params::default(),
+    };
+    let grant = match token_like {
+        true => grant_of(path, &params),
+        false => None,
+    };
+    // Counted before faults, so "every n-th request" means every n-th one sent.
+    let flaky = path == TOKEN_PATH && {
+        let mut world = shared.world();
+        world.token_requests += 1;
+        shared.config.flaky > 0
+            && world
+                .token_requests
+                .is_multiple_of(u64::from(shared.config.flaky))
+    };
+    let scope = fault_scope(path);
+    let reply = match scope.and_then(|s| shared.faults.take(s)) {
+        Some(fault) => match (fault.reply(), scope) {
+            (Reply::Send(response), Some(Scope::Rest)) => {
+                let usage = shared.world().api_usage;
+                Reply::Send(response.header("Sforce-Limit-Info", rest::limit_info(usage)))
+            }
+            (reply, _) => reply,
+        },
+        None if flaky => Reply::Send(maintenance_page()),
+        None => Reply::Send(dispatch(shared, request, &params)),
+    };
+    let error = match &reply {
+        Reply::Send(response) => error_code(response),
+        _ => None,
+    };
+    Answer {
+        reply,
+        grant,
+        error,
+    }
+}
+
+fn dispatch(shared: &Shared, request: &Request, params: &Params) -> Response {
+    match (request.method.as_str(), request.path.as_str()) {
+        ("POST", TOKEN_PATH) => oauth::token(shared, request, params),
+        ("POST" | "GET", "/services/oauth2/revoke") => oauth::revoke(shared, request),
+        ("GET" | "POST", "/services/oauth2/userinfo") => identity::userinfo(shared, request),
+        ("POST", RFC_DEVICE_PATH) => rfc8628::device_authorization(shared, params),
+        ("POST", RFC_TOKEN_PATH) => rfc8628::token(shared, params),
+        ("GET", "/setup/connect" | "/rfc8628/verify") => page::form(request),
+        ("POST", "/setup/connect" | "/rfc8628/verify") => page::submit(shared, request),
+        ("POST", page::VERIFY_DEVICE) => page::verify_device(shared, request),
+        ("GET", path) if path.starts_with("/id/") => identity::identity(shared, request),
+        ("POST", path) if path.starts_with("/__mock/") => {
+            page::hook(shared, request, &path["/__mock/".len()..])
+        }
+        (_, path) if path == "/services/data" || path.starts_with("/services/data/") => {
+            rest::handle(shared, request)
+        }
+        _ => Response::new(404, TEXT, "Not Found\n"),
+    }
+}
+
+/// `device_code` for a device authorization request, else the `grant_type`.
+fn grant_of(path: &str, params: &Params) -> Option<String> {
+    if path == RFC_DEVICE_PATH || params.get("response_type") == Some("device_code") {
+        return Some("device_code".to_string());
+    }
+    params.get("grant_type").map(str::to_string)
+}
+
+/// Which queued faults a request to `path` may take.
+fn fault_scope(path: &str) -> Option<Scope> {
+    if path.starts_with("/services/oauth2/") || path == RFC_DEVICE_PATH || path == RFC_TOKEN_PATH {
+        Some(Scope::OAuth)
+    } else if rest::versioned(path).is_some() {
+        Some(Scope::Rest)
+    } else {
+        None
+    }
+}
+
+/// The OAuth `error` or the first REST `errorCode` of an error answer, for the log.
+fn error_code(response: &Response) -> Option<String> {
+    let Body::Bytes(bytes) = &response.body else {
+        return None;
+    };
+    if response.status < 400 {
+        return None;
+    }
+    let body: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    let code = body
+        .get("error")
+        .or_else(|| body.get(0)?.get("errorCode"))?;
+    code.as_str().map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fault_scopes() {
+        assert_eq!(fault_scope("/services/oauth2/token"), Some(Scope::OAuth));
+        assert_eq!(fault_scope("/services/oauth2/userinfo"), Some(Scope::OAuth));
+        assert_eq!(fault_scope("/rfc8628/token"), Some(Scope::OAuth));
+        assert_eq!(
+            fault_scope("/services/data/v67.0/limits"),
+            Some(Scope::Rest)
+        );
+        assert_eq!(fault_scope("/services/data/"), None);
+        assert_eq!(fault_scope("//services/oauth2/token"), None);
+        assert_eq!(fault_scope("/setup/connect"), None);
+    }
+
+    #[test]
+    fn error_codes_come_from_either_envelope() {
+        let oauth = oauth::error(
+            400,
+            "slow_down",
+            "polling too quickly for the token endpoint",
+        );
+        assert_eq!(error_code(&oauth).as_deref(), Some("slow_down"));
+        assert_eq!(
+            error_code(&rest::invalid_session()).as_deref(),
+            Some("INVALID_SESSION_ID")
+        );
+        assert_eq!(error_code(&maintenance_page()), None);
+    }
+}

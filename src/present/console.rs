@@ -261,7 +261,7 @@ mod tests {
             .map(|l| format!("{}\n", &l[2..]))
             .collect();
         assert_eq!(
-            super::super::qr::tests::decode_half_blocks(&qr),
+            crate::present::qr::terminal_qr::decode_half_blocks(&qr),
             "https://login.salesforce.com/setup/connect?user_code=X1D9SEET"
         );
     }

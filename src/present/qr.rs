@@ -66,33 +66,16 @@ pub fn half_blocks(qr: &QrMatrix, quiet: usize) -> String {
     out
 }
 
+/// The test decoder, shared with the integration tests.
 #[cfg(test)]
-pub(crate) mod tests {
+#[path = "../../tests/support/terminal_qr.rs"]
+pub(crate) mod terminal_qr;
+
+#[cfg(test)]
+mod tests {
     use super::*;
 
-    /// Turns half-block text back into pixels (light = 255) and decodes it with rqrr, as a
-    /// phone would read the terminal.
-    pub(crate) fn decode_half_blocks(text: &str) -> String {
-        let lines: Vec<Vec<char>> = text.lines().map(|l| l.chars().collect()).collect();
-        let width = lines.iter().map(Vec::len).max().unwrap();
-        let height = lines.len() * 2;
-        let scale = 4;
-        let border = 8;
-        let (w, h) = (width * scale + 2 * border, height * scale + 2 * border);
-        let pixel = |x: usize, y: usize| -> u8 {
-            if x < border || y < border || x >= w - border || y >= h - border {
-                return 0; // dark terminal background around the code
-            }
-            let (cx, cy) = ((x - border) / scale, (y - border) / scale);
-            let ch = lines[cy / 2].get(cx).copied().unwrap_or(' ');
-            let lit = matches!((ch, cy % 2), ('█', _) | ('▀', 0) | ('▄', 1));
-            if lit { 255 } else { 0 }
-        };
-        let mut img = rqrr::PreparedImage::prepare_from_greyscale(w, h, pixel);
-        let grids = img.detect_grids();
-        assert_eq!(grids.len(), 1, "expected one QR code");
-        grids[0].decode().expect("QR decodes").1
-    }
+    use super::terminal_qr::decode_half_blocks;
 
     #[test]
     fn salesforce_urls_round_trip_through_the_terminal_rendering() {

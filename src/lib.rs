@@ -1,4 +1,62 @@
-//! sfpair pairs a headless device with Salesforce through the OAuth 2.0 device flow.
+//! sfpair pairs a headless device (a TV, a hub, a kiosk, a gateway) with Salesforce through the
+//! OAuth 2.0 device flow, keeps the refresh token safe, and hands out access tokens afterwards.
+//! The same engine speaks standard RFC 8628 for other providers.
+//!
+//! # How it fits together
+//!
+//! ```text
+//!   main.rs (CLI) ─> config ─> Agent ──> Flow (pure: what to send, when)   ─┐
+//!                                 │  └─> api (pure: refresh, revoke)        ├─> wire, secret, error
+//!                                 ├─> Transport (ureq + rustls)            ─┘
+//!                                 ├─> TokenStore (file; codec in store::record)
+//!                                 └─> Presenters (console, JSON lines)
+//! ```
+//!
+//! The pairing, as the agent drives the flow:
+//!
+//! ```text
+//!   request code ─> show code + QR ─> wait interval ─> poll ─┬─ pending ───> wait interval
+//!        ^                                                   ├─ slow_down ─> interval += 5 s
+//!        └──── expired (up to --max-codes) <─────────────────┼─ network ───> back off, same code
+//!                                                            ├─ approved ──> store, done
+//!                                                            └─ denied / config ─> stop
+//! ```
+//!
+//! # Features
+//!
+//! - `std` (default): everything that does I/O. Without it the crate is the pure core (the flow,
+//!   the record codec, secrets, errors) for `no_std` + `alloc` targets.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use sfpair::agent::Agent;
+//! use sfpair::flow::FlowConfig;
+//! use sfpair::flow::dialect::{Client, Dialect, Endpoints};
+//! use sfpair::http::{HttpConfig, UreqTransport};
+//! use sfpair::present::console::{Console, Style};
+//! use sfpair::store::file::FileStore;
+//! use sfpair::time::SystemClock;
+//!
+//! # fn main() -> Result<(), sfpair::error::Error> {
+//! let mut agent = Agent::new(
+//!     Box::new(SystemClock::new()),
+//!     Box::new(UreqTransport::new(&HttpConfig::default())?),
+//!     Box::new(FileStore::new("/var/lib/sfpair/token")),
+//! );
+//! agent.add_presenter(Box::new(Console::stdout(Style::Qr)));
+//! let client = Client {
+//!     client_id: "3MVG9...YOURKEY".into(),
+//!     client_secret: None,
+//!     scope: "api refresh_token".into(),
+//! };
+//! let endpoints = Endpoints::salesforce("https://login.salesforce.com");
+//! agent.pair(FlowConfig::new(Dialect::Salesforce, endpoints, client))?;
+//! let session = agent.access_token()?;
+//! println!("REST base: {}", session.instance_url);
+//! # Ok(())
+//! # }
+//! ```
 #![cfg_attr(not(feature = "std"), no_std)]
 
 extern crate alloc;

@@ -47,6 +47,12 @@ pub struct Settings {
     pub max_codes: u32,
     pub code_lifetime: Duration,
     pub prompt_login: bool,
+    /// Keep retrying for a device code this long before giving up with a network error.
+    pub retry_for: Duration,
+    /// Random delay before the first request, up to this.
+    pub start_jitter: Duration,
+    /// How long to wait for an implausible wall clock to be set.
+    pub wait_for_clock: Duration,
 }
 
 fn non_empty(v: Option<String>) -> Option<String> {
@@ -193,6 +199,38 @@ impl Settings {
         if code_lifetime.is_zero() {
             return Err(Error::config("--code-lifetime must be at least 1 second"));
         }
+        let seconds =
+            |flag: Option<u64>, var: &str, name: &str, default: u64| -> Result<Duration, Error> {
+                let value = match flag {
+                    Some(v) => v,
+                    None => match non_empty(env(var)) {
+                        Some(text) => text.trim().parse().map_err(|_| {
+                            Error::config(format!(
+                                "{var}='{text}' is not a whole number of seconds ({name})"
+                            ))
+                        })?,
+                        None => default,
+                    },
+                };
+                Ok(Duration::from_secs(value))
+            };
+        let timeout = seconds(args.timeout, "SFPAIR_TIMEOUT", "--timeout", 30)?;
+        if timeout.is_zero() {
+            return Err(Error::config("--timeout must be at least 1 second"));
+        }
+        let retry_for = seconds(args.retry_for, "SFPAIR_RETRY_FOR", "--retry-for", 300)?;
+        let start_jitter = seconds(
+            args.start_jitter,
+            "SFPAIR_START_JITTER",
+            "--start-jitter",
+            0,
+        )?;
+        let wait_for_clock = seconds(
+            args.wait_for_clock,
+            "SFPAIR_WAIT_FOR_CLOCK",
+            "--wait-for-clock",
+            60,
+        )?;
 
         Ok(Settings {
             dialect,
@@ -206,6 +244,8 @@ impl Settings {
                     .ca_file
                     .clone()
                     .or_else(|| non_empty(env("SFPAIR_CA_FILE")).map(PathBuf::from)),
+                connect_timeout: timeout.min(Duration::from_secs(10)),
+                read_timeout: timeout,
                 ..HttpConfig::default()
             },
             store,
@@ -214,6 +254,9 @@ impl Settings {
             max_codes,
             code_lifetime,
             prompt_login: args.prompt_login,
+            retry_for,
+            start_jitter,
+            wait_for_clock,
         })
     }
 
@@ -248,6 +291,8 @@ impl Settings {
         config.max_codes = self.max_codes;
         config.default_lifetime = self.code_lifetime;
         config.prompt_login = self.prompt_login;
+        config.give_up_after = self.retry_for;
+        config.start_spread = self.start_jitter;
         Ok(config)
     }
 }
@@ -257,6 +302,17 @@ mod tests {
     use super::*;
     use crate::cli::parse;
     use std::ffi::OsString;
+
+    impl Settings {
+        fn flow_config_for_test(&self) -> FlowConfig {
+            Settings {
+                client_id: Some("K".into()),
+                ..self.clone()
+            }
+            .flow_config()
+            .unwrap()
+        }
+    }
 
     fn resolve(args: &[&str], env: &[(&str, &str)]) -> Result<Settings, Error> {
         let args = parse(["sfpair"].iter().chain(args).map(OsString::from)).unwrap();
@@ -319,6 +375,31 @@ mod tests {
             assert_eq!(e.exit_code(), 2, "{bad}");
             assert!(e.message().contains("my.salesforce.com"), "{e}");
         }
+    }
+
+    #[test]
+    fn timing_knobs_come_from_flags_or_the_environment() {
+        let s = resolve(&["pair"], &[("HOME", "/h")]).unwrap();
+        assert_eq!(s.http.read_timeout, Duration::from_secs(30));
+        assert_eq!(s.http.connect_timeout, Duration::from_secs(10));
+        assert_eq!(s.retry_for, Duration::from_secs(300));
+        assert_eq!(s.start_jitter, Duration::ZERO);
+        assert_eq!(s.wait_for_clock, Duration::from_secs(60));
+        let s = resolve(
+            &["pair", "--timeout", "3", "--start-jitter", "30"],
+            &[("HOME", "/h"), ("SFPAIR_RETRY_FOR", "20")],
+        )
+        .unwrap();
+        assert_eq!(s.http.read_timeout, Duration::from_secs(3));
+        assert_eq!(s.http.connect_timeout, Duration::from_secs(3));
+        assert_eq!(s.retry_for, Duration::from_secs(20));
+        assert_eq!(
+            s.flow_config_for_test().start_spread,
+            Duration::from_secs(30)
+        );
+        let e = resolve(&["pair"], &[("HOME", "/h"), ("SFPAIR_TIMEOUT", "soon")]).unwrap_err();
+        assert!(e.message().contains("SFPAIR_TIMEOUT"), "{e}");
+        assert!(resolve(&["pair", "--timeout", "0"], &[("HOME", "/h")]).is_err());
     }
 
     #[test]

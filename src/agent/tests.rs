@@ -264,3 +264,42 @@ fn a_corrupt_record_reads_as_not_paired_and_stays() {
     assert_eq!(r.store.bytes(), Some(bytes));
     assert!(r.transport.sent().is_empty());
 }
+
+#[test]
+fn a_clock_before_the_build_is_waited_out_then_reported() {
+    // A board that booted in 1970 and never gets NTP.
+    let clock = FakeClock::new(Duration::from_secs(3));
+    let mut agent = Agent::new(
+        Box::new(clock.clone()),
+        Box::new(ScriptedTransport::new()),
+        Box::new(MemoryStore::new()),
+    );
+    let err = agent.wait_for_clock(Duration::from_secs(5)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Network);
+    assert!(err.message().contains("1970-01-01"), "{err}");
+    assert!(err.message().contains("NTP"), "{err}");
+    assert_eq!(
+        clock.sleeps().iter().sum::<Duration>(),
+        Duration::from_secs(5)
+    );
+}
+
+#[test]
+fn a_clock_that_syncs_while_waiting_lets_the_agent_go_on() {
+    let clock = FakeClock::new(Duration::from_secs(3));
+    // NTP steps the wall clock to the present 2.5 s after boot.
+    let synced = Duration::from_secs(crate::clock_check::BUILD_UNIX + 10);
+    clock.step_unix_at(Instant::from_millis(2500), synced);
+    let mut agent = Agent::new(
+        Box::new(clock.clone()),
+        Box::new(ScriptedTransport::new()),
+        Box::new(MemoryStore::new()),
+    );
+    agent.wait_for_clock(Duration::from_secs(60)).unwrap();
+    assert_eq!(
+        clock.now(),
+        Instant::from_secs(3),
+        "checked once a second until the step"
+    );
+    assert!(agent.wait_for_clock(Duration::ZERO).is_ok());
+}

@@ -441,3 +441,75 @@ fn unknown_poll_errors_stop_with_the_servers_words() {
     assert_eq!(err.kind(), ErrorKind::Server);
     assert!(err.message().contains("inactive_user: user is inactive"));
 }
+
+/// The instant of each device's first request, for a fleet of flows seeded like real devices.
+fn first_requests(devices: u64, spread: Duration) -> Vec<Duration> {
+    let mut cfg = config();
+    cfg.start_spread = spread;
+    (0..devices)
+        .map(|device| {
+            // Real devices seed from the kernel; distinct seeds stand in for that here.
+            let seed = device.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03;
+            let mut flow = Flow::new(cfg.clone(), seed, Instant::ZERO);
+            match flow.poll(Instant::ZERO) {
+                Action::Wait(t) => t.since_origin(),
+                Action::Send(_) => Duration::ZERO,
+                Action::Done(r) => panic!("{r:?}"),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn a_fleet_booting_together_spreads_its_first_requests() {
+    let times = first_requests(10_000, Duration::from_secs(30));
+    let mut per_second = [0u32; 30];
+    for t in &times {
+        per_second[t.as_secs() as usize] += 1;
+    }
+    // Uniform would be 333 per second; allow statistical wobble but no pile-up.
+    let (min, max) = (
+        per_second.iter().min().unwrap(),
+        per_second.iter().max().unwrap(),
+    );
+    assert!(
+        *min >= 250 && *max <= 420,
+        "per-second counts {per_second:?}"
+    );
+}
+
+#[test]
+fn a_fleet_failing_together_retries_apart() {
+    // Everyone's first request fails at the same instant (the org is down after a power cut).
+    let mut cfg = config();
+    cfg.start_spread = Duration::ZERO;
+    let mut retry_ms = Vec::new();
+    for device in 0..10_000u64 {
+        let mut flow = Flow::new(
+            cfg.clone(),
+            device.wrapping_mul(0x2545_F491_4F6C_DD1D),
+            Instant::ZERO,
+        );
+        let Action::Send(_) = flow.poll(Instant::ZERO) else {
+            panic!()
+        };
+        flow.handle(
+            Instant::ZERO,
+            Err(TransportError::new(TransportErrorKind::Refused, "down")),
+        );
+        let Action::Wait(t) = flow.poll(Instant::ZERO) else {
+            panic!()
+        };
+        retry_ms.push(t.since_origin().as_millis() as u64);
+    }
+    // The first retry is "equal jitter" over [1 s, 2 s): spread over the whole second.
+    assert!(retry_ms.iter().all(|ms| (1000..2000).contains(ms)));
+    let mut per_100ms = [0u32; 10];
+    for ms in &retry_ms {
+        per_100ms[((ms - 1000) / 100) as usize] += 1;
+    }
+    assert!(
+        per_100ms.iter().all(|n| (850..=1150).contains(n)),
+        "{per_100ms:?}"
+    );
+}

@@ -87,6 +87,20 @@ pub fn login_url(raw: &str) -> Result<String, Error> {
     Ok(raw.trim_end_matches('/').to_string())
 }
 
+/// Reads a small text file, refusing anything longer than `limit` bytes (a secret file pointed
+/// at /dev/zero must not hang the agent or fill its memory).
+pub fn read_small(path: &std::path::Path, limit: u64) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(limit + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > limit {
+        return Err(std::io::Error::other(format!("longer than {limit} bytes")));
+    }
+    Ok(text)
+}
+
 fn endpoint(raw: &str, flag: &str) -> Result<String, Error> {
     if url::parse(raw).is_none() || !url::is_secure(raw) {
         return Err(Error::config(format!(
@@ -151,7 +165,7 @@ impl Settings {
             .or_else(|| non_empty(env("SFPAIR_CLIENT_SECRET_FILE")).map(PathBuf::from));
         let client_secret = match secret_file {
             Some(path) => {
-                let text = std::fs::read_to_string(&path).map_err(|e| {
+                let text = read_small(&path, 4096).map_err(|e| {
                     Error::config(format!(
                         "cannot read the client secret file {}: {e}",
                         path.display()
@@ -464,5 +478,11 @@ mod tests {
             .find("envsecret")
             .is_none()
         );
+        let e = resolve(
+            &["pair", "--client-secret-file", "/dev/zero"],
+            &[("HOME", "/h")],
+        )
+        .unwrap_err();
+        assert!(e.message().contains("longer than"), "{e}");
     }
 }

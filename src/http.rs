@@ -94,10 +94,11 @@ impl UreqTransport {
 
 /// Reads a PEM bundle; a file with no certificate is a configuration error, not "trust nothing".
 fn load_roots(path: &Path) -> Result<RootCerts, Error> {
-    let pem = std::fs::read(path)
+    // A CA bundle is at most a few hundred KB (Mozilla's whole set is about 220 KB).
+    let pem = crate::config::read_small(path, 4 << 20)
         .map_err(|e| Error::config(format!("cannot read the CA file {}: {e}", path.display())))?;
     let mut certs = Vec::new();
-    for item in ureq::tls::parse_pem(&pem) {
+    for item in ureq::tls::parse_pem(pem.as_bytes()) {
         match item {
             Ok(PemItem::Certificate(c)) => certs.push(c),
             Ok(_) => {}

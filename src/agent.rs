@@ -349,10 +349,7 @@ impl Agent {
                 Err(e) => {
                     return Err(match e.kind {
                         crate::wire::TransportErrorKind::Invalid => Error::config(e.detail),
-                        _ => Error::network(format!(
-                            "{}. If the server uses a private CA, pass it with --ca-file",
-                            e.detail
-                        )),
+                        _ => Error::network(e.detail),
                     });
                 }
             }

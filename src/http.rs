@@ -244,6 +244,13 @@ fn classify_io(host: &str, e: io::Error) -> TransportError {
     {
         return classify_tls(host, tls);
     }
+    // std reports getaddrinfo failures as an uncategorized error with this text.
+    if e.to_string().contains("failed to lookup address") {
+        return TransportError::new(
+            K::Dns,
+            format!("{host}: the host name does not resolve (DNS): {e}"),
+        );
+    }
     let kind = match e.kind() {
         io::ErrorKind::ConnectionRefused
         | io::ErrorKind::HostUnreachable
@@ -260,13 +267,36 @@ fn classify_io(host: &str, e: io::Error) -> TransportError {
 }
 
 fn classify_tls(host: &str, e: &rustls::Error) -> TransportError {
-    let kind = match e {
-        rustls::Error::InvalidCertificate(_) | rustls::Error::InvalidCertRevocationList(_) => {
-            TransportErrorKind::Certificate
-        }
-        _ => TransportErrorKind::Tls,
+    use rustls::CertificateError as C;
+    let (kind, hint) = match e {
+        rustls::Error::InvalidCertificate(cert) => (
+            TransportErrorKind::Certificate,
+            match cert {
+                C::UnknownIssuer | C::BadSignature => {
+                    " If the server uses a private CA (a corporate TLS proxy, or sfpair-sim), \
+                     pass its certificate with --ca-file"
+                }
+                C::NotValidForName | C::NotValidForNameContext { .. } => {
+                    " The certificate belongs to another host: check --login-url, or whether a \
+                     proxy answers in the server's place"
+                }
+                C::Expired
+                | C::ExpiredContext { .. }
+                | C::NotValidYet
+                | C::NotValidYetContext { .. } => {
+                    " Either the server's certificate is out of date or this device's clock is \
+                     wrong: check the date (NTP)"
+                }
+                _ => "",
+            },
+        ),
+        rustls::Error::InvalidCertRevocationList(_) => (TransportErrorKind::Certificate, ""),
+        _ => (TransportErrorKind::Tls, ""),
     };
-    TransportError::new(kind, format!("TLS verification of {host} failed: {e}"))
+    TransportError::new(
+        kind,
+        format!("TLS verification of {host} failed: {e}.{hint}"),
+    )
 }
 
 #[cfg(test)]

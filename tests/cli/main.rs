@@ -2,7 +2,9 @@
 //! approving through the simulator's page as a technician would, with real files for the store.
 //! One test binary; each file below is one area.
 
+mod faults;
 mod harness;
+mod netfault;
 mod pairing;
 #[path = "../support/terminal_qr.rs"]
 mod terminal_qr;

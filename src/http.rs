@@ -54,6 +54,8 @@ impl Default for HttpConfig {
 pub struct UreqTransport {
     agent: ureq::Agent,
     body_limit: u64,
+    /// `host:port` of the proxy from the environment, for messages.
+    proxy: Option<String>,
 }
 
 impl UreqTransport {
@@ -66,7 +68,14 @@ impl UreqTransport {
             .root_certs(roots)
             .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::ring::default_provider()))
             .build();
+        // HTTPS_PROXY (or ALL_PROXY, HTTP_PROXY) and NO_PROXY, as ureq reads them.
+        let proxy = ureq::Proxy::try_from_env();
+        let proxy_name = proxy.as_ref().map(|p| format!("{}:{}", p.host(), p.port()));
+        if let Some(name) = &proxy_name {
+            debug!("using the proxy {name} (NO_PROXY applies)");
+        }
         let agent = ureq::Agent::config_builder()
+            .proxy(proxy)
             .http_status_as_error(false)
             .max_redirects(0)
             .user_agent(concat!("sfpair/", env!("CARGO_PKG_VERSION")))
@@ -88,6 +97,7 @@ impl UreqTransport {
         Ok(UreqTransport {
             agent,
             body_limit: config.body_limit,
+            proxy: proxy_name,
         })
     }
 }
@@ -171,7 +181,7 @@ impl Transport for UreqTransport {
         let mut response = self
             .agent
             .run(http_request)
-            .map_err(|e| classify(&host, e))?;
+            .map_err(|e| classify(&host, self.proxy.as_deref(), e))?;
         let status = response.status().as_u16();
         let header = |name: &str| {
             response
@@ -189,7 +199,7 @@ impl Transport for UreqTransport {
             .with_config()
             .limit(self.body_limit)
             .read_to_vec()
-            .map_err(|e| classify(&host, e))?;
+            .map_err(|e| classify(&host, self.proxy.as_deref(), e))?;
         debug!(
             "{} {} -> {status}",
             request.method.as_str(),
@@ -208,7 +218,7 @@ fn redacted_path(u: &str) -> &str {
 }
 
 /// Turns a ureq error into a retry decision and a message that names the host.
-fn classify(host: &str, e: ureq::Error) -> TransportError {
+fn classify(host: &str, proxy: Option<&str>, e: ureq::Error) -> TransportError {
     use TransportErrorKind as K;
     let (kind, what) = match e {
         ureq::Error::HostNotFound => (K::Dns, "the host name does not resolve (DNS)".to_string()),
@@ -225,7 +235,13 @@ fn classify(host: &str, e: ureq::Error) -> TransportError {
         ureq::Error::LargeResponseHeader(..) => {
             (K::TooLarge, "the reply headers are too large".to_string())
         }
-        ureq::Error::ConnectProxyFailed(why) => (K::Proxy, format!("the proxy refused: {why}")),
+        ureq::Error::ConnectProxyFailed(why) => (
+            K::Proxy,
+            format!(
+                "the proxy {} refused the tunnel ({why}); check HTTPS_PROXY and NO_PROXY",
+                proxy.unwrap_or("from the environment")
+            ),
+        ),
         ureq::Error::InvalidProxyUrl => (
             K::Invalid,
             "HTTPS_PROXY is not a valid proxy URL".to_string(),

@@ -2,10 +2,12 @@
 //! approving through the simulator's page as a technician would, with real files for the store.
 //! One test binary; each file below is one area.
 
+mod connect_proxy;
 mod faults;
 mod harness;
 mod netfault;
 mod pairing;
+mod proxy;
 #[path = "../support/terminal_qr.rs"]
 mod terminal_qr;
 mod tokens;

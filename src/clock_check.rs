@@ -64,6 +64,6 @@ mod tests {
             Verdict::Plausible,
             "slack"
         );
-        assert!(BUILD_UNIX > 1_700_000_000, "build.rs recorded a real time");
+        assert_eq!(parse_u64("1795000000"), 1_795_000_000);
     }
 }

@@ -43,8 +43,8 @@ fuzz_target!(|data: &[u8]| {
             Action::Send(request) => {
                 let is_poll = request.form_field("response_type").is_none()
                     && request.form_field("client_id").is_some()
-                    && (request.form_field("code").is_some()
-                        || request.form_field("device_code").is_some());
+                    && (request.form_secret("code").is_some()
+                        || request.form_secret("device_code").is_some());
                 if is_poll {
                     if let Some(prev) = last_poll {
                         assert!(

@@ -132,7 +132,10 @@ fn a_pairing_that_cannot_be_stored_is_revoked_and_reported() {
     let sent = r.transport.sent();
     let revoke = &sent.last().unwrap().1;
     assert!(revoke.url.ends_with("/services/oauth2/revoke"));
-    assert_eq!(revoke.form_field("token"), Some("RT-1"));
+    assert_eq!(
+        revoke.form_secret("token").map(Secret::expose),
+        Some("RT-1")
+    );
     // The old pairing is untouched.
     let kept = record::decode(&r.store.bytes().unwrap()).unwrap().record;
     assert_eq!(kept.refresh_token.expose(), "OLD");
@@ -174,7 +177,10 @@ fn refresh_without_rotation_writes_nothing() {
     assert_eq!(s.access_token.expose(), "00D!NEW");
     assert_eq!(r.store.saves(), before, "no write when nothing changed");
     let sent = r.transport.sent();
-    assert_eq!(sent[0].1.form_field("refresh_token"), Some("RT-A"));
+    assert_eq!(
+        sent[0].1.form_secret("refresh_token").map(Secret::expose),
+        Some("RT-A")
+    );
 }
 
 #[test]

@@ -109,7 +109,10 @@ fn waits_one_interval_before_each_poll_while_pending() {
     let mut times = Vec::new();
     for _ in 0..3 {
         let poll = d.next_send();
-        assert_eq!(poll.form_field("code"), Some("DC-AAAA1111"));
+        assert_eq!(
+            poll.form_secret("code").map(Secret::expose),
+            Some("DC-AAAA1111")
+        );
         times.push(d.secs());
         d.reply(Reply::json(400, PENDING));
     }
@@ -274,7 +277,11 @@ fn transport_failures_back_off_but_never_below_the_interval_and_keep_the_code() 
     for nominal in [10.0, 20.0, 40.0, 60.0, 60.0] {
         d.fail(TransportErrorKind::Timeout);
         let poll = d.next_send();
-        assert_eq!(poll.form_field("code"), Some("DC-E"), "same device code");
+        assert_eq!(
+            poll.form_secret("code").map(Secret::expose),
+            Some("DC-E"),
+            "same device code"
+        );
         let delay = d.secs() - last;
         assert!(
             delay >= f64::max(5.0, nominal / 2.0) && delay <= nominal,

@@ -41,7 +41,7 @@ fn fault_case(inject: Inject) {
     let mut run = Running::spawn(via_proxy(&["pair", "--json", "--timeout", "2"]));
     let code = run.event("code", RUN_LIMIT);
     match &inject {
-        Inject::Sim(f) => env.sim().push_faults(&[f.clone()]),
+        Inject::Sim(f) => env.sim().push_faults(std::slice::from_ref(f)),
         Inject::Proxy(mode) => proxy.set(*mode, true),
     }
     let retry = run.event("retrying", RUN_LIMIT);

@@ -5,6 +5,7 @@
 mod connect_proxy;
 mod faults;
 mod harness;
+mod hygiene;
 mod netfault;
 mod pairing;
 mod proxy;

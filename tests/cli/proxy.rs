@@ -48,6 +48,13 @@ fn a_proxy_that_refuses_the_tunnel_is_a_network_error() {
     c.env("HTTPS_PROXY", proxy.url());
     let out = Running::spawn(c).finish(RUN_LIMIT);
     assert_eq!(out.code(), 7, "{out:?}");
-    assert!(out.stderr.contains(&format!("the proxy 127.0.0.1:{} refused the tunnel", proxy.url().rsplit(':').next().unwrap())), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!(
+            "the proxy 127.0.0.1:{} refused the tunnel",
+            proxy.url().rsplit(':').next().unwrap()
+        )),
+        "{}",
+        out.stderr
+    );
     assert!(env.sim().log().is_empty(), "nothing reached the server");
 }

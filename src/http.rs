@@ -309,10 +309,11 @@ fn classify_tls(host: &str, e: &rustls::Error) -> TransportError {
         rustls::Error::InvalidCertRevocationList(_) => (TransportErrorKind::Certificate, ""),
         _ => (TransportErrorKind::Tls, ""),
     };
-    TransportError::new(
-        kind,
-        format!("TLS verification of {host} failed: {e}.{hint}"),
-    )
+    let what = match kind {
+        TransportErrorKind::Certificate => "TLS verification of",
+        _ => "the TLS connection to",
+    };
+    TransportError::new(kind, format!("{what} {host} failed: {e}.{hint}"))
 }
 
 #[cfg(test)]

@@ -85,8 +85,9 @@ fn take(plan: &Mutex<Plan>) -> Mode {
     mode
 }
 
-/// Sets SO_LINGER to zero so that closing sends RST instead of FIN.
-fn reset(stream: TcpStream) {
+/// Sets SO_LINGER to zero so that the last close sends RST instead of FIN. The other relay
+/// thread holds a clone of the socket; it sees `dead` and drops it within its read timeout.
+fn reset(stream: TcpStream, dead: &AtomicBool) {
     let linger = libc::linger {
         l_onoff: 1,
         l_linger: 0,
@@ -101,7 +102,15 @@ fn reset(stream: TcpStream) {
             std::mem::size_of::<libc::linger>() as libc::socklen_t,
         );
     }
+    dead.store(true, Ordering::SeqCst);
     drop(stream);
+}
+
+fn idle(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    )
 }
 
 fn relay(client: TcpStream, upstream: u16, plan: Arc<Mutex<Plan>>, stop: Arc<AtomicBool>) {
@@ -114,25 +123,28 @@ fn relay(client: TcpStream, upstream: u16, plan: Arc<Mutex<Plan>>, stop: Arc<Ato
         s.set_read_timeout(Some(Duration::from_millis(200)))
             .unwrap();
     }
-    // Client to server: plain copy.
+    // Set when the connection is over, so the other direction lets go of its socket clone.
+    let dead = Arc::new(AtomicBool::new(false));
+    let running = {
+        let (stop, dead) = (stop.clone(), dead.clone());
+        move || {
+            !stop.load(Ordering::SeqCst) && !dead.load(Ordering::SeqCst) && Instant::now() < limit
+        }
+    };
+    // Client to server: a plain copy.
     let (mut c_in, mut s_out) = (client.try_clone().unwrap(), server.try_clone().unwrap());
-    let s2 = stop.clone();
+    let upward = running.clone();
     thread::spawn(move || {
         let mut buf = [0u8; 16 * 1024];
-        while !s2.load(Ordering::SeqCst) && Instant::now() < limit {
+        while upward() {
             match c_in.read(&mut buf) {
                 Ok(0) => {
                     let _ = s_out.shutdown(Shutdown::Write);
                     return;
                 }
-                Ok(n) => {
-                    if s_out.write_all(&buf[..n]).is_err() {
-                        return;
-                    }
-                }
-                Err(e)
-                    if e.kind() == std::io::ErrorKind::WouldBlock
-                        || e.kind() == std::io::ErrorKind::TimedOut => {}
+                Ok(n) if s_out.write_all(&buf[..n]).is_err() => return,
+                Ok(_) => {}
+                Err(e) if idle(&e) => {}
                 Err(_) => return,
             }
         }
@@ -140,32 +152,28 @@ fn relay(client: TcpStream, upstream: u16, plan: Arc<Mutex<Plan>>, stop: Arc<Ato
     // Server to client: where the faults happen.
     let (mut s_in, mut c_out) = (server, client);
     let mut buf = [0u8; 16 * 1024];
-    while !stop.load(Ordering::SeqCst) && Instant::now() < limit {
+    while running() {
         match s_in.read(&mut buf) {
             Ok(0) => {
                 let _ = c_out.shutdown(Shutdown::Write);
-                return;
+                break;
             }
             Ok(n) => match take(&plan) {
-                Mode::Pass => {
-                    if c_out.write_all(&buf[..n]).is_err() {
-                        return;
-                    }
-                }
-                Mode::Reset => return reset(c_out),
+                Mode::Pass if c_out.write_all(&buf[..n]).is_err() => break,
+                Mode::Pass | Mode::Swallow => {}
+                Mode::Reset => return reset(c_out, &dead),
                 Mode::Cut => {
                     let _ = c_out.write_all(&buf[..n / 2]);
                     let _ = c_out.shutdown(Shutdown::Both);
-                    return;
+                    break;
                 }
-                Mode::Swallow => {}
             },
-            Err(e)
-                if e.kind() == std::io::ErrorKind::WouldBlock
-                    || e.kind() == std::io::ErrorKind::TimedOut => {}
-            Err(_) => return,
+            Err(e) if idle(&e) => {}
+            // The server reset the connection: pass the reset on to the client.
+            Err(_) => return reset(c_out, &dead),
         }
     }
+    dead.store(true, Ordering::SeqCst);
 }
 
 /// A port whose accept queue is full: connecting to it hangs until the client's connect

@@ -8,14 +8,17 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::broker::ServeOptions;
 use crate::cli::Args;
 use crate::error::Error;
 use crate::flow::FlowConfig;
 use crate::flow::dialect::{Client, Dialect, Endpoints};
 use crate::http::HttpConfig;
+use crate::rest::RestRequest;
 use crate::secret::Secret;
 use crate::store::file::FileStore;
 use crate::url;
+use crate::wire::Method;
 
 pub const DEFAULT_LOGIN_URL: &str = "https://login.salesforce.com";
 pub const DEFAULT_SCOPE: &str = "api refresh_token";
@@ -47,6 +50,10 @@ pub struct Settings {
     pub max_codes: u32,
     pub code_lifetime: Duration,
     pub prompt_login: bool,
+    /// `--session-lifetime`: refresh a cached session this old; `None`: only on 401.
+    pub session_lifetime: Option<Duration>,
+    /// `--api-version` for `call`, normalized (`62.0`).
+    pub api_version: Option<String>,
 }
 
 fn non_empty(v: Option<String>) -> Option<String> {
@@ -194,6 +201,26 @@ impl Settings {
             return Err(Error::config("--code-lifetime must be at least 1 second"));
         }
 
+        let session_lifetime = match args.session_lifetime {
+            Some(seconds) => Some(seconds),
+            None => match non_empty(env("SFPAIR_SESSION_LIFETIME")) {
+                Some(v) => Some(v.trim().parse::<u64>().map_err(|_| {
+                    Error::config(format!(
+                        "SFPAIR_SESSION_LIFETIME '{v}' needs a whole number of seconds"
+                    ))
+                })?),
+                None => None,
+            },
+        };
+        if session_lifetime == Some(0) {
+            return Err(Error::config(
+                "--session-lifetime must be at least 1 second",
+            ));
+        }
+        let api_version = pick(&args.api_version, "SFPAIR_API_VERSION")
+            .map(|v| crate::rest::api_version(&v))
+            .transpose()?;
+
         Ok(Settings {
             dialect,
             login_url,
@@ -214,6 +241,56 @@ impl Settings {
             max_codes,
             code_lifetime,
             prompt_login: args.prompt_login,
+            session_lifetime: session_lifetime.map(Duration::from_secs),
+            api_version,
+        })
+    }
+
+    /// The request of `sfpair call METHOD PATH [--data …] [--header …]`.
+    pub fn rest_request(&self, args: &Args) -> Result<RestRequest, Error> {
+        let (Some(method), Some(path)) = (&args.call_method, &args.call_path) else {
+            return Err(Error::config(
+                "sfpair call needs METHOD and PATH, e.g. `sfpair call GET /services/data/v62.0/limits`",
+            ));
+        };
+        let method = match method.to_ascii_uppercase().as_str() {
+            "GET" => Method::Get,
+            "POST" => Method::Post,
+            "PUT" => Method::Put,
+            "PATCH" => Method::Patch,
+            "DELETE" => Method::Delete,
+            other => {
+                return Err(Error::config(format!(
+                    "unknown METHOD '{other}': use GET, POST, PATCH, PUT or DELETE"
+                )));
+            }
+        };
+        let mut request = RestRequest {
+            method,
+            path: crate::rest::resolve_path(path, self.api_version.as_deref())?,
+            body: args.data.as_deref().map(request_body).transpose()?,
+            headers: Vec::new(),
+        };
+        for line in &args.headers {
+            request.headers.push(crate::rest::header(line)?);
+        }
+        Ok(request)
+    }
+
+    /// `sfpair serve` options.
+    pub fn serve_options(&self, args: &Args) -> Result<ServeOptions, Error> {
+        let socket = args.socket.clone().ok_or_else(|| {
+            Error::config("sfpair serve needs --socket PATH, e.g. /run/sfpair/token.sock")
+        })?;
+        Ok(ServeOptions {
+            socket,
+            group: args
+                .socket_group
+                .as_deref()
+                .map(crate::broker::group_id)
+                .transpose()?,
+            allow_uids: args.allow_uids.clone(),
+            allow_gids: args.allow_gids.clone(),
         })
     }
 
@@ -250,6 +327,37 @@ impl Settings {
         config.prompt_login = self.prompt_login;
         Ok(config)
     }
+}
+
+/// Largest request body `call` reads from a file or standard input.
+pub const MAX_DATA: u64 = 16 * 1024 * 1024;
+
+/// `--data` text as is, `@FILE` or `@-` (standard input) read whole, within [`MAX_DATA`]: the
+/// body must be in memory to be sent again after a refresh.
+fn request_body(data: &str) -> Result<Vec<u8>, Error> {
+    use std::io::Read;
+    let Some(source) = data.strip_prefix('@') else {
+        return Ok(data.as_bytes().to_vec());
+    };
+    let (name, reader): (String, Box<dyn Read>) = if source == "-" {
+        ("standard input".into(), Box::new(std::io::stdin()))
+    } else {
+        let file = std::fs::File::open(source)
+            .map_err(|e| Error::config(format!("cannot read --data file {source}: {e}")))?;
+        (source.to_string(), Box::new(file))
+    };
+    let mut body = Vec::new();
+    reader
+        .take(MAX_DATA + 1)
+        .read_to_end(&mut body)
+        .map_err(|e| Error::config(format!("cannot read --data from {name}: {e}")))?;
+    if body.len() as u64 > MAX_DATA {
+        return Err(Error::config(format!(
+            "--data from {name} is larger than {} MiB",
+            MAX_DATA / 1024 / 1024
+        )));
+    }
+    Ok(body)
 }
 
 #[cfg(test)]

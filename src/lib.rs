@@ -65,6 +65,10 @@ extern crate alloc;
 pub mod agent;
 pub mod api;
 #[cfg(feature = "std")]
+pub mod broker;
+#[cfg(feature = "std")]
+pub mod call;
+#[cfg(feature = "std")]
 pub mod cli;
 #[cfg(feature = "std")]
 pub mod config;
@@ -77,7 +81,10 @@ pub mod http;
 pub mod logging;
 #[cfg(feature = "std")]
 pub mod present;
+pub mod rest;
 pub mod secret;
+#[cfg(feature = "std")]
+pub mod signature;
 pub mod store;
 #[cfg(feature = "std")]
 pub mod testing;

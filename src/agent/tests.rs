@@ -189,7 +189,7 @@ fn a_rotated_refresh_token_is_stored_before_use() {
     // If the rotated token cannot be stored, the caller does not get the access token.
     r.store.fail_saves(true);
     r.transport.push_json(200, r#"{"access_token":"00D!NEWER","refresh_token":"RT-C","instance_url":"https://acme.my.salesforce.com"}"#);
-    let err = r.agent.access_token().unwrap_err();
+    let err = r.agent.refresh().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Storage);
 }
 

@@ -13,7 +13,8 @@
 //!   [`REQUEST_TIMEOUT`] (a deadline over all reads, so trickling bytes does not extend it).
 //! - Refreshes are serialized behind one mutex and the cached session is reused while it is
 //!   valid, so fifty clients at once cause at most one refresh. A failed refresh is remembered
-//!   for [`FAILURE_HOLD`] so an outage does not turn every request into three attempts.
+//!   for [`FAILURE_HOLD`] so an outage does not turn every request into three attempts (an
+//!   empty store is not: a pairing by another process is picked up at the next request).
 //!
 //! At start a stale socket file (one nobody listens on) is removed; a live one or a file that
 //! is not a socket is left alone and reported. SIGTERM or SIGINT stops accepting, lets the
@@ -41,7 +42,7 @@ use log::{debug, info, warn};
 use zeroize::Zeroizing;
 
 use crate::agent::Agent;
-use crate::error::Error;
+use crate::error::{Error, ErrorKind};
 use peer::{Peer, Policy};
 use protocol::Ask;
 
@@ -376,7 +377,11 @@ fn answer(ask: Ask, peer: &Peer, shared: &Mutex<Shared>) -> Zeroizing<String> {
                         peer.uid, peer.pid
                     );
                     let answer = failed(&e);
-                    shared.failure = Some((Instant::now(), e));
+                    // Hold failures that cost a request to the server; a store that is empty
+                    // or unreadable is cheap to look at again (a pairing may land any moment).
+                    if !matches!(e.kind(), ErrorKind::NotPaired | ErrorKind::Storage) {
+                        shared.failure = Some((Instant::now(), e));
+                    }
                     answer
                 }
             }

@@ -105,11 +105,7 @@ impl Broker {
         // A refused peer gets its answer without its request being read, and the broker then
         // closes: a failed write is not the end, the answer may be waiting.
         let _ = stream.write_all(line.as_bytes());
-        let mut text = Zeroizing::new(Vec::new());
-        (&mut stream)
-            .take(MAX_ANSWER)
-            .read_to_end(&mut text)
-            .map_err(unreachable)?;
+        let text = read_answer(&mut stream).map_err(unreachable)?;
         let answer: Answer = serde_json::from_slice(&text).map_err(|_| self.malformed())?;
         if let Some(kind) = &answer.error {
             let message = answer.message.clone().unwrap_or_default();
@@ -120,6 +116,25 @@ impl Broker {
         }
         Ok(answer)
     }
+}
+
+/// The answer, at most MAX_ANSWER bytes. A broker that answers without reading our request (a
+/// refusal) closes with it unread, which Linux reports as a reset after the answer: keep what
+/// arrived.
+fn read_answer(stream: &mut UnixStream) -> std::io::Result<Zeroizing<Vec<u8>>> {
+    let mut text = Zeroizing::new(Vec::new());
+    let mut buf = [0u8; 1024];
+    while (text.len() as u64) < MAX_ANSWER {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => text.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset && !text.is_empty() => break,
+            Err(e) => return Err(e),
+        }
+    }
+    buf.fill(0);
+    Ok(text)
 }
 
 /// The kind behind a broker error name: the exit-code kinds travel as their names; a refused

@@ -5,7 +5,10 @@
 mod broker;
 mod call;
 mod harness;
+mod library;
 mod pairing;
+mod signature;
+mod status;
 #[path = "../support/terminal_qr.rs"]
 mod terminal_qr;
 mod tokens;

@@ -464,6 +464,88 @@ mod tests {
     }
 
     #[test]
+    fn call_requests_follow_the_path_rule_and_read_bodies() {
+        let path = std::env::temp_dir().join(format!("sfpair-body-{}", std::process::id()));
+        std::fs::write(&path, r#"{"Name":"x"}"#).unwrap();
+        let data = format!("@{}", path.display());
+        let args = [
+            "call",
+            "post",
+            "sobjects/Account/",
+            "--data",
+            &data,
+            "--header",
+            "X-A: 1",
+        ];
+        let s = resolve(&args, &[("HOME", "/h"), ("SFPAIR_API_VERSION", "v66.0")]).unwrap();
+        let argv = parse(["sfpair"].iter().chain(&args).map(OsString::from)).unwrap();
+        let r = s.rest_request(&argv).unwrap();
+        assert_eq!(r.method, Method::Post);
+        assert_eq!(r.path, "/services/data/v66.0/sobjects/Account/");
+        assert_eq!(r.body.as_deref(), Some(&br#"{"Name":"x"}"#[..]));
+        assert_eq!(r.headers, [("X-A".to_string(), "1".to_string())]);
+        std::fs::remove_file(&path).unwrap();
+        let e = s.rest_request(&argv).unwrap_err();
+        assert!(e.message().contains("cannot read --data file"), "{e}");
+        assert!(resolve(&["call", "--api-version", "x"], &[("HOME", "/h")]).is_err());
+    }
+
+    #[test]
+    fn session_lifetime_from_the_flag_or_the_environment() {
+        let s = resolve(&["token"], &[("HOME", "/h")]).unwrap();
+        assert_eq!(s.session_lifetime, None);
+        let s = resolve(
+            &["token"],
+            &[("HOME", "/h"), ("SFPAIR_SESSION_LIFETIME", "900")],
+        )
+        .unwrap();
+        assert_eq!(s.session_lifetime, Some(Duration::from_secs(900)));
+        let s = resolve(
+            &["token", "--session-lifetime", "60"],
+            &[("HOME", "/h"), ("SFPAIR_SESSION_LIFETIME", "900")],
+        )
+        .unwrap();
+        assert_eq!(s.session_lifetime, Some(Duration::from_secs(60)));
+        assert!(resolve(&["token", "--session-lifetime", "0"], &[("HOME", "/h")]).is_err());
+        assert!(
+            resolve(
+                &["token"],
+                &[("HOME", "/h"), ("SFPAIR_SESSION_LIFETIME", "2h")]
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn serve_needs_a_socket() {
+        let s = resolve(&["serve"], &[("HOME", "/h")]).unwrap();
+        let argv = parse(["sfpair", "serve"].iter().map(OsString::from)).unwrap();
+        assert!(
+            s.serve_options(&argv)
+                .unwrap_err()
+                .message()
+                .contains("--socket")
+        );
+        let argv = parse(
+            [
+                "sfpair",
+                "serve",
+                "--socket",
+                "/run/s",
+                "--socket-group",
+                "0",
+                "--allow-gid",
+                "5",
+            ]
+            .iter()
+            .map(OsString::from),
+        )
+        .unwrap();
+        let o = s.serve_options(&argv).unwrap();
+        assert_eq!((o.group, o.allow_gids), (Some(0), vec![5]));
+    }
+
+    #[test]
     fn the_secret_comes_from_a_file_or_the_environment() {
         let path = std::env::temp_dir().join(format!("sfpair-secret-{}", std::process::id()));
         std::fs::write(&path, "s3cret\n").unwrap();

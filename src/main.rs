@@ -283,14 +283,19 @@ fn call(agent: &mut Agent, args: &Args, settings: &Settings) -> Result<u8, Error
         None => agent.call(&request, &mut out)?,
     };
     log::info!(
-        "HTTP {} ({} bytes{})",
+        "HTTP {} ({} bytes{}){}",
         reply.status,
         reply.bytes,
         if reply.refreshed {
             ", after refreshing the session"
         } else {
             ""
-        }
+        },
+        reply
+            .limit_info
+            .as_deref()
+            .map(|l| format!(", Sforce-Limit-Info: {l}"))
+            .unwrap_or_default()
     );
     match reply.error() {
         None => Ok(0),

@@ -343,6 +343,8 @@ fn failure(reply: &RestReply) -> Error {
             "the server failed; {}",
             retry_hint(reply.retry_after, "retry later")
         )
+    } else if reply.summary.is_some() {
+        return Error::new(ErrorKind::Http, what);
     } else {
         "the reply body has the details".to_string()
     };
@@ -490,7 +492,7 @@ mod tests {
         let e = reply(404, br#"[{"errorCode":"NOT_FOUND","message":"nope"}]"#)
             .error()
             .unwrap();
-        assert!(e.message().starts_with("HTTP 404 NOT_FOUND: nope"), "{e}");
+        assert_eq!(e.message(), "HTTP 404 NOT_FOUND: nope");
     }
 
     #[test]

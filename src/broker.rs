@@ -646,5 +646,23 @@ mod tests {
             waited >= REQUEST_TIMEOUT && waited < REQUEST_TIMEOUT * 2,
             "{waited:?}"
         );
+        // Trickling a byte at a time does not extend the deadline.
+        let (mut server, mut client) = UnixStream::pair().unwrap();
+        let trickle = thread::spawn(move || {
+            for _ in 0..40 {
+                if client.write_all(b" ").is_err() {
+                    break;
+                }
+                thread::sleep(Duration::from_millis(100));
+            }
+        });
+        let start = Instant::now();
+        assert!(matches!(
+            read_request(&mut server),
+            Err(ReadFailure::Timeout)
+        ));
+        assert!(start.elapsed() < REQUEST_TIMEOUT * 2);
+        drop(server);
+        trickle.join().unwrap();
     }
 }

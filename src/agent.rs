@@ -1,16 +1,23 @@
 //! The agent: the only loops in sfpair. It wires a clock, a transport, a store and presenters to
 //! the pure flow and API, and is the one place that sleeps and sends.
 //!
-//! `pair` runs the device flow to the end and stores the pairing; `access_token` turns the stored
-//! refresh token into an access token (storing a rotated refresh token first); `forget` revokes
-//! and wipes. Every loop is bounded: the flow by its deadlines and code count, the other requests
-//! by a fixed number of attempts.
+//! `pair` runs the device flow to the end and stores the pairing; `access_token` hands out the
+//! session cached in memory, or turns the stored refresh token into a new one (storing a rotated
+//! refresh token first); `call` makes a REST call that renews an expired session once (see
+//! `call.rs`); `forget` revokes and wipes. Every loop is bounded: the flow by its deadlines and
+//! code count, the other requests by a fixed number of attempts.
+//!
+//! Sessions: Salesforce returns no `expires_in`, so a session is used until the server answers
+//! 401 `INVALID_SESSION_ID`, or until an explicitly configured lifetime
+//! ([`Agent::set_session_lifetime`]) has passed. With a consumer secret configured, every token
+//! response of a Salesforce pairing or refresh must carry a valid `signature` (`signature.rs`).
 
 use std::time::Duration;
 
 use log::{debug, info, warn};
 
 use crate::api::{self, Outcome};
+use crate::call::{self, Caller};
 use crate::clock_check;
 use crate::error::{Error, ErrorKind};
 use crate::event::{Event, Paired};
@@ -18,13 +25,15 @@ use crate::flow::backoff::Jitter;
 use crate::flow::dialect::Dialect;
 use crate::flow::reply::TokenReply;
 use crate::flow::{Action, Flow, FlowConfig};
-use crate::http::Transport;
+use crate::http::{OpenReply, Transport};
 use crate::present::Presenter;
+use crate::rest::{self, RestReply, RestRequest, Unauthorized};
 use crate::secret::Secret;
+use crate::signature;
 use crate::store::{Loaded, Record, TokenStore};
 use crate::time::{Clock, Instant};
 use crate::url;
-use crate::wire::Request;
+use crate::wire::{Request, TransportError};
 
 /// Attempts for a refresh, revocation or userinfo request before reporting a network error.
 const ATTEMPTS: u32 = 3;
@@ -40,6 +49,9 @@ pub struct Session {
     pub instance_url: String,
     /// When it was obtained, on the agent's monotonic clock.
     pub obtained_at: Instant,
+    /// Which session of this agent it is: 1 for the first, one more at every refresh. A client
+    /// that saw this session refused names it, so that many such reports cause one refresh.
+    pub generation: u64,
 }
 
 /// What `forget` did.
@@ -61,6 +73,10 @@ pub struct Agent {
     jitter: Jitter,
     client_secret: Option<Secret>,
     session: Option<Session>,
+    /// Refresh a session this old before using it; `None`: only on `INVALID_SESSION_ID`.
+    session_lifetime: Option<Duration>,
+    /// The generation of the newest session obtained so far.
+    generation: u64,
 }
 
 impl Agent {
@@ -77,6 +93,8 @@ impl Agent {
             jitter: Jitter::new(random_seed()),
             client_secret: None,
             session: None,
+            session_lifetime: None,
+            generation: 0,
         }
     }
 
@@ -93,6 +111,12 @@ impl Agent {
     /// The consumer secret, for apps that require it on refresh (and confidential polling).
     pub fn set_client_secret(&mut self, secret: Option<Secret>) {
         self.client_secret = secret;
+    }
+
+    /// Refresh a cached session once it is this old (`--session-lifetime`). Set it a little
+    /// below the org's session timeout; without it a session is used until the server refuses it.
+    pub fn set_session_lifetime(&mut self, lifetime: Option<Duration>) {
+        self.session_lifetime = lifetime;
     }
 
     pub fn store_description(&self) -> String {
@@ -143,6 +167,7 @@ impl Agent {
         if config.client.client_secret.is_none() {
             config.client.client_secret = self.client_secret.clone();
         }
+        let secret = config.client.client_secret.clone();
         let token_url = config.endpoints.token.clone();
         let dialect = config.dialect;
         let revoke_url = config.endpoints.revoke.clone();
@@ -179,15 +204,23 @@ impl Agent {
             .as_ref()
             .and_then(|rt| api::revoke_token_request(revoke_url.as_deref(), &client_id, rt));
         let session_token = tokens.access_token.clone();
-        let stored = self
-            .record_from(
-                tokens,
-                dialect,
-                token_url,
-                revoke_url,
-                client_id,
-                requested_scope,
-            )
+        let verified = match (&secret, dialect) {
+            (Some(secret), Dialect::Salesforce) => {
+                signature::verify_reply(&tokens, secret, "pairing")
+            }
+            _ => Ok(()),
+        };
+        let stored = verified
+            .and_then(|()| {
+                self.record_from(
+                    tokens,
+                    dialect,
+                    token_url,
+                    revoke_url,
+                    client_id,
+                    requested_scope,
+                )
+            })
             .and_then(|record| self.store.save(&record).map(|()| record));
         let record = match stored {
             Ok(record) => record,
@@ -209,10 +242,12 @@ impl Agent {
                 None => {}
             }
         }
+        self.generation += 1;
         self.session = Some(Session {
             access_token: session_token,
             instance_url: record.instance_url.clone(),
             obtained_at: self.clock.now(),
+            generation: self.generation,
         });
         let (org_id, user_id) = api::org_and_user(&record.identity_url);
         let paired = Paired {
@@ -359,12 +394,69 @@ impl Agent {
         )))
     }
 
-    /// A fresh access token from the stored refresh token. A rotated refresh token is stored
-    /// before the new access token is handed out: losing it would kill the grant.
+    /// An access token to use: the session cached in memory while it is usable (not refused by
+    /// the server, younger than the configured lifetime), else a [`refresh`](Agent::refresh).
     pub fn access_token(&mut self) -> Result<Session, Error> {
+        match self.cached() {
+            Some(session) => Ok(session),
+            None => self.refresh(),
+        }
+    }
+
+    /// The cached session, if it is still usable.
+    fn cached(&self) -> Option<Session> {
+        let session = self.session.as_ref()?;
+        match self.session_lifetime {
+            Some(lifetime) if self.age(session) >= lifetime => {
+                debug!("the session reached its configured lifetime; refreshing");
+                None
+            }
+            _ => Some(session.clone()),
+        }
+    }
+
+    fn age(&self, session: &Session) -> Duration {
+        self.clock.now().saturating_since(session.obtained_at)
+    }
+
+    /// How long `session` has left under the configured lifetime; `None` when no lifetime is
+    /// configured (Salesforce does not say).
+    pub fn expires_in(&self, session: &Session) -> Option<Duration> {
+        self.session_lifetime
+            .map(|lifetime| lifetime.saturating_sub(self.age(session)))
+    }
+
+    /// Reports that the server refused session `generation` (401 `INVALID_SESSION_ID`): it is
+    /// dropped unless a newer one has replaced it already, so the next
+    /// [`access_token`](Agent::access_token) refreshes at most once however many callers report.
+    pub fn session_refused(&mut self, generation: u64) {
+        if self
+            .session
+            .as_ref()
+            .is_some_and(|s| s.generation == generation)
+        {
+            self.session = None;
+        }
+    }
+
+    /// The instance URL for REST calls, from the cached session or the stored pairing; no
+    /// request is sent.
+    pub fn instance_url(&mut self) -> Result<String, Error> {
+        match &self.session {
+            Some(session) => Ok(session.instance_url.clone()),
+            None => Ok(self.stored()?.instance_url),
+        }
+    }
+
+    /// A fresh access token from the stored refresh token, whatever is cached. A rotated refresh
+    /// token is stored before the new access token is handed out: losing it would kill the grant.
+    pub fn refresh(&mut self) -> Result<Session, Error> {
         let record = self.stored()?;
         let request = api::refresh_request(&record, self.client_secret.as_ref());
         let tokens = self.exchange(&request, api::refresh_outcome)?;
+        if let (Some(secret), Dialect::Salesforce) = (&self.client_secret, record.dialect) {
+            signature::verify_reply(&tokens, secret, "refresh")?;
+        }
         let mut updated = record.clone();
         if let Some(rotated) = tokens.refresh_token.filter(|t| !t.is_empty()) {
             updated.refresh_token = rotated;
@@ -381,27 +473,74 @@ impl Agent {
                 ))
             })?;
         }
+        self.generation += 1;
         let session = Session {
             access_token: tokens.access_token,
             instance_url: updated.instance_url,
             obtained_at: self.clock.now(),
+            generation: self.generation,
         };
         self.session = Some(session.clone());
         Ok(session)
     }
 
-    /// The user info of the paired user (OpenID Connect userinfo), using a fresh session.
+    /// Sends a REST request to the paired instance and streams the reply body into `sink`, in
+    /// bounded memory whatever its size. On 401 `INVALID_SESSION_ID` the session is refreshed
+    /// once and the request sent once more; nothing else is retried. The HTTP status is in the
+    /// returned reply ([`RestReply::error`] says what to report); `Err` means no complete reply:
+    /// not paired, refresh rejected (re-pair needed), network, or the sink failed.
+    ///
+    /// ```no_run
+    /// # fn demo(agent: &mut sfpair::agent::Agent) -> Result<(), sfpair::error::Error> {
+    /// use sfpair::rest::RestRequest;
+    /// let create = RestRequest::post_json(
+    ///     "/services/data/v62.0/sobjects/Account/",
+    ///     r#"{"Name":"Express Logistics"}"#,
+    /// )?;
+    /// let mut body = Vec::new();
+    /// let reply = agent.call(&create, &mut body)?;
+    /// if let Some(e) = reply.error() {
+    ///     return Err(e);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn call(
+        &mut self,
+        request: &RestRequest,
+        sink: &mut dyn std::io::Write,
+    ) -> Result<RestReply, Error> {
+        call::call(self, request, sink)
+    }
+
+    /// The user info of the paired user (OpenID Connect userinfo). An expired session is
+    /// refreshed once, as for [`call`](Agent::call).
     pub fn userinfo(&mut self) -> Result<serde_json::Value, Error> {
-        let session = match self.session.clone() {
-            Some(s) => s,
-            None => self.access_token()?,
-        };
+        let session = self.access_token()?;
+        if let Some(info) = self.userinfo_with(&session)? {
+            return Ok(info);
+        }
+        self.session_refused(session.generation);
+        let fresh = self.refresh()?;
+        self.userinfo_with(&fresh)?.ok_or_else(|| {
+            Error::new(
+                ErrorKind::RepairNeeded,
+                "userinfo refused a freshly refreshed session (401): pair again with \
+                 `sfpair pair --force`",
+            )
+        })
+    }
+
+    /// userinfo with `session`; `None` when the session was refused as expired.
+    fn userinfo_with(&mut self, session: &Session) -> Result<Option<serde_json::Value>, Error> {
         let request = api::userinfo_request(&session.instance_url, &session.access_token);
         self.exchange(&request, |reply| match reply.status {
             200..=299 => match serde_json::from_slice(&reply.body) {
-                Ok(v) => Outcome::Done(v),
+                Ok(v) => Outcome::Done(Some(v)),
                 Err(_) => Outcome::Retry("malformed userinfo reply".into()),
             },
+            401 if rest::unauthorized(&reply.body[..]) == Unauthorized::SessionExpired => {
+                Outcome::Done(None)
+            }
             500.. => Outcome::Retry(format!("HTTP {}", reply.status)),
             s => Outcome::Fail(Error::new(
                 ErrorKind::Http,
@@ -438,6 +577,22 @@ impl Agent {
                 reason: e.message().to_string(),
             },
         })
+    }
+}
+
+/// The agent holds the refresh token itself: it renews by refreshing.
+impl Caller for Agent {
+    fn session(&mut self) -> Result<Session, Error> {
+        self.access_token()
+    }
+
+    fn renew(&mut self, stale: &Session) -> Result<Session, Error> {
+        self.session_refused(stale.generation);
+        self.access_token()
+    }
+
+    fn open(&mut self, request: &Request) -> Result<OpenReply, TransportError> {
+        self.transport.open(request)
     }
 }
 

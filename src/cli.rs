@@ -17,6 +17,8 @@ pub enum Command {
     Token,
     Status,
     Forget,
+    Call,
+    Serve,
     Help,
     Version,
 }
@@ -48,6 +50,20 @@ pub struct Args {
     pub retry_for: Option<u64>,
     pub start_jitter: Option<u64>,
     pub wait_for_clock: Option<u64>,
+    /// `call METHOD PATH`.
+    pub call_method: Option<String>,
+    pub call_path: Option<String>,
+    /// `--data JSON`, `--data @FILE` or `--data @-`.
+    pub data: Option<String>,
+    /// `--header Name:value`, repeatable.
+    pub headers: Vec<String>,
+    pub api_version: Option<String>,
+    pub session_lifetime: Option<u64>,
+    /// `serve --socket PATH`, or `call --socket PATH` to get sessions from that broker.
+    pub socket: Option<PathBuf>,
+    pub socket_group: Option<String>,
+    pub allow_uids: Vec<u32>,
+    pub allow_gids: Vec<u32>,
 }
 
 fn usage(msg: impl std::fmt::Display) -> Error {
@@ -126,15 +142,44 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, Error> {
                 a.wait_for_clock = Some(number(parser.value().map_err(err)?, "--wait-for-clock")?)
             }
             Long("check") => a.check = true,
+            Long("data") => a.data = Some(text(parser.value().map_err(err)?, "--data")?),
+            Long("header") => a
+                .headers
+                .push(text(parser.value().map_err(err)?, "--header")?),
+            Long("api-version") => {
+                a.api_version = Some(text(parser.value().map_err(err)?, "--api-version")?)
+            }
+            Long("session-lifetime") => {
+                a.session_lifetime =
+                    Some(number(parser.value().map_err(err)?, "--session-lifetime")?)
+            }
+            Long("socket") => a.socket = Some(parser.value().map_err(err)?.into()),
+            Long("socket-group") => {
+                a.socket_group = Some(text(parser.value().map_err(err)?, "--socket-group")?)
+            }
+            Long("allow-uid") => a
+                .allow_uids
+                .push(number(parser.value().map_err(err)?, "--allow-uid")?),
+            Long("allow-gid") => a
+                .allow_gids
+                .push(number(parser.value().map_err(err)?, "--allow-gid")?),
             Value(v) if a.command.is_none() => {
                 a.command = Some(match text(v, "command")?.as_str() {
                     "pair" => Command::Pair,
                     "token" => Command::Token,
                     "status" => Command::Status,
                     "forget" => Command::Forget,
+                    "call" => Command::Call,
+                    "serve" => Command::Serve,
                     "help" => Command::Help,
                     other => return Err(usage(format!("unknown command '{other}'"))),
                 });
+            }
+            Value(v) if a.command == Some(Command::Call) && a.call_method.is_none() => {
+                a.call_method = Some(text(v, "METHOD")?)
+            }
+            Value(v) if a.command == Some(Command::Call) && a.call_path.is_none() => {
+                a.call_path = Some(text(v, "PATH")?)
             }
             other => return Err(usage(other.unexpected())),
         }
@@ -152,6 +197,8 @@ Commands:
   token    Print a fresh access token (--json adds instance_url)
   status   Show the stored pairing, never a token (--check also tests it)
   forget   Revoke the refresh token at the server, then wipe the store
+  call     Make a REST call with the paired session (refreshed when it expires)
+  serve    Hand out access tokens to local processes over a Unix socket
   help     Show this text; `sfpair <COMMAND> --help` shows a command's options
 
 Common options (environment variable in brackets):
@@ -177,6 +224,8 @@ Common options (environment variable in brackets):
 Exit codes: 0 ok, 1 unexpected server reply, 2 usage or configuration error, 3 denied,
 4 expired after the last code, 5 not paired, 6 re-pair needed, 7 network or TLS failure,
 8 storage failure, 9 HTTP error status from a REST call.
+Sessions: --session-lifetime SECONDS [SFPAIR_SESSION_LIFETIME] refreshes a session this old
+before use; without it a session is used until the server answers 401 INVALID_SESSION_ID.
 Logs go to standard error; set RUST_LOG=info or debug for more (tokens are never logged).
 ";
 
@@ -231,6 +280,40 @@ the store. The store is wiped even when the server cannot be reached; then the e
 and the server-side token may stay valid until it expires or an admin revokes it.
 ";
 
+pub const HELP_CALL: &str = "\
+Usage: sfpair call METHOD PATH [--data JSON | --data @FILE | --data @-] [--header Name:value]...
+                   [--api-version 62.0] [--socket PATH]
+
+Sends METHOD (GET, POST, PATCH, PUT, DELETE) to PATH on the paired instance with the session's
+access token, and streams the reply body to standard output, whatever its size. On 401
+INVALID_SESSION_ID the session is refreshed once and the request sent once more; nothing else
+is retried. PATH is relative to the instance URL (/services/data/v62.0/limits). With
+--api-version [SFPAIR_API_VERSION], vXX.X in PATH is filled in, and a PATH that does not start
+with /services/ gets /services/data/vNN.N/ in front (limits, sobjects/Account/).
+
+Options:
+  --data JSON | @FILE | @-  Request body (a file or standard input is read whole, at most
+                           16 MiB, so it can be sent again after a refresh); sent as
+                           application/json unless --header Content-Type:... says otherwise
+  --header Name:value      Extra request header, repeatable (not Authorization)
+  --socket PATH            Get sessions from `sfpair serve --socket PATH` instead of the store
+
+Exit code: 0 for 2xx; 9 for another status (403 REQUEST_LIMIT_EXCEEDED and 5xx with the
+server's Retry-After); 6 when even a refreshed session gets 401 or the refresh token is
+rejected; 7 network. The error goes to standard error, the body still to standard output.
+";
+
+pub const HELP_SERVE: &str = "\
+Usage: sfpair serve --socket PATH [--socket-group GROUP] [--allow-uid UID]... [--allow-gid GID]...
+
+Holds the refresh token and answers local requests for an access token over a Unix socket,
+one JSON line each way (see the README): {\"get\":\"access_token\"} or
+{\"get\":\"instance_url\"}. The socket is created 0600 (0660 with --socket-group). Only root,
+this user, the --allow-uid users and the --allow-gid (effective) groups, and the socket group
+are answered; others get {\"error\":\"forbidden\"} without their request being read. A stale
+socket file is replaced; SIGTERM or SIGINT stops the broker and removes the socket.
+";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -259,6 +342,41 @@ mod tests {
         let a = p(&["token", "--json"]).unwrap();
         assert_eq!(a.command, Some(Command::Token));
         assert!(a.json);
+    }
+
+    #[test]
+    fn call_takes_a_method_a_path_and_repeatable_headers() {
+        let a = p(&[
+            "call",
+            "POST",
+            "sobjects/Account/",
+            "--data",
+            "{\"Name\":\"x\"}",
+            "--header",
+            "A: 1",
+            "--header",
+            "B: 2",
+            "--api-version",
+            "62.0",
+        ])
+        .unwrap();
+        assert_eq!(a.command, Some(Command::Call));
+        assert_eq!(a.call_method.as_deref(), Some("POST"));
+        assert_eq!(a.call_path.as_deref(), Some("sobjects/Account/"));
+        assert_eq!(a.headers, ["A: 1", "B: 2"]);
+        assert_eq!(p(&["call", "GET", "/a", "/b"]).unwrap_err().exit_code(), 2);
+        let a = p(&[
+            "serve",
+            "--socket",
+            "/run/s",
+            "--allow-uid",
+            "7",
+            "--allow-uid",
+            "8",
+        ])
+        .unwrap();
+        assert_eq!(a.allow_uids, [7, 8]);
+        assert!(p(&["serve", "--allow-gid", "wheel"]).is_err());
     }
 
     #[test]

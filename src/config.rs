@@ -8,14 +8,17 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::broker::ServeOptions;
 use crate::cli::Args;
 use crate::error::Error;
 use crate::flow::FlowConfig;
 use crate::flow::dialect::{Client, Dialect, Endpoints};
 use crate::http::HttpConfig;
+use crate::rest::RestRequest;
 use crate::secret::Secret;
 use crate::store::file::FileStore;
 use crate::url;
+use crate::wire::Method;
 
 pub const DEFAULT_LOGIN_URL: &str = "https://login.salesforce.com";
 pub const DEFAULT_SCOPE: &str = "api refresh_token";
@@ -53,6 +56,10 @@ pub struct Settings {
     pub start_jitter: Duration,
     /// How long to wait for an implausible wall clock to be set.
     pub wait_for_clock: Duration,
+    /// `--session-lifetime`: refresh a cached session this old; `None`: only on 401.
+    pub session_lifetime: Option<Duration>,
+    /// `--api-version` for `call`, normalized (`62.0`).
+    pub api_version: Option<String>,
 }
 
 fn non_empty(v: Option<String>) -> Option<String> {
@@ -246,6 +253,26 @@ impl Settings {
             60,
         )?;
 
+        let session_lifetime = match args.session_lifetime {
+            Some(seconds) => Some(seconds),
+            None => match non_empty(env("SFPAIR_SESSION_LIFETIME")) {
+                Some(v) => Some(v.trim().parse::<u64>().map_err(|_| {
+                    Error::config(format!(
+                        "SFPAIR_SESSION_LIFETIME '{v}' needs a whole number of seconds"
+                    ))
+                })?),
+                None => None,
+            },
+        };
+        if session_lifetime == Some(0) {
+            return Err(Error::config(
+                "--session-lifetime must be at least 1 second",
+            ));
+        }
+        let api_version = pick(&args.api_version, "SFPAIR_API_VERSION")
+            .map(|v| crate::rest::api_version(&v))
+            .transpose()?;
+
         Ok(Settings {
             dialect,
             login_url,
@@ -271,6 +298,56 @@ impl Settings {
             retry_for,
             start_jitter,
             wait_for_clock,
+            session_lifetime: session_lifetime.map(Duration::from_secs),
+            api_version,
+        })
+    }
+
+    /// The request of `sfpair call METHOD PATH [--data …] [--header …]`.
+    pub fn rest_request(&self, args: &Args) -> Result<RestRequest, Error> {
+        let (Some(method), Some(path)) = (&args.call_method, &args.call_path) else {
+            return Err(Error::config(
+                "sfpair call needs METHOD and PATH, e.g. `sfpair call GET /services/data/v62.0/limits`",
+            ));
+        };
+        let method = match method.to_ascii_uppercase().as_str() {
+            "GET" => Method::Get,
+            "POST" => Method::Post,
+            "PUT" => Method::Put,
+            "PATCH" => Method::Patch,
+            "DELETE" => Method::Delete,
+            other => {
+                return Err(Error::config(format!(
+                    "unknown METHOD '{other}': use GET, POST, PATCH, PUT or DELETE"
+                )));
+            }
+        };
+        let mut request = RestRequest {
+            method,
+            path: crate::rest::resolve_path(path, self.api_version.as_deref())?,
+            body: args.data.as_deref().map(request_body).transpose()?,
+            headers: Vec::new(),
+        };
+        for line in &args.headers {
+            request.headers.push(crate::rest::header(line)?);
+        }
+        Ok(request)
+    }
+
+    /// `sfpair serve` options.
+    pub fn serve_options(&self, args: &Args) -> Result<ServeOptions, Error> {
+        let socket = args.socket.clone().ok_or_else(|| {
+            Error::config("sfpair serve needs --socket PATH, e.g. /run/sfpair/token.sock")
+        })?;
+        Ok(ServeOptions {
+            socket,
+            group: args
+                .socket_group
+                .as_deref()
+                .map(crate::broker::group_id)
+                .transpose()?,
+            allow_uids: args.allow_uids.clone(),
+            allow_gids: args.allow_gids.clone(),
         })
     }
 
@@ -309,6 +386,37 @@ impl Settings {
         config.start_spread = self.start_jitter;
         Ok(config)
     }
+}
+
+/// Largest request body `call` reads from a file or standard input.
+pub const MAX_DATA: u64 = 16 * 1024 * 1024;
+
+/// `--data` text as is, `@FILE` or `@-` (standard input) read whole, within [`MAX_DATA`]: the
+/// body must be in memory to be sent again after a refresh.
+fn request_body(data: &str) -> Result<Vec<u8>, Error> {
+    use std::io::Read;
+    let Some(source) = data.strip_prefix('@') else {
+        return Ok(data.as_bytes().to_vec());
+    };
+    let (name, reader): (String, Box<dyn Read>) = if source == "-" {
+        ("standard input".into(), Box::new(std::io::stdin()))
+    } else {
+        let file = std::fs::File::open(source)
+            .map_err(|e| Error::config(format!("cannot read --data file {source}: {e}")))?;
+        (source.to_string(), Box::new(file))
+    };
+    let mut body = Vec::new();
+    reader
+        .take(MAX_DATA + 1)
+        .read_to_end(&mut body)
+        .map_err(|e| Error::config(format!("cannot read --data from {name}: {e}")))?;
+    if body.len() as u64 > MAX_DATA {
+        return Err(Error::config(format!(
+            "--data from {name} is larger than {} MiB",
+            MAX_DATA / 1024 / 1024
+        )));
+    }
+    Ok(body)
 }
 
 #[cfg(test)]
@@ -448,6 +556,88 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn call_requests_follow_the_path_rule_and_read_bodies() {
+        let path = std::env::temp_dir().join(format!("sfpair-body-{}", std::process::id()));
+        std::fs::write(&path, r#"{"Name":"x"}"#).unwrap();
+        let data = format!("@{}", path.display());
+        let args = [
+            "call",
+            "post",
+            "sobjects/Account/",
+            "--data",
+            &data,
+            "--header",
+            "X-A: 1",
+        ];
+        let s = resolve(&args, &[("HOME", "/h"), ("SFPAIR_API_VERSION", "v66.0")]).unwrap();
+        let argv = parse(["sfpair"].iter().chain(&args).map(OsString::from)).unwrap();
+        let r = s.rest_request(&argv).unwrap();
+        assert_eq!(r.method, Method::Post);
+        assert_eq!(r.path, "/services/data/v66.0/sobjects/Account/");
+        assert_eq!(r.body.as_deref(), Some(&br#"{"Name":"x"}"#[..]));
+        assert_eq!(r.headers, [("X-A".to_string(), "1".to_string())]);
+        std::fs::remove_file(&path).unwrap();
+        let e = s.rest_request(&argv).unwrap_err();
+        assert!(e.message().contains("cannot read --data file"), "{e}");
+        assert!(resolve(&["call", "--api-version", "x"], &[("HOME", "/h")]).is_err());
+    }
+
+    #[test]
+    fn session_lifetime_from_the_flag_or_the_environment() {
+        let s = resolve(&["token"], &[("HOME", "/h")]).unwrap();
+        assert_eq!(s.session_lifetime, None);
+        let s = resolve(
+            &["token"],
+            &[("HOME", "/h"), ("SFPAIR_SESSION_LIFETIME", "900")],
+        )
+        .unwrap();
+        assert_eq!(s.session_lifetime, Some(Duration::from_secs(900)));
+        let s = resolve(
+            &["token", "--session-lifetime", "60"],
+            &[("HOME", "/h"), ("SFPAIR_SESSION_LIFETIME", "900")],
+        )
+        .unwrap();
+        assert_eq!(s.session_lifetime, Some(Duration::from_secs(60)));
+        assert!(resolve(&["token", "--session-lifetime", "0"], &[("HOME", "/h")]).is_err());
+        assert!(
+            resolve(
+                &["token"],
+                &[("HOME", "/h"), ("SFPAIR_SESSION_LIFETIME", "2h")]
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn serve_needs_a_socket() {
+        let s = resolve(&["serve"], &[("HOME", "/h")]).unwrap();
+        let argv = parse(["sfpair", "serve"].iter().map(OsString::from)).unwrap();
+        assert!(
+            s.serve_options(&argv)
+                .unwrap_err()
+                .message()
+                .contains("--socket")
+        );
+        let argv = parse(
+            [
+                "sfpair",
+                "serve",
+                "--socket",
+                "/run/s",
+                "--socket-group",
+                "0",
+                "--allow-gid",
+                "5",
+            ]
+            .iter()
+            .map(OsString::from),
+        )
+        .unwrap();
+        let o = s.serve_options(&argv).unwrap();
+        assert_eq!((o.group, o.allow_gids), (Some(0), vec![5]));
     }
 
     #[test]

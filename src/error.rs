@@ -27,7 +27,8 @@ pub enum ErrorKind {
     Network,
     /// The token store could not be read or written.
     Storage,
-    /// The server answered something this agent does not understand.
+    /// The server answered something this agent does not understand, or a token response
+    /// failed its signature check.
     Server,
     /// A REST call answered with an HTTP error status.
     Http,

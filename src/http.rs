@@ -25,6 +25,35 @@ use crate::wire::{Body, Method, Reply, Request, TransportError, TransportErrorKi
 pub trait Transport: Send {
     /// Sends `request` and reads the whole reply (within the body limit).
     fn send(&mut self, request: &Request) -> Result<Reply, TransportError>;
+
+    /// Sends `request` and returns the status and headers with the body still unread, for REST
+    /// replies of any size: the caller copies the body where it goes, a buffer at a time, or
+    /// reads a few KB of an error body and drops the rest. There is no body limit.
+    ///
+    /// The default reads the whole reply with [`Transport::send`] (for test doubles).
+    fn open(&mut self, request: &Request) -> Result<OpenReply, TransportError> {
+        let reply = self.send(request)?;
+        Ok(OpenReply {
+            status: reply.status,
+            content_type: reply.content_type.clone(),
+            retry_after: reply.retry_after,
+            limit_info: None,
+            body: Box::new(io::Cursor::new(reply.body.to_vec())),
+        })
+    }
+}
+
+/// A reply whose body has not been read yet (see [`Transport::open`]). Reading the body to its
+/// end gives the connection back to the pool; dropping it early closes the connection.
+pub struct OpenReply {
+    pub status: u16,
+    /// The `Content-Type` header, lower-cased, or empty.
+    pub content_type: String,
+    pub retry_after: Option<Duration>,
+    /// Salesforce's `Sforce-Limit-Info` header (`api-usage=N/M`).
+    pub limit_info: Option<String>,
+    /// The body; read errors are network failures (timeouts, resets, TLS alerts).
+    pub body: Box<dyn io::Read + Send>,
 }
 
 /// How to reach servers.
@@ -56,6 +85,7 @@ pub struct UreqTransport {
     body_limit: u64,
     /// `host:port` of the proxy from the environment, for messages.
     proxy: Option<String>,
+    read_timeout: Duration,
 }
 
 impl UreqTransport {
@@ -98,6 +128,7 @@ impl UreqTransport {
             agent,
             body_limit: config.body_limit,
             proxy: proxy_name,
+            read_timeout: config.read_timeout,
         })
     }
 }
@@ -134,8 +165,14 @@ fn load_roots(path: &Path) -> Result<RootCerts, Error> {
     Ok(RootCerts::new_with_certs(&certs))
 }
 
-impl Transport for UreqTransport {
-    fn send(&mut self, request: &Request) -> Result<Reply, TransportError> {
+impl UreqTransport {
+    /// Builds and runs `request`; `streaming` lifts the total body time limit (a big body may
+    /// take minutes) and keeps a per-read timeout instead, so a stalled server still fails.
+    fn run(
+        &mut self,
+        request: &Request,
+        streaming: bool,
+    ) -> Result<(String, ureq::http::Response<ureq::Body>), TransportError> {
         let host = url::host(&request.url).unwrap_or("?").to_string();
         if !url::is_secure(&request.url) {
             return Err(TransportError::new(
@@ -164,6 +201,11 @@ impl Transport for UreqTransport {
         for (name, value) in &request.headers {
             builder = builder.header(name.as_str(), value.as_str());
         }
+        // A caller's own Content-Type (`sfpair call --header`) wins over the default.
+        let typed = request
+            .headers
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case("content-type"));
         let body: Zeroizing<Vec<u8>> = match &request.body {
             Body::Empty => Zeroizing::new(Vec::new()),
             Body::Form(form) => {
@@ -171,43 +213,82 @@ impl Transport for UreqTransport {
                 Zeroizing::new(form.encode().as_bytes().to_vec())
             }
             Body::Json(json) => {
-                builder = builder.header("Content-Type", "application/json");
+                if !typed {
+                    builder = builder.header("Content-Type", "application/json");
+                }
                 Zeroizing::new(json.clone())
             }
         };
         let http_request = builder.body(body.as_slice()).map_err(|e| {
             TransportError::new(TransportErrorKind::Invalid, format!("{host}: {e}"))
         })?;
-        let mut response = self
+        let http_request = if streaming {
+            self.agent
+                .configure_request(http_request)
+                .timeout_recv_body(None)
+                .timeout_per_read(Some(self.read_timeout))
+                .build()
+        } else {
+            http_request
+        };
+        let response = self
             .agent
             .run(http_request)
             .map_err(|e| classify(&host, self.proxy.as_deref(), e))?;
+        debug!(
+            "{} {} -> {}",
+            request.method.as_str(),
+            redacted_path(&request.url),
+            response.status().as_u16()
+        );
+        Ok((host, response))
+    }
+}
+
+/// A response header as text, when present and valid.
+fn header_of(response: &ureq::http::Response<ureq::Body>, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// `Retry-After` in seconds (the HTTP-date form is not used by Salesforce).
+fn retry_after_of(response: &ureq::http::Response<ureq::Body>) -> Option<Duration> {
+    header_of(response, "retry-after")
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs)
+}
+
+impl Transport for UreqTransport {
+    fn send(&mut self, request: &Request) -> Result<Reply, TransportError> {
+        let (host, mut response) = self.run(request, false)?;
         let status = response.status().as_u16();
-        let header = |name: &str| {
-            response
-                .headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        };
-        let content_type = header("content-type").unwrap_or_default();
-        let retry_after = header("retry-after")
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+        let content_type = header_of(&response, "content-type").unwrap_or_default();
+        let retry_after = retry_after_of(&response);
         let bytes = response
             .body_mut()
             .with_config()
             .limit(self.body_limit)
             .read_to_vec()
             .map_err(|e| classify(&host, self.proxy.as_deref(), e))?;
-        debug!(
-            "{} {} -> {status}",
-            request.method.as_str(),
-            redacted_path(&request.url)
-        );
         let mut reply = Reply::new(status, &content_type, bytes);
         reply.retry_after = retry_after;
         Ok(reply)
+    }
+
+    fn open(&mut self, request: &Request) -> Result<OpenReply, TransportError> {
+        let (_, response) = self.run(request, true)?;
+        Ok(OpenReply {
+            status: response.status().as_u16(),
+            content_type: header_of(&response, "content-type")
+                .unwrap_or_default()
+                .to_ascii_lowercase(),
+            retry_after: retry_after_of(&response),
+            limit_info: header_of(&response, "sforce-limit-info"),
+            body: Box::new(response.into_body().into_reader()),
+        })
     }
 }
 

@@ -22,6 +22,13 @@
 //!                                                            └─ denied / config ─> stop
 //! ```
 //!
+//! After pairing, [`agent::Agent::access_token`] hands out the session cached in memory (or
+//! refreshes), and [`agent::Agent::call`] makes REST calls that survive an expired session: one
+//! refresh and one retry on 401 `INVALID_SESSION_ID` (`call.rs`, rules in `rest.rs`), the body
+//! streamed in bounded memory. [`broker`] (`sfpair serve`) hands sessions to other local
+//! processes over a Unix socket; `signature.rs` checks token responses when a consumer secret is
+//! configured.
+//!
 //! # Features
 //!
 //! - `std` (default): everything that does I/O. Without it the crate is the pure core (the flow,
@@ -65,6 +72,10 @@ extern crate alloc;
 pub mod agent;
 pub mod api;
 #[cfg(feature = "std")]
+pub mod broker;
+#[cfg(feature = "std")]
+pub mod call;
+#[cfg(feature = "std")]
 pub mod cli;
 pub mod clock_check;
 #[cfg(feature = "std")]
@@ -78,7 +89,10 @@ pub mod http;
 pub mod logging;
 #[cfg(feature = "std")]
 pub mod present;
+pub mod rest;
 pub mod secret;
+#[cfg(feature = "std")]
+pub mod signature;
 pub mod store;
 #[cfg(feature = "std")]
 pub mod testing;

@@ -11,6 +11,7 @@ use serde_json::json;
 
 use sfpair::agent::{Agent, Forgotten};
 use sfpair::api;
+use sfpair::broker::{self, client::Broker, client::BrokerCaller};
 use sfpair::cli::{self, Args, Command};
 use sfpair::config::{Display, Settings};
 use sfpair::error::{Error, ErrorKind};
@@ -18,7 +19,7 @@ use sfpair::http::UreqTransport;
 use sfpair::present::console::{Console, Style};
 use sfpair::present::json::JsonLines;
 use sfpair::store::{self, Loaded};
-use sfpair::time::{SystemClock, format_utc};
+use sfpair::time::{Clock, SystemClock, format_age, format_utc};
 
 fn main() -> ExitCode {
     sfpair::logging::init();
@@ -42,6 +43,8 @@ fn run(args: &Args) -> Result<u8, Error> {
                 Command::Token => cli::HELP_TOKEN,
                 Command::Status => cli::HELP_STATUS,
                 Command::Forget => cli::HELP_FORGET,
+                Command::Call => cli::HELP_CALL,
+                Command::Serve => cli::HELP_SERVE,
                 Command::Help | Command::Version => cli::HELP,
             }
         );
@@ -61,11 +64,14 @@ fn run(args: &Args) -> Result<u8, Error> {
         store::open(&settings.store)?,
     );
     agent.set_client_secret(settings.client_secret.clone());
+    agent.set_session_lifetime(settings.session_lifetime);
     match command {
         Command::Pair => pair(&mut agent, &settings, args.force),
         Command::Token => token(&mut agent, &settings, args.json),
         Command::Status => status(&mut agent, &settings, args),
         Command::Forget => forget(&mut agent, &settings),
+        Command::Call => call(&mut agent, args, &settings),
+        Command::Serve => serve(agent, args, &settings),
         Command::Help | Command::Version => Ok(0),
     }
 }
@@ -150,17 +156,18 @@ fn status(agent: &mut Agent, settings: &Settings, args: &Args) -> Result<u8, Err
     } else {
         record.paired_at
     };
-    let mut user = None;
-    if args.check {
-        agent.wait_for_clock(settings.wait_for_clock)?;
-        agent.access_token()?;
-        let info = agent.userinfo()?;
-        user = info
-            .get("preferred_username")
-            .or_else(|| info.get("name"))
-            .and_then(|v| v.as_str())
-            .map(str::to_string);
-    }
+    // The device's wall clock; `None` when it is behind the pairing (a board without an RTC
+    // before NTP has synced).
+    let age = SystemClock::new()
+        .unix_time()
+        .as_secs()
+        .checked_sub(paired_at);
+    let check = args.check.then(|| {
+        // Before the first handshake: a clock in 1970 makes every certificate "not yet valid".
+        agent
+            .wait_for_clock(settings.wait_for_clock)
+            .and_then(|()| check(agent))
+    });
     if args.json {
         let mut value = json!({
             "paired": true,
@@ -174,32 +181,143 @@ fn status(agent: &mut Agent, settings: &Settings, args: &Args) -> Result<u8, Err
             "user_id": user_id,
             "scope": record.scope,
             "paired_at": paired_at,
+            "age_seconds": age,
+            "age": age.map(format_age),
         });
-        if args.check {
-            value["check"] = json!({"refresh": "ok", "username": user});
+        match &check {
+            Some(Ok(user)) => {
+                value["check"] = json!({
+                    "refresh": "ok",
+                    "username": user.username,
+                    "name": user.name,
+                    "email": user.email,
+                    "user_id": user.user_id,
+                    "org_id": user.org_id,
+                })
+            }
+            Some(Err(e)) => {
+                value["check"] = json!({
+                    "refresh": if e.kind() == ErrorKind::RepairNeeded { "rejected" } else { "failed" },
+                    "error": e.kind().name(),
+                    "message": e.message(),
+                })
+            }
+            None => {}
         }
         println!("{value}");
-        return Ok(0);
-    }
-    println!("Paired, stored in {}", agent.store_description());
-    println!("  instance   {}", record.instance_url);
-    if !record.login_url.is_empty() {
-        println!("  login URL  {}", record.login_url);
     } else {
-        println!("  token URL  {}", record.token_url);
+        println!("Paired, stored in {}", agent.store_description());
+        println!("  instance   {}", record.instance_url);
+        if !record.login_url.is_empty() {
+            println!("  login URL  {}", record.login_url);
+        } else {
+            println!("  token URL  {}", record.token_url);
+        }
+        println!("  client id  {}", record.client_id);
+        if let (Some(org), Some(user_id)) = (&org_id, &user_id) {
+            println!("  org        {org}, user {user_id}");
+        }
+        println!("  scope      {}", record.scope);
+        match age {
+            Some(age) => println!(
+                "  paired     {} ({} ago)",
+                format_utc(paired_at),
+                format_age(age)
+            ),
+            None => println!(
+                "  paired     {} (age unknown: this device's clock is behind that time)",
+                format_utc(paired_at)
+            ),
+        }
+        match &check {
+            Some(Ok(user)) => {
+                let who = user.username.as_deref().unwrap_or("(unknown user)");
+                let name = user
+                    .name
+                    .as_deref()
+                    .map(|n| format!(" ({n})"))
+                    .unwrap_or_default();
+                println!("  user       {who}{name}");
+                if let Some(org) = &user.org_id {
+                    println!("  org id     {org}");
+                }
+                println!("  check      the refresh token works");
+            }
+            Some(Err(_)) => println!("  check      FAILED (see the error below)"),
+            None => {}
+        }
     }
-    println!("  client id  {}", record.client_id);
-    if let (Some(org), Some(user_id)) = (&org_id, &user_id) {
-        println!("  org        {org}, user {user_id}");
+    match check {
+        Some(Err(e)) => Err(e),
+        _ => Ok(0),
     }
-    println!("  scope      {}", record.scope);
-    println!("  paired     {}", format_utc(paired_at));
-    if args.check {
-        println!(
-            "  check      refresh works; signed in as {}",
-            user.as_deref().unwrap_or("(unknown user)")
-        );
+}
+
+/// Who the pairing acts as, from the userinfo endpoint.
+struct UserInfo {
+    username: Option<String>,
+    name: Option<String>,
+    email: Option<String>,
+    user_id: Option<String>,
+    org_id: Option<String>,
+}
+
+/// `status --check`: a refresh (proves the refresh token works) and userinfo.
+fn check(agent: &mut Agent) -> Result<UserInfo, Error> {
+    agent.refresh()?;
+    let info = agent.userinfo()?;
+    let text = |key: &str| info.get(key).and_then(|v| v.as_str()).map(str::to_string);
+    Ok(UserInfo {
+        username: text("preferred_username"),
+        name: text("name"),
+        email: text("email"),
+        user_id: text("user_id"),
+        org_id: text("organization_id"),
+    })
+}
+
+/// `sfpair call`: the body to standard output, the status to the exit code.
+fn call(agent: &mut Agent, args: &Args, settings: &Settings) -> Result<u8, Error> {
+    let request = settings.rest_request(args)?;
+    agent.wait_for_clock(settings.wait_for_clock)?;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let reply = match &args.socket {
+        Some(path) => {
+            let mut caller = BrokerCaller {
+                broker: Broker::new(path),
+                transport: Box::new(UreqTransport::new(&settings.http)?),
+            };
+            sfpair::call::call(&mut caller, &request, &mut out)?
+        }
+        None => agent.call(&request, &mut out)?,
+    };
+    log::info!(
+        "HTTP {} ({} bytes{}){}",
+        reply.status,
+        reply.bytes,
+        if reply.refreshed {
+            ", after refreshing the session"
+        } else {
+            ""
+        },
+        reply
+            .limit_info
+            .as_deref()
+            .map(|l| format!(", Sforce-Limit-Info: {l}"))
+            .unwrap_or_default()
+    );
+    match reply.error() {
+        None => Ok(0),
+        Some(e) => Err(e),
     }
+}
+
+/// `sfpair serve`: the token broker, until SIGTERM or SIGINT.
+fn serve(mut agent: Agent, args: &Args, settings: &Settings) -> Result<u8, Error> {
+    let options = settings.serve_options(args)?;
+    agent.wait_for_clock(settings.wait_for_clock)?;
+    broker::serve(agent, &options)?;
     Ok(0)
 }
 

@@ -144,3 +144,31 @@ mod format_tests {
         assert_eq!(format_utc(951_782_400), "2000-02-29 00:00 UTC");
     }
 }
+
+/// A duration as people say it: `less than a minute`, `5 minutes`, `3 hours`, `12 days`
+/// (rounded down; one unit is enough to tell how old a pairing is).
+pub fn format_age(secs: u64) -> alloc::string::String {
+    let (n, unit) = match secs {
+        0..60 => return "less than a minute".into(),
+        60..3_600 => (secs / 60, "minute"),
+        3_600..86_400 => (secs / 3_600, "hour"),
+        _ => (secs / 86_400, "day"),
+    };
+    let plural = if n == 1 { "" } else { "s" };
+    alloc::format!("{n} {unit}{plural}")
+}
+
+#[cfg(test)]
+mod age_tests {
+    use super::format_age;
+
+    #[test]
+    fn ages_read_naturally() {
+        assert_eq!(format_age(59), "less than a minute");
+        assert_eq!(format_age(60), "1 minute");
+        assert_eq!(format_age(3_599), "59 minutes");
+        assert_eq!(format_age(7_200), "2 hours");
+        assert_eq!(format_age(86_400), "1 day");
+        assert_eq!(format_age(40 * 86_400 + 5), "40 days");
+    }
+}

@@ -14,9 +14,10 @@ use crate::http::{Body, HTML, JSON, Response};
 use crate::router::Reply;
 
 /// One thing to go wrong, for one request. Each is taken by the next request of its
-/// kind: REST faults (`InvalidSession`, `RequestLimit`) by the next request to a
-/// versioned REST resource (`/services/data/vNN.N/…`), all others by the next request
-/// to `/services/oauth2/*`, `/rfc8628/device` or `/rfc8628/token`.
+/// kind: REST faults (`InvalidSession`, `RequestLimit`, `RestMaintenance`,
+/// `SessionNotValidForRest`) by the next request to a versioned REST resource
+/// (`/services/data/vNN.N/…`), all others by the next request to `/services/oauth2/*`,
+/// `/rfc8628/device` or `/rfc8628/token`.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Fault {
     /// 503 with Salesforce's HTML maintenance page.
@@ -39,6 +40,11 @@ pub enum Fault {
     InvalidSession,
     /// REST: 403 `REQUEST_LIMIT_EXCEEDED` with `Retry-After: 30`.
     RequestLimit,
+    /// REST: 503 with the HTML maintenance page and no `Retry-After`.
+    RestMaintenance,
+    /// REST: 401 `INVALID_SESSION_ID` with the message jsforce will not refresh on, "This
+    /// session is not valid for use with the REST API" (doc section 6).
+    SessionNotValidForRest,
     /// This status, with the JSON body `{"error":"server_error"}`.
     Status(u16),
 }
@@ -53,7 +59,10 @@ pub enum Scope {
 impl Fault {
     fn scope(&self) -> Scope {
         match self {
-            Fault::InvalidSession | Fault::RequestLimit => Scope::Rest,
+            Fault::InvalidSession
+            | Fault::RequestLimit
+            | Fault::RestMaintenance
+            | Fault::SessionNotValidForRest => Scope::Rest,
             _ => Scope::OAuth,
         }
     }
@@ -87,6 +96,11 @@ impl Fault {
                 )
                 .header("Retry-After", "30"),
             ),
+            Fault::RestMaintenance => Reply::Send(maintenance_page()),
+            Fault::SessionNotValidForRest => Reply::Send(Response::json(
+                401,
+                &json!([{"message": "This session is not valid for use with the REST API", "errorCode": "INVALID_SESSION_ID"}]),
+            )),
             Fault::Status(status) => Reply::Send(Response::json(status, &json!({"error": "server_error"}))),
         }
     }
@@ -143,12 +157,14 @@ mod tests {
             Fault::Html503,
             Fault::InvalidSession,
             Fault::Status(500),
+            Fault::RestMaintenance,
         ]);
         assert_eq!(queue.take(Scope::OAuth), Some(Fault::Html503));
         assert_eq!(queue.take(Scope::Rest), Some(Fault::RequestLimit));
         assert_eq!(queue.take(Scope::OAuth), Some(Fault::Status(500)));
         assert_eq!(queue.take(Scope::OAuth), None);
         assert_eq!(queue.take(Scope::Rest), Some(Fault::InvalidSession));
+        assert_eq!(queue.take(Scope::Rest), Some(Fault::RestMaintenance));
         assert_eq!(queue.take(Scope::Rest), None);
     }
 }

@@ -3,9 +3,10 @@
 
 use super::*;
 use crate::flow::dialect::{Client, Endpoints};
+use crate::rest::RestRequest;
 use crate::store::record;
 use crate::testing::{EventLog, FakeClock, MemoryStore, ScriptedTransport};
-use crate::wire::{Reply, TransportErrorKind};
+use crate::wire::{Body, Reply, TransportErrorKind};
 
 const TOKENS: &str = r#"{"access_token":"00D!AT1","refresh_token":"RT-1","instance_url":"https://acme.my.salesforce.com","id":"https://login.salesforce.com/id/00DORG/005USER","issued_at":"1700000000000","token_type":"Bearer","scope":"api refresh_token"}"#;
 
@@ -195,7 +196,7 @@ fn a_rotated_refresh_token_is_stored_before_use() {
     // If the rotated token cannot be stored, the caller does not get the access token.
     r.store.fail_saves(true);
     r.transport.push_json(200, r#"{"access_token":"00D!NEWER","refresh_token":"RT-C","instance_url":"https://acme.my.salesforce.com"}"#);
-    let err = r.agent.access_token().unwrap_err();
+    let err = r.agent.refresh().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Storage);
 }
 
@@ -269,6 +270,229 @@ fn a_corrupt_record_reads_as_not_paired_and_stays() {
     assert!(err.message().contains("checksum"), "{err}");
     assert_eq!(r.store.bytes(), Some(bytes));
     assert!(r.transport.sent().is_empty());
+}
+
+const SESSION_EXPIRED: &str =
+    r#"[{"message":"Session expired or invalid","errorCode":"INVALID_SESSION_ID"}]"#;
+
+fn refreshed(token: &str) -> String {
+    format!(r#"{{"access_token":"{token}","instance_url":"https://acme.my.salesforce.com"}}"#)
+}
+
+fn grants(r: &Rig) -> Vec<String> {
+    r.transport
+        .sent()
+        .iter()
+        .map(|(_, req)| match req.form_field("grant_type") {
+            Some(grant) => grant.to_string(),
+            None => format!(
+                "{} {} {}",
+                req.method.as_str(),
+                req.url.trim_start_matches("https://acme.my.salesforce.com"),
+                req.bearer.as_ref().map(|b| b.expose()).unwrap_or("-")
+            ),
+        })
+        .collect()
+}
+
+#[test]
+fn a_cached_session_is_reused_until_the_server_refuses_it() {
+    let mut r = rig();
+    r.agent.store.save(&stored_record("RT-A")).unwrap();
+    r.transport.push_json(200, &refreshed("AT-1"));
+    r.transport.push_json(200, r#"{"DailyApiRequests":{}}"#);
+    r.transport.push_json(200, r#"{"DailyApiRequests":{}}"#);
+    let limits = RestRequest::get("/services/data/v62.0/limits").unwrap();
+    for _ in 0..2 {
+        let mut body = Vec::new();
+        let reply = r.agent.call(&limits, &mut body).unwrap();
+        assert_eq!(reply.status, 200);
+        assert!(!reply.refreshed);
+        assert_eq!(body, br#"{"DailyApiRequests":{}}"#);
+    }
+    assert_eq!(
+        grants(&r),
+        [
+            "refresh_token",
+            "GET /services/data/v62.0/limits AT-1",
+            "GET /services/data/v62.0/limits AT-1"
+        ]
+    );
+}
+
+#[test]
+fn an_expired_session_is_refreshed_once_and_the_same_body_sent_again() {
+    let mut r = rig();
+    r.agent.store.save(&stored_record("RT-A")).unwrap();
+    r.transport.push_json(200, &refreshed("AT-1"));
+    r.transport.push_json(401, SESSION_EXPIRED);
+    r.transport.push_json(200, &refreshed("AT-2"));
+    r.transport
+        .push_json(201, r#"{"id":"001X","errors":[],"success":true}"#);
+    let create =
+        RestRequest::post_json("/services/data/v62.0/sobjects/Account/", r#"{"Name":"A"}"#)
+            .unwrap();
+    let mut body = Vec::new();
+    let reply = r.agent.call(&create, &mut body).unwrap();
+    assert_eq!((reply.status, reply.refreshed), (201, true));
+    assert_eq!(
+        body, br#"{"id":"001X","errors":[],"success":true}"#,
+        "the 401 body never reaches the caller"
+    );
+    assert_eq!(
+        grants(&r),
+        [
+            "refresh_token",
+            "POST /services/data/v62.0/sobjects/Account/ AT-1",
+            "refresh_token",
+            "POST /services/data/v62.0/sobjects/Account/ AT-2"
+        ]
+    );
+    let sent = r.transport.sent();
+    assert_eq!(sent[1].1.body, sent[3].1.body);
+    assert_eq!(sent[3].1.body, Body::Json(br#"{"Name":"A"}"#.to_vec()));
+}
+
+#[test]
+fn a_fresh_session_refused_too_means_pair_again_without_a_loop() {
+    let mut r = rig();
+    r.agent.store.save(&stored_record("RT-A")).unwrap();
+    r.transport.push_json(200, &refreshed("AT-1"));
+    r.transport.push_json(401, SESSION_EXPIRED);
+    r.transport.push_json(200, &refreshed("AT-2"));
+    r.transport.push_json(401, SESSION_EXPIRED);
+    let mut body = Vec::new();
+    let reply = r
+        .agent
+        .call(&RestRequest::get("/x").unwrap(), &mut body)
+        .unwrap();
+    assert_eq!(reply.error().unwrap().kind(), ErrorKind::RepairNeeded);
+    assert_eq!(r.transport.sent().len(), 4);
+    assert_eq!(body, SESSION_EXPIRED.as_bytes(), "the last reply's body");
+}
+
+#[test]
+fn limits_and_unfixable_401s_are_never_refreshed() {
+    let mut r = rig();
+    r.agent.store.save(&stored_record("RT-A")).unwrap();
+    r.transport.push_json(200, &refreshed("AT-1"));
+    let mut limit = Reply::json(
+        403,
+        r#"[{"message":"TotalRequests Limit exceeded.","errorCode":"REQUEST_LIMIT_EXCEEDED"}]"#,
+    );
+    limit.retry_after = Some(Duration::from_secs(30));
+    r.transport.push(Ok(limit));
+    r.transport.push_json(
+        401,
+        r#"[{"message":"This session is not valid for use with the REST API","errorCode":"INVALID_SESSION_ID"}]"#,
+    );
+    r.transport
+        .push(Ok(Reply::new(503, "text/html", "<html>down</html>")));
+    let get = RestRequest::get("/services/data/v62.0/limits").unwrap();
+    let e = r
+        .agent
+        .call(&get, &mut Vec::new())
+        .unwrap()
+        .error()
+        .unwrap();
+    assert!(e.message().contains("retry after 30 s"), "{e}");
+    let e = r
+        .agent
+        .call(&get, &mut Vec::new())
+        .unwrap()
+        .error()
+        .unwrap();
+    assert_eq!(e.kind(), ErrorKind::Http);
+    let reply = r.agent.call(&get, &mut Vec::new()).unwrap();
+    assert!(reply.html);
+    let refreshes = grants(&r).iter().filter(|g| *g == "refresh_token").count();
+    assert_eq!(refreshes, 1);
+}
+
+#[test]
+fn a_configured_lifetime_refreshes_before_use() {
+    let mut r = rig();
+    r.agent.store.save(&stored_record("RT-A")).unwrap();
+    r.agent.set_session_lifetime(Some(Duration::from_secs(600)));
+    r.transport.push_json(200, &refreshed("AT-1"));
+    let first = r.agent.access_token().unwrap();
+    assert_eq!(r.agent.expires_in(&first), Some(Duration::from_secs(600)));
+    r.clock.advance(Duration::from_secs(599));
+    assert_eq!(r.agent.access_token().unwrap().generation, first.generation);
+    r.clock.advance(Duration::from_secs(1));
+    r.transport.push_json(200, &refreshed("AT-2"));
+    let second = r.agent.access_token().unwrap();
+    assert_eq!(second.access_token.expose(), "AT-2");
+    assert_eq!(second.generation, first.generation + 1);
+}
+
+#[test]
+fn many_reports_of_the_same_refused_session_cause_one_refresh() {
+    let mut r = rig();
+    r.agent.store.save(&stored_record("RT-A")).unwrap();
+    r.transport.push_json(200, &refreshed("AT-1"));
+    r.transport.push_json(200, &refreshed("AT-2"));
+    let first = r.agent.access_token().unwrap();
+    for _ in 0..5 {
+        r.agent.session_refused(first.generation);
+        let now = r.agent.access_token().unwrap();
+        assert_eq!(now.access_token.expose(), "AT-2");
+    }
+    assert_eq!(r.transport.sent().len(), 2);
+}
+
+const SIGNED_ID: &str = "https://127.0.0.1:8443/id/00DSIM000000001AAA/005SIM000000001AAA";
+/// HMAC-SHA256("sim-secret", SIGNED_ID + "1477674717112"), computed independently with Python.
+const SIGNATURE: &str = "UD1NMeZsPfGsOUetORZsPeBEqgR+lQs2vYkDSZbdmUY=";
+
+fn signed(refresh_token: &str, signature: &str) -> String {
+    format!(
+        r#"{{"access_token":"AT-S","refresh_token":"{refresh_token}","instance_url":"https://acme.my.salesforce.com","id":"{SIGNED_ID}","issued_at":"1477674717112","signature":"{signature}"}}"#
+    )
+}
+
+#[test]
+fn with_a_secret_a_refresh_must_be_signed_and_a_bad_one_stores_nothing() {
+    let mut r = rig();
+    r.agent.store.save(&stored_record("RT-A")).unwrap();
+    r.agent.set_client_secret(Some(Secret::new("sim-secret")));
+    r.transport.push_json(200, &signed("RT-B", SIGNATURE));
+    r.agent.refresh().unwrap();
+    let saved = record::decode(&r.store.bytes().unwrap()).unwrap().record;
+    assert_eq!(saved.refresh_token.expose(), "RT-B");
+
+    let before = r.store.bytes();
+    r.transport
+        .push_json(200, &signed("RT-C", &SIGNATURE.replace('U', "u")));
+    let e = r.agent.refresh().unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Server);
+    assert!(e.message().contains("signature"), "{e}");
+    assert_eq!(r.store.bytes(), before, "the rotated token was not stored");
+    assert_eq!(
+        r.agent.access_token().unwrap().generation,
+        1,
+        "the session cached is still the one from the good reply"
+    );
+}
+
+#[test]
+fn a_pairing_with_a_bad_signature_is_not_stored_and_is_revoked() {
+    let mut r = rig();
+    r.agent
+        .set_client_secret(Some(Secret::new("another-secret")));
+    r.transport.push(Ok(code_reply()));
+    r.transport.push_json(200, &signed("RT-P", SIGNATURE));
+    r.transport.push(Ok(Reply::new(200, "", "")));
+    let e = r.agent.pair(flow_config()).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Server);
+    assert!(r.store.bytes().is_none());
+    let sent = r.transport.sent();
+    assert_eq!(sent.len(), 3);
+    assert!(sent[2].1.url.ends_with("/services/oauth2/revoke"));
+    assert_eq!(
+        sent[2].1.form_secret("token").map(Secret::expose),
+        Some("RT-P")
+    );
 }
 
 #[test]

@@ -2,13 +2,18 @@
 //! approving through the simulator's page as a technician would, with real files for the store.
 //! One test binary; each file below is one area.
 
+mod broker;
+mod call;
 mod connect_proxy;
 mod faults;
 mod harness;
 mod hygiene;
+mod library;
 mod netfault;
 mod pairing;
 mod proxy;
+mod signature;
+mod status;
 #[path = "../support/terminal_qr.rs"]
 mod terminal_qr;
 mod tokens;

@@ -1,0 +1,195 @@
+//! The client side of the broker protocol, for firmware written in Rust and for
+//! `sfpair call --socket PATH`: ask `sfpair serve` for a session instead of reading the store.
+//!
+//! [`BrokerCaller`] makes REST calls with sessions from the broker: on a 401
+//! `INVALID_SESSION_ID` it tells the broker which session was refused and gets a newer one, so
+//! the refresh happens once in the broker however many clients saw the same expiry.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use zeroize::Zeroizing;
+
+use crate::agent::Session;
+use crate::call::Caller;
+use crate::error::{Error, ErrorKind};
+use crate::http::{OpenReply, Transport};
+use crate::secret::Secret;
+use crate::time::Instant;
+use crate::wire::{Request, TransportError};
+
+/// Longest answer read from a broker (a token answer is under 1 KB).
+const MAX_ANSWER: u64 = 16 * 1024;
+
+/// A broker at a socket path.
+#[derive(Clone, Debug)]
+pub struct Broker {
+    path: PathBuf,
+    /// For connecting, sending and reading the answer, each. A refresh behind the broker can
+    /// take a few attempts, so this is longer than the broker's own request timeout.
+    pub timeout: Duration,
+}
+
+#[derive(Deserialize)]
+struct Answer {
+    #[serde(default)]
+    access_token: Option<Secret>,
+    #[serde(default)]
+    instance_url: Option<String>,
+    #[serde(default)]
+    generation: Option<u64>,
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    message: Option<String>,
+}
+
+impl Broker {
+    pub fn new(path: impl AsRef<Path>) -> Self {
+        Broker {
+            path: path.as_ref().to_path_buf(),
+            timeout: Duration::from_secs(60),
+        }
+    }
+
+    /// A session from the broker; `refused` names a session the server refused. The session's
+    /// `obtained_at` is zero: only the broker knows its age.
+    pub fn access_token(&self, refused: Option<u64>) -> Result<Session, Error> {
+        let line = match refused {
+            Some(g) => format!("{{\"get\":\"access_token\",\"refused\":{g}}}\n"),
+            None => "{\"get\":\"access_token\"}\n".to_string(),
+        };
+        let answer = self.ask(&line)?;
+        match (answer.access_token, answer.instance_url) {
+            (Some(access_token), Some(instance_url)) => Ok(Session {
+                access_token,
+                instance_url,
+                obtained_at: Instant::ZERO,
+                generation: answer.generation.unwrap_or(0),
+            }),
+            _ => Err(self.malformed()),
+        }
+    }
+
+    /// The instance URL (no token).
+    pub fn instance_url(&self) -> Result<String, Error> {
+        self.ask("{\"get\":\"instance_url\"}\n")?
+            .instance_url
+            .ok_or_else(|| self.malformed())
+    }
+
+    fn malformed(&self) -> Error {
+        Error::server(format!(
+            "the broker at {} answered something that is not a token answer",
+            self.path.display()
+        ))
+    }
+
+    fn ask(&self, line: &str) -> Result<Answer, Error> {
+        let unreachable = |e: std::io::Error| {
+            Error::network(format!(
+                "cannot reach the token broker at {}: {e}. Is `sfpair serve --socket {}` \
+                 running, and may this user use it?",
+                self.path.display(),
+                self.path.display()
+            ))
+        };
+        let mut stream = UnixStream::connect(&self.path).map_err(unreachable)?;
+        stream
+            .set_read_timeout(Some(self.timeout))
+            .and_then(|()| stream.set_write_timeout(Some(self.timeout)))
+            .map_err(unreachable)?;
+        // A refused peer gets its answer without its request being read, and the broker then
+        // closes: a failed write is not the end, the answer may be waiting.
+        let _ = stream.write_all(line.as_bytes());
+        let text = read_answer(&mut stream).map_err(unreachable)?;
+        let answer: Answer = serde_json::from_slice(&text).map_err(|_| self.malformed())?;
+        if let Some(kind) = &answer.error {
+            let message = answer.message.clone().unwrap_or_default();
+            return Err(Error::new(
+                error_kind(kind),
+                format!("the token broker says: {message}"),
+            ));
+        }
+        Ok(answer)
+    }
+}
+
+/// The answer, at most MAX_ANSWER bytes. A broker that answers without reading our request (a
+/// refusal) closes with it unread, which Linux reports as a reset after the answer: keep what
+/// arrived.
+fn read_answer(stream: &mut UnixStream) -> std::io::Result<Zeroizing<Vec<u8>>> {
+    let mut text = Zeroizing::new(Vec::new());
+    let mut buf = [0u8; 1024];
+    while (text.len() as u64) < MAX_ANSWER {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => text.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset && !text.is_empty() => break,
+            Err(e) => return Err(e),
+        }
+    }
+    buf.fill(0);
+    Ok(text)
+}
+
+/// The kind behind a broker error name: the exit-code kinds travel as their names; a refused
+/// user is a configuration matter; a busy broker is worth retrying, like the network.
+fn error_kind(name: &str) -> ErrorKind {
+    match name {
+        "config" | "forbidden" => ErrorKind::Config,
+        "not_paired" => ErrorKind::NotPaired,
+        "repair_needed" => ErrorKind::RepairNeeded,
+        "network" | "busy" => ErrorKind::Network,
+        "storage" => ErrorKind::Storage,
+        "http" => ErrorKind::Http,
+        _ => ErrorKind::Server,
+    }
+}
+
+/// REST calls with sessions from a broker and a transport of the caller's own.
+pub struct BrokerCaller {
+    pub broker: Broker,
+    pub transport: Box<dyn Transport>,
+}
+
+impl Caller for BrokerCaller {
+    fn session(&mut self) -> Result<Session, Error> {
+        self.broker.access_token(None)
+    }
+
+    fn renew(&mut self, stale: &Session) -> Result<Session, Error> {
+        self.broker.access_token(Some(stale.generation))
+    }
+
+    fn open(&mut self, request: &Request) -> Result<OpenReply, TransportError> {
+        self.transport.open(request)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_names_map_back_to_their_exit_codes() {
+        for kind in [
+            ErrorKind::Config,
+            ErrorKind::NotPaired,
+            ErrorKind::RepairNeeded,
+            ErrorKind::Network,
+            ErrorKind::Storage,
+            ErrorKind::Http,
+            ErrorKind::Server,
+        ] {
+            assert_eq!(error_kind(kind.name()), kind);
+        }
+        assert_eq!(error_kind("forbidden"), ErrorKind::Config);
+        assert_eq!(error_kind("busy"), ErrorKind::Network);
+        assert_eq!(error_kind("something new"), ErrorKind::Server);
+    }
+}

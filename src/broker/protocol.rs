@@ -1,0 +1,147 @@
+//! The broker's wire protocol: one JSON request line in, one JSON answer line out, then the
+//! connection closes.
+//!
+//! ```text
+//! → {"get":"access_token"}
+//! ← {"access_token":"00D…","instance_url":"https://acme.my.salesforce.com","generation":3,"expires_in":null}
+//! → {"get":"access_token","refused":3}     the server answered 401 INVALID_SESSION_ID to session 3
+//! ← {"access_token":"00D…","instance_url":"…","generation":4,"expires_in":null}
+//! → {"get":"instance_url"}
+//! ← {"instance_url":"https://acme.my.salesforce.com"}
+//! ← {"error":"repair_needed","exit_code":6,"message":"the server rejected the stored refresh token …"}
+//! ```
+//!
+//! `expires_in` is seconds left under `--session-lifetime`, or null when none is configured
+//! (Salesforce does not say). `refused` makes the broker drop session N if it is still the
+//! current one, so fifty clients that all saw N refused cause one refresh, not fifty. Error
+//! names are the exit-code kinds (`not_paired`, `repair_needed`, `network`, …) plus
+//! `bad_request`, `forbidden` and `busy`.
+//!
+//! Pure: bytes in, text out. Answers that carry a token are wiped when dropped.
+
+use alloc::format;
+use alloc::string::{String, ToString};
+use core::time::Duration;
+
+use serde::Deserialize;
+use serde_json::json;
+use zeroize::Zeroizing;
+
+use crate::agent::Session;
+
+/// Longest request line accepted, newline included. Real requests are under 60 bytes.
+pub const MAX_LINE: usize = 512;
+
+/// What a client asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ask {
+    /// An access token; `refused` names a session the server refused.
+    AccessToken { refused: Option<u64> },
+    /// The instance URL only (no token, no request to the server).
+    InstanceUrl,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    get: String,
+    #[serde(default)]
+    refused: Option<u64>,
+}
+
+/// Parses one request line (without or with its newline).
+pub fn parse(line: &[u8]) -> Result<Ask, String> {
+    let raw: Raw = serde_json::from_slice(line).map_err(|e| {
+        format!(
+            "the request is not {{\"get\":\"access_token\"}} or {{\"get\":\"instance_url\"}}: {e}"
+        )
+    })?;
+    match (raw.get.as_str(), raw.refused) {
+        ("access_token", refused) => Ok(Ask::AccessToken { refused }),
+        ("instance_url", None) => Ok(Ask::InstanceUrl),
+        ("instance_url", Some(_)) => Err("\"refused\" goes with access_token only".to_string()),
+        (other, _) => Err(format!(
+            "unknown \"get\":\"{other}\": use access_token or instance_url"
+        )),
+    }
+}
+
+/// The answer with a token, newline-terminated.
+pub fn token_answer(session: &Session, expires_in: Option<Duration>) -> Zeroizing<String> {
+    let value = json!({
+        "access_token": session.access_token.expose(),
+        "instance_url": session.instance_url,
+        "generation": session.generation,
+        "expires_in": expires_in.map(|d| d.as_secs()),
+    });
+    let mut line = Zeroizing::new(value.to_string());
+    line.push('\n');
+    line
+}
+
+pub fn instance_answer(instance_url: &str) -> String {
+    format!("{}\n", json!({ "instance_url": instance_url }))
+}
+
+/// An error answer; `kind` is an [`ErrorKind`](crate::error::ErrorKind) name or a protocol
+/// error (`bad_request`, `forbidden`, `busy`).
+pub fn error_answer(kind: &str, exit_code: Option<u8>, message: &str) -> String {
+    let mut value = json!({ "error": kind, "message": message });
+    if let Some(code) = exit_code {
+        value["exit_code"] = json!(code);
+    }
+    format!("{value}\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::Secret;
+    use crate::time::Instant;
+
+    #[test]
+    fn requests_parse_strictly() {
+        assert_eq!(
+            parse(b"{\"get\":\"access_token\"}\n"),
+            Ok(Ask::AccessToken { refused: None })
+        );
+        assert_eq!(
+            parse(br#"{"get":"access_token","refused":7}"#),
+            Ok(Ask::AccessToken { refused: Some(7) })
+        );
+        assert_eq!(parse(br#"{"get":"instance_url"}"#), Ok(Ask::InstanceUrl));
+        for bad in [
+            &b""[..],
+            b"GET / HTTP/1.1",
+            br#"{"get":"refresh_token"}"#,
+            br#"{"get":"access_token","extra":1}"#,
+            br#"{"get":"instance_url","refused":1}"#,
+            br#"{"get":"access_token","refused":-1}"#,
+        ] {
+            assert!(parse(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn answers_are_one_json_line() {
+        let session = Session {
+            access_token: Secret::new("00D!AT"),
+            instance_url: "https://acme.my.salesforce.com".into(),
+            obtained_at: Instant::ZERO,
+            generation: 3,
+        };
+        let line = token_answer(&session, Some(Duration::from_secs(90)));
+        assert!(line.ends_with('\n') && line.matches('\n').count() == 1);
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["access_token"], "00D!AT");
+        assert_eq!(v["generation"], 3);
+        assert_eq!(v["expires_in"], 90);
+        let v: serde_json::Value = serde_json::from_str(&token_answer(&session, None)).unwrap();
+        assert!(v["expires_in"].is_null());
+        let v: serde_json::Value =
+            serde_json::from_str(&error_answer("repair_needed", Some(6), "pair \"again\""))
+                .unwrap();
+        assert_eq!(v["exit_code"], 6);
+        assert_eq!(v["message"], "pair \"again\"");
+    }
+}

@@ -288,6 +288,14 @@ impl Running {
         }
     }
 
+    /// Asks the process to stop, as systemd does (SIGTERM).
+    pub fn terminate(&self) {
+        // SAFETY: kill(2) on our own child's pid, which is not reaped until `finish`.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+        }
+    }
+
     /// Waits for the process to exit (killing it after `limit`) and collects its output.
     pub fn finish(mut self, limit: Duration) -> Output {
         let deadline = Instant::now() + limit;

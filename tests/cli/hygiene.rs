@@ -2,7 +2,7 @@
 //! client secret configured. No device code, token or client secret may appear in stdout or
 //! stderr (where the log goes), except the access token on `sfpair token`'s own stdout.
 
-use sfpair_sim::Config;
+use sfpair_sim::{Config, Fault};
 
 use crate::harness::{Env, Output, RUN_LIMIT, Running, fast};
 
@@ -66,6 +66,50 @@ fn no_secret_leaks_from_any_command_or_failure_at_trace_level() {
     assert_eq!(s.run(&["pair"]), 0, "already paired");
     assert_eq!(s.run(&["status", "--check"]), 0);
     assert_eq!(s.run(&["status", "--json"]), 0);
+    // REST calls: plain, with a session that expires at the server, over the API limit.
+    assert_eq!(s.run(&["call", "GET", "/services/data/v62.0/limits"]), 0);
+    env.sim().push_faults(&[Fault::InvalidSession]);
+    let create = [
+        "call",
+        "POST",
+        "sobjects/Account/",
+        "--api-version",
+        "62.0",
+        "--data",
+        r#"{"Name":"Hygiene"}"#,
+    ];
+    assert_eq!(s.run(&create), 0);
+    env.sim().push_faults(&[Fault::RequestLimit]);
+    assert_eq!(
+        s.run(&["call", "GET", "limits", "--api-version", "62.0"]),
+        9
+    );
+    // The broker, and a call that takes its session from the broker.
+    let socket = env.scratch.0.join("broker.sock");
+    let socket = socket.to_str().unwrap();
+    let serve = Running::spawn(s.command(&["serve", "--socket", socket]));
+    for _ in 0..500 {
+        if std::path::Path::new(socket).exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(
+        s.run(&[
+            "call",
+            "GET",
+            "limits",
+            "--api-version",
+            "62.0",
+            "--socket",
+            socket
+        ]),
+        0
+    );
+    serve.terminate();
+    let served = serve.finish(RUN_LIMIT);
+    assert_eq!(served.code(), 0, "{served:?}");
+    s.outputs.push(("serve".into(), served));
     let token_runs = s.outputs.len();
     assert_eq!(s.run(&["token"]), 0);
     assert_eq!(s.run(&["token", "--json"]), 0);

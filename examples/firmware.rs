@@ -21,7 +21,6 @@ use std::time::Duration;
 use sfpair::agent::Agent;
 use sfpair::error::{Error, ErrorKind};
 use sfpair::flow::FlowConfig;
-use sfpair::flow::dialect::{Client, Dialect, Endpoints};
 use sfpair::http::{HttpConfig, UreqTransport};
 use sfpair::present::console::{Console, Style};
 use sfpair::rest::RestRequest;
@@ -77,13 +76,7 @@ fn run() -> Result<(), Error> {
 
     // Pair once; after that the stored refresh token survives reboots.
     if !matches!(agent.load()?, Loaded::Paired(_)) {
-        let client = Client {
-            client_id,
-            client_secret: None,
-            scope: "api refresh_token".into(),
-        };
-        let endpoints = Endpoints::salesforce(&login_url);
-        agent.pair(FlowConfig::new(Dialect::Salesforce, endpoints, client))?;
+        agent.pair(FlowConfig::salesforce(&login_url, &client_id))?;
     }
 
     let mut sent = 0u64;

@@ -7,7 +7,6 @@
 use std::time::Duration;
 
 use sfpair::flow::backoff::Jitter;
-use sfpair::flow::dialect::{Client, Dialect, Endpoints};
 use sfpair::flow::{Action, Flow, FlowConfig};
 use sfpair::time::Instant;
 use sfpair::wire::{TransportError, TransportErrorKind};
@@ -16,15 +15,7 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let devices: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(10_000);
     let spread: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(30);
-    let mut config = FlowConfig::new(
-        Dialect::Salesforce,
-        Endpoints::salesforce("https://login.salesforce.com"),
-        Client {
-            client_id: "KEY".into(),
-            client_secret: None,
-            scope: "api refresh_token".into(),
-        },
-    );
+    let mut config = FlowConfig::salesforce("https://login.salesforce.com", "KEY");
     config.start_spread = Duration::from_secs(spread);
 
     // Each device seeds from its kernel; a generator of distinct seeds stands in for that.

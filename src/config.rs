@@ -21,7 +21,7 @@ use crate::url;
 use crate::wire::Method;
 
 pub const DEFAULT_LOGIN_URL: &str = "https://login.salesforce.com";
-pub const DEFAULT_SCOPE: &str = "api refresh_token";
+pub use crate::flow::DEFAULT_SCOPE;
 
 /// Where the pairing screen goes.
 #[derive(Clone, Debug, PartialEq, Eq)]

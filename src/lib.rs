@@ -39,7 +39,6 @@
 //! ```no_run
 //! use sfpair::agent::Agent;
 //! use sfpair::flow::FlowConfig;
-//! use sfpair::flow::dialect::{Client, Dialect, Endpoints};
 //! use sfpair::http::{HttpConfig, UreqTransport};
 //! use sfpair::present::console::{Console, Style};
 //! use sfpair::store::file::FileStore;
@@ -52,13 +51,7 @@
 //!     Box::new(FileStore::new("/var/lib/sfpair/token")),
 //! );
 //! agent.add_presenter(Box::new(Console::stdout(Style::Qr)));
-//! let client = Client {
-//!     client_id: "3MVG9...YOURKEY".into(),
-//!     client_secret: None,
-//!     scope: "api refresh_token".into(),
-//! };
-//! let endpoints = Endpoints::salesforce("https://login.salesforce.com");
-//! agent.pair(FlowConfig::new(Dialect::Salesforce, endpoints, client))?;
+//! agent.pair(FlowConfig::salesforce("https://login.salesforce.com", "3MVG9...YOURKEY"))?;
 //! let session = agent.access_token()?;
 //! println!("REST base: {}", session.instance_url);
 //! # Ok(())

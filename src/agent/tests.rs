@@ -2,7 +2,6 @@
 //! storing rules and the retry bounds, without sockets or sleeping.
 
 use super::*;
-use crate::flow::dialect::{Client, Endpoints};
 use crate::rest::RestRequest;
 use crate::store::record;
 use crate::testing::{EventLog, FakeClock, MemoryStore, ScriptedTransport};
@@ -40,15 +39,7 @@ fn rig() -> Rig {
 }
 
 fn flow_config() -> FlowConfig {
-    FlowConfig::new(
-        Dialect::Salesforce,
-        Endpoints::salesforce("https://login.salesforce.com"),
-        Client {
-            client_id: "KEY".into(),
-            client_secret: None,
-            scope: "api refresh_token".into(),
-        },
-    )
+    FlowConfig::salesforce("https://login.salesforce.com", "KEY")
 }
 
 fn code_reply() -> Reply {

@@ -75,7 +75,25 @@ pub struct FlowConfig {
     pub prompt_login: bool,
 }
 
+/// The scopes a device needs: REST access, and a refresh token so the pairing outlives the
+/// session (`refresh_token` covers `offline_access` on Salesforce).
+pub const DEFAULT_SCOPE: &str = "api refresh_token";
+
 impl FlowConfig {
+    /// Salesforce at `login_url` (login, test or My Domain), with a public client and
+    /// [`DEFAULT_SCOPE`], and the defaults of [`FlowConfig::new`].
+    pub fn salesforce(login_url: &str, client_id: &str) -> Self {
+        FlowConfig::new(
+            Dialect::Salesforce,
+            Endpoints::salesforce(login_url),
+            Client {
+                client_id: client_id.into(),
+                client_secret: None,
+                scope: DEFAULT_SCOPE.into(),
+            },
+        )
+    }
+
     /// The defaults: 3 codes, 10 minutes each, retries capped at 60 s, give up after 5 minutes
     /// without a code, no start spread.
     pub fn new(dialect: Dialect, endpoints: Endpoints, client: Client) -> Self {

@@ -19,15 +19,7 @@ fn sf_code(user_code: &str) -> Reply {
 }
 
 fn config() -> FlowConfig {
-    FlowConfig::new(
-        Dialect::Salesforce,
-        Endpoints::salesforce("https://login.salesforce.com"),
-        Client {
-            client_id: "KEY".into(),
-            client_secret: None,
-            scope: "api refresh_token".into(),
-        },
-    )
+    FlowConfig::salesforce("https://login.salesforce.com", "KEY")
 }
 
 /// Drives a flow the way the agent does, with time moving only when the flow says to wait.

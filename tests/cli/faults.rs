@@ -126,8 +126,9 @@ fn paired() -> (Env, Vec<u8>) {
     (env, bytes)
 }
 
-fn pair_against(env: &Env, login_url: &str, extra: &[&str]) -> Output {
-    let mut args = vec![
+/// `pair --force` against `login_url`, with short timeouts so a failing case ends quickly.
+fn pair_force(env: &Env, login_url: &str) -> Command {
+    let mut c = env.command(&[
         "pair",
         "--force",
         "--json",
@@ -135,17 +136,19 @@ fn pair_against(env: &Env, login_url: &str, extra: &[&str]) -> Output {
         "1",
         "--retry-for",
         "3",
-    ];
-    args.extend_from_slice(extra);
-    let mut c = env.command(&args);
+    ]);
     c.env("SFPAIR_LOGIN_URL", login_url);
-    Running::spawn(c).finish(RUN_LIMIT)
+    c
+}
+
+fn pair_against(env: &Env, login_url: &str) -> Output {
+    Running::spawn(pair_force(env, login_url)).finish(RUN_LIMIT)
 }
 
 #[test]
 fn connection_refused_is_retried_then_exit_7() {
     let (env, stored) = paired();
-    let out = pair_against(&env, &format!("https://127.0.0.1:{}", closed_port()), &[]);
+    let out = pair_against(&env, &format!("https://127.0.0.1:{}", closed_port()));
     assert_eq!(out.code(), 7, "{out:?}");
     assert!(
         out.stderr.contains("Connection refused") || out.stderr.contains("refused"),
@@ -169,7 +172,7 @@ fn connect_timeout_is_retried_then_exit_7() {
     let (env, stored) = paired();
     let unanswered = Unanswered::new();
     let started = Instant::now();
-    let out = pair_against(&env, &format!("https://127.0.0.1:{}", unanswered.port), &[]);
+    let out = pair_against(&env, &format!("https://127.0.0.1:{}", unanswered.port));
     assert_eq!(out.code(), 7, "{out:?}");
     assert!(
         out.stderr.contains("timed out") || out.stderr.contains("timeout"),
@@ -193,16 +196,7 @@ fn dns_failure_is_retried_then_exit_7() {
          network off for the DNS case"
     );
     let (env, stored) = paired();
-    let mut sfpair = env.command(&[
-        "pair",
-        "--force",
-        "--json",
-        "--timeout",
-        "1",
-        "--retry-for",
-        "3",
-    ]);
-    sfpair.env("SFPAIR_LOGIN_URL", "https://login.salesforce.com");
+    let sfpair = pair_force(&env, "https://login.salesforce.com");
     let mut c = Command::new("unshare");
     c.arg("-rn")
         .arg(sfpair.get_program())

@@ -44,3 +44,14 @@ need_cargo() {
   echo "error: cargo is missing: install Rust with rustup (https://rustup.rs) first" >&2
   return 1
 }
+
+# need_toolchain NAME: a rustup toolchain (nightly, for cargo fuzz and -Zbuild-std).
+need_toolchain() {
+  local name=$1
+  rustup toolchain list | grep -q "^$name" && return 0
+  echo "== installing the $name toolchain" >&2
+  rustup toolchain install "$name" --profile minimal >&2 || {
+    echo "error: the $name toolchain is missing and could not be installed" >&2
+    return 1
+  }
+}

@@ -125,6 +125,35 @@ pub trait Flash {
     fn describe(&self) -> String;
 }
 
+/// A boxed medium is a medium: `store::open` boxes its backends so the slot store is compiled
+/// once, not once per backend (about 6 KB on armv7).
+impl<F: Flash + ?Sized> Flash for alloc::boxed::Box<F> {
+    fn geometry(&self) -> Geometry {
+        (**self).geometry()
+    }
+    fn read(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), Error> {
+        (**self).read(offset, buf)
+    }
+    fn erase(&mut self, offset: u64) -> Result<(), Error> {
+        (**self).erase(offset)
+    }
+    fn program(&mut self, offset: u64, bytes: &[u8]) -> Result<(), Error> {
+        (**self).program(offset, bytes)
+    }
+    fn is_bad(&mut self, offset: u64) -> Result<bool, Error> {
+        (**self).is_bad(offset)
+    }
+    fn lock(&mut self) -> Result<(), Error> {
+        (**self).lock()
+    }
+    fn unlock(&mut self) {
+        (**self).unlock()
+    }
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+}
+
 /// What one slot holds.
 #[derive(Debug)]
 enum Slot {
@@ -170,11 +199,7 @@ impl Slot {
                 reason: DecodeError::Blank,
                 ..
             } => "no record header, yet not erased (an interrupted erase?)".into(),
-            Slot::Invalid { reason, ours: true } => format!("{reason}"),
-            Slot::Invalid {
-                reason,
-                ours: false,
-            } => format!("{reason}: not written by sfpair"),
+            Slot::Invalid { reason, .. } => format!("{reason}"),
         }
     }
 

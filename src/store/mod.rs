@@ -60,10 +60,10 @@ pub fn open(spec: &str) -> Result<Box<dyn TokenStore>, Error> {
     match spec.split_once(':') {
         Some(("file", path)) if !path.is_empty() => Ok(Box::new(file::FileStore::new(path))),
         #[cfg(feature = "flash")]
-        Some(("mtd", path)) => Ok(Box::new(flash::SlotStore::new(mtd::MtdFlash::open(path)?)?)),
+        Some(("mtd", path)) => flash_store(Box::new(mtd::MtdFlash::open(path)?)),
         #[cfg(feature = "flash")]
-        Some(("flash-image", rest)) => Ok(Box::new(flash::SlotStore::new(
-            image::ImageFlash::open(image::ImageSpec::parse(rest)?)?,
+        Some(("flash-image", rest)) => flash_store(Box::new(image::ImageFlash::open(
+            image::ImageSpec::parse(rest)?,
         )?)),
         _ => Err(Error::config(alloc::format!(
             "unknown store '{spec}': use file:PATH{}",
@@ -74,4 +74,10 @@ pub fn open(spec: &str) -> Result<Box<dyn TokenStore>, Error> {
             }
         ))),
     }
+}
+
+/// The slot store over a boxed medium: one copy of its code for every backend.
+#[cfg(all(feature = "std", feature = "flash"))]
+fn flash_store(medium: Box<dyn flash::Flash + Send>) -> Result<Box<dyn TokenStore>, Error> {
+    Ok(Box::new(flash::SlotStore::new(medium)?))
 }

@@ -1,6 +1,8 @@
 //! The raw-flash store end to end: `sfpair pair --store flash-image:...` against the simulator,
 //! then `token`, `status` and `forget`, reading the real image file's slots with the library's
 //! codec. Bad flash specs and a record from a newer sfpair, through the real binary.
+//! Needs the `flash` feature (a default one).
+#![cfg(feature = "flash")]
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;

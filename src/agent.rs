@@ -11,6 +11,7 @@ use std::time::Duration;
 use log::{debug, info, warn};
 
 use crate::api::{self, Outcome};
+use crate::clock_check;
 use crate::error::{Error, ErrorKind};
 use crate::event::{Event, Paired};
 use crate::flow::backoff::Jitter;
@@ -293,6 +294,43 @@ impl Agent {
         }
     }
 
+    /// Waits (at most `limit`) until the wall clock is plausible, i.e. not earlier than this
+    /// binary's build. Call before the first TLS handshake: with a clock in 1970 every
+    /// certificate is "not yet valid", and the person deserves the real reason.
+    pub fn wait_for_clock(&mut self, limit: Duration) -> Result<(), Error> {
+        let started = self.clock.now();
+        let mut warned = false;
+        loop {
+            let clock_check::Verdict::BeforeBuild { now, built } =
+                clock_check::check(self.clock.unix_time(), clock_check::BUILD_UNIX)
+            else {
+                if warned {
+                    info!("the system clock is set now; going on");
+                }
+                return Ok(());
+            };
+            let waited = self.clock.now().saturating_since(started);
+            if waited >= limit {
+                return Err(Error::network(format!(
+                    "the system clock says {} but this sfpair was built on {}: the clock is                      not set, so no server certificate can be checked. Set the time or let NTP                      sync (waited {} s; --wait-for-clock sets how long)",
+                    crate::time::format_utc(now),
+                    crate::time::format_utc(built),
+                    waited.as_secs()
+                )));
+            }
+            if !warned {
+                warn!(
+                    "the system clock says {}, before this sfpair was built ({}); waiting up to                      {} s for time sync (NTP) before connecting",
+                    crate::time::format_utc(now),
+                    crate::time::format_utc(built),
+                    limit.as_secs()
+                );
+                warned = true;
+            }
+            self.clock.sleep(TICK.min(limit - waited));
+        }
+    }
+
     /// Sends `request`, retrying transient failures a few times with backoff.
     fn exchange<T>(
         &mut self,
@@ -316,10 +354,7 @@ impl Agent {
                 Err(e) => {
                     return Err(match e.kind {
                         crate::wire::TransportErrorKind::Invalid => Error::config(e.detail),
-                        _ => Error::network(format!(
-                            "{}. If the server uses a private CA, pass it with --ca-file",
-                            e.detail
-                        )),
+                        _ => Error::network(e.detail),
                     });
                 }
             }

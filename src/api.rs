@@ -161,10 +161,16 @@ mod tests {
     fn refresh_sends_the_secret_only_when_configured() {
         let r = refresh_request(&record(), None);
         assert_eq!(r.form_field("grant_type"), Some("refresh_token"));
-        assert_eq!(r.form_field("refresh_token"), Some("RT"));
-        assert_eq!(r.form_field("client_secret"), None);
+        assert_eq!(
+            r.form_secret("refresh_token").map(Secret::expose),
+            Some("RT")
+        );
+        assert_eq!(r.form_secret("client_secret").map(Secret::expose), None);
         let r = refresh_request(&record(), Some(&Secret::new("S")));
-        assert_eq!(r.form_field("client_secret"), Some("S"));
+        assert_eq!(
+            r.form_secret("client_secret").map(Secret::expose),
+            Some("S")
+        );
     }
 
     #[test]

@@ -44,6 +44,10 @@ pub struct Args {
     pub prompt_login: bool,
     pub force: bool,
     pub check: bool,
+    pub timeout: Option<u64>,
+    pub retry_for: Option<u64>,
+    pub start_jitter: Option<u64>,
+    pub wait_for_clock: Option<u64>,
 }
 
 fn usage(msg: impl std::fmt::Display) -> Error {
@@ -111,6 +115,16 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, Error> {
             }
             Long("prompt-login") => a.prompt_login = true,
             Long("force") => a.force = true,
+            Long("timeout") => a.timeout = Some(number(parser.value().map_err(err)?, "--timeout")?),
+            Long("retry-for") => {
+                a.retry_for = Some(number(parser.value().map_err(err)?, "--retry-for")?)
+            }
+            Long("start-jitter") => {
+                a.start_jitter = Some(number(parser.value().map_err(err)?, "--start-jitter")?)
+            }
+            Long("wait-for-clock") => {
+                a.wait_for_clock = Some(number(parser.value().map_err(err)?, "--wait-for-clock")?)
+            }
             Long("check") => a.check = true,
             Value(v) if a.command.is_none() => {
                 a.command = Some(match text(v, "command")?.as_str() {
@@ -154,6 +168,11 @@ Common options (environment variable in brackets):
                            $XDG_STATE_HOME/sfpair/token)
                            Raw flash: mtd:/dev/mtdN, flash-image:PATH[:erase=N,size=N,write=N]
   --json                   Machine-readable output (JSON lines for pair)
+  --timeout SECONDS        Limit for connecting and for each send or receive (default 30;
+                           connecting: at most 10) [SFPAIR_TIMEOUT]
+  --wait-for-clock SECONDS When the system clock is earlier than this build (no RTC, no NTP
+                           yet), wait this long for time sync before failing (default 60)
+                           [SFPAIR_WAIT_FOR_CLOCK]
   -h, --help               Help;  -V, --version  Version
 
 Exit codes: 0 ok, 1 unexpected server reply, 2 usage or configuration error, 3 denied,
@@ -179,6 +198,11 @@ Options:
   --prompt-login           Add prompt=login to the QR URL, so the phone's existing session
                            does not pick the org
   --force                  Pair again even when a pairing is stored
+  --retry-for SECONDS      Keep retrying to reach the server for a code this long before
+                           exit 7 (default 300) [SFPAIR_RETRY_FOR]
+  --start-jitter SECONDS   Wait a random time up to this before the first request, so a fleet
+                           that boots together does not hit the org at once (default 0; the
+                           board units use 30) [SFPAIR_START_JITTER]
   --dialect rfc8628 --device-url URL --token-url URL [--revoke-url URL]
                            Standard RFC 8628 provider instead of Salesforce
 Plus the common options in `sfpair --help`.

@@ -47,6 +47,12 @@ pub struct Settings {
     pub max_codes: u32,
     pub code_lifetime: Duration,
     pub prompt_login: bool,
+    /// Keep retrying for a device code this long before giving up with a network error.
+    pub retry_for: Duration,
+    /// Random delay before the first request, up to this.
+    pub start_jitter: Duration,
+    /// How long to wait for an implausible wall clock to be set.
+    pub wait_for_clock: Duration,
 }
 
 fn non_empty(v: Option<String>) -> Option<String> {
@@ -79,6 +85,20 @@ pub fn login_url(raw: &str) -> Result<String, Error> {
         return Err(bad("is a Lightning domain, which has no OAuth endpoints"));
     }
     Ok(raw.trim_end_matches('/').to_string())
+}
+
+/// Reads a small text file, refusing anything longer than `limit` bytes (a secret file pointed
+/// at /dev/zero must not hang the agent or fill its memory).
+pub fn read_small(path: &std::path::Path, limit: u64) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(limit + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > limit {
+        return Err(std::io::Error::other(format!("longer than {limit} bytes")));
+    }
+    Ok(text)
 }
 
 fn endpoint(raw: &str, flag: &str) -> Result<String, Error> {
@@ -145,7 +165,7 @@ impl Settings {
             .or_else(|| non_empty(env("SFPAIR_CLIENT_SECRET_FILE")).map(PathBuf::from));
         let client_secret = match secret_file {
             Some(path) => {
-                let text = std::fs::read_to_string(&path).map_err(|e| {
+                let text = read_small(&path, 4096).map_err(|e| {
                     Error::config(format!(
                         "cannot read the client secret file {}: {e}",
                         path.display()
@@ -193,6 +213,38 @@ impl Settings {
         if code_lifetime.is_zero() {
             return Err(Error::config("--code-lifetime must be at least 1 second"));
         }
+        let seconds =
+            |flag: Option<u64>, var: &str, name: &str, default: u64| -> Result<Duration, Error> {
+                let value = match flag {
+                    Some(v) => v,
+                    None => match non_empty(env(var)) {
+                        Some(text) => text.trim().parse().map_err(|_| {
+                            Error::config(format!(
+                                "{var}='{text}' is not a whole number of seconds ({name})"
+                            ))
+                        })?,
+                        None => default,
+                    },
+                };
+                Ok(Duration::from_secs(value))
+            };
+        let timeout = seconds(args.timeout, "SFPAIR_TIMEOUT", "--timeout", 30)?;
+        if timeout.is_zero() {
+            return Err(Error::config("--timeout must be at least 1 second"));
+        }
+        let retry_for = seconds(args.retry_for, "SFPAIR_RETRY_FOR", "--retry-for", 300)?;
+        let start_jitter = seconds(
+            args.start_jitter,
+            "SFPAIR_START_JITTER",
+            "--start-jitter",
+            0,
+        )?;
+        let wait_for_clock = seconds(
+            args.wait_for_clock,
+            "SFPAIR_WAIT_FOR_CLOCK",
+            "--wait-for-clock",
+            60,
+        )?;
 
         Ok(Settings {
             dialect,
@@ -206,6 +258,8 @@ impl Settings {
                     .ca_file
                     .clone()
                     .or_else(|| non_empty(env("SFPAIR_CA_FILE")).map(PathBuf::from)),
+                connect_timeout: timeout.min(Duration::from_secs(10)),
+                read_timeout: timeout,
                 ..HttpConfig::default()
             },
             store,
@@ -214,6 +268,9 @@ impl Settings {
             max_codes,
             code_lifetime,
             prompt_login: args.prompt_login,
+            retry_for,
+            start_jitter,
+            wait_for_clock,
         })
     }
 
@@ -248,6 +305,8 @@ impl Settings {
         config.max_codes = self.max_codes;
         config.default_lifetime = self.code_lifetime;
         config.prompt_login = self.prompt_login;
+        config.give_up_after = self.retry_for;
+        config.start_spread = self.start_jitter;
         Ok(config)
     }
 }
@@ -257,6 +316,17 @@ mod tests {
     use super::*;
     use crate::cli::parse;
     use std::ffi::OsString;
+
+    impl Settings {
+        fn flow_config_for_test(&self) -> FlowConfig {
+            Settings {
+                client_id: Some("K".into()),
+                ..self.clone()
+            }
+            .flow_config()
+            .unwrap()
+        }
+    }
 
     fn resolve(args: &[&str], env: &[(&str, &str)]) -> Result<Settings, Error> {
         let args = parse(["sfpair"].iter().chain(args).map(OsString::from)).unwrap();
@@ -322,6 +392,31 @@ mod tests {
     }
 
     #[test]
+    fn timing_knobs_come_from_flags_or_the_environment() {
+        let s = resolve(&["pair"], &[("HOME", "/h")]).unwrap();
+        assert_eq!(s.http.read_timeout, Duration::from_secs(30));
+        assert_eq!(s.http.connect_timeout, Duration::from_secs(10));
+        assert_eq!(s.retry_for, Duration::from_secs(300));
+        assert_eq!(s.start_jitter, Duration::ZERO);
+        assert_eq!(s.wait_for_clock, Duration::from_secs(60));
+        let s = resolve(
+            &["pair", "--timeout", "3", "--start-jitter", "30"],
+            &[("HOME", "/h"), ("SFPAIR_RETRY_FOR", "20")],
+        )
+        .unwrap();
+        assert_eq!(s.http.read_timeout, Duration::from_secs(3));
+        assert_eq!(s.http.connect_timeout, Duration::from_secs(3));
+        assert_eq!(s.retry_for, Duration::from_secs(20));
+        assert_eq!(
+            s.flow_config_for_test().start_spread,
+            Duration::from_secs(30)
+        );
+        let e = resolve(&["pair"], &[("HOME", "/h"), ("SFPAIR_TIMEOUT", "soon")]).unwrap_err();
+        assert!(e.message().contains("SFPAIR_TIMEOUT"), "{e}");
+        assert!(resolve(&["pair", "--timeout", "0"], &[("HOME", "/h")]).is_err());
+    }
+
+    #[test]
     fn pairing_needs_a_client_id_and_says_where_it_comes_from() {
         let s = resolve(&["pair"], &[("HOME", "/h")]).unwrap();
         let e = s.flow_config().unwrap_err();
@@ -383,5 +478,11 @@ mod tests {
             .find("envsecret")
             .is_none()
         );
+        let e = resolve(
+            &["pair", "--client-secret-file", "/dev/zero"],
+            &[("HOME", "/h")],
+        )
+        .unwrap_err();
+        assert!(e.message().contains("longer than"), "{e}");
     }
 }

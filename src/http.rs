@@ -54,6 +54,8 @@ impl Default for HttpConfig {
 pub struct UreqTransport {
     agent: ureq::Agent,
     body_limit: u64,
+    /// `host:port` of the proxy from the environment, for messages.
+    proxy: Option<String>,
 }
 
 impl UreqTransport {
@@ -66,7 +68,14 @@ impl UreqTransport {
             .root_certs(roots)
             .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::ring::default_provider()))
             .build();
+        // HTTPS_PROXY (or ALL_PROXY, HTTP_PROXY) and NO_PROXY, as ureq reads them.
+        let proxy = ureq::Proxy::try_from_env();
+        let proxy_name = proxy.as_ref().map(|p| format!("{}:{}", p.host(), p.port()));
+        if let Some(name) = &proxy_name {
+            debug!("using the proxy {name} (NO_PROXY applies)");
+        }
         let agent = ureq::Agent::config_builder()
+            .proxy(proxy)
             .http_status_as_error(false)
             .max_redirects(0)
             .user_agent(concat!("sfpair/", env!("CARGO_PKG_VERSION")))
@@ -88,16 +97,18 @@ impl UreqTransport {
         Ok(UreqTransport {
             agent,
             body_limit: config.body_limit,
+            proxy: proxy_name,
         })
     }
 }
 
 /// Reads a PEM bundle; a file with no certificate is a configuration error, not "trust nothing".
 fn load_roots(path: &Path) -> Result<RootCerts, Error> {
-    let pem = std::fs::read(path)
+    // A CA bundle is at most a few hundred KB (Mozilla's whole set is about 220 KB).
+    let pem = crate::config::read_small(path, 4 << 20)
         .map_err(|e| Error::config(format!("cannot read the CA file {}: {e}", path.display())))?;
     let mut certs = Vec::new();
-    for item in ureq::tls::parse_pem(&pem) {
+    for item in ureq::tls::parse_pem(pem.as_bytes()) {
         match item {
             Ok(PemItem::Certificate(c)) => certs.push(c),
             Ok(_) => {}
@@ -170,7 +181,7 @@ impl Transport for UreqTransport {
         let mut response = self
             .agent
             .run(http_request)
-            .map_err(|e| classify(&host, e))?;
+            .map_err(|e| classify(&host, self.proxy.as_deref(), e))?;
         let status = response.status().as_u16();
         let header = |name: &str| {
             response
@@ -188,7 +199,7 @@ impl Transport for UreqTransport {
             .with_config()
             .limit(self.body_limit)
             .read_to_vec()
-            .map_err(|e| classify(&host, e))?;
+            .map_err(|e| classify(&host, self.proxy.as_deref(), e))?;
         debug!(
             "{} {} -> {status}",
             request.method.as_str(),
@@ -207,7 +218,7 @@ fn redacted_path(u: &str) -> &str {
 }
 
 /// Turns a ureq error into a retry decision and a message that names the host.
-fn classify(host: &str, e: ureq::Error) -> TransportError {
+fn classify(host: &str, proxy: Option<&str>, e: ureq::Error) -> TransportError {
     use TransportErrorKind as K;
     let (kind, what) = match e {
         ureq::Error::HostNotFound => (K::Dns, "the host name does not resolve (DNS)".to_string()),
@@ -224,7 +235,13 @@ fn classify(host: &str, e: ureq::Error) -> TransportError {
         ureq::Error::LargeResponseHeader(..) => {
             (K::TooLarge, "the reply headers are too large".to_string())
         }
-        ureq::Error::ConnectProxyFailed(why) => (K::Proxy, format!("the proxy refused: {why}")),
+        ureq::Error::ConnectProxyFailed(why) => (
+            K::Proxy,
+            format!(
+                "the proxy {} refused the tunnel ({why}); check HTTPS_PROXY and NO_PROXY",
+                proxy.unwrap_or("from the environment")
+            ),
+        ),
         ureq::Error::InvalidProxyUrl => (
             K::Invalid,
             "HTTPS_PROXY is not a valid proxy URL".to_string(),
@@ -243,6 +260,13 @@ fn classify_io(host: &str, e: io::Error) -> TransportError {
     {
         return classify_tls(host, tls);
     }
+    // std reports getaddrinfo failures as an uncategorized error with this text.
+    if e.to_string().contains("failed to lookup address") {
+        return TransportError::new(
+            K::Dns,
+            format!("{host}: the host name does not resolve (DNS): {e}"),
+        );
+    }
     let kind = match e.kind() {
         io::ErrorKind::ConnectionRefused
         | io::ErrorKind::HostUnreachable
@@ -259,13 +283,37 @@ fn classify_io(host: &str, e: io::Error) -> TransportError {
 }
 
 fn classify_tls(host: &str, e: &rustls::Error) -> TransportError {
-    let kind = match e {
-        rustls::Error::InvalidCertificate(_) | rustls::Error::InvalidCertRevocationList(_) => {
-            TransportErrorKind::Certificate
-        }
-        _ => TransportErrorKind::Tls,
+    use rustls::CertificateError as C;
+    let (kind, hint) = match e {
+        rustls::Error::InvalidCertificate(cert) => (
+            TransportErrorKind::Certificate,
+            match cert {
+                C::UnknownIssuer | C::BadSignature => {
+                    " If the server uses a private CA (a corporate TLS proxy, or sfpair-sim), \
+                     pass its certificate with --ca-file"
+                }
+                C::NotValidForName | C::NotValidForNameContext { .. } => {
+                    " The certificate belongs to another host: check --login-url, or whether a \
+                     proxy answers in the server's place"
+                }
+                C::Expired
+                | C::ExpiredContext { .. }
+                | C::NotValidYet
+                | C::NotValidYetContext { .. } => {
+                    " Either the server's certificate is out of date or this device's clock is \
+                     wrong: check the date (NTP)"
+                }
+                _ => "",
+            },
+        ),
+        rustls::Error::InvalidCertRevocationList(_) => (TransportErrorKind::Certificate, ""),
+        _ => (TransportErrorKind::Tls, ""),
     };
-    TransportError::new(kind, format!("TLS verification of {host} failed: {e}"))
+    let what = match kind {
+        TransportErrorKind::Certificate => "TLS verification of",
+        _ => "the TLS connection to",
+    };
+    TransportError::new(kind, format!("{what} {host} failed: {e}.{hint}"))
 }
 
 #[cfg(test)]

@@ -68,6 +68,7 @@ pub mod agent;
 pub mod api;
 #[cfg(feature = "std")]
 pub mod cli;
+pub mod clock_check;
 #[cfg(feature = "std")]
 pub mod config;
 pub mod error;

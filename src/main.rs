@@ -63,9 +63,9 @@ fn run(args: &Args) -> Result<u8, Error> {
     agent.set_client_secret(settings.client_secret.clone());
     match command {
         Command::Pair => pair(&mut agent, &settings, args.force),
-        Command::Token => token(&mut agent, args.json),
-        Command::Status => status(&mut agent, args),
-        Command::Forget => forget(&mut agent),
+        Command::Token => token(&mut agent, &settings, args.json),
+        Command::Status => status(&mut agent, &settings, args),
+        Command::Forget => forget(&mut agent, &settings),
         Command::Help | Command::Version => Ok(0),
     }
 }
@@ -95,6 +95,8 @@ fn pair(agent: &mut Agent, settings: &Settings, force: bool) -> Result<u8, Error
         ),
         Loaded::Paired(_) | Loaded::Empty => {}
     }
+    // Before the first handshake: a clock in 1970 makes every certificate "not yet valid".
+    agent.wait_for_clock(settings.wait_for_clock)?;
     let displays = if settings.displays.is_empty() && !settings.json {
         vec![Display::Console]
     } else {
@@ -119,7 +121,9 @@ fn pair(agent: &mut Agent, settings: &Settings, force: bool) -> Result<u8, Error
     Ok(0)
 }
 
-fn token(agent: &mut Agent, as_json: bool) -> Result<u8, Error> {
+fn token(agent: &mut Agent, settings: &Settings, as_json: bool) -> Result<u8, Error> {
+    agent.stored()?;
+    agent.wait_for_clock(settings.wait_for_clock)?;
     let session = agent.access_token()?;
     let mut out = std::io::stdout().lock();
     let written = if as_json {
@@ -138,7 +142,7 @@ fn token(agent: &mut Agent, as_json: bool) -> Result<u8, Error> {
     Ok(0)
 }
 
-fn status(agent: &mut Agent, args: &Args) -> Result<u8, Error> {
+fn status(agent: &mut Agent, settings: &Settings, args: &Args) -> Result<u8, Error> {
     let record = agent.stored()?;
     let (org_id, user_id) = api::org_and_user(&record.identity_url);
     let paired_at = if record.issued_at_ms > 0 {
@@ -148,6 +152,7 @@ fn status(agent: &mut Agent, args: &Args) -> Result<u8, Error> {
     };
     let mut user = None;
     if args.check {
+        agent.wait_for_clock(settings.wait_for_clock)?;
         agent.access_token()?;
         let info = agent.userinfo()?;
         user = info
@@ -198,8 +203,14 @@ fn status(agent: &mut Agent, args: &Args) -> Result<u8, Error> {
     Ok(0)
 }
 
-fn forget(agent: &mut Agent) -> Result<u8, Error> {
+fn forget(agent: &mut Agent, settings: &Settings) -> Result<u8, Error> {
     let store = agent.store_description();
+    if matches!(agent.load()?, Loaded::Paired(_)) {
+        // The wipe happens whatever the clock says; the wait only gives revocation a chance.
+        if let Err(e) = agent.wait_for_clock(settings.wait_for_clock) {
+            log::warn!("{e}");
+        }
+    }
     match agent.forget()? {
         Forgotten::NothingStored => {
             println!("Nothing to forget: {store} holds no pairing.");

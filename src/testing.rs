@@ -30,6 +30,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 struct ClockState {
     now: Instant,
     unix_at_zero: Duration,
+    /// A wall-clock step (as NTP makes it): from this instant on, the wall clock reads the
+    /// given time plus what elapsed since.
+    step: Option<(Instant, Duration)>,
     sleeps: Vec<Duration>,
 }
 
@@ -43,6 +46,7 @@ impl FakeClock {
         FakeClock(Arc::new(Mutex::new(ClockState {
             now: Instant::ZERO,
             unix_at_zero: unix,
+            step: None,
             sleeps: Vec::new(),
         })))
     }
@@ -50,6 +54,11 @@ impl FakeClock {
     pub fn advance(&self, d: Duration) {
         let mut s = lock(&self.0);
         s.now = s.now + d;
+    }
+
+    /// Makes the wall clock jump to `to` at monotonic instant `at`, like an NTP step.
+    pub fn step_unix_at(&self, at: Instant, to: Duration) {
+        lock(&self.0).step = Some((at, to));
     }
 
     /// Every sleep the code under test asked for, in order.
@@ -71,7 +80,10 @@ impl Clock for FakeClock {
 
     fn unix_time(&self) -> Duration {
         let s = lock(&self.0);
-        s.unix_at_zero + s.now.since_origin()
+        match s.step {
+            Some((at, to)) if s.now >= at => to + s.now.saturating_since(at),
+            _ => s.unix_at_zero + s.now.since_origin(),
+        }
     }
 }
 

@@ -60,14 +60,25 @@ impl Form {
         self
     }
 
-    /// The value of a field, for tests and for request logs of non-secret fields.
+    /// The value of a plain (non-secret) field.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0
             .iter()
             .find(|(n, _)| *n == name)
-            .map(|(_, v)| match v {
-                Value::Text(t) => t.as_str(),
-                Value::Secret(s) => s.expose(),
+            .and_then(|(_, v)| match v {
+                Value::Text(t) => Some(t.as_str()),
+                Value::Secret(_) => None,
+            })
+    }
+
+    /// A secret field, still wrapped: reading it takes an explicit `expose()`.
+    pub fn get_secret(&self, name: &str) -> Option<&Secret> {
+        self.0
+            .iter()
+            .find(|(n, _)| *n == name)
+            .and_then(|(_, v)| match v {
+                Value::Secret(s) => Some(s),
+                Value::Text(_) => None,
             })
     }
 
@@ -168,10 +179,18 @@ impl Request {
         self
     }
 
-    /// The form field, if this is a form request (tests use it to check what was sent).
+    /// A plain form field, if this is a form request (tests use it to check what was sent).
     pub fn form_field(&self, name: &str) -> Option<&str> {
         match &self.body {
             Body::Form(f) => f.get(name),
+            _ => None,
+        }
+    }
+
+    /// A secret form field, still wrapped.
+    pub fn form_secret(&self, name: &str) -> Option<&Secret> {
+        match &self.body {
+            Body::Form(f) => f.get_secret(name),
             _ => None,
         }
     }

@@ -131,6 +131,11 @@ pub struct Devices {
 }
 
 impl Devices {
+    /// Every device code issued so far (for leak checks in tests).
+    pub fn every_device_code(&self) -> Vec<String> {
+        self.devices.iter().map(|d| d.device_code.clone()).collect()
+    }
+
     /// Whether a live code already uses this user code (after normalisation); the
     /// caller draws another one, so a typed code always names exactly one device.
     pub fn user_code_taken(&self, user_code: &str) -> bool {

@@ -169,6 +169,15 @@ impl Grants {
         self.revoked_refresh
     }
 
+    /// Every access and refresh token ever minted, live or not (for leak checks in tests).
+    pub fn every_token(&self) -> Vec<String> {
+        let refresh = self
+            .grants
+            .iter()
+            .flat_map(|g| g.refresh.iter().chain(g.retired.iter()));
+        self.access.keys().chain(refresh).cloned().collect()
+    }
+
     fn live_grants(&self) -> usize {
         self.grants.iter().filter(|g| g.alive).count()
     }

@@ -167,6 +167,15 @@ impl Sim {
         self.shared.world().grants.revoked_refresh_tokens()
     }
 
+    /// Every secret the simulator ever handed out: device codes, access and refresh tokens.
+    /// Tests search the agent's output for them: none may ever appear there.
+    pub fn issued_secrets(&self) -> Vec<String> {
+        let world = self.shared.world();
+        let mut secrets = world.devices.every_device_code();
+        secrets.extend(world.grants.every_token());
+        secrets
+    }
+
     /// Queues faults; each is applied to the next request of its kind (see [`Fault`]).
     pub fn push_faults(&self, faults: &[Fault]) {
         self.shared.faults.push(faults);

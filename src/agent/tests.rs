@@ -132,7 +132,10 @@ fn a_pairing_that_cannot_be_stored_is_revoked_and_reported() {
     let sent = r.transport.sent();
     let revoke = &sent.last().unwrap().1;
     assert!(revoke.url.ends_with("/services/oauth2/revoke"));
-    assert_eq!(revoke.form_field("token"), Some("RT-1"));
+    assert_eq!(
+        revoke.form_secret("token").map(Secret::expose),
+        Some("RT-1")
+    );
     // The old pairing is untouched.
     let kept = record::decode(&r.store.bytes().unwrap()).unwrap().record;
     assert_eq!(kept.refresh_token.expose(), "OLD");
@@ -174,7 +177,10 @@ fn refresh_without_rotation_writes_nothing() {
     assert_eq!(s.access_token.expose(), "00D!NEW");
     assert_eq!(r.store.saves(), before, "no write when nothing changed");
     let sent = r.transport.sent();
-    assert_eq!(sent[0].1.form_field("refresh_token"), Some("RT-A"));
+    assert_eq!(
+        sent[0].1.form_secret("refresh_token").map(Secret::expose),
+        Some("RT-A")
+    );
 }
 
 #[test]
@@ -263,4 +269,43 @@ fn a_corrupt_record_reads_as_not_paired_and_stays() {
     assert!(err.message().contains("checksum"), "{err}");
     assert_eq!(r.store.bytes(), Some(bytes));
     assert!(r.transport.sent().is_empty());
+}
+
+#[test]
+fn a_clock_before_the_build_is_waited_out_then_reported() {
+    // A board that booted in 1970 and never gets NTP.
+    let clock = FakeClock::new(Duration::from_secs(3));
+    let mut agent = Agent::new(
+        Box::new(clock.clone()),
+        Box::new(ScriptedTransport::new()),
+        Box::new(MemoryStore::new()),
+    );
+    let err = agent.wait_for_clock(Duration::from_secs(5)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Network);
+    assert!(err.message().contains("1970-01-01"), "{err}");
+    assert!(err.message().contains("NTP"), "{err}");
+    assert_eq!(
+        clock.sleeps().iter().sum::<Duration>(),
+        Duration::from_secs(5)
+    );
+}
+
+#[test]
+fn a_clock_that_syncs_while_waiting_lets_the_agent_go_on() {
+    let clock = FakeClock::new(Duration::from_secs(3));
+    // NTP steps the wall clock to the present 2.5 s after boot.
+    let synced = Duration::from_secs(crate::clock_check::BUILD_UNIX + 10);
+    clock.step_unix_at(Instant::from_millis(2500), synced);
+    let mut agent = Agent::new(
+        Box::new(clock.clone()),
+        Box::new(ScriptedTransport::new()),
+        Box::new(MemoryStore::new()),
+    );
+    agent.wait_for_clock(Duration::from_secs(60)).unwrap();
+    assert_eq!(
+        clock.now(),
+        Instant::from_secs(3),
+        "checked once a second until the step"
+    );
+    assert!(agent.wait_for_clock(Duration::ZERO).is_ok());
 }

@@ -203,8 +203,8 @@ mod tests {
         assert_eq!(r.form_field("scope"), Some("api refresh_token"));
         let p = Dialect::Salesforce.poll_request(&ep, &client(), &Secret::new("dc"));
         assert_eq!(p.form_field("grant_type"), Some("device"));
-        assert_eq!(p.form_field("code"), Some("dc"));
-        assert_eq!(p.form_field("device_code"), None);
+        assert_eq!(p.form_secret("code").map(Secret::expose), Some("dc"));
+        assert_eq!(p.form_secret("device_code").map(Secret::expose), None);
     }
 
     #[test]
@@ -219,7 +219,7 @@ mod tests {
             p.form_field("grant_type"),
             Some("urn:ietf:params:oauth:grant-type:device_code")
         );
-        assert_eq!(p.form_field("device_code"), Some("dc"));
+        assert_eq!(p.form_secret("device_code").map(Secret::expose), Some("dc"));
         assert_eq!(p.url, "https://idp/token");
     }
 

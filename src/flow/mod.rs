@@ -112,6 +112,9 @@ struct Code {
     interval: Duration,
     next_poll: Instant,
     failures: u32,
+    /// Why the last poll failed, while it keeps failing: if the code runs out like this, the
+    /// person never had a chance, and the error must say "network", not "nobody approved".
+    failing: Option<String>,
 }
 
 #[derive(Debug)]
@@ -195,7 +198,10 @@ impl Flow {
                     return Action::Send(c.dialect.device_request(&c.endpoints, &c.client));
                 }
                 State::Polling(code) if now >= code.deadline => {
-                    self.state = self.expire(now, "the code expired before anyone approved it");
+                    self.state = match code.failing {
+                        Some(reason) => self.expire_unreachable(now, &reason),
+                        None => self.expire(now, "the code expired before anyone approved it"),
+                    };
                 }
                 State::Polling(code) if now < code.next_poll => {
                     let wake = code.next_poll.min(code.deadline);
@@ -303,11 +309,13 @@ impl Flow {
         match err.error.as_str() {
             "authorization_pending" => {
                 code.failures = 0;
+                code.failing = None;
                 code.next_poll = now + code.interval;
                 State::Polling(code)
             }
             "slow_down" => {
                 code.failures = 0;
+                code.failing = None;
                 code.interval =
                     (code.interval + SLOW_DOWN_STEP).max(err.interval.unwrap_or_default());
                 code.next_poll = now + code.interval;
@@ -374,6 +382,7 @@ impl Flow {
             interval,
             next_poll: now + interval,
             failures: 0,
+            failing: None,
         })
     }
 
@@ -407,8 +416,23 @@ impl Flow {
             .retry_delay(code.interval * 2, code.failures, self.config.retry_cap)
             .max(code.interval);
         code.next_poll = now + delay;
+        code.failing = Some(reason.clone());
         self.events.push_back(Event::Retrying { reason, delay });
         State::Polling(code)
+    }
+
+    /// The shown code ran out while the server could not be reached: after the last code this
+    /// is a network failure, not "nobody approved".
+    fn expire_unreachable(&mut self, now: Instant, failure: &str) -> State {
+        let reason = format!("the code expired while the server could not be reached ({failure})");
+        match self.expire(now, &reason) {
+            State::Done(Some(Err(e))) if e.kind() == ErrorKind::Expired => {
+                done_err(Error::network(format!(
+                    "{reason}; check the device's network, then run `sfpair pair` again"
+                )))
+            }
+            next => next,
+        }
     }
 
     /// The shown code is no longer usable: show a new one, or stop after the last.
@@ -454,11 +478,7 @@ fn is_transient_oauth(e: &OAuthError) -> bool {
 /// A transport error that retrying will not fix.
 fn transport_failure(e: &TransportError) -> Error {
     match e.kind {
-        TransportErrorKind::Certificate => Error::network(format!(
-            "{}. If the server uses a private CA (a corporate TLS proxy, or sfpair-sim), pass its \
-             certificate with --ca-file",
-            e.detail
-        )),
+        TransportErrorKind::Certificate => Error::network(e.detail.clone()),
         TransportErrorKind::Invalid => Error::config(e.detail.clone()),
         _ => Error::network(e.detail.clone()),
     }

@@ -2,9 +2,14 @@
 //! approving through the simulator's page as a technician would, with real files for the store.
 //! One test binary; each file below is one area.
 
+mod connect_proxy;
+mod faults;
 mod flash;
 mod harness;
+mod hygiene;
+mod netfault;
 mod pairing;
+mod proxy;
 #[path = "../support/terminal_qr.rs"]
 mod terminal_qr;
 mod tokens;

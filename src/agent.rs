@@ -160,6 +160,11 @@ impl Agent {
     /// pairing, if any, is replaced only when the new one is stored, and is then revoked so its
     /// grant does not linger at the server.
     pub fn pair(&mut self, mut config: FlowConfig) -> Result<Paired, Error> {
+        // Before a code is shown: a pairing the store would refuse to keep is not started.
+        if let Err(e) = self.store.check_writable() {
+            self.emit(&Event::Failed(e.clone()));
+            return Err(e);
+        }
         let previous = match self.store.load() {
             Ok(Loaded::Paired(record)) => Some(record),
             _ => None,

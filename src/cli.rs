@@ -213,6 +213,7 @@ Common options (environment variable in brackets):
   --store SPEC             Where the pairing lives [SFPAIR_STORE] (file:PATH; default
                            $SFPAIR_STATE_DIR/token, /var/lib/sfpair/token as root, else
                            $XDG_STATE_HOME/sfpair/token)
+                           Raw flash: mtd:/dev/mtdN, flash-image:PATH[:erase=N,size=N,write=N]
   --json                   Machine-readable output (JSON lines for pair)
   --timeout SECONDS        Limit for connecting and for each send or receive (default 30;
                            connecting: at most 10) [SFPAIR_TIMEOUT]

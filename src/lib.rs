@@ -33,6 +33,8 @@
 //!
 //! - `std` (default): everything that does I/O. Without it the crate is the pure core (the flow,
 //!   the record codec, secrets, errors) for `no_std` + `alloc` targets.
+//! - `flash` (default): the raw-flash store: the A/B slot store `store::flash` (no_std too) and,
+//!   with `std`, its `mtd:/dev/mtdN` and `flash-image:PATH` backends and `testing::NorFlash`.
 //!
 //! # Example
 //!

@@ -16,6 +16,12 @@ use crate::store::{Loaded, Record, TokenStore};
 use crate::time::{Clock, Instant};
 use crate::wire::{Reply, Request, TransportError, TransportErrorKind};
 
+/// An in-memory flash chip that loses power on demand, and the power-cut sweep.
+#[cfg(feature = "flash")]
+mod flash;
+#[cfg(feature = "flash")]
+pub use self::flash::{NorFlash, Step, StepFigures, Sweep, Torn, sweep_power_cuts};
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -11,6 +11,12 @@ pub mod record;
 
 #[cfg(feature = "std")]
 pub mod file;
+#[cfg(feature = "flash")]
+pub mod flash;
+#[cfg(all(feature = "std", feature = "flash"))]
+pub mod image;
+#[cfg(all(feature = "std", feature = "flash"))]
+pub mod mtd;
 
 #[cfg(feature = "std")]
 use alloc::boxed::Box;
@@ -37,17 +43,41 @@ pub trait TokenStore: Send {
     fn save(&mut self, record: &Record) -> Result<(), Error>;
     /// Removes the record so the secret is gone from the medium, as far as the medium allows.
     fn wipe(&mut self) -> Result<(), Error>;
+    /// Fails, before a pairing starts, when a later `save` would be refused for what the store
+    /// holds (a flash store never overwrites a newer sfpair's record or foreign data), so nobody
+    /// approves a code for a pairing that cannot be kept.
+    fn check_writable(&mut self) -> Result<(), Error> {
+        Ok(())
+    }
     /// Where it is, for messages (`file:/var/lib/sfpair/token`).
     fn describe(&self) -> String;
 }
 
-/// Opens the store named by a `--store` value (`file:PATH`).
+/// Opens the store named by a `--store` value (`file:PATH`, `mtd:/dev/mtdN`,
+/// `flash-image:PATH[:erase=N,size=N,write=N]`).
 #[cfg(feature = "std")]
 pub fn open(spec: &str) -> Result<Box<dyn TokenStore>, Error> {
     match spec.split_once(':') {
         Some(("file", path)) if !path.is_empty() => Ok(Box::new(file::FileStore::new(path))),
+        #[cfg(feature = "flash")]
+        Some(("mtd", path)) => flash_store(Box::new(mtd::MtdFlash::open(path)?)),
+        #[cfg(feature = "flash")]
+        Some(("flash-image", rest)) => flash_store(Box::new(image::ImageFlash::open(
+            image::ImageSpec::parse(rest)?,
+        )?)),
         _ => Err(Error::config(alloc::format!(
-            "unknown store '{spec}': use file:PATH"
+            "unknown store '{spec}': use file:PATH{}",
+            if cfg!(feature = "flash") {
+                ", mtd:/dev/mtdN or flash-image:PATH[:erase=N,size=N,write=N]"
+            } else {
+                " (this build has no flash store)"
+            }
         ))),
     }
+}
+
+/// The slot store over a boxed medium: one copy of its code for every backend.
+#[cfg(all(feature = "std", feature = "flash"))]
+fn flash_store(medium: Box<dyn flash::Flash + Send>) -> Result<Box<dyn TokenStore>, Error> {
+    Ok(Box::new(flash::SlotStore::new(medium)?))
 }

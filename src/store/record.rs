@@ -14,6 +14,11 @@
 //! 16+n   4    CRC-32/IEEE over bytes 0..16+n
 //! ```
 //!
+//! Later format versions keep this 16-byte header, the length limit and the trailing CRC, so an
+//! older sfpair can tell a real newer record (`NewerVersion`: upgrade) from a version byte torn
+//! by a power cut on flash (`BadChecksum`: corrupt). A newer version is only reported when its
+//! checksum matches.
+//!
 //! A record decodes completely or not at all: any bad magic, length, checksum or field is an
 //! error with a reason, never a panic and never a half-filled record. Pure and no_std: reads and
 //! writes go through `embedded-io`, so the same codec runs on a microcontroller.
@@ -242,9 +247,6 @@ fn check_header(header: &[u8; HEADER_LEN]) -> Result<usize, DecodeError> {
     if header[..4] != MAGIC {
         return Err(DecodeError::BadMagic);
     }
-    if header[4] > VERSION {
-        return Err(DecodeError::NewerVersion(header[4]));
-    }
     if header[4] == 0 {
         return Err(DecodeError::BadField("version"));
     }
@@ -274,6 +276,9 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
     let stored = u32::from_le_bytes([stored[0], stored[1], stored[2], stored[3]]);
     if crc32(&bytes[..end]) != stored {
         return Err(DecodeError::BadChecksum);
+    }
+    if header[4] > VERSION {
+        return Err(DecodeError::NewerVersion(header[4]));
     }
     let seq = u32::from_le_bytes([header[8], header[9], header[10], header[11]]);
     let record = parse_fields(&bytes[HEADER_LEN..end])?;
@@ -447,7 +452,17 @@ mod tests {
     fn newer_versions_and_huge_lengths_are_refused() {
         let mut bytes = to_bytes(&sample(), 1).unwrap().to_vec();
         bytes[4] = 2;
+        // A version byte changed without a matching checksum is a torn write, not a newer sfpair.
+        assert_eq!(decode(&bytes).unwrap_err(), DecodeError::BadChecksum);
+        let end = bytes.len() - CRC_LEN;
+        let crc = crc32(&bytes[..end]);
+        bytes[end..].copy_from_slice(&crc.to_le_bytes());
         assert_eq!(decode(&bytes).unwrap_err(), DecodeError::NewerVersion(2));
+        let mut source: &[u8] = &bytes;
+        assert_eq!(
+            read_record(&mut source).unwrap_err(),
+            ReadError::Decode(DecodeError::NewerVersion(2))
+        );
         let mut bytes = to_bytes(&sample(), 1).unwrap().to_vec();
         bytes[12..16].copy_from_slice(&u32::MAX.to_le_bytes());
         assert_eq!(decode(&bytes).unwrap_err(), DecodeError::TooLong(u32::MAX));

@@ -6,6 +6,7 @@ mod broker;
 mod call;
 mod connect_proxy;
 mod faults;
+mod flash;
 mod harness;
 mod hygiene;
 mod library;

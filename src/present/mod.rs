@@ -17,6 +17,15 @@ pub mod screen;
 pub mod sh1106;
 pub mod ssd1306;
 
+/// Test helpers shared with the integration tests: QR read-back off 1-bit frames, and software
+/// models of the OLED controllers.
+#[cfg(test)]
+#[path = "../../tests/support/frame_qr.rs"]
+pub(crate) mod frame_qr;
+#[cfg(test)]
+#[path = "../../tests/support/oled_model.rs"]
+pub(crate) mod oled_model;
+
 use crate::event::Event;
 
 /// Shows pairing events somewhere.

@@ -10,8 +10,7 @@ use crate::present::screen::Screen;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-#[path = "../../../tests/support/frame_qr.rs"]
-mod frame_qr;
+use crate::present::frame_qr;
 
 #[test]
 fn kernel_structures_have_the_c_layout_of_this_architecture() {

@@ -4,8 +4,7 @@
 use super::*;
 use crate::present::fbdev::Geometry;
 
-#[path = "../../../tests/support/frame_qr.rs"]
-mod frame_qr;
+use crate::present::frame_qr;
 use frame_qr::{decode_lit, decode_one};
 
 /// The one-tap URLs a Salesforce pairing produces (login, test, a long My Domain sandbox; each

@@ -6,10 +6,8 @@ use crate::present::layout::tests::{URLS, shown};
 use crate::present::screen::Screen;
 use std::time::Duration;
 
-#[path = "../../../tests/support/frame_qr.rs"]
-mod frame_qr;
-#[path = "../../../tests/support/oled_model.rs"]
-mod oled_model;
+use crate::present::frame_qr;
+use crate::present::oled_model;
 use oled_model::{Chip, OledModel, RecordingBus};
 
 fn glass_after(

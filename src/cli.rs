@@ -174,7 +174,8 @@ Options:
                            serial consoles); repeatable
                            Small displays: ssd1306:/dev/i2c-N[@0x3c][:128x32],
                            sh1106:/dev/i2c-N[@0x3c], sh1106-no-offset:/dev/i2c-N[@0x3c],
-                           fb:/dev/fbN, pbm:PATH[:WxH] (frame files, default 128x64)
+                           fb:/dev/fbN, pbm:PATH[:WxH] or png:PATH[:WxH] (frame files,
+                           default 128x64)
   --json                   JSON lines on standard output instead (see the README)
   --max-codes N            Fresh codes to show after expiry before giving up (default 3)
   --code-lifetime SECONDS  Code lifetime when the server sends none (default 600)

@@ -38,6 +38,12 @@ pub enum Display {
         width: u32,
         height: u32,
     },
+    /// PNG frame files: `png:PATH[:WxH]`, 128x64 by default.
+    Png {
+        path: PathBuf,
+        width: u32,
+        height: u32,
+    },
 }
 
 /// Which OLED controller, and where it is.
@@ -62,7 +68,7 @@ pub enum Controller {
 }
 
 const DISPLAY_FORMS: &str = "use console, text, ssd1306:/dev/i2c-N[@0x3c][:128x32], \
-     sh1106:/dev/i2c-N[@0x3c], sh1106-no-offset:/dev/i2c-N[@0x3c], fb:/dev/fbN or pbm:PATH[:WxH]";
+     sh1106:/dev/i2c-N[@0x3c], sh1106-no-offset:/dev/i2c-N[@0x3c], fb:/dev/fbN, pbm:PATH[:WxH] or png:PATH[:WxH]";
 
 /// `WxH`, e.g. `128x64`.
 fn size(text: &str) -> Option<(u32, u32)> {
@@ -140,17 +146,26 @@ pub fn display(spec: &str) -> Result<Display, Error> {
         "fb" => Err(bad(
             "a framebuffer's size comes from the device; drop the :WxH".into(),
         )),
-        "pbm" => {
+        "pbm" | "png" => {
             let (width, height) = given_size.unwrap_or((128, 64));
             if !(16..=4096).contains(&width) || !(16..=4096).contains(&height) {
                 return Err(bad(format!(
                     "{width}x{height} is out of range: width and height must be 16 to 4096"
                 )));
             }
-            Ok(Display::Pbm {
-                path: PathBuf::from(target),
-                width,
-                height,
+            let path = PathBuf::from(target);
+            Ok(if kind == "pbm" {
+                Display::Pbm {
+                    path,
+                    width,
+                    height,
+                }
+            } else {
+                Display::Png {
+                    path,
+                    width,
+                    height,
+                }
             })
         }
         _ => Err(Error::config(format!(
@@ -519,13 +534,21 @@ mod tests {
                     height: 128,
                 },
             ),
+            (
+                "png:frame.png:320x240",
+                Display::Png {
+                    path: PathBuf::from("frame.png"),
+                    width: 320,
+                    height: 240,
+                },
+            ),
         ];
         for (spec, expected) in cases {
             assert_eq!(display(spec).unwrap(), expected, "{spec}");
         }
         for (spec, says) in [
             ("oled", "unknown --display"),
-            ("png:/tmp/x.png", "pbm:PATH"),
+            ("gif:/tmp/x.gif", "png:PATH"),
             ("ssd1306:", "missing"),
             ("ssd1306:/dev/i2c-1@0x80", "7-bit"),
             ("ssd1306:/dev/i2c-1@banana", "7-bit"),

@@ -20,6 +20,7 @@ use sfpair::present::console::{Console, Style};
 use sfpair::present::fbdev::FrameBuffer;
 use sfpair::present::json::JsonLines;
 use sfpair::present::pbm::PbmFile;
+use sfpair::present::png::PngFile;
 use sfpair::present::screen::{Panel, Screen};
 use sfpair::present::sh1106::Sh1106;
 use sfpair::present::ssd1306::Ssd1306;
@@ -241,7 +242,7 @@ fn forget(agent: &mut Agent) -> Result<u8, Error> {
     }
 }
 
-/// Opens a small display (OLED, framebuffer, frame file) for the pairing screen. A display that
+/// Opens a small display (OLED, framebuffer, PBM or PNG frame file) for the pairing screen. A display that
 /// cannot be opened is logged, naming the device and what to check, and pairing goes on without
 /// it: a missing panel must not keep the device from pairing.
 fn open_panel(display: &Display) -> Option<Box<dyn Presenter>> {
@@ -261,6 +262,11 @@ fn open_panel(display: &Display) -> Option<Box<dyn Presenter>> {
             width,
             height,
         } => PbmFile::new(path, *width, *height).map(boxed),
+        Display::Png {
+            path,
+            width,
+            height,
+        } => PngFile::new(path, *width, *height).map(boxed),
         Display::Console | Display::Text => return None,
     };
     opened

@@ -1,6 +1,6 @@
 //! What the person sees: presenters turn pairing events into a console screen, JSON lines for a
 //! host UI, or 1-bit frames on small displays (`screen.rs` drives the panels: SSD1306 and SH1106
-//! OLEDs over i2c-dev, Linux framebuffers, PBM frame files).
+//! OLEDs over i2c-dev, Linux framebuffers, PBM and PNG frame files).
 //!
 //! A presenter never fails the pairing: a display that breaks logs a warning and the others go
 //! on. Presenters get only [`Event`]s, which hold no token and no device code.
@@ -12,6 +12,7 @@ pub mod i2c;
 pub mod json;
 pub mod layout;
 pub mod pbm;
+pub mod png;
 pub mod qr;
 pub mod screen;
 pub mod sh1106;

@@ -73,6 +73,13 @@ impl PbmFile {
     }
 }
 
+impl PbmFile {
+    /// The temporary name frames are written under before the rename.
+    pub fn temp_path(&self) -> &Path {
+        &self.temp
+    }
+}
+
 /// Writes `bytes` to `temp`, then renames it to `path`.
 pub(crate) fn replace(temp: &Path, path: &Path, bytes: &[u8]) -> io::Result<()> {
     std::fs::write(temp, bytes)

@@ -12,7 +12,7 @@ use sfpair::event::ShownCode;
 use sfpair::present::canvas::Canvas;
 use sfpair::present::fbdev::Geometry;
 use sfpair::present::layout::{CodeScreen, message_screen};
-use sfpair::present::pbm;
+use sfpair::present::{pbm, png};
 
 use crate::harness::{Env, RUN_LIMIT, Scratch, fast};
 
@@ -51,6 +51,14 @@ fn as_photographed(frame: &Canvas) -> Canvas {
 fn scan(frame: &Canvas, scratch: &Path) -> Option<String> {
     let path = scratch.join("photo.pbm");
     std::fs::write(&path, pbm::encode(&as_photographed(frame))).unwrap();
+    zbarimg(&path)
+}
+
+/// The same through our PNG encoder: zbarimg reads PNG through ImageMagick and libpng, so a
+/// malformed file fails here.
+fn scan_png(frame: &Canvas, scratch: &Path) -> Option<String> {
+    let path = scratch.join("photo.png");
+    std::fs::write(&path, png::encode(&as_photographed(frame))).unwrap();
     zbarimg(&path)
 }
 
@@ -124,6 +132,9 @@ fn every_layout_with_a_qr_scans_with_zbarimg() {
             let read = scan(&frame, &scratch.0);
             if screen.qr().is_some() {
                 assert_eq!(read.as_deref(), Some(url), "{w}x{h}");
+                if (w, h) == (128, 64) {
+                    assert_eq!(scan_png(&frame, &scratch.0).as_deref(), Some(url), "PNG");
+                }
                 scanned += 1;
             } else {
                 assert_eq!(read, None, "{w}x{h}: a text-only screen has no code");
@@ -178,6 +189,8 @@ fn a_display_that_cannot_be_opened_does_not_stop_pairing() {
     let env = Env::start(fast());
     let frame_path = env.scratch.0.join("small.pbm");
     let good = format!("pbm:{}:128x32", frame_path.display());
+    let png_path = env.scratch.0.join("frame.png");
+    let png_display = format!("png:{}", png_path.display());
     let mut run = env.spawn(&[
         "pair",
         "--json",
@@ -185,6 +198,8 @@ fn a_display_that_cannot_be_opened_does_not_stop_pairing() {
         "ssd1306:/dev/i2c-sfpair-missing@0x3d",
         "--display",
         &good,
+        "--display",
+        &png_display,
     ]);
     let code = run.event("code", RUN_LIMIT);
     env.approve(code["verification_uri_complete"].as_str().unwrap());
@@ -211,6 +226,10 @@ fn a_display_that_cannot_be_opened_does_not_stop_pairing() {
     assert_eq!(
         read_pbm(&std::fs::read(&frame_path).unwrap()),
         message_screen(128, 32, "Paired", "127.0.0.1")
+    );
+    assert_eq!(
+        std::fs::read(&png_path).unwrap(),
+        png::encode(&message_screen(128, 64, "Paired", "127.0.0.1"))
     );
 }
 

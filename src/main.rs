@@ -247,6 +247,7 @@ fn forget(agent: &mut Agent) -> Result<u8, Error> {
 /// it: a missing panel must not keep the device from pairing.
 fn open_panel(display: &Display) -> Option<Box<dyn Presenter>> {
     fn boxed<P: Panel + 'static>(panel: P) -> Box<dyn Presenter> {
+        let panel: Box<dyn Panel> = Box::new(panel);
         Box::new(Screen::new(panel))
     }
     let opened = match display {

@@ -5,7 +5,8 @@
 //! correction L, dark modules *unlit*, a *lit* quiet zone (2 modules when there is room, else 1;
 //! the dark panel around it is what the camera sees as the margin), and the largest whole number
 //! of pixels per module that fits the height — on a 128×64 panel that is 2 px when the one-tap
-//! URL fits version 3 (≤ 53 bytes), else 1 px. The user code gets the largest font that still
+//! URL fits version 3 (≤ 53 bytes), else 1 px; on larger canvases the module size stops growing
+//! where the code beside it would drop below a 13 px font. The user code gets the largest font that still
 //! fits beside it; one or two short lines below it give the host to type and the time left.
 //! When no scannable QR fits (a 128×32 panel and a Salesforce URL, say), the screen shows the
 //! code and the URL as text, and [`CodeScreen::text_only_reason`] says why, for the log.
@@ -71,6 +72,10 @@ const SMALL_FONTS: [Font; 5] = [
 
 /// Pixels between lines of text, and between the QR and the text.
 const GAP: u32 = 2;
+
+/// The smallest code font worth a larger QR: FONT_7X13_BOLD, what fits beside a 2 px/module
+/// version 3 code on 128×64 (docs/embedded.md §2.8).
+const READABLE: u32 = 13;
 
 impl Font {
     /// Width in pixels of `text` on one line.
@@ -162,13 +167,31 @@ fn typed_url(uri: &str) -> &str {
         .unwrap_or(uri)
 }
 
-/// Splits `text` into lines of at most `per_line` characters.
+/// Splits `text` into lines of at most `per_line` characters, breaking at a space (dropped) or
+/// after a `/ . - ? &` in the second half of the line where there is one, else anywhere.
 fn wrap(text: &str, per_line: usize) -> Vec<String> {
-    let chars: Vec<char> = text.chars().collect();
-    chars
-        .chunks(per_line.max(1))
-        .map(|c| c.iter().collect())
-        .collect()
+    let per_line = per_line.max(1);
+    let mut rest: Vec<char> = text.chars().collect();
+    let mut lines = Vec::new();
+    while rest.len() > per_line {
+        let window = &rest[..=per_line];
+        let at_space = window.iter().rposition(|&c| c == ' ').filter(|&i| i > 0);
+        let after_mark = window[..per_line]
+            .iter()
+            .rposition(|&c| "/.-?&".contains(c))
+            .map(|i| i + 1);
+        let (end, skip) = match (at_space, after_mark) {
+            (Some(i), _) if i >= per_line / 2 => (i, 1),
+            (_, Some(i)) if i >= per_line / 2 => (i, 0),
+            _ => (per_line, 0),
+        };
+        lines.push(rest[..end].iter().collect());
+        rest.drain(..end + skip);
+    }
+    if !rest.is_empty() {
+        lines.push(rest.into_iter().collect());
+    }
+    lines
 }
 
 impl CodeScreen {
@@ -177,7 +200,9 @@ impl CodeScreen {
         let qr = QrMatrix::encode(&code.one_tap_uri);
         if let Some(qr) = qr {
             let modules = qr.width() as u32;
-            // Largest module size first; below it, the text must still fit beside the code.
+            // Largest module size first, as long as the code beside it gets a readable font;
+            // if no module size allows that, the largest that fits at all.
+            let mut fallback = None;
             for scale in (1..=height / (modules + 2)).rev() {
                 let quiet = if (modules + 4) * scale <= height {
                     2
@@ -201,14 +226,21 @@ impl CodeScreen {
                     continue;
                 }
                 if let Some(lines) = plan_beside(text_x, width - text_x - 1, height, code) {
-                    return CodeScreen {
+                    let screen = CodeScreen {
                         width,
                         height,
-                        qr: Some((qr, placement)),
+                        qr: Some((qr.clone(), placement)),
                         lines,
                         text_only_reason: None,
                     };
+                    if screen.code_font().height() >= READABLE {
+                        return screen;
+                    }
+                    fallback.get_or_insert(screen);
                 }
+            }
+            if let Some(screen) = fallback {
+                return screen;
             }
             let reason = format!(
                 "the {width}x{height} panel is too small for a scannable QR code of the \
@@ -452,14 +484,19 @@ pub fn message_screen(width: u32, height: u32, title: &str, detail: &str) -> Can
     let inner = width.saturating_sub(2);
     let big = BIG_FONTS
         .iter()
-        .find(|f| f.width(title) <= inner && f.height() <= height * 2 / 3)
+        .find(|f| f.width(title) <= inner && f.height() <= height / 2)
         .unwrap_or(&BIG_FONTS[BIG_FONTS.len() - 1]);
+    let room = height.saturating_sub(big.height() + GAP);
+    let fits =
+        |f: &&Font, lines: u32| f.height() < big.height() && lines * (f.height() + 1) <= room;
+    // The largest font that holds the detail on one line, else the largest that holds it wrapped.
     let small = SMALL_FONTS
         .iter()
-        .find(|f| {
-            f.height() < big.height()
-                && wrap(detail, f.chars_in(inner)).len() as u32 * (f.height() + 1)
-                    <= height.saturating_sub(big.height() + GAP)
+        .find(|f| f.width(detail) <= inner && fits(f, 1))
+        .or_else(|| {
+            SMALL_FONTS
+                .iter()
+                .find(|f| fits(f, wrap(detail, f.chars_in(inner)).len() as u32))
         })
         .unwrap_or(&SMALL_FONTS[SMALL_FONTS.len() - 1]);
     let mut detail_lines = if detail.is_empty() {
@@ -467,8 +504,7 @@ pub fn message_screen(width: u32, height: u32, title: &str, detail: &str) -> Can
     } else {
         wrap(detail, small.chars_in(inner))
     };
-    let room = height.saturating_sub(big.height() + GAP) / (small.height() + 1);
-    detail_lines.truncate(room as usize);
+    detail_lines.truncate((room / (small.height() + 1)) as usize);
     let total = big.height()
         + if detail_lines.is_empty() {
             0

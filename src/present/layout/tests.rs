@@ -172,6 +172,34 @@ fn on_128x64_two_pixels_per_module_when_the_url_fits_version_3() {
 }
 
 #[test]
+fn lines_break_at_spaces_and_url_separators() {
+    assert_eq!(
+        wrap("nobody approved in time", 20),
+        ["nobody approved in", "time"]
+    );
+    assert_eq!(
+        wrap("login.salesforce.com/setup/connect", 31),
+        ["login.salesforce.com/setup/", "connect"]
+    );
+    assert_eq!(wrap("abcdefghij", 4), ["abcd", "efgh", "ij"]);
+}
+
+#[test]
+fn a_big_canvas_keeps_the_code_readable() {
+    // 160x120 (a 320x240 framebuffer at x2): 3 px modules would leave the code in a 5x8 font.
+    let screen = CodeScreen::plan(160, 120, &shown(URLS[0]));
+    assert_eq!(screen.qr().unwrap().scale, 2);
+    assert!(screen.code_font().height() >= READABLE);
+    assert_eq!(
+        CodeScreen::plan(256, 128, &shown(URLS[0]))
+            .qr()
+            .unwrap()
+            .scale,
+        3
+    );
+}
+
+#[test]
 fn salesforce_urls_do_not_fit_a_128x32_panel_as_a_qr() {
     for url in &URLS[..6] {
         let screen = CodeScreen::plan(128, 32, &shown(url));

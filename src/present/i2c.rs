@@ -69,6 +69,10 @@ pub fn explain(e: io::Error, path: &Path, address: u16) -> io::Error {
              overlay): use --display fb:/dev/fbN for that panel, or remove the overlay"
         }
         Some(libc::ENOTTY) | Some(libc::EINVAL) => "this is not an I2C bus device",
+        Some(libc::ENOSYS) => {
+            "the I2C ioctl is not available: this is not an I2C bus, or an emulator (qemu-user) \
+             that does not pass it through"
+        }
         Some(libc::ENXIO) | Some(libc::EREMOTEIO) | Some(libc::EIO) => {
             "no device answered: check the wiring, the power and the address (0x3c or 0x3d)"
         }

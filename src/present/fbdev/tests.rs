@@ -21,10 +21,14 @@ fn kernel_structures_have_the_c_layout_of_this_architecture() {
         68
     };
     assert_eq!(size_of::<FixScreenInfo>(), fix);
+    // Offsets from a C probe (`offsetof` on <linux/fb.h>) built with Debian's armhf and arm64
+    // cross compilers and run under qemu-user.
+    let (line_length, mmio_start) = if fix == 80 { (48, 56) } else { (44, 48) };
     assert_eq!(
         core::mem::offset_of!(FixScreenInfo, line_length),
-        if fix == 80 { 48 } else { 40 }
+        line_length
     );
+    assert_eq!(core::mem::offset_of!(FixScreenInfo, mmio_start), mmio_start);
 }
 
 fn var(bits: u32, rgb: [(u32, u32); 4]) -> VarScreenInfo {

@@ -1,3 +1,6 @@
+//! The SH1106 driver through the presenter into a recording bus, replayed on the controller
+//! model: page by page with the column offset, the rebuilt panel scans, wrong offsets show.
+
 use super::*;
 use crate::event::Event;
 use crate::present::Presenter;

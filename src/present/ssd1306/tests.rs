@@ -1,3 +1,6 @@
+//! The SSD1306 driver through the presenter into a recording bus, replayed on the controller
+//! model: one write per frame, the rebuilt panel scans, a tick rewrites one strip, 128x32 wiring.
+
 use super::*;
 use crate::event::{Event, Paired};
 use crate::present::Presenter;

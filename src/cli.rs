@@ -241,6 +241,10 @@ unless --force (the old pairing is replaced only when the new one is stored).
 Options:
   --display KIND           console (code, URL and QR; default) or text (plain ASCII, for
                            serial consoles); repeatable
+                           Small displays: ssd1306:/dev/i2c-N[@0x3c][:128x32],
+                           sh1106:/dev/i2c-N[@0x3c], sh1106-no-offset:/dev/i2c-N[@0x3c],
+                           fb:/dev/fbN, pbm:PATH[:WxH] or png:PATH[:WxH] (frame files,
+                           default 128x64)
   --json                   JSON lines on standard output instead (see the README)
   --max-codes N            Fresh codes to show after expiry before giving up (default 3)
   --code-lifetime SECONDS  Code lifetime when the server sends none (default 600)

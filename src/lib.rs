@@ -9,7 +9,7 @@
 //!                                 │  └─> api (pure: refresh, revoke)        ├─> wire, secret, error
 //!                                 ├─> Transport (ureq + rustls)            ─┘
 //!                                 ├─> TokenStore (file; codec in store::record)
-//!                                 └─> Presenters (console, JSON lines)
+//!                                 └─> Presenters (console, JSON lines, small displays)
 //! ```
 //!
 //! The pairing, as the agent drives the flow:

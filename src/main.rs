@@ -13,11 +13,18 @@ use sfpair::agent::{Agent, Forgotten};
 use sfpair::api;
 use sfpair::broker::{self, client::Broker, client::BrokerCaller};
 use sfpair::cli::{self, Args, Command};
-use sfpair::config::{Display, Settings};
+use sfpair::config::{Controller, Display, Settings};
 use sfpair::error::{Error, ErrorKind};
 use sfpair::http::UreqTransport;
+use sfpair::present::Presenter;
 use sfpair::present::console::{Console, Style};
+use sfpair::present::fbdev::FrameBuffer;
 use sfpair::present::json::JsonLines;
+use sfpair::present::pbm::PbmFile;
+use sfpair::present::png::PngFile;
+use sfpair::present::screen::{Panel, Screen};
+use sfpair::present::sh1106::Sh1106;
+use sfpair::present::ssd1306::Ssd1306;
 use sfpair::store::{self, Loaded};
 use sfpair::time::{Clock, SystemClock, format_age, format_utc};
 
@@ -108,10 +115,22 @@ fn pair(agent: &mut Agent, settings: &Settings, force: bool) -> Result<u8, Error
     } else {
         settings.displays.clone()
     };
+    let consoles = displays
+        .iter()
+        .any(|d| matches!(d, Display::Console | Display::Text));
+    let mut panels = Vec::new();
     for display in displays {
         let style = match display {
             Display::Console => Style::Qr,
             Display::Text => Style::Text,
+            panel => {
+                let opened = open_panel(&panel);
+                panels.push(opened.is_some());
+                if let Some(presenter) = opened {
+                    agent.add_presenter(presenter);
+                }
+                continue;
+            }
         };
         // With --json, standard output carries only JSON lines; a console goes to stderr.
         if settings.json {
@@ -122,6 +141,9 @@ fn pair(agent: &mut Agent, settings: &Settings, force: bool) -> Result<u8, Error
     }
     if settings.json {
         agent.add_presenter(Box::new(JsonLines::stdout()));
+    }
+    if !panels.is_empty() && !panels.contains(&true) && !consoles {
+        no_panel_opened(agent, settings.json);
     }
     agent.pair(flow)?;
     Ok(0)
@@ -346,5 +368,53 @@ fn forget(agent: &mut Agent, settings: &Settings) -> Result<u8, Error> {
             );
             Ok(ErrorKind::Network.exit_code())
         }
+    }
+}
+
+/// Opens a small display (OLED, framebuffer, PBM or PNG frame file) for the pairing screen. A display that
+/// cannot be opened is logged, naming the device and what to check, and pairing goes on without
+/// it: a missing panel must not keep the device from pairing.
+fn open_panel(display: &Display) -> Option<Box<dyn Presenter>> {
+    fn boxed<P: Panel + 'static>(panel: P) -> Box<dyn Presenter> {
+        let panel: Box<dyn Panel> = Box::new(panel);
+        Box::new(Screen::new(panel))
+    }
+    let opened = match display {
+        Display::Oled(oled) => match oled.controller {
+            Controller::Ssd1306 => Ssd1306::open(&oled.bus, oled.address, oled.height).map(boxed),
+            Controller::Sh1106 { column_offset } => {
+                Sh1106::open(&oled.bus, oled.address, column_offset).map(boxed)
+            }
+        },
+        Display::Framebuffer(path) => FrameBuffer::open(path).map(boxed),
+        Display::Pbm {
+            path,
+            width,
+            height,
+        } => PbmFile::new(path, *width, *height).map(boxed),
+        Display::Png {
+            path,
+            width,
+            height,
+        } => PngFile::new(path, *width, *height).map(boxed),
+        Display::Console | Display::Text => return None,
+    };
+    opened
+        .map_err(|e| log::error!("cannot open the display {e}; pairing goes on without it"))
+        .ok()
+}
+
+/// Every display failed and no console was asked for: nobody would see the code. Say so loudly,
+/// and show the code as plain text on standard error (standard output may carry JSON lines).
+fn no_panel_opened(agent: &mut Agent, json: bool) {
+    if json {
+        log::error!(
+            "none of the displays could be opened: the code is shown only in the JSON events"
+        );
+    } else {
+        log::error!(
+            "none of the displays could be opened: showing the code as text on standard error"
+        );
+        agent.add_presenter(Box::new(Console::stderr(Style::Text)));
     }
 }

@@ -5,6 +5,7 @@
 mod broker;
 mod call;
 mod connect_proxy;
+mod display;
 mod faults;
 mod flash;
 mod harness;

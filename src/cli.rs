@@ -44,6 +44,8 @@ pub struct Args {
     pub prompt_login: bool,
     pub force: bool,
     pub check: bool,
+    /// `--board FILE`: a board profile (see `board.rs`).
+    pub board: Option<PathBuf>,
 }
 
 fn usage(msg: impl std::fmt::Display) -> Error {
@@ -112,6 +114,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, Error> {
             Long("prompt-login") => a.prompt_login = true,
             Long("force") => a.force = true,
             Long("check") => a.check = true,
+            Long("board") => a.board = Some(parser.value().map_err(err)?.into()),
             Value(v) if a.command.is_none() => {
                 a.command = Some(match text(v, "command")?.as_str() {
                     "pair" => Command::Pair,
@@ -153,6 +156,8 @@ Common options (environment variable in brackets):
                            $SFPAIR_STATE_DIR/token, /var/lib/sfpair/token as root, else
                            $XDG_STATE_HOME/sfpair/token)
   --json                   Machine-readable output (JSON lines for pair)
+  --board FILE             Board profile (boards/*.toml): target, display, store, login URL;
+                           flags and SFPAIR_* variables beat it [SFPAIR_BOARD]
   -h, --help               Help;  -V, --version  Version
 
 Exit codes: 0 ok, 1 unexpected server reply, 2 usage or configuration error, 3 denied,

@@ -65,6 +65,8 @@ extern crate alloc;
 pub mod agent;
 pub mod api;
 #[cfg(feature = "std")]
+pub mod board;
+#[cfg(feature = "std")]
 pub mod cli;
 #[cfg(feature = "std")]
 pub mod config;

@@ -2,6 +2,7 @@
 //! approving through the simulator's page as a technician would, with real files for the store.
 //! One test binary; each file below is one area.
 
+mod boards;
 mod harness;
 mod pairing;
 #[path = "../support/terminal_qr.rs"]

@@ -6,9 +6,11 @@
 //!
 //! Pure: text in, entries out. It knows nothing about boards (that is `board.rs`).
 //!
-//! Why not the `toml` crate: this parser costs about 2 KB of the armv7 binary, the `toml` crate
-//! with serde about 40 KB more (measured, see the README's "ARM boards"), and profiles need
-//! nothing TOML has beyond this.
+//! Why not the `toml` crate: board profiles need nothing TOML has beyond this, and the crate
+//! costs bytes the boards do not have. Measured on the stripped armv7 release binary
+//! (scripts/cross-build's route): the whole board feature, this parser, the validation and
+//! every message, adds 20,160 bytes; parsing with `toml` 0.9 (`parse` + `serde`, into a
+//! `toml::Table`) instead of this file adds another 115,872 bytes.
 
 use std::fmt;
 

@@ -12,6 +12,9 @@
 //!                                 └─> Presenters (console, JSON lines)
 //! ```
 //!
+//! `config` also reads an optional board profile (`board`, `boards/*.toml`): which binary,
+//! panel, store and org a board uses.
+//!
 //! The pairing, as the agent drives the flow:
 //!
 //! ```text
@@ -26,6 +29,9 @@
 //!
 //! - `std` (default): everything that does I/O. Without it the crate is the pure core (the flow,
 //!   the record codec, secrets, errors) for `no_std` + `alloc` targets.
+//! - `mozilla-roots` (default): Mozilla's root certificates compiled in, trusted when no CA file
+//!   is given. Without it (`--no-default-features --features std`) a CA file is required and
+//!   the armv7 binary is about 60 KB smaller.
 //!
 //! # Example
 //!

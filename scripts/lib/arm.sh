@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034 # sourced: its variables are for the scripts that source it
 # The ARM targets sfpair ships, how each one is built and checked, and how each one runs under
 # qemu-user. Sourced (after need.sh) by scripts/cross-build, check-size, check-abi, test-arm and
 # bench-arm, so the list lives in one place; src/board.rs's tests check that every board
@@ -64,6 +65,7 @@ board_for() {
 # (build-std), and Debian's binutils for stripping. Fails loudly when something cannot be had.
 need_cross_build() {
   need_cargo
+  # shellcheck disable=SC2086 # one word per pinned package
   need_pip cargo-zigbuild $ZIGBUILD_PIP
   need_toolchain nightly
   need_component rust-src nightly

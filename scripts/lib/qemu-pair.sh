@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034,SC2154 # sourced: sets results for its callers, uses their \$work
 # One complete pairing with a target's ARM binary under qemu-user, against sfpair-sim (a native
 # binary) on 127.0.0.1: pair, token, status --check, a REST call (once `sfpair call` exists),
 # forget, and status after forget. Sourced by scripts/test-arm (which checks it) and
@@ -88,8 +89,10 @@ qemu_pair() {
   sfpair_under_qemu "$t" token
   expect_code "$t" token 0
   token_ms=$last_ms
-  [ "$(wc -l <"$work/out")" = 1 ] && [ "$(wc -c <"$work/out")" -gt 20 ] ||
-    { echo "error: $t: token did not print one access token" >&2; return 1; }
+  if [ "$(wc -l <"$work/out")" != 1 ] || [ "$(wc -c <"$work/out")" -le 20 ]; then
+    echo "error: $t: token did not print one access token" >&2
+    return 1
+  fi
 
   sfpair_under_qemu "$t" status --check
   expect_code "$t" "status --check" 0

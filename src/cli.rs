@@ -64,6 +64,8 @@ pub struct Args {
     pub socket_group: Option<String>,
     pub allow_uids: Vec<u32>,
     pub allow_gids: Vec<u32>,
+    /// `--board FILE`: a board profile (see `board.rs`).
+    pub board: Option<PathBuf>,
 }
 
 fn usage(msg: impl std::fmt::Display) -> Error {
@@ -163,6 +165,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, Error> {
             Long("allow-gid") => a
                 .allow_gids
                 .push(number(parser.value().map_err(err)?, "--allow-gid")?),
+            Long("board") => a.board = Some(parser.value().map_err(err)?.into()),
             Value(v) if a.command.is_none() => {
                 a.command = Some(match text(v, "command")?.as_str() {
                     "pair" => Command::Pair,
@@ -220,6 +223,8 @@ Common options (environment variable in brackets):
   --wait-for-clock SECONDS When the system clock is earlier than this build (no RTC, no NTP
                            yet), wait this long for time sync before failing (default 60)
                            [SFPAIR_WAIT_FOR_CLOCK]
+  --board FILE             Board profile (boards/*.toml): target, display, store, login URL;
+                           flags and SFPAIR_* variables beat it [SFPAIR_BOARD]
   -h, --help               Help;  -V, --version  Version
 
 Exit codes: 0 ok, 1 unexpected server reply, 2 usage or configuration error, 3 denied,

@@ -1,13 +1,15 @@
-//! Settings from flags > environment (`SFPAIR_*`) > defaults, validated with messages that say
-//! what to fix.
+//! Settings from flags > environment (`SFPAIR_*`) > board profile (`--board`) > defaults,
+//! validated with messages that say what to fix.
 //!
-//! Pure apart from reading the client secret file: the environment comes in as a lookup
-//! function, so tests pass their own. sfpair ships no default client id: Salesforce only allows
-//! the device flow for the customer's own app (docs/salesforce-oauth.md §0).
+//! Pure apart from reading the client secret file and the board profile: the environment comes
+//! in as a lookup function, so tests pass their own. sfpair ships no default client id:
+//! Salesforce only allows the device flow for the customer's own app (docs/salesforce-oauth.md
+//! §0).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::board::Board;
 use crate::broker::ServeOptions;
 use crate::cli::Args;
 use crate::error::Error;
@@ -269,6 +271,26 @@ impl Settings {
         env: &dyn Fn(&str) -> Option<String>,
         is_root: bool,
     ) -> Result<Settings, Error> {
+        // A board profile (--board / SFPAIR_BOARD) is a layer between the environment and the
+        // defaults: it answers like the environment for the variables it sets, and gives the
+        // displays when no --display flag does.
+        let board = Board::for_settings(args, env)?;
+        let env_or_board = |var: &str| {
+            non_empty(env(var)).or_else(|| board.as_ref().and_then(|b| b.env_value(var)))
+        };
+        let env: &dyn Fn(&str) -> Option<String> = &env_or_board;
+        let with_board_displays;
+        let args = match &board {
+            Some(b) if args.displays.is_empty() => {
+                with_board_displays = Args {
+                    displays: b.display_specs(),
+                    ..args.clone()
+                };
+                &with_board_displays
+            }
+            _ => args,
+        };
+
         let pick = |flag: &Option<String>, var: &str| {
             non_empty(flag.clone()).or_else(|| non_empty(env(var)))
         };

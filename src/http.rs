@@ -92,7 +92,7 @@ impl UreqTransport {
     pub fn new(config: &HttpConfig) -> Result<Self, Error> {
         let roots = match &config.ca_file {
             Some(path) => load_roots(path)?,
-            None => RootCerts::WebPki,
+            None => default_roots()?,
         };
         let tls = TlsConfig::builder()
             .root_certs(roots)
@@ -131,6 +131,22 @@ impl UreqTransport {
             read_timeout: config.read_timeout,
         })
     }
+}
+
+/// The roots trusted without --ca-file: Mozilla's, when compiled in.
+#[cfg(feature = "mozilla-roots")]
+fn default_roots() -> Result<RootCerts, Error> {
+    Ok(RootCerts::WebPki)
+}
+
+/// Built without the `mozilla-roots` feature there is nothing to trust but a CA file, and TLS
+/// verification is never off.
+#[cfg(not(feature = "mozilla-roots"))]
+fn default_roots() -> Result<RootCerts, Error> {
+    Err(Error::config(
+        "this sfpair was built without the compiled-in Mozilla roots (cargo feature \
+         mozilla-roots): give the CA certificates to trust with --ca-file or SFPAIR_CA_FILE",
+    ))
 }
 
 /// Reads a PEM bundle; a file with no certificate is a configuration error, not "trust nothing".

@@ -12,6 +12,9 @@
 //!                                 └─> Presenters (console, JSON lines, small displays)
 //! ```
 //!
+//! `config` also reads an optional board profile (`board`, `boards/*.toml`): which binary,
+//! panel, store and org a board uses.
+//!
 //! The pairing, as the agent drives the flow:
 //!
 //! ```text
@@ -35,6 +38,9 @@
 //!   the record codec, secrets, errors) for `no_std` + `alloc` targets.
 //! - `flash` (default): the raw-flash store: the A/B slot store `store::flash` (no_std too) and,
 //!   with `std`, its `mtd:/dev/mtdN` and `flash-image:PATH` backends and `testing::NorFlash`.
+//! - `mozilla-roots` (default): Mozilla's root certificates compiled in, trusted when no CA file
+//!   is given. Without it (`--no-default-features --features std`) a CA file is required and
+//!   the armv7 binary is about 60 KB smaller.
 //!
 //! # Example
 //!
@@ -67,6 +73,7 @@ extern crate alloc;
 pub mod agent;
 pub mod api;
 #[cfg(feature = "std")]
+pub mod board;
 pub mod broker;
 #[cfg(feature = "std")]
 pub mod call;

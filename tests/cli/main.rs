@@ -2,6 +2,7 @@
 //! approving through the simulator's page as a technician would, with real files for the store.
 //! One test binary; each file below is one area.
 
+mod boards;
 mod broker;
 mod call;
 mod connect_proxy;

@@ -1,0 +1,92 @@
+# shellcheck shell=bash disable=SC2034 # sourced: its variables are for the scripts that source it
+# The ARM targets sfpair ships, how each one is built and checked, and how each one runs under
+# qemu-user. Sourced (after need.sh) by scripts/cross-build, check-size, check-abi, test-arm and
+# bench-arm, so the list lives in one place; src/board.rs's tests check that every board
+# profile names a target listed here.
+
+# Every supported target, in build order.
+ARM_TARGETS="armv7-unknown-linux-gnueabihf aarch64-unknown-linux-gnu aarch64-unknown-linux-musl arm-unknown-linux-musleabihf"
+
+# The oldest glibc the gnu binaries must start on: Raspberry Pi OS Buster / Debian 10.
+GLIBC_FLOOR=2.28
+
+# Pinned so a new release of either cannot change the artifacts behind our back.
+ZIGBUILD_PIP="cargo-zigbuild==0.24.0 ziglang==0.17.1"
+
+# Where scripts/cross-build puts the binaries: $DIST/<target>/sfpair.
+DIST=${SFPAIR_DIST:-dist}
+
+# The cargo target directory (cargo's own default unless CARGO_TARGET_DIR says otherwise).
+target_dir() { echo "${CARGO_TARGET_DIR:-target}"; }
+
+# The --target value for cargo-zigbuild: gnu targets carry the glibc version to link against.
+zig_target() {
+  case $1 in
+    *-gnu | *-gnueabihf) echo "$1.$GLIBC_FLOOR" ;;
+    *) echo "$1" ;;
+  esac
+}
+
+is_gnu() { case $1 in *-gnu | *-gnueabihf) return 0 ;; *) return 1 ;; esac; }
+
+# The binutils prefix that reads this target's ELF files.
+binutils_prefix() {
+  case $1 in
+    aarch64-*) echo aarch64-linux-gnu ;;
+    arm* | thumb*) echo arm-linux-gnueabihf ;;
+  esac
+}
+
+# The qemu-user command line that runs one of this target's binaries on this machine.
+# Dynamic gnu binaries take Debian's cross sysroot (its glibc 2.36 runs binaries built for 2.28);
+# the ARMv6 binary runs on an emulated ARM1176, the Pi Zero's CPU, so an ARMv7 instruction
+# anywhere on the executed path dies with SIGILL instead of passing unnoticed.
+qemu_for() {
+  case $1 in
+    armv7-unknown-linux-gnueabihf) echo "qemu-arm -L /usr/arm-linux-gnueabihf" ;;
+    aarch64-unknown-linux-gnu) echo "qemu-aarch64 -L /usr/aarch64-linux-gnu" ;;
+    aarch64-unknown-linux-musl) echo "qemu-aarch64" ;;
+    arm-unknown-linux-musleabihf) echo "qemu-arm -cpu arm1176" ;;
+    *) echo "error: no qemu command for $1" >&2; return 1 ;;
+  esac
+}
+
+# The board profile the end-to-end run loads for each target (any profile of that target does).
+board_for() {
+  case $1 in
+    armv7-unknown-linux-gnueabihf) echo boards/beaglebone-black.toml ;;
+    aarch64-unknown-linux-gnu) echo boards/raspberry-pi-4.toml ;;
+    aarch64-unknown-linux-musl) echo boards/generic-aarch64-musl.toml ;;
+    arm-unknown-linux-musleabihf) echo boards/raspberry-pi-zero-w.toml ;;
+  esac
+}
+
+# Installs what building the targets needs: cargo-zigbuild + zig (PyPI), nightly with rust-src
+# (build-std), and Debian's binutils for stripping. Fails loudly when something cannot be had.
+need_cross_build() {
+  need_cargo
+  # shellcheck disable=SC2086 # one word per pinned package
+  need_pip cargo-zigbuild $ZIGBUILD_PIP
+  need_toolchain nightly
+  need_component rust-src nightly
+  need_apt arm-linux-gnueabihf-strip binutils-arm-linux-gnueabihf
+  need_apt aarch64-linux-gnu-strip binutils-aarch64-linux-gnu
+}
+
+# Installs what running and inspecting the ARM binaries needs: qemu-user, the cross sysroots the
+# dynamic gnu binaries load their glibc from, and binutils (objdump, readelf).
+need_cross_run() {
+  need_apt qemu-arm qemu-user
+  need_apt qemu-aarch64 qemu-user
+  need_apt arm-linux-gnueabihf-objdump binutils-arm-linux-gnueabihf
+  need_apt aarch64-linux-gnu-objdump binutils-aarch64-linux-gnu
+  need_file /usr/arm-linux-gnueabihf/lib/ld-linux-armhf.so.3 libc6-armhf-cross
+  need_file /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1 libc6-arm64-cross
+}
+
+# The path of a target's binary in $DIST; fails when scripts/cross-build has not made it.
+dist_binary() {
+  local bin="$DIST/$1/sfpair"
+  [ -f "$bin" ] || { echo "error: $bin is missing: run scripts/cross-build $1 first" >&2; return 1; }
+  echo "$bin"
+}

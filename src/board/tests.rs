@@ -1,0 +1,423 @@
+//! Board profiles: every file in `boards/` validates, its service runs `sfpair pair` with a
+//! restart policy that fits the exit codes, and bad profiles fail with the file and line.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use super::*;
+use crate::cli::parse;
+use crate::config::Settings;
+use crate::error::ErrorKind;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn profiles() -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(repo().join("boards"))
+        .expect("boards/ exists")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    found.sort();
+    found
+}
+
+fn value_of<'a>(unit: &'a str, key: &str) -> Option<&'a str> {
+    unit.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+        .map(str::trim)
+}
+
+/// Exit codes after which retrying cannot help: a person must act.
+const NEED_A_PERSON: [ErrorKind; 7] = [
+    ErrorKind::Config,
+    ErrorKind::Denied,
+    ErrorKind::Expired,
+    ErrorKind::NotPaired,
+    ErrorKind::RepairNeeded,
+    ErrorKind::Storage,
+    ErrorKind::Http,
+];
+/// Exit codes that may pass by themselves: retry after a pause.
+const MAY_PASS: [ErrorKind; 2] = [ErrorKind::Network, ErrorKind::Server];
+
+#[test]
+fn every_profile_in_boards_validates_and_its_service_pairs() {
+    let profiles = profiles();
+    let names: Vec<String> = profiles
+        .iter()
+        .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
+        .collect();
+    for required in [
+        "raspberry-pi-zero-2-w",
+        "raspberry-pi-4",
+        "beaglebone-black",
+        "generic-aarch64-musl",
+    ] {
+        assert!(
+            names.iter().any(|n| n == required),
+            "boards/{required}.toml is missing"
+        );
+    }
+    let arm_sh = std::fs::read_to_string(repo().join("scripts/lib/arm.sh")).unwrap();
+    let built = arm_sh
+        .lines()
+        .find_map(|l| l.strip_prefix("ARM_TARGETS=\""))
+        .expect("scripts/lib/arm.sh lists ARM_TARGETS")
+        .trim_end_matches('"');
+    for path in &profiles {
+        let board = Board::load(path).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            built.split_whitespace().any(|t| t == board.target),
+            "{}: scripts/cross-build does not build {}",
+            path.display(),
+            board.target
+        );
+        assert!(!board.display_specs().is_empty(), "{}", path.display());
+        let dir = path.parent().unwrap();
+        if let Some(unit) = &board.systemd_unit {
+            let text = std::fs::read_to_string(dir.join(unit))
+                .unwrap_or_else(|e| panic!("{}: unit {unit}: {e}", path.display()));
+            let exec = value_of(&text, "ExecStart").expect("ExecStart");
+            assert!(exec.contains("sfpair pair --board "), "{unit}: {exec}");
+            assert_eq!(value_of(&text, "Restart"), Some("on-failure"), "{unit}");
+            assert!(
+                value_of(&text, "RestartSec").is_some(),
+                "{unit}: restarts need a pause"
+            );
+            assert!(
+                value_of(&text, "StartLimitBurst").is_some(),
+                "{unit}: and a bound"
+            );
+            let prevented: Vec<u8> = value_of(&text, "RestartPreventExitStatus")
+                .expect("RestartPreventExitStatus")
+                .split_whitespace()
+                .map(|c| c.parse().unwrap())
+                .collect();
+            for kind in NEED_A_PERSON {
+                assert!(
+                    prevented.contains(&kind.exit_code()),
+                    "{unit}: {kind:?} must not restart"
+                );
+            }
+            for kind in MAY_PASS {
+                assert!(
+                    !prevented.contains(&kind.exit_code()),
+                    "{unit}: {kind:?} must restart"
+                );
+            }
+        }
+        if let Some(init) = &board.init_script {
+            let text = std::fs::read_to_string(dir.join(init))
+                .unwrap_or_else(|e| panic!("{}: init script {init}: {e}", path.display()));
+            assert!(text.starts_with("#!/bin/sh\n"), "{init}");
+            assert!(text.contains("\"$SFPAIR\" pair --board"), "{init}");
+        }
+    }
+}
+
+const GOOD: &str = r#"
+name = "Test board"
+target = "armv7-unknown-linux-gnueabihf"
+
+[display]
+kind = "ssd1306"
+device = "/dev/i2c-1"
+address = 0x3C
+width = 128
+height = 32
+
+[store]
+kind = "file"
+path = "/var/lib/sfpair/token"
+
+[salesforce]
+login_url = "https://acme.my.salesforce.com"
+
+[service]
+systemd = "x.service"
+"#;
+
+fn board(text: &str) -> Result<Board, Error> {
+    Board::parse(Path::new("boards/test.toml"), text)
+}
+
+#[test]
+fn a_profile_becomes_display_and_store_values() {
+    let b = board(GOOD).unwrap();
+    assert_eq!(
+        b.display_specs(),
+        ["ssd1306:/dev/i2c-1@0x3c:128x32", "text"]
+    );
+    assert_eq!(b.store, "file:/var/lib/sfpair/token");
+    let full = GOOD
+        .replace("height = 32", "height = 64")
+        .replace("ssd1306", "sh1106");
+    assert_eq!(
+        board(&full).unwrap().display_specs(),
+        ["sh1106:/dev/i2c-1@0x3c", "text"]
+    );
+    let fb = GOOD
+        .replace("kind = \"ssd1306\"", "kind = \"fb\"\nconsole = \"none\"")
+        .replace("/dev/i2c-1", "/dev/fb1")
+        .replace("address = 0x3C\nwidth = 128\nheight = 32\n", "");
+    assert_eq!(board(&fb).unwrap().display_specs(), ["fb:/dev/fb1"]);
+    let pbm = GOOD
+        .replace("ssd1306", "pbm")
+        .replace("/dev/i2c-1", "/run/sfpair/screen.pbm")
+        .replace("address = 0x3C\n", "");
+    assert_eq!(
+        board(&pbm).unwrap().display_specs(),
+        ["pbm:/run/sfpair/screen.pbm:128x32", "text"]
+    );
+    let mtd = GOOD
+        .replace("kind = \"file\"", "kind = \"mtd\"")
+        .replace("/var/lib/sfpair/token", "/dev/mtd3");
+    assert_eq!(board(&mtd).unwrap().store, "mtd:/dev/mtd3");
+}
+
+#[test]
+fn mistakes_name_the_file_the_line_and_the_fix() {
+    for (from, to, line, says) in [
+        (
+            "target = \"armv7-unknown-linux-gnueabihf\"",
+            "target = \"x86_64-unknown-linux-gnu\"",
+            3,
+            "unknown target",
+        ),
+        (
+            "address = 0x3C",
+            "adress = 0x3C",
+            8,
+            "unknown key 'adress' in [display]",
+        ),
+        ("address = 0x3C", "address = 0x80", 8, "outside 0x08..0x77"),
+        (
+            "address = 0x3C",
+            "address = \"0x3C\"",
+            8,
+            "needs a whole number",
+        ),
+        (
+            "kind = \"ssd1306\"",
+            "kind = \"st7735\"",
+            6,
+            "unknown display kind 'st7735'",
+        ),
+        (
+            "device = \"/dev/i2c-1\"",
+            "device = \"/dev/spidev0.0\"",
+            7,
+            "device is /dev/i2c-N",
+        ),
+        ("width = 128", "width = 5000", 9, "outside 8..4096"),
+        (
+            "kind = \"file\"",
+            "kind = \"nvram\"",
+            13,
+            "unknown store kind",
+        ),
+        (
+            "path = \"/var/lib/sfpair/token\"",
+            "path = \"token\"",
+            14,
+            "absolute path",
+        ),
+        (
+            "https://acme.my.salesforce.com",
+            "https://acme.lightning.force.com",
+            17,
+            "Lightning",
+        ),
+        (
+            "[service]",
+            "[services]",
+            20,
+            "unknown key 'systemd' in [services]",
+        ),
+    ] {
+        assert!(GOOD.contains(from), "{from}");
+        let e = board(&GOOD.replace(from, to)).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        let want = format!("board profile boards/test.toml:{line}: ");
+        assert!(e.message().starts_with(&want), "{to}: {e}");
+        assert!(e.message().contains(says), "{to}: {e}");
+    }
+    let mtd = GOOD
+        .replace("kind = \"file\"", "kind = \"mtd\"")
+        .replace("/var/lib/sfpair/token", "/dev/mtdblock3");
+    assert!(board(&mtd).unwrap_err().message().contains("block cache"));
+    for (key, says) in [
+        ("name = \"Test board\"\n", "'name' is missing"),
+        (
+            "[service]\nsystemd = \"x.service\"\n",
+            "'systemd' is missing in [service]",
+        ),
+    ] {
+        let e = board(&GOOD.replace(key, "")).unwrap_err();
+        assert!(e.message().contains(says), "{e}");
+    }
+    let e = board("name = 1\n").unwrap_err();
+    assert!(
+        e.message()
+            .contains("test.toml:1: 'name' needs non-empty quoted text"),
+        "{e}"
+    );
+    let e = Board::load(Path::new("/nonexistent/board.toml")).unwrap_err();
+    assert!(
+        e.message()
+            .contains("cannot read the board profile /nonexistent/board.toml")
+    );
+}
+
+/// A profile written to a scratch file, removed on drop.
+struct ProfileFile(PathBuf);
+
+impl ProfileFile {
+    fn new(tag: &str, text: &str) -> ProfileFile {
+        let path =
+            std::env::temp_dir().join(format!("sfpair-board-{tag}-{}.toml", std::process::id()));
+        std::fs::write(&path, text).unwrap();
+        ProfileFile(path)
+    }
+}
+
+impl Drop for ProfileFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn resolve(args: &[&str], env: &[(&str, &str)]) -> Result<Settings, Error> {
+    let args = parse(["sfpair"].iter().chain(args).map(OsString::from)).unwrap();
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Settings::resolve(
+        &args,
+        &move |k| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()),
+        false,
+    )
+}
+
+#[test]
+fn flags_beat_the_environment_which_beats_the_board_which_beats_defaults() {
+    let text = GOOD
+        .replace(
+            "kind = \"ssd1306\"",
+            "kind = \"none\"\nconsole = \"console\"",
+        )
+        .replace(
+            "device = \"/dev/i2c-1\"\naddress = 0x3C\nwidth = 128\nheight = 32\n",
+            "",
+        )
+        .replace(
+            "[service]",
+            "client_id = \"BOARDKEY\"\nscope = \"api refresh_token id\"\n[service]",
+        );
+    let file = ProfileFile::new("precedence", &text);
+    let path = file.0.to_str().unwrap();
+
+    let s = resolve(&["pair", "--board", path], &[("HOME", "/h")]).unwrap();
+    assert_eq!(s.login_url, "https://acme.my.salesforce.com");
+    assert_eq!(s.store, "file:/var/lib/sfpair/token");
+    assert_eq!(s.client_id.as_deref(), Some("BOARDKEY"));
+    assert_eq!(s.scope, "api refresh_token id");
+    assert_eq!(s.displays, [crate::config::Display::Console]);
+
+    // SFPAIR_BOARD names the profile too; the environment beats it, flags beat both.
+    let env = [
+        ("HOME", "/h"),
+        ("SFPAIR_BOARD", path),
+        ("SFPAIR_LOGIN_URL", "https://test.salesforce.com"),
+        ("SFPAIR_STORE", "file:/env/token"),
+    ];
+    let s = resolve(&["pair"], &env).unwrap();
+    assert_eq!(s.login_url, "https://test.salesforce.com");
+    assert_eq!(s.store, "file:/env/token");
+    assert_eq!(s.client_id.as_deref(), Some("BOARDKEY"));
+    let s = resolve(
+        &[
+            "pair",
+            "--store",
+            "file:/flag",
+            "--client-id",
+            "FLAGKEY",
+            "--display",
+            "text",
+        ],
+        &env,
+    )
+    .unwrap();
+    assert_eq!(s.store, "file:/flag");
+    assert_eq!(s.client_id.as_deref(), Some("FLAGKEY"));
+    assert_eq!(s.displays, [crate::config::Display::Text]);
+
+    // Without a profile, the defaults as before.
+    let s = resolve(&["pair"], &[("HOME", "/h")]).unwrap();
+    assert_eq!(s.login_url, crate::config::DEFAULT_LOGIN_URL);
+    assert_eq!(s.store, "file:/h/.local/state/sfpair/token");
+}
+
+#[test]
+fn the_placeholder_login_url_is_refused_unless_something_overrides_it() {
+    let text = GOOD.replace(
+        "https://acme.my.salesforce.com",
+        "https://MYDOMAIN.my.salesforce.com",
+    );
+    let file = ProfileFile::new("placeholder", &text);
+    let path = file.0.to_str().unwrap();
+    let e = resolve(
+        &["pair", "--board", path, "--display", "text"],
+        &[("HOME", "/h")],
+    )
+    .unwrap_err();
+    assert_eq!(e.exit_code(), 2);
+    assert!(e.message().contains("placeholder login_url"), "{e}");
+    assert!(e.message().contains("SFPAIR_LOGIN_URL"), "{e}");
+    let s = resolve(
+        &["pair", "--board", path, "--display", "text"],
+        &[
+            ("HOME", "/h"),
+            ("SFPAIR_LOGIN_URL", "https://login.salesforce.com"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(s.login_url, "https://login.salesforce.com");
+    let s = resolve(
+        &[
+            "pair",
+            "--board",
+            path,
+            "--display",
+            "text",
+            "--login-url",
+            "https://test.salesforce.com",
+        ],
+        &[("HOME", "/h")],
+    )
+    .unwrap();
+    assert_eq!(s.login_url, "https://test.salesforce.com");
+}
+
+#[test]
+fn a_panel_this_build_cannot_drive_is_a_configuration_error() {
+    // The profile is valid; whether this build has the panel's driver is --display's call.
+    let file = ProfileFile::new("panel", GOOD);
+    let e = resolve(
+        &["pair", "--board", file.0.to_str().unwrap()],
+        &[("HOME", "/h")],
+    );
+    match e {
+        Ok(s) => assert!(!s.displays.is_empty()),
+        Err(e) => {
+            assert_eq!(e.exit_code(), 2);
+            assert!(
+                e.message().contains("ssd1306:/dev/i2c-1@0x3c:128x32"),
+                "{e}"
+            );
+        }
+    }
+}

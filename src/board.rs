@@ -3,11 +3,11 @@
 //! with and which service unit starts it. `sfpair --board FILE` (or `SFPAIR_BOARD`) loads one as
 //! a settings layer between the environment and the defaults.
 //!
-//! This file validates a profile's fields by their syntax only: display kinds and store kinds
-//! are names from the lists below, not calls into the display or store code, so a profile can
-//! name a panel or a flash store that this build's `--display` / `--store` parsing does not
-//! know yet; that parsing then rejects it with its own message. No `#[cfg]` per board: the
-//! differences between boards are data.
+//! Fields are checked one by one here (kinds from the lists below, paths, addresses, sizes);
+//! a panel as a whole is then checked by the same parser as `--display`, so a profile that
+//! validates never yields a display value the command line would refuse (the `board_profile`
+//! fuzz target holds it to that). Store kinds are checked by name only: opening a store touches
+//! the device. No `#[cfg]` per board: the differences between boards are data.
 
 mod tiny_toml;
 
@@ -66,6 +66,21 @@ pub struct Panel {
     pub address: Option<u8>,
     pub width: Option<u32>,
     pub height: Option<u32>,
+}
+
+impl Panel {
+    /// The `--display` value for this panel (`ssd1306:/dev/i2c-1@0x3c`, `fb:/dev/fb1`, …).
+    pub fn display_spec(&self) -> String {
+        let size = match (self.width, self.height) {
+            (Some(w), Some(h)) => format!(":{w}x{h}"),
+            _ => String::new(),
+        };
+        match self.address {
+            Some(a) if size == ":128x64" => format!("{}:{}@{a:#04x}", self.kind, self.device),
+            Some(a) => format!("{}:{}@{a:#04x}{size}", self.kind, self.device),
+            None => format!("{}:{}{size}", self.kind, self.device),
+        }
+    }
 }
 
 /// One board profile, validated.
@@ -188,7 +203,8 @@ impl Fields<'_> {
 impl Board {
     /// Reads and validates the profile at `path`.
     pub fn load(path: &Path) -> Result<Board, Error> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
+        // A profile is a few hundred bytes; a path like /dev/zero must not hang the agent.
+        let text = crate::config::read_small(path, 64 * 1024).map_err(|e| {
             Error::config(format!(
                 "cannot read the board profile {}: {e}",
                 path.display()
@@ -385,28 +401,25 @@ impl Board {
                 (_, Some((_, v))) => Some(v as u32),
             };
         }
-        Ok(Some(Panel {
+        let panel = Panel {
             kind,
             device,
             address,
             width: size[0],
             height: size[1],
-        }))
+        };
+        // The fields are fine one by one; whether the panel as a whole is one sfpair can drive
+        // (an SSD1306 is 128x64 or 128x32, say) is for the same parser as `--display` to say.
+        crate::config::display(&panel.display_spec())
+            .map_err(|e| f.fail(kind_line, e.message().to_string()))?;
+        Ok(Some(panel))
     }
 
     /// The `--display` values this board stands for: its panel, then its console.
     pub fn display_specs(&self) -> Vec<String> {
         let mut specs = Vec::new();
         if let Some(p) = &self.panel {
-            let size = match (p.width, p.height) {
-                (Some(w), Some(h)) => format!(":{w}x{h}"),
-                _ => String::new(),
-            };
-            specs.push(match (p.kind.as_str(), p.address) {
-                (_, Some(a)) if size == ":128x64" => format!("{}:{}@{a:#04x}", p.kind, p.device),
-                (_, Some(a)) => format!("{}:{}@{a:#04x}{size}", p.kind, p.device),
-                _ => format!("{}:{}{size}", p.kind, p.device),
-            });
+            specs.push(p.display_spec());
         }
         if self.console != "none" {
             specs.push(self.console.clone());

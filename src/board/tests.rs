@@ -421,3 +421,21 @@ fn a_panel_this_build_cannot_drive_is_a_configuration_error() {
         }
     }
 }
+
+#[test]
+fn a_profile_path_that_never_ends_is_refused_not_read_forever() {
+    let err = Board::load(Path::new("/dev/zero")).unwrap_err();
+    assert_eq!(err.exit_code(), 2);
+    assert!(err.message().contains("longer than"), "{err}");
+}
+
+#[test]
+fn a_panel_the_display_code_cannot_drive_is_refused_with_the_line() {
+    // Found by the board_profile fuzz target: each field was valid, the panel was not.
+    let err = board(&GOOD.replace("height = 32", "height = 63")).unwrap_err();
+    assert_eq!(err.exit_code(), 2);
+    assert!(err.message().contains("boards/test.toml"), "{err}");
+    assert!(err.message().contains("128x64 or 128x32"), "{err}");
+    let ok = board(GOOD).unwrap();
+    assert_eq!(ok.display_specs()[0], "ssd1306:/dev/i2c-1@0x3c:128x32");
+}

@@ -74,6 +74,7 @@ pub mod agent;
 pub mod api;
 #[cfg(feature = "std")]
 pub mod board;
+#[cfg(feature = "std")]
 pub mod broker;
 #[cfg(feature = "std")]
 pub mod call;

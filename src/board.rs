@@ -410,7 +410,7 @@ impl Board {
         };
         // The fields are fine one by one; whether the panel as a whole is one sfpair can drive
         // (an SSD1306 is 128x64 or 128x32, say) is for the same parser as `--display` to say.
-        crate::config::display(&panel.display_spec())
+        crate::present::spec::display(&panel.display_spec())
             .map_err(|e| f.fail(kind_line, e.message().to_string()))?;
         Ok(Some(panel))
     }

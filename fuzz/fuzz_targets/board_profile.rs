@@ -15,7 +15,7 @@ fuzz_target!(|data: &[u8]| {
     match Board::parse(Path::new("fuzz.toml"), text) {
         Ok(board) => {
             for spec in board.display_specs() {
-                if let Err(e) = sfpair::config::display(&spec) {
+                if let Err(e) = sfpair::present::spec::display(&spec) {
                     panic!("a valid profile made a display value the CLI refuses: {spec}: {e}");
                 }
             }

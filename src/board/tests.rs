@@ -325,7 +325,7 @@ fn flags_beat_the_environment_which_beats_the_board_which_beats_defaults() {
     assert_eq!(s.store, "file:/var/lib/sfpair/token");
     assert_eq!(s.client_id.as_deref(), Some("BOARDKEY"));
     assert_eq!(s.scope, "api refresh_token id");
-    assert_eq!(s.displays, [crate::config::Display::Console]);
+    assert_eq!(s.displays, [crate::present::spec::Display::Console]);
 
     // SFPAIR_BOARD names the profile too; the environment beats it, flags beat both.
     let env = [
@@ -353,7 +353,7 @@ fn flags_beat_the_environment_which_beats_the_board_which_beats_defaults() {
     .unwrap();
     assert_eq!(s.store, "file:/flag");
     assert_eq!(s.client_id.as_deref(), Some("FLAGKEY"));
-    assert_eq!(s.displays, [crate::config::Display::Text]);
+    assert_eq!(s.displays, [crate::present::spec::Display::Text]);
 
     // Without a profile, the defaults as before.
     let s = resolve(&["pair"], &[("HOME", "/h")]).unwrap();

@@ -16,6 +16,7 @@ pub mod png;
 pub mod qr;
 pub mod screen;
 pub mod sh1106;
+pub mod spec;
 pub mod ssd1306;
 
 /// Test helpers shared with the integration tests: QR read-back off 1-bit frames, and software

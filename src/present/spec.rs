@@ -1,0 +1,263 @@
+//! What a `--display` value names: the console, plain text, an OLED on an I2C bus, a
+//! framebuffer, or frame files. Parsing only, with messages that say what is wrong; opening the
+//! device is the presenters' job (`main.rs` wires them). Board profiles check their panels with
+//! this same parser, so a profile and the command line can never disagree.
+
+use std::path::PathBuf;
+
+use crate::error::Error;
+
+/// Where the pairing screen goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Display {
+    /// Code, URL and QR on the terminal.
+    Console,
+    /// Plain ASCII lines, no QR.
+    Text,
+    /// An OLED on an I2C bus: `ssd1306:BUS[@ADDR][:128x32]`, `sh1106:BUS[@ADDR]`,
+    /// `sh1106-no-offset:BUS[@ADDR]`.
+    Oled(Oled),
+    /// A Linux framebuffer: `fb:/dev/fbN`.
+    Framebuffer(PathBuf),
+    /// Frame files: `pbm:PATH[:WxH]`, 128x64 by default.
+    Pbm {
+        path: PathBuf,
+        width: u32,
+        height: u32,
+    },
+    /// PNG frame files: `png:PATH[:WxH]`, 128x64 by default.
+    Png {
+        path: PathBuf,
+        width: u32,
+        height: u32,
+    },
+}
+
+/// Which OLED controller, and where it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Oled {
+    pub controller: Controller,
+    /// The i2c-dev bus, e.g. `/dev/i2c-1`.
+    pub bus: PathBuf,
+    /// 7-bit address (0x3c unless the module's SA0 pad says 0x3d).
+    pub address: u16,
+    /// Rows: 64, or 32 for 128x32 SSD1306 modules.
+    pub height: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Controller {
+    Ssd1306,
+    /// Where the 128-pixel panel starts in the 132-column RAM: 2 on most modules, 0 on some.
+    Sh1106 {
+        column_offset: u8,
+    },
+}
+
+const DISPLAY_FORMS: &str = "use console, text, ssd1306:/dev/i2c-N[@0x3c][:128x32], \
+     sh1106:/dev/i2c-N[@0x3c], sh1106-no-offset:/dev/i2c-N[@0x3c], fb:/dev/fbN, pbm:PATH[:WxH] or png:PATH[:WxH]";
+
+/// `WxH`, e.g. `128x64`.
+fn size(text: &str) -> Option<(u32, u32)> {
+    let (w, h) = text.split_once('x')?;
+    Some((w.parse().ok()?, h.parse().ok()?))
+}
+
+/// Splits a trailing `:WxH` off `rest`, when there is one.
+fn with_size(rest: &str) -> (&str, Option<(u32, u32)>) {
+    match rest.rsplit_once(':') {
+        Some((head, tail)) if size(tail).is_some() => (head, size(tail)),
+        _ => (rest, None),
+    }
+}
+
+/// One `--display` value.
+pub fn display(spec: &str) -> Result<Display, Error> {
+    let bad = |why: String| Error::config(format!("--display '{spec}': {why}"));
+    let (kind, rest) = match spec {
+        "console" => return Ok(Display::Console),
+        "text" => return Ok(Display::Text),
+        _ => spec
+            .split_once(':')
+            .ok_or_else(|| Error::config(format!("unknown --display '{spec}': {DISPLAY_FORMS}")))?,
+    };
+    let (target, given_size) = with_size(rest);
+    if target.is_empty() {
+        return Err(bad("the device or file is missing".into()));
+    }
+    let controller = match kind {
+        "ssd1306" => Some(Controller::Ssd1306),
+        "sh1106" => Some(Controller::Sh1106 { column_offset: 2 }),
+        "sh1106-no-offset" => Some(Controller::Sh1106 { column_offset: 0 }),
+        _ => None,
+    };
+    if let Some(controller) = controller {
+        let (bus, address) = match target.rsplit_once('@') {
+            Some((bus, addr)) => {
+                let parsed = match addr.strip_prefix("0x").or_else(|| addr.strip_prefix("0X")) {
+                    Some(hex) => u16::from_str_radix(hex, 16).ok(),
+                    None => addr.parse().ok(),
+                };
+                match parsed {
+                    Some(a) if (0x03..=0x77).contains(&a) => (bus, a),
+                    _ => {
+                        return Err(bad(format!(
+                            "'{addr}' is not a 7-bit I2C address (0x03 to 0x77; OLEDs use 0x3c or 0x3d)"
+                        )));
+                    }
+                }
+            }
+            None => (target, 0x3c),
+        };
+        let height = match (controller, given_size) {
+            (_, None | Some((128, 64))) => 64,
+            (Controller::Ssd1306, Some((128, 32))) => 32,
+            (Controller::Ssd1306, Some((w, h))) => {
+                return Err(bad(format!(
+                    "an SSD1306 panel is 128x64 or 128x32, not {w}x{h}"
+                )));
+            }
+            (Controller::Sh1106 { .. }, Some((w, h))) => {
+                return Err(bad(format!("an SH1106 panel is 128x64, not {w}x{h}")));
+            }
+        };
+        return Ok(Display::Oled(Oled {
+            controller,
+            bus: PathBuf::from(bus),
+            address,
+            height,
+        }));
+    }
+    match kind {
+        "fb" if given_size.is_none() => Ok(Display::Framebuffer(PathBuf::from(target))),
+        "fb" => Err(bad(
+            "a framebuffer's size comes from the device; drop the :WxH".into(),
+        )),
+        "pbm" | "png" => {
+            let (width, height) = given_size.unwrap_or((128, 64));
+            if !(16..=4096).contains(&width) || !(16..=4096).contains(&height) {
+                return Err(bad(format!(
+                    "{width}x{height} is out of range: width and height must be 16 to 4096"
+                )));
+            }
+            let path = PathBuf::from(target);
+            Ok(if kind == "pbm" {
+                Display::Pbm {
+                    path,
+                    width,
+                    height,
+                }
+            } else {
+                Display::Png {
+                    path,
+                    width,
+                    height,
+                }
+            })
+        }
+        _ => Err(Error::config(format!(
+            "unknown --display '{spec}': {DISPLAY_FORMS}"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_specs_name_the_panel_and_its_address() {
+        let oled = |controller, bus: &str, address, height| {
+            Display::Oled(Oled {
+                controller,
+                bus: PathBuf::from(bus),
+                address,
+                height,
+            })
+        };
+        let cases = [
+            ("console", Display::Console),
+            ("text", Display::Text),
+            (
+                "ssd1306:/dev/i2c-1",
+                oled(Controller::Ssd1306, "/dev/i2c-1", 0x3c, 64),
+            ),
+            (
+                "ssd1306:/dev/i2c-0@0x3D",
+                oled(Controller::Ssd1306, "/dev/i2c-0", 0x3d, 64),
+            ),
+            (
+                "ssd1306:/dev/i2c-1@0x3c:128x32",
+                oled(Controller::Ssd1306, "/dev/i2c-1", 0x3c, 32),
+            ),
+            (
+                "ssd1306:/dev/i2c-1:128x32",
+                oled(Controller::Ssd1306, "/dev/i2c-1", 0x3c, 32),
+            ),
+            (
+                "sh1106:/dev/i2c-3@60",
+                oled(
+                    Controller::Sh1106 { column_offset: 2 },
+                    "/dev/i2c-3",
+                    60,
+                    64,
+                ),
+            ),
+            (
+                "sh1106-no-offset:/dev/i2c-1",
+                oled(
+                    Controller::Sh1106 { column_offset: 0 },
+                    "/dev/i2c-1",
+                    0x3c,
+                    64,
+                ),
+            ),
+            (
+                "fb:/dev/fb1",
+                Display::Framebuffer(PathBuf::from("/dev/fb1")),
+            ),
+            (
+                "pbm:/run/sfpair/frame.pbm",
+                Display::Pbm {
+                    path: PathBuf::from("/run/sfpair/frame.pbm"),
+                    width: 128,
+                    height: 64,
+                },
+            ),
+            (
+                "pbm:C:frames/x.pbm:256x128",
+                Display::Pbm {
+                    path: PathBuf::from("C:frames/x.pbm"),
+                    width: 256,
+                    height: 128,
+                },
+            ),
+            (
+                "png:frame.png:320x240",
+                Display::Png {
+                    path: PathBuf::from("frame.png"),
+                    width: 320,
+                    height: 240,
+                },
+            ),
+        ];
+        for (spec, expected) in cases {
+            assert_eq!(display(spec).unwrap(), expected, "{spec}");
+        }
+        for (spec, says) in [
+            ("oled", "unknown --display"),
+            ("gif:/tmp/x.gif", "png:PATH"),
+            ("ssd1306:", "missing"),
+            ("ssd1306:/dev/i2c-1@0x80", "7-bit"),
+            ("ssd1306:/dev/i2c-1@banana", "7-bit"),
+            ("ssd1306:/dev/i2c-1:96x16", "128x64 or 128x32"),
+            ("sh1106:/dev/i2c-1:128x32", "SH1106"),
+            ("fb:/dev/fb0:320x240", "comes from the device"),
+            ("pbm:/tmp/x.pbm:8x8", "out of range"),
+        ] {
+            let e = display(spec).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{spec}");
+            assert!(e.message().contains(says), "{spec}: {e}");
+        }
+    }
+}

@@ -204,16 +204,19 @@ impl ImageFlash {
                 self.path.display()
             )));
         }
-        if self.file.is_none() {
-            let file = self.create().map_err(|e| self.fail("create", e))?;
-            debug!(
-                "created flash-image:{} ({} bytes of 0xFF)",
-                self.path.display(),
-                self.geometry.size
-            );
-            self.file = Some(file);
-        }
-        Ok(self.file.as_ref().expect("just created"))
+        let file = match self.file.take() {
+            Some(file) => file,
+            None => {
+                let file = self.create().map_err(|e| self.fail("create", e))?;
+                debug!(
+                    "created flash-image:{} ({} bytes of 0xFF)",
+                    self.path.display(),
+                    self.geometry.size
+                );
+                file
+            }
+        };
+        Ok(self.file.insert(file))
     }
 
     fn create(&self) -> io::Result<File> {

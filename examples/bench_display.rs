@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use sfpair::event::{Event, ShownCode};
 use sfpair::present::Presenter;
 use sfpair::present::fbdev::{FrameBuffer, Geometry, WriteAt};
-use sfpair::present::pbm::PbmFile;
+use sfpair::present::frame_file::{Format, FrameFile};
 use sfpair::present::screen::{Panel, Screen};
 use sfpair::present::sh1106::Sh1106;
 use sfpair::present::ssd1306::Ssd1306;
@@ -197,12 +197,12 @@ fn main() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("frame.pbm");
     let full = time(
-        &mut || Screen::new(PbmFile::new(&path, 128, 64).unwrap()),
+        &mut || Screen::new(FrameFile::new(&path, 128, 64, Format::Pbm).unwrap()),
         &mut |s| show_code(s),
     );
     let ticked = time(
         &mut || {
-            let mut s = Screen::new(PbmFile::new(&path, 128, 64).unwrap());
+            let mut s = Screen::new(FrameFile::new(&path, 128, 64, Format::Pbm).unwrap());
             show_code(&mut s);
             s
         },

@@ -8,7 +8,7 @@ use std::time::Duration;
 use sfpair::error::{Error, ErrorKind};
 use sfpair::event::{Event, Paired, ShownCode};
 use sfpair::present::Presenter;
-use sfpair::present::pbm::PbmFile;
+use sfpair::present::frame_file::{Format, FrameFile};
 use sfpair::present::screen::Screen;
 
 fn code(url: &str, number: u32) -> ShownCode {
@@ -33,7 +33,7 @@ fn code(url: &str, number: u32) -> ShownCode {
 /// Shows `events` on a `width × height` frame file and keeps the last frame as `dir/name.pbm`.
 fn screen(dir: &Path, name: &str, width: u32, height: u32, events: &[Event]) {
     let path: PathBuf = dir.join(format!("{name}.pbm"));
-    let mut s = Screen::new(PbmFile::new(&path, width, height).unwrap());
+    let mut s = Screen::new(FrameFile::new(&path, width, height, Format::Pbm).unwrap());
     for e in events {
         s.show(e);
     }

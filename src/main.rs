@@ -19,9 +19,8 @@ use sfpair::http::UreqTransport;
 use sfpair::present::Presenter;
 use sfpair::present::console::{Console, Style};
 use sfpair::present::fbdev::FrameBuffer;
+use sfpair::present::frame_file::{Format, FrameFile};
 use sfpair::present::json::JsonLines;
-use sfpair::present::pbm::PbmFile;
-use sfpair::present::png::PngFile;
 use sfpair::present::screen::{Panel, Screen};
 use sfpair::present::sh1106::Sh1106;
 use sfpair::present::spec::{Controller, Display};
@@ -392,12 +391,12 @@ fn open_panel(display: &Display) -> Option<Box<dyn Presenter>> {
             path,
             width,
             height,
-        } => PbmFile::new(path, *width, *height).map(boxed),
+        } => FrameFile::new(path, *width, *height, Format::Pbm).map(boxed),
         Display::Png {
             path,
             width,
             height,
-        } => PngFile::new(path, *width, *height).map(boxed),
+        } => FrameFile::new(path, *width, *height, Format::Png).map(boxed),
         Display::Console | Display::Text => return None,
     };
     opened

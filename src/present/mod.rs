@@ -8,6 +8,7 @@
 pub mod canvas;
 pub mod console;
 pub mod fbdev;
+pub mod frame_file;
 pub mod i2c;
 pub mod json;
 pub mod layout;

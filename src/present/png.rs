@@ -1,5 +1,5 @@
-//! Frame files as PNG, for host UIs that show pictures but not PBM (a TV's web or Android UI):
-//! 1-bit greyscale, lit = white, atomic replace like the PBM frames.
+//! A frame as a PNG, for host UIs that show pictures but not PBM (a TV's web or Android UI):
+//! 1-bit greyscale, lit = white. Pure: `frame_file.rs` writes it.
 //!
 //! A 1-bit frame is tiny (128×64 is 1 KiB raw), so the image data goes in *stored* (uncompressed)
 //! deflate blocks: a valid PNG that any decoder reads, in about forty lines over the CRC-32 the
@@ -7,12 +7,7 @@
 //! "Displays (issue 3)" for both costs). The price is size: a 128×64 frame is about 1.2 KB
 //! instead of a few hundred bytes, and nobody is short of either.
 
-use std::io;
-use std::path::{Path, PathBuf};
-
-use super::canvas::{Area, Canvas};
-use super::pbm::replace;
-use super::screen::Panel;
+use super::canvas::Canvas;
 use crate::store::crc32::crc32;
 
 /// Largest stored deflate block.
@@ -70,40 +65,6 @@ pub fn encode(frame: &Canvas) -> Vec<u8> {
     chunk(&mut out, b"IDAT", &zlib);
     chunk(&mut out, b"IEND", &[]);
     out
-}
-
-pub struct PngFile {
-    path: PathBuf,
-    temp: PathBuf,
-    width: u32,
-    height: u32,
-}
-
-impl PngFile {
-    /// Frames of `width × height` go to `path`; its directory must exist.
-    pub fn new(path: &Path, width: u32, height: u32) -> io::Result<PngFile> {
-        let pbm = super::pbm::PbmFile::new(path, width, height)?; // same checks, same temp name
-        Ok(PngFile {
-            path: path.to_path_buf(),
-            temp: pbm.temp_path().to_path_buf(),
-            width,
-            height,
-        })
-    }
-}
-
-impl Panel for PngFile {
-    fn size(&self) -> (u32, u32) {
-        (self.width, self.height)
-    }
-
-    fn describe(&self) -> String {
-        format!("frame file {}", self.path.display())
-    }
-
-    fn show(&mut self, frame: &Canvas, _changed: Area) -> io::Result<()> {
-        replace(&self.temp, &self.path, &encode(frame))
-    }
 }
 
 #[cfg(test)]

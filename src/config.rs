@@ -428,7 +428,7 @@ fn request_body(data: &str) -> Result<Vec<u8>, Error> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::cli::parse;
     use std::ffi::OsString;
@@ -444,7 +444,9 @@ mod tests {
         }
     }
 
-    fn resolve(args: &[&str], env: &[(&str, &str)]) -> Result<Settings, Error> {
+    /// Settings from a command line and an environment given as pairs (shared with the board
+    /// tests).
+    pub(crate) fn resolve(args: &[&str], env: &[(&str, &str)]) -> Result<Settings, Error> {
         let args = parse(["sfpair"].iter().chain(args).map(OsString::from)).unwrap();
         let env: Vec<(String, String)> = env
             .iter()

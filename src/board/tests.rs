@@ -1,12 +1,9 @@
 //! Board profiles: every file in `boards/` validates, its service runs `sfpair pair` with a
 //! restart policy that fits the exit codes, and bad profiles fail with the file and line.
 
-use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use super::*;
-use crate::cli::parse;
-use crate::config::Settings;
 use crate::error::ErrorKind;
 
 fn repo() -> PathBuf {
@@ -289,18 +286,7 @@ impl Drop for ProfileFile {
     }
 }
 
-fn resolve(args: &[&str], env: &[(&str, &str)]) -> Result<Settings, Error> {
-    let args = parse(["sfpair"].iter().chain(args).map(OsString::from)).unwrap();
-    let env: Vec<(String, String)> = env
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    Settings::resolve(
-        &args,
-        &move |k| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()),
-        false,
-    )
-}
+use crate::config::tests::resolve;
 
 #[test]
 fn flags_beat_the_environment_which_beats_the_board_which_beats_defaults() {

@@ -59,15 +59,7 @@ impl WriteAt for Memory {
 }
 
 fn code() -> ShownCode {
-    ShownCode {
-        user_code: "X1D9SEET".into(),
-        verification_uri: "https://login.salesforce.com/setup/connect".into(),
-        one_tap_uri: "https://login.salesforce.com/setup/connect?user_code=X1D9SEET".into(),
-        expires_in: Duration::from_secs(600),
-        interval: Duration::from_secs(5),
-        number: 1,
-        max_codes: 3,
-    }
+    sfpair::testing::shown_code("https://login.salesforce.com/setup/connect?user_code=X1D9SEET")
 }
 
 /// Median time of `ROUNDS` runs of `step` on a fresh screen (made outside the timing).

@@ -12,21 +12,9 @@ use sfpair::present::frame_file::{Format, FrameFile};
 use sfpair::present::screen::Screen;
 
 fn code(url: &str, number: u32) -> ShownCode {
-    let user_code = url
-        .split("user_code=")
-        .nth(1)
-        .unwrap()
-        .split('&')
-        .next()
-        .unwrap();
     ShownCode {
-        user_code: user_code.into(),
-        verification_uri: url.split('?').next().unwrap().into(),
-        one_tap_uri: url.into(),
-        expires_in: Duration::from_secs(600),
-        interval: Duration::from_secs(5),
         number,
-        max_codes: 3,
+        ..sfpair::testing::shown_code(url)
     }
 }
 

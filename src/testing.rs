@@ -261,3 +261,22 @@ impl crate::present::Presenter for EventLog {
         lock(&self.0).push(event.clone());
     }
 }
+
+/// A code to show, built from its one-tap URL (`…/setup/connect?user_code=CODE[&…]`): code 1 of
+/// 3, valid 600 s, polled every 5 s. For tests and examples that draw screens.
+pub fn shown_code(one_tap_uri: &str) -> crate::event::ShownCode {
+    let (verification_uri, query) = one_tap_uri.split_once('?').unwrap_or((one_tap_uri, ""));
+    let user_code = query
+        .split('&')
+        .find_map(|p| p.strip_prefix("user_code="))
+        .unwrap_or_default();
+    crate::event::ShownCode {
+        user_code: user_code.into(),
+        verification_uri: verification_uri.into(),
+        one_tap_uri: one_tap_uri.into(),
+        expires_in: Duration::from_secs(600),
+        interval: Duration::from_secs(5),
+        number: 1,
+        max_codes: 3,
+    }
+}

@@ -216,13 +216,10 @@ mod tests {
 
     fn code(number: u32) -> ShownCode {
         ShownCode {
-            user_code: "X1D9SEET".into(),
-            verification_uri: "https://login.salesforce.com/setup/connect".into(),
-            one_tap_uri: "https://login.salesforce.com/setup/connect?user_code=X1D9SEET".into(),
-            expires_in: Duration::from_secs(600),
-            interval: Duration::from_secs(5),
             number,
-            max_codes: 3,
+            ..crate::testing::shown_code(
+                "https://login.salesforce.com/setup/connect?user_code=X1D9SEET",
+            )
         }
     }
 

@@ -104,15 +104,9 @@ mod tests {
     #[test]
     fn every_event_is_one_parseable_line() {
         let mut j = JsonLines::new(Vec::new());
-        let code = ShownCode {
-            user_code: "X1D9SEET".into(),
-            verification_uri: "https://login.salesforce.com/setup/connect".into(),
-            one_tap_uri: "https://login.salesforce.com/setup/connect?user_code=X1D9SEET".into(),
-            expires_in: Duration::from_secs(600),
-            interval: Duration::from_secs(5),
-            number: 1,
-            max_codes: 3,
-        };
+        let code = crate::testing::shown_code(
+            "https://login.salesforce.com/setup/connect?user_code=X1D9SEET",
+        );
         j.show(&Event::CodeIssued(code.clone()));
         j.show(&Event::Countdown {
             remaining: Duration::from_secs(3),

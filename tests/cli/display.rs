@@ -8,7 +8,6 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use sfpair::event::ShownCode;
 use sfpair::present::canvas::Canvas;
 use sfpair::present::fbdev::Geometry;
 use sfpair::present::layout::{CodeScreen, message_screen};
@@ -88,24 +87,7 @@ fn read_pbm(bytes: &[u8]) -> Canvas {
     c
 }
 
-fn shown(url: &str) -> ShownCode {
-    let code = url
-        .split("user_code=")
-        .nth(1)
-        .unwrap()
-        .split('&')
-        .next()
-        .unwrap();
-    ShownCode {
-        user_code: code.into(),
-        verification_uri: url.split('?').next().unwrap().into(),
-        one_tap_uri: url.into(),
-        expires_in: Duration::from_secs(600),
-        interval: Duration::from_secs(5),
-        number: 1,
-        max_codes: 3,
-    }
-}
+use sfpair::testing::shown_code as shown;
 
 #[test]
 fn every_layout_with_a_qr_scans_with_zbarimg() {

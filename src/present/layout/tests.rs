@@ -30,24 +30,7 @@ fn sizes() -> Vec<(u32, u32)> {
     sizes
 }
 
-pub fn shown(url: &str) -> ShownCode {
-    let code = url
-        .split("user_code=")
-        .nth(1)
-        .unwrap()
-        .split('&')
-        .next()
-        .unwrap();
-    ShownCode {
-        user_code: code.into(),
-        verification_uri: url.split('?').next().unwrap().into(),
-        one_tap_uri: url.into(),
-        expires_in: Duration::from_secs(600),
-        interval: Duration::from_secs(5),
-        number: 1,
-        max_codes: 3,
-    }
-}
+pub use crate::testing::shown_code as shown;
 
 /// Is `text` drawn in `font` somewhere in `frame`, pixel for pixel over its whole box?
 fn shows_text(frame: &Canvas, font: Font, text: &str) -> bool {

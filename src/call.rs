@@ -12,10 +12,10 @@ use std::io::{Read, Write};
 
 use log::{debug, info};
 
-use crate::agent::Session;
 use crate::error::{Error, ErrorKind};
 use crate::http::OpenReply;
 use crate::rest::{self, RestReply, RestRequest, Unauthorized};
+use crate::session::Session;
 use crate::wire::{Request, TransportError, TransportErrorKind};
 
 /// Bytes read per step when copying a body.

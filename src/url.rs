@@ -17,41 +17,93 @@ pub struct Parts<'a> {
     pub path: &'a str,
 }
 
+/// Why a text is not an absolute http(s) URL, worded to finish "… is not usable: it …".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Problem {
+    /// No `scheme://`, or a scheme other than http and https.
+    NotHttp,
+    /// `user:password@` before the host: a mistake at best and a phishing trick at worst.
+    UserInfo,
+    /// A port that is not a number from 0 to 65535.
+    BadPort,
+    /// Nothing between `://` and the path.
+    NoHost,
+    /// A space or control character (often a trailing space from a copied value).
+    Whitespace,
+    /// `[` for an IPv6 address without its `]`.
+    UnclosedBracket,
+}
+
+impl Problem {
+    /// What is wrong, for messages: "has a space or control character in it".
+    pub const fn describe(self) -> &'static str {
+        match self {
+            Problem::NotHttp => "does not start with https://",
+            Problem::UserInfo => "has user:password@ before the host; give the host alone",
+            Problem::BadPort => "has a port that is not a number from 1 to 65535",
+            Problem::NoHost => "has no host name",
+            Problem::Whitespace => {
+                "has a space or control character in it (check for a trailing space)"
+            }
+            Problem::UnclosedBracket => "opens an IPv6 address with [ but never closes it",
+        }
+    }
+}
+
 /// Splits an absolute `http`/`https` URL, or `None` when it is not one.
 pub fn parse(url: &str) -> Option<Parts<'_>> {
-    let (scheme, rest) = url.split_once("://")?;
+    check(url).ok()
+}
+
+/// Splits an absolute `http`/`https` URL, or says which part is wrong.
+pub fn check(url: &str) -> Result<Parts<'_>, Problem> {
+    if url.contains(|c: char| c.is_whitespace() || c.is_control()) {
+        return Err(Problem::Whitespace);
+    }
+    let (scheme, rest) = url.split_once("://").ok_or(Problem::NotHttp)?;
     if !scheme.eq_ignore_ascii_case("https") && !scheme.eq_ignore_ascii_case("http") {
-        return None;
+        return Err(Problem::NotHttp);
     }
     let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let (authority, path) = rest.split_at(end);
     if authority.contains('@') {
-        // User info in a login URL is a mistake at best and a phishing trick at worst.
-        return None;
+        return Err(Problem::UserInfo);
     }
+    let port = |p: &str| {
+        p.parse::<u16>()
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or(Problem::BadPort)
+    };
     let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-        let (host, after) = v6.split_once(']')?;
+        let (host, after) = v6.split_once(']').ok_or(Problem::UnclosedBracket)?;
         let port = match after.strip_prefix(':') {
-            Some(p) => Some(p.parse().ok()?),
+            Some(p) => Some(port(p)?),
             None if after.is_empty() => None,
-            None => return None,
+            None => return Err(Problem::BadPort),
         };
         (host, port)
     } else {
         match authority.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p.parse().ok()?)),
+            Some((h, p)) => (h, Some(port(p)?)),
             None => (authority, None),
         }
     };
-    if host.is_empty() || host.contains(|c: char| c.is_whitespace() || c.is_control()) {
-        return None;
+    if host.is_empty() {
+        return Err(Problem::NoHost);
     }
-    Some(Parts {
+    Ok(Parts {
         scheme,
         host,
         port,
         path,
     })
+}
+
+/// The host as DNS sees it: lower case, without the trailing dot of a fully qualified name
+/// (`ACME.my.salesforce.com.` is `acme.my.salesforce.com`).
+pub fn canonical_host(host: &str) -> String {
+    host.trim_end_matches('.').to_ascii_lowercase()
 }
 
 /// 127.0.0.0/8, ::1 and `localhost`.
@@ -112,6 +164,25 @@ mod tests {
         ] {
             assert_eq!(parse(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn says_which_part_is_wrong() {
+        for (bad, problem) in [
+            ("login.salesforce.com", Problem::NotHttp),
+            ("https://user:pw@login.salesforce.com", Problem::UserInfo),
+            ("https://login.salesforce.com:99999", Problem::BadPort),
+            ("https://login.salesforce.com:0", Problem::BadPort),
+            ("https://login.salesforce.com ", Problem::Whitespace),
+            ("https://", Problem::NoHost),
+            ("https://[::1", Problem::UnclosedBracket),
+        ] {
+            assert_eq!(check(bad), Err(problem), "{bad}");
+        }
+        assert_eq!(
+            canonical_host("ACME.Lightning.force.com."),
+            "acme.lightning.force.com"
+        );
     }
 
     #[test]

@@ -13,11 +13,11 @@ use std::time::Duration;
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
-use crate::agent::Session;
 use crate::call::Caller;
 use crate::error::{Error, ErrorKind};
 use crate::http::{OpenReply, Transport};
 use crate::secret::Secret;
+use crate::session::Session;
 use crate::time::Instant;
 use crate::wire::{Request, TransportError};
 

@@ -27,7 +27,7 @@ use serde::Deserialize;
 use serde_json::json;
 use zeroize::Zeroizing;
 
-use crate::agent::Session;
+use crate::session::Session;
 
 /// Longest request line accepted, newline included. Real requests are under 60 bytes.
 pub const MAX_LINE: usize = 512;

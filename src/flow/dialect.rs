@@ -66,8 +66,6 @@ impl Endpoints {
 pub struct Client {
     /// The consumer key of the customer's external client app. sfpair ships none.
     pub client_id: String,
-    /// Only for confidential apps; the device flow itself never needs it.
-    pub client_secret: Option<Secret>,
     /// Space-separated; must include `refresh_token` or no refresh token comes back.
     pub scope: String,
 }
@@ -87,8 +85,15 @@ impl Dialect {
         Request::post_form(endpoints.device.as_str(), form)
     }
 
-    /// Step 2: ask whether the person approved yet.
-    pub fn poll_request(self, endpoints: &Endpoints, client: &Client, code: &Secret) -> Request {
+    /// Step 2: ask whether the person approved yet. `client_secret` only for apps that require
+    /// it (the device flow itself never does); it comes from the agent, its one route.
+    pub fn poll_request(
+        self,
+        endpoints: &Endpoints,
+        client: &Client,
+        code: &Secret,
+        client_secret: Option<&Secret>,
+    ) -> Request {
         let mut form = match self {
             Dialect::Salesforce => Form::new()
                 .text("grant_type", "device")
@@ -99,7 +104,7 @@ impl Dialect {
                 .secret("device_code", code)
                 .text("client_id", client.client_id.as_str()),
         };
-        if let Some(secret) = &client.client_secret {
+        if let Some(secret) = client_secret {
             form = form.secret("client_secret", secret);
         }
         Request::post_form(endpoints.token.as_str(), form)
@@ -175,7 +180,6 @@ mod tests {
     fn client() -> Client {
         Client {
             client_id: "KEY".into(),
-            client_secret: None,
             scope: "api refresh_token".into(),
         }
     }
@@ -201,7 +205,7 @@ mod tests {
         let r = Dialect::Salesforce.device_request(&ep, &client());
         assert_eq!(r.form_field("response_type"), Some("device_code"));
         assert_eq!(r.form_field("scope"), Some("api refresh_token"));
-        let p = Dialect::Salesforce.poll_request(&ep, &client(), &Secret::new("dc"));
+        let p = Dialect::Salesforce.poll_request(&ep, &client(), &Secret::new("dc"), None);
         assert_eq!(p.form_field("grant_type"), Some("device"));
         assert_eq!(p.form_secret("code").map(Secret::expose), Some("dc"));
         assert_eq!(p.form_secret("device_code").map(Secret::expose), None);
@@ -214,7 +218,7 @@ mod tests {
             token: "https://idp/token".into(),
             revoke: None,
         };
-        let p = Dialect::Rfc8628.poll_request(&ep, &client(), &Secret::new("dc"));
+        let p = Dialect::Rfc8628.poll_request(&ep, &client(), &Secret::new("dc"), None);
         assert_eq!(
             p.form_field("grant_type"),
             Some("urn:ietf:params:oauth:grant-type:device_code")

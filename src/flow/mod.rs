@@ -88,7 +88,6 @@ impl FlowConfig {
             Endpoints::salesforce(login_url),
             Client {
                 client_id: client_id.into(),
-                client_secret: None,
                 scope: DEFAULT_SCOPE.into(),
             },
         )
@@ -159,6 +158,8 @@ pub struct Flow {
     state: State,
     codes_issued: u32,
     events: VecDeque<Event>,
+    /// Sent with every poll when the app requires it; set by the agent, the secret's one route.
+    client_secret: Option<Secret>,
 }
 
 impl Flow {
@@ -176,7 +177,14 @@ impl Flow {
             },
             codes_issued: 0,
             events: VecDeque::new(),
+            client_secret: None,
         }
+    }
+
+    /// Sends `secret` as `client_secret` with every poll (apps that require the consumer secret).
+    pub fn with_client_secret(mut self, secret: Option<Secret>) -> Self {
+        self.client_secret = secret;
+        self
     }
 
     /// Events produced since the last call, oldest first.
@@ -228,9 +236,12 @@ impl Flow {
                 }
                 State::Polling(code) => {
                     let c = &self.config;
-                    let request =
-                        c.dialect
-                            .poll_request(&c.endpoints, &c.client, &code.device_code);
+                    let request = c.dialect.poll_request(
+                        &c.endpoints,
+                        &c.client,
+                        &code.device_code,
+                        self.client_secret.as_ref(),
+                    );
                     self.state = State::PollInFlight(code);
                     return Action::Send(request);
                 }

@@ -175,3 +175,45 @@ fn the_example_firmware_pairs_then_creates_a_record_each_round() {
     assert!(!again.stdout.contains("enter the code"));
     assert_eq!(count(" refresh_token "), 1);
 }
+
+/// Issue 15: the consumer secret has one route, the agent, and it serves the whole life of a
+/// pairing: the polls, the signature check, and every refresh after it. (It used to have a
+/// second route in `FlowConfig`, which signed-checked the pairing and then refreshed without it.)
+#[test]
+fn the_client_secret_set_on_the_agent_covers_pairing_and_every_refresh() {
+    let secret_config = || Config {
+        auto_approve_after: Some(Duration::from_millis(300)),
+        consumer_secret: Some("sim-secret".into()),
+        require_secret_for_refresh: true,
+        ..fast()
+    };
+    let env = Env::start(secret_config());
+    let mut paired = agent(&env, Box::new(SystemClock::new()));
+    paired.set_client_secret(Some(sfpair::secret::Secret::new("sim-secret")));
+    paired
+        .pair(sfpair::flow::FlowConfig::salesforce(
+            &env.base_url,
+            crate::harness::CLIENT_ID,
+        ))
+        .unwrap();
+    let session = paired.refresh().unwrap();
+    assert!(!session.access_token.is_empty());
+    assert!(
+        env.requests()
+            .iter()
+            .any(|l| l == "POST /services/oauth2/token refresh_token 200"),
+        "{:?}",
+        env.requests()
+    );
+
+    // The same stored pairing in a new agent without the secret: the server refuses the
+    // refresh, which shows the secret above really went with it.
+    let mut bare = agent(&env, Box::new(SystemClock::new()));
+    let e = bare.refresh().unwrap_err();
+    assert_eq!(e.kind(), sfpair::error::ErrorKind::Config, "{e}");
+    assert!(
+        e.message()
+            .contains("Require Secret for Refresh Token Flow"),
+        "{e}"
+    );
+}

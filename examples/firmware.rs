@@ -70,7 +70,7 @@ fn run() -> Result<(), Error> {
     let mut agent = Agent::new(
         Box::new(SystemClock::new()),
         Box::new(UreqTransport::new(&http)?),
-        store::open(&store_spec)?,
+        store::open(&store::Spec::parse(&store_spec)?)?,
     );
     agent.add_presenter(Box::new(Console::stdout(Style::Text)));
 

@@ -3,18 +3,20 @@
 //! with and which service unit starts it. `sfpair --board FILE` (or `SFPAIR_BOARD`) loads one as
 //! a settings layer between the environment and the defaults.
 //!
-//! Fields are checked one by one here (kinds from the lists below, paths, addresses, sizes);
-//! a panel as a whole is then checked by the same parser as `--display`, so a profile that
-//! validates never yields a display value the command line would refuse (the `board_profile`
-//! fuzz target holds it to that). Store kinds are checked by name only: opening a store touches
-//! the device. No `#[cfg]` per board: the differences between boards are data.
+//! The file's form is checked here (known keys, required ones, absolute paths, device names);
+//! what a panel or a store may be is not: a panel is built by `present::spec::panel` and a
+//! store by `store::Spec::parse`, the same code the command line goes through, so a profile and
+//! the command line can never disagree (the `board_profile` fuzz target holds it to that). The
+//! profile is parsed once into those types. Opening a store or a panel touches the device and is
+//! not done here. No `#[cfg]` per board: the differences between boards are data.
 
 mod tiny_toml;
 
 use std::path::{Path, PathBuf};
 
-use crate::cli::Args;
 use crate::error::Error;
+use crate::present::spec::{self, Display};
+use crate::store;
 use tiny_toml::{Entry, Value};
 
 /// The Rust targets there is a build for (`scripts/lib/arm.sh` builds exactly these).
@@ -25,11 +27,8 @@ pub const TARGETS: [&str; 4] = [
     "arm-unknown-linux-musleabihf",
 ];
 
-/// Panel kinds a profile may name, with the `--display` form each becomes:
-/// `ssd1306` / `sh1106` (I2C OLED: `KIND:BUS@0xADDR`, plus `:WxH` when not 128×64), `fb`
-/// (Linux framebuffer: `fb:DEVICE`, geometry from the device), `pbm` (frame files:
-/// `pbm:PATH:WxH`), `none` (no panel).
-pub const DISPLAY_KINDS: [&str; 5] = ["ssd1306", "sh1106", "fb", "pbm", "none"];
+/// A display kind that means "no panel"; the others are `present::spec::PANEL_KINDS`.
+pub const NO_PANEL: &str = "none";
 
 /// What the console (standard output: the journal, a serial console) shows besides the panel.
 pub const CONSOLE_KINDS: [&str; 3] = ["text", "console", "none"];
@@ -55,35 +54,7 @@ const KEYS: [(&str, &[&str]); 5] = [
     ("service", &["systemd", "init"]),
 ];
 
-/// A panel on the board.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Panel {
-    /// One of [`DISPLAY_KINDS`] other than `none`.
-    pub kind: String,
-    /// The I2C bus, framebuffer device or frame file.
-    pub device: String,
-    /// 7-bit I2C address (I2C panels only).
-    pub address: Option<u8>,
-    pub width: Option<u32>,
-    pub height: Option<u32>,
-}
-
-impl Panel {
-    /// The `--display` value for this panel (`ssd1306:/dev/i2c-1@0x3c`, `fb:/dev/fb1`, …).
-    pub fn display_spec(&self) -> String {
-        let size = match (self.width, self.height) {
-            (Some(w), Some(h)) => format!(":{w}x{h}"),
-            _ => String::new(),
-        };
-        match self.address {
-            Some(a) if size == ":128x64" => format!("{}:{}@{a:#04x}", self.kind, self.device),
-            Some(a) => format!("{}:{}@{a:#04x}{size}", self.kind, self.device),
-            None => format!("{}:{}{size}", self.kind, self.device),
-        }
-    }
-}
-
-/// One board profile, validated.
+/// A validated profile, parsed into the types the settings use.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Board {
     /// The profile file, for messages.
@@ -91,11 +62,11 @@ pub struct Board {
     pub name: String,
     /// One of [`TARGETS`]: which binary goes on this board.
     pub target: String,
-    pub panel: Option<Panel>,
-    /// One of [`CONSOLE_KINDS`].
-    pub console: String,
-    /// A `--store` spec, `KIND:PATH`.
-    pub store: String,
+    /// The panel that shows the code, if the board has one.
+    pub panel: Option<Display>,
+    /// What the console shows besides the panel: `Text`, `Console`, or nothing.
+    pub console: Option<Display>,
+    pub store: store::Spec,
     /// May still hold [`LOGIN_URL_PLACEHOLDER`].
     pub login_url: String,
     pub client_id: Option<String>,
@@ -204,7 +175,7 @@ impl Board {
     /// Reads and validates the profile at `path`.
     pub fn load(path: &Path) -> Result<Board, Error> {
         // A profile is a few hundred bytes; a path like /dev/zero must not hang the agent.
-        let text = crate::config::read_small(path, 64 * 1024).map_err(|e| {
+        let text = crate::files::read_small(path, 64 * 1024).map_err(|e| {
             Error::config(format!(
                 "cannot read the board profile {}: {e}",
                 path.display()
@@ -249,22 +220,30 @@ impl Board {
         f.one_of(line, "target", &target, &TARGETS)?;
 
         let (line, kind) = f.required_text("display", "kind", "\"ssd1306\"")?;
-        f.one_of(line, "display kind", &kind, &DISPLAY_KINDS)?;
+        let kinds: Vec<&str> = spec::PANEL_KINDS
+            .iter()
+            .copied()
+            .chain([NO_PANEL])
+            .collect();
+        f.one_of(line, "display kind", &kind, &kinds)?;
         let device = f.text("display", "device")?;
         let address = f.number("display", "address")?;
         let width = f.number("display", "width")?;
         let height = f.number("display", "height")?;
         let panel = Board::panel(&f, line, kind, device, address, width, height)?;
         let console = match f.text("display", "console")? {
-            None => "text".to_string(),
+            None => Some(Display::Text),
             Some((line, console)) => {
                 f.one_of(line, "console", &console, &CONSOLE_KINDS)?;
-                console
+                match console.as_str() {
+                    "none" => None,
+                    other => Some(spec::display(other).map_err(|e| f.fail(line, e.message()))?),
+                }
             }
         };
 
-        let (line, store_kind) = f.required_text("store", "kind", "\"file\"")?;
-        f.one_of(line, "store kind", &store_kind, &STORE_KINDS)?;
+        let (kind_line, store_kind) = f.required_text("store", "kind", "\"file\"")?;
+        f.one_of(kind_line, "store kind", &store_kind, &STORE_KINDS)?;
         let (line, store_path) = f.required_text("store", "path", "\"/var/lib/sfpair/token\"")?;
         f.absolute(line, "path", &store_path)?;
         if store_kind == "mtd" && !is_mtd_char_device(&store_path) {
@@ -276,6 +255,8 @@ impl Board {
                 ),
             ));
         }
+        let store = store::Spec::parse(&format!("{store_kind}:{store_path}"))
+            .map_err(|e| f.fail(kind_line, e.message()))?;
 
         let (line, login_url) = f.required_text(
             "salesforce",
@@ -284,7 +265,7 @@ impl Board {
         )?;
         // The placeholder is allowed here (the profile is a template until an integrator fills
         // it in); `for_settings` refuses to pair with it. The rest of the URL must be valid.
-        crate::config::login_url(&login_url.replace(LOGIN_URL_PLACEHOLDER, "mydomain"))
+        crate::login_url::check(&login_url.replace(LOGIN_URL_PLACEHOLDER, "mydomain"))
             .map_err(|e| f.fail(line, e.message()))?;
         let client_id = f.text("salesforce", "client_id")?.map(|(_, v)| v);
         let scope = f.text("salesforce", "scope")?.map(|(_, v)| v);
@@ -308,7 +289,7 @@ impl Board {
             target,
             panel,
             console,
-            store: format!("{store_kind}:{store_path}"),
+            store,
             login_url,
             client_id,
             scope,
@@ -326,9 +307,9 @@ impl Board {
         address: Option<(usize, u64)>,
         width: Option<(usize, u64)>,
         height: Option<(usize, u64)>,
-    ) -> Result<Option<Panel>, Error> {
-        let i2c = kind == "ssd1306" || kind == "sh1106";
-        if kind == "none" {
+    ) -> Result<Option<Display>, Error> {
+        let i2c = kind == "ssd1306" || kind.starts_with("sh1106");
+        if kind == NO_PANEL {
             let given = [device.as_ref().map(|d| d.0), address.map(|a| a.0)];
             let given = given
                 .into_iter()
@@ -350,8 +331,9 @@ impl Board {
             )
         })?;
         f.absolute(device_line, "device", &device)?;
+        // The profile names real devices: a typo here would only show at boot.
         let prefix = match kind.as_str() {
-            "ssd1306" | "sh1106" => Some("/dev/i2c-"),
+            _ if i2c => Some("/dev/i2c-"),
             "fb" => Some("/dev/fb"),
             _ => None,
         };
@@ -365,77 +347,45 @@ impl Board {
                 format!("a {kind} panel's device is {prefix}N, not '{device}'"),
             ));
         }
-        let address = match (i2c, address) {
-            (true, None) => {
-                return Err(f.fail(
-                    kind_line,
-                    format!("an I2C panel needs 'address' (0x3C or 0x3D for a {kind})"),
-                ));
-            }
-            // 0x08..=0x77: the 7-bit addresses I2C leaves to devices.
-            (true, Some((line, a))) if !(0x08..=0x77).contains(&a) => {
-                return Err(f.fail(line, format!("I2C address {a:#04x} is outside 0x08..0x77")));
-            }
-            (true, Some((_, a))) => Some(a as u8),
-            (false, Some((line, _))) => {
-                return Err(f.fail(line, format!("a {kind} display has no I2C address")));
-            }
-            (false, None) => None,
-        };
-        let mut size = [None, None];
-        for (slot, value, what) in [(0, width, "width"), (1, height, "height")] {
-            size[slot] = match (kind.as_str(), value) {
-                ("fb", Some((line, _))) => {
-                    return Err(f.fail(
-                        line,
-                        format!("a framebuffer's {what} comes from the device: leave it out"),
-                    ));
-                }
-                ("fb", None) => None,
-                (_, None) => {
-                    return Err(f.fail(kind_line, format!("a {kind} panel needs '{what}'")));
-                }
-                (_, Some((line, v))) if !(8..=4096).contains(&v) => {
-                    return Err(f.fail(line, format!("{what} {v} is outside 8..4096 pixels")));
-                }
-                (_, Some((_, v))) => Some(v as u32),
-            };
+        if i2c && address.is_none() {
+            return Err(f.fail(
+                kind_line,
+                format!("an I2C panel needs 'address' (0x3C or 0x3D for a {kind})"),
+            ));
         }
-        let panel = Panel {
-            kind,
-            device,
-            address,
-            width: size[0],
-            height: size[1],
+        let size = match (width, height) {
+            (None, None) => None,
+            (Some((_, w)), Some((_, h))) => Some((clamp(w), clamp(h))),
+            (Some((line, _)), None) | (None, Some((line, _))) => {
+                return Err(f.fail(line, "give both 'width' and 'height', or neither"));
+            }
         };
-        // The fields are fine one by one; whether the panel as a whole is one sfpair can drive
-        // (an SSD1306 is 128x64 or 128x32, say) is for the same parser as `--display` to say.
-        crate::present::spec::display(&panel.display_spec())
-            .map_err(|e| f.fail(kind_line, e.message().to_string()))?;
-        Ok(Some(panel))
+        // Everything about what sfpair can drive (addresses, sizes, controllers) is the
+        // `--display` rule's to say: with the address's line, or the panel kind's.
+        let address_line = address.map_or(kind_line, |a| a.0);
+        let address = address.map(|(_, a)| u16::try_from(a).unwrap_or(u16::MAX));
+        spec::panel(&kind, &device, address, size)
+            .map(Some)
+            .map_err(|why| match why {
+                spec::Why::Address(_) => f.fail(address_line, why.text()),
+                _ => f.fail(kind_line, why.text()),
+            })
     }
 
-    /// The `--display` values this board stands for: its panel, then its console.
-    pub fn display_specs(&self) -> Vec<String> {
-        let mut specs = Vec::new();
-        if let Some(p) = &self.panel {
-            specs.push(p.display_spec());
-        }
-        if self.console != "none" {
-            specs.push(self.console.clone());
-        }
-        specs
+    /// The displays this board stands for: its panel, then its console.
+    pub fn displays(&self) -> Vec<Display> {
+        self.panel.iter().chain(&self.console).cloned().collect()
     }
 
-    /// What this profile answers for an `SFPAIR_*` variable: the board layer sits between the
-    /// environment and the defaults, so it answers exactly like the environment does.
+    /// What this profile answers for a text setting's `SFPAIR_*` variable: the board layer sits
+    /// between the environment and the defaults, so it answers exactly like the environment
+    /// does. Typed settings (the store, the displays) are read from the fields.
     pub fn env_value(&self, var: &str) -> Option<String> {
         match var {
             "SFPAIR_LOGIN_URL" if !self.login_url_is_placeholder() => Some(self.login_url.clone()),
             "SFPAIR_CLIENT_ID" => self.client_id.clone(),
             "SFPAIR_SCOPE" => self.scope.clone(),
             "SFPAIR_CA_FILE" => self.ca_file.clone(),
-            "SFPAIR_STORE" => Some(self.store.clone()),
             _ => None,
         }
     }
@@ -443,35 +393,11 @@ impl Board {
     pub fn login_url_is_placeholder(&self) -> bool {
         self.login_url.contains(LOGIN_URL_PLACEHOLDER)
     }
+}
 
-    /// The profile named by `--board` or `SFPAIR_BOARD`, if any. Refuses a profile whose
-    /// login URL is still the placeholder unless a flag or the environment gives the URL.
-    pub fn for_settings(
-        args: &Args,
-        env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Option<Board>, Error> {
-        let given = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
-        let Some(path) = args
-            .board
-            .clone()
-            .or_else(|| given(env("SFPAIR_BOARD")).map(PathBuf::from))
-        else {
-            return Ok(None);
-        };
-        let board = Board::load(&path)?;
-        let url_given =
-            given(args.login_url.clone()).is_some() || given(env("SFPAIR_LOGIN_URL")).is_some();
-        if board.login_url_is_placeholder() && !url_given {
-            return Err(Error::config(format!(
-                "the board profile {} still has the placeholder login_url '{}': put your org's \
-                 login URL there (https://login.salesforce.com, https://test.salesforce.com or \
-                 https://NAME.my.salesforce.com), or give --login-url / SFPAIR_LOGIN_URL",
-                path.display(),
-                board.login_url
-            )));
-        }
-        Ok(Some(board))
-    }
+/// A profile number as a pixel count for the display rule to judge (a huge one stays huge).
+fn clamp(v: u64) -> u32 {
+    u32::try_from(v).unwrap_or(u32::MAX)
 }
 
 /// `/dev/mtdN`: the MTD character device (not `mtdblockN`, not `mtdNro`).

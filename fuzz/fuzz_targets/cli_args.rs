@@ -1,4 +1,4 @@
-//! Any command line (split on NUL) is parsed and resolved into settings without a panic: bad
+//! Any command line (split on NUL) is parsed and resolved into a plan without a panic: bad
 //! input is a usage error with exit code 2, never a crash, and no client secret is echoed.
 #![no_main]
 
@@ -6,7 +6,7 @@ use std::ffi::OsString;
 
 use libfuzzer_sys::fuzz_target;
 use sfpair::cli;
-use sfpair::config::Settings;
+use sfpair::config;
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
@@ -15,7 +15,7 @@ fuzz_target!(|data: &[u8]| {
     match cli::parse(args) {
         Ok(args) => {
             let env = |k: &str| (k == "HOME").then(|| "/home/fuzz".to_string());
-            if let Err(e) = Settings::resolve(&args, &env, false) {
+            if let Err(e) = config::plan(&args, &env, false) {
                 assert_eq!(e.exit_code(), 2, "{e}");
             }
         }

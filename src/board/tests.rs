@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use super::*;
 use crate::error::ErrorKind;
+use crate::present::spec::{self, Display};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -71,7 +72,7 @@ fn every_profile_in_boards_validates_and_its_service_pairs() {
             path.display(),
             board.target
         );
-        assert!(!board.display_specs().is_empty(), "{}", path.display());
+        assert!(!board.displays().is_empty(), "{}", path.display());
         let dir = path.parent().unwrap();
         if let Some(unit) = &board.systemd_unit {
             let text = std::fs::read_to_string(dir.join(unit))
@@ -136,6 +137,10 @@ login_url = "https://acme.my.salesforce.com"
 systemd = "x.service"
 "#;
 
+fn specs(values: &[&str]) -> Vec<Display> {
+    values.iter().map(|v| spec::display(v).unwrap()).collect()
+}
+
 fn board(text: &str) -> Result<Board, Error> {
     Board::parse(Path::new("boards/test.toml"), text)
 }
@@ -144,34 +149,47 @@ fn board(text: &str) -> Result<Board, Error> {
 fn a_profile_becomes_display_and_store_values() {
     let b = board(GOOD).unwrap();
     assert_eq!(
-        b.display_specs(),
-        ["ssd1306:/dev/i2c-1@0x3c:128x32", "text"]
+        b.displays(),
+        specs(&["ssd1306:/dev/i2c-1@0x3c:128x32", "text"])
     );
-    assert_eq!(b.store, "file:/var/lib/sfpair/token");
+    assert_eq!(b.store.to_string(), "file:/var/lib/sfpair/token");
     let full = GOOD
         .replace("height = 32", "height = 64")
         .replace("ssd1306", "sh1106");
     assert_eq!(
-        board(&full).unwrap().display_specs(),
-        ["sh1106:/dev/i2c-1@0x3c", "text"]
+        board(&full).unwrap().displays(),
+        specs(&["sh1106:/dev/i2c-1@0x3c", "text"])
     );
     let fb = GOOD
         .replace("kind = \"ssd1306\"", "kind = \"fb\"\nconsole = \"none\"")
         .replace("/dev/i2c-1", "/dev/fb1")
         .replace("address = 0x3C\nwidth = 128\nheight = 32\n", "");
-    assert_eq!(board(&fb).unwrap().display_specs(), ["fb:/dev/fb1"]);
+    assert_eq!(board(&fb).unwrap().displays(), specs(&["fb:/dev/fb1"]));
     let pbm = GOOD
         .replace("ssd1306", "pbm")
         .replace("/dev/i2c-1", "/run/sfpair/screen.pbm")
         .replace("address = 0x3C\n", "");
     assert_eq!(
-        board(&pbm).unwrap().display_specs(),
-        ["pbm:/run/sfpair/screen.pbm:128x32", "text"]
+        board(&pbm).unwrap().displays(),
+        specs(&["pbm:/run/sfpair/screen.pbm:128x32", "text"])
+    );
+    // Every panel kind the command line knows, a board may name (png and sh1106-no-offset too).
+    let png = pbm
+        .replace("\"pbm\"", "\"png\"")
+        .replace("screen.pbm", "screen.png");
+    assert_eq!(
+        board(&png).unwrap().displays(),
+        specs(&["png:/run/sfpair/screen.png:128x32", "text"])
+    );
+    let no_offset = full.replace("sh1106", "sh1106-no-offset");
+    assert_eq!(
+        board(&no_offset).unwrap().displays(),
+        specs(&["sh1106-no-offset:/dev/i2c-1@0x3c", "text"])
     );
     let mtd = GOOD
         .replace("kind = \"file\"", "kind = \"mtd\"")
         .replace("/var/lib/sfpair/token", "/dev/mtd3");
-    assert_eq!(board(&mtd).unwrap().store, "mtd:/dev/mtd3");
+    assert_eq!(board(&mtd).unwrap().store.to_string(), "mtd:/dev/mtd3");
 }
 
 #[test]
@@ -189,7 +207,14 @@ fn mistakes_name_the_file_the_line_and_the_fix() {
             8,
             "unknown key 'adress' in [display]",
         ),
-        ("address = 0x3C", "address = 0x80", 8, "outside 0x08..0x77"),
+        (
+            "address = 0x3C",
+            "address = 0x80",
+            8,
+            "not a 7-bit I2C address",
+        ),
+        // The same floor as --display: 0x03 is an address the command line accepts.
+        ("address = 0x3C", "address = 0x02", 8, "0x03 to 0x77"),
         (
             "address = 0x3C",
             "address = \"0x3C\"",
@@ -208,7 +233,12 @@ fn mistakes_name_the_file_the_line_and_the_fix() {
             7,
             "device is /dev/i2c-N",
         ),
-        ("width = 128", "width = 5000", 9, "outside 8..4096"),
+        (
+            "width = 128",
+            "width = 5000",
+            6,
+            "SSD1306 panel is 128x64 or 128x32",
+        ),
         (
             "kind = \"file\"",
             "kind = \"nvram\"",
@@ -308,7 +338,7 @@ fn flags_beat_the_environment_which_beats_the_board_which_beats_defaults() {
 
     let s = resolve(&["pair", "--board", path], &[("HOME", "/h")]).unwrap();
     assert_eq!(s.login_url, "https://acme.my.salesforce.com");
-    assert_eq!(s.store, "file:/var/lib/sfpair/token");
+    assert_eq!(s.store.to_string(), "file:/var/lib/sfpair/token");
     assert_eq!(s.client_id.as_deref(), Some("BOARDKEY"));
     assert_eq!(s.scope, "api refresh_token id");
     assert_eq!(s.displays, [crate::present::spec::Display::Console]);
@@ -322,7 +352,7 @@ fn flags_beat_the_environment_which_beats_the_board_which_beats_defaults() {
     ];
     let s = resolve(&["pair"], &env).unwrap();
     assert_eq!(s.login_url, "https://test.salesforce.com");
-    assert_eq!(s.store, "file:/env/token");
+    assert_eq!(s.store.to_string(), "file:/env/token");
     assert_eq!(s.client_id.as_deref(), Some("BOARDKEY"));
     let s = resolve(
         &[
@@ -337,14 +367,14 @@ fn flags_beat_the_environment_which_beats_the_board_which_beats_defaults() {
         &env,
     )
     .unwrap();
-    assert_eq!(s.store, "file:/flag");
+    assert_eq!(s.store.to_string(), "file:/flag");
     assert_eq!(s.client_id.as_deref(), Some("FLAGKEY"));
     assert_eq!(s.displays, [crate::present::spec::Display::Text]);
 
     // Without a profile, the defaults as before.
     let s = resolve(&["pair"], &[("HOME", "/h")]).unwrap();
     assert_eq!(s.login_url, crate::config::DEFAULT_LOGIN_URL);
-    assert_eq!(s.store, "file:/h/.local/state/sfpair/token");
+    assert_eq!(s.store.to_string(), "file:/h/.local/state/sfpair/token");
 }
 
 #[test]
@@ -389,23 +419,17 @@ fn the_placeholder_login_url_is_refused_unless_something_overrides_it() {
 }
 
 #[test]
-fn a_panel_this_build_cannot_drive_is_a_configuration_error() {
-    // The profile is valid; whether this build has the panel's driver is --display's call.
+fn a_boards_panel_reaches_the_settings_as_the_same_display_the_flag_gives() {
     let file = ProfileFile::new("panel", GOOD);
-    let e = resolve(
+    let s = resolve(
         &["pair", "--board", file.0.to_str().unwrap()],
         &[("HOME", "/h")],
+    )
+    .unwrap();
+    assert_eq!(
+        s.displays,
+        specs(&["ssd1306:/dev/i2c-1@0x3c:128x32", "text"])
     );
-    match e {
-        Ok(s) => assert!(!s.displays.is_empty()),
-        Err(e) => {
-            assert_eq!(e.exit_code(), 2);
-            assert!(
-                e.message().contains("ssd1306:/dev/i2c-1@0x3c:128x32"),
-                "{e}"
-            );
-        }
-    }
 }
 
 #[test]
@@ -423,5 +447,8 @@ fn a_panel_the_display_code_cannot_drive_is_refused_with_the_line() {
     assert!(err.message().contains("boards/test.toml"), "{err}");
     assert!(err.message().contains("128x64 or 128x32"), "{err}");
     let ok = board(GOOD).unwrap();
-    assert_eq!(ok.display_specs()[0], "ssd1306:/dev/i2c-1@0x3c:128x32");
+    assert_eq!(
+        ok.displays()[0],
+        specs(&["ssd1306:/dev/i2c-1@0x3c:128x32"])[0]
+    );
 }

@@ -71,6 +71,9 @@ fn with_size(rest: &str) -> (&str, Option<(u32, u32)>) {
     }
 }
 
+/// The panel kinds a `--display` value or a board profile may name, before the `:`.
+pub const PANEL_KINDS: [&str; 6] = ["ssd1306", "sh1106", "sh1106-no-offset", "fb", "pbm", "png"];
+
 /// One `--display` value.
 pub fn display(spec: &str) -> Result<Display, Error> {
     let bad = |why: String| Error::config(format!("--display '{spec}': {why}"));
@@ -81,9 +84,67 @@ pub fn display(spec: &str) -> Result<Display, Error> {
             .split_once(':')
             .ok_or_else(|| Error::config(format!("unknown --display '{spec}': {DISPLAY_FORMS}")))?,
     };
-    let (target, given_size) = with_size(rest);
+    let (target, size) = with_size(rest);
+    let (target, address) = match target.rsplit_once('@') {
+        Some((bus, addr)) if i2c(kind) => {
+            let parsed = match addr.strip_prefix("0x").or_else(|| addr.strip_prefix("0X")) {
+                Some(hex) => u16::from_str_radix(hex, 16).ok(),
+                None => addr.parse().ok(),
+            };
+            let address = parsed.ok_or_else(|| {
+                bad(format!(
+                    "'{addr}' is not a 7-bit I2C address ({ADDRESS_RANGE})"
+                ))
+            })?;
+            (bus, Some(address))
+        }
+        _ => (target, None),
+    };
+    panel(kind, target, address, size).map_err(|why| match why {
+        Why::UnknownKind => Error::config(format!("unknown --display '{spec}': {DISPLAY_FORMS}")),
+        Why::Address(why) | Why::Bad(why) => bad(why),
+    })
+}
+
+/// Why [`panel`] refused: an unknown kind, a bad I2C address, or what is wrong with the rest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Why {
+    UnknownKind,
+    Address(String),
+    Bad(String),
+}
+
+impl Why {
+    /// For messages that do not start from a `--display` value (board profiles).
+    pub fn text(&self) -> String {
+        match self {
+            Why::UnknownKind => format!("unknown display kind: {DISPLAY_FORMS}"),
+            Why::Address(why) | Why::Bad(why) => why.clone(),
+        }
+    }
+}
+
+const ADDRESS_RANGE: &str = "0x03 to 0x77; OLEDs use 0x3c or 0x3d";
+
+fn i2c(kind: &str) -> bool {
+    matches!(kind, "ssd1306" | "sh1106" | "sh1106-no-offset")
+}
+
+/// A panel from its parts: `kind` one of [`PANEL_KINDS`], the device or file, the I2C address
+/// (I2C panels; 0x3c when `None`) and the size (`None`: the kind's default). Every rule about
+/// what sfpair can drive lives here: the `--display` parser and board profiles both call it.
+pub fn panel(
+    kind: &str,
+    target: &str,
+    address: Option<u16>,
+    size: Option<(u32, u32)>,
+) -> Result<Display, Why> {
+    let bad = |why: String| Err(Why::Bad(why));
+    if !PANEL_KINDS.contains(&kind) {
+        return Err(Why::UnknownKind);
+    }
     if target.is_empty() {
-        return Err(bad("the device or file is missing".into()));
+        return bad("the device or file is missing".into());
     }
     let controller = match kind {
         "ssd1306" => Some(Controller::Ssd1306),
@@ -92,53 +153,41 @@ pub fn display(spec: &str) -> Result<Display, Error> {
         _ => None,
     };
     if let Some(controller) = controller {
-        let (bus, address) = match target.rsplit_once('@') {
-            Some((bus, addr)) => {
-                let parsed = match addr.strip_prefix("0x").or_else(|| addr.strip_prefix("0X")) {
-                    Some(hex) => u16::from_str_radix(hex, 16).ok(),
-                    None => addr.parse().ok(),
-                };
-                match parsed {
-                    Some(a) if (0x03..=0x77).contains(&a) => (bus, a),
-                    _ => {
-                        return Err(bad(format!(
-                            "'{addr}' is not a 7-bit I2C address (0x03 to 0x77; OLEDs use 0x3c or 0x3d)"
-                        )));
-                    }
-                }
-            }
-            None => (target, 0x3c),
-        };
-        let height = match (controller, given_size) {
+        let address = address.unwrap_or(0x3c);
+        if !(0x03..=0x77).contains(&address) {
+            return Err(Why::Address(format!(
+                "{address:#04x} is not a 7-bit I2C address ({ADDRESS_RANGE})"
+            )));
+        }
+        let height = match (controller, size) {
             (_, None | Some((128, 64))) => 64,
             (Controller::Ssd1306, Some((128, 32))) => 32,
             (Controller::Ssd1306, Some((w, h))) => {
-                return Err(bad(format!(
-                    "an SSD1306 panel is 128x64 or 128x32, not {w}x{h}"
-                )));
+                return bad(format!("an SSD1306 panel is 128x64 or 128x32, not {w}x{h}"));
             }
             (Controller::Sh1106 { .. }, Some((w, h))) => {
-                return Err(bad(format!("an SH1106 panel is 128x64, not {w}x{h}")));
+                return bad(format!("an SH1106 panel is 128x64, not {w}x{h}"));
             }
         };
         return Ok(Display::Oled(Oled {
             controller,
-            bus: PathBuf::from(bus),
+            bus: PathBuf::from(target),
             address,
             height,
         }));
     }
+    if address.is_some() {
+        return bad(format!("a {kind} display has no I2C address"));
+    }
     match kind {
-        "fb" if given_size.is_none() => Ok(Display::Framebuffer(PathBuf::from(target))),
-        "fb" => Err(bad(
-            "a framebuffer's size comes from the device; drop the :WxH".into(),
-        )),
-        "pbm" | "png" => {
-            let (width, height) = given_size.unwrap_or((128, 64));
+        "fb" if size.is_none() => Ok(Display::Framebuffer(PathBuf::from(target))),
+        "fb" => bad("a framebuffer's size comes from the device; drop the :WxH".into()),
+        _ => {
+            let (width, height) = size.unwrap_or((128, 64));
             if !(16..=4096).contains(&width) || !(16..=4096).contains(&height) {
-                return Err(bad(format!(
+                return bad(format!(
                     "{width}x{height} is out of range: width and height must be 16 to 4096"
-                )));
+                ));
             }
             let path = PathBuf::from(target);
             Ok(if kind == "pbm" {
@@ -155,9 +204,6 @@ pub fn display(spec: &str) -> Result<Display, Error> {
                 }
             })
         }
-        _ => Err(Error::config(format!(
-            "unknown --display '{spec}': {DISPLAY_FORMS}"
-        ))),
     }
 }
 
@@ -249,6 +295,7 @@ mod tests {
             ("gif:/tmp/x.gif", "png:PATH"),
             ("ssd1306:", "missing"),
             ("ssd1306:/dev/i2c-1@0x80", "7-bit"),
+            ("ssd1306:/dev/i2c-1@0x02", "7-bit"),
             ("ssd1306:/dev/i2c-1@banana", "7-bit"),
             ("ssd1306:/dev/i2c-1:96x16", "128x64 or 128x32"),
             ("sh1106:/dev/i2c-1:128x32", "SH1106"),

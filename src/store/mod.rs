@@ -53,26 +53,70 @@ pub trait TokenStore: Send {
     fn describe(&self) -> String;
 }
 
-/// Opens the store named by a `--store` value (`file:PATH`, `mtd:/dev/mtdN`,
-/// `flash-image:PATH[:erase=N,size=N,write=N]`).
+/// A `--store` value, parsed once: flags, the environment and board profiles all produce one,
+/// and [`open`] takes it.
 #[cfg(feature = "std")]
-pub fn open(spec: &str) -> Result<Box<dyn TokenStore>, Error> {
-    match spec.split_once(':') {
-        Some(("file", path)) if !path.is_empty() => Ok(Box::new(file::FileStore::new(path))),
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Spec {
+    /// `file:PATH`.
+    File(std::path::PathBuf),
+    /// `mtd:/dev/mtdN`.
+    #[cfg(feature = "flash")]
+    Mtd(std::path::PathBuf),
+    /// `flash-image:PATH[:erase=N,size=N,write=N]`.
+    #[cfg(feature = "flash")]
+    FlashImage(image::ImageSpec),
+}
+
+#[cfg(feature = "std")]
+impl Spec {
+    /// Parses a `--store` value (`file:PATH`, `mtd:/dev/mtdN`,
+    /// `flash-image:PATH[:erase=N,size=N,write=N]`).
+    pub fn parse(spec: &str) -> Result<Spec, Error> {
+        match spec.split_once(':') {
+            Some(("file", path)) if !path.is_empty() => Ok(Spec::File(path.into())),
+            Some(("file", _)) => Err(Error::config(
+                "--store file: needs a path, e.g. file:/var/lib/sfpair/token",
+            )),
+            #[cfg(feature = "flash")]
+            Some(("mtd", path)) if !path.is_empty() => Ok(Spec::Mtd(path.into())),
+            #[cfg(feature = "flash")]
+            Some(("flash-image", rest)) => Ok(Spec::FlashImage(image::ImageSpec::parse(rest)?)),
+            _ => Err(Error::config(alloc::format!(
+                "unknown store '{spec}': use file:PATH{}",
+                if cfg!(feature = "flash") {
+                    ", mtd:/dev/mtdN or flash-image:PATH[:erase=N,size=N,write=N]"
+                } else {
+                    " (this build has no flash store)"
+                }
+            ))),
+        }
+    }
+}
+
+/// The `--store` form (`file:/var/lib/sfpair/token`), for messages.
+#[cfg(feature = "std")]
+impl core::fmt::Display for Spec {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Spec::File(path) => write!(f, "file:{}", path.display()),
+            #[cfg(feature = "flash")]
+            Spec::Mtd(path) => write!(f, "mtd:{}", path.display()),
+            #[cfg(feature = "flash")]
+            Spec::FlashImage(image) => write!(f, "flash-image:{}", image.path.display()),
+        }
+    }
+}
+
+/// Opens the store `spec` names.
+#[cfg(feature = "std")]
+pub fn open(spec: &Spec) -> Result<Box<dyn TokenStore>, Error> {
+    match spec {
+        Spec::File(path) => Ok(Box::new(file::FileStore::new(path))),
         #[cfg(feature = "flash")]
-        Some(("mtd", path)) => flash_store(Box::new(mtd::MtdFlash::open(path)?)),
+        Spec::Mtd(path) => flash_store(Box::new(mtd::MtdFlash::open(&path.to_string_lossy())?)),
         #[cfg(feature = "flash")]
-        Some(("flash-image", rest)) => flash_store(Box::new(image::ImageFlash::open(
-            image::ImageSpec::parse(rest)?,
-        )?)),
-        _ => Err(Error::config(alloc::format!(
-            "unknown store '{spec}': use file:PATH{}",
-            if cfg!(feature = "flash") {
-                ", mtd:/dev/mtdN or flash-image:PATH[:erase=N,size=N,write=N]"
-            } else {
-                " (this build has no flash store)"
-            }
-        ))),
+        Spec::FlashImage(image) => flash_store(Box::new(image::ImageFlash::open(image.clone())?)),
     }
 }
 

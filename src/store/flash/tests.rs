@@ -143,7 +143,7 @@ impl Drop for ImageRig {
 
 impl Rig for ImageRig {
     fn store(&self) -> Box<dyn TokenStore> {
-        crate::store::open(&self.spec).unwrap()
+        crate::store::open(&crate::store::Spec::parse(&self.spec).unwrap()).unwrap()
     }
     fn slots(&self) -> [u64; 2] {
         SlotStore::new(self.flash()).unwrap().slot_offsets()
@@ -543,7 +543,12 @@ fn truncated_or_mismatched_images_are_refused_and_left_alone() {
     let rig = ImageRig::new("erase=4K,size=16K");
     rig.store().save(&rec(1)).unwrap();
     let full = rig.raw();
-    let open = |spec: &str| crate::store::open(spec).err().expect("refused");
+    let open = |spec: &str| {
+        crate::store::Spec::parse(spec)
+            .and_then(|spec| crate::store::open(&spec))
+            .err()
+            .expect("refused")
+    };
     // Cut short (a copy that stopped early): the size no longer matches.
     for len in [0usize, 100, 4096, 8192 + 17, 12288] {
         fs::write(rig.path(), &full[..len]).unwrap();

@@ -29,6 +29,7 @@ use crate::http::{OpenReply, Transport};
 use crate::present::Presenter;
 use crate::rest::{self, RestReply, RestRequest, Unauthorized};
 use crate::secret::Secret;
+pub use crate::session::Session;
 use crate::signature;
 use crate::store::{Loaded, Record, TokenStore};
 use crate::time::{Clock, Instant};
@@ -41,18 +42,6 @@ const RETRY_BASE: Duration = Duration::from_secs(1);
 const RETRY_CAP: Duration = Duration::from_secs(8);
 /// The countdown ticks about once a second.
 const TICK: Duration = Duration::from_secs(1);
-
-/// An access token and where to use it. Lives in memory only, never in the store.
-#[derive(Clone, Debug)]
-pub struct Session {
-    pub access_token: Secret,
-    pub instance_url: String,
-    /// When it was obtained, on the agent's monotonic clock.
-    pub obtained_at: Instant,
-    /// Which session of this agent it is: 1 for the first, one more at every refresh. A client
-    /// that saw this session refused names it, so that many such reports cause one refresh.
-    pub generation: u64,
-}
 
 /// What `forget` did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -77,6 +66,10 @@ pub struct Agent {
     session_lifetime: Option<Duration>,
     /// The generation of the newest session obtained so far.
     generation: u64,
+    /// The client id the settings name, if any; a stored pairing of another app is warned
+    /// about once (the stored one is used: it is the app the refresh token belongs to).
+    expected_client_id: Option<String>,
+    warned_client_id: bool,
 }
 
 impl Agent {
@@ -95,6 +88,8 @@ impl Agent {
             session: None,
             session_lifetime: None,
             generation: 0,
+            expected_client_id: None,
+            warned_client_id: false,
         }
     }
 
@@ -108,7 +103,9 @@ impl Agent {
         self.presenters.push(presenter);
     }
 
-    /// The consumer secret, for apps that require it on refresh (and confidential polling).
+    /// The consumer secret, for apps that require it: sent when polling and refreshing, and the
+    /// key that checks every Salesforce token response's signature. This is its one route: the
+    /// flow configuration carries no secret.
     pub fn set_client_secret(&mut self, secret: Option<Secret>) {
         self.client_secret = secret;
     }
@@ -117,6 +114,12 @@ impl Agent {
     /// below the org's session timeout; without it a session is used until the server refuses it.
     pub fn set_session_lifetime(&mut self, lifetime: Option<Duration>) {
         self.session_lifetime = lifetime;
+    }
+
+    /// The client id the settings give (`--client-id`): a stored pairing made with another one
+    /// is used as it is (its refresh token belongs to that app), with a warning, once.
+    pub fn set_expected_client_id(&mut self, client_id: Option<String>) {
+        self.expected_client_id = client_id;
     }
 
     pub fn store_description(&self) -> String {
@@ -137,7 +140,10 @@ impl Agent {
     /// The stored pairing, or `NotPaired` (a corrupt record is reported, not used).
     pub fn stored(&mut self) -> Result<Record, Error> {
         match self.store.load()? {
-            Loaded::Paired(record) => Ok(record),
+            Loaded::Paired(record) => {
+                self.warn_other_client(&record);
+                Ok(record)
+            }
             Loaded::Empty => Err(Error::new(
                 ErrorKind::NotPaired,
                 format!(
@@ -156,10 +162,25 @@ impl Agent {
         }
     }
 
+    fn warn_other_client(&mut self, record: &Record) {
+        match &self.expected_client_id {
+            Some(expected) if *expected != record.client_id && !self.warned_client_id => {
+                self.warned_client_id = true;
+                warn!(
+                    "the client id given ({expected}) is not the one this device paired with \
+                     ({}); the stored pairing's is used, as its refresh token belongs to that \
+                     app. To pair with the other app, run `sfpair pair --force`",
+                    record.client_id
+                );
+            }
+            _ => {}
+        }
+    }
+
     /// Runs the device flow until the device is paired, and stores the pairing. The previous
     /// pairing, if any, is replaced only when the new one is stored, and is then revoked so its
     /// grant does not linger at the server.
-    pub fn pair(&mut self, mut config: FlowConfig) -> Result<Paired, Error> {
+    pub fn pair(&mut self, config: FlowConfig) -> Result<Paired, Error> {
         // Before a code is shown: a pairing the store would refuse to keep is not started.
         if let Err(e) = self.store.check_writable() {
             self.emit(&Event::Failed(e.clone()));
@@ -169,17 +190,14 @@ impl Agent {
             Ok(Loaded::Paired(record)) => Some(record),
             _ => None,
         };
-        if config.client.client_secret.is_none() {
-            config.client.client_secret = self.client_secret.clone();
-        }
-        let secret = config.client.client_secret.clone();
+        let secret = self.client_secret.clone();
         let token_url = config.endpoints.token.clone();
         let dialect = config.dialect;
         let revoke_url = config.endpoints.revoke.clone();
         let client_id = config.client.client_id.clone();
         let requested_scope = config.client.scope.clone();
         let seed = self.jitter.next_u64();
-        let mut flow = Flow::new(config, seed, self.clock.now());
+        let mut flow = Flow::new(config, seed, self.clock.now()).with_client_secret(secret.clone());
         let tokens = loop {
             let action = flow.poll(self.clock.now());
             let events: Vec<Event> = flow.take_events().collect();

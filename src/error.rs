@@ -32,6 +32,9 @@ pub enum ErrorKind {
     Server,
     /// A REST call answered with an HTTP error status.
     Http,
+    /// The command's own output could not be written (standard output closed, full, or a
+    /// reader that went away).
+    Output,
 }
 
 impl ErrorKind {
@@ -47,6 +50,7 @@ impl ErrorKind {
             ErrorKind::Network => 7,
             ErrorKind::Storage => 8,
             ErrorKind::Http => 9,
+            ErrorKind::Output => 10,
         }
     }
 
@@ -62,6 +66,7 @@ impl ErrorKind {
             ErrorKind::Storage => "storage",
             ErrorKind::Server => "server",
             ErrorKind::Http => "http",
+            ErrorKind::Output => "output",
         }
     }
 }
@@ -134,6 +139,7 @@ mod tests {
             ErrorKind::Storage,
             ErrorKind::Server,
             ErrorKind::Http,
+            ErrorKind::Output,
         ];
         let mut codes: Vec<u8> = kinds.iter().map(|k| k.exit_code()).collect();
         codes.sort_unstable();

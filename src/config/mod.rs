@@ -1,32 +1,40 @@
-//! Settings from flags > environment (`SFPAIR_*`) > board profile (`--board`) > defaults,
-//! validated with messages that say what to fix.
+//! The settings wing: flags > environment (`SFPAIR_*`) > board profile (`--board`) > defaults,
+//! validated with messages that say what to fix, and turned into each command's options
+//! ([`plan`]), so no command reads the arguments or the environment again.
 //!
-//! Pure apart from reading the client secret file and the board profile: the environment comes
-//! in as a lookup function, so tests pass their own. sfpair ships no default client id:
-//! Salesforce only allows the device flow for the customer's own app (docs/salesforce-oauth.md
-//! §0).
+//! Each setting is parsed once, into its type: the store into a `store::Spec`, displays into
+//! `present::spec::Display`, the login URL by `login_url::check`. Board profiles produce the
+//! same types (`board.rs`); [`sources`] owns the order of the layers. I/O here is limited to
+//! reading the client secret file and the board profile: the environment comes in as a lookup
+//! function, so tests pass their own. sfpair ships no default client id: Salesforce only allows
+//! the device flow for the customer's own app (docs/protocol.md, "Who may use the device flow").
+
+mod sources;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::board::Board;
 use crate::broker::ServeOptions;
-use crate::cli::Args;
+use crate::cli::{Args, Command as Cli};
+use crate::commands::{self, Backends, Command, Plan};
 use crate::error::Error;
 use crate::flow::FlowConfig;
 use crate::flow::dialect::{Client, Dialect, Endpoints};
 use crate::http::HttpConfig;
+use crate::login_url;
+use crate::present::spec::{self, Display};
 use crate::rest::RestRequest;
 use crate::secret::Secret;
-use crate::store::file::FileStore;
+use crate::store::{self, file::FileStore};
 use crate::url;
 use crate::wire::Method;
+use sources::Sources;
 
-pub const DEFAULT_LOGIN_URL: &str = "https://login.salesforce.com";
 pub use crate::flow::DEFAULT_SCOPE;
-use crate::present::spec::Display;
+pub use crate::login_url::DEFAULT as DEFAULT_LOGIN_URL;
 
-/// Everything the commands need, validated.
+/// The settings every command shares, validated.
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub dialect: Dialect,
@@ -37,8 +45,7 @@ pub struct Settings {
     pub client_secret: Option<Secret>,
     pub scope: String,
     pub http: HttpConfig,
-    /// A `--store` value, e.g. `file:/var/lib/sfpair/token`.
-    pub store: String,
+    pub store: store::Spec,
     pub displays: Vec<Display>,
     pub json: bool,
     pub max_codes: u32,
@@ -56,54 +63,50 @@ pub struct Settings {
     pub api_version: Option<String>,
 }
 
-fn non_empty(v: Option<String>) -> Option<String> {
-    v.filter(|s| !s.trim().is_empty())
-}
-
-/// A Salesforce login URL: https, host only, not a Lightning domain; returned normalized.
-pub fn login_url(raw: &str) -> Result<String, Error> {
-    let bad = |why: &str| {
-        Error::config(format!(
-            "--login-url '{raw}' {why}. Use https://login.salesforce.com (production), \
-             https://test.salesforce.com (sandbox) or your My Domain, \
-             https://NAME.my.salesforce.com"
-        ))
+/// The command line, the environment and the board profile, validated into what to run.
+/// `Help` and `Version` are the binary's own and have no plan.
+pub fn plan(
+    args: &Args,
+    env: &dyn Fn(&str) -> Option<String>,
+    is_root: bool,
+) -> Result<Plan, Error> {
+    let settings = Settings::resolve(args, env, is_root)?;
+    let command = match args.command {
+        Some(Cli::Pair) => Command::Pair(commands::pair::Options {
+            flow: settings.flow_config()?,
+            displays: settings.displays.clone(),
+            json: settings.json,
+            force: args.force,
+        }),
+        Some(Cli::Token) => Command::Token(commands::token::Options { json: args.json }),
+        Some(Cli::Status) => Command::Status(commands::status::Options {
+            check: args.check,
+            json: args.json,
+        }),
+        Some(Cli::Forget) => Command::Forget,
+        Some(Cli::Call) => Command::Call(settings.call_options(args)?),
+        Some(Cli::Serve) => Command::Serve(serve_options(args)?),
+        Some(Cli::Help | Cli::Version) | None => {
+            return Err(Error::config("no command to run (see `sfpair --help`)"));
+        }
     };
-    let parts = url::parse(raw).ok_or_else(|| bad("is not an https URL"))?;
-    if !url::is_secure(raw) {
-        return Err(bad(
-            "must use https (plain http is allowed only to a loopback address)",
-        ));
-    }
-    if !parts.path.trim_end_matches('/').is_empty() {
-        return Err(bad("must be the host alone, without a path"));
-    }
-    if parts
-        .host
-        .to_ascii_lowercase()
-        .ends_with(".lightning.force.com")
-    {
-        return Err(bad("is a Lightning domain, which has no OAuth endpoints"));
-    }
-    Ok(raw.trim_end_matches('/').to_string())
-}
-
-/// Reads a small text file, refusing anything longer than `limit` bytes (a secret file pointed
-/// at /dev/zero must not hang the agent or fill its memory).
-pub fn read_small(path: &std::path::Path, limit: u64) -> std::io::Result<String> {
-    use std::io::Read;
-    let mut text = String::new();
-    std::fs::File::open(path)?
-        .take(limit + 1)
-        .read_to_string(&mut text)?;
-    if text.len() as u64 > limit {
-        return Err(std::io::Error::other(format!("longer than {limit} bytes")));
-    }
-    Ok(text)
+    Ok(Plan {
+        backends: Backends {
+            http: settings.http.clone(),
+            store: settings.store.clone(),
+            client_secret: settings.client_secret.clone(),
+            session_lifetime: settings.session_lifetime,
+            wait_for_clock: settings.wait_for_clock,
+            client_id: settings.client_id.clone(),
+        },
+        command,
+    })
 }
 
 fn endpoint(raw: &str, flag: &str) -> Result<String, Error> {
-    if url::parse(raw).is_none() || !url::is_secure(raw) {
+    let parts = url::check(raw)
+        .map_err(|problem| Error::config(format!("{flag} '{raw}' {}", problem.describe())))?;
+    if !url::is_secure(raw) || parts.host.is_empty() {
         return Err(Error::config(format!(
             "{flag} '{raw}' must be an https URL (plain http only to a loopback address)"
         )));
@@ -111,36 +114,78 @@ fn endpoint(raw: &str, flag: &str) -> Result<String, Error> {
     Ok(raw.to_string())
 }
 
+/// The board profile named by `--board` or `SFPAIR_BOARD`, if any. A profile whose login URL
+/// is still the placeholder is refused unless a flag or the environment gives the URL.
+fn board(args: &Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Option<Board>, Error> {
+    let sources = Sources::new(env, None);
+    let path = match &args.board {
+        Some(path) if path.as_os_str().is_empty() => {
+            return Err(Error::config(
+                "--board is empty: give a profile, or leave it out",
+            ));
+        }
+        Some(path) => path.clone(),
+        None => match sources.var("SFPAIR_BOARD")? {
+            Some(path) => PathBuf::from(path),
+            None => return Ok(None),
+        },
+    };
+    let board = Board::load(&path)?;
+    let url_given = sources
+        .text(&args.login_url, "--login-url", "SFPAIR_LOGIN_URL")?
+        .is_some();
+    if board.login_url_is_placeholder() && !url_given {
+        return Err(Error::config(format!(
+            "the board profile {} still has the placeholder login_url '{}': put your org's \
+             login URL there (https://login.salesforce.com, https://test.salesforce.com or \
+             https://NAME.my.salesforce.com), or give --login-url / SFPAIR_LOGIN_URL",
+            path.display(),
+            board.login_url
+        )));
+    }
+    Ok(Some(board))
+}
+
+/// The client secret from `--client-secret-file` / `SFPAIR_CLIENT_SECRET_FILE`, or the value
+/// of `SFPAIR_CLIENT_SECRET`; never from an argument (`cli.rs` refuses `--client-secret`).
+fn client_secret(args: &Args, sources: &Sources) -> Result<Option<Secret>, Error> {
+    let file = match &args.client_secret_file {
+        Some(path) if path.as_os_str().is_empty() => {
+            return Err(Error::config(
+                "--client-secret-file is empty: give the file, or leave it out",
+            ));
+        }
+        Some(path) => Some(path.clone()),
+        None => sources.var("SFPAIR_CLIENT_SECRET_FILE")?.map(PathBuf::from),
+    };
+    let Some(path) = file else {
+        return Ok(sources.var("SFPAIR_CLIENT_SECRET")?.map(Secret::new));
+    };
+    let text = crate::files::read_small(&path, 4096).map_err(|e| {
+        Error::config(format!(
+            "cannot read the client secret file {}: {e}",
+            path.display()
+        ))
+    })?;
+    let secret = Secret::new(text.trim_end_matches(['\r', '\n']));
+    if secret.is_empty() {
+        return Err(Error::config(format!(
+            "the client secret file {} is empty",
+            path.display()
+        )));
+    }
+    Ok(Some(secret))
+}
+
 impl Settings {
-    /// Merges `args` over the environment over the defaults.
+    /// Merges `args` over the environment over the board profile over the defaults.
     pub fn resolve(
         args: &Args,
         env: &dyn Fn(&str) -> Option<String>,
         is_root: bool,
     ) -> Result<Settings, Error> {
-        // A board profile (--board / SFPAIR_BOARD) is a layer between the environment and the
-        // defaults: it answers like the environment for the variables it sets, and gives the
-        // displays when no --display flag does.
-        let board = Board::for_settings(args, env)?;
-        let env_or_board = |var: &str| {
-            non_empty(env(var)).or_else(|| board.as_ref().and_then(|b| b.env_value(var)))
-        };
-        let env: &dyn Fn(&str) -> Option<String> = &env_or_board;
-        let with_board_displays;
-        let args = match &board {
-            Some(b) if args.displays.is_empty() => {
-                with_board_displays = Args {
-                    displays: b.display_specs(),
-                    ..args.clone()
-                };
-                &with_board_displays
-            }
-            _ => args,
-        };
-
-        let pick = |flag: &Option<String>, var: &str| {
-            non_empty(flag.clone()).or_else(|| non_empty(env(var)))
-        };
+        let board = board(args, env)?;
+        let sources = Sources::new(env, board.as_ref());
 
         let dialect = match args.dialect.as_deref() {
             None => Dialect::Salesforce,
@@ -150,8 +195,10 @@ impl Settings {
                 ))
             })?,
         };
-        let login_url = login_url(
-            &pick(&args.login_url, "SFPAIR_LOGIN_URL").unwrap_or_else(|| DEFAULT_LOGIN_URL.into()),
+        let login_url = login_url::check(
+            &sources
+                .text(&args.login_url, "--login-url", "SFPAIR_LOGIN_URL")?
+                .unwrap_or_else(|| DEFAULT_LOGIN_URL.into()),
         )?;
         let endpoints = match dialect {
             Dialect::Salesforce => {
@@ -180,45 +227,46 @@ impl Settings {
             }
         };
 
-        let secret_file = args
-            .client_secret_file
-            .clone()
-            .or_else(|| non_empty(env("SFPAIR_CLIENT_SECRET_FILE")).map(PathBuf::from));
-        let client_secret = match secret_file {
-            Some(path) => {
-                let text = read_small(&path, 4096).map_err(|e| {
-                    Error::config(format!(
-                        "cannot read the client secret file {}: {e}",
-                        path.display()
-                    ))
-                })?;
-                let secret = Secret::new(text.trim_end_matches(['\r', '\n']));
-                if secret.is_empty() {
-                    return Err(Error::config(format!(
-                        "the client secret file {} is empty",
-                        path.display()
-                    )));
+        let client_secret = client_secret(args, &sources)?;
+
+        let store = match &args.store {
+            Some(spec) if spec.trim().is_empty() => {
+                return Err(Error::config(
+                    "--store is empty: give file:PATH, or leave it out for the default",
+                ));
+            }
+            Some(spec) => store::Spec::parse(spec)?,
+            None => match (env)("SFPAIR_STORE") {
+                Some(spec) if spec.trim().is_empty() => {
+                    return Err(Error::config(
+                        "SFPAIR_STORE is empty: give file:PATH, or unset it for the default",
+                    ));
                 }
-                Some(secret)
-            }
-            None => non_empty(env("SFPAIR_CLIENT_SECRET")).map(Secret::new),
+                Some(spec) => store::Spec::parse(&spec)?,
+                None => match &board {
+                    Some(board) => board.store.clone(),
+                    None => {
+                        let path = FileStore::default_path(|k| sources.raw(k), is_root)
+                            .ok_or_else(|| {
+                                Error::config(
+                                    "no store given and no home directory: pass --store \
+                                     file:PATH or set SFPAIR_STATE_DIR",
+                                )
+                            })?;
+                        store::Spec::File(path)
+                    }
+                },
+            },
         };
 
-        let store = match pick(&args.store, "SFPAIR_STORE") {
-            Some(spec) => spec,
-            None => {
-                let path = FileStore::default_path(env, is_root).ok_or_else(|| {
-                    Error::config("no store given and no home directory: pass --store file:PATH or set SFPAIR_STATE_DIR")
-                })?;
-                format!("file:{}", path.display())
-            }
+        let displays = if !args.displays.is_empty() {
+            args.displays
+                .iter()
+                .map(|d| spec::display(d))
+                .collect::<Result<Vec<_>, _>>()?
+        } else {
+            board.as_ref().map(Board::displays).unwrap_or_default()
         };
-
-        let displays = args
-            .displays
-            .iter()
-            .map(|d| crate::present::spec::display(d))
-            .collect::<Result<Vec<_>, _>>()?;
 
         let max_codes = args.max_codes.unwrap_or(3);
         if max_codes == 0 {
@@ -228,21 +276,11 @@ impl Settings {
         if code_lifetime.is_zero() {
             return Err(Error::config("--code-lifetime must be at least 1 second"));
         }
-        let seconds =
-            |flag: Option<u64>, var: &str, name: &str, default: u64| -> Result<Duration, Error> {
-                let value = match flag {
-                    Some(v) => v,
-                    None => match non_empty(env(var)) {
-                        Some(text) => text.trim().parse().map_err(|_| {
-                            Error::config(format!(
-                                "{var}='{text}' is not a whole number of seconds ({name})"
-                            ))
-                        })?,
-                        None => default,
-                    },
-                };
-                Ok(Duration::from_secs(value))
-            };
+        let seconds = |flag, var, name, default: u64| {
+            sources
+                .seconds(flag, var, name, Some(default))
+                .map(Option::unwrap_or_default)
+        };
         let timeout = seconds(args.timeout, "SFPAIR_TIMEOUT", "--timeout", 30)?;
         if timeout.is_zero() {
             return Err(Error::config("--timeout must be at least 1 second"));
@@ -260,39 +298,42 @@ impl Settings {
             "--wait-for-clock",
             60,
         )?;
-
-        let session_lifetime = match args.session_lifetime {
-            Some(seconds) => Some(seconds),
-            None => match non_empty(env("SFPAIR_SESSION_LIFETIME")) {
-                Some(v) => Some(v.trim().parse::<u64>().map_err(|_| {
-                    Error::config(format!(
-                        "SFPAIR_SESSION_LIFETIME '{v}' needs a whole number of seconds"
-                    ))
-                })?),
-                None => None,
-            },
-        };
-        if session_lifetime == Some(0) {
+        let session_lifetime = sources.seconds(
+            args.session_lifetime,
+            "SFPAIR_SESSION_LIFETIME",
+            "--session-lifetime",
+            None,
+        )?;
+        if session_lifetime == Some(Duration::ZERO) {
             return Err(Error::config(
                 "--session-lifetime must be at least 1 second",
             ));
         }
-        let api_version = pick(&args.api_version, "SFPAIR_API_VERSION")
+        let api_version = sources
+            .text(&args.api_version, "--api-version", "SFPAIR_API_VERSION")?
             .map(|v| crate::rest::api_version(&v))
             .transpose()?;
+        let ca_file = match &args.ca_file {
+            Some(path) if path.as_os_str().is_empty() => {
+                return Err(Error::config(
+                    "--ca-file is empty: give a PEM file, or leave it out",
+                ));
+            }
+            Some(path) => Some(path.clone()),
+            None => sources.var("SFPAIR_CA_FILE")?.map(PathBuf::from),
+        };
 
         Ok(Settings {
             dialect,
             login_url,
             endpoints,
-            client_id: pick(&args.client_id, "SFPAIR_CLIENT_ID"),
+            client_id: sources.text(&args.client_id, "--client-id", "SFPAIR_CLIENT_ID")?,
             client_secret,
-            scope: pick(&args.scope, "SFPAIR_SCOPE").unwrap_or_else(|| DEFAULT_SCOPE.into()),
+            scope: sources
+                .text(&args.scope, "--scope", "SFPAIR_SCOPE")?
+                .unwrap_or_else(|| DEFAULT_SCOPE.into()),
             http: HttpConfig {
-                ca_file: args
-                    .ca_file
-                    .clone()
-                    .or_else(|| non_empty(env("SFPAIR_CA_FILE")).map(PathBuf::from)),
+                ca_file,
                 connect_timeout: timeout.min(Duration::from_secs(10)),
                 read_timeout: timeout,
                 ..HttpConfig::default()
@@ -306,13 +347,13 @@ impl Settings {
             retry_for,
             start_jitter,
             wait_for_clock,
-            session_lifetime: session_lifetime.map(Duration::from_secs),
+            session_lifetime,
             api_version,
         })
     }
 
-    /// The request of `sfpair call METHOD PATH [--data …] [--header …]`.
-    pub fn rest_request(&self, args: &Args) -> Result<RestRequest, Error> {
+    /// `sfpair call METHOD PATH [--data …] [--header …] [--socket …]`.
+    fn call_options(&self, args: &Args) -> Result<commands::call::Options, Error> {
         let (Some(method), Some(path)) = (&args.call_method, &args.call_path) else {
             return Err(Error::config(
                 "sfpair call needs METHOD and PATH, e.g. `sfpair call GET /services/data/v62.0/limits`",
@@ -333,29 +374,19 @@ impl Settings {
         let mut request = RestRequest {
             method,
             path: crate::rest::resolve_path(path, self.api_version.as_deref())?,
-            body: args.data.as_deref().map(request_body).transpose()?,
+            body: None,
             headers: Vec::new(),
         };
         for line in &args.headers {
             request.headers.push(crate::rest::header(line)?);
         }
-        Ok(request)
-    }
-
-    /// `sfpair serve` options.
-    pub fn serve_options(&self, args: &Args) -> Result<ServeOptions, Error> {
-        let socket = args.socket.clone().ok_or_else(|| {
-            Error::config("sfpair serve needs --socket PATH, e.g. /run/sfpair/token.sock")
-        })?;
-        Ok(ServeOptions {
-            socket,
-            group: args
-                .socket_group
+        Ok(commands::call::Options {
+            request,
+            body: args
+                .data
                 .as_deref()
-                .map(crate::broker::group_id)
-                .transpose()?,
-            allow_uids: args.allow_uids.clone(),
-            allow_gids: args.allow_gids.clone(),
+                .map_or(commands::call::Body::None, commands::call::Body::from_arg),
+            socket: args.socket.clone(),
         })
     }
 
@@ -383,7 +414,6 @@ impl Settings {
             self.endpoints.clone(),
             Client {
                 client_id,
-                client_secret: self.client_secret.clone(),
                 scope: self.scope.clone(),
             },
         );
@@ -396,35 +426,21 @@ impl Settings {
     }
 }
 
-/// Largest request body `call` reads from a file or standard input.
-pub const MAX_DATA: u64 = 16 * 1024 * 1024;
-
-/// `--data` text as is, `@FILE` or `@-` (standard input) read whole, within [`MAX_DATA`]: the
-/// body must be in memory to be sent again after a refresh.
-fn request_body(data: &str) -> Result<Vec<u8>, Error> {
-    use std::io::Read;
-    let Some(source) = data.strip_prefix('@') else {
-        return Ok(data.as_bytes().to_vec());
-    };
-    let (name, reader): (String, Box<dyn Read>) = if source == "-" {
-        ("standard input".into(), Box::new(std::io::stdin()))
-    } else {
-        let file = std::fs::File::open(source)
-            .map_err(|e| Error::config(format!("cannot read --data file {source}: {e}")))?;
-        (source.to_string(), Box::new(file))
-    };
-    let mut body = Vec::new();
-    reader
-        .take(MAX_DATA + 1)
-        .read_to_end(&mut body)
-        .map_err(|e| Error::config(format!("cannot read --data from {name}: {e}")))?;
-    if body.len() as u64 > MAX_DATA {
-        return Err(Error::config(format!(
-            "--data from {name} is larger than {} MiB",
-            MAX_DATA / 1024 / 1024
-        )));
-    }
-    Ok(body)
+/// `sfpair serve` options.
+fn serve_options(args: &Args) -> Result<ServeOptions, Error> {
+    let socket = args.socket.clone().ok_or_else(|| {
+        Error::config("sfpair serve needs --socket PATH, e.g. /run/sfpair/token.sock")
+    })?;
+    Ok(ServeOptions {
+        socket,
+        group: args
+            .socket_group
+            .as_deref()
+            .map(crate::broker::group_id)
+            .transpose()?,
+        allow_uids: args.allow_uids.clone(),
+        allow_gids: args.allow_gids.clone(),
+    })
 }
 
 #[cfg(test)]
@@ -464,7 +480,7 @@ pub(crate) mod tests {
         let s = resolve(&["pair"], &[("HOME", "/h")]).unwrap();
         assert_eq!(s.login_url, DEFAULT_LOGIN_URL);
         assert_eq!(s.scope, DEFAULT_SCOPE);
-        assert_eq!(s.store, "file:/h/.local/state/sfpair/token");
+        assert_eq!(s.store.to_string(), "file:/h/.local/state/sfpair/token");
         assert_eq!(s.client_id, None);
         let env = [
             ("SFPAIR_LOGIN_URL", "https://test.salesforce.com/"),
@@ -484,29 +500,7 @@ pub(crate) mod tests {
         )
         .unwrap();
         assert_eq!(s.client_id.as_deref(), Some("FLAG"));
-        assert_eq!(s.store, "file:/flag");
-    }
-
-    #[test]
-    fn login_urls_are_checked_and_normalized() {
-        assert_eq!(
-            login_url("https://acme.my.salesforce.com/").unwrap(),
-            "https://acme.my.salesforce.com"
-        );
-        assert_eq!(
-            login_url("http://127.0.0.1:8443").unwrap(),
-            "http://127.0.0.1:8443"
-        );
-        for bad in [
-            "http://login.salesforce.com",
-            "login.salesforce.com",
-            "https://login.salesforce.com/services/oauth2/token",
-            "https://acme.lightning.force.com",
-        ] {
-            let e = login_url(bad).unwrap_err();
-            assert_eq!(e.exit_code(), 2, "{bad}");
-            assert!(e.message().contains("my.salesforce.com"), "{e}");
-        }
+        assert_eq!(s.store.to_string(), "file:/flag");
     }
 
     #[test]
@@ -568,31 +562,70 @@ pub(crate) mod tests {
         );
     }
 
+    /// The plan for a command line, with the given environment.
+    pub(crate) fn plan_for(args: &[&str], env: &[(&str, &str)]) -> Result<Plan, Error> {
+        let args = parse(["sfpair"].iter().chain(args).map(OsString::from)).unwrap();
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        plan(
+            &args,
+            &move |k| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()),
+            false,
+        )
+    }
+
     #[test]
-    fn call_requests_follow_the_path_rule_and_read_bodies() {
-        let path = std::env::temp_dir().join(format!("sfpair-body-{}", std::process::id()));
-        std::fs::write(&path, r#"{"Name":"x"}"#).unwrap();
-        let data = format!("@{}", path.display());
+    fn call_requests_follow_the_path_rule_and_read_bodies_only_when_run() {
         let args = [
             "call",
             "post",
             "sobjects/Account/",
             "--data",
-            &data,
+            "@/nonexistent/body.json",
             "--header",
             "X-A: 1",
         ];
-        let s = resolve(&args, &[("HOME", "/h"), ("SFPAIR_API_VERSION", "v66.0")]).unwrap();
-        let argv = parse(["sfpair"].iter().chain(&args).map(OsString::from)).unwrap();
-        let r = s.rest_request(&argv).unwrap();
-        assert_eq!(r.method, Method::Post);
-        assert_eq!(r.path, "/services/data/v66.0/sobjects/Account/");
-        assert_eq!(r.body.as_deref(), Some(&br#"{"Name":"x"}"#[..]));
-        assert_eq!(r.headers, [("X-A".to_string(), "1".to_string())]);
-        std::fs::remove_file(&path).unwrap();
-        let e = s.rest_request(&argv).unwrap_err();
-        assert!(e.message().contains("cannot read --data file"), "{e}");
-        assert!(resolve(&["call", "--api-version", "x"], &[("HOME", "/h")]).is_err());
+        let plan = plan_for(&args, &[("HOME", "/h"), ("SFPAIR_API_VERSION", "v66.0")]).unwrap();
+        let Command::Call(call) = plan.command else {
+            panic!("{:?}", plan.command)
+        };
+        assert_eq!(call.request.method, Method::Post);
+        assert_eq!(call.request.path, "/services/data/v66.0/sobjects/Account/");
+        assert_eq!(call.request.headers, [("X-A".to_string(), "1".to_string())]);
+        // Reading the body is the command's job, when it runs: settings do no such I/O.
+        assert_eq!(
+            call.body,
+            commands::call::Body::File("/nonexistent/body.json".into())
+        );
+        assert!(plan_for(&["call", "--api-version", "x"], &[("HOME", "/h")]).is_err());
+        let e = plan_for(&["call", "GET"], &[("HOME", "/h")]).unwrap_err();
+        assert!(e.message().contains("METHOD and PATH"), "{e}");
+    }
+
+    #[test]
+    fn empty_values_given_explicitly_are_usage_errors() {
+        for (args, env, says) in [
+            (
+                &["pair", "--login-url", ""][..],
+                &[][..],
+                "--login-url is empty",
+            ),
+            (&["token", "--store", ""], &[], "--store is empty"),
+            (&["token"], &[("SFPAIR_STORE", "")], "SFPAIR_STORE is empty"),
+            (
+                &["token"],
+                &[("SFPAIR_LOGIN_URL", " ")],
+                "SFPAIR_LOGIN_URL is empty",
+            ),
+            (&["token", "--store", "file:"], &[], "needs a path"),
+        ] {
+            let env: Vec<(&str, &str)> = [("HOME", "/h")].iter().chain(env).copied().collect();
+            let e = resolve(args, &env).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{args:?}");
+            assert!(e.message().contains(says), "{args:?}: {e}");
+        }
     }
 
     #[test]
@@ -623,17 +656,10 @@ pub(crate) mod tests {
 
     #[test]
     fn serve_needs_a_socket() {
-        let s = resolve(&["serve"], &[("HOME", "/h")]).unwrap();
-        let argv = parse(["sfpair", "serve"].iter().map(OsString::from)).unwrap();
-        assert!(
-            s.serve_options(&argv)
-                .unwrap_err()
-                .message()
-                .contains("--socket")
-        );
-        let argv = parse(
-            [
-                "sfpair",
+        let e = plan_for(&["serve"], &[("HOME", "/h")]).unwrap_err();
+        assert!(e.message().contains("--socket"), "{e}");
+        let plan = plan_for(
+            &[
                 "serve",
                 "--socket",
                 "/run/s",
@@ -641,12 +667,13 @@ pub(crate) mod tests {
                 "0",
                 "--allow-gid",
                 "5",
-            ]
-            .iter()
-            .map(OsString::from),
+            ],
+            &[("HOME", "/h")],
         )
         .unwrap();
-        let o = s.serve_options(&argv).unwrap();
+        let Command::Serve(o) = plan.command else {
+            panic!("{:?}", plan.command)
+        };
         assert_eq!((o.group, o.allow_gids), (Some(0), vec![5]));
     }
 

@@ -16,6 +16,7 @@ pub mod pbm;
 pub mod png;
 pub mod qr;
 pub mod screen;
+pub mod select;
 pub mod sh1106;
 pub mod spec;
 pub mod ssd1306;

@@ -1,0 +1,111 @@
+//! The commands behind `sfpair`, as library code: each takes the options `config` validated
+//! and returns the exit code, so the binary is parse -> settings -> run -> exit code, and an
+//! embedder can run the same commands.
+//!
+//! Nothing here reads arguments or the environment (that is `config`), and nothing prints a
+//! token except `token`, whose job it is. Output goes to the writer given to [`Plan::run`]; a
+//! failed write is an error ([`ErrorKind::Output`]), never a panic.
+
+pub mod call;
+pub mod forget;
+pub mod pair;
+pub mod serve;
+pub mod status;
+pub mod token;
+
+use std::io::{self, Write};
+use std::time::Duration;
+
+use crate::agent::Agent;
+use crate::error::{Error, ErrorKind};
+use crate::http::{HttpConfig, UreqTransport};
+use crate::secret::Secret;
+use crate::store;
+use crate::time::SystemClock;
+
+/// What every command needs to build its agent.
+#[derive(Clone, Debug)]
+pub struct Backends {
+    pub http: HttpConfig,
+    pub store: store::Spec,
+    /// The consumer secret, for apps that require it (its one route is the agent).
+    pub client_secret: Option<Secret>,
+    /// `--session-lifetime`: refresh a cached session this old; `None`: only on 401.
+    pub session_lifetime: Option<Duration>,
+    /// How long to wait for an implausible wall clock to be set.
+    pub wait_for_clock: Duration,
+    /// The client id given in the settings, if any: a stored pairing of another app is
+    /// warned about.
+    pub client_id: Option<String>,
+}
+
+impl Backends {
+    /// The agent over the real clock, HTTPS and the configured store.
+    pub fn agent(&self) -> Result<Agent, Error> {
+        let mut agent = Agent::new(
+            Box::new(SystemClock::new()),
+            Box::new(UreqTransport::new(&self.http)?),
+            store::open(&self.store)?,
+        );
+        agent.set_client_secret(self.client_secret.clone());
+        agent.set_session_lifetime(self.session_lifetime);
+        agent.set_expected_client_id(self.client_id.clone());
+        Ok(agent)
+    }
+}
+
+/// One command and its options.
+#[derive(Clone, Debug)]
+pub enum Command {
+    Pair(pair::Options),
+    Token(token::Options),
+    Status(status::Options),
+    Forget,
+    Call(call::Options),
+    Serve(serve::Options),
+}
+
+/// A validated command line: what to run, and with what.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub backends: Backends,
+    pub command: Command,
+}
+
+impl Plan {
+    /// Runs the command; `Ok` is the exit code (0, or 7 for `forget` without revocation).
+    pub fn run(&self, out: &mut dyn Write) -> Result<u8, Error> {
+        let mut agent = self.backends.agent()?;
+        let wait = self.backends.wait_for_clock;
+        match &self.command {
+            Command::Pair(options) => pair::run(&mut agent, options, wait, out),
+            Command::Token(options) => token::run(&mut agent, options, wait, out),
+            Command::Status(options) => status::run(&mut agent, options, wait, out),
+            Command::Forget => forget::run(&mut agent, wait, out),
+            Command::Call(options) => call::run(&mut agent, options, &self.backends, out),
+            Command::Serve(options) => serve::run(agent, options, wait),
+        }
+    }
+}
+
+/// What [`output_error`] says when the reader went away (`sfpair status | head -1`): the
+/// binary ends quietly on it, as Unix tools do.
+pub const BROKEN_PIPE: &str = "standard output was closed (broken pipe)";
+
+/// A failed write of the product's output: exit 10, and quiet for a closed pipe.
+pub fn output_error(e: io::Error) -> Error {
+    if e.kind() == io::ErrorKind::BrokenPipe {
+        return Error::new(ErrorKind::Output, BROKEN_PIPE);
+    }
+    Error::new(
+        ErrorKind::Output,
+        format!("cannot write to standard output: {e}"),
+    )
+}
+
+/// Writes `text` and a newline, then flushes: output that cannot be written is an error.
+pub fn say(out: &mut dyn Write, text: impl std::fmt::Display) -> Result<(), Error> {
+    writeln!(out, "{text}")
+        .and_then(|()| out.flush())
+        .map_err(output_error)
+}

@@ -1,0 +1,201 @@
+//! `sfpair status`: what is stored and, with `--check`, whether it still works; never a token.
+//!
+//! The report is built once ([`Report`]) and rendered as text for a person or as one JSON
+//! object, so both say the same thing.
+
+use std::io::Write;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::say;
+use crate::agent::Agent;
+use crate::api;
+use crate::error::{Error, ErrorKind};
+use crate::store::Record;
+use crate::time::{Clock, SystemClock, format_age, format_utc};
+
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Refresh and read userinfo, to prove the pairing works.
+    pub check: bool,
+    pub json: bool,
+}
+
+/// Who the pairing acts as, from the userinfo endpoint.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UserInfo {
+    pub username: Option<String>,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub user_id: Option<String>,
+    pub org_id: Option<String>,
+}
+
+/// What `status` says.
+#[derive(Debug)]
+pub struct Report {
+    pub store: String,
+    pub record: Record,
+    pub org_id: Option<String>,
+    pub user_id: Option<String>,
+    /// Seconds since the epoch.
+    pub paired_at: u64,
+    /// `None` when the device's clock is behind the pairing (no RTC, NTP not synced yet).
+    pub age: Option<u64>,
+    /// The `--check` outcome.
+    pub check: Option<Result<UserInfo, Error>>,
+}
+
+pub fn run(
+    agent: &mut Agent,
+    options: &Options,
+    wait_for_clock: Duration,
+    out: &mut dyn Write,
+) -> Result<u8, Error> {
+    let report = report(agent, options.check, wait_for_clock)?;
+    if options.json {
+        say(out, report.json())?;
+    } else {
+        say(out, report.text().trim_end())?;
+    }
+    match report.check {
+        Some(Err(e)) => Err(e),
+        _ => Ok(0),
+    }
+}
+
+/// The stored pairing, and with `check` a refresh and userinfo to prove it works.
+pub fn report(agent: &mut Agent, check: bool, wait_for_clock: Duration) -> Result<Report, Error> {
+    let record = agent.stored()?;
+    let (org_id, user_id) = api::org_and_user(&record.identity_url);
+    let paired_at = if record.issued_at_ms > 0 {
+        record.issued_at_ms / 1000
+    } else {
+        record.paired_at
+    };
+    let age = SystemClock::new()
+        .unix_time()
+        .as_secs()
+        .checked_sub(paired_at);
+    let check = check.then(|| {
+        // Before the first handshake: a clock in 1970 makes every certificate "not yet valid".
+        agent
+            .wait_for_clock(wait_for_clock)
+            .and_then(|()| userinfo(agent))
+    });
+    Ok(Report {
+        store: agent.store_description(),
+        record,
+        org_id,
+        user_id,
+        paired_at,
+        age,
+        check,
+    })
+}
+
+/// A refresh (proves the refresh token works), then userinfo.
+fn userinfo(agent: &mut Agent) -> Result<UserInfo, Error> {
+    agent.refresh()?;
+    let info = agent.userinfo()?;
+    let text = |key: &str| info.get(key).and_then(|v| v.as_str()).map(str::to_string);
+    Ok(UserInfo {
+        username: text("preferred_username"),
+        name: text("name"),
+        email: text("email"),
+        user_id: text("user_id"),
+        org_id: text("organization_id"),
+    })
+}
+
+impl Report {
+    /// One JSON object (`sfpair status --json`).
+    pub fn json(&self) -> Value {
+        let r = &self.record;
+        let mut value = json!({
+            "paired": true,
+            "store": self.store,
+            "dialect": r.dialect.name(),
+            "instance_url": r.instance_url,
+            "login_url": r.login_url,
+            "token_url": r.token_url,
+            "client_id": r.client_id,
+            "org_id": self.org_id,
+            "user_id": self.user_id,
+            "scope": r.scope,
+            "paired_at": self.paired_at,
+            "age_seconds": self.age,
+            "age": self.age.map(format_age),
+        });
+        match &self.check {
+            Some(Ok(user)) => {
+                value["check"] = json!({
+                    "refresh": "ok",
+                    "username": user.username,
+                    "name": user.name,
+                    "email": user.email,
+                    "user_id": user.user_id,
+                    "org_id": user.org_id,
+                })
+            }
+            Some(Err(e)) => {
+                value["check"] = json!({
+                    "refresh": if e.kind() == ErrorKind::RepairNeeded { "rejected" } else { "failed" },
+                    "error": e.kind().name(),
+                    "message": e.message(),
+                })
+            }
+            None => {}
+        }
+        value
+    }
+
+    /// Lines for a person.
+    pub fn text(&self) -> String {
+        let r = &self.record;
+        let mut lines = vec![format!("Paired, stored in {}", self.store)];
+        lines.push(format!("  instance   {}", r.instance_url));
+        if !r.login_url.is_empty() {
+            lines.push(format!("  login URL  {}", r.login_url));
+        } else {
+            lines.push(format!("  token URL  {}", r.token_url));
+        }
+        lines.push(format!("  client id  {}", r.client_id));
+        if let (Some(org), Some(user_id)) = (&self.org_id, &self.user_id) {
+            lines.push(format!("  org        {org}, user {user_id}"));
+        }
+        lines.push(format!("  scope      {}", r.scope));
+        lines.push(match self.age {
+            Some(age) => format!(
+                "  paired     {} ({} ago)",
+                format_utc(self.paired_at),
+                format_age(age)
+            ),
+            None => format!(
+                "  paired     {} (age unknown: this device's clock is behind that time)",
+                format_utc(self.paired_at)
+            ),
+        });
+        match &self.check {
+            Some(Ok(user)) => {
+                let who = user.username.as_deref().unwrap_or("(unknown user)");
+                let name = user
+                    .name
+                    .as_deref()
+                    .map(|n| format!(" ({n})"))
+                    .unwrap_or_default();
+                lines.push(format!("  user       {who}{name}"));
+                if let Some(org) = &user.org_id {
+                    lines.push(format!("  org id     {org}"));
+                }
+                lines.push("  check      the refresh token works".into());
+            }
+            Some(Err(_)) => lines.push("  check      FAILED (see the error below)".into()),
+            None => {}
+        }
+        let mut text = lines.join("\n");
+        text.push('\n');
+        text
+    }
+}

@@ -3,8 +3,8 @@
 //!
 //! Pure apart from reading the client secret file and the board profile: the environment comes
 //! in as a lookup function, so tests pass their own. sfpair ships no default client id:
-//! Salesforce only allows the device flow for the customer's own app (docs/salesforce-oauth.md
-//! §0).
+//! Salesforce only allows the device flow for the customer's own app (docs/protocol.md,
+//! "Device flow restriction (2025)").
 
 use std::path::PathBuf;
 use std::time::Duration;

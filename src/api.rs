@@ -3,7 +3,7 @@
 //!
 //! Pure: `agent.rs` sends. Salesforce returns no `expires_in` and no refresh token on a plain
 //! refresh; with rotation on it returns a new refresh token that must be stored before the new
-//! access token is used (docs/salesforce-oauth.md §4). A rejected refresh token means "pair
+//! access token is used (docs/protocol.md, "Rotation"). A rejected refresh token means "pair
 //! again", never "delete what we have": the old record stays until a new pairing succeeds.
 
 use alloc::format;

@@ -1,6 +1,7 @@
 //! The `Transport` seam and its real implementation on ureq + rustls (ring).
 //!
-//! Settings follow docs/design.md: verification always on (a CA file or the compiled-in
+//! Settings follow docs/development.md, "Design decisions": verification always on (a CA file or
+//! the compiled-in
 //! Mozilla roots), https only (plain http only to loopback), no redirects, connect/read
 //! timeouts, small buffers (16 KiB in, 4 KiB out: about 75 KB of heap per request instead of
 //! 550 KB), and one pooled keep-alive connection so every poll of a pairing reuses one TLS

@@ -1,7 +1,7 @@
 //! REST calls after pairing, as data: which URL a PATH names, whether a 401 means "refresh and
 //! retry", and what to tell the person about an error status.
 //!
-//! Pure: `call.rs` sends and streams. The rules come from docs/salesforce-oauth.md §6: a 401
+//! Pure: `call.rs` sends and streams. The rules come from docs/protocol.md, "REST errors": a 401
 //! `INVALID_SESSION_ID` means the session expired (Salesforce returns no `expires_in`), so the
 //! caller refreshes once and retries once; but two 401 bodies that jsforce excludes mean a new
 //! session would be refused too, and refreshing on them would loop. A 403
@@ -197,7 +197,7 @@ pub enum Unauthorized {
     Refused(String),
 }
 
-/// jsforce's `isSessionExpired` exclusions (docs/salesforce-oauth.md §6): refreshing on these
+/// jsforce's `isSessionExpired` exclusions (docs/protocol.md, "REST errors"): refreshing on these
 /// loops forever. The second also covers the "…for use with the specified REST API endpoint. One
 /// of the following scopes is required" variant, which a refresh cannot fix either.
 const NOT_REFRESHABLE: [&str; 2] = [

@@ -1,7 +1,8 @@
 //! Checking the `signature` of a Salesforce token response against the consumer secret.
 //!
 //! Salesforce signs every token response: `signature = base64(HMAC-SHA256(key = consumer
-//! secret, msg = id + issued_at))` (docs/salesforce-oauth.md §3). It proves that the identity URL
+//! secret, msg = id + issued_at))` (docs/protocol.md,
+//! "Token response and signature"). It proves that the identity URL
 //! and the issue time came from a server that knows the secret. A device without the secret
 //! cannot check it, so the check runs only when a secret is configured; then a missing or wrong
 //! signature rejects the response (an attacker who could alter a reply could also strip the

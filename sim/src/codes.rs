@@ -5,7 +5,8 @@
 
 use ring::rand::{SecureRandom, SystemRandom};
 
-/// Salesforce user codes: 8 characters of `[A-Z0-9]`, no dash (doc section 2.2).
+/// Salesforce user codes: 8 characters of `[A-Z0-9]`, no dash (docs/protocol.md,
+/// "Device code reply").
 const SALESFORCE_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
 /// RFC 8628 section 6.1's base-20 set: no vowels, so no words can form.
 const BASE20_ALPHABET: &[u8] = b"BCDFGHJKLMNPQRSTVWXZ";

@@ -1,4 +1,5 @@
-//! The simulator's knobs, with the defaults of section 9 of `salesforce-oauth.md`.
+//! The simulator's knobs, with the defaults of docs/protocol.md, "What a stand-in server
+//! must do".
 //!
 //! Plain data only: this file decides nothing at run time and reads no flags
 //! (`main.rs` turns flags into a [`Config`]).
@@ -105,7 +106,8 @@ impl Config {
     }
 }
 
-/// The app's device-flow status in the simulated org (section 0 and 2.6 of the doc).
+/// The app's device-flow status in the simulated org (docs/protocol.md,
+/// "Device flow restriction (2025)" and "Device flow errors").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AppState {
     /// Device flow enabled and the app installed.

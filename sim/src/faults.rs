@@ -43,7 +43,7 @@ pub enum Fault {
     /// REST: 503 with the HTML maintenance page and no `Retry-After`.
     RestMaintenance,
     /// REST: 401 `INVALID_SESSION_ID` with the message jsforce will not refresh on, "This
-    /// session is not valid for use with the REST API" (doc section 6).
+    /// session is not valid for use with the REST API" (docs/protocol.md, "REST errors").
     SessionNotValidForRest,
     /// This status, with the JSON body `{"error":"server_error"}`.
     Status(u16),
@@ -106,7 +106,8 @@ impl Fault {
     }
 }
 
-/// The page of the Salesforce CLI's test for HTML answers (doc section 8).
+/// The page of the Salesforce CLI's test for HTML answers (docs/protocol.md, "How the
+/// Salesforce CLI did it").
 pub fn maintenance_page() -> Response {
     Response::new(
         503,

@@ -1,5 +1,6 @@
 //! Request parameters: query strings, `application/x-www-form-urlencoded` bodies and
-//! `multipart/form-data` bodies (the Salesforce CLI sends the latter, doc section 2.1).
+//! `multipart/form-data` bodies (the Salesforce CLI sends the latter,
+//! docs/protocol.md, "Device code request").
 //!
 //! Pure parsing; the values may be secrets, so nothing here prints them.
 

@@ -89,7 +89,7 @@ impl Grants {
 
     /// A refresh-token grant. `None` means `invalid_grant`: unknown, revoked, evicted,
     /// or a rotated-out token, whose reuse also kills the grant it came from
-    /// (doc section 4.3: "Salesforce invalidates the current refresh token and any
+    /// (docs/protocol.md, "Rotation": "Salesforce invalidates the current refresh token and any
     /// associated access tokens").
     pub fn refresh(
         &mut self,

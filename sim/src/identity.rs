@@ -1,5 +1,6 @@
 //! Who the simulated user is: `GET /services/oauth2/userinfo` and the identity URL
-//! `GET /id/{org}/{user}` (doc section 5), both behind a Bearer access token.
+//! `GET /id/{org}/{user}` (docs/protocol.md, "Userinfo and identity"), both behind a Bearer access
+//! token.
 //!
 //! One fixed user in one fixed org; nothing here changes state except marking the
 //! session as used.

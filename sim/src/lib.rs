@@ -2,7 +2,7 @@
 //! revoke, userinfo and a few REST endpoints, plus a standard RFC 8628 provider, for
 //! testing the `sfpair` agent without a real org.
 //!
-//! The wire format follows `shared/docs/salesforce-oauth.md` (section 9 is this
+//! The wire format follows docs/protocol.md ("What a stand-in server must do" is this
 //! simulator's specification): status codes, error bodies, content types and
 //! `Cache-Control: no-store` as Salesforce sends them.
 //!
@@ -144,7 +144,8 @@ impl Sim {
 
     /// Makes the token exchange of a live code fail after approval with
     /// `invalid_grant`/`token exchange failed`, as with Salesforce login IP ranges
-    /// (doc section 2.6, row 3; the `ip_block` hook of section 9).
+    /// (docs/protocol.md, "Device flow errors"; the `ip_block` hook of "What a stand-in
+    /// server must do").
     pub fn ip_block(&self, user_code: &str) -> bool {
         page::decide(&self.shared, Some(user_code), Decision::IpBlock)
     }

@@ -1,6 +1,6 @@
 //! Salesforce's OAuth endpoints: `/services/oauth2/token` (device authorization,
 //! device polling, refresh) and `/services/oauth2/revoke`, with the exact bodies of
-//! `salesforce-oauth.md` sections 2 to 5.
+//! docs/protocol.md, from "Device code request" to "Userinfo and identity".
 //!
 //! Wire format only: the state lives in `device.rs` and `grants.rs`. Every answer
 //! carries `Cache-Control: no-store`; no token or secret is ever logged or echoed in
@@ -36,7 +36,7 @@ pub fn token(shared: &Shared, request: &Request, params: &Params) -> Response {
 }
 
 /// `POST|GET /services/oauth2/revoke`: 200 with an empty body for a live access or
-/// refresh token, 400 `invalid_token` otherwise (doc section 5).
+/// refresh token, 400 `invalid_token` otherwise (docs/protocol.md, "Revocation").
 pub fn revoke(shared: &Shared, request: &Request) -> Response {
     let params = Params::from_query_and_body(request);
     let revoked = params
@@ -49,7 +49,7 @@ pub fn revoke(shared: &Shared, request: &Request) -> Response {
     }
 }
 
-/// Step 1 (doc section 2.2): exactly four fields, no `expires_in`, no
+/// Step 1 (docs/protocol.md, "Device code reply"): exactly four fields, no `expires_in`, no
 /// `verification_uri_complete`.
 fn device_authorization(shared: &Shared, params: &Params) -> Response {
     if let Err(refusal) = check_client(shared, params.get("client_id")) {
@@ -97,7 +97,8 @@ fn device_authorization(shared: &Shared, params: &Params) -> Response {
     )
 }
 
-/// Step 2 (doc sections 2.3 to 2.6): `grant_type=device` with the code in `code`.
+/// Step 2 (docs/protocol.md, "Polling" and "Device flow errors"): `grant_type=device` with the
+/// code in `code`.
 fn poll(shared: &Shared, params: &Params) -> Response {
     if let Err(refusal) = check_client(shared, params.get("client_id")) {
         return refusal;
@@ -138,7 +139,7 @@ fn poll(shared: &Shared, params: &Params) -> Response {
     }
 }
 
-/// The refresh-token flow (doc section 4).
+/// The refresh-token flow (docs/protocol.md, "Refresh").
 fn refresh(shared: &Shared, request: &Request, params: &Params) -> Response {
     let (client_id, secret) = client_credentials(request, params);
     if let Err(refusal) = check_client(shared, client_id.as_deref()) {
@@ -162,7 +163,8 @@ fn refresh(shared: &Shared, request: &Request, params: &Params) -> Response {
     }
 }
 
-/// Section 2.4's shape; `refresh_token` only when one was minted (section 4.2).
+/// The shape of docs/protocol.md, "Token response and signature"; `refresh_token` only
+/// when one was minted ("Refresh").
 fn token_response(shared: &Shared, minted: Minted) -> Response {
     let id = shared.identity_url();
     let issued_at = epoch_millis().to_string();
@@ -182,7 +184,8 @@ fn token_response(shared: &Shared, minted: Minted) -> Response {
     oauth_json(200, &body)
 }
 
-/// `base64(HMAC-SHA256(key = consumer secret, msg = id + issued_at))` (doc section 3).
+/// `base64(HMAC-SHA256(key = consumer secret, msg = id + issued_at))` (docs/protocol.md,
+/// "Token response and signature").
 pub fn signature(secret: &str, id: &str, issued_at: &str) -> String {
     let key = hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes());
     let tag = hmac::sign(&key, format!("{id}{issued_at}").as_bytes());
@@ -206,7 +209,7 @@ fn check_client(shared: &Shared, client_id: Option<&str>) -> Result<(), Response
 }
 
 /// `client_id` and `client_secret` from the body, or else from HTTP Basic, which
-/// doc section 4.1 allows instead.
+/// docs/protocol.md, "Refresh" allows instead.
 fn client_credentials(request: &Request, params: &Params) -> (Option<String>, Option<String>) {
     let basic = request
         .header("authorization")

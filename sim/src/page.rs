@@ -13,7 +13,7 @@ use crate::form::Params;
 use crate::http::{HTML, Request, Response, TEXT};
 use crate::state::Shared;
 
-/// Where the real `/setup/connect` form posts (doc section 2.2).
+/// Where the real `/setup/connect` form posts (docs/protocol.md, "One-tap URL and QR").
 pub const VERIFY_DEVICE: &str = "/_nc_external/identity/oauth/device/VerifyDevice";
 
 /// `GET /setup/connect` or `/rfc8628/verify`: the form, prefilled from `user_code`.
@@ -61,7 +61,7 @@ pub fn verify_device(shared: &Shared, request: &Request) -> Response {
 }
 
 /// `POST /__mock/{approve,deny,expire,ip_block}?user_code=…` → 200, or 404 when no
-/// live code matches (doc section 9).
+/// live code matches (docs/protocol.md, "What a stand-in server must do").
 pub fn hook(shared: &Shared, request: &Request, name: &str) -> Response {
     let decision = match name {
         "approve" => Decision::Approve,

@@ -1,6 +1,6 @@
 //! A sliver of the Salesforce REST API under `/services/data/`: the version list,
 //! `limits`, creating and reading sObject records, and a streamed `sim/bytes`
-//! resource for response-size tests (doc section 6).
+//! resource for response-size tests (docs/protocol.md, "REST errors").
 //!
 //! Errors use REST's JSON-array envelope; every versioned answer carries
 //! `Sforce-Limit-Info`. Records live in memory only, and no request body is logged.
@@ -80,7 +80,8 @@ pub fn versioned(path: &str) -> Option<(u32, &str)> {
         .then_some((major, resource))
 }
 
-/// 401 as Salesforce answers an expired or unknown session (doc section 6).
+/// 401 as Salesforce answers an expired or unknown session (docs/protocol.md,
+/// "REST errors").
 pub fn invalid_session() -> Response {
     Response::json(
         401,

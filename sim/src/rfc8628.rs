@@ -57,7 +57,7 @@ pub fn device_authorization(shared: &Shared, params: &Params) -> Response {
     )
 }
 
-/// `POST /rfc8628/token`: the device-code grant (section 3.4 and 3.5) and refresh.
+/// `POST /rfc8628/token`: the device-code grant (RFC 8628 section 3.4 and 3.5) and refresh.
 pub fn token(shared: &Shared, params: &Params) -> Response {
     match params.get("grant_type") {
         None => standard_error(400, "invalid_request", "missing grant_type"),

@@ -2,7 +2,8 @@
 //! 503, and what the request log records about each answer.
 //!
 //! Paths match exactly: `//services/oauth2/token` is a 404, so a client that joins
-//! URLs with a double slash fails its tests (doc section 1). No socket I/O happens
+//! URLs with a double slash fails its tests (docs/protocol.md, "Hosts and endpoints"). No socket
+//! I/O happens
 //! here; `server.rs` carries the [`Reply`] out.
 
 use std::time::Duration;

@@ -7,7 +7,8 @@
 //! same types (`board.rs`); [`sources`] owns the order of the layers. I/O here is limited to
 //! reading the client secret file and the board profile: the environment comes in as a lookup
 //! function, so tests pass their own. sfpair ships no default client id: Salesforce only allows
-//! the device flow for the customer's own app (docs/protocol.md, "Who may use the device flow").
+//! the device flow for the customer's own app (docs/protocol.md, "Device flow restriction
+//! (2025)").
 
 mod sources;
 

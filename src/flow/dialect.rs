@@ -2,7 +2,7 @@
 //!
 //! Salesforce polls with `grant_type=device` and the code in `code` (not RFC 8628's URN grant and
 //! `device_code`), uses one endpoint for both steps, sends no `expires_in` and no
-//! `verification_uri_complete` (docs/salesforce-oauth.md §2). This file keeps those names apart
+//! `verification_uri_complete` (docs/protocol.md, "Polling"). This file keeps those names apart
 //! from the standard ones and turns each dialect's configuration errors into a message that tells
 //! the admin what to change. Pure: it builds requests, it does not send them.
 

@@ -19,7 +19,8 @@
 //!                                                                     └─ denied / config ─> Done(Err)
 //! ```
 //!
-//! Rules (RFC 8628 §3.4–3.5, docs/rfc8628.md §5): wait one interval before the first poll;
+//! Rules (RFC 8628 §3.4–3.5, docs/protocol.md, "Client rules"): wait one interval before the first
+//! poll;
 //! `authorization_pending` keeps the interval; `slow_down` adds 5 s for good (or takes the
 //! server's larger interval); transport failures and 5xx/HTML/garbage replies back off
 //! exponentially with jitter, never faster than the interval, and keep the same device code;

@@ -1,6 +1,7 @@
 //! Reading token-endpoint replies: device codes, tokens and OAuth errors, leniently.
 //!
-//! Real servers bend RFC 8628 (see docs/rfc8628.md): `verification_url` for `verification_uri`,
+//! Real servers bend RFC 8628 (docs/protocol.md, "RFC 8628 and other servers"): `verification_url`
+//! for `verification_uri`,
 //! `interval` as a string, `authorization_pending` with HTTP 200, no `expires_in` (Salesforce).
 //! So replies are classified by the body's `error` member first, whatever the status, and a reply
 //! that is not what we expect is either *transient* (HTML maintenance pages, captive portals,
@@ -220,7 +221,7 @@ mod tests {
 
     #[test]
     fn salesforce_device_code_sample_parses() {
-        // The SalesforcePy fixture quoted in docs/salesforce-oauth.md §2.2.
+        // The SalesforcePy fixture quoted in docs/protocol.md, "Device code reply".
         let reply = Reply::json(
             200,
             r#"{"user_code":"X1D9SEET","device_code":"M01WRzlQaFI2","interval":5,

@@ -4,7 +4,7 @@
 //! fonts; panels read it back row by row (framebuffers, PBM) or as 8-row pages (SSD1306/SH1106).
 //! `changes_from` finds the rectangle that differs from the previous frame, so a countdown tick
 //! re-sends a few bytes instead of the whole frame. Lit means light on the panel: the QR's dark
-//! modules are *unlit* pixels (docs/embedded.md §2.8).
+//! modules are *unlit* pixels (docs/embedded.md, "QR sizing").
 
 use core::convert::Infallible;
 

@@ -10,7 +10,7 @@
 //! screens get white for lit and black for unlit in whatever channel layout the driver reports.
 //! 1 bpp: `MONO10` means 1 = lit, `MONO01` 1 = dark; the leftmost pixel is the *least*
 //! significant bit, as in ssd1307fb, the usual 1-bpp driver on these boards (bit order is driver
-//! specific, docs/embedded.md §2.5). It draws on the screen it is given: a framebuffer that the
+//! specific, docs/embedded.md, "fbdev"). It draws on the screen it is given: a framebuffer that the
 //! text console also uses will get the console's cursor over it.
 
 use std::fs::{File, OpenOptions};

@@ -3,7 +3,8 @@
 //!
 //! Raw `libc::ioctl` on a `File` (about fifteen lines) instead of the i2cdev/linux-embedded-hal
 //! crates, which would bring nix (twice) for one ioctl. Errors name the device and say what to
-//! check, because "EBUSY" alone helps nobody in the field (docs/embedded.md §2.1).
+//! check, because "EBUSY" alone helps nobody in the field (docs/embedded.md,
+//! "I2C from user space").
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};

@@ -1,6 +1,6 @@
 //! JSON lines on standard output, one event per line, for a host UI that draws its own screen.
 //!
-//! The format is documented in the README ("JSON events"); keep the two in step. Lines carry the
+//! The format is documented in docs/json-events.md; keep the two in step. Lines carry the
 //! user code and URLs (they are meant to be shown) but never the device code or a token.
 
 use std::io::{self, Write};

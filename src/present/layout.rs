@@ -1,7 +1,8 @@
 //! Where things go on a small 1-bit screen: the code screen (QR + user code + hints) and the
 //! message screens (expired, paired, denied, error), for any canvas size.
 //!
-//! Pure: it draws into a [`Canvas`] and does no I/O. The QR follows docs/embedded.md §2.8: error
+//! Pure: it draws into a [`Canvas`] and does no I/O. The QR follows docs/embedded.md, "QR sizing":
+//! error
 //! correction L, dark modules *unlit*, a *lit* quiet zone (2 modules when there is room, else 1;
 //! the dark panel around it is what the camera sees as the margin), and the largest whole number
 //! of pixels per module that fits the height — on a 128×64 panel that is 2 px when the one-tap
@@ -74,7 +75,7 @@ const SMALL_FONTS: [Font; 5] = [
 const GAP: u32 = 2;
 
 /// The smallest code font worth a larger QR: FONT_7X13_BOLD, what fits beside a 2 px/module
-/// version 3 code on 128×64 (docs/embedded.md §2.8).
+/// version 3 code on 128×64 (docs/embedded.md, "QR sizing").
 const READABLE: u32 = 13;
 
 impl Font {

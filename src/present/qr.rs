@@ -3,7 +3,7 @@
 //! Pure. Error correction L (the smallest code for a URL: fewer, larger modules; a screen does
 //! not get dirty). Polarity: terminals and OLEDs draw light on dark, so we *draw the light
 //! modules* and the quiet zone, and leave dark modules as background; an inverted code does not
-//! scan on most phones (docs/embedded.md §2.8).
+//! scan on most phones (docs/embedded.md, "QR sizing").
 
 use alloc::string::String;
 use alloc::vec::Vec;

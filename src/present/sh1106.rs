@@ -3,7 +3,7 @@
 //!
 //! Unlike the SSD1306 it has 132 columns of RAM with the 128-pixel panel usually centred on them
 //! (column offset 2; some modules use 0), page addressing only (no window commands, so one page
-//! at a time), and its charge pump is the DC-DC command `AD 8B` (docs/embedded.md §2.3). Each
+//! at a time), and its charge pump is the DC-DC command `AD 8B` (docs/embedded.md, "SH1106"). Each
 //! page goes as two transactions, a command one (page, column) and a data one, as the sh1106
 //! crate and luma.oled do; folding both into one with continuation control bytes would save
 //! about 0.4 ms of a ~23 ms frame at 400 kHz, not worth a sequence no field driver uses.

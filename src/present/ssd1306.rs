@@ -4,7 +4,7 @@
 //! Horizontal addressing: set the column and page window, then one data transaction with the
 //! window's bytes, so a whole frame is one `write()` of 0x40 + 1024 bytes and a countdown tick is
 //! one small strip. Command bytes come from the datasheet and match the `ssd1306` crate and
-//! luma.oled (docs/embedded.md §2.2). The display is switched on only after the first frame, so
+//! luma.oled (docs/embedded.md, "SSD1306"). The display is switched on only after the first frame, so
 //! the power-on garbage in its RAM is never seen. No I/O besides the sink's `write()`.
 
 use std::fs::File;

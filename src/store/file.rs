@@ -1,7 +1,8 @@
 //! The file store: one record in one file, replaced atomically.
 //!
-//! The recipe is the only one that is safe on ext4, UBIFS and JFFS2 alike (docs/embedded.md
-//! §3.1): write a temporary file created 0600 with O_EXCL (so the secret is never readable by
+//! The recipe is the only one that is safe on ext4, UBIFS and JFFS2 alike (docs/embedded.md,
+//! "Power-safe file writes"): write a temporary file created 0600 with O_EXCL (so the secret is
+//! never readable by
 //! others, not even for a moment), fsync it, rename it over the old file, fsync the directory.
 //! Writers take an advisory lock on the directory so two sfpair processes cannot interleave.
 //! This file must not log the record's contents.

@@ -3,7 +3,8 @@
 //! Geometry from the `MEMGETINFO` ioctl (the size from sysfs `/sys/class/mtd/mtdN/size` when
 //! readable: `mtd_info_user.size` is 32 bits), erase with `MEMERASE` (`MEMERASE64` past 4 GiB),
 //! reads and programs with `pread`/`pwrite`, NAND bad blocks from `MEMGETBADBLOCK`
-//! (docs/embedded.md §3.2; numbers from `<mtd/mtd-abi.h>`, the same on arm32, arm64 and x86-64).
+//! (docs/embedded.md, "Raw flash (MTD)"; numbers from `<mtd/mtd-abi.h>`, the same on arm32, arm64
+//! and x86-64).
 //! The MTD char driver writes straight to the chip, so a returned `pwrite` is on flash.
 //!
 //! Refuses `/dev/mtdblockN`: that driver reads a whole erase block into RAM, erases it and writes
@@ -408,7 +409,7 @@ mod tests {
 
     #[test]
     fn ioctl_numbers_and_struct_layout_match_the_kernel_headers() {
-        // From <mtd/mtd-abi.h> as compiled by gcc (docs/embedded.md §3.2).
+        // From <mtd/mtd-abi.h> as compiled by gcc (docs/embedded.md, "Raw flash (MTD)").
         assert_eq!(size_of::<MtdInfoUser>(), 32);
         assert_eq!(MEMGETINFO, 0x8020_4d01);
         assert_eq!(MEMERASE, 0x4008_4d02);

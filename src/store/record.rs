@@ -1,6 +1,6 @@
 //! The stored pairing and its on-disk/on-flash encoding, shared by every store backend.
 //!
-//! Layout, little-endian (docs/embedded.md §3.4, extended):
+//! Layout, little-endian (docs/embedded.md, "Record layout", extended):
 //!
 //! ```text
 //! offset size field

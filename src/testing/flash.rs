@@ -1,7 +1,7 @@
 //! An in-memory flash chip that can lose power after any programmed byte or erased block, and a
 //! sweep that cuts the power at every point of every write and checks what a reboot reads.
 //!
-//! The model follows NOR semantics (docs/embedded.md §3.2): erase sets a block to 0xFF,
+//! The model follows NOR semantics (docs/embedded.md, "Raw flash (MTD)"): erase sets a block to 0xFF,
 //! programming ANDs bits; with a write size above 1 it also enforces NAND's one program per page
 //! per erase, and blocks can be marked bad. A power cut leaves the interrupted unit undefined,
 //! in one of three deterministic ways ([`Torn`]). Only for tests: it keeps the bytes in the clear.

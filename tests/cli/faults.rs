@@ -1,4 +1,4 @@
-//! The network fault matrix (README "Reliability"): for each fault, what sfpair does, which exit
+//! The network fault matrix (docs/reliability.md, "Fault matrix"): for each fault, what sfpair does, which exit
 //! code, that no secret is printed, and that the stored pairing is untouched. HTTP-level faults
 //! come from the simulator; TCP-level ones from the proxy in `netfault.rs`; a DNS failure from a
 //! network namespace with no network at all.

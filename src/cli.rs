@@ -250,7 +250,7 @@ Options:
                            sh1106:/dev/i2c-N[@0x3c], sh1106-no-offset:/dev/i2c-N[@0x3c],
                            fb:/dev/fbN, pbm:PATH[:WxH] or png:PATH[:WxH] (frame files,
                            default 128x64)
-  --json                   JSON lines on standard output instead (see the README)
+  --json                   JSON lines on standard output instead (see docs/json-events.md)
   --max-codes N            Fresh codes to show after expiry before giving up (default 3)
   --code-lifetime SECONDS  Code lifetime when the server sends none (default 600)
   --prompt-login           Add prompt=login to the QR URL, so the phone's existing session
@@ -317,7 +317,7 @@ pub const HELP_SERVE: &str = "\
 Usage: sfpair serve --socket PATH [--socket-group GROUP] [--allow-uid UID]... [--allow-gid GID]...
 
 Holds the refresh token and answers local requests for an access token over a Unix socket,
-one JSON line each way (see the README): {\"get\":\"access_token\"} or
+one JSON line each way (see docs/broker.md): {\"get\":\"access_token\"} or
 {\"get\":\"instance_url\"}. The socket is created 0600 (0660 with --socket-group). Only root,
 this user, the --allow-uid users and the --allow-gid (effective) groups, and the socket group
 are answered; others get {\"error\":\"forbidden\"} without their request being read. A stale

@@ -35,6 +35,7 @@ fn pairing(n: u32) -> Record {
         scope: "api refresh_token".into(),
         issued_at_ms: 1_700_000_000_000,
         paired_at: 1_700_000_000,
+        grant: Default::default(),
     }
 }
 

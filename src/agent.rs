@@ -31,6 +31,7 @@ use crate::rest::{self, RestReply, RestRequest, Unauthorized};
 use crate::secret::Secret;
 pub use crate::session::Session;
 use crate::signature;
+use crate::store::record::Grant;
 use crate::store::{Loaded, Record, TokenStore};
 use crate::time::{Clock, Instant};
 use crate::url;
@@ -52,6 +53,9 @@ pub enum Forgotten {
     Revoked,
     /// Wiped, but the server was not told: the token may still be valid there.
     WipedOnly { reason: String },
+    /// Wiped a headless enrolment: it holds no refresh token, so nothing was revoked; the app
+    /// accepts the device's grant again until an admin changes the app or the user.
+    NoRefreshToken,
 }
 
 pub struct Agent {
@@ -257,21 +261,8 @@ impl Agent {
             }
         };
         info!("paired; the pairing is stored in {}", self.store.describe());
-        if let Some(old) = previous.filter(|old| old.refresh_token != record.refresh_token) {
-            let revoked = api::revoke_request(&old).map(|r| self.exchange(&r, api::revoke_outcome));
-            match revoked {
-                Some(Ok(())) => info!("revoked the previous pairing's refresh token"),
-                Some(Err(e)) => warn!("could not revoke the previous pairing's refresh token: {e}"),
-                None => {}
-            }
-        }
-        self.generation += 1;
-        self.session = Some(Session {
-            access_token: session_token,
-            instance_url: record.instance_url.clone(),
-            obtained_at: self.clock.now(),
-            generation: self.generation,
-        });
+        self.revoke_previous(previous, &record);
+        self.start_session(session_token, record.instance_url.clone());
         let (org_id, user_id) = api::org_and_user(&record.identity_url);
         let paired = Paired {
             instance_url: record.instance_url,
@@ -280,6 +271,34 @@ impl Agent {
         };
         self.emit(&Event::Paired(paired.clone()));
         Ok(paired)
+    }
+
+    /// Revokes the refresh token of the pairing `new` replaced (a headless one has none).
+    fn revoke_previous(&mut self, previous: Option<Record>, new: &Record) {
+        let Some(old) = previous
+            .filter(|old| !old.grant.is_headless() && old.refresh_token != new.refresh_token)
+        else {
+            return;
+        };
+        let revoked = api::revoke_request(&old).map(|r| self.exchange(&r, api::revoke_outcome));
+        match revoked {
+            Some(Ok(())) => info!("revoked the previous pairing's refresh token"),
+            Some(Err(e)) => warn!("could not revoke the previous pairing's refresh token: {e}"),
+            None => {}
+        }
+    }
+
+    /// Caches a new session, one generation newer.
+    fn start_session(&mut self, access_token: Secret, instance_url: String) -> Session {
+        self.generation += 1;
+        let session = Session {
+            access_token,
+            instance_url,
+            obtained_at: self.clock.now(),
+            generation: self.generation,
+        };
+        self.session = Some(session.clone());
+        session
     }
 
     fn record_from(
@@ -321,6 +340,7 @@ impl Agent {
             scope: tokens.scope.unwrap_or(requested_scope),
             issued_at_ms: tokens.issued_at.and_then(|s| s.parse().ok()).unwrap_or(0),
             paired_at: self.clock.unix_time().as_secs(),
+            grant: Grant::Device,
         })
     }
 
@@ -473,8 +493,12 @@ impl Agent {
 
     /// A fresh access token from the stored refresh token, whatever is cached. A rotated refresh
     /// token is stored before the new access token is handed out: losing it would kill the grant.
+    /// A headless pairing has no refresh token: its grant runs again (`agent/headless.rs`).
     pub fn refresh(&mut self) -> Result<Session, Error> {
         let record = self.stored()?;
+        if record.grant.is_headless() {
+            return self.regrant(&record);
+        }
         let request = api::refresh_request(&record, self.client_secret.as_ref());
         let tokens = self.exchange(&request, api::refresh_outcome)?;
         if let (Some(secret), Dialect::Salesforce) = (&self.client_secret, record.dialect) {
@@ -496,15 +520,7 @@ impl Agent {
                 ))
             })?;
         }
-        self.generation += 1;
-        let session = Session {
-            access_token: tokens.access_token,
-            instance_url: updated.instance_url,
-            obtained_at: self.clock.now(),
-            generation: self.generation,
-        };
-        self.session = Some(session.clone());
-        Ok(session)
+        Ok(self.start_session(tokens.access_token, updated.instance_url))
     }
 
     /// Sends a REST request to the paired instance and streams the reply body into `sink`, in
@@ -585,6 +601,10 @@ impl Agent {
                     reason: format!("the record was unreadable ({reason})"),
                 });
             }
+            Loaded::Paired(record) if record.grant.is_headless() => {
+                self.store.wipe()?;
+                return Ok(Forgotten::NoRefreshToken);
+            }
             Loaded::Paired(record) => record,
         };
         let revoked = match api::revoke_request(&record) {
@@ -634,6 +654,9 @@ fn random_seed() -> u64 {
         }
     }
 }
+
+mod headless;
+pub use headless::Enrolment;
 
 #[cfg(test)]
 mod tests;

@@ -154,6 +154,7 @@ mod tests {
             scope: String::new(),
             issued_at_ms: 0,
             paired_at: 0,
+            grant: Default::default(),
         }
     }
 

@@ -91,7 +91,11 @@ pub mod event;
 pub mod files;
 pub mod flow;
 #[cfg(feature = "std")]
+pub mod headless;
+#[cfg(feature = "std")]
 pub mod http;
+#[cfg(feature = "std")]
+pub mod jwt;
 #[cfg(feature = "std")]
 pub mod logging;
 pub mod login_url;

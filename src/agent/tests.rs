@@ -62,6 +62,7 @@ fn stored_record(rt: &str) -> Record {
         scope: "api refresh_token".into(),
         issued_at_ms: 1,
         paired_at: 2,
+        grant: Default::default(),
     }
 }
 

@@ -29,6 +29,15 @@ pub fn run(agent: &mut Agent, wait_for_clock: Duration, out: &mut dyn Write) -> 
             )?;
             Ok(0)
         }
+        Forgotten::NoRefreshToken => {
+            say(
+                out,
+                format!(
+                    "Wiped {store}. This enrolment kept no refresh token, so there was nothing                      to revoke; the app accepts this device's grant again until an admin                      removes its certificate or secret, or the user's approval."
+                ),
+            )?;
+            Ok(0)
+        }
         Forgotten::WipedOnly { reason } => {
             // Said whatever RUST_LOG says: the person must know the grant may live on. A
             // standard error that cannot be written has nobody to tell.

@@ -232,6 +232,7 @@ mod tests {
             scope: "api refresh_token".into(),
             issued_at_ms: 1,
             paired_at: 2,
+            grant: Default::default(),
         }
     }
 

@@ -155,6 +155,9 @@ impl<F: Flash + ?Sized> Flash for alloc::boxed::Box<F> {
 }
 
 /// What one slot holds.
+// Two of these live briefly on the stack while a store loads; a ~230-byte Record (8 bytes
+// more with the headless grant) is not worth a heap allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 enum Slot {
     /// Every byte read is 0xFF (the record's first chunk: garbage further into the block

@@ -5,7 +5,7 @@
 //! ```text
 //! offset size field
 //! 0      4    magic "SFPR"
-//! 4      1    format version (1)
+//! 4      1    format version (1: device flow; 2: a headless grant, see below)
 //! 5      1    flags (0)
 //! 6      2    reserved (0xFFFF, the erased-flash value)
 //! 8      4    sequence number (flash slots: newer = seq_a.wrapping_sub(seq_b) as i32 > 0)
@@ -18,6 +18,13 @@
 //! older sfpair can tell a real newer record (`NewerVersion`: upgrade) from a version byte torn
 //! by a power cut on flash (`BadChecksum`: corrupt). A newer version is only reported when its
 //! checksum matches.
+//!
+//! Version 2 adds the grant (tags 12-15: which headless flow, and the username, key file path
+//! and audience it needs again; never a key or a secret) and has no refresh token. It gets its
+//! own version, not just new tags, because a version-1 reader skips unknown tags: it would see a
+//! record without a refresh token and call it corrupt. With version 2 it says "upgrade sfpair"
+//! instead. Device-flow records are still written as version 1, so going back to an older
+//! sfpair keeps them readable.
 //!
 //! A record decodes completely or not at all: any bad magic, length, checksum or field is an
 //! error with a reason, never a panic and never a half-filled record. Pure and no_std: reads and
@@ -35,7 +42,10 @@ use crate::flow::dialect::Dialect;
 use crate::secret::Secret;
 
 pub const MAGIC: [u8; 4] = *b"SFPR";
-pub const VERSION: u8 = 1;
+/// The newest version this sfpair reads (and writes, for headless grants).
+pub const VERSION: u8 = 2;
+/// The version of device-flow records, which an older sfpair reads too.
+pub const VERSION_DEVICE: u8 = 1;
 pub const HEADER_LEN: usize = 16;
 pub const CRC_LEN: usize = 4;
 /// Far above a real pairing (about 600 bytes), far below any slot.
@@ -52,6 +62,68 @@ const TAG_IDENTITY_URL: u8 = 8;
 const TAG_SCOPE: u8 = 9;
 const TAG_ISSUED_AT_MS: u8 = 10;
 const TAG_PAIRED_AT: u8 = 11;
+const TAG_GRANT: u8 = 12;
+const TAG_USERNAME: u8 = 13;
+const TAG_KEY_FILE: u8 = 14;
+const TAG_AUDIENCE: u8 = 15;
+
+/// How the agent gets a new session: with the stored refresh token (the device flow), or by
+/// running a headless grant again, which has no refresh token (docs/protocol.md, "Headless
+/// grants (JWT bearer, client credentials, asset token)"). Boxed: a record stays small.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Grant {
+    /// The device flow's refresh token (`Record::refresh_token`).
+    #[default]
+    Device,
+    Headless(alloc::boxed::Box<Headless>),
+}
+
+/// A grant that runs again for each new session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Headless {
+    /// A fresh assertion signed with the key in `key_file` (its path only).
+    JwtBearer {
+        username: String,
+        key_file: String,
+        audience: String,
+    },
+    /// The consumer key and secret; the secret comes from the settings each time.
+    ClientCredentials,
+}
+
+impl Grant {
+    pub fn jwt_bearer(username: String, key_file: String, audience: String) -> Grant {
+        Grant::Headless(alloc::boxed::Box::new(Headless::JwtBearer {
+            username,
+            key_file,
+            audience,
+        }))
+    }
+
+    pub fn client_credentials() -> Grant {
+        Grant::Headless(alloc::boxed::Box::new(Headless::ClientCredentials))
+    }
+
+    /// The `--flow` name.
+    pub fn name(&self) -> &'static str {
+        match self.headless() {
+            None => "device",
+            Some(Headless::JwtBearer { .. }) => "jwt-bearer",
+            Some(Headless::ClientCredentials) => "client-credentials",
+        }
+    }
+
+    pub fn headless(&self) -> Option<&Headless> {
+        match self {
+            Grant::Device => None,
+            Grant::Headless(h) => Some(h),
+        }
+    }
+
+    pub fn is_headless(&self) -> bool {
+        *self != Grant::Device
+    }
+}
 
 /// Everything needed to get access tokens after a reboot.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -74,6 +146,8 @@ pub struct Record {
     pub issued_at_ms: u64,
     /// The device's wall clock at pairing (epoch s); may be wrong on boards without an RTC.
     pub paired_at: u64,
+    /// How a new session is obtained; a headless grant stores an empty refresh token.
+    pub grant: Grant,
 }
 
 /// Why bytes are not a valid record.
@@ -145,11 +219,13 @@ impl fmt::Display for TooLarge {
 /// The complete encoded record (header, payload, CRC). Wiped on drop: it holds the token.
 pub fn to_bytes(record: &Record, seq: u32) -> Result<Zeroizing<Vec<u8>>, TooLarge> {
     let mut payload = Zeroizing::new(Vec::with_capacity(512));
-    put_field(
-        &mut payload,
-        TAG_REFRESH_TOKEN,
-        record.refresh_token.expose().as_bytes(),
-    );
+    if !record.grant.is_headless() {
+        put_field(
+            &mut payload,
+            TAG_REFRESH_TOKEN,
+            record.refresh_token.expose().as_bytes(),
+        );
+    }
     put_field(&mut payload, TAG_CLIENT_ID, record.client_id.as_bytes());
     put_field(&mut payload, TAG_DIALECT, record.dialect.name().as_bytes());
     put_field(&mut payload, TAG_LOGIN_URL, record.login_url.as_bytes());
@@ -174,12 +250,32 @@ pub fn to_bytes(record: &Record, seq: u32) -> Result<Zeroizing<Vec<u8>>, TooLarg
         &record.issued_at_ms.to_le_bytes(),
     );
     put_field(&mut payload, TAG_PAIRED_AT, &record.paired_at.to_le_bytes());
+    match record.grant.headless() {
+        None => {}
+        Some(Headless::ClientCredentials) => {
+            put_field(&mut payload, TAG_GRANT, b"client-credentials")
+        }
+        Some(Headless::JwtBearer {
+            username,
+            key_file,
+            audience,
+        }) => {
+            put_field(&mut payload, TAG_GRANT, b"jwt-bearer");
+            put_field(&mut payload, TAG_USERNAME, username.as_bytes());
+            put_field(&mut payload, TAG_KEY_FILE, key_file.as_bytes());
+            put_field(&mut payload, TAG_AUDIENCE, audience.as_bytes());
+        }
+    }
     if payload.len() > MAX_PAYLOAD {
         return Err(TooLarge(payload.len()));
     }
     let mut out = Zeroizing::new(Vec::with_capacity(HEADER_LEN + payload.len() + CRC_LEN));
     out.extend_from_slice(&MAGIC);
-    out.push(VERSION);
+    out.push(if record.grant.is_headless() {
+        VERSION
+    } else {
+        VERSION_DEVICE
+    });
     out.push(0);
     out.extend_from_slice(&[0xFF, 0xFF]);
     out.extend_from_slice(&seq.to_le_bytes());
@@ -260,6 +356,12 @@ fn check_header(header: &[u8; HEADER_LEN]) -> Result<usize, DecodeError> {
 /// Decodes a record from the start of `bytes` (trailing bytes, such as the rest of a flash
 /// slot, are ignored).
 pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
+    decode_up_to(bytes, VERSION)
+}
+
+/// [`decode`] as a reader of format versions up to `newest` would: `decode_up_to(b, 1)` is
+/// what an sfpair from before version 2 does with `b` (the tests pin that it refuses).
+pub fn decode_up_to(bytes: &[u8], newest: u8) -> Result<Decoded, DecodeError> {
     let header: &[u8; HEADER_LEN] = bytes
         .get(..HEADER_LEN)
         .and_then(|h| h.try_into().ok())
@@ -277,11 +379,11 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
     if crc32(&bytes[..end]) != stored {
         return Err(DecodeError::BadChecksum);
     }
-    if header[4] > VERSION {
+    if header[4] > newest {
         return Err(DecodeError::NewerVersion(header[4]));
     }
     let seq = u32::from_le_bytes([header[8], header[9], header[10], header[11]]);
-    let record = parse_fields(&bytes[HEADER_LEN..end])?;
+    let record = parse_fields(&bytes[HEADER_LEN..end], header[4])?;
     Ok(Decoded { record, seq })
 }
 
@@ -298,6 +400,10 @@ struct Fields {
     scope: Option<String>,
     issued_at_ms: Option<u64>,
     paired_at: Option<u64>,
+    grant: Option<String>,
+    username: Option<String>,
+    key_file: Option<String>,
+    audience: Option<String>,
 }
 
 fn text(value: &[u8], name: &'static str) -> Result<String, DecodeError> {
@@ -311,7 +417,7 @@ fn number(value: &[u8], name: &'static str) -> Result<u64, DecodeError> {
     Ok(u64::from_le_bytes(bytes))
 }
 
-fn parse_fields(mut payload: &[u8]) -> Result<Record, DecodeError> {
+fn parse_fields(mut payload: &[u8], version: u8) -> Result<Record, DecodeError> {
     let mut f = Fields::default();
     while !payload.is_empty() {
         let [tag, l0, l1, rest @ ..] = payload else {
@@ -337,15 +443,38 @@ fn parse_fields(mut payload: &[u8]) -> Result<Record, DecodeError> {
             TAG_SCOPE => f.scope = Some(text(value, "scope")?),
             TAG_ISSUED_AT_MS => f.issued_at_ms = Some(number(value, "issued_at")?),
             TAG_PAIRED_AT => f.paired_at = Some(number(value, "paired_at")?),
-            // A field from a newer minor revision of version 1: skip it.
+            TAG_GRANT if version >= 2 => f.grant = Some(text(value, "grant")?),
+            TAG_USERNAME if version >= 2 => f.username = Some(text(value, "username")?),
+            TAG_KEY_FILE if version >= 2 => f.key_file = Some(text(value, "key_file")?),
+            TAG_AUDIENCE if version >= 2 => f.audience = Some(text(value, "audience")?),
+            // A field from a newer minor revision of this version: skip it.
             _ => {}
         }
         payload = &rest[len..];
     }
-    let refresh_token = f
-        .refresh_token
-        .filter(|t| !t.is_empty())
-        .ok_or(DecodeError::MissingField("refresh_token"))?;
+    let grant = match f.grant.as_deref() {
+        None => Grant::Device,
+        Some("client-credentials") => Grant::client_credentials(),
+        Some("jwt-bearer") => {
+            let need = |v: Option<String>, name| {
+                v.filter(|v| !v.is_empty())
+                    .ok_or(DecodeError::MissingField(name))
+            };
+            Grant::jwt_bearer(
+                need(f.username, "username")?,
+                need(f.key_file, "key_file")?,
+                need(f.audience, "audience")?,
+            )
+        }
+        Some(_) => return Err(DecodeError::BadField("grant")),
+    };
+    let refresh_token = if grant.is_headless() {
+        Secret::new("")
+    } else {
+        f.refresh_token
+            .filter(|t| !t.is_empty())
+            .ok_or(DecodeError::MissingField("refresh_token"))?
+    };
     let token_url = f
         .token_url
         .filter(|u| !u.is_empty())
@@ -364,6 +493,7 @@ fn parse_fields(mut payload: &[u8]) -> Result<Record, DecodeError> {
         scope: f.scope.unwrap_or_default(),
         issued_at_ms: f.issued_at_ms.unwrap_or(0),
         paired_at: f.paired_at.unwrap_or(0),
+        grant,
     })
 }
 
@@ -384,7 +514,56 @@ mod tests {
             scope: "api refresh_token".into(),
             issued_at_ms: 1_700_000_000_000,
             paired_at: 1_700_000_000,
+            grant: Grant::Device,
         }
+    }
+
+    fn headless() -> Record {
+        Record {
+            refresh_token: Secret::new(""),
+            grant: Grant::jwt_bearer(
+                "gw@acme.com".into(),
+                "/etc/sfpair/device.key".into(),
+                "https://login.salesforce.com".into(),
+            ),
+            ..sample()
+        }
+    }
+
+    #[test]
+    fn headless_records_are_version_2_and_an_older_reader_says_upgrade() {
+        let bytes = to_bytes(&headless(), 3).unwrap();
+        assert_eq!(bytes[4], 2);
+        assert_eq!(decode(&bytes).unwrap().record, headless());
+        // What an sfpair that knows only version 1 does with it: refuse, saying "upgrade".
+        let err = decode_up_to(&bytes, 1).unwrap_err();
+        assert_eq!(err, DecodeError::NewerVersion(2));
+        assert!(err.to_string().contains("upgrade sfpair"));
+        // Device-flow records stay version 1, readable by that older sfpair.
+        let device = to_bytes(&sample(), 3).unwrap();
+        assert_eq!(device[4], 1);
+        assert_eq!(decode_up_to(&device, 1).unwrap().record, sample());
+        // The secret-free record names the key file, never the key; no refresh token is written.
+        let cc = Record {
+            grant: Grant::client_credentials(),
+            ..headless()
+        };
+        assert_eq!(decode(&to_bytes(&cc, 1).unwrap()).unwrap().record, cc);
+    }
+
+    #[test]
+    fn a_version_1_record_cannot_smuggle_in_a_grant() {
+        let mut payload = Vec::new();
+        put_field(&mut payload, TAG_REFRESH_TOKEN, b"rt");
+        put_field(&mut payload, TAG_CLIENT_ID, b"K");
+        put_field(&mut payload, TAG_TOKEN_URL, b"https://x/token");
+        put_field(&mut payload, TAG_INSTANCE_URL, b"https://x");
+        put_field(&mut payload, TAG_GRANT, b"client-credentials");
+        assert_eq!(parse_fields(&payload, 1).unwrap().grant, Grant::Device);
+        assert_eq!(
+            parse_fields(&payload, 2).unwrap().grant,
+            Grant::client_credentials()
+        );
     }
 
     #[test]
@@ -451,17 +630,17 @@ mod tests {
     #[test]
     fn newer_versions_and_huge_lengths_are_refused() {
         let mut bytes = to_bytes(&sample(), 1).unwrap().to_vec();
-        bytes[4] = 2;
+        bytes[4] = 3;
         // A version byte changed without a matching checksum is a torn write, not a newer sfpair.
         assert_eq!(decode(&bytes).unwrap_err(), DecodeError::BadChecksum);
         let end = bytes.len() - CRC_LEN;
         let crc = crc32(&bytes[..end]);
         bytes[end..].copy_from_slice(&crc.to_le_bytes());
-        assert_eq!(decode(&bytes).unwrap_err(), DecodeError::NewerVersion(2));
+        assert_eq!(decode(&bytes).unwrap_err(), DecodeError::NewerVersion(3));
         let mut source: &[u8] = &bytes;
         assert_eq!(
             read_record(&mut source).unwrap_err(),
-            ReadError::Decode(DecodeError::NewerVersion(2))
+            ReadError::Decode(DecodeError::NewerVersion(3))
         );
         let mut bytes = to_bytes(&sample(), 1).unwrap().to_vec();
         bytes[12..16].copy_from_slice(&u32::MAX.to_le_bytes());
@@ -477,11 +656,11 @@ mod tests {
         put_field(&mut payload, TAG_TOKEN_URL, b"https://x/token");
         put_field(&mut payload, TAG_INSTANCE_URL, b"https://x");
         assert_eq!(
-            parse_fields(&payload).unwrap_err(),
+            parse_fields(&payload, 1).unwrap_err(),
             DecodeError::MissingField("refresh_token")
         );
         put_field(&mut payload, TAG_REFRESH_TOKEN, b"rt");
-        let r = parse_fields(&payload).unwrap();
+        let r = parse_fields(&payload, 1).unwrap();
         assert_eq!(r.refresh_token.expose(), "rt");
         assert_eq!(r.dialect, Dialect::Salesforce);
     }

@@ -167,6 +167,7 @@ fn a_pairing_from_a_newer_sfpair_is_kept_and_pair_refuses_before_showing_a_code(
         scope: "api refresh_token".into(),
         issued_at_ms: 0,
         paired_at: 0,
+        grant: Default::default(),
     };
     let mut bytes = record::to_bytes(&record, 7).unwrap().to_vec();
     bytes[4] = record::VERSION + 1;

@@ -49,7 +49,16 @@ const KEYS: [(&str, &[&str]); 5] = [
     ("store", &["kind", "path"]),
     (
         "salesforce",
-        &["login_url", "client_id", "scope", "ca_file"],
+        &[
+            "login_url",
+            "client_id",
+            "scope",
+            "ca_file",
+            "flow",
+            "key_file",
+            "username",
+            "audience",
+        ],
     ),
     ("service", &["systemd", "init"]),
 ];
@@ -72,6 +81,11 @@ pub struct Board {
     pub client_id: Option<String>,
     pub scope: Option<String>,
     pub ca_file: Option<String>,
+    /// The headless grant settings, as `--flow`, `--key-file`, `--username`, `--audience`.
+    pub flow: Option<String>,
+    pub key_file: Option<String>,
+    pub username: Option<String>,
+    pub audience: Option<String>,
     /// Service files, relative to the profile's directory.
     pub systemd_unit: Option<String>,
     pub init_script: Option<String>,
@@ -277,6 +291,17 @@ impl Board {
             None => None,
         };
 
+        let flow = f.text("salesforce", "flow")?.map(|(_, v)| v);
+        let key_file = match f.text("salesforce", "key_file")? {
+            Some((line, key)) => {
+                f.absolute(line, "key_file", &key)?;
+                Some(key)
+            }
+            None => None,
+        };
+        let username = f.text("salesforce", "username")?.map(|(_, v)| v);
+        let audience = f.text("salesforce", "audience")?.map(|(_, v)| v);
+
         let systemd_unit = f.text("service", "systemd")?.map(|(_, v)| v);
         let init_script = f.text("service", "init")?.map(|(_, v)| v);
         if systemd_unit.is_none() && init_script.is_none() {
@@ -294,6 +319,10 @@ impl Board {
             client_id,
             scope,
             ca_file,
+            flow,
+            key_file,
+            username,
+            audience,
             systemd_unit,
             init_script,
         })
@@ -386,6 +415,10 @@ impl Board {
             "SFPAIR_CLIENT_ID" => self.client_id.clone(),
             "SFPAIR_SCOPE" => self.scope.clone(),
             "SFPAIR_CA_FILE" => self.ca_file.clone(),
+            "SFPAIR_FLOW" => self.flow.clone(),
+            "SFPAIR_KEY_FILE" => self.key_file.clone(),
+            "SFPAIR_USERNAME" => self.username.clone(),
+            "SFPAIR_AUDIENCE" => self.audience.clone(),
             _ => None,
         }
     }

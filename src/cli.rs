@@ -19,6 +19,8 @@ pub enum Command {
     Forget,
     Call,
     Serve,
+    /// `asset-token`: exchange the session for an asset token (the asset token flow).
+    AssetToken,
     Help,
     Version,
 }
@@ -66,6 +68,19 @@ pub struct Args {
     pub allow_gids: Vec<u32>,
     /// `--board FILE`: a board profile (see `board.rs`).
     pub board: Option<PathBuf>,
+    /// `pair --flow device|jwt-bearer|client-credentials`.
+    pub flow: Option<String>,
+    /// `--key-file PEM`: the JWT bearer signing key.
+    pub key_file: Option<PathBuf>,
+    /// `--username USER`: the JWT bearer `sub`.
+    pub username: Option<String>,
+    /// `--audience URL`: the JWT bearer `aud`.
+    pub audience: Option<String>,
+    /// `asset-token --device-id ID [--asset-name N] [--serial SN] [--device-key PEM]`.
+    pub device_id: Option<String>,
+    pub asset_name: Option<String>,
+    pub serial: Option<String>,
+    pub device_key: Option<PathBuf>,
 }
 
 fn usage(msg: impl std::fmt::Display) -> Error {
@@ -166,6 +181,22 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, Error> {
                 .allow_gids
                 .push(number(parser.value().map_err(err)?, "--allow-gid")?),
             Long("board") => a.board = Some(parser.value().map_err(err)?.into()),
+            Long("flow") => a.flow = Some(text(parser.value().map_err(err)?, "--flow")?),
+            Long("key-file") => a.key_file = Some(parser.value().map_err(err)?.into()),
+            Long("username") => {
+                a.username = Some(text(parser.value().map_err(err)?, "--username")?)
+            }
+            Long("audience") => {
+                a.audience = Some(text(parser.value().map_err(err)?, "--audience")?)
+            }
+            Long("device-id") => {
+                a.device_id = Some(text(parser.value().map_err(err)?, "--device-id")?)
+            }
+            Long("asset-name") => {
+                a.asset_name = Some(text(parser.value().map_err(err)?, "--asset-name")?)
+            }
+            Long("serial") => a.serial = Some(text(parser.value().map_err(err)?, "--serial")?),
+            Long("device-key") => a.device_key = Some(parser.value().map_err(err)?.into()),
             Value(v) if a.command.is_none() => {
                 a.command = Some(match text(v, "command")?.as_str() {
                     "pair" => Command::Pair,
@@ -174,6 +205,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, Error> {
                     "forget" => Command::Forget,
                     "call" => Command::Call,
                     "serve" => Command::Serve,
+                    "asset-token" => Command::AssetToken,
                     "help" => Command::Help,
                     other => return Err(usage(format!("unknown command '{other}'"))),
                 });
@@ -202,6 +234,7 @@ Commands:
   forget   Revoke the refresh token at the server, then wipe the store
   call     Make a REST call with the paired session (refreshed when it expires)
   serve    Hand out access tokens to local processes over a Unix socket
+  asset-token  Exchange the session for an asset token about this device
   help     Show this text; `sfpair <COMMAND> --help` shows a command's options
 
 Common options (environment variable in brackets):
@@ -237,6 +270,8 @@ Logs go to standard error; set RUST_LOG=info or debug for more (tokens are never
 
 pub const HELP_PAIR: &str = "\
 Usage: sfpair pair --client-id KEY [--login-url URL] [OPTIONS]
+       sfpair pair --flow jwt-bearer --key-file PEM --username USER [--audience URL]
+       sfpair pair --flow client-credentials --client-secret-file FILE --login-url MYDOMAIN
 
 Requests a device code, shows the user code, the URL and a QR code, and polls until a person
 approves on https://<login host>/setup/connect. The refresh token is then stored; nothing is
@@ -263,7 +298,26 @@ Options:
                            board units use 30) [SFPAIR_START_JITTER]
   --dialect rfc8628 --device-url URL --token-url URL [--revoke-url URL]
                            Standard RFC 8628 provider instead of Salesforce
+
+Without a person (docs/headless.md) [SFPAIR_FLOW]:
+  --flow jwt-bearer        A signed assertion; the admin pre-approved the user for the app
+    --key-file PEM         RSA private key (PKCS#8 or PKCS#1, mode 0600) [SFPAIR_KEY_FILE]
+    --username USER        The Salesforce user to act as [SFPAIR_USERNAME]
+    --audience URL         aud (default: the login or test host) [SFPAIR_AUDIENCE]
+  --flow client-credentials  The app's key and secret for its run-as user; My Domain only
+These keep no refresh token: each new session runs the grant again.
 Plus the common options in `sfpair --help`.
+";
+
+pub const HELP_ASSET_TOKEN: &str = "\
+Usage: sfpair asset-token --device-id ID [--asset-name NAME] [--serial SN] [--device-key PEM]
+                          [--json]
+
+Exchanges the current session (of any flow) and an actor token about this device for an asset
+token (the asset token flow, docs/headless.md), and prints it on standard output (--json: the
+whole reply). The actor token carries the device id, the asset's name and serial number and,
+with --device-key (RSA, mode 0600), the key's public half; it is then signed with that key. The
+asset token is short-lived and is not stored.
 ";
 
 pub const HELP_TOKEN: &str = "\

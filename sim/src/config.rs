@@ -44,6 +44,8 @@ pub struct Config {
     pub cert: CertMode,
     /// Print each request-log line to stderr.
     pub log_to_stderr: bool,
+    /// The JWT bearer, client credentials and asset token settings (`headless.rs`).
+    pub headless: crate::headless::Headless,
 }
 
 impl Default for Config {
@@ -65,6 +67,7 @@ impl Default for Config {
             max_authorizations_per_user: 5,
             cert: CertMode::Valid,
             log_to_stderr: false,
+            headless: crate::headless::Headless::default(),
         }
     }
 }
@@ -95,6 +98,7 @@ impl fmt::Debug for Config {
             )
             .field("cert", &self.cert)
             .field("log_to_stderr", &self.log_to_stderr)
+            .field("headless", &self.headless)
             .finish()
     }
 }

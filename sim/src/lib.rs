@@ -42,14 +42,17 @@
 //! protocol logic. Secrets (device codes, tokens, the client secret) never reach the
 //! request log, stderr or a panic message.
 
+mod client_credentials;
 mod codes;
 mod config;
 mod device;
 mod faults;
 mod form;
 mod grants;
+mod headless;
 mod http;
 mod identity;
+mod jwt_bearer;
 mod log;
 mod oauth;
 mod page;
@@ -59,6 +62,7 @@ mod router;
 mod server;
 mod state;
 mod tls;
+mod token_exchange;
 
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::Path;
@@ -68,6 +72,7 @@ use std::time::Instant;
 
 pub use config::{AppState, CertMode, Config, DenyMode, SlowDown};
 pub use faults::Fault;
+pub use headless::{Headless, public_key_der};
 pub use log::LogEntry;
 
 use device::Decision;

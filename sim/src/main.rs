@@ -35,6 +35,9 @@ RFC 8628 provider) for testing sfpair. Listens on 127.0.0.1 only.
   --device-flow-disabled      step 1 answers `device flow is not enabled for the app`
   --not-installed             step 1 answers `app must be installed into org`
   --cert KIND                 valid | wrong-host | expired [valid]
+  --headless LIST             the approval-free grants, comma-separated: jwt-key=PEM (an RSA
+                              public key: JWT bearer on), no-pre-approval, no-run-as-user,
+                              not-my-domain, no-token-exchange, asset-ttl=S [all on but JWT]
   --quiet                     do not log requests to stderr
   --help                      show this help
 ";
@@ -126,6 +129,10 @@ fn parse(mut parser: lexopt::Parser) -> Result<Option<Options>, lexopt::Error> {
                     }
                 }
             }
+            Long("headless") => config
+                .headless
+                .apply(&parser.value()?.string()?)
+                .map_err(|e| lexopt::Error::from(format!("--headless: {e}")))?,
             Long("quiet") => config.log_to_stderr = false,
             Long("help") | Short('h') => return Ok(None),
             _ => return Err(arg.unexpected()),

@@ -31,6 +31,13 @@ pub fn token(shared: &Shared, request: &Request, params: &Params) -> Response {
         None => missing("grant_type"),
         Some("device") => poll(shared, params),
         Some("refresh_token") => refresh(shared, request, params),
+        Some("urn:ietf:params:oauth:grant-type:jwt-bearer") => {
+            crate::jwt_bearer::grant(shared, params)
+        }
+        Some("client_credentials") => crate::client_credentials::grant(shared, request, params),
+        Some("urn:ietf:params:oauth:grant-type:token-exchange") => {
+            crate::token_exchange::exchange(shared, params)
+        }
         Some(_) => error(400, "unsupported_grant_type", "grant type not supported"),
     }
 }
@@ -199,8 +206,17 @@ fn fresh() -> Fresh {
     }
 }
 
+/// A session for an approval-free grant (JWT bearer, client credentials): no refresh token.
+pub(crate) fn headless_session(shared: &Shared, now: Instant) -> Response {
+    let minted = shared
+        .world()
+        .grants
+        .create("api", false, fresh(), now, &shared.policy);
+    token_response(shared, minted)
+}
+
 /// Only the configured consumer key gets past this.
-fn check_client(shared: &Shared, client_id: Option<&str>) -> Result<(), Response> {
+pub(crate) fn check_client(shared: &Shared, client_id: Option<&str>) -> Result<(), Response> {
     match client_id {
         None => Err(missing("client_id")),
         Some(id) if id == shared.config.client_id => Ok(()),
@@ -210,7 +226,10 @@ fn check_client(shared: &Shared, client_id: Option<&str>) -> Result<(), Response
 
 /// `client_id` and `client_secret` from the body, or else from HTTP Basic, which
 /// docs/protocol.md, "Refresh" allows instead.
-fn client_credentials(request: &Request, params: &Params) -> (Option<String>, Option<String>) {
+pub(crate) fn client_credentials(
+    request: &Request,
+    params: &Params,
+) -> (Option<String>, Option<String>) {
     let basic = request
         .header("authorization")
         .and_then(|v| {

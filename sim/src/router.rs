@@ -119,7 +119,11 @@ fn grant_of(path: &str, params: &Params) -> Option<String> {
     if path == RFC_DEVICE_PATH || params.get("response_type") == Some("device_code") {
         return Some("device_code".to_string());
     }
-    params.get("grant_type").map(str::to_string)
+    // The URN grants log by their short name ("jwt-bearer", "token-exchange").
+    params.get("grant_type").map(|g| {
+        g.trim_start_matches("urn:ietf:params:oauth:grant-type:")
+            .to_string()
+    })
 }
 
 /// Which queued faults a request to `path` may take.

@@ -6,6 +6,7 @@
 //! token except `token`, whose job it is. Output goes to the writer given to [`Plan::run`]; a
 //! failed write is an error ([`ErrorKind::Output`]), never a panic.
 
+pub mod asset_token;
 pub mod call;
 pub mod forget;
 pub mod pair;
@@ -63,6 +64,7 @@ pub enum Command {
     Forget,
     Call(call::Options),
     Serve(serve::Options),
+    AssetToken(asset_token::Options),
 }
 
 /// A validated command line: what to run, and with what.
@@ -84,6 +86,7 @@ impl Plan {
             Command::Forget => forget::run(&mut agent, wait, out),
             Command::Call(options) => call::run(&mut agent, options, &self.backends, out),
             Command::Serve(options) => serve::run(agent, options, wait),
+            Command::AssetToken(options) => asset_token::run(&mut agent, options, wait, out),
         }
     }
 }

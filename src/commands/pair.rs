@@ -1,5 +1,6 @@
-//! `sfpair pair`: the device flow on the configured displays, unless a pairing is stored
-//! already (`--force` pairs again; the old pairing is replaced only once the new one is stored).
+//! `sfpair pair`: the device flow on the configured displays, or a headless grant (`--flow
+//! jwt-bearer|client-credentials`), unless a pairing is stored already (`--force` pairs again;
+//! the old pairing is replaced only once the new one is stored).
 
 use std::io::Write;
 use std::time::Duration;
@@ -7,7 +8,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::say;
-use crate::agent::Agent;
+use crate::agent::{Agent, Enrolment};
 use crate::error::Error;
 use crate::flow::FlowConfig;
 use crate::present::select;
@@ -17,6 +18,8 @@ use crate::store::Loaded;
 #[derive(Clone, Debug)]
 pub struct Options {
     pub flow: FlowConfig,
+    /// A headless grant instead of the device flow (`flow` is then unused).
+    pub enrol: Option<Enrolment>,
     /// Where the code goes; empty: the console (or only JSON lines with `json`).
     pub displays: Vec<Display>,
     /// JSON lines on standard output.
@@ -59,6 +62,9 @@ pub fn run(
     for presenter in select::presenters(&options.displays, options.json) {
         agent.add_presenter(presenter);
     }
-    agent.pair(options.flow.clone())?;
+    match &options.enrol {
+        Some(enrolment) => agent.enrol(enrolment.clone()).map(|_| ())?,
+        None => agent.pair(options.flow.clone()).map(|_| ())?,
+    }
     Ok(0)
 }

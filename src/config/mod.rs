@@ -15,6 +15,7 @@ mod sources;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::agent::Enrolment;
 use crate::board::Board;
 use crate::broker::ServeOptions;
 use crate::cli::{Args, Command as Cli};
@@ -27,6 +28,7 @@ use crate::login_url;
 use crate::present::spec::{self, Display};
 use crate::rest::RestRequest;
 use crate::secret::Secret;
+use crate::store::record::Grant;
 use crate::store::{self, file::FileStore};
 use crate::url;
 use crate::wire::Method;
@@ -62,6 +64,12 @@ pub struct Settings {
     pub session_lifetime: Option<Duration>,
     /// `--api-version` for `call`, normalized (`62.0`).
     pub api_version: Option<String>,
+    /// `--flow` and the headless grant's settings, as given; checked by `enrolment` for `pair`
+    /// only (after pairing, the stored record says which grant runs).
+    pub flow: Option<String>,
+    pub key_file: Option<PathBuf>,
+    pub username: Option<String>,
+    pub audience: Option<String>,
 }
 
 /// The command line, the environment and the board profile, validated into what to run.
@@ -74,7 +82,12 @@ pub fn plan(
     let settings = Settings::resolve(args, env, is_root)?;
     let command = match args.command {
         Some(Cli::Pair) => Command::Pair(commands::pair::Options {
-            flow: settings.flow_config()?,
+            enrol: settings.enrolment()?,
+            flow: match settings.flow.as_deref() {
+                None | Some("device") => settings.flow_config()?,
+                // Not used by a headless enrolment; built without its client-id rule.
+                Some(_) => FlowConfig::salesforce(&settings.login_url, ""),
+            },
             displays: settings.displays.clone(),
             json: settings.json,
             force: args.force,
@@ -87,6 +100,7 @@ pub fn plan(
         Some(Cli::Forget) => Command::Forget,
         Some(Cli::Call) => Command::Call(settings.call_options(args)?),
         Some(Cli::Serve) => Command::Serve(serve_options(args)?),
+        Some(Cli::AssetToken) => Command::AssetToken(asset_token_options(args)?),
         Some(Cli::Help | Cli::Version) | None => {
             return Err(Error::config("no command to run (see `sfpair --help`)"));
         }
@@ -324,7 +338,20 @@ impl Settings {
             None => sources.var("SFPAIR_CA_FILE")?.map(PathBuf::from),
         };
 
+        let key_file = match &args.key_file {
+            Some(path) if path.as_os_str().is_empty() => {
+                return Err(Error::config(
+                    "--key-file is empty: give the PEM key file, or leave it out",
+                ));
+            }
+            Some(path) => Some(path.clone()),
+            None => sources.var("SFPAIR_KEY_FILE")?.map(PathBuf::from),
+        };
         Ok(Settings {
+            flow: sources.text(&args.flow, "--flow", "SFPAIR_FLOW")?,
+            key_file,
+            username: sources.text(&args.username, "--username", "SFPAIR_USERNAME")?,
+            audience: sources.text(&args.audience, "--audience", "SFPAIR_AUDIENCE")?,
             dialect,
             login_url,
             endpoints,
@@ -391,6 +418,80 @@ impl Settings {
         })
     }
 
+    /// `pair --flow jwt-bearer|client-credentials`: the enrolment, checked before any request;
+    /// `None` for the device flow.
+    pub fn enrolment(&self) -> Result<Option<Enrolment>, Error> {
+        let flow = match self.flow.as_deref() {
+            None | Some("device") => return Ok(None),
+            Some(flow @ ("jwt-bearer" | "client-credentials")) => flow,
+            Some(other) => {
+                return Err(Error::config(format!(
+                    "unknown --flow '{other}': use device, jwt-bearer or client-credentials"
+                )));
+            }
+        };
+        if self.dialect != Dialect::Salesforce {
+            return Err(Error::config(format!(
+                "--flow {flow} is a Salesforce grant: leave out --dialect"
+            )));
+        }
+        let client_id = self.client_id.clone().ok_or_else(|| {
+            Error::config(format!(
+                "--flow {flow} needs the app's consumer key: pass --client-id KEY or set \
+                 SFPAIR_CLIENT_ID"
+            ))
+        })?;
+        let grant = if flow == "jwt-bearer" {
+            let key_file = self.key_file.as_ref().ok_or_else(|| {
+                Error::config(
+                    "--flow jwt-bearer needs --key-file PEM (SFPAIR_KEY_FILE): the RSA private \
+                     key whose certificate is uploaded to the app",
+                )
+            })?;
+            // Stored in the record and read again at every new session, maybe from another
+            // working directory (a service): so absolute.
+            let key_file = std::path::absolute(key_file)
+                .map_err(|e| Error::config(format!("--key-file {}: {e}", key_file.display())))?;
+            let key_file = key_file.to_str().ok_or_else(|| {
+                Error::config("--key-file must be a UTF-8 path (it is stored in the record)")
+            })?;
+            let username = self.username.clone().ok_or_else(|| {
+                Error::config(
+                    "--flow jwt-bearer needs --username USER (SFPAIR_USERNAME): the Salesforce \
+                     user the device acts as, pre-approved for the app",
+                )
+            })?;
+            let audience = match &self.audience {
+                Some(aud) => {
+                    endpoint(aud, "--audience")?;
+                    aud.trim_end_matches('/').to_string()
+                }
+                None => crate::headless::default_audience(&self.login_url),
+            };
+            Grant::jwt_bearer(username, key_file.to_string(), audience)
+        } else {
+            if crate::headless::is_generic_login_host(&self.login_url) {
+                return Err(Error::config(format!(
+                    "--flow client-credentials works only on the org's My Domain, not on {}: \
+                     use --login-url https://NAME.my.salesforce.com (Setup > My Domain)",
+                    self.login_url
+                )));
+            }
+            if self.client_secret.is_none() {
+                return Err(Error::config(
+                    "--flow client-credentials needs the consumer secret: --client-secret-file \
+                     FILE or SFPAIR_CLIENT_SECRET_FILE (never an argument)",
+                ));
+            }
+            Grant::client_credentials()
+        };
+        Ok(Some(Enrolment {
+            login_url: self.login_url.clone(),
+            client_id,
+            grant,
+        }))
+    }
+
     /// The flow configuration for `pair`; needs a client id.
     pub fn flow_config(&self) -> Result<FlowConfig, Error> {
         let client_id = self.client_id.clone().ok_or_else(|| {
@@ -425,6 +526,28 @@ impl Settings {
         config.start_spread = self.start_jitter;
         Ok(config)
     }
+}
+
+/// `sfpair asset-token` options.
+fn asset_token_options(args: &Args) -> Result<commands::asset_token::Options, Error> {
+    let nonempty = |v: &Option<String>, flag: &str| match v {
+        Some(v) if v.trim().is_empty() => Err(Error::config(format!(
+            "{flag} is empty: give a value, or leave it out"
+        ))),
+        other => Ok(other.clone()),
+    };
+    let device_id = nonempty(&args.device_id, "--device-id")?.ok_or_else(|| {
+        Error::config("sfpair asset-token needs --device-id ID (the device's own id, `did`)")
+    })?;
+    Ok(commands::asset_token::Options {
+        device: crate::jwt::DeviceClaims {
+            device_id,
+            asset_name: nonempty(&args.asset_name, "--asset-name")?,
+            serial: nonempty(&args.serial, "--serial")?,
+        },
+        device_key: args.device_key.clone(),
+        json: args.json,
+    })
 }
 
 /// `sfpair serve` options.

@@ -60,6 +60,12 @@ impl Headless {
                     self.jwt_public_key =
                         Some(public_key_der(&pem).map_err(|e| format!("{path}: {e}"))?);
                 }
+                Some(("max-exp-ahead", s)) => {
+                    let secs = s
+                        .parse()
+                        .map_err(|_| format!("max-exp-ahead={s} is not seconds"))?;
+                    self.max_exp_ahead = Duration::from_secs(secs);
+                }
                 Some(("asset-ttl", s)) => {
                     let secs = s
                         .parse()

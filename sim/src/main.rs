@@ -37,7 +37,8 @@ RFC 8628 provider) for testing sfpair. Listens on 127.0.0.1 only.
   --cert KIND                 valid | wrong-host | expired [valid]
   --headless LIST             the approval-free grants, comma-separated: jwt-key=PEM (an RSA
                               public key: JWT bearer on), no-pre-approval, no-run-as-user,
-                              not-my-domain, no-token-exchange, asset-ttl=S [all on but JWT]
+                              not-my-domain, no-token-exchange, asset-ttl=S [600],
+                              max-exp-ahead=S [180] (all on but JWT bearer)
   --quiet                     do not log requests to stderr
   --help                      show this help
 ";

@@ -17,14 +17,14 @@ use sfpair::broker::client::Broker;
 use crate::harness::{Env, RUN_LIMIT, fast};
 
 /// A running `sfpair serve`, killed if the test ends without stopping it.
-struct Serving {
+pub(crate) struct Serving {
     child: Child,
     stderr: Arc<Mutex<String>>,
-    socket: PathBuf,
+    pub(crate) socket: PathBuf,
 }
 
 impl Serving {
-    fn start(env: &Env, extra: &[&str]) -> Serving {
+    pub(crate) fn start(env: &Env, extra: &[&str]) -> Serving {
         let socket = env.scratch.0.join("token.sock");
         let mut args = vec!["serve", "--socket", socket.to_str().unwrap()];
         args.extend_from_slice(extra);
@@ -75,7 +75,7 @@ impl Serving {
     }
 
     /// SIGTERM, then the exit code (bounded).
-    fn stop(mut self) -> (i32, String) {
+    pub(crate) fn stop(mut self) -> (i32, String) {
         // SAFETY: kill(2) on our own child's pid.
         unsafe {
             libc::kill(self.child.id() as i32, libc::SIGTERM);

@@ -193,3 +193,134 @@ fn no_secret_leaks_from_any_command_or_failure_at_trace_level() {
         "only {verbose} runs logged HTTP at debug level"
     );
 }
+
+/// The headless grants at trace level: no private key, consumer secret, assertion, actor token
+/// or session token in any output (only `token`'s access token and `asset-token`'s asset
+/// token on their own stdout).
+#[test]
+fn no_key_secret_assertion_or_token_leaks_from_the_headless_grants() {
+    let mut config = Config {
+        consumer_secret: Some(CLIENT_SECRET.into()),
+        ..fast()
+    };
+    config.headless.apply("").unwrap();
+    let (env, key) = crate::headless::jwt_env("", config);
+    let secret_file = env.scratch.0.join("client-secret");
+    std::fs::write(&secret_file, format!("{CLIENT_SECRET}\n")).unwrap();
+    let (device_key, _) = crate::headless::keypair(&env.scratch.0, "hygiene-device");
+    let key = key.to_str().unwrap().to_string();
+    let device = device_key.to_str().unwrap().to_string();
+    let mut s = Sweep {
+        env: &env,
+        secret_file,
+        outputs: Vec::new(),
+    };
+    let jwt = [
+        "pair",
+        "--flow",
+        "jwt-bearer",
+        "--key-file",
+        &key,
+        "--username",
+        "gw@acme.example",
+    ];
+    assert_eq!(s.run(&jwt), 0);
+    assert_eq!(s.run(&["status", "--check"]), 0);
+    env.sim().expire_sessions();
+    assert_eq!(s.run(&["call", "GET", "/services/data/v62.0/limits"]), 0);
+    let asset = [
+        "asset-token",
+        "--device-id",
+        "GW-7",
+        "--serial",
+        "SN7",
+        "--device-key",
+        &device,
+    ];
+    let asset_run = s.outputs.len();
+    assert_eq!(s.run(&asset), 0);
+    assert_eq!(
+        s.run(&[
+            "pair",
+            "--force",
+            "--flow",
+            "jwt-bearer",
+            "--key-file",
+            &key
+        ]),
+        2
+    );
+    assert_eq!(
+        s.run(&[
+            "pair",
+            "--force",
+            "--flow",
+            "jwt-bearer",
+            "--key-file",
+            &device,
+            "--username",
+            "u"
+        ]),
+        2,
+        "a key the app does not trust"
+    );
+    assert_eq!(
+        s.run(&["pair", "--force", "--flow", "client-credentials"]),
+        0
+    );
+    let token_run = s.outputs.len();
+    assert_eq!(s.run(&["token"]), 0);
+    assert_eq!(s.run(&["forget"]), 0);
+
+    let asset_token = s.outputs[asset_run].1.stdout.trim().to_string();
+    assert!(asset_token.starts_with("eyJ"), "{asset_token}");
+    let mut secrets = env.sim().issued_secrets();
+    assert!(
+        secrets.len() >= 4,
+        "sessions were issued: {}",
+        secrets.len()
+    );
+    secrets.push(CLIENT_SECRET.into());
+    for pem in [&key, &device] {
+        let text = std::fs::read_to_string(pem).unwrap();
+        secrets.extend(
+            text.lines()
+                .filter(|l| !l.starts_with("-----"))
+                .map(String::from),
+        );
+    }
+    // Our assertions and actor tokens start with the base64url of {"alg":"RS256"}.
+    secrets.push("eyJhbGciOiJSUzI1NiJ9".into());
+    for (i, (what, out)) in s.outputs.iter().enumerate() {
+        for secret in &secrets {
+            assert!(
+                !out.stderr.contains(secret.as_str()),
+                "a secret in the stderr of `{what}`"
+            );
+            let allowed = i == token_run && secret.starts_with("00D");
+            assert!(
+                allowed || !out.stdout.contains(secret.as_str()),
+                "a secret in the stdout of `{what}`"
+            );
+        }
+        assert!(
+            !out.stderr.contains(&asset_token),
+            "the asset token in `{what}`"
+        );
+        if i != asset_run {
+            assert!(
+                !out.stdout.contains(&asset_token),
+                "the asset token in `{what}`"
+            );
+        }
+    }
+    let verbose = s
+        .outputs
+        .iter()
+        .filter(|(_, o)| o.stderr.contains("debug: [ureq"))
+        .count();
+    assert!(
+        verbose >= 5,
+        "only {verbose} runs logged HTTP at debug level"
+    );
+}

@@ -94,7 +94,7 @@ pub mod flow;
 pub mod headless;
 #[cfg(feature = "std")]
 pub mod http;
-#[cfg(feature = "std")]
+#[cfg(any(feature = "jwt-bearer", feature = "asset-token"))]
 pub mod jwt;
 #[cfg(feature = "std")]
 pub mod logging;

@@ -7,6 +7,17 @@
 //! consumer secret; the secret comes from the settings each time (its one route is
 //! [`Agent::set_client_secret`]).
 
+// Builds without some of the grants (`--no-default-features`) leave parts of this file unused.
+#![cfg_attr(
+    not(all(
+        feature = "jwt-bearer",
+        feature = "client-credentials",
+        feature = "asset-token"
+    )),
+    allow(unused_imports, unused_variables, unreachable_code, dead_code)
+)]
+
+#[cfg(any(feature = "jwt-bearer", feature = "asset-token"))]
 use std::path::Path;
 
 use log::{debug, info};
@@ -18,9 +29,13 @@ use crate::event::{Event, Paired};
 use crate::flow::dialect::{Dialect, Endpoints};
 use crate::flow::reply::TokenReply;
 use crate::headless::grant::{self, Granted};
+#[cfg(any(feature = "jwt-bearer", feature = "asset-token"))]
 use crate::headless::key::SigningKey;
 use crate::headless::refusals;
-use crate::jwt::{self, DeviceClaims};
+#[cfg(any(feature = "jwt-bearer", feature = "asset-token"))]
+use crate::jwt;
+#[cfg(feature = "asset-token")]
+use crate::jwt::DeviceClaims;
 use crate::secret::Secret;
 use crate::session::Session;
 use crate::signature;
@@ -128,6 +143,7 @@ impl Agent {
             ));
         };
         let (flow, request) = match headless {
+            #[cfg(feature = "jwt-bearer")]
             Headless::JwtBearer {
                 username,
                 key_file,
@@ -144,6 +160,7 @@ impl Agent {
                     grant::jwt_bearer_request(&record.token_url, &assertion),
                 )
             }
+            #[cfg(feature = "client-credentials")]
             Headless::ClientCredentials => {
                 let secret = self.client_secret.clone().ok_or_else(|| {
                     Error::config(
@@ -161,6 +178,8 @@ impl Agent {
                     ),
                 )
             }
+            #[allow(unreachable_patterns)]
+            other => return Err(not_built(other)),
         };
         debug!("{why}: {flow} to {}", record.token_url);
         let clock = crate::time::format_utc(self.clock.unix_time().as_secs());
@@ -175,6 +194,7 @@ impl Agent {
         Ok(tokens)
     }
 
+    #[cfg(feature = "asset-token")]
     /// The asset token flow: exchanges the current session (any flow) and an actor token about
     /// this device for an asset token. With `device_key` the actor token carries its public
     /// half (`cnf.jwk`) and is signed RS256 with it; without, it is an unsigned JWT
@@ -239,4 +259,17 @@ impl Agent {
             None => Error::server("the asset token exchange gave no answer"),
         })
     }
+}
+
+/// A stored grant this build leaves out (a minimal build reading a full build's record).
+#[allow(dead_code)]
+fn not_built(grant: &Headless) -> Error {
+    let name = match grant {
+        Headless::JwtBearer { .. } => "jwt-bearer",
+        Headless::ClientCredentials => "client-credentials",
+    };
+    Error::config(format!(
+        "this pairing uses the {name} grant, but this sfpair was built without the `{name}` \
+         feature: use a build with it, or pair again (`sfpair pair --force`)"
+    ))
 }

@@ -6,6 +6,7 @@
 //! token except `token`, whose job it is. Output goes to the writer given to [`Plan::run`]; a
 //! failed write is an error ([`ErrorKind::Output`]), never a panic.
 
+#[cfg(feature = "asset-token")]
 pub mod asset_token;
 pub mod call;
 pub mod forget;
@@ -64,6 +65,7 @@ pub enum Command {
     Forget,
     Call(call::Options),
     Serve(serve::Options),
+    #[cfg(feature = "asset-token")]
     AssetToken(asset_token::Options),
 }
 
@@ -86,6 +88,7 @@ impl Plan {
             Command::Forget => forget::run(&mut agent, wait, out),
             Command::Call(options) => call::run(&mut agent, options, &self.backends, out),
             Command::Serve(options) => serve::run(agent, options, wait),
+            #[cfg(feature = "asset-token")]
             Command::AssetToken(options) => asset_token::run(&mut agent, options, wait, out),
         }
     }

@@ -100,7 +100,14 @@ pub fn plan(
         Some(Cli::Forget) => Command::Forget,
         Some(Cli::Call) => Command::Call(settings.call_options(args)?),
         Some(Cli::Serve) => Command::Serve(serve_options(args)?),
+        #[cfg(feature = "asset-token")]
         Some(Cli::AssetToken) => Command::AssetToken(asset_token_options(args)?),
+        #[cfg(not(feature = "asset-token"))]
+        Some(Cli::AssetToken) => {
+            return Err(Error::config(
+                "asset-token: this sfpair was built without the `asset-token` feature",
+            ));
+        }
         Some(Cli::Help | Cli::Version) | None => {
             return Err(Error::config("no command to run (see `sfpair --help`)"));
         }
@@ -441,6 +448,15 @@ impl Settings {
                  SFPAIR_CLIENT_ID"
             ))
         })?;
+        let built = match flow {
+            "jwt-bearer" => cfg!(feature = "jwt-bearer"),
+            _ => cfg!(feature = "client-credentials"),
+        };
+        if !built {
+            return Err(Error::config(format!(
+                "--flow {flow}: this sfpair was built without the `{flow}` feature"
+            )));
+        }
         let grant = if flow == "jwt-bearer" {
             let key_file = self.key_file.as_ref().ok_or_else(|| {
                 Error::config(
@@ -529,6 +545,7 @@ impl Settings {
 }
 
 /// `sfpair asset-token` options.
+#[cfg(feature = "asset-token")]
 fn asset_token_options(args: &Args) -> Result<commands::asset_token::Options, Error> {
     let nonempty = |v: &Option<String>, flag: &str| match v {
         Some(v) if v.trim().is_empty() => Err(Error::config(format!(

@@ -8,6 +8,7 @@
 //! `jwt.rs`. It sends nothing and sleeps nowhere: that is the agent.
 
 pub mod grant;
+#[cfg(any(feature = "jwt-bearer", feature = "asset-token"))]
 pub mod key;
 pub mod refusals;
 

@@ -121,6 +121,7 @@ impl Report {
             "login_url": r.login_url,
             "token_url": r.token_url,
             "client_id": r.client_id,
+            "flow": r.grant.name(),
             "org_id": self.org_id,
             "user_id": self.user_id,
             "scope": r.scope,
@@ -162,6 +163,12 @@ impl Report {
             lines.push(format!("  token URL  {}", r.token_url));
         }
         lines.push(format!("  client id  {}", r.client_id));
+        if r.grant.is_headless() {
+            lines.push(format!(
+                "  flow       {} (no refresh token: each new session runs the grant)",
+                r.grant.name()
+            ));
+        }
         if let (Some(org), Some(user_id)) = (&self.org_id, &self.user_id) {
             lines.push(format!("  org        {org}, user {user_id}"));
         }

@@ -718,6 +718,60 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn headless_flows_are_checked_before_any_request() {
+        let env = [
+            ("HOME", "/h"),
+            ("SFPAIR_CLIENT_ID", "K"),
+            ("SFPAIR_FLOW", "jwt-bearer"),
+            ("SFPAIR_KEY_FILE", "/etc/sfpair/device.key"),
+            ("SFPAIR_USERNAME", "gw@acme.com"),
+            (
+                "SFPAIR_LOGIN_URL",
+                "https://acme--uat.sandbox.my.salesforce.com",
+            ),
+        ];
+        let plan = plan_for(&["pair"], &env).unwrap();
+        let Command::Pair(pair) = plan.command else {
+            panic!("{:?}", plan.command)
+        };
+        let enrol = pair.enrol.expect("a headless enrolment");
+        assert_eq!(
+            enrol.grant,
+            Grant::jwt_bearer(
+                "gw@acme.com".into(),
+                "/etc/sfpair/device.key".into(),
+                "https://test.salesforce.com".into()
+            )
+        );
+        let err = plan_for(&["pair"], &env[..4]).unwrap_err();
+        assert!(err.message().contains("--username"), "{}", err.message());
+        let err = plan_for(&["pair", "--flow", "bogus"], &env).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        // Client credentials: never on the generic login hosts, never without the secret.
+        let cc = [
+            ("HOME", "/h"),
+            ("SFPAIR_CLIENT_ID", "K"),
+            ("SFPAIR_CLIENT_SECRET", "s"),
+            ("SFPAIR_LOGIN_URL", "https://test.salesforce.com"),
+        ];
+        let err = plan_for(&["pair", "--flow", "client-credentials"], &cc).unwrap_err();
+        assert!(err.message().contains("My Domain"), "{}", err.message());
+        let mydomain = [
+            cc[0],
+            cc[1],
+            ("SFPAIR_LOGIN_URL", "https://acme.my.salesforce.com"),
+        ];
+        let err = plan_for(&["pair", "--flow", "client-credentials"], &mydomain).unwrap_err();
+        assert!(
+            err.message().contains("consumer secret"),
+            "{}",
+            err.message()
+        );
+        // After pairing the record decides: a stray SFPAIR_FLOW does not bother `token`.
+        assert!(plan_for(&["token"], &[("HOME", "/h"), ("SFPAIR_FLOW", "jwt-bearer")]).is_ok());
+    }
+
+    #[test]
     fn call_requests_follow_the_path_rule_and_read_bodies_only_when_run() {
         let args = [
             "call",

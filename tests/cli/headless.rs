@@ -445,3 +445,53 @@ fn asset_token_refusals_are_exit_2() {
         "not paired"
     );
 }
+
+#[test]
+fn an_actor_token_not_signed_by_its_cnf_key_is_refused_with_advice() {
+    let (env, key) = jwt_env("", fast());
+    assert_eq!(jwt_pair(&env, &key, &[]).code(), 0);
+    let session = env.run(&["token"]).stdout.trim().to_string();
+    // The cnf names the device key, but another key signs: what a cloned board would send.
+    let (device, _) = keypair(&env.scratch.0, "cnf-device");
+    let (other, _) = keypair(&env.scratch.0, "cnf-other");
+    use sfpair::headless::key::SigningKey;
+    let device = SigningKey::load(&device, "device key").unwrap();
+    let other = SigningKey::load(&other, "other key").unwrap();
+    let claims = sfpair::jwt::actor_claims(
+        &sfpair::jwt::DeviceClaims {
+            device_id: "GW-9".into(),
+            ..Default::default()
+        },
+        Some(&device.public()),
+    );
+    let input = sfpair::jwt::signing_input(sfpair::jwt::HEADER_RS256, &claims);
+    let forged = sfpair::jwt::assemble(&input, &other.sign_rs256(input.as_bytes()).unwrap());
+    let mut reply = env
+        .browser()
+        .post(format!("{}/services/oauth2/token", env.base_url))
+        .send_form([
+            (
+                "grant_type",
+                "urn:ietf:params:oauth:grant-type:token-exchange",
+            ),
+            (
+                "subject_token_type",
+                "urn:ietf:params:oauth:token-type:access_token",
+            ),
+            ("subject_token", session.as_str()),
+            ("actor_token_type", "urn:ietf:params:oauth:token-type:jwt"),
+            ("actor_token", forged.as_str()),
+        ])
+        .unwrap();
+    assert_eq!(reply.status().as_u16(), 400);
+    let body: Value = serde_json::from_str(&reply.body_mut().read_to_string().unwrap()).unwrap();
+    let e = sfpair::flow::reply::OAuthError {
+        error: body["error"].as_str().unwrap().into(),
+        description: body["error_description"].as_str().map(String::from),
+        interval: None,
+        status: 400,
+    };
+    let err = sfpair::headless::refusals::error_for("the asset token exchange", &e, "now");
+    assert_eq!(err.exit_code(), 2);
+    assert!(err.message().contains("--device-key"), "{}", err.message());
+}

@@ -18,8 +18,14 @@ ZIGBUILD_PIP="cargo-zigbuild==0.24.0 ziglang==0.17.1"
 #                              .ARM.exidx/.eh_frame tables only served release backtraces;
 #   -Zlocation-detail=none     -56,448 bytes: panic messages keep their text but lose the
 #                              file:line:column strings.
-# Together 1,263,068 -> 1,181,532 bytes on armv7. Tests and debug builds keep both.
-SIZE_RUSTFLAGS="-C force-unwind-tables=no -Zlocation-detail=none"
+#   -Zfmt-debug=shallow        -30,400 bytes (2026-12-01, with the headless grants: 1,224,764 ->
+#                              1,194,364): derived Debug impls print only the type or variant
+#                              name. sfpair's own messages use Display, and its hand-written
+#                              Debug impls (the redacted secrets) are unchanged; what is lost is
+#                              the fields in ureq's and rustls's debug-level log lines.
+# Together 1,263,068 -> 1,181,532 bytes on armv7 (the first two). Tests and debug builds keep
+# all three.
+SIZE_RUSTFLAGS="-C force-unwind-tables=no -Zlocation-detail=none -Zfmt-debug=shallow"
 
 # Where scripts/cross-build puts the binaries: $DIST/<target>/sfpair.
 DIST=${SFPAIR_DIST:-dist}

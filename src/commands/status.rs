@@ -196,7 +196,11 @@ impl Report {
                 if let Some(org) = &user.org_id {
                     lines.push(format!("  org id     {org}"));
                 }
-                lines.push("  check      the refresh token works".into());
+                lines.push(if r.grant.is_headless() {
+                    format!("  check      the {} grant works", r.grant.name())
+                } else {
+                    "  check      the refresh token works".into()
+                });
             }
             Some(Err(_)) => lines.push("  check      FAILED (see the error below)".into()),
             None => {}

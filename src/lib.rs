@@ -41,6 +41,10 @@
 //! - `mozilla-roots` (default): Mozilla's root certificates compiled in, trusted when no CA file
 //!   is given. Without it (`--no-default-features --features std`) a CA file is required and
 //!   the armv7 binary is about 60 KB smaller.
+//! - `jwt-bearer`, `client-credentials`, `asset-token` (default): enrolment without a person
+//!   ([`agent::Agent::enrol`], docs/headless.md) and the asset token exchange
+//!   ([`agent::Agent::asset_token`]); the JWT bytes are `jwt.rs`, requests and refusals
+//!   `headless/`.
 //!
 //! # Example
 //!

@@ -525,3 +525,53 @@ fn a_clock_that_syncs_while_waiting_lets_the_agent_go_on() {
     );
     assert!(agent.wait_for_clock(Duration::ZERO).is_ok());
 }
+
+#[cfg(feature = "client-credentials")]
+#[test]
+fn a_headless_record_is_renewed_by_its_grant_and_never_by_a_refresh_token() {
+    let mut r = rig();
+    r.agent.set_client_secret(Some(Secret::new("sim-secret")));
+    let record = Record {
+        refresh_token: Secret::new(""),
+        login_url: "https://acme.my.salesforce.com".into(),
+        token_url: "https://acme.my.salesforce.com/services/oauth2/token".into(),
+        grant: record::Grant::client_credentials(),
+        ..stored_record("")
+    };
+    r.agent.store.save(&record).unwrap();
+    let before = r.store.saves();
+    // A consumer secret is configured, so the reply must carry a valid signature.
+    let reply = signed("", SIGNATURE)
+        .replace(r#""refresh_token":"","#, "")
+        .replace("AT-S", "00D!CC1");
+    r.transport.push_json(200, &reply);
+    let first = r.agent.access_token().unwrap();
+    assert_eq!(first.access_token.expose(), "00D!CC1");
+    // Refused by the server: one more grant, once, however many report it.
+    r.agent.session_refused(first.generation);
+    r.agent.session_refused(first.generation);
+    r.transport
+        .push_json(200, &reply.replace("00D!CC1", "00D!CC2"));
+    let second = r.agent.access_token().unwrap();
+    assert_eq!(second.access_token.expose(), "00D!CC2");
+    assert_eq!(second.generation, first.generation + 1);
+    let sent = r.transport.sent();
+    assert_eq!(sent.len(), 2);
+    for (_, request) in &sent {
+        assert_eq!(request.form_field("grant_type"), Some("client_credentials"));
+        assert_eq!(
+            request.form_secret("client_secret").map(Secret::expose),
+            Some("sim-secret")
+        );
+        assert!(request.form_secret("refresh_token").is_none());
+    }
+    assert_eq!(
+        r.store.saves(),
+        before,
+        "a new session changes nothing stored"
+    );
+    // forget: nothing to revoke, nothing sent, the store wiped.
+    assert_eq!(r.agent.forget().unwrap(), Forgotten::NoRefreshToken);
+    assert_eq!(r.transport.sent().len(), 2);
+    assert!(r.store.bytes().is_none());
+}

@@ -575,3 +575,53 @@ fn a_headless_record_is_renewed_by_its_grant_and_never_by_a_refresh_token() {
     assert_eq!(r.transport.sent().len(), 2);
     assert!(r.store.bytes().is_none());
 }
+
+#[cfg(all(feature = "client-credentials", feature = "asset-token"))]
+#[test]
+fn an_asset_token_exchange_renews_a_refused_subject_token_once() {
+    let mut r = rig();
+    r.agent.set_client_secret(Some(Secret::new("sim-secret")));
+    let record = Record {
+        refresh_token: Secret::new(""),
+        grant: record::Grant::client_credentials(),
+        ..stored_record("")
+    };
+    r.agent.store.save(&record).unwrap();
+    let session = signed("", SIGNATURE).replace(r#""refresh_token":"","#, "");
+    let refused = r#"{"error":"invalid_grant","error_description":"the subject token is not a valid session"}"#;
+    let asset = r#"{"access_token":"eyJ.asset.t","issued_token_type":"urn:ietf:params:oauth:token-type:jwt","token_type":"Bearer","expires_in":600}"#;
+    r.transport.push_json(200, &session);
+    r.transport.push_json(400, refused);
+    r.transport.push_json(200, &session);
+    r.transport.push_json(200, asset);
+    let device = crate::jwt::DeviceClaims {
+        device_id: "GW-1".into(),
+        ..Default::default()
+    };
+    let reply = r.agent.asset_token(&device, None).unwrap();
+    assert_eq!(reply["expires_in"], 600);
+    let grants: Vec<_> = r
+        .transport
+        .sent()
+        .iter()
+        .map(|(_, q)| q.form_field("grant_type").unwrap_or("").to_string())
+        .collect();
+    assert_eq!(
+        grants,
+        [
+            "client_credentials",
+            "urn:ietf:params:oauth:grant-type:token-exchange",
+            "client_credentials",
+            "urn:ietf:params:oauth:grant-type:token-exchange"
+        ]
+    );
+    // Refused twice: exit 1 with the server's words (not a table row), no third grant.
+    r.agent.session_refused(u64::MAX);
+    r.transport.push_json(400, refused);
+    r.transport.push_json(200, &session);
+    r.transport.push_json(400, refused);
+    let err = r.agent.asset_token(&device, None).unwrap_err();
+    assert_eq!(err.exit_code(), 1, "{}", err.message());
+    assert!(err.message().contains("not a valid session"));
+    assert_eq!(r.transport.sent().len(), 7);
+}

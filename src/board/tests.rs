@@ -452,3 +452,29 @@ fn a_panel_the_display_code_cannot_drive_is_refused_with_the_line() {
         specs(&["ssd1306:/dev/i2c-1@0x3c:128x32"])[0]
     );
 }
+
+#[test]
+fn a_profile_can_name_a_headless_grant_and_a_relative_key_path_is_refused() {
+    let text = GOOD.replace(
+        "[service]",
+        "flow = \"jwt-bearer\"\nkey_file = \"/etc/sfpair/device.key\"\nusername = \
+         \"gw@acme.example\"\naudience = \"https://acme.my.site.com\"\n[service]",
+    );
+    let b = board(&text).unwrap();
+    assert_eq!(b.env_value("SFPAIR_FLOW").as_deref(), Some("jwt-bearer"));
+    assert_eq!(
+        b.env_value("SFPAIR_KEY_FILE").as_deref(),
+        Some("/etc/sfpair/device.key")
+    );
+    assert_eq!(
+        b.env_value("SFPAIR_USERNAME").as_deref(),
+        Some("gw@acme.example")
+    );
+    assert_eq!(
+        b.env_value("SFPAIR_AUDIENCE").as_deref(),
+        Some("https://acme.my.site.com")
+    );
+    let relative = text.replace("/etc/sfpair/device.key", "device.key");
+    let err = board(&relative).unwrap_err();
+    assert!(err.message().contains("absolute"), "{}", err.message());
+}

@@ -132,6 +132,13 @@ impl Agent {
         }
     }
 
+    /// Why no presenter can show anything, when that is so (and there is at least one).
+    fn nobody_sees(&self) -> Option<String> {
+        let mut reasons = self.presenters.iter().map(|p| p.broken());
+        let first = reasons.next()??;
+        reasons.all(|r| r.is_some()).then(|| first.to_string())
+    }
+
     /// What the store holds.
     pub fn load(&mut self) -> Result<Loaded, Error> {
         self.store.load()
@@ -203,6 +210,13 @@ impl Agent {
             let events: Vec<Event> = flow.take_events().collect();
             for e in &events {
                 self.emit(e);
+            }
+            if let Some(why) = self.nobody_sees() {
+                // Polling on would wait minutes for an approval nobody can give.
+                return Err(Error::new(
+                    ErrorKind::Output,
+                    format!("nobody can see the code: {why}; stopped pairing"),
+                ));
             }
             match action {
                 Action::Wait(until) => self.wait_until(until, flow.code_deadline()),

@@ -229,7 +229,7 @@ Common options (environment variable in brackets):
 
 Exit codes: 0 ok, 1 unexpected server reply, 2 usage or configuration error, 3 denied,
 4 expired after the last code, 5 not paired, 6 re-pair needed, 7 network or TLS failure,
-8 storage failure, 9 HTTP error status from a REST call.
+8 storage failure, 9 HTTP error status from a REST call, 10 output could not be written.
 Sessions: --session-lifetime SECONDS [SFPAIR_SESSION_LIFETIME] refreshes a session this old
 before use; without it a session is used until the server answers 401 INVALID_SESSION_ID.
 Logs go to standard error; set RUST_LOG=info or debug for more (tokens are never logged).

@@ -35,4 +35,11 @@ use crate::event::Event;
 /// Shows pairing events somewhere.
 pub trait Presenter: Send {
     fn show(&mut self, event: &Event);
+
+    /// Why this presenter can no longer show anything (its output failed: standard output
+    /// closed or full), or `None` while it works. When every presenter is broken, nobody can see
+    /// the code and the pairing stops instead of polling for a code no one was shown.
+    fn broken(&self) -> Option<&str> {
+        None
+    }
 }

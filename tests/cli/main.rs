@@ -13,6 +13,7 @@ mod harness;
 mod hygiene;
 mod library;
 mod netfault;
+mod output;
 mod pairing;
 mod proxy;
 mod signature;

@@ -318,12 +318,7 @@ impl Flow {
         let err = match reply::token(&reply) {
             Parsed::Ok(tokens) => {
                 if tokens.refresh_token.as_ref().is_none_or(Secret::is_empty) {
-                    return done_err(Error::config(
-                        "the server approved the device but sent no refresh token, so the \
-                         pairing would not survive the session. Add the \"refresh_token, \
-                         offline_access\" scope to the app's selected OAuth scopes and keep \
-                         `refresh_token` in --scope",
-                    ));
+                    return done_err(self.config.dialect.no_refresh_token());
                 }
                 return State::Done(Some(Ok(tokens)));
             }

@@ -43,6 +43,14 @@ const RETRY_CAP: Duration = Duration::from_secs(8);
 /// The countdown ticks about once a second.
 const TICK: Duration = Duration::from_secs(1);
 
+/// How a refresh ended, for health answers: when (seconds since the epoch) and the error, if
+/// it failed. Holds no token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefreshOutcome {
+    pub at: u64,
+    pub error: Option<Error>,
+}
+
 /// What `forget` did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Forgotten {
@@ -70,6 +78,7 @@ pub struct Agent {
     /// about once (the stored one is used: it is the app the refresh token belongs to).
     expected_client_id: Option<String>,
     warned_client_id: bool,
+    last_refresh: Option<RefreshOutcome>,
 }
 
 impl Agent {
@@ -90,6 +99,7 @@ impl Agent {
             generation: 0,
             expected_client_id: None,
             warned_client_id: false,
+            last_refresh: None,
         }
     }
 
@@ -487,7 +497,35 @@ impl Agent {
 
     /// A fresh access token from the stored refresh token, whatever is cached. A rotated refresh
     /// token is stored before the new access token is handed out: losing it would kill the grant.
+    /// How it ended is kept for [`last_refresh`](Agent::last_refresh) (health answers).
     pub fn refresh(&mut self) -> Result<Session, Error> {
+        let outcome = self.refresh_now();
+        self.last_refresh = Some(RefreshOutcome {
+            at: self.clock.unix_time().as_secs(),
+            error: outcome.as_ref().err().cloned(),
+        });
+        outcome
+    }
+
+    /// How the last refresh of this agent ended, if there was one.
+    pub fn last_refresh(&self) -> Option<&RefreshOutcome> {
+        self.last_refresh.as_ref()
+    }
+
+    /// Drops the cached session, so the next request reads the store again (another agent,
+    /// such as a re-pairing one, stored a new pairing).
+    pub fn forget_session(&mut self) {
+        self.session = None;
+        self.warned_client_id = false;
+    }
+
+    /// Hands the presenters back (a long-running agent lends them to a pairing and takes them
+    /// back after it).
+    pub fn take_presenters(&mut self) -> Vec<Box<dyn Presenter>> {
+        std::mem::take(&mut self.presenters)
+    }
+
+    fn refresh_now(&mut self) -> Result<Session, Error> {
         let record = self.stored()?;
         let request = api::refresh_request(&record, self.client_secret.as_ref());
         let tokens = self.exchange(&request, api::refresh_outcome)?;

@@ -19,6 +19,7 @@ pub enum Command {
     Forget,
     Call,
     Serve,
+    Run,
     Help,
     Version,
 }
@@ -66,6 +67,10 @@ pub struct Args {
     pub allow_gids: Vec<u32>,
     /// `--board FILE`: a board profile (see `board.rs`).
     pub board: Option<PathBuf>,
+    /// `run`/`serve --keepalive DURATION` (`7d`, `12h`, `0` off).
+    pub keepalive: Option<String>,
+    /// `run --repair never|prompt|auto`.
+    pub repair: Option<String>,
 }
 
 fn usage(msg: impl std::fmt::Display) -> Error {
@@ -166,6 +171,10 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, Error> {
                 .allow_gids
                 .push(number(parser.value().map_err(err)?, "--allow-gid")?),
             Long("board") => a.board = Some(parser.value().map_err(err)?.into()),
+            Long("keepalive") => {
+                a.keepalive = Some(text(parser.value().map_err(err)?, "--keepalive")?)
+            }
+            Long("repair") => a.repair = Some(text(parser.value().map_err(err)?, "--repair")?),
             Value(v) if a.command.is_none() => {
                 a.command = Some(match text(v, "command")?.as_str() {
                     "pair" => Command::Pair,
@@ -174,6 +183,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, Error> {
                     "forget" => Command::Forget,
                     "call" => Command::Call,
                     "serve" => Command::Serve,
+                    "run" => Command::Run,
                     "help" => Command::Help,
                     other => return Err(usage(format!("unknown command '{other}'"))),
                 });
@@ -202,6 +212,7 @@ Commands:
   forget   Revoke the refresh token at the server, then wipe the store
   call     Make a REST call with the paired session (refreshed when it expires)
   serve    Hand out access tokens to local processes over a Unix socket
+  run      The long-running agent: pair if needed, serve tokens, keep the pairing alive
   help     Show this text; `sfpair <COMMAND> --help` shows a command's options
 
 Common options (environment variable in brackets):
@@ -313,6 +324,24 @@ server's Retry-After); 6 when even a refreshed session gets 401 or the refresh t
 rejected; 7 network. The error goes to standard error, the body still to standard output.
 ";
 
+pub const HELP_RUN: &str = "\
+Usage: sfpair run --socket PATH [--keepalive 7d] [--repair never|prompt|auto] [OPTIONS]
+
+The one process a board starts. If nothing is paired, pairs (as `sfpair pair`, on the
+configured displays); then serves the token broker on --socket (everything `sfpair serve`
+does, plus {\"get\":\"health\"} and {\"do\":\"pair\"}), and keeps the pairing alive:
+  --keepalive DURATION     Refresh at least this often even when nobody asks for a token,
+                           spread by +-10% (seconds, or 90s, 15m, 12h, 7d; 0: off; default
+                           7d) [SFPAIR_KEEPALIVE]. Choose it below the app's refresh token
+                           policy (\"expire if not used for N days\").
+  --repair MODE            When the pairing dies: never (say so and wait), prompt (pair
+                           again when a person asks: SIGUSR1 or {\"do\":\"pair\"}; default),
+                           auto (pair again at once, for kiosks) [SFPAIR_REPAIR]
+With NOTIFY_SOCKET set (systemd Type=notify) it sends READY=1 once the broker serves,
+STATUS= lines, and WATCHDOG=1 at half of WATCHDOG_USEC. SIGTERM or SIGINT stops it.
+Plus the options of `sfpair pair --help` and `sfpair serve --help`.
+";
+
 pub const HELP_SERVE: &str = "\
 Usage: sfpair serve --socket PATH [--socket-group GROUP] [--allow-uid UID]... [--allow-gid GID]...
 
@@ -322,6 +351,8 @@ one JSON line each way (see docs/broker.md): {\"get\":\"access_token\"} or
 this user, the --allow-uid users and the --allow-gid (effective) groups, and the socket group
 are answered; others get {\"error\":\"forbidden\"} without their request being read. A stale
 socket file is replaced; SIGTERM or SIGINT stops the broker and removes the socket.
+`serve` is `sfpair run` without pairing: it also keeps the pairing alive (--keepalive) and
+answers {\"get\":\"health\"}.
 ";
 
 #[cfg(test)]

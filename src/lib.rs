@@ -96,9 +96,13 @@ pub mod http;
 pub mod logging;
 pub mod login_url;
 #[cfg(feature = "std")]
+pub mod notify;
+#[cfg(feature = "std")]
 pub mod present;
 pub mod rest;
 pub mod secret;
+#[cfg(feature = "std")]
+pub mod service;
 pub mod session;
 #[cfg(feature = "std")]
 pub mod signature;

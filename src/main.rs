@@ -33,7 +33,8 @@ fn main() -> ExitCode {
 /// fd 1 closed (`sfpair token >&-`), a writer that fails, so `token` cannot exit 0 having
 /// printed nothing.
 enum Stdout {
-    Open(std::io::StdoutLock<'static>),
+    /// Not locked for the whole run: `run`'s supervisor thread shows codes on it too.
+    Open(std::io::Stdout),
     Closed,
 }
 
@@ -78,7 +79,7 @@ fn run(args: &Args) -> Result<u8, Error> {
     let mut out = if stdout_was_closed() {
         Stdout::Closed
     } else {
-        Stdout::Open(std::io::stdout().lock())
+        Stdout::Open(std::io::stdout())
     };
     if args.help || command == Command::Help {
         let help = match command {
@@ -88,6 +89,7 @@ fn run(args: &Args) -> Result<u8, Error> {
             Command::Forget => cli::HELP_FORGET,
             Command::Call => cli::HELP_CALL,
             Command::Serve => cli::HELP_SERVE,
+            Command::Run => cli::HELP_RUN,
             Command::Help | Command::Version => cli::HELP,
         };
         return commands::say(&mut out, help.trim_end()).map(|()| 0);

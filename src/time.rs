@@ -134,7 +134,30 @@ pub fn format_utc(unix_secs: u64) -> alloc::string::String {
 
 #[cfg(test)]
 mod format_tests {
-    use super::format_utc;
+    use super::{format_utc, parse_duration};
+    use core::time::Duration;
+
+    #[test]
+    fn durations_take_seconds_or_a_suffix() {
+        for (text, secs) in [
+            ("0", 0),
+            ("3600", 3600),
+            ("90s", 90),
+            ("15m", 900),
+            ("12h", 43_200),
+            ("7d", 604_800),
+            (" 2d ", 172_800),
+        ] {
+            assert_eq!(
+                parse_duration(text),
+                Some(Duration::from_secs(secs)),
+                "{text}"
+            );
+        }
+        for bad in ["", "d", "7w", "1.5h", "-1", "7 d", "99999999999999999999d"] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn formats_known_instants() {
@@ -143,6 +166,25 @@ mod format_tests {
         assert_eq!(format_utc(1_477_674_717), "2016-10-28 17:11 UTC");
         assert_eq!(format_utc(951_782_400), "2000-02-29 00:00 UTC");
     }
+}
+
+/// A duration as a person writes it: whole seconds (`3600`) or a number with one of the
+/// suffixes `s`, `m`, `h`, `d` (`90s`, `15m`, `12h`, `7d`). `None` for anything else.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let (digits, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((at, _)) => text.split_at(at),
+        None => (text, "s"),
+    };
+    let n: u64 = digits.parse().ok()?;
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return None,
+    };
+    n.checked_mul(scale).map(Duration::from_secs)
 }
 
 /// A duration as people say it: `less than a minute`, `5 minutes`, `3 hours`, `12 days`

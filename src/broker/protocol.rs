@@ -8,6 +8,10 @@
 //! ← {"access_token":"00D…","instance_url":"…","generation":4,"expires_in":null}
 //! → {"get":"instance_url"}
 //! ← {"instance_url":"https://acme.my.salesforce.com"}
+//! → {"get":"health"}
+//! ← {"state":"paired","flow":"device","org_id":"00D…","last_refresh":{…},…}   never a token
+//! → {"do":"pair"}                          start a new pairing now (`sfpair run`)
+//! ← {"pairing":"started"}
 //! ← {"error":"repair_needed","exit_code":6,"message":"the server rejected the stored refresh token …"}
 //! ```
 //!
@@ -39,12 +43,19 @@ pub enum Ask {
     AccessToken { refused: Option<u64> },
     /// The instance URL only (no token, no request to the server).
     InstanceUrl,
+    /// How the long-running agent is (no token, no request to the server).
+    Health,
+    /// Start a new pairing now (the person asked for it).
+    Pair,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Raw {
-    get: String,
+    #[serde(default)]
+    get: Option<String>,
+    #[serde(default, rename = "do")]
+    action: Option<String>,
     #[serde(default)]
     refused: Option<u64>,
 }
@@ -53,16 +64,21 @@ struct Raw {
 pub fn parse(line: &[u8]) -> Result<Ask, String> {
     let raw: Raw = serde_json::from_slice(line).map_err(|e| {
         format!(
-            "the request is not {{\"get\":\"access_token\"}} or {{\"get\":\"instance_url\"}}: {e}"
+            "the request is not {{\"get\":\"access_token\"}}, {{\"get\":\"instance_url\"}}, \
+             {{\"get\":\"health\"}} or {{\"do\":\"pair\"}}: {e}"
         )
     })?;
-    match (raw.get.as_str(), raw.refused) {
-        ("access_token", refused) => Ok(Ask::AccessToken { refused }),
-        ("instance_url", None) => Ok(Ask::InstanceUrl),
-        ("instance_url", Some(_)) => Err("\"refused\" goes with access_token only".to_string()),
-        (other, _) => Err(format!(
-            "unknown \"get\":\"{other}\": use access_token or instance_url"
+    match (raw.get.as_deref(), raw.action.as_deref(), raw.refused) {
+        (Some("access_token"), None, refused) => Ok(Ask::AccessToken { refused }),
+        (Some("instance_url"), None, None) => Ok(Ask::InstanceUrl),
+        (Some("health"), None, None) => Ok(Ask::Health),
+        (None, Some("pair"), None) => Ok(Ask::Pair),
+        (Some(_), None, Some(_)) => Err("\"refused\" goes with access_token only".to_string()),
+        (Some(other), None, None) => Err(format!(
+            "unknown \"get\":\"{other}\": use access_token, instance_url or health"
         )),
+        (None, Some(other), _) => Err(format!("unknown \"do\":\"{other}\": use pair")),
+        _ => Err("a request has one \"get\" or one \"do\"".to_string()),
     }
 }
 
@@ -110,6 +126,8 @@ mod tests {
             Ok(Ask::AccessToken { refused: Some(7) })
         );
         assert_eq!(parse(br#"{"get":"instance_url"}"#), Ok(Ask::InstanceUrl));
+        assert_eq!(parse(br#"{"get":"health"}"#), Ok(Ask::Health));
+        assert_eq!(parse(br#"{"do":"pair"}"#), Ok(Ask::Pair));
         for bad in [
             &b""[..],
             b"GET / HTTP/1.1",
@@ -117,6 +135,9 @@ mod tests {
             br#"{"get":"access_token","extra":1}"#,
             br#"{"get":"instance_url","refused":1}"#,
             br#"{"get":"access_token","refused":-1}"#,
+            br#"{"get":"health","do":"pair"}"#,
+            br#"{"do":"forget"}"#,
+            br#"{}"#,
         ] {
             assert!(parse(bad).is_err(), "{}", String::from_utf8_lossy(bad));
         }

@@ -9,7 +9,7 @@
 pub mod call;
 pub mod forget;
 pub mod pair;
-pub mod serve;
+pub mod run;
 pub mod status;
 pub mod token;
 
@@ -62,7 +62,8 @@ pub enum Command {
     Status(status::Options),
     Forget,
     Call(call::Options),
-    Serve(serve::Options),
+    /// `run`, and `serve` (`run` without pairing).
+    Run(run::Options),
 }
 
 /// A validated command line: what to run, and with what.
@@ -83,7 +84,7 @@ impl Plan {
             Command::Status(options) => status::run(&mut agent, options, wait, out),
             Command::Forget => forget::run(&mut agent, wait, out),
             Command::Call(options) => call::run(&mut agent, options, &self.backends, out),
-            Command::Serve(options) => serve::run(agent, options, wait),
+            Command::Run(options) => run::run(agent, &self.backends, options),
         }
     }
 }

@@ -27,6 +27,7 @@ use crate::login_url;
 use crate::present::spec::{self, Display};
 use crate::rest::RestRequest;
 use crate::secret::Secret;
+use crate::service::Repair;
 use crate::store::{self, file::FileStore};
 use crate::url;
 use crate::wire::Method;
@@ -34,6 +35,10 @@ use sources::Sources;
 
 pub use crate::flow::DEFAULT_SCOPE;
 pub use crate::login_url::DEFAULT as DEFAULT_LOGIN_URL;
+
+/// `--keepalive` when none is given: weekly, well inside the 30-day idle limit that apps
+/// installed in many orgs must set, and cheap (one refresh a week).
+pub const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(7 * 86_400);
 
 /// The settings every command shares, validated.
 #[derive(Clone, Debug)]
@@ -62,6 +67,10 @@ pub struct Settings {
     pub session_lifetime: Option<Duration>,
     /// `--api-version` for `call`, normalized (`62.0`).
     pub api_version: Option<String>,
+    /// `run`/`serve`: refresh at least this often; `None`: keepalive off.
+    pub keepalive: Option<Duration>,
+    /// `run --repair`, as given (checked when `run` is planned).
+    pub repair: Option<String>,
 }
 
 /// The command line, the environment and the board profile, validated into what to run.
@@ -86,7 +95,8 @@ pub fn plan(
         }),
         Some(Cli::Forget) => Command::Forget,
         Some(Cli::Call) => Command::Call(settings.call_options(args)?),
-        Some(Cli::Serve) => Command::Serve(serve_options(args)?),
+        Some(Cli::Serve) => Command::Run(settings.service_options(args, false)?),
+        Some(Cli::Run) => Command::Run(settings.service_options(args, true)?),
         Some(Cli::Help | Cli::Version) | None => {
             return Err(Error::config("no command to run (see `sfpair --help`)"));
         }
@@ -314,6 +324,20 @@ impl Settings {
             .text(&args.api_version, "--api-version", "SFPAIR_API_VERSION")?
             .map(|v| crate::rest::api_version(&v))
             .transpose()?;
+        let keepalive = match sources.text(&args.keepalive, "--keepalive", "SFPAIR_KEEPALIVE")? {
+            None => Some(DEFAULT_KEEPALIVE),
+            Some(text) => match crate::time::parse_duration(&text) {
+                Some(d) if d.is_zero() => None,
+                Some(d) => Some(d),
+                None => {
+                    return Err(Error::config(format!(
+                        "--keepalive '{text}' is not a duration: give seconds or a number with \
+                         s, m, h or d (7d, 12h), or 0 to turn keepalive off"
+                    )));
+                }
+            },
+        };
+        let repair = sources.text(&args.repair, "--repair", "SFPAIR_REPAIR")?;
         let ca_file = match &args.ca_file {
             Some(path) if path.as_os_str().is_empty() => {
                 return Err(Error::config(
@@ -350,6 +374,8 @@ impl Settings {
             wait_for_clock,
             session_lifetime,
             api_version,
+            keepalive,
+            repair,
         })
     }
 
@@ -388,6 +414,30 @@ impl Settings {
                 .as_deref()
                 .map_or(commands::call::Body::None, commands::call::Body::from_arg),
             socket: args.socket.clone(),
+        })
+    }
+
+    /// `run` (`pair`: it pairs) and `serve` (it does not).
+    fn service_options(&self, args: &Args, pair: bool) -> Result<commands::run::Options, Error> {
+        Ok(commands::run::Options {
+            pair: if pair {
+                Some(self.flow_config()?)
+            } else {
+                None
+            },
+            displays: self.displays.clone(),
+            json: self.json,
+            keepalive: self.keepalive,
+            repair: match &self.repair {
+                None => Repair::Prompt,
+                Some(name) => Repair::from_name(name).ok_or_else(|| {
+                    Error::config(format!(
+                        "unknown --repair '{name}': use never, prompt or auto"
+                    ))
+                })?,
+            },
+            serve: serve_options(args)?,
+            wait_for_clock: self.wait_for_clock,
         })
     }
 

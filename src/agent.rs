@@ -386,12 +386,7 @@ impl Agent {
                     Outcome::Retry(reason) => last = reason,
                 },
                 Err(e) if e.kind.is_transient() => last = e.detail,
-                Err(e) => {
-                    return Err(match e.kind {
-                        crate::wire::TransportErrorKind::Invalid => Error::config(e.detail),
-                        _ => Error::network(e.detail),
-                    });
-                }
+                Err(e) => return Err(e.into_error()),
             }
         }
         Err(Error::network(format!(

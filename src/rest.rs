@@ -24,7 +24,7 @@ use core::time::Duration;
 
 use serde::Deserialize;
 
-use crate::error::{Error, ErrorKind};
+use crate::error::{Error, ErrorKind, OAuthFields};
 use crate::wire::{Body, Method, Request};
 
 /// The placeholder an API version fills in.
@@ -234,13 +234,6 @@ struct RestErrorItem {
     message: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct OAuthErrorBody {
-    error: String,
-    #[serde(default)]
-    error_description: Option<String>,
-}
-
 /// REST's error envelope, `[{"message": …, "errorCode": …}]`; empty when the body is not one.
 fn rest_errors(body: &[u8]) -> Vec<RestErrorItem> {
     serde_json::from_slice::<Vec<RestErrorItem>>(body).unwrap_or_default()
@@ -256,8 +249,8 @@ pub fn summary(body: &[u8]) -> Option<String> {
             (None, None) => None,
         };
     }
-    let e = serde_json::from_slice::<OAuthErrorBody>(body).ok()?;
-    Some(match e.error_description {
+    let e = crate::flow::reply::oauth_fields(body)?;
+    Some(match e.description {
         Some(d) if !d.is_empty() => format!("{}: {d}", e.error),
         _ => e.error,
     })
@@ -278,6 +271,9 @@ pub struct RestReply {
     pub refreshed: bool,
     /// For an error status: `errorCode: message` from the body, when it has one.
     pub summary: Option<String>,
+    /// For an error status with an OAuth error body (`error`, `error_description`): its fields,
+    /// which the [`error`](RestReply::error) carries.
+    pub oauth: Option<OAuthFields>,
     /// The body was an HTML page (a maintenance page, a proxy).
     pub html: bool,
 }
@@ -293,7 +289,11 @@ impl RestReply {
         if self.is_success() {
             return None;
         }
-        Some(failure(self))
+        let e = failure(self);
+        Some(match &self.oauth {
+            Some(fields) => e.with_oauth(fields.clone()),
+            None => e,
+        })
     }
 }
 
@@ -455,6 +455,7 @@ mod tests {
             bytes: body.len() as u64,
             refreshed: false,
             summary: summary(body),
+            oauth: crate::flow::reply::oauth_fields(body),
             html: false,
         }
     }

@@ -202,6 +202,7 @@ fn a_rejected_refresh_token_keeps_the_record() {
     );
     let err = r.agent.access_token().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::RepairNeeded);
+    assert_eq!(err.oauth_error(), Some("invalid_grant"));
     assert_eq!(r.store.bytes(), bytes);
 }
 

@@ -1,7 +1,7 @@
 //! Unit tests of the pure flow: every poll instant is pinned, with no sleeping and no sockets.
 
 use super::*;
-use crate::wire::Reply;
+use crate::wire::{Reply, TransportErrorKind};
 use alloc::vec::Vec;
 
 const PENDING: &str = r#"{"error":"authorization_pending"}"#;
@@ -227,6 +227,37 @@ fn server_expiry_and_invalid_grant_bring_a_new_code_at_once() {
 }
 
 #[test]
+fn the_servers_expiry_of_the_last_code_carries_its_oauth_fields() {
+    let mut cfg = config();
+    cfg.max_codes = 1;
+    let mut d = Driver::new(cfg);
+    d.next_send();
+    d.reply(sf_code("ONE"));
+    d.next_send();
+    d.reply(Reply::json(
+        400,
+        r#"{"error":"invalid_grant","error_description":"expired authorization code"}"#,
+    ));
+    let err = d.done().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Expired);
+    assert_eq!(err.oauth_error(), Some("invalid_grant"));
+    assert_eq!(err.oauth_description(), Some("expired authorization code"));
+}
+
+#[test]
+fn access_denied_carries_the_servers_code() {
+    let mut d = Driver::new(config());
+    d.next_send();
+    d.reply(sf_code("D"));
+    d.next_send();
+    d.reply(Reply::json(400, r#"{"error":"access_denied"}"#));
+    let err = d.done().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Denied);
+    assert_eq!(err.oauth_error(), Some("access_denied"));
+    assert_eq!(err.oauth_description(), None);
+}
+
+#[test]
 fn server_expires_in_sets_the_deadline() {
     let mut cfg = config();
     cfg.dialect = Dialect::Rfc8628;
@@ -365,17 +396,20 @@ fn device_code_request_retries_then_gives_up_as_a_network_error() {
 
 #[test]
 fn configuration_errors_stop_at_once_with_advice() {
-    for (body, needle) in [
+    for (body, code, needle) in [
         (
             r#"{"error":"invalid_client_id","error_description":"client identifier invalid"}"#,
+            "invalid_client_id",
             "consumer key",
         ),
         (
             r#"{"error":"invalid_grant","error_description":"device flow is not enabled for the app"}"#,
+            "invalid_grant",
             "Enable Device Flow",
         ),
         (
             r#"{"error":"invalid_client","error_description":"app must be installed into org"}"#,
+            "invalid_client",
             "not installed",
         ),
     ] {
@@ -384,6 +418,8 @@ fn configuration_errors_stop_at_once_with_advice() {
         d.reply(Reply::json(400, body));
         let err = d.done().unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Config, "{body}");
+        assert_eq!(err.oauth_error(), Some(code), "{body}");
+        // The advice is what the admin is promised.
         assert!(err.message().contains(needle), "{err}");
         assert_eq!(d.secs(), 0.0, "no retry for {body}");
     }
@@ -396,10 +432,9 @@ fn certificate_errors_stop_at_once() {
     d.fail(TransportErrorKind::Certificate);
     let err = d.done().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Network);
-    assert!(
-        err.message().contains("scripted") || err.message().contains("boom"),
-        "{err}"
-    );
+    // The transport's detail, exactly: nothing appended, no OAuth fields.
+    assert_eq!(err.message(), "login.salesforce.com: boom");
+    assert_eq!(err.oauth_error(), None);
 }
 
 #[test]
@@ -461,6 +496,9 @@ fn unknown_poll_errors_stop_with_the_servers_words() {
     ));
     let err = d.done().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Server);
+    assert_eq!(err.oauth_error(), Some("inactive_user"));
+    assert_eq!(err.oauth_description(), Some("user is inactive"));
+    // "With the server's words": the message quotes them.
     assert!(err.message().contains("inactive_user: user is inactive"));
 }
 

@@ -91,7 +91,9 @@ fn an_explicit_denial_stops_with_code_3_and_stores_nothing() {
     assert_eq!(status, 200);
     let out = run.finish(RUN_LIMIT);
     assert_eq!(out.code(), 3, "{out:?}");
-    assert_eq!(out.events().last().unwrap()["kind"], "denied");
+    let failed = out.events().last().unwrap().clone();
+    assert_eq!(failed["kind"], "denied");
+    assert_eq!(failed["oauth_error"], "access_denied", "{failed}");
     assert!(out.stderr.contains("denied access"), "{}", out.stderr);
     assert!(!env.token_path().exists());
 }
@@ -156,14 +158,17 @@ fn a_flaky_server_is_retried_with_the_same_code() {
 fn a_wrong_client_id_stops_at_once_with_advice() {
     let env = Env::start(fast());
     let out = crate::harness::Running::spawn({
-        let mut c = env.command(&["pair"]);
+        let mut c = env.command(&["pair", "--json"]);
         c.env("SFPAIR_CLIENT_ID", "3MVG9WRONG");
         c
     })
     .finish(RUN_LIMIT);
     assert_eq!(out.code(), 2, "{out:?}");
+    // The advice is the promise; the server's code travels as a field.
     assert!(out.stderr.contains("consumer key"), "{}", out.stderr);
-    assert!(out.stderr.contains("invalid_client_id"), "{}", out.stderr);
+    let failed = out.events().last().unwrap().clone();
+    assert_eq!(failed["kind"], "config", "{failed}");
+    assert_eq!(failed["oauth_error"], "invalid_client_id", "{failed}");
     assert_eq!(
         env.sim().log().len(),
         1,

@@ -525,3 +525,25 @@ fn a_clock_that_syncs_while_waiting_lets_the_agent_go_on() {
     );
     assert!(agent.wait_for_clock(Duration::ZERO).is_ok());
 }
+
+#[test]
+fn a_certificate_failure_on_a_call_is_reported_as_the_transport_said_it() {
+    let mut r = rig();
+    r.agent.store.save(&stored_record("RT-A")).unwrap();
+    r.transport.push_json(200, &refreshed("AT-1"));
+    let detail = "acme.my.salesforce.com: TLS verification failed. If the server uses a private \
+                  CA, pass its certificate with --ca-file";
+    r.transport.push(Err(crate::wire::TransportError::new(
+        TransportErrorKind::Certificate,
+        detail,
+    )));
+    let mut body = Vec::new();
+    let err = r
+        .agent
+        .call(&RestRequest::get("/x").unwrap(), &mut body)
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Network);
+    // The hint the transport gave, once: nothing appended on the way.
+    assert_eq!(err.message(), detail);
+    assert!(body.is_empty());
+}

@@ -203,7 +203,7 @@ fn an_untrusted_certificate_is_a_tls_error_and_nothing_is_stored() {
         "{}",
         out.stderr
     );
-    assert!(out.stderr.contains("--ca-file"), "{}", out.stderr);
+    assert_eq!(out.stderr.matches("--ca-file").count(), 1, "{}", out.stderr);
     assert!(!env.token_path().exists());
 }
 

@@ -218,6 +218,60 @@ mod tests {
         assert_eq!(ErrorKind::from_name("bad_request"), None);
     }
 
+    /// Errors from the pure rules, one per path, including hostile server text: each message
+    /// must be fit for people.
+    #[test]
+    fn constructed_errors_have_clean_messages() {
+        use crate::api::{Outcome, refresh_outcome, revoke_outcome};
+        use crate::flow::dialect::Dialect;
+        use crate::flow::reply::OAuthError;
+        use crate::wire::Reply;
+
+        let mut errors = vec![
+            Error::config("check --client-id"),
+            crate::wire::TransportError::new(crate::wire::TransportErrorKind::Invalid, "bad URL")
+                .into_error(),
+        ];
+        for body in [
+            r#"{"error":"invalid_grant","error_description":"expired access/refresh token"}"#,
+            r#"{"error":"invalid_client","error_description":"bad  client[2J"}"#,
+            r#"{"error":"inactive_org"}"#,
+            r#"{"error":"something_new","error_description":"tab	here"}"#,
+        ] {
+            if let Outcome::Fail(e) = refresh_outcome(&Reply::json(400, body)) {
+                errors.push(e);
+            }
+            if let Outcome::Fail(e) = revoke_outcome(&Reply::json(400, body)) {
+                errors.push(e);
+            }
+        }
+        if let Outcome::Fail(e) = refresh_outcome(&Reply::new(404, "text/html", "<html>")) {
+            errors.push(e);
+        }
+        for (code, description) in [
+            ("invalid_client_id", "client identifier invalid"),
+            ("invalid_grant", "device flow is not  enabled"),
+            ("invalid_client", "app must be installed into org"),
+            ("unauthorized_client", ""),
+            ("invalid_scope", "\n"),
+            ("other", "x"),
+        ] {
+            let err = OAuthError {
+                error: code.into(),
+                description: Some(description.into()),
+                interval: None,
+                status: 400,
+            };
+            for dialect in [Dialect::Salesforce, Dialect::Rfc8628] {
+                errors.push(dialect.config_error(&err, "KEY"));
+            }
+        }
+        assert!(errors.len() > 20, "{}", errors.len());
+        for e in &errors {
+            assert!(crate::text::is_clean(e.message()), "{:?}", e.message());
+        }
+    }
+
     #[test]
     fn oauth_fields_travel_with_the_error() {
         let plain = Error::config("check --client-id");

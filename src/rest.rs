@@ -25,6 +25,7 @@ use core::time::Duration;
 use serde::Deserialize;
 
 use crate::error::{Error, ErrorKind, OAuthFields};
+use crate::text::server_text;
 use crate::wire::{Body, Method, Request};
 
 /// The placeholder an API version fills in.
@@ -243,7 +244,8 @@ fn rest_errors(body: &[u8]) -> Vec<RestErrorItem> {
 /// for messages. Server-chosen text, never a token.
 pub fn summary(body: &[u8]) -> Option<String> {
     if let Some(first) = rest_errors(body).into_iter().next() {
-        return match (first.error_code, first.message) {
+        let clean = |t: String| server_text(&t).into_owned();
+        return match (first.error_code.map(clean), first.message.map(clean)) {
             (Some(code), Some(message)) => Some(format!("{code}: {message}")),
             (Some(text), None) | (None, Some(text)) => Some(text),
             (None, None) => None,
@@ -251,8 +253,10 @@ pub fn summary(body: &[u8]) -> Option<String> {
     }
     let e = crate::flow::reply::oauth_fields(body)?;
     Some(match e.description {
-        Some(d) if !d.is_empty() => format!("{}: {d}", e.error),
-        _ => e.error,
+        Some(d) if !d.trim().is_empty() => {
+            format!("{}: {}", server_text(&e.error), server_text(&d))
+        }
+        _ => server_text(&e.error).into_owned(),
     })
 }
 
@@ -354,6 +358,7 @@ fn failure(reply: &RestReply) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::CleanErr;
 
     #[test]
     fn the_path_rule() {
@@ -396,7 +401,7 @@ mod tests {
             "/x#frag",
             "/services/data/vXX.X/limits",
         ] {
-            let e = r(bad, None).unwrap_err();
+            let e = r(bad, None).clean_err();
             assert_eq!(e.exit_code(), 2, "{bad}");
         }
         assert!(r("limits", Some("sixty-two")).is_err());

@@ -16,6 +16,7 @@ use serde::de::DeserializeOwned;
 
 use crate::error::OAuthFields;
 use crate::secret::Secret;
+use crate::text::server_text;
 use crate::wire::Reply;
 
 /// An OAuth error reply (`{"error": "...", "error_description": "..."}`).
@@ -29,11 +30,13 @@ pub struct OAuthError {
 }
 
 impl OAuthError {
-    /// `error: description`, for messages (both are server-chosen ASCII, never secrets).
+    /// `error: description`, for messages: server-chosen text, never a secret, with control
+    /// characters and space runs taken out so it cannot break the message or the terminal.
     pub fn summary(&self) -> String {
+        let error = server_text(&self.error);
         match &self.description {
-            Some(d) if !d.is_empty() => format!("{}: {}", self.error, d),
-            _ => self.error.clone(),
+            Some(d) if !d.trim().is_empty() => format!("{error}: {}", server_text(d)),
+            _ => error.into_owned(),
         }
     }
 

@@ -1,6 +1,7 @@
 //! Unit tests of the pure flow: every poll instant is pinned, with no sleeping and no sockets.
 
 use super::*;
+use crate::testing::CleanErr;
 use crate::wire::{Reply, TransportErrorKind};
 use alloc::vec::Vec;
 
@@ -183,7 +184,7 @@ fn local_deadline_brings_a_new_code_then_stops_after_the_last() {
     // Polls at 5, 10, ... 595 for each code: 119 each; the 600th second is the deadline.
     assert_eq!(polls, 3 * 119);
     assert_eq!(d.secs(), 1800.0);
-    let err = result.unwrap_err();
+    let err = result.clean_err();
     assert_eq!(err.kind(), ErrorKind::Expired);
     assert!(err.message().contains("3 codes"), "{err}");
     let expired: Vec<_> = d
@@ -238,7 +239,7 @@ fn the_servers_expiry_of_the_last_code_carries_its_oauth_fields() {
         400,
         r#"{"error":"invalid_grant","error_description":"expired authorization code"}"#,
     ));
-    let err = d.done().unwrap_err();
+    let err = d.done().clean_err();
     assert_eq!(err.kind(), ErrorKind::Expired);
     assert_eq!(err.oauth_error(), Some("invalid_grant"));
     assert_eq!(err.oauth_description(), Some("expired authorization code"));
@@ -251,7 +252,7 @@ fn access_denied_carries_the_servers_code() {
     d.reply(sf_code("D"));
     d.next_send();
     d.reply(Reply::json(400, r#"{"error":"access_denied"}"#));
-    let err = d.done().unwrap_err();
+    let err = d.done().clean_err();
     assert_eq!(err.kind(), ErrorKind::Denied);
     assert_eq!(err.oauth_error(), Some("access_denied"));
     assert_eq!(err.oauth_description(), None);
@@ -273,7 +274,7 @@ fn server_expires_in_sets_the_deadline() {
     d.next_send();
     assert_eq!(d.secs(), 10.0);
     d.reply(Reply::json(400, PENDING));
-    let err = d.done().unwrap_err();
+    let err = d.done().clean_err();
     assert_eq!(d.secs(), 12.0);
     assert_eq!(err.kind(), ErrorKind::Expired);
 }
@@ -285,7 +286,7 @@ fn access_denied_stops_with_denied() {
     d.reply(sf_code("D"));
     d.next_send();
     d.reply(Reply::json(400, r#"{"error":"access_denied"}"#));
-    assert_eq!(d.done().unwrap_err().kind(), ErrorKind::Denied);
+    assert_eq!(d.done().clean_err().kind(), ErrorKind::Denied);
 }
 
 #[test]
@@ -330,7 +331,7 @@ fn a_code_that_runs_out_while_the_network_is_down_is_a_network_error() {
         match d.flow.poll(d.now) {
             Action::Wait(t) => d.now = t,
             Action::Send(_) => d.fail(TransportErrorKind::Reset),
-            Action::Done(r) => break r.unwrap_err(),
+            Action::Done(r) => break r.clean_err(),
         }
     };
     assert_eq!(err.kind(), ErrorKind::Network, "{err}");
@@ -375,7 +376,7 @@ fn device_code_request_retries_then_gives_up_as_a_network_error() {
                 times.push(d.secs());
                 d.fail(TransportErrorKind::Refused);
             }
-            Action::Done(r) => break r.unwrap_err(),
+            Action::Done(r) => break r.clean_err(),
         }
     };
     assert_eq!(err.kind(), ErrorKind::Network);
@@ -416,7 +417,7 @@ fn configuration_errors_stop_at_once_with_advice() {
         let mut d = Driver::new(config());
         d.next_send();
         d.reply(Reply::json(400, body));
-        let err = d.done().unwrap_err();
+        let err = d.done().clean_err();
         assert_eq!(err.kind(), ErrorKind::Config, "{body}");
         assert_eq!(err.oauth_error(), Some(code), "{body}");
         // The advice is what the admin is promised.
@@ -430,7 +431,7 @@ fn certificate_errors_stop_at_once() {
     let mut d = Driver::new(config());
     d.next_send();
     d.fail(TransportErrorKind::Certificate);
-    let err = d.done().unwrap_err();
+    let err = d.done().clean_err();
     assert_eq!(err.kind(), ErrorKind::Network);
     // The transport's detail, exactly: nothing appended, no OAuth fields.
     assert_eq!(err.message(), "login.salesforce.com: boom");
@@ -447,7 +448,7 @@ fn approval_without_refresh_token_is_a_config_error() {
         200,
         r#"{"access_token":"00D!AT","instance_url":"https://x"}"#,
     ));
-    let err = d.done().unwrap_err();
+    let err = d.done().clean_err();
     assert_eq!(err.kind(), ErrorKind::Config);
     assert!(err.message().contains("refresh_token"));
 }
@@ -494,7 +495,7 @@ fn unknown_poll_errors_stop_with_the_servers_words() {
         400,
         r#"{"error":"inactive_user","error_description":"user is inactive"}"#,
     ));
-    let err = d.done().unwrap_err();
+    let err = d.done().clean_err();
     assert_eq!(err.kind(), ErrorKind::Server);
     assert_eq!(err.oauth_error(), Some("inactive_user"));
     assert_eq!(err.oauth_description(), Some("user is inactive"));

@@ -107,7 +107,7 @@ impl<W: Write> Console<W> {
             Style::Qr => {
                 text.push_str(&format!(
                     "\nTo pair this device with Salesforce, scan the QR code with a phone,\n\
-                     or open  {uri}\nand enter  {user_code}\n\n"
+                     or open {uri}\nand enter {user_code}\n\n"
                 ));
                 match QrMatrix::encode(&code.one_tap_uri) {
                     Some(qr) => {

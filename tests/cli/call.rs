@@ -47,6 +47,7 @@ fn run_to_completion(mut command: Command) -> (i32, String) {
         .unwrap()
         .read_to_string(&mut stderr)
         .unwrap();
+    crate::harness::assert_clean_stderr(&stderr);
     (status.code().unwrap_or(-1), stderr)
 }
 

@@ -228,7 +228,8 @@ fn refresh_retries_a_bounded_number_of_times() {
         200,
         r#"{"access_token":"00D!OK","instance_url":"https://acme.my.salesforce.com"}"#,
     );
-    assert!(r.agent.access_token().is_ok());
+    let session = r.agent.access_token().unwrap();
+    assert_eq!(session.access_token.expose(), "00D!OK");
 }
 
 #[test]

@@ -356,7 +356,7 @@ fn html_and_5xx_while_polling_are_retried_like_network_failures() {
     d.reply(Reply::json(200, r#"{"access_tok"#));
     d.next_send();
     d.reply(Reply::json(200, TOKENS));
-    assert!(d.done().is_ok());
+    assert_eq!(d.done().unwrap().access_token.expose(), "00D!AT");
     let retries = d
         .events
         .iter()
@@ -472,12 +472,15 @@ fn start_spread_delays_the_first_request_randomly() {
     let mut firsts = Vec::new();
     for seed in 0..50 {
         let mut flow = Flow::new(cfg.clone(), seed, Instant::ZERO);
-        let Action::Wait(t) = flow.poll(Instant::ZERO) else {
-            // A zero delay is possible but unlikely for 50 seeds; treat it as t = 0.
-            firsts.push(0.0);
-            continue;
-        };
-        firsts.push(t.since_origin().as_secs_f64());
+        match flow.poll(Instant::ZERO) {
+            Action::Wait(t) => firsts.push(t.since_origin().as_secs_f64()),
+            // A zero delay sends at once.
+            Action::Send(r) => {
+                assert_eq!(r.form_field("response_type"), Some("device_code"));
+                firsts.push(0.0);
+            }
+            Action::Done(r) => panic!("the flow ended before its first request: {r:?}"),
+        }
     }
     assert!(firsts.iter().all(|t| *t < 30.0));
     let spread =

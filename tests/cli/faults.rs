@@ -150,11 +150,7 @@ fn connection_refused_is_retried_then_exit_7() {
     let (env, stored) = paired();
     let out = pair_against(&env, &format!("https://127.0.0.1:{}", closed_port()));
     assert_eq!(out.code(), 7, "{out:?}");
-    assert!(
-        out.stderr.contains("Connection refused") || out.stderr.contains("refused"),
-        "{}",
-        out.stderr
-    );
+    assert!(out.stderr.contains("Connection refused"), "{}", out.stderr);
     assert!(
         out.events()
             .iter()
@@ -174,11 +170,7 @@ fn connect_timeout_is_retried_then_exit_7() {
     let started = Instant::now();
     let out = pair_against(&env, &format!("https://127.0.0.1:{}", unanswered.port));
     assert_eq!(out.code(), 7, "{out:?}");
-    assert!(
-        out.stderr.contains("timed out") || out.stderr.contains("timeout"),
-        "{}",
-        out.stderr
-    );
+    assert!(out.stderr.contains("timed out"), "{}", out.stderr);
     assert!(
         started.elapsed() < Duration::from_secs(20),
         "bounded by --retry-for and --timeout"

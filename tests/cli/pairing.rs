@@ -337,3 +337,46 @@ fn pairing_again_needs_force_and_revokes_the_old_grant() {
     assert_ne!(before.refresh_token, after.refresh_token);
     assert_eq!(env.sim().revoked_refresh_tokens(), 1);
 }
+
+#[test]
+fn the_console_screen_on_a_tty_sets_the_qr_colours_and_scans_on_any_theme() {
+    use crate::terminal_qr::{Theme, decode_terminal};
+    let env = Env::start(Config {
+        auto_approve_after: Some(Duration::from_secs(1)),
+        ..fast()
+    });
+    // script(1) gives sfpair a pseudo-terminal as stdout, as a person's terminal would.
+    let sfpair = env.command(&["pair"]);
+    let mut c = std::process::Command::new("script");
+    c.args(["-q", "-e", "-c"])
+        .arg(format!("'{}' pair", sfpair.get_program().to_str().unwrap()))
+        .arg("/dev/null")
+        .env_clear();
+    for (k, v) in sfpair.get_envs() {
+        if let Some(v) = v {
+            c.env(k, v);
+        }
+    }
+    c.stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let out = crate::harness::Running::spawn(c).finish(RUN_LIMIT);
+    assert_eq!(out.code(), 0, "{out:?}");
+    // The terminal turns each \n into \r\n; the countdown line uses \r and erase-line.
+    let qr: String = out
+        .stdout
+        .split('\n')
+        .map(|l| l.trim_end_matches('\r'))
+        .filter(|l| l.starts_with("  \x1b["))
+        .map(|l| format!("{}\n", &l[2..]))
+        .collect();
+    assert!(qr.lines().count() > 10, "{:?}", out.stdout);
+    for theme in [Theme::Dark, Theme::Light] {
+        let url = decode_terminal(&qr, theme);
+        assert!(
+            url.starts_with(&format!("{}/setup/connect?user_code=", env.base_url)),
+            "{url}"
+        );
+    }
+    assert!(out.stdout.contains("Paired."), "{:?}", out.stdout);
+}

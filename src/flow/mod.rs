@@ -280,7 +280,11 @@ impl Flow {
         match reply::device_code(&reply) {
             Parsed::Ok(code) => self.issue(now, code),
             Parsed::OAuth(e) if e.is_transient() => {
-                self.retry_code(now, failures, since, e.summary())
+                match self.retry_code(now, failures, since, e.summary()) {
+                    // Gave up on this refusal: keep the server's fields.
+                    State::Done(Some(Err(err))) => done_err(err.with_oauth(e.fields())),
+                    next => next,
+                }
             }
             Parsed::OAuth(e) => {
                 let c = &self.config;

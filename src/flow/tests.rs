@@ -366,6 +366,24 @@ fn html_and_5xx_while_polling_are_retried_like_network_failures() {
 }
 
 #[test]
+fn a_rate_limit_to_the_end_gives_up_with_the_servers_code() {
+    let mut d = Driver::new(config());
+    let err = loop {
+        match d.flow.poll(d.now) {
+            Action::Wait(t) => d.now = t,
+            Action::Send(_) => d.reply(Reply::json(
+                400,
+                r#"{"error":"rate_limit_exceeded","error_description":"too many requests"}"#,
+            )),
+            Action::Done(r) => break r.clean_err(),
+        }
+    };
+    assert_eq!(err.kind(), ErrorKind::Network);
+    assert_eq!(err.oauth_error(), Some("rate_limit_exceeded"));
+    assert_eq!(err.oauth_description(), Some("too many requests"));
+}
+
+#[test]
 fn device_code_request_retries_then_gives_up_as_a_network_error() {
     let mut d = Driver::new(config());
     let mut times = Vec::new();
@@ -380,6 +398,11 @@ fn device_code_request_retries_then_gives_up_as_a_network_error() {
         }
     };
     assert_eq!(err.kind(), ErrorKind::Network);
+    assert_eq!(
+        err.oauth_error(),
+        None,
+        "a transport failure has no OAuth fields"
+    );
     assert!(
         err.message().contains("could not get a device code"),
         "{err}"

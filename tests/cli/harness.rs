@@ -136,6 +136,22 @@ impl Env {
         Running::spawn(self.command(args)).finish(RUN_LIMIT)
     }
 
+    /// `program args…` with the environment and pipes of `sfpair` (from [`Env::command`]):
+    /// for running sfpair under a wrapper (`unshare`, `script`) that is given its command line.
+    pub fn wrapped(sfpair: &Command, program: &str, args: &[&std::ffi::OsStr]) -> Command {
+        let mut c = Command::new(program);
+        c.args(args).env_clear();
+        for (k, v) in sfpair.get_envs() {
+            if let Some(v) = v {
+                c.env(k, v);
+            }
+        }
+        c.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        c
+    }
+
     pub fn spawn(&self, args: &[&str]) -> Running {
         Running::spawn(self.command(args))
     }

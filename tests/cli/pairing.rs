@@ -347,20 +347,13 @@ fn the_console_screen_on_a_tty_sets_the_qr_colours_and_scans_on_any_theme() {
     });
     // script(1) gives sfpair a pseudo-terminal as stdout, as a person's terminal would.
     let sfpair = env.command(&["pair"]);
-    let mut c = std::process::Command::new("script");
-    c.args(["-q", "-e", "-c"])
-        .arg(format!("'{}' pair", sfpair.get_program().to_str().unwrap()))
-        .arg("/dev/null")
-        .env_clear();
-    for (k, v) in sfpair.get_envs() {
-        if let Some(v) = v {
-            c.env(k, v);
-        }
-    }
-    c.stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let out = crate::harness::Running::spawn(c).finish(RUN_LIMIT);
+    let line = format!("'{}' pair", sfpair.get_program().to_str().unwrap());
+    let args: Vec<&std::ffi::OsStr> = ["-q", "-e", "-c", &line, "/dev/null"]
+        .into_iter()
+        .map(std::ffi::OsStr::new)
+        .collect();
+    let out =
+        crate::harness::Running::spawn(Env::wrapped(&sfpair, "script", &args)).finish(RUN_LIMIT);
     assert_eq!(out.code(), 0, "{out:?}");
     // The terminal turns each \n into \r\n; the countdown line uses \r and erase-line.
     let qr: String = out

@@ -9,8 +9,8 @@ use std::time::Instant;
 use serde_json::{Value, json};
 
 use crate::codes::{ORG_ID, USER_ID};
+use crate::errors::invalid_session;
 use crate::http::{Request, Response, TEXT};
-use crate::rest::invalid_session;
 use crate::state::Shared;
 
 const USERNAME: &str = "technician@sim.example";

@@ -45,6 +45,7 @@
 mod codes;
 mod config;
 mod device;
+mod errors;
 mod faults;
 mod form;
 mod grants;
@@ -53,11 +54,13 @@ mod identity;
 mod log;
 mod oauth;
 mod page;
+mod reply;
 mod rest;
 mod rfc8628;
 mod router;
 mod server;
 mod state;
+mod store;
 mod tls;
 
 use std::net::{Ipv4Addr, TcpListener};

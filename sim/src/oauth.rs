@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use crate::codes;
 use crate::config::{AppState, DenyMode};
 use crate::device::{Dialect, Poll};
+use crate::errors::{oauth_error as error, oauth_json};
 use crate::form::Params;
 use crate::grants::{Fresh, Minted};
 use crate::http::{Request, Response};
@@ -235,19 +236,6 @@ fn missing(name: &str) -> Response {
         "invalid_request",
         &format!("missing required parameter: {name}"),
     )
-}
-
-/// An OAuth error body, `{"error":…,"error_description":…}`.
-pub fn error(status: u16, error: &str, description: &str) -> Response {
-    oauth_json(
-        status,
-        &json!({"error": error, "error_description": description}),
-    )
-}
-
-/// JSON as the token endpoint sends it: never cached.
-pub fn oauth_json(status: u16, body: &Value) -> Response {
-    Response::json(status, body).header("Cache-Control", "no-store")
 }
 
 #[cfg(test)]

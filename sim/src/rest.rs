@@ -5,14 +5,15 @@
 //! Errors use REST's JSON-array envelope; every versioned answer carries
 //! `Sforce-Limit-Info`. Records live in memory only, and no request body is logged.
 
-use std::collections::HashMap;
 use std::time::Instant;
 
 use serde_json::{Map, Value, json};
 
+use crate::errors::{invalid_session, not_found, rest_error};
 use crate::form::Params;
 use crate::http::{Body, JSON, Request, Response};
 use crate::state::Shared;
+use crate::store::Records;
 
 /// The newest API version: Summer '26.
 pub const LATEST_VERSION: u32 = 67;
@@ -22,13 +23,6 @@ const OLDEST_VERSION: u32 = 31;
 const DAILY_MAX: u64 = 15000;
 /// `sim/bytes` refuses more than this, so a typo cannot stream forever.
 const MAX_STREAM: u64 = 1 << 30;
-
-/// Records created through the API, by id.
-#[derive(Default)]
-pub struct Records {
-    records: HashMap<String, (String, Map<String, Value>)>,
-    created: u64,
-}
 
 /// Routes one request under `/services/data`.
 pub fn handle(shared: &Shared, request: &Request) -> Response {
@@ -78,25 +72,6 @@ pub fn versioned(path: &str) -> Option<(u32, &str)> {
     (OLDEST_VERSION..=LATEST_VERSION)
         .contains(&major)
         .then_some((major, resource))
-}
-
-/// 401 as Salesforce answers an expired or unknown session (doc section 6).
-pub fn invalid_session() -> Response {
-    Response::json(
-        401,
-        &json!([{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}]),
-    )
-}
-
-fn not_found() -> Response {
-    Response::json(
-        404,
-        &json!([{"errorCode": "NOT_FOUND", "message": "The requested resource does not exist"}]),
-    )
-}
-
-fn rest_error(status: u16, code: &str, message: &str) -> Response {
-    Response::json(status, &json!([{"message": message, "errorCode": code}]))
 }
 
 /// `[{"version":"31.0","label":"Summer '14","url":"/services/data/v31.0"}, …]`.

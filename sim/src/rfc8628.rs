@@ -13,10 +13,10 @@ use serde_json::{Value, json};
 
 use crate::codes;
 use crate::device::{Dialect, Poll};
+use crate::errors::oauth_json;
 use crate::form::Params;
 use crate::grants::{Fresh, Minted};
 use crate::http::Response;
-use crate::oauth::oauth_json;
 use crate::state::Shared;
 
 const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";

@@ -5,42 +5,16 @@
 //! URLs with a double slash fails its tests (doc section 1). No socket I/O happens
 //! here; `server.rs` carries the [`Reply`] out.
 
-use std::time::Duration;
-
 use crate::faults::{Scope, maintenance_page};
 use crate::form::Params;
 use crate::http::{Body, Request, Response, TEXT};
+use crate::reply::Reply;
 use crate::state::Shared;
 use crate::{identity, oauth, page, rest, rfc8628};
 
 const TOKEN_PATH: &str = "/services/oauth2/token";
 const RFC_DEVICE_PATH: &str = "/rfc8628/device";
 const RFC_TOKEN_PATH: &str = "/rfc8628/token";
-
-/// What the connection should do with a request.
-#[derive(Debug)]
-pub enum Reply {
-    /// Answer normally.
-    Send(Response),
-    /// Close without answering.
-    Close,
-    /// Write half of this response's head, then reset the connection.
-    Reset(Response),
-    /// Announce this response's body but send only half of it, then close.
-    Truncate(Response),
-    /// Answer nothing for this long, then close.
-    Stall(Duration),
-}
-
-impl Reply {
-    /// The status sent, or 0 when no complete status line goes out.
-    pub fn status(&self) -> u16 {
-        match self {
-            Reply::Send(r) | Reply::Truncate(r) => r.status,
-            Reply::Close | Reply::Reset(_) | Reply::Stall(_) => 0,
-        }
-    }
-}
 
 /// A reply plus what the log says about it.
 pub struct Answer {
@@ -150,6 +124,7 @@ fn error_code(response: &Response) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::errors;
 
     #[test]
     fn fault_scopes() {
@@ -167,14 +142,14 @@ mod tests {
 
     #[test]
     fn error_codes_come_from_either_envelope() {
-        let oauth = oauth::error(
+        let oauth = errors::oauth_error(
             400,
             "slow_down",
             "polling too quickly for the token endpoint",
         );
         assert_eq!(error_code(&oauth).as_deref(), Some("slow_down"));
         assert_eq!(
-            error_code(&rest::invalid_session()).as_deref(),
+            error_code(&errors::invalid_session()).as_deref(),
             Some("INVALID_SESSION_ID")
         );
         assert_eq!(error_code(&maintenance_page()), None);

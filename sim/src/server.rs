@@ -16,7 +16,8 @@ use rustls::{ServerConfig, ServerConnection, StreamOwned};
 
 use crate::http::{Body, Conn, Response, TEXT};
 use crate::log::LogEntry;
-use crate::router::{self, Reply};
+use crate::reply::Reply;
+use crate::router;
 use crate::state::Shared;
 
 /// More live connections than this are closed at once: a runaway client must not

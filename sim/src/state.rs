@@ -14,7 +14,7 @@ use crate::device::{Devices, Rules};
 use crate::faults::FaultQueue;
 use crate::grants::{Grants, Policy};
 use crate::log::RequestLog;
-use crate::rest::Records;
+use crate::store::Records;
 
 pub struct Shared {
     pub config: Config,

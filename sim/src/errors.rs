@@ -1,0 +1,38 @@
+//! Every error body the simulator sends, in Salesforce's two envelopes: REST's JSON
+//! list `[{"message":…,"errorCode":…,"fields":[…]}]` and OAuth's
+//! `{"error":…,"error_description":…}`.
+//!
+//! Builders only, importing nothing but `http.rs`, so every handler can use them
+//! without tying handlers to each other. No builder ever echoes a token or secret.
+
+use serde_json::{Value, json};
+
+use crate::http::Response;
+
+/// REST: 401 as Salesforce answers an expired or unknown session (doc section 6).
+pub fn invalid_session() -> Response {
+    rest_error(401, "INVALID_SESSION_ID", "Session expired or invalid")
+}
+
+/// REST: one error, `[{"message":…,"errorCode":…}]`.
+pub fn rest_error(status: u16, code: &str, message: &str) -> Response {
+    Response::json(status, &json!([{"message": message, "errorCode": code}]))
+}
+
+/// REST: 404 `NOT_FOUND`, Salesforce's answer for an unknown resource, object or id.
+pub fn not_found() -> Response {
+    rest_error(404, "NOT_FOUND", "The requested resource does not exist")
+}
+
+/// OAuth: an error body, `{"error":…,"error_description":…}`.
+pub fn oauth_error(status: u16, error: &str, description: &str) -> Response {
+    oauth_json(
+        status,
+        &json!({"error": error, "error_description": description}),
+    )
+}
+
+/// OAuth: JSON as the token endpoint sends it, never cached.
+pub fn oauth_json(status: u16, body: &Value) -> Response {
+    Response::json(status, body).header("Cache-Control", "no-store")
+}

@@ -6,6 +6,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::schema::Schema;
+
 /// Everything a test or the binary can tune. Start from `Config::default()`
 /// and change the fields a scenario needs. Its `Debug` output hides the secret.
 #[derive(Clone)]
@@ -43,6 +45,11 @@ pub struct Config {
     pub cert: CertMode,
     /// Print each request-log line to stderr.
     pub log_to_stderr: bool,
+    /// The org's objects: the standard ones, plus those of a schema file
+    /// (`Schema::from_json`, format in docs/simulator.md).
+    pub schema: Schema,
+    /// Records per page of a query result (Salesforce's default is 2000).
+    pub query_page_size: usize,
 }
 
 impl Default for Config {
@@ -64,6 +71,8 @@ impl Default for Config {
             max_authorizations_per_user: 5,
             cert: CertMode::Valid,
             log_to_stderr: false,
+            schema: Schema::default(),
+            query_page_size: 2000,
         }
     }
 }
@@ -94,6 +103,16 @@ impl fmt::Debug for Config {
             )
             .field("cert", &self.cert)
             .field("log_to_stderr", &self.log_to_stderr)
+            .field(
+                "schema",
+                &self
+                    .schema
+                    .objects
+                    .iter()
+                    .map(|o| &o.name)
+                    .collect::<Vec<_>>(),
+            )
+            .field("query_page_size", &self.query_page_size)
             .finish()
     }
 }

@@ -24,6 +24,16 @@ pub fn not_found() -> Response {
     rest_error(404, "NOT_FOUND", "The requested resource does not exist")
 }
 
+/// REST: 405 for a known resource asked with a method it does not take.
+pub fn method_not_allowed(method: &str, allowed: &str) -> Response {
+    rest_error(
+        405,
+        "METHOD_NOT_ALLOWED",
+        &format!("HTTP Method '{method}' not allowed. Allowed are {allowed}"),
+    )
+    .header("Allow", allowed.replace(' ', ""))
+}
+
 /// OAuth: an error body, `{"error":…,"error_description":…}`.
 pub fn oauth_error(status: u16, error: &str, description: &str) -> Response {
     oauth_json(

@@ -51,6 +51,7 @@ mod form;
 mod grants;
 mod http;
 mod identity;
+mod ids;
 mod log;
 mod oauth;
 mod page;
@@ -58,7 +59,9 @@ mod reply;
 mod rest;
 mod rfc8628;
 mod router;
+mod schema;
 mod server;
+mod soql;
 mod state;
 mod store;
 mod tls;
@@ -72,6 +75,7 @@ use std::time::Instant;
 pub use config::{AppState, CertMode, Config, DenyMode, SlowDown};
 pub use faults::Fault;
 pub use log::LogEntry;
+pub use schema::Schema;
 
 use device::Decision;
 use server::Acceptor;
@@ -177,6 +181,18 @@ impl Sim {
         let mut secrets = world.devices.every_device_code();
         secrets.extend(world.grants.every_token());
         secrets
+    }
+
+    /// The live records of an object, as stored (every field the org knows of them,
+    /// `Id` included), in creation order: what a test reads back after a client wrote.
+    pub fn records(&self, object: &str) -> Vec<serde_json::Map<String, serde_json::Value>> {
+        let world = self.shared.world();
+        world
+            .records
+            .of(object)
+            .filter(|r| !r.deleted)
+            .map(|r| r.fields.clone())
+            .collect()
     }
 
     /// Queues faults; each is applied to the next request of its kind (see [`Fault`]).

@@ -5,9 +5,10 @@
 //! URLs with a double slash fails its tests (doc section 1). No socket I/O happens
 //! here; `server.rs` carries the [`Reply`] out.
 
+use crate::errors;
 use crate::faults::{Scope, maintenance_page};
 use crate::form::Params;
-use crate::http::{Body, Request, Response, TEXT};
+use crate::http::{Body, Request, Response};
 use crate::reply::Reply;
 use crate::state::Shared;
 use crate::{identity, oauth, page, rest, rfc8628};
@@ -83,8 +84,23 @@ fn dispatch(shared: &Shared, request: &Request, params: &Params) -> Response {
         (_, path) if path == "/services/data" || path.starts_with("/services/data/") => {
             rest::handle(shared, request)
         }
-        _ => Response::new(404, TEXT, "Not Found\n"),
+        (method, path) => match allowed_methods(path) {
+            Some(allowed) => errors::method_not_allowed(method, allowed),
+            None => errors::not_found(),
+        },
     }
+}
+
+/// The methods of the fixed paths above, for a 405 that names them.
+fn allowed_methods(path: &str) -> Option<&'static str> {
+    Some(match path {
+        TOKEN_PATH | RFC_DEVICE_PATH | RFC_TOKEN_PATH | page::VERIFY_DEVICE => "POST",
+        "/services/oauth2/revoke" | "/services/oauth2/userinfo" => "GET, POST",
+        "/setup/connect" | "/rfc8628/verify" => "GET, POST",
+        _ if path.starts_with("/__mock/") => "POST",
+        _ if path.starts_with("/id/") => "GET",
+        _ => return None,
+    })
 }
 
 /// `device_code` for a device authorization request, else the `grant_type`.
@@ -124,7 +140,6 @@ fn error_code(response: &Response) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::errors;
 
     #[test]
     fn fault_scopes() {

@@ -14,7 +14,7 @@ use crate::device::{Devices, Rules};
 use crate::faults::FaultQueue;
 use crate::grants::{Grants, Policy};
 use crate::log::RequestLog;
-use crate::store::Records;
+use crate::store::{Cursors, Records};
 
 pub struct Shared {
     pub config: Config,
@@ -35,10 +35,35 @@ pub struct World {
     pub devices: Devices,
     pub grants: Grants,
     pub records: Records,
+    /// Query results with pages still to read.
+    pub cursors: Cursors,
     /// Requests to `/services/oauth2/token` so far, for the `flaky` knob.
     pub token_requests: u64,
     /// Authenticated REST calls so far, reported in `Sforce-Limit-Info`.
     pub api_usage: u64,
+}
+
+impl World {
+    /// An org holding only the paired user, so `sobjects/User/{id}` of the identity
+    /// URL answers as on Salesforce.
+    fn seeded() -> World {
+        let mut world = World::default();
+        let user = serde_json::json!({
+            "Username": crate::codes::USERNAME,
+            "FirstName": "Sim",
+            "LastName": "Technician",
+            "Name": "Sim Technician",
+            "Email": crate::codes::USERNAME,
+            "Alias": "simtech",
+            "IsActive": true,
+        });
+        if let serde_json::Value::Object(fields) = user {
+            world
+                .records
+                .insert_with_id("User", crate::codes::USER_ID, fields);
+        }
+        world
+    }
 }
 
 impl Shared {
@@ -53,7 +78,7 @@ impl Shared {
             log: RequestLog::new(config.log_to_stderr),
             config,
             base_url,
-            world: Mutex::new(World::default()),
+            world: Mutex::new(World::seeded()),
             faults: FaultQueue::default(),
             connections: AtomicU64::new(0),
         }

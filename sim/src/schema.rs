@@ -1,0 +1,702 @@
+//! What objects and fields the simulated org has, and whether a record body fits them:
+//! the standard objects (Account, Contact, Case, Asset, User) plus custom objects and
+//! fields declared in a JSON schema file (`--schema FILE`, format in docs/simulator.md).
+//!
+//! Validation answers with Salesforce's error codes (`INVALID_FIELD`,
+//! `REQUIRED_FIELD_MISSING`, `STRING_TOO_LONG`, `JSON_PARSER_ERROR`, `MALFORMED_ID`),
+//! as a [`RecordError`] the caller wraps in REST's or sObject Collections' envelope.
+//! Pure data and checks: no storage, no HTTP.
+
+use serde_json::{Map, Value};
+
+use crate::ids;
+
+/// A field's data type, as `describe` names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FieldType {
+    Id,
+    String,
+    Boolean,
+    Int,
+    Double,
+    DateTime,
+    Reference,
+}
+
+impl FieldType {
+    fn parse(name: &str) -> Option<FieldType> {
+        Some(match name {
+            "id" => FieldType::Id,
+            "string" => FieldType::String,
+            "boolean" => FieldType::Boolean,
+            "int" => FieldType::Int,
+            "double" => FieldType::Double,
+            "datetime" => FieldType::DateTime,
+            "reference" => FieldType::Reference,
+            _ => return None,
+        })
+    }
+
+    /// The name `describe` gives the type.
+    pub fn describe_name(self) -> &'static str {
+        match self {
+            FieldType::Id => "id",
+            FieldType::String => "string",
+            FieldType::Boolean => "boolean",
+            FieldType::Int => "int",
+            FieldType::Double => "double",
+            FieldType::DateTime => "datetime",
+            FieldType::Reference => "reference",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Field {
+    pub name: String,
+    pub label: String,
+    pub kind: FieldType,
+    /// Must have a value on create, and cannot be set to null.
+    pub required: bool,
+    /// Maximum length of a string; 0 for other types.
+    pub length: usize,
+    pub external_id: bool,
+    /// Objects a reference field may point at.
+    pub reference_to: Vec<String>,
+    /// False for Id, the audit fields and computed names.
+    pub writable: bool,
+}
+
+impl Field {
+    fn new(name: &str, kind: FieldType) -> Field {
+        Field {
+            name: name.to_string(),
+            label: label_of(name),
+            kind,
+            required: false,
+            length: if kind == FieldType::String { 255 } else { 0 },
+            external_id: false,
+            reference_to: Vec::new(),
+            writable: true,
+        }
+    }
+
+    fn string(name: &str, length: usize) -> Field {
+        Field {
+            length,
+            ..Field::new(name, FieldType::String)
+        }
+    }
+
+    fn required(mut self) -> Field {
+        self.required = true;
+        self
+    }
+
+    fn read_only(mut self) -> Field {
+        self.writable = false;
+        self
+    }
+
+    fn reference(name: &str, to: &str) -> Field {
+        Field {
+            reference_to: vec![to.to_string()],
+            ..Field::new(name, FieldType::Reference)
+        }
+    }
+
+    pub fn custom(&self) -> bool {
+        self.name.ends_with("__c")
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Object {
+    pub name: String,
+    pub label: String,
+    pub label_plural: String,
+    pub key_prefix: String,
+    pub custom: bool,
+    pub fields: Vec<Field>,
+}
+
+impl Object {
+    /// The field of that name, ignoring case as Salesforce does.
+    pub fn field(&self, name: &str) -> Option<&Field> {
+        self.fields
+            .iter()
+            .find(|f| f.name.eq_ignore_ascii_case(name))
+    }
+}
+
+/// Every object of the simulated org.
+#[derive(Clone, Debug)]
+pub struct Schema {
+    pub objects: Vec<Object>,
+}
+
+impl Default for Schema {
+    /// The standard objects only.
+    fn default() -> Self {
+        Schema {
+            objects: standard_objects(),
+        }
+    }
+}
+
+/// Why a record body was refused, before the envelope.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecordError {
+    pub status: u16,
+    pub code: &'static str,
+    pub message: String,
+    pub fields: Vec<String>,
+}
+
+impl RecordError {
+    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> RecordError {
+        RecordError {
+            status,
+            code,
+            message: message.into(),
+            fields: Vec::new(),
+        }
+    }
+
+    fn on(mut self, field: &str) -> RecordError {
+        self.fields.push(field.to_string());
+        self
+    }
+}
+
+/// Whether a body creates a record or changes one.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Write {
+    Create,
+    Update,
+}
+
+impl Schema {
+    /// The standard objects plus the objects and fields of a schema file (see
+    /// docs/simulator.md): an entry named like a standard object adds fields to it.
+    pub fn from_json(text: &str) -> Result<Schema, String> {
+        let value: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+        let entries = value
+            .get("objects")
+            .and_then(Value::as_array)
+            .ok_or("expected {\"objects\": [...]}")?;
+        let mut schema = Schema::default();
+        let mut customs = 0;
+        for entry in entries {
+            let name = entry
+                .get("name")
+                .and_then(Value::as_str)
+                .filter(|n| valid_name(n))
+                .ok_or("every object needs a \"name\" of letters, digits and _")?;
+            let fields = entry
+                .get("fields")
+                .and_then(Value::as_array)
+                .map(|fields| {
+                    fields
+                        .iter()
+                        .map(parse_field)
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .transpose()?
+                .unwrap_or_default();
+            if let Some(object) = schema
+                .objects
+                .iter_mut()
+                .find(|o| o.name.eq_ignore_ascii_case(name))
+            {
+                for field in fields {
+                    if object.field(&field.name).is_some() {
+                        return Err(format!("{name}.{} is declared twice", field.name));
+                    }
+                    object.fields.push(field);
+                }
+                continue;
+            }
+            if !name.ends_with("__c") {
+                return Err(format!(
+                    "{name}: a new object's name must end in __c (standard ones are Account, Contact, Case, Asset, User)"
+                ));
+            }
+            let label = entry
+                .get("label")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .unwrap_or_else(|| label_of(name));
+            let mut object = Object {
+                label_plural: format!("{label}s"),
+                label,
+                name: name.to_string(),
+                key_prefix: ids::custom_prefix(customs),
+                custom: true,
+                fields: system_fields(),
+            };
+            customs += 1;
+            if !fields.iter().any(|f| f.name == "Name") {
+                object.fields.push(Field::string("Name", 80).required());
+            }
+            object.fields.extend(fields);
+            schema.objects.push(object);
+        }
+        Ok(schema)
+    }
+
+    /// The object of that name, ignoring case.
+    pub fn object(&self, name: &str) -> Option<&Object> {
+        self.objects
+            .iter()
+            .find(|o| o.name.eq_ignore_ascii_case(name))
+    }
+
+    /// The object an id belongs to, by its key prefix.
+    pub fn object_of_id(&self, id: &str) -> Option<&Object> {
+        let prefix = id.get(..3)?;
+        self.objects.iter().find(|o| o.key_prefix == prefix)
+    }
+
+    /// Checks a body against the object, and returns its fields under their canonical
+    /// names with their values normalised (numbers as numbers, ids in 18 characters).
+    pub fn check(
+        &self,
+        object: &Object,
+        body: &Map<String, Value>,
+        write: Write,
+    ) -> Result<Map<String, Value>, RecordError> {
+        let mut out = Map::new();
+        for (key, value) in body {
+            if key == "attributes" {
+                continue;
+            }
+            let Some(field) = object.field(key) else {
+                return Err(RecordError::new(
+                    400,
+                    "INVALID_FIELD",
+                    format!("No such column '{key}' on sobject of type {}", object.name),
+                ));
+            };
+            if field.kind == FieldType::Id && write == Write::Create {
+                return Err(RecordError::new(
+                    400,
+                    "INVALID_FIELD",
+                    "The Id field should not be specified in the sobject data.",
+                )
+                .on("Id"));
+            }
+            if !field.writable {
+                return Err(RecordError::new(
+                    400,
+                    "INVALID_FIELD_FOR_INSERT_UPDATE",
+                    format!(
+                        "Unable to create/update fields: {}. Please check the security settings of this field and verify that it is read/write for your profile or permission set.",
+                        field.name
+                    ),
+                )
+                .on(&field.name));
+            }
+            let value = self.coerce(field, value)?;
+            if value.is_null() && field.required {
+                return Err(missing(std::slice::from_ref(&field.name)));
+            }
+            out.insert(field.name.clone(), value);
+        }
+        if write == Write::Create {
+            let absent: Vec<String> = object
+                .fields
+                .iter()
+                .filter(|f| f.required && f.writable && !out.contains_key(&f.name))
+                .map(|f| f.name.clone())
+                .collect();
+            if !absent.is_empty() {
+                return Err(missing(&absent));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The value a field stores, or the error Salesforce gives for it.
+    fn coerce(&self, field: &Field, value: &Value) -> Result<Value, RecordError> {
+        if value.is_null() {
+            return Ok(Value::Null);
+        }
+        let wrong = || {
+            let token = match value {
+                Value::String(_) => "VALUE_STRING",
+                Value::Bool(true) => "VALUE_TRUE",
+                Value::Bool(false) => "VALUE_FALSE",
+                Value::Number(n) if n.is_f64() => "VALUE_NUMBER_FLOAT",
+                Value::Number(_) => "VALUE_NUMBER_INT",
+                Value::Array(_) => "START_ARRAY",
+                _ => "START_OBJECT",
+            };
+            RecordError::new(
+                400,
+                "JSON_PARSER_ERROR",
+                format!(
+                    "Cannot deserialize instance of {} from {token} value {value} or request may be missing a required field",
+                    field.kind.describe_name()
+                ),
+            )
+        };
+        match field.kind {
+            FieldType::String => {
+                let text = match value {
+                    Value::String(s) => s.clone(),
+                    Value::Number(_) | Value::Bool(_) => value.to_string(),
+                    _ => return Err(wrong()),
+                };
+                if text.chars().count() > field.length {
+                    return Err(RecordError::new(
+                        400,
+                        "STRING_TOO_LONG",
+                        format!(
+                            "{}: data value too large: {text} (max length={})",
+                            field.label, field.length
+                        ),
+                    )
+                    .on(&field.name));
+                }
+                Ok(Value::String(text))
+            }
+            FieldType::Boolean => value.as_bool().map(Value::Bool).ok_or_else(wrong),
+            FieldType::Int => value
+                .as_i64()
+                .filter(|n| i32::try_from(*n).is_ok())
+                .map(Value::from)
+                .ok_or_else(wrong),
+            FieldType::Double => value.as_f64().map(Value::from).ok_or_else(wrong),
+            FieldType::DateTime => match value.as_str() {
+                Some(s) if looks_like_datetime(s) => Ok(value.clone()),
+                Some(s) => Err(RecordError::new(
+                    400,
+                    "INVALID_TYPE_ON_FIELD_IN_RECORD",
+                    format!("{}: value not of required type: {s}", field.label),
+                )
+                .on(&field.name)),
+                None => Err(wrong()),
+            },
+            FieldType::Id | FieldType::Reference => {
+                let Some(text) = value.as_str() else {
+                    return Err(wrong());
+                };
+                let fits = ids::canonical(text).filter(|id| {
+                    field.kind == FieldType::Id
+                        || self
+                            .object_of_id(id)
+                            .is_some_and(|o| field.reference_to.contains(&o.name))
+                });
+                fits.map(Value::String).ok_or_else(|| {
+                    RecordError::new(
+                        400,
+                        "MALFORMED_ID",
+                        format!("{}: id value of incorrect type: {text}", field.label),
+                    )
+                    .on(&field.name)
+                })
+            }
+        }
+    }
+}
+
+fn missing(fields: &[String]) -> RecordError {
+    RecordError {
+        status: 400,
+        code: "REQUIRED_FIELD_MISSING",
+        message: format!("Required fields are missing: [{}]", fields.join(", ")),
+        fields: fields.to_vec(),
+    }
+}
+
+/// `2026-12-01T13:31:45.000+0000` or `…Z`: the date and time parts, loosely.
+fn looks_like_datetime(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() >= 19
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b[10] == b'T'
+        && b[13] == b':'
+        && b[16] == b':'
+        && [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18]
+            .iter()
+            .all(|&i| b[i].is_ascii_digit())
+}
+
+fn parse_field(entry: &Value) -> Result<Field, String> {
+    let name = entry
+        .get("name")
+        .and_then(Value::as_str)
+        .filter(|n| valid_name(n))
+        .ok_or("every field needs a \"name\" of letters, digits and _")?;
+    let type_name = entry
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("string");
+    let kind = FieldType::parse(type_name).ok_or_else(|| {
+        format!("{name}: type {type_name:?} is not one of string, boolean, int, double, datetime, reference, id")
+    })?;
+    let mut field = Field::new(name, kind);
+    if let Some(label) = entry.get("label").and_then(Value::as_str) {
+        field.label = label.to_string();
+    }
+    if let Some(length) = entry.get("length") {
+        field.length = length
+            .as_u64()
+            .filter(|n| (1..=131_072).contains(n))
+            .ok_or_else(|| format!("{name}: length must be 1 to 131072"))?
+            as usize;
+    }
+    field.required = entry
+        .get("required")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    field.external_id = entry
+        .get("externalId")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    if field.external_id && !matches!(kind, FieldType::String | FieldType::Int | FieldType::Double)
+    {
+        return Err(format!(
+            "{name}: an external id must be a string, int or double"
+        ));
+    }
+    if kind == FieldType::Reference {
+        let to = entry
+            .get("referenceTo")
+            .and_then(Value::as_str)
+            .ok_or_else(|| format!("{name}: a reference needs \"referenceTo\": \"Object\""))?;
+        field.reference_to = vec![to.to_string()];
+    }
+    Ok(field)
+}
+
+fn valid_name(name: &str) -> bool {
+    name.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && name.len() <= 80
+}
+
+/// `Serial_Number__c` -> `Serial Number`.
+fn label_of(name: &str) -> String {
+    name.trim_end_matches("__c").replace('_', " ")
+}
+
+/// Fields every object has; none is writable.
+fn system_fields() -> Vec<Field> {
+    vec![
+        Field::new("Id", FieldType::Id).read_only(),
+        Field::new("IsDeleted", FieldType::Boolean).read_only(),
+        Field::new("CreatedDate", FieldType::DateTime).read_only(),
+        Field::new("LastModifiedDate", FieldType::DateTime).read_only(),
+        Field::new("SystemModstamp", FieldType::DateTime).read_only(),
+    ]
+}
+
+fn standard(name: &str, prefix: &str, plural: &str, fields: Vec<Field>) -> Object {
+    let mut all = system_fields();
+    all.extend(fields);
+    Object {
+        name: name.to_string(),
+        label: name.to_string(),
+        label_plural: plural.to_string(),
+        key_prefix: prefix.to_string(),
+        custom: false,
+        fields: all,
+    }
+}
+
+/// A working subset of each standard object's fields.
+fn standard_objects() -> Vec<Object> {
+    vec![
+        standard(
+            "Account",
+            "001",
+            "Accounts",
+            vec![
+                Field::string("Name", 255).required(),
+                Field::string("AccountNumber", 40),
+                Field::string("Type", 255),
+                Field::string("Industry", 255),
+                Field::string("Phone", 40),
+                Field::string("Website", 255),
+                Field::string("Description", 32000),
+                Field::new("NumberOfEmployees", FieldType::Int),
+                Field::new("AnnualRevenue", FieldType::Double),
+            ],
+        ),
+        standard(
+            "Contact",
+            "003",
+            "Contacts",
+            vec![
+                Field::string("FirstName", 40),
+                Field::string("LastName", 80).required(),
+                Field::string("Name", 121).read_only(),
+                Field::string("Email", 80),
+                Field::string("Phone", 40),
+                Field::reference("AccountId", "Account"),
+            ],
+        ),
+        standard(
+            "Case",
+            "500",
+            "Cases",
+            vec![
+                Field::string("Subject", 255),
+                Field::string("Description", 32000),
+                Field::string("Status", 255),
+                Field::string("Origin", 255),
+                Field::string("Priority", 255),
+                Field::reference("AccountId", "Account"),
+                Field::reference("ContactId", "Contact"),
+                Field::reference("AssetId", "Asset"),
+            ],
+        ),
+        standard(
+            "Asset",
+            "02i",
+            "Assets",
+            vec![
+                Field::string("Name", 255).required(),
+                Field::string("SerialNumber", 80),
+                Field::string("Status", 255),
+                Field::string("Description", 32000),
+                Field::reference("AccountId", "Account"),
+                Field::reference("ContactId", "Contact"),
+            ],
+        ),
+        standard(
+            "User",
+            "005",
+            "Users",
+            vec![
+                Field::string("Username", 80).required(),
+                Field::string("FirstName", 40),
+                Field::string("LastName", 80).required(),
+                Field::string("Name", 121).read_only(),
+                Field::string("Email", 128).required(),
+                Field::string("Alias", 8),
+                Field::new("IsActive", FieldType::Boolean),
+            ],
+        ),
+    ]
+}
+
+/// `Name` for objects whose name is computed from first and last names.
+pub fn computed_name(object: &Object, fields: &Map<String, Value>) -> Option<String> {
+    if !matches!(object.name.as_str(), "Contact" | "User") {
+        return None;
+    }
+    let part = |k: &str| fields.get(k).and_then(Value::as_str).unwrap_or("");
+    let name = format!("{} {}", part("FirstName"), part("LastName"));
+    Some(name.trim().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn body(value: Value) -> Map<String, Value> {
+        value.as_object().cloned().unwrap()
+    }
+
+    fn schema() -> Schema {
+        Schema::from_json(
+            r#"{"objects":[
+                {"name":"Device__c","fields":[
+                    {"name":"Serial__c","type":"string","length":8,"required":true,"externalId":true},
+                    {"name":"Online__c","type":"boolean"},
+                    {"name":"Account__c","type":"reference","referenceTo":"Account"}]},
+                {"name":"Account","fields":[{"name":"Fleet_Id__c","externalId":true,"length":20}]}
+            ]}"#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_schema_file_adds_objects_and_fields() {
+        let schema = schema();
+        let device = schema.object("device__C").unwrap();
+        assert_eq!(device.key_prefix, "a00");
+        assert!(device.field("Name").unwrap().required);
+        assert!(
+            schema
+                .object("Account")
+                .unwrap()
+                .field("Fleet_Id__c")
+                .unwrap()
+                .external_id
+        );
+        assert!(Schema::from_json(r#"{"objects":[{"name":"Device"}]}"#).is_err());
+        assert!(
+            Schema::from_json(
+                r#"{"objects":[{"name":"X__c","fields":[{"name":"a","type":"blob"}]}]}"#
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn bodies_are_checked_as_salesforce_does() {
+        let schema = schema();
+        let device = schema.object("Device__c").unwrap();
+        let code = |v: Value, w| schema.check(device, &body(v), w).map_err(|e| e.code);
+        assert!(
+            code(
+                json!({"Name": "d1", "Serial__c": "S1", "online__c": true}),
+                Write::Create
+            )
+            .is_ok()
+        );
+        assert_eq!(
+            code(json!({"Name": "d1"}), Write::Create),
+            Err("REQUIRED_FIELD_MISSING")
+        );
+        assert_eq!(
+            code(json!({"Name": "d1"}), Write::Update).map(|m| m.len()),
+            Ok(1)
+        );
+        assert_eq!(
+            code(json!({"Nope__c": 1}), Write::Update),
+            Err("INVALID_FIELD")
+        );
+        assert_eq!(
+            code(json!({"Serial__c": "123456789"}), Write::Update),
+            Err("STRING_TOO_LONG")
+        );
+        assert_eq!(
+            code(json!({"Online__c": "yes"}), Write::Update),
+            Err("JSON_PARSER_ERROR")
+        );
+        assert_eq!(
+            code(json!({"Account__c": "003Sm0000000001IAA"}), Write::Update),
+            Err("MALFORMED_ID")
+        );
+        assert_eq!(
+            code(json!({"Id": "a00Sm0000000001IAA"}), Write::Create),
+            Err("INVALID_FIELD")
+        );
+        assert_eq!(
+            code(
+                json!({"CreatedDate": "2026-01-01T00:00:00Z"}),
+                Write::Update
+            ),
+            Err("INVALID_FIELD_FOR_INSERT_UPDATE")
+        );
+        assert_eq!(
+            code(json!({"Serial__c": null}), Write::Update),
+            Err("REQUIRED_FIELD_MISSING")
+        );
+        let stored = schema
+            .check(
+                device,
+                &body(json!({"Account__c": "001Sm0000000001"})),
+                Write::Update,
+            )
+            .unwrap();
+        assert_eq!(stored["Account__c"], "001Sm0000000001IAA");
+    }
+}

@@ -43,6 +43,10 @@ pub struct Config {
     pub max_authorizations_per_user: usize,
     /// Which server certificate to present.
     pub cert: CertMode,
+    /// The host of `instance_url` in token replies (e.g. `localhost`), when the org's
+    /// instance is not the login host. It must resolve to 127.0.0.1; the certificate
+    /// names it, and REST answers only there.
+    pub instance_host: Option<String>,
     /// Print each request-log line to stderr.
     pub log_to_stderr: bool,
     /// The org's objects: the standard ones, plus those of a schema file
@@ -71,6 +75,7 @@ impl Default for Config {
             max_authorizations_per_user: 5,
             cert: CertMode::Valid,
             log_to_stderr: false,
+            instance_host: None,
             schema: Schema::default(),
             query_page_size: 2000,
         }
@@ -102,6 +107,7 @@ impl fmt::Debug for Config {
                 &self.max_authorizations_per_user,
             )
             .field("cert", &self.cert)
+            .field("instance_host", &self.instance_host)
             .field("log_to_stderr", &self.log_to_stderr)
             .field(
                 "schema",
@@ -159,7 +165,7 @@ pub enum SlowDown {
 /// Which certificate the server presents; all are signed by the same generated CA.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CertMode {
-    /// Valid for 127.0.0.1, ::1 and localhost.
+    /// Valid for 127.0.0.1, ::1, localhost and the instance host.
     Valid,
     /// Valid, but only for `wrong.example`.
     WrongHost,

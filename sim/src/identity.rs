@@ -76,7 +76,7 @@ fn authenticated(shared: &Shared, request: &Request) -> bool {
 
 /// The `urls` object, with `{version}` placeholders as Salesforce returns them.
 fn urls(shared: &Shared) -> Value {
-    let base = &shared.base_url;
+    let base = &shared.instance_url;
     json!({
         "rest": format!("{base}/services/data/v{{version}}/"),
         "sobjects": format!("{base}/services/data/v{{version}}/sobjects/"),

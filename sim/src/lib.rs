@@ -93,10 +93,10 @@ impl Sim {
     /// Generates the certificates, binds `127.0.0.1:config.port` (0 picks a free port)
     /// and serves on background threads.
     pub fn start(config: Config) -> std::io::Result<Sim> {
-        let tls = tls::generate(config.cert)?;
+        let tls = tls::generate(config.cert, config.instance_host.as_deref())?;
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, config.port))?;
         let port = listener.local_addr()?.port();
-        let shared = Arc::new(Shared::new(config, format!("https://127.0.0.1:{port}")));
+        let shared = Arc::new(Shared::new(config, port));
         let acceptor = Acceptor::spawn(listener, tls.server, Arc::clone(&shared))?;
         Ok(Sim {
             shared,
@@ -113,6 +113,12 @@ impl Sim {
     /// `https://127.0.0.1:PORT`, without a trailing slash.
     pub fn base_url(&self) -> String {
         self.shared.base_url.clone()
+    }
+
+    /// The `instance_url` of token responses: `https://INSTANCE_HOST:PORT` with
+    /// [`Config::instance_host`], else the same as [`Sim::base_url`].
+    pub fn instance_url(&self) -> String {
+        self.shared.instance_url.clone()
     }
 
     /// PEM of the CA that signed the server certificate.

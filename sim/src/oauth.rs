@@ -26,7 +26,7 @@ const DEFAULT_SCOPE: &str = "api refresh_token";
 /// `POST /services/oauth2/token`: dispatches on `response_type` and `grant_type`.
 pub fn token(shared: &Shared, request: &Request, params: &Params) -> Response {
     if params.get("response_type") == Some("device_code") {
-        return device_authorization(shared, params);
+        return device_authorization(shared, request, params);
     }
     match params.get("grant_type") {
         None => missing("grant_type"),
@@ -52,7 +52,7 @@ pub fn revoke(shared: &Shared, request: &Request) -> Response {
 
 /// Step 1 (doc section 2.2): exactly four fields, no `expires_in`, no
 /// `verification_uri_complete`.
-fn device_authorization(shared: &Shared, params: &Params) -> Response {
+fn device_authorization(shared: &Shared, request: &Request, params: &Params) -> Response {
     if let Err(refusal) = check_client(shared, params.get("client_id")) {
         return refusal;
     }
@@ -93,7 +93,7 @@ fn device_authorization(shared: &Shared, params: &Params) -> Response {
             "user_code": user_code,
             "device_code": device_code,
             "interval": shared.config.interval,
-            "verification_uri": format!("{}/setup/connect", shared.base_url),
+            "verification_uri": format!("{}/setup/connect", shared.public_url(request)),
         }),
     )
 }
@@ -172,7 +172,7 @@ fn token_response(shared: &Shared, minted: Minted) -> Response {
         "access_token": minted.access_token,
         "signature": signature(secret, &id, &issued_at),
         "scope": minted.scope,
-        "instance_url": shared.base_url,
+        "instance_url": shared.instance_url,
         "id": id,
         "token_type": "Bearer",
         "issued_at": issued_at,

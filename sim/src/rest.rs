@@ -47,6 +47,16 @@ pub fn handle(shared: &Shared, request: &Request) -> Response {
     let Some((version, resource)) = versioned(path) else {
         return not_found();
     };
+    if shared.rest_on_login_host(request) {
+        return rest_error(
+            404,
+            "NOT_FOUND",
+            &format!(
+                "REST calls go to the instance_url {}, not the login host",
+                shared.instance_url
+            ),
+        );
+    }
     let now = Instant::now();
     let mut world = shared.world();
     let authenticated = request

@@ -72,7 +72,7 @@ fn dispatch(shared: &Shared, request: &Request, params: &Params) -> Response {
         ("POST", TOKEN_PATH) => oauth::token(shared, request, params),
         ("POST" | "GET", "/services/oauth2/revoke") => oauth::revoke(shared, request),
         ("GET" | "POST", "/services/oauth2/userinfo") => identity::userinfo(shared, request),
-        ("POST", RFC_DEVICE_PATH) => rfc8628::device_authorization(shared, params),
+        ("POST", RFC_DEVICE_PATH) => rfc8628::device_authorization(shared, request, params),
         ("POST", RFC_TOKEN_PATH) => rfc8628::token(shared, params),
         ("GET", "/setup/connect" | "/rfc8628/verify") => page::form(request),
         ("POST", "/setup/connect" | "/rfc8628/verify") => page::submit(shared, request),

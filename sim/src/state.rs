@@ -20,8 +20,12 @@ pub struct Shared {
     pub config: Config,
     pub rules: Rules,
     pub policy: Policy,
-    /// `https://127.0.0.1:PORT`, without a trailing slash.
+    /// The login host, `https://127.0.0.1:PORT`, without a trailing slash.
     pub base_url: String,
+    /// Where tokens send the client for REST: `https://INSTANCE_HOST:PORT`, or the
+    /// login URL when no instance host is configured.
+    pub instance_url: String,
+    pub port: u16,
     world: Mutex<World>,
     pub faults: FaultQueue,
     pub log: RequestLog,
@@ -67,8 +71,15 @@ impl World {
 }
 
 impl Shared {
-    pub fn new(config: Config, base_url: String) -> Self {
+    pub fn new(config: Config, port: u16) -> Self {
+        let base_url = format!("https://127.0.0.1:{port}");
+        let instance_url = match &config.instance_host {
+            Some(host) => format!("https://{host}:{port}"),
+            None => base_url.clone(),
+        };
         Shared {
+            instance_url,
+            port,
             rules: Rules::from(&config),
             policy: Policy {
                 session_ttl: config.session_ttl(),
@@ -86,6 +97,25 @@ impl Shared {
 
     pub fn world(&self) -> MutexGuard<'_, World> {
         crate::lock(&self.world)
+    }
+
+    /// `https://HOST:PORT` for the host the client called, when it is one this
+    /// simulator answers as (127.0.0.1, localhost or the instance host); else the login
+    /// URL. Never an arbitrary `Host` value, so a page cannot be made to link elsewhere.
+    pub fn public_url(&self, request: &crate::http::Request) -> String {
+        let called = request.header("host").and_then(|host| {
+            let (name, port) = host.rsplit_once(':')?;
+            let known = matches!(name, "127.0.0.1" | "localhost")
+                || self.config.instance_host.as_deref() == Some(name);
+            (known && port.parse() == Ok(self.port)).then(|| format!("https://{name}:{port}"))
+        });
+        called.unwrap_or_else(|| self.base_url.clone())
+    }
+
+    /// Whether a REST call came to the login host although tokens name another
+    /// instance: real orgs serve REST on the instance only.
+    pub fn rest_on_login_host(&self, request: &crate::http::Request) -> bool {
+        self.instance_url != self.base_url && self.public_url(request) != self.instance_url
     }
 
     /// The identity URL, which is also the token responses' `id`.

@@ -41,6 +41,8 @@ pub struct Config {
     pub auto_approve_after: Option<Duration>,
     /// Live grants one user may hold; one more evicts the least recently used.
     pub max_authorizations_per_user: usize,
+    /// The connected app's name, shown on the approval page.
+    pub app_name: String,
     /// Which server certificate to present.
     pub cert: CertMode,
     /// The host of `instance_url` in token replies (e.g. `localhost`), when the org's
@@ -73,6 +75,7 @@ impl Default for Config {
             require_secret_for_refresh: false,
             auto_approve_after: None,
             max_authorizations_per_user: 5,
+            app_name: "sfpair device agent".to_string(),
             cert: CertMode::Valid,
             log_to_stderr: false,
             instance_host: None,
@@ -106,6 +109,7 @@ impl fmt::Debug for Config {
                 "max_authorizations_per_user",
                 &self.max_authorizations_per_user,
             )
+            .field("app_name", &self.app_name)
             .field("cert", &self.cert)
             .field("instance_host", &self.instance_host)
             .field("log_to_stderr", &self.log_to_stderr)

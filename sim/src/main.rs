@@ -34,6 +34,7 @@ RFC 8628 provider) for testing sfpair. Listens on 127.0.0.1 only.
   --auto-approve S            approve every new code S seconds after it was issued
   --device-flow-disabled      step 1 answers `device flow is not enabled for the app`
   --not-installed             step 1 answers `app must be installed into org`
+  --app-name NAME             the connected app's name on the approval page [sfpair device agent]
   --cert KIND                 valid | wrong-host | expired [valid]
   --instance-host HOST        instance_url host in token replies (e.g. localhost); it must
                               resolve to 127.0.0.1; REST then answers only there [none]
@@ -146,6 +147,7 @@ fn parse(mut parser: lexopt::Parser) -> Result<Option<Options>, lexopt::Error> {
                 }
                 config.instance_host = Some(host);
             }
+            Long("app-name") => config.app_name = parser.value()?.string()?,
             Long("schema") => schema_file = Some(PathBuf::from(parser.value()?)),
             Long("query-page-size") => {
                 config.query_page_size = number(&mut parser, "query-page-size")?;

@@ -74,7 +74,7 @@ fn dispatch(shared: &Shared, request: &Request, params: &Params) -> Response {
         ("GET" | "POST", "/services/oauth2/userinfo") => identity::userinfo(shared, request),
         ("POST", RFC_DEVICE_PATH) => rfc8628::device_authorization(shared, request, params),
         ("POST", RFC_TOKEN_PATH) => rfc8628::token(shared, params),
-        ("GET", "/setup/connect" | "/rfc8628/verify") => page::form(request),
+        ("GET", "/setup/connect" | "/rfc8628/verify") => page::form(shared, request),
         ("POST", "/setup/connect" | "/rfc8628/verify") => page::submit(shared, request),
         ("POST", page::VERIFY_DEVICE) => page::verify_device(shared, request),
         ("GET", path) if path.starts_with("/id/") => identity::identity(shared, request),

@@ -30,8 +30,8 @@ header{font-size:16px;color:#3e3e3c;margin:0 auto 12px;max-width:30rem}\
 h1{font-size:26px;line-height:1.25;margin:0 0 12px}\
 p{margin:12px 0}\
 label{display:block;font-weight:600;margin:16px 0 8px}\
-input{font:inherit;font-size:24px;width:100%;min-height:52px;padding:8px 12px;border:2px solid #747474;border-radius:8px}\
-input.code{letter-spacing:.15em;text-transform:uppercase;font-family:ui-monospace,Menlo,Consolas,monospace}\
+input{font:inherit;font-size:20px;width:100%;min-height:52px;padding:8px 12px;border:2px solid #747474;border-radius:8px}\
+input.code{font-size:24px;letter-spacing:.15em;text-transform:uppercase;font-family:ui-monospace,Menlo,Consolas,monospace}\
 .code-box{font:700 34px/1.2 ui-monospace,Menlo,Consolas,monospace;letter-spacing:.18em;text-align:center;padding:16px 8px;border:2px dashed #0176d3;border-radius:10px;margin:8px 0;background:#eef4ff;word-break:break-all}\
 .check{background:#fef1d3;border-left:6px solid #dd7a01;padding:12px;border-radius:6px;font-weight:600}\
 .error{background:#fde8e6;border-left:6px solid #ba0517;padding:12px;border-radius:6px}\

@@ -2,7 +2,8 @@
 //! adds a 3-character case-safe checksum (help article "What is a Salesforce ID?").
 //!
 //! The first three characters name the object (its key prefix: 001 Account, 005 User,
-//! a00.. custom objects). The simulator's ids put a per-object counter in characters
+//! a00.. custom objects). The simulator's ids are the prefix, `SIM` (so a log shows
+//! whose ids they are, like the org id `00DSIM…`), and a per-object counter in characters
 //! 7 to 15, so two records never share their 15-character form. Pure functions only.
 
 /// Characters of the case-safe suffix: one per 5-bit pattern of uppercase letters.
@@ -37,7 +38,7 @@ pub fn canonical(id: &str) -> Option<String> {
     })
 }
 
-/// The `n`-th id of an object with this 3-character key prefix: prefix, `Sm0`, then
+/// The `n`-th id of an object with this 3-character key prefix: prefix, `SIM`, then
 /// `n` in nine base-62 digits, then the checksum.
 pub fn record_id(prefix: &str, n: u64) -> String {
     let mut digits = [b'0'; 9];
@@ -46,7 +47,7 @@ pub fn record_id(prefix: &str, n: u64) -> String {
         *digit = BASE62[(rest % 62) as usize];
         rest /= 62;
     }
-    let id15 = format!("{prefix}Sm0{}", String::from_utf8_lossy(&digits));
+    let id15 = format!("{prefix}SIM{}", String::from_utf8_lossy(&digits));
     format!("{id15}{}", checksum(&id15))
 }
 
@@ -101,8 +102,13 @@ mod tests {
         short.sort();
         short.dedup();
         assert_eq!(short.len(), ids.len());
-        // `001Sm`: S at 3 -> 8 -> `I`; `00000` and `00001` -> `A`.
-        assert_eq!(record_id("001", 1), "001Sm0000000001IAA");
+        // `001SI`: S, I at 3, 4 -> 8 + 16 = 24 -> `Y`; `M0000`: M at 0 -> 1 -> `B`;
+        // `00001` -> `A`.
+        assert_eq!(record_id("001", 1), "001SIM000000001YBA");
+        // 35 is `Z` in base 62. `a00SI` -> `Y`; `M0000` -> `B`; `0000Z`: Z at 4 -> 16 -> `Q`.
+        assert_eq!(record_id("a00", 35), "a00SIM00000000ZYBQ");
+        // 61 is `z`: lower case sets no bit.
+        assert_eq!(record_id("a00", 61), "a00SIM00000000zYBA");
         assert_eq!(custom_prefix(0), "a00");
         assert_eq!(custom_prefix(63), "a11");
     }

@@ -14,14 +14,15 @@
 //!  DENIED ──────────────────────────────────┴──────────────────▶ EXPIRED
 //! ```
 //!
-//! Endpoints (paths match exactly; `//services/…` is a 404):
+//! Endpoints (paths match exactly; `//services/…` is a 404; unknown paths answer 404 and
+//! known paths with the wrong method 405, both as REST's JSON error list):
 //!
 //! | path | what |
 //! |---|---|
 //! | `POST /services/oauth2/token` | `response_type=device_code`, `grant_type=device` (`code`), `grant_type=refresh_token` |
 //! | `POST /services/oauth2/revoke` | `token=`: 200 empty, or 400 `invalid_token` |
 //! | `GET /services/oauth2/userinfo`, `GET /id/{org}/{user}` | Bearer; 401 `INVALID_SESSION_ID` otherwise |
-//! | `GET /services/data/`, `/services/data/vNN.N/{limits, sobjects/{Name}[/{id}], sim/bytes?n=N}` | REST |
+//! | `GET /services/data/`, `/services/data/vNN.N/…` | REST: `query`, `queryAll`, `sobjects` (records, external ids, `describe`), `composite`, `composite/sobjects`, `limits`, `sim/bytes?n=N` (see `rest.rs` and docs/simulator.md) |
 //! | `GET/POST /setup/connect`, `POST /_nc_external/identity/oauth/device/VerifyDevice` | approval page |
 //! | `POST /rfc8628/device`, `POST /rfc8628/token`, `GET/POST /rfc8628/verify` | the RFC 8628 dialect |
 //! | `POST /__mock/{approve,deny,expire,ip_block}?user_code=…` | test hooks: 200, or 404 |

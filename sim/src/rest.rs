@@ -248,7 +248,7 @@ mod tests {
             Some(vec!["GET"])
         );
         assert_eq!(
-            methods(&["sobjects", "Account", "001Sm0000000001IAA"]),
+            methods(&["sobjects", "Account", "001SIM000000001YBA"]),
             Some(vec!["GET", "PATCH", "DELETE"])
         );
         assert_eq!(methods(&["nope"]), None);

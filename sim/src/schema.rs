@@ -672,11 +672,11 @@ mod tests {
             Err("JSON_PARSER_ERROR")
         );
         assert_eq!(
-            code(json!({"Account__c": "003Sm0000000001IAA"}), Write::Update),
+            code(json!({"Account__c": "003SIM000000001YBA"}), Write::Update),
             Err("MALFORMED_ID")
         );
         assert_eq!(
-            code(json!({"Id": "a00Sm0000000001IAA"}), Write::Create),
+            code(json!({"Id": "a00SIM000000001YBA"}), Write::Create),
             Err("INVALID_FIELD")
         );
         assert_eq!(
@@ -693,10 +693,10 @@ mod tests {
         let stored = schema
             .check(
                 device,
-                &body(json!({"Account__c": "001Sm0000000001"})),
+                &body(json!({"Account__c": "001SIM000000001"})),
                 Write::Update,
             )
             .unwrap();
-        assert_eq!(stored["Account__c"], "001Sm0000000001IAA");
+        assert_eq!(stored["Account__c"], "001SIM000000001YBA");
     }
 }

@@ -156,7 +156,7 @@ fn records_by_id_with_validation() {
         ),
         (
             "PATCH",
-            "/sobjects/Account/001Sm000000009ZIAA".to_string(),
+            "/sobjects/Account/001SIM00000009ZYBQ".to_string(),
             json!({"Phone": "1"}),
             404,
             "NOT_FOUND",
@@ -447,7 +447,7 @@ fn collections_in_order_with_all_or_none() {
         &mut c,
         &t,
         "DELETE",
-        &format!("/composite/sobjects?ids={account},001Sm000000009ZIAA"),
+        &format!("/composite/sobjects?ids={account},001SIM00000009ZYBQ"),
         None,
     )
     .json();

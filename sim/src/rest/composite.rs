@@ -201,14 +201,14 @@ mod tests {
     #[test]
     fn references_resolve_paths_and_indexes() {
         let mut results = Map::new();
-        results.insert("acct".into(), json!({"id": "001Sm0000000001IAA"}));
+        results.insert("acct".into(), json!({"id": "001SIM000000001YBA"}));
         results.insert(
             "q".into(),
-            json!({"records": [{"Id": "003Sm0000000001IAA"}]}),
+            json!({"records": [{"Id": "003SIM000000001YBA"}]}),
         );
         assert_eq!(
             substitute("/x/@{acct.id}?c=@{q.records[0].Id}", &results).unwrap(),
-            "/x/001Sm0000000001IAA?c=003Sm0000000001IAA"
+            "/x/001SIM000000001YBA?c=003SIM000000001YBA"
         );
         assert!(substitute("@{nope.id}", &results).is_err());
     }

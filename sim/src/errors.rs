@@ -2,7 +2,8 @@
 //! list `[{"message":…,"errorCode":…,"fields":[…]}]` and OAuth's
 //! `{"error":…,"error_description":…}`.
 //!
-//! Builders only, importing nothing but `http.rs`, so every handler can use them
+//! Builders, and [`RecordError`] (a refusal before its envelope), importing nothing but
+//! `http.rs`, so every handler can use them
 //! without tying handlers to each other. No builder ever echoes a token or secret.
 
 use serde_json::{Value, json};
@@ -45,4 +46,29 @@ pub fn oauth_error(status: u16, error: &str, description: &str) -> Response {
 /// OAuth: JSON as the token endpoint sends it, never cached.
 pub fn oauth_json(status: u16, body: &Value) -> Response {
     Response::json(status, body).header("Cache-Control", "no-store")
+}
+
+/// Why a record body was refused, before the envelope.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecordError {
+    pub status: u16,
+    pub code: &'static str,
+    pub message: String,
+    pub fields: Vec<String>,
+}
+
+impl RecordError {
+    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> RecordError {
+        RecordError {
+            status,
+            code,
+            message: message.into(),
+            fields: Vec::new(),
+        }
+    }
+
+    pub fn on(mut self, field: &str) -> RecordError {
+        self.fields.push(field.to_string());
+        self
+    }
 }

@@ -66,6 +66,7 @@ mod soql;
 mod state;
 mod store;
 mod tls;
+mod validate;
 
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::Path;

@@ -11,7 +11,8 @@ use std::cmp::Ordering;
 
 use serde_json::{Map, Value};
 
-use crate::schema::{Object, RecordError, Schema};
+use crate::errors::RecordError;
+use crate::schema::{Object, Schema};
 use crate::store::{Records, same};
 
 /// A parsed query, with names resolved against the schema.

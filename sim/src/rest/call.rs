@@ -5,9 +5,10 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::errors::RecordError;
 use crate::errors::rest_error;
 use crate::http::Response;
-use crate::schema::{Object, RecordError};
+use crate::schema::Object;
 use crate::state::{Shared, World};
 
 /// The org and the version a request runs against.

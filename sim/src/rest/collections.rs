@@ -7,10 +7,10 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::errors::RecordError;
 use crate::errors::rest_error;
 use crate::form::Params;
 use crate::http::Response;
-use crate::schema::RecordError;
 
 use super::call::{Call, Ctx, collection_error, json_object};
 use super::records::{self, Upserted};

@@ -7,11 +7,13 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::errors::RecordError;
 use crate::errors::not_found;
 use crate::form::Params;
 use crate::http::Response;
 use crate::ids;
-use crate::schema::{Object, RecordError, Write, computed_name};
+use crate::schema::{Object, computed_name};
+use crate::validate::{Write, check};
 
 use super::call::{Call, Ctx, error_response, json_object};
 
@@ -139,11 +141,7 @@ pub fn create(
     object: &Object,
     body: &Map<String, Value>,
 ) -> Result<String, RecordError> {
-    let mut fields = ctx
-        .shared
-        .config
-        .schema
-        .check(object, body, Write::Create)?;
+    let mut fields = check(&ctx.shared.config.schema, object, body, Write::Create)?;
     if let Some(name) = computed_name(object, &fields) {
         fields.insert("Name".into(), Value::String(name));
     }
@@ -166,11 +164,7 @@ pub fn update(
     let mut body = body.clone();
     // The id may be repeated in the body, as collections require.
     body.retain(|k, _| !k.eq_ignore_ascii_case("id"));
-    let changes = ctx
-        .shared
-        .config
-        .schema
-        .check(object, &body, Write::Update)?;
+    let changes = check(&ctx.shared.config.schema, object, &body, Write::Update)?;
     ctx.world.records.update(&id, changes);
     let name = ctx
         .world
@@ -220,7 +214,8 @@ pub fn upsert(
             "The requested resource does not exist",
         )),
         [] => {
-            let typed = ctx.shared.config.schema.check(
+            let typed = check(
+                &ctx.shared.config.schema,
                 object,
                 &json!({ &field: value })
                     .as_object()

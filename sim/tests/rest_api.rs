@@ -16,7 +16,8 @@ const SCHEMA: &str = r#"{"objects": [
         {"name": "Online__c", "type": "boolean"},
         {"name": "Firmware__c", "type": "int"},
         {"name": "Account__c", "type": "reference", "referenceTo": "Account"}
-    ]}
+    ]},
+    {"name": "Account", "fields": [{"name": "Fleet_No__c", "type": "int", "externalId": true}]}
 ]}"#;
 
 /// A simulator with the test schema, a client, and a valid access token.
@@ -358,6 +359,25 @@ fn upsert_by_external_id() {
     )
     .json();
     assert_eq!(by_key["Id"], id.as_str());
+    // A numeric external id: the URL's text is stored as a number.
+    let asset = call(
+        &mut c,
+        &t,
+        "PATCH",
+        "/sobjects/Account/Fleet_No__c/42",
+        Some(json!({"Name": "Fleet 42"})),
+    );
+    assert_eq!(asset.status, 201, "{}", asset.text());
+    assert_eq!(sim.records("Account")[0]["Fleet_No__c"], json!(42));
+    let again = call(
+        &mut c,
+        &t,
+        "PATCH",
+        "/sobjects/Account/Fleet_No__c/42",
+        Some(json!({"Phone": "1"})),
+    );
+    assert_eq!(again.status, 200, "{}", again.text());
+
     let not_external = call(
         &mut c,
         &t,

@@ -12,7 +12,7 @@ use crate::errors::not_found;
 use crate::form::Params;
 use crate::http::Response;
 use crate::ids;
-use crate::schema::{Object, computed_name};
+use crate::schema::{FieldType, Object, computed_name};
 use crate::validate::{Write, check};
 
 use super::call::{Call, Ctx, error_response, json_object};
@@ -214,15 +214,17 @@ pub fn upsert(
             "The requested resource does not exist",
         )),
         [] => {
-            let typed = check(
-                &ctx.shared.config.schema,
-                object,
-                &json!({ &field: value })
-                    .as_object()
-                    .cloned()
-                    .unwrap_or_default(),
-                Write::Update,
-            )?;
+            // The key arrives as URL text; a numeric external id stores it as a number.
+            let key = match object.field(&field).map(|f| f.kind) {
+                Some(FieldType::Int | FieldType::Double) => value
+                    .parse::<serde_json::Number>()
+                    .map(Value::Number)
+                    .unwrap_or(key),
+                _ => key,
+            };
+            let mut given = Map::new();
+            given.insert(field.clone(), key);
+            let typed = check(&ctx.shared.config.schema, object, &given, Write::Update)?;
             body.extend(typed);
             create(ctx, object, &body).map(Upserted::Created)
         }

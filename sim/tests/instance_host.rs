@@ -62,6 +62,17 @@ fn tokens_send_rest_to_the_instance() {
         .get("/services/data/v67.0/limits", Some(access))
         .unwrap();
     assert_eq!(limits.status, 200, "{}", limits.text());
+    let called: Vec<String> = sim
+        .log()
+        .iter()
+        .filter(|e| e.path.ends_with("/limits"))
+        .map(|e| e.host.clone())
+        .collect();
+    assert_eq!(
+        called,
+        ["127.0.0.1", "localhost"],
+        "the log names the host called"
+    );
 
     // Refresh at the login URL the agent stored, revoke there too.
     let refresh = token["refresh_token"].as_str().unwrap();

@@ -25,15 +25,26 @@ fn rest_goes_to_the_instance_and_refresh_to_the_login_host() {
     env.sim().expire_sessions();
     let out = env.run(&["call", "GET", "/services/data/v62.0/limits"]);
     assert_eq!(out.code(), 0, "{out:?}");
-    let lines = env.requests();
+    let log = env.sim().log();
+    let hosts = |path: &str| -> Vec<&str> {
+        log.iter()
+            .filter(|e| e.path == path)
+            .map(|e| e.host.as_str())
+            .collect()
+    };
     assert!(
-        lines.iter().any(|l| l.contains(" refresh_token 200")),
-        "{lines:#?}"
+        log.iter()
+            .any(|e| e.grant.as_deref() == Some("refresh_token") && e.status == 200),
+        "{log:#?}"
     );
+    let token = hosts("/services/oauth2/token");
     assert!(
-        !lines
-            .iter()
-            .any(|l| l.starts_with("GET /services/data/v62.0/limits - 404")),
-        "no REST call went to the login host: {lines:#?}"
+        !token.is_empty() && token.iter().all(|h| *h == "127.0.0.1"),
+        "pairing and refresh go to the login host: {token:?}"
+    );
+    let rest = hosts("/services/data/v62.0/limits");
+    assert!(
+        rest.len() >= 2 && rest.iter().all(|h| *h == "localhost"),
+        "REST goes to the instance: {rest:?}"
     );
 }

@@ -24,12 +24,9 @@ use crate::form::Params;
 use crate::http::{Body, JSON, Request, Response};
 use crate::state::Shared;
 
-use call::{Call, Ctx, Handler};
+pub use call::versioned;
+use call::{Call, Ctx, Handler, LATEST_VERSION, OLDEST_VERSION};
 
-/// The newest API version: Summer '26.
-pub const LATEST_VERSION: u32 = 67;
-/// The oldest version still served (Salesforce retired 21.0 to 30.0 in 2025).
-const OLDEST_VERSION: u32 = 31;
 /// The daily API request allocation reported by `limits` and `Sforce-Limit-Info`.
 const DAILY_MAX: u64 = 15000;
 /// `sim/bytes` refuses more than this, so a typo cannot stream forever.
@@ -140,16 +137,6 @@ fn composite(ctx: &mut Ctx, call: &Call, _segments: &[&str]) -> Response {
 /// The value of the `Sforce-Limit-Info` header.
 pub fn limit_info(api_usage: u64) -> String {
     format!("api-usage={api_usage}/{DAILY_MAX}")
-}
-
-/// `(version, rest)` from `/services/data/v67.0/rest`, for versions this server serves.
-pub fn versioned(path: &str) -> Option<(u32, &str)> {
-    let rest = path.strip_prefix("/services/data/v")?;
-    let (version, resource) = rest.split_once('/').unwrap_or((rest, ""));
-    let major = version.strip_suffix(".0")?.parse().ok()?;
-    (OLDEST_VERSION..=LATEST_VERSION)
-        .contains(&major)
-        .then_some((major, resource))
 }
 
 /// `[{"version":"31.0","label":"Summer '14","url":"/services/data/v31.0"}, …]`.

@@ -11,6 +11,21 @@ use crate::http::Response;
 use crate::schema::Object;
 use crate::state::{Shared, World};
 
+/// The newest API version: Summer '26.
+pub const LATEST_VERSION: u32 = 67;
+/// The oldest version still served (Salesforce retired 21.0 to 30.0 in 2025).
+pub const OLDEST_VERSION: u32 = 31;
+
+/// `(version, rest)` from `/services/data/v67.0/rest`, for versions this server serves.
+pub fn versioned(path: &str) -> Option<(u32, &str)> {
+    let rest = path.strip_prefix("/services/data/v")?;
+    let (version, resource) = rest.split_once('/').unwrap_or((rest, ""));
+    let major = version.strip_suffix(".0")?.parse().ok()?;
+    (OLDEST_VERSION..=LATEST_VERSION)
+        .contains(&major)
+        .then_some((major, resource))
+}
+
 /// The org and the version a request runs against.
 pub struct Ctx<'a> {
     pub shared: &'a Shared,

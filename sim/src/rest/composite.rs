@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 use crate::errors::rest_error;
 use crate::http::Response;
 
-use super::call::{Call, Ctx, body_json, json_object};
+use super::call::{Call, Ctx, body_json, json_object, versioned};
 
 /// Salesforce's cap on subrequests in one composite request.
 const MAX_SUBREQUESTS: usize = 25;
@@ -124,7 +124,7 @@ fn run_one(
         },
     };
     let (path, query) = url.split_once('?').unwrap_or((&url, ""));
-    let Some((version, resource)) = super::versioned(path) else {
+    let Some((version, resource)) = versioned(path) else {
         return (
             404,
             json!({}),

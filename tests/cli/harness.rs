@@ -23,10 +23,14 @@ pub const RUN_LIMIT: Duration = Duration::from_secs(60);
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
-/// A simulator configuration that keeps tests fast: polls every second.
+/// A simulator configuration that keeps tests fast: polls every second. Its org also has
+/// the custom object that examples/firmware.rs writes (sim/schemas/example-firmware.json):
+/// the simulator refuses undeclared objects and fields, as Salesforce does.
 pub fn fast() -> Config {
+    let schema = include_str!("../../sim/schemas/example-firmware.json");
     Config {
         interval: 1,
+        schema: sfpair_sim::Schema::from_json(schema).expect("the example's schema parses"),
         ..Config::default()
     }
 }

@@ -389,7 +389,9 @@ impl Agent {
             let waited = self.clock.now().saturating_since(started);
             if waited >= limit {
                 return Err(Error::network(format!(
-                    "the system clock says {} but this sfpair was built on {}: the clock is                      not set, so no server certificate can be checked. Set the time or let NTP                      sync (waited {} s; --wait-for-clock sets how long)",
+                    "the system clock says {} but this sfpair was built on {}: the clock is \
+                     not set, so no server certificate can be checked. Set the time or let NTP \
+                     sync (waited {} s; --wait-for-clock sets how long)",
                     crate::time::format_utc(now),
                     crate::time::format_utc(built),
                     waited.as_secs()
@@ -397,7 +399,8 @@ impl Agent {
             }
             if !warned {
                 warn!(
-                    "the system clock says {}, before this sfpair was built ({}); waiting up to                      {} s for time sync (NTP) before connecting",
+                    "the system clock says {}, before this sfpair was built ({}); waiting up to \
+                     {} s for time sync (NTP) before connecting",
                     crate::time::format_utc(now),
                     crate::time::format_utc(built),
                     limit.as_secs()
@@ -428,12 +431,7 @@ impl Agent {
                     Outcome::Retry(reason) => last = reason,
                 },
                 Err(e) if e.kind.is_transient() => last = e.detail,
-                Err(e) => {
-                    return Err(match e.kind {
-                        crate::wire::TransportErrorKind::Invalid => Error::config(e.detail),
-                        _ => Error::network(e.detail),
-                    });
-                }
+                Err(e) => return Err(e.into_error()),
             }
         }
         Err(Error::network(format!(

@@ -40,43 +40,39 @@ pub fn refresh_request(record: &Record, client_secret: Option<&Secret>) -> Reque
     Request::post_form(record.token_url.as_str(), form)
 }
 
-fn transient_oauth(e: &OAuthError) -> bool {
-    matches!(
-        e.error.as_str(),
-        "rate_limit_exceeded" | "temporarily_unavailable" | "server_error"
-    )
-}
-
 /// Interprets a refresh reply.
 pub fn refresh_outcome(reply: &Reply) -> Outcome<TokenReply> {
     match reply::token(reply) {
         Parsed::Ok(tokens) => Outcome::Done(tokens),
-        Parsed::OAuth(e) if transient_oauth(&e) => Outcome::Retry(e.summary()),
-        Parsed::OAuth(e) => Outcome::Fail(match e.error.as_str() {
-            "invalid_grant" | "inactive_user" | "inactive_org" => Error::new(
-                ErrorKind::RepairNeeded,
-                format!(
-                    "the server rejected the stored refresh token ({}): it expired, was \
-                     revoked, or was evicted because the same user paired more than five \
-                     devices with this app. Pair again with `sfpair pair --force`; the stored \
-                     pairing is kept until a new one succeeds",
-                    e.summary()
-                ),
-            ),
-            "invalid_client" | "invalid_client_id" | "unauthorized_client" => {
-                Error::config(format!(
-                    "the server refused the client for the refresh ({}). If the app has \"Require \
-                 Secret for Refresh Token Flow\" on, pass the consumer secret with \
-                 --client-secret-file or SFPAIR_CLIENT_SECRET",
-                    e.summary()
-                ))
-            }
-            _ => Error::server(format!("the refresh failed: {}", e.summary())),
-        }),
+        Parsed::OAuth(e) if e.is_transient() => Outcome::Retry(e.summary()),
+        Parsed::OAuth(e) => Outcome::Fail(refresh_refusal(&e).with_oauth(e.fields())),
         Parsed::Transient(reason) => Outcome::Retry(reason),
         Parsed::Rejected(reason) => Outcome::Fail(Error::server(format!(
             "the token endpoint answered {reason}"
         ))),
+    }
+}
+
+/// What a refused refresh means, by the server's OAuth code.
+fn refresh_refusal(e: &OAuthError) -> Error {
+    match e.error.as_str() {
+        "invalid_grant" | "inactive_user" | "inactive_org" => Error::new(
+            ErrorKind::RepairNeeded,
+            format!(
+                "the server rejected the stored refresh token ({}): it expired, was \
+                     revoked, or was evicted because the same user paired more than five \
+                     devices with this app. Pair again with `sfpair pair --force`; the stored \
+                     pairing is kept until a new one succeeds",
+                e.summary()
+            ),
+        ),
+        "invalid_client" | "invalid_client_id" | "unauthorized_client" => Error::config(format!(
+            "the server refused the client for the refresh ({}). If the app has \"Require \
+                 Secret for Refresh Token Flow\" on, pass the consumer secret with \
+                 --client-secret-file or SFPAIR_CLIENT_SECRET",
+            e.summary()
+        )),
+        _ => Error::server(format!("the refresh failed: {}", e.summary())),
     }
 }
 
@@ -107,10 +103,10 @@ pub fn revoke_outcome(reply: &Reply) -> Outcome<()> {
     }
     match reply::classify::<serde_json::Value>(reply) {
         Parsed::OAuth(e) if e.error == "invalid_token" => Outcome::Done(()),
-        Parsed::OAuth(e) if transient_oauth(&e) => Outcome::Retry(e.summary()),
-        Parsed::OAuth(e) => {
-            Outcome::Fail(Error::server(format!("revocation failed: {}", e.summary())))
-        }
+        Parsed::OAuth(e) if e.is_transient() => Outcome::Retry(e.summary()),
+        Parsed::OAuth(e) => Outcome::Fail(
+            Error::server(format!("revocation failed: {}", e.summary())).with_oauth(e.fields()),
+        ),
         Parsed::Transient(reason) => Outcome::Retry(reason),
         Parsed::Rejected(reason) => {
             Outcome::Fail(Error::server(format!("revocation failed: {reason}")))
@@ -183,6 +179,9 @@ mod tests {
             panic!()
         };
         assert_eq!(e.kind(), ErrorKind::RepairNeeded);
+        assert_eq!(e.oauth_error(), Some("invalid_grant"));
+        assert_eq!(e.oauth_description(), Some("expired access/refresh token"));
+        // The message quotes the server so the admin sees its reason.
         assert!(e.message().contains("expired access/refresh token"));
         let reply = Reply::new(503, "text/html", "<html>maintenance</html>");
         assert!(matches!(refresh_outcome(&reply), Outcome::Retry(_)));

@@ -109,6 +109,7 @@ pub mod signature;
 pub mod store;
 #[cfg(feature = "std")]
 pub mod testing;
+pub mod text;
 pub mod time;
 pub mod url;
 pub mod wire;

@@ -14,14 +14,15 @@
 //!  DENIED ──────────────────────────────────┴──────────────────▶ EXPIRED
 //! ```
 //!
-//! Endpoints (paths match exactly; `//services/…` is a 404):
+//! Endpoints (paths match exactly; `//services/…` is a 404; unknown paths answer 404 and
+//! known paths with the wrong method 405, both as REST's JSON error list):
 //!
 //! | path | what |
 //! |---|---|
 //! | `POST /services/oauth2/token` | `response_type=device_code`, `grant_type=device` (`code`), `grant_type=refresh_token` |
 //! | `POST /services/oauth2/revoke` | `token=`: 200 empty, or 400 `invalid_token` |
 //! | `GET /services/oauth2/userinfo`, `GET /id/{org}/{user}` | Bearer; 401 `INVALID_SESSION_ID` otherwise |
-//! | `GET /services/data/`, `/services/data/vNN.N/{limits, sobjects/{Name}[/{id}], sim/bytes?n=N}` | REST |
+//! | `GET /services/data/`, `/services/data/vNN.N/…` | REST: `query`, `queryAll`, `sobjects` (records, external ids, `describe`), `composite`, `composite/sobjects`, `limits`, `sim/bytes?n=N` (see `rest.rs` and docs/simulator.md) |
 //! | `GET/POST /setup/connect`, `POST /_nc_external/identity/oauth/device/VerifyDevice` | approval page |
 //! | `POST /rfc8628/device`, `POST /rfc8628/token`, `GET/POST /rfc8628/verify` | the RFC 8628 dialect |
 //! | `POST /__mock/{approve,deny,expire,ip_block}?user_code=…` | test hooks: 200, or 404 |
@@ -45,20 +46,27 @@
 mod codes;
 mod config;
 mod device;
+mod errors;
 mod faults;
 mod form;
 mod grants;
 mod http;
 mod identity;
+mod ids;
 mod log;
 mod oauth;
 mod page;
+mod reply;
 mod rest;
 mod rfc8628;
 mod router;
+mod schema;
 mod server;
+mod soql;
 mod state;
+mod store;
 mod tls;
+mod validate;
 
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::Path;
@@ -69,6 +77,7 @@ use std::time::Instant;
 pub use config::{AppState, CertMode, Config, DenyMode, SlowDown};
 pub use faults::Fault;
 pub use log::LogEntry;
+pub use schema::Schema;
 
 use device::Decision;
 use server::Acceptor;
@@ -86,10 +95,10 @@ impl Sim {
     /// Generates the certificates, binds `127.0.0.1:config.port` (0 picks a free port)
     /// and serves on background threads.
     pub fn start(config: Config) -> std::io::Result<Sim> {
-        let tls = tls::generate(config.cert)?;
+        let tls = tls::generate(config.cert, config.instance_host.as_deref())?;
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, config.port))?;
         let port = listener.local_addr()?.port();
-        let shared = Arc::new(Shared::new(config, format!("https://127.0.0.1:{port}")));
+        let shared = Arc::new(Shared::new(config, port));
         let acceptor = Acceptor::spawn(listener, tls.server, Arc::clone(&shared))?;
         Ok(Sim {
             shared,
@@ -106,6 +115,12 @@ impl Sim {
     /// `https://127.0.0.1:PORT`, without a trailing slash.
     pub fn base_url(&self) -> String {
         self.shared.base_url.clone()
+    }
+
+    /// The `instance_url` of token responses: `https://INSTANCE_HOST:PORT` with
+    /// [`Config::instance_host`], else the same as [`Sim::base_url`].
+    pub fn instance_url(&self) -> String {
+        self.shared.instance_url.clone()
     }
 
     /// PEM of the CA that signed the server certificate.
@@ -175,6 +190,18 @@ impl Sim {
         let mut secrets = world.devices.every_device_code();
         secrets.extend(world.grants.every_token());
         secrets
+    }
+
+    /// The live records of an object, as stored (every field the org knows of them,
+    /// `Id` included), in creation order: what a test reads back after a client wrote.
+    pub fn records(&self, object: &str) -> Vec<serde_json::Map<String, serde_json::Value>> {
+        let world = self.shared.world();
+        world
+            .records
+            .of(object)
+            .filter(|r| !r.deleted)
+            .map(|r| r.fields.clone())
+            .collect()
     }
 
     /// Queues faults; each is applied to the next request of its kind (see [`Fault`]).

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use crate::codes;
 use crate::config::{AppState, DenyMode};
 use crate::device::{Dialect, Poll};
+use crate::errors::{oauth_error as error, oauth_json};
 use crate::form::Params;
 use crate::grants::{Fresh, Minted};
 use crate::http::{Request, Response};
@@ -25,7 +26,7 @@ const DEFAULT_SCOPE: &str = "api refresh_token";
 /// `POST /services/oauth2/token`: dispatches on `response_type` and `grant_type`.
 pub fn token(shared: &Shared, request: &Request, params: &Params) -> Response {
     if params.get("response_type") == Some("device_code") {
-        return device_authorization(shared, params);
+        return device_authorization(shared, request, params);
     }
     match params.get("grant_type") {
         None => missing("grant_type"),
@@ -51,7 +52,7 @@ pub fn revoke(shared: &Shared, request: &Request) -> Response {
 
 /// Step 1 (docs/protocol.md, "Device code reply"): exactly four fields, no `expires_in`, no
 /// `verification_uri_complete`.
-fn device_authorization(shared: &Shared, params: &Params) -> Response {
+fn device_authorization(shared: &Shared, request: &Request, params: &Params) -> Response {
     if let Err(refusal) = check_client(shared, params.get("client_id")) {
         return refusal;
     }
@@ -92,7 +93,7 @@ fn device_authorization(shared: &Shared, params: &Params) -> Response {
             "user_code": user_code,
             "device_code": device_code,
             "interval": shared.config.interval,
-            "verification_uri": format!("{}/setup/connect", shared.base_url),
+            "verification_uri": format!("{}/setup/connect", shared.public_url(request)),
         }),
     )
 }
@@ -173,7 +174,7 @@ fn token_response(shared: &Shared, minted: Minted) -> Response {
         "access_token": minted.access_token,
         "signature": signature(secret, &id, &issued_at),
         "scope": minted.scope,
-        "instance_url": shared.base_url,
+        "instance_url": shared.instance_url,
         "id": id,
         "token_type": "Bearer",
         "issued_at": issued_at,
@@ -238,19 +239,6 @@ fn missing(name: &str) -> Response {
         "invalid_request",
         &format!("missing required parameter: {name}"),
     )
-}
-
-/// An OAuth error body, `{"error":…,"error_description":…}`.
-pub fn error(status: u16, error: &str, description: &str) -> Response {
-    oauth_json(
-        status,
-        &json!({"error": error, "error_description": description}),
-    )
-}
-
-/// JSON as the token endpoint sends it: never cached.
-pub fn oauth_json(status: u16, body: &Value) -> Response {
-    Response::json(status, body).header("Cache-Control", "no-store")
 }
 
 #[cfg(test)]

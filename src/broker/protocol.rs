@@ -21,6 +21,9 @@
 //! names are the exit-code kinds (`not_paired`, `repair_needed`, `network`, …) plus
 //! `bad_request`, `forbidden` and `busy`.
 //!
+//! Both directions live here: the broker parses requests and writes answers, the client
+//! (`broker/client.rs`) writes requests and parses answers, with the same names.
+//!
 //! Pure: bytes in, text out. Answers that carry a token are wiped when dropped.
 
 use alloc::format;
@@ -31,6 +34,8 @@ use serde::Deserialize;
 use serde_json::json;
 use zeroize::Zeroizing;
 
+use crate::error::ErrorKind;
+use crate::secret::Secret;
 use crate::session::Session;
 
 /// Longest request line accepted, newline included. Real requests are under 60 bytes.
@@ -82,6 +87,57 @@ pub fn parse(line: &[u8]) -> Result<Ask, String> {
     }
 }
 
+/// The request line for `ask`, newline-terminated (the client side of [`parse`]).
+pub fn request(ask: Ask) -> String {
+    let value = match ask {
+        Ask::AccessToken { refused: None } => json!({ "get": "access_token" }),
+        Ask::AccessToken {
+            refused: Some(generation),
+        } => json!({ "get": "access_token", "refused": generation }),
+        Ask::InstanceUrl => json!({ "get": "instance_url" }),
+    };
+    format!("{value}\n")
+}
+
+/// Any answer, as the client reads it: a token answer, an instance answer or an error answer.
+#[derive(Debug, Deserialize)]
+pub struct Answer {
+    #[serde(default)]
+    pub access_token: Option<Secret>,
+    #[serde(default)]
+    pub instance_url: Option<String>,
+    #[serde(default)]
+    pub generation: Option<u64>,
+    /// Seconds left under `--session-lifetime`, when one is configured.
+    #[serde(default)]
+    pub expires_in: Option<u64>,
+    /// An error answer's name: an [`ErrorKind`] name or `bad_request`, `forbidden`, `busy`.
+    #[serde(default)]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub exit_code: Option<u8>,
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+/// Parses one answer (the client side of [`token_answer`], [`instance_answer`] and
+/// [`error_answer`]); `None` when it is not JSON of that shape.
+pub fn parse_answer(text: &[u8]) -> Option<Answer> {
+    serde_json::from_slice(text).ok()
+}
+
+/// The kind behind an error answer's name: the exit-code kinds travel as their names; a
+/// refused user is a configuration matter; a busy broker is worth retrying, like the network;
+/// anything else (`bad_request`, a name from a newer broker) is an unexpected reply.
+pub fn error_kind(name: &str) -> ErrorKind {
+    match (ErrorKind::from_name(name), name) {
+        (Some(kind), _) => kind,
+        (None, "forbidden") => ErrorKind::Config,
+        (None, "busy") => ErrorKind::Network,
+        (None, _) => ErrorKind::Server,
+    }
+}
+
 /// The answer with a token, newline-terminated.
 pub fn token_answer(session: &Session, expires_in: Option<Duration>) -> Zeroizing<String> {
     let value = json!({
@@ -112,8 +168,64 @@ pub fn error_answer(kind: &str, exit_code: Option<u8>, message: &str) -> String 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::secret::Secret;
     use crate::time::Instant;
+
+    #[test]
+    fn every_request_the_client_writes_parses_back() {
+        for ask in [
+            Ask::AccessToken { refused: None },
+            Ask::AccessToken { refused: Some(7) },
+            Ask::InstanceUrl,
+        ] {
+            let line = request(ask);
+            assert!(line.ends_with('\n') && line.matches('\n').count() == 1);
+            assert!(line.len() < MAX_LINE);
+            assert_eq!(parse(line.as_bytes()), Ok(ask), "{line}");
+        }
+    }
+
+    #[test]
+    fn every_answer_the_broker_writes_parses_back() {
+        let session = Session {
+            access_token: Secret::new("00D!AT"),
+            instance_url: "https://acme.my.salesforce.com".into(),
+            obtained_at: Instant::ZERO,
+            generation: 4,
+        };
+        let a =
+            parse_answer(token_answer(&session, Some(Duration::from_secs(9))).as_bytes()).unwrap();
+        assert_eq!(a.access_token.as_ref().map(Secret::expose), Some("00D!AT"));
+        assert_eq!(
+            a.instance_url.as_deref(),
+            Some("https://acme.my.salesforce.com")
+        );
+        assert_eq!(
+            (a.generation, a.expires_in, a.error),
+            (Some(4), Some(9), None)
+        );
+        let a = parse_answer(instance_answer("https://i").as_bytes()).unwrap();
+        assert_eq!(a.instance_url.as_deref(), Some("https://i"));
+        assert!(a.access_token.is_none());
+        let a =
+            parse_answer(error_answer("repair_needed", Some(6), "pair again").as_bytes()).unwrap();
+        assert_eq!(a.error.as_deref(), Some("repair_needed"));
+        assert_eq!(
+            (a.exit_code, a.message.as_deref()),
+            (Some(6), Some("pair again"))
+        );
+        assert!(parse_answer(b"not json").is_none());
+    }
+
+    #[test]
+    fn error_names_map_back_to_their_kinds() {
+        for kind in ErrorKind::ALL {
+            assert_eq!(error_kind(kind.name()), kind);
+        }
+        assert_eq!(error_kind("forbidden"), ErrorKind::Config);
+        assert_eq!(error_kind("busy"), ErrorKind::Network);
+        assert_eq!(error_kind("bad_request"), ErrorKind::Server);
+        assert_eq!(error_kind("something new"), ErrorKind::Server);
+    }
 
     #[test]
     fn requests_parse_strictly() {

@@ -185,7 +185,7 @@ impl Dialect {
                   OAuth settings"
                 .into(),
         };
-        Error::config(format!("{advice} (server said {summary})"))
+        Error::config(format!("{advice} (server said {summary})")).with_oauth(err.fields())
     }
 }
 
@@ -288,5 +288,10 @@ mod tests {
         let e = Dialect::Salesforce.config_error(&err, "KEY");
         assert_eq!(e.kind(), crate::error::ErrorKind::Config);
         assert!(e.message().contains("Enable Device Flow"), "{e}");
+        assert_eq!(e.oauth_error(), Some("invalid_grant"));
+        assert_eq!(
+            e.oauth_description(),
+            Some("device flow is not enabled for the app")
+        );
     }
 }

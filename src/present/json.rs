@@ -72,12 +72,20 @@ pub fn to_json(event: &Event) -> Option<Value> {
             "org_id": p.org_id,
             "user_id": p.user_id,
         }),
-        Event::Failed(e) => json!({
-            "event": "error",
-            "kind": e.kind().name(),
-            "exit_code": e.exit_code(),
-            "message": e.message(),
-        }),
+        Event::Failed(e) => {
+            let mut v = json!({
+                "event": "error",
+                "kind": e.kind().name(),
+                "exit_code": e.exit_code(),
+                "message": e.message(),
+            });
+            // An OAuth refusal: the server's own fields, for programs that decide on the code.
+            if let Some(code) = e.oauth_error() {
+                v["oauth_error"] = json!(code);
+                v["oauth_description"] = json!(e.oauth_description());
+            }
+            v
+        }
     })
 }
 

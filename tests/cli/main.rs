@@ -11,6 +11,7 @@ mod faults;
 mod flash;
 mod harness;
 mod hygiene;
+mod instance_host;
 mod library;
 mod netfault;
 mod output;

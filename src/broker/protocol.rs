@@ -95,6 +95,8 @@ pub fn request(ask: Ask) -> String {
             refused: Some(generation),
         } => json!({ "get": "access_token", "refused": generation }),
         Ask::InstanceUrl => json!({ "get": "instance_url" }),
+        Ask::Health => json!({ "get": "health" }),
+        Ask::Pair => json!({ "do": "pair" }),
     };
     format!("{value}\n")
 }
@@ -176,6 +178,8 @@ mod tests {
             Ask::AccessToken { refused: None },
             Ask::AccessToken { refused: Some(7) },
             Ask::InstanceUrl,
+            Ask::Health,
+            Ask::Pair,
         ] {
             let line = request(ask);
             assert!(line.ends_with('\n') && line.matches('\n').count() == 1);

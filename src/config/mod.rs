@@ -706,6 +706,62 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn run_takes_a_keepalive_and_a_repair_mode() {
+        let env = [("HOME", "/h"), ("SFPAIR_CLIENT_ID", "K")];
+        let plan = plan_for(
+            &[
+                "run",
+                "--socket",
+                "/run/s",
+                "--keepalive",
+                "12h",
+                "--repair",
+                "auto",
+            ],
+            &env,
+        )
+        .unwrap();
+        let Command::Run(o) = plan.command else {
+            panic!("{:?}", plan.command)
+        };
+        assert!(o.pair.is_some());
+        assert_eq!(o.keepalive, Some(Duration::from_secs(12 * 3600)));
+        assert_eq!(o.repair, Repair::Auto);
+        let env_off = [
+            ("HOME", "/h"),
+            ("SFPAIR_CLIENT_ID", "K"),
+            ("SFPAIR_KEEPALIVE", "0"),
+        ];
+        let Command::Run(o) = plan_for(&["run", "--socket", "/s"], &env_off)
+            .unwrap()
+            .command
+        else {
+            panic!()
+        };
+        assert_eq!((o.keepalive, o.repair), (None, Repair::Prompt));
+        for (args, says) in [
+            (
+                &["run", "--socket", "/s", "--keepalive", "weekly"][..],
+                "not a duration",
+            ),
+            (
+                &["run", "--socket", "/s", "--repair", "sometimes"],
+                "never, prompt or auto",
+            ),
+            (&["run"], "--socket"),
+        ] {
+            let e = plan_for(args, &env).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{args:?}");
+            assert!(e.message().contains(says), "{args:?}: {e}");
+        }
+        let e = plan_for(&["run", "--socket", "/s"], &[("HOME", "/h")]).unwrap_err();
+        assert!(
+            e.message().contains("no client id"),
+            "run pairs, so it needs one: {e}"
+        );
+    }
+
+    #[test]
     fn serve_needs_a_socket() {
         let e = plan_for(&["serve"], &[("HOME", "/h")]).unwrap_err();
         assert!(e.message().contains("--socket"), "{e}");
@@ -722,10 +778,12 @@ pub(crate) mod tests {
             &[("HOME", "/h")],
         )
         .unwrap();
-        let Command::Serve(o) = plan.command else {
+        let Command::Run(o) = plan.command else {
             panic!("{:?}", plan.command)
         };
-        assert_eq!((o.group, o.allow_gids), (Some(0), vec![5]));
+        assert!(o.pair.is_none(), "serve is run without pairing");
+        assert_eq!((o.serve.group, o.serve.allow_gids), (Some(0), vec![5]));
+        assert_eq!(o.keepalive, Some(DEFAULT_KEEPALIVE));
     }
 
     #[test]

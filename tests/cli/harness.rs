@@ -310,9 +310,14 @@ impl Running {
 
     /// Asks the process to stop, as systemd does (SIGTERM).
     pub fn terminate(&self) {
+        self.signal(libc::SIGTERM);
+    }
+
+    /// Sends `signal` (SIGUSR1: a person asks `sfpair run` for a new pairing).
+    pub fn signal(&self, signal: libc::c_int) {
         // SAFETY: kill(2) on our own child's pid, which is not reaped until `finish`.
         unsafe {
-            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+            libc::kill(self.child.id() as libc::pid_t, signal);
         }
     }
 

@@ -17,6 +17,7 @@ mod netfault;
 mod output;
 mod pairing;
 mod proxy;
+mod run;
 mod signature;
 mod status;
 #[path = "../support/terminal_qr.rs"]

@@ -19,6 +19,7 @@ pub enum Command {
     Forget,
     Call,
     Serve,
+    Doctor,
     Help,
     Version,
 }
@@ -66,6 +67,8 @@ pub struct Args {
     pub allow_gids: Vec<u32>,
     /// `--board FILE`: a board profile (see `board.rs`).
     pub board: Option<PathBuf>,
+    /// `--keepalive DURATION` (`7d`, `90m`, `3600`; `0` off): for the coming `run` command.
+    pub keepalive: Option<String>,
 }
 
 fn usage(msg: impl std::fmt::Display) -> Error {
@@ -166,6 +169,9 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, Error> {
                 .allow_gids
                 .push(number(parser.value().map_err(err)?, "--allow-gid")?),
             Long("board") => a.board = Some(parser.value().map_err(err)?.into()),
+            Long("keepalive") => {
+                a.keepalive = Some(text(parser.value().map_err(err)?, "--keepalive")?)
+            }
             Value(v) if a.command.is_none() => {
                 a.command = Some(match text(v, "command")?.as_str() {
                     "pair" => Command::Pair,
@@ -174,6 +180,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, Error> {
                     "forget" => Command::Forget,
                     "call" => Command::Call,
                     "serve" => Command::Serve,
+                    "doctor" => Command::Doctor,
                     "help" => Command::Help,
                     other => return Err(usage(format!("unknown command '{other}'"))),
                 });
@@ -202,6 +209,7 @@ Commands:
   forget   Revoke the refresh token at the server, then wipe the store
   call     Make a REST call with the paired session (refreshed when it expires)
   serve    Hand out access tokens to local processes over a Unix socket
+  doctor   Check clock, network, TLS, app, store and displays; say what to fix
   help     Show this text; `sfpair <COMMAND> --help` shows a command's options
 
 Common options (environment variable in brackets):
@@ -311,6 +319,17 @@ Options:
 Exit code: 0 for 2xx; 9 for another status (403 REQUEST_LIMIT_EXCEEDED and 5xx with the
 server's Retry-After); 6 when even a refreshed session gets 401 or the refresh token is
 rejected; 7 network. The error goes to standard error, the body still to standard output.
+";
+
+pub const HELP_DOCTOR: &str = "\
+Usage: sfpair doctor [--json]
+
+Checks, in order: the clock (against this build, and NTP sync), DNS for the login host, a TCP
+connection, the proxy settings, TLS (the certificate chain and who issued it, so a proxy that
+inspects TLS is named), the app as far as the server tells without a person, the store, the
+configured displays, and a refresh with the stored pairing. Each check says ok, warning or
+failed, and what to do. Nothing it prints is secret. Exit code 0 when nothing failed, else 1.
+--json prints one JSON object with a `checks` array instead.
 ";
 
 pub const HELP_SERVE: &str = "\

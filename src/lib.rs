@@ -92,6 +92,7 @@ pub mod files;
 pub mod flow;
 #[cfg(feature = "std")]
 pub mod http;
+pub mod keepalive;
 #[cfg(feature = "std")]
 pub mod logging;
 pub mod login_url;

@@ -41,6 +41,7 @@ fn run(args: &Args) -> Result<u8, Error> {
             Command::Forget => cli::HELP_FORGET,
             Command::Call => cli::HELP_CALL,
             Command::Serve => cli::HELP_SERVE,
+            Command::Doctor => cli::HELP_DOCTOR,
             Command::Help | Command::Version => cli::HELP,
         };
         return commands::say(&mut out, help.trim_end()).map(|()| 0);

@@ -62,7 +62,14 @@ pub struct Settings {
     pub session_lifetime: Option<Duration>,
     /// `--api-version` for `call`, normalized (`62.0`).
     pub api_version: Option<String>,
+    /// `--keepalive` / `SFPAIR_KEEPALIVE`: the coming `run` command's refresh period;
+    /// `None`: off.
+    pub keepalive: Option<Duration>,
 }
+
+/// `--keepalive` when none is given: well inside the 30-day idle limit of a refresh token
+/// policy ("expire if not used for 30 days"), with room for a week of outages.
+pub const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(7 * 86_400);
 
 /// The command line, the environment and the board profile, validated into what to run.
 /// `Help` and `Version` are the binary's own and have no plan.
@@ -87,6 +94,14 @@ pub fn plan(
         Some(Cli::Forget) => Command::Forget,
         Some(Cli::Call) => Command::Call(settings.call_options(args)?),
         Some(Cli::Serve) => Command::Serve(serve_options(args)?),
+        Some(Cli::Doctor) => Command::Doctor(commands::doctor::Options {
+            json: args.json,
+            dialect: settings.dialect,
+            login_url: settings.login_url.clone(),
+            endpoints: settings.endpoints.clone(),
+            scope: settings.scope.clone(),
+            displays: settings.displays.clone(),
+        }),
         Some(Cli::Help | Cli::Version) | None => {
             return Err(Error::config("no command to run (see `sfpair --help`)"));
         }
@@ -324,6 +339,13 @@ impl Settings {
             None => sources.var("SFPAIR_CA_FILE")?.map(PathBuf::from),
         };
 
+        let keepalive = sources.duration(
+            &args.keepalive,
+            "--keepalive",
+            "SFPAIR_KEEPALIVE",
+            DEFAULT_KEEPALIVE,
+        )?;
+
         Ok(Settings {
             dialect,
             login_url,
@@ -350,7 +372,15 @@ impl Settings {
             wait_for_clock,
             session_lifetime,
             api_version,
+            keepalive,
         })
+    }
+
+    /// The options of the coming `sfpair run` command (see `commands::run`).
+    pub fn run_options(&self) -> commands::run::Options {
+        commands::run::Options {
+            keepalive: self.keepalive,
+        }
     }
 
     /// `sfpair call METHOD PATH [--data …] [--header …] [--socket …]`.
@@ -653,6 +683,28 @@ pub(crate) mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn keepalive_defaults_to_a_week_and_zero_turns_it_off() {
+        let s = resolve(&["token"], &[("HOME", "/h")]).unwrap();
+        assert_eq!(s.run_options().keepalive, Some(DEFAULT_KEEPALIVE));
+        let s = resolve(&["token"], &[("HOME", "/h"), ("SFPAIR_KEEPALIVE", "36h")]).unwrap();
+        assert_eq!(s.keepalive, Some(Duration::from_secs(36 * 3600)));
+        let s = resolve(
+            &["token", "--keepalive", "0"],
+            &[("HOME", "/h"), ("SFPAIR_KEEPALIVE", "36h")],
+        )
+        .unwrap();
+        assert_eq!(s.keepalive, None);
+        let e = resolve(&["token", "--keepalive", "1w"], &[("HOME", "/h")]).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(
+            e.message().contains("--keepalive '1w' is not a duration"),
+            "{e}"
+        );
+        let e = resolve(&["token"], &[("HOME", "/h"), ("SFPAIR_KEEPALIVE", "")]).unwrap_err();
+        assert!(e.message().contains("SFPAIR_KEEPALIVE is empty"), "{e}");
     }
 
     #[test]

@@ -70,6 +70,8 @@ pub struct Agent {
     /// about once (the stored one is used: it is the app the refresh token belongs to).
     expected_client_id: Option<String>,
     warned_client_id: bool,
+    /// Why the last refresh was refused, if it was (`refusal.rs`); cleared by a success.
+    last_refusal: Option<crate::refusal::Cause>,
 }
 
 impl Agent {
@@ -90,6 +92,7 @@ impl Agent {
             generation: 0,
             expected_client_id: None,
             warned_client_id: false,
+            last_refusal: None,
         }
     }
 
@@ -476,7 +479,16 @@ impl Agent {
     pub fn refresh(&mut self) -> Result<Session, Error> {
         let record = self.stored()?;
         let request = api::refresh_request(&record, self.client_secret.as_ref());
-        let tokens = self.exchange(&request, api::refresh_outcome)?;
+        let refused = std::cell::Cell::new(None);
+        let result = self.exchange(&request, |reply| {
+            let outcome = api::refresh_outcome(reply);
+            if let Outcome::Fail(e) = &outcome {
+                refused.set(crate::refusal::cause_of(e));
+            }
+            outcome
+        });
+        self.last_refusal = refused.get();
+        let tokens = result?;
         if let (Some(secret), Dialect::Salesforce) = (&self.client_secret, record.dialect) {
             signature::verify_reply(&tokens, secret, "refresh")?;
         }
@@ -505,6 +517,13 @@ impl Agent {
         };
         self.session = Some(session.clone());
         Ok(session)
+    }
+
+    /// Why the server refused the last refresh (revoked or expired, IP restricted, secret
+    /// required, ...), or `None` when the last refresh did not fail that way. For status lines
+    /// (`notify::status_repair_needed`); the error's message names the cause too.
+    pub fn last_refusal(&self) -> Option<crate::refusal::Cause> {
+        self.last_refusal
     }
 
     /// Sends a REST request to the paired instance and streams the reply body into `sink`, in

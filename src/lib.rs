@@ -98,6 +98,7 @@ pub mod logging;
 pub mod login_url;
 #[cfg(feature = "std")]
 pub mod present;
+pub mod refusal;
 pub mod rest;
 pub mod secret;
 pub mod session;

@@ -203,6 +203,10 @@ fn a_rejected_refresh_token_keeps_the_record() {
     let err = r.agent.access_token().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::RepairNeeded);
     assert_eq!(r.store.bytes(), bytes);
+    assert_eq!(
+        r.agent.last_refusal(),
+        Some(crate::refusal::Cause::RevokedOrExpired)
+    );
 }
 
 #[test]

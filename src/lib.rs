@@ -97,6 +97,8 @@ pub mod keepalive;
 pub mod logging;
 pub mod login_url;
 #[cfg(feature = "std")]
+pub mod notify;
+#[cfg(feature = "std")]
 pub mod present;
 pub mod refusal;
 pub mod rest;

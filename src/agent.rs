@@ -9,7 +9,8 @@
 //!
 //! Sessions: Salesforce returns no `expires_in`, so a session is used until the server answers
 //! 401 `INVALID_SESSION_ID`, or until an explicitly configured lifetime
-//! ([`Agent::set_session_lifetime`]) has passed. With a consumer secret configured, every token
+//! ([`Agent::set_session_lifetime`]) has passed, or, for a JWT access token, until shortly
+//! before its `exp` (`access_expiry.rs`). With a consumer secret configured, every token
 //! response of a Salesforce pairing or refresh must carry a valid `signature` (`signature.rs`).
 
 use std::time::Duration;
@@ -70,6 +71,10 @@ pub struct Agent {
     /// about once (the stored one is used: it is the app the refresh token belongs to).
     expected_client_id: Option<String>,
     warned_client_id: bool,
+    /// When the cached session should be refreshed because its token says it expires then (a
+    /// JWT access token's `exp`, `access_expiry.rs`), on the monotonic clock; `None` for opaque
+    /// tokens. Kept beside the session, not in it, while the broker builds sessions itself.
+    session_deadline: Option<Instant>,
     /// Why the last refresh was refused, if it was (`refusal.rs`); cleared by a success.
     last_refusal: Option<crate::refusal::Cause>,
 }
@@ -93,6 +98,7 @@ impl Agent {
             expected_client_id: None,
             warned_client_id: false,
             last_refusal: None,
+            session_deadline: None,
         }
     }
 
@@ -269,6 +275,7 @@ impl Agent {
             }
         }
         self.generation += 1;
+        self.session_deadline = self.deadline_for(&session_token);
         self.session = Some(Session {
             access_token: session_token,
             instance_url: record.instance_url.clone(),
@@ -429,9 +436,24 @@ impl Agent {
         }
     }
 
+    /// When a session with `token`, obtained now, should be refreshed: shortly before the
+    /// `exp` of a JWT access token, converted from the wall clock to the monotonic one now.
+    fn deadline_for(&self, token: &Secret) -> Option<Instant> {
+        let after = crate::access_expiry::refresh_after(token.expose(), self.clock.unix_time())?;
+        debug!(
+            "the access token says when it expires: refreshing in {} s",
+            after.as_secs()
+        );
+        Some(self.clock.now() + after)
+    }
+
     /// The cached session, if it is still usable.
     fn cached(&self) -> Option<Session> {
         let session = self.session.as_ref()?;
+        if self.session_deadline.is_some_and(|d| self.clock.now() >= d) {
+            debug!("the access token is about to expire (its exp); refreshing");
+            return None;
+        }
         match self.session_lifetime {
             Some(lifetime) if self.age(session) >= lifetime => {
                 debug!("the session reached its configured lifetime; refreshing");
@@ -445,11 +467,20 @@ impl Agent {
         self.clock.now().saturating_since(session.obtained_at)
     }
 
-    /// How long `session` has left under the configured lifetime; `None` when no lifetime is
-    /// configured (Salesforce does not say).
+    /// How long `session` has left under the configured lifetime or, for a JWT access token,
+    /// until shortly before its `exp`; `None` when neither says (opaque Salesforce tokens).
     pub fn expires_in(&self, session: &Session) -> Option<Duration> {
-        self.session_lifetime
-            .map(|lifetime| lifetime.saturating_sub(self.age(session)))
+        let by_lifetime = self
+            .session_lifetime
+            .map(|lifetime| lifetime.saturating_sub(self.age(session)));
+        let by_exp = self
+            .session_deadline
+            .filter(|_| self.session.as_ref().map(|s| s.generation) == Some(session.generation))
+            .map(|d| d.saturating_since(self.clock.now()));
+        match (by_lifetime, by_exp) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Reports that the server refused session `generation` (401 `INVALID_SESSION_ID`): it is
@@ -509,6 +540,7 @@ impl Agent {
             })?;
         }
         self.generation += 1;
+        self.session_deadline = self.deadline_for(&tokens.access_token);
         let session = Session {
             access_token: tokens.access_token,
             instance_url: updated.instance_url,

@@ -70,6 +70,8 @@
 extern crate alloc;
 
 #[cfg(feature = "std")]
+pub mod access_expiry;
+#[cfg(feature = "std")]
 pub mod agent;
 pub mod api;
 #[cfg(feature = "std")]

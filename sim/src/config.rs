@@ -44,6 +44,23 @@ pub struct Config {
     pub cert: CertMode,
     /// Print each request-log line to stderr.
     pub log_to_stderr: bool,
+    /// Refresh token policy "expire if not used for N": a refresh token unused this long dies.
+    pub refresh_idle: Option<Duration>,
+    /// Refresh token policy "expire after N": a refresh token this old dies.
+    pub refresh_lifetime: Option<Duration>,
+    /// Every refresh is refused this way (`field.rs`), whatever the token.
+    pub refresh_refusal: Option<RefreshRefusal>,
+    /// Access tokens are JWTs with `exp` (still accepted by the REST endpoints).
+    pub jwt_access_tokens: bool,
+}
+
+/// How a refresh is refused in the field scenarios (docs/protocol.md, "When a pairing dies").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RefreshRefusal {
+    /// `invalid_grant` / `ip restricted`: the refresh token IP allowlist blocks this network.
+    IpRestricted,
+    /// `invalid_client` / `invalid client credentials`: the app now requires the secret.
+    SecretRequired,
 }
 
 impl Default for Config {
@@ -65,6 +82,10 @@ impl Default for Config {
             max_authorizations_per_user: 5,
             cert: CertMode::Valid,
             log_to_stderr: false,
+            refresh_idle: None,
+            refresh_lifetime: None,
+            refresh_refusal: None,
+            jwt_access_tokens: false,
         }
     }
 }
@@ -95,6 +116,10 @@ impl fmt::Debug for Config {
             )
             .field("cert", &self.cert)
             .field("log_to_stderr", &self.log_to_stderr)
+            .field("refresh_idle", &self.refresh_idle)
+            .field("refresh_lifetime", &self.refresh_lifetime)
+            .field("refresh_refusal", &self.refresh_refusal)
+            .field("jwt_access_tokens", &self.jwt_access_tokens)
             .finish()
     }
 }

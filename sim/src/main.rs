@@ -10,7 +10,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use lexopt::prelude::*;
-use sfpair_sim::{AppState, CertMode, Config, DenyMode, Sim, SlowDown};
+use sfpair_sim::{AppState, CertMode, Config, DenyMode, RefreshRefusal, Sim, SlowDown};
 
 const USAGE: &str = "\
 usage: sfpair-sim [flags]
@@ -35,6 +35,10 @@ RFC 8628 provider) for testing sfpair. Listens on 127.0.0.1 only.
   --device-flow-disabled      step 1 answers `device flow is not enabled for the app`
   --not-installed             step 1 answers `app must be installed into org`
   --cert KIND                 valid | wrong-host | expired [valid]
+  --refresh-idle S            refresh tokens unused for S seconds expire (refresh token policy)
+  --refresh-lifetime S        refresh tokens older than S seconds expire
+  --refuse-refresh KIND       every refresh is refused: ip-restricted | secret-required
+  --jwt-access-tokens         access tokens are JWTs with exp
   --quiet                     do not log requests to stderr
   --help                      show this help
 ";
@@ -126,6 +130,25 @@ fn parse(mut parser: lexopt::Parser) -> Result<Option<Options>, lexopt::Error> {
                     }
                 }
             }
+            Long("refresh-idle") => {
+                config.refresh_idle = Some(seconds(&mut parser, "refresh-idle")?)
+            }
+            Long("refresh-lifetime") => {
+                config.refresh_lifetime = Some(seconds(&mut parser, "refresh-lifetime")?)
+            }
+            Long("refuse-refresh") => {
+                config.refresh_refusal = Some(match parser.value()?.string()?.as_str() {
+                    "ip-restricted" => RefreshRefusal::IpRestricted,
+                    "secret-required" => RefreshRefusal::SecretRequired,
+                    other => {
+                        return Err(format!(
+                            "--refuse-refresh: expected ip-restricted or secret-required, not {other:?}"
+                        )
+                        .into());
+                    }
+                })
+            }
+            Long("jwt-access-tokens") => config.jwt_access_tokens = true,
             Long("quiet") => config.log_to_stderr = false,
             Long("help") | Short('h') => return Ok(None),
             _ => return Err(arg.unexpected()),

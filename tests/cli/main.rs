@@ -8,6 +8,7 @@ mod call;
 mod connect_proxy;
 mod display;
 mod faults;
+mod field;
 mod flash;
 mod harness;
 mod hygiene;

@@ -7,6 +7,7 @@ mod broker;
 mod call;
 mod connect_proxy;
 mod display;
+mod doctor;
 mod faults;
 mod field;
 mod flash;

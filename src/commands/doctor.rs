@@ -366,7 +366,7 @@ fn store_checks(
         Err(e) => Check::new("store write", Level::Failed, e.message().to_string())
             .fix("a rotated refresh token must be stored: fix the directory's owner and mode"),
     });
-    if let store::Spec::File(path) = &backends.store {
+    if let Some(path) = file_path(&backends.store) {
         let dir = path
             .parent()
             .filter(|d| !d.as_os_str().is_empty())
@@ -379,6 +379,15 @@ fn store_checks(
         checks.push(system::free_space(dir, system::free_bytes(dir)));
     }
     record
+}
+
+/// The file of a `file:` store (without the `flash` feature it is the only kind).
+#[allow(unreachable_patterns)]
+fn file_path(spec: &store::Spec) -> Option<&Path> {
+    match spec {
+        store::Spec::File(path) => Some(path),
+        _ => None,
+    }
 }
 
 fn app_check(

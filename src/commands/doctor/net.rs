@@ -296,23 +296,18 @@ fn handshake_inner(
             let _ = conn.complete_io(stream);
             return Ok(version.to_string());
         }
-        conn.complete_io(stream).map_err(|e| describe(&e))?;
+        conn.complete_io(stream).map_err(|e| describe(host, &e))?;
     }
     Err("the TLS handshake did not finish".into())
 }
 
-/// rustls's error, said for a technician.
-fn describe(e: &std::io::Error) -> String {
-    let Some(tls) = e
+/// rustls's error, said for a technician, as the agent says it (`http.rs`).
+fn describe(host: &str, e: &std::io::Error) -> String {
+    match e
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-    else {
-        return e.to_string();
-    };
-    match tls {
-        rustls::Error::InvalidCertificate(cert) => {
-            format!("the server's certificate is not trusted ({cert:?})")
-        }
-        other => other.to_string(),
+    {
+        Some(tls) => crate::http::classify_tls(host, tls).detail,
+        None => e.to_string(),
     }
 }

@@ -3,47 +3,19 @@
 //! are pure functions of what was read, so they are unit-tested without faking the system.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::{Check, Level};
 use crate::clock_check::{self, Verdict};
 use crate::time::format_utc;
 
-/// Whether the kernel (or timedated) says the clock is synchronised; `None`: cannot tell.
+/// Whether the kernel says the clock is synchronised (adjtimex(2): `STA_UNSYNC` clear and no
+/// `TIME_ERROR`); `None` when it cannot be asked. This is the flag `timedatectl`'s
+/// `NTPSynchronized` reports too (systemd's timedated reads it with adjtimex), so asking the
+/// kernel directly gives the same answer without spawning a process (which would cost the binary
+/// std's whole process-spawning code) or needing D-Bus.
 pub fn ntp_synchronised() -> Option<bool> {
-    timedatectl().or_else(adjtimex)
-}
-
-/// `timedatectl show -p NTPSynchronized --value`, waited for at most 3 s.
-fn timedatectl() -> Option<bool> {
-    let mut child = Command::new("timedatectl")
-        .args(["show", "-p", "NTPSynchronized", "--value"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    let deadline = Instant::now() + Duration::from_secs(3);
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) if status.success() => break,
-            Ok(Some(_)) | Err(_) => return None,
-            Ok(None) if Instant::now() >= deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return None;
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-        }
-    }
-    let mut out = String::new();
-    std::io::Read::read_to_string(&mut child.stdout.take()?, &mut out).ok()?;
-    match out.trim() {
-        "yes" => Some(true),
-        "no" => Some(false),
-        _ => None,
-    }
+    adjtimex()
 }
 
 /// adjtimex(2) with no changes: `STA_UNSYNC` set (or TIME_ERROR) means not synchronised.

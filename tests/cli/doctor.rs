@@ -126,7 +126,7 @@ fn a_certificate_from_another_ca_fails_tls_and_names_its_issuer() {
     let all = checks(&out);
     let (level, tls) = status(&all, "tls");
     assert_eq!(level, "failed");
-    assert!(tls.contains("not trusted"), "{tls}");
+    assert!(tls.contains("TLS verification of 127.0.0.1 failed"), "{tls}");
     assert!(tls.contains("issued by CN=sfpair-sim test CA"), "{tls}");
     assert_eq!(status(&all, "app").0, "skipped");
 }

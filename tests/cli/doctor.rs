@@ -126,7 +126,10 @@ fn a_certificate_from_another_ca_fails_tls_and_names_its_issuer() {
     let all = checks(&out);
     let (level, tls) = status(&all, "tls");
     assert_eq!(level, "failed");
-    assert!(tls.contains("TLS verification of 127.0.0.1 failed"), "{tls}");
+    assert!(
+        tls.contains("TLS verification of 127.0.0.1 failed"),
+        "{tls}"
+    );
     assert!(tls.contains("issued by CN=sfpair-sim test CA"), "{tls}");
     assert_eq!(status(&all, "app").0, "skipped");
 }
@@ -148,4 +151,46 @@ fn a_dead_port_fails_tcp_and_skips_what_needs_a_connection() {
     assert_eq!(status(&all, "dns").0, "ok");
     assert_eq!(status(&all, "tls").0, "skipped");
     assert_eq!(status(&all, "app").0, "skipped");
+}
+
+#[test]
+fn behind_a_proxy_the_tls_check_goes_through_the_tunnel_and_a_refusing_proxy_is_named() {
+    use crate::connect_proxy::ConnectProxy;
+    let env = Env::start(fast());
+    env.pair_approved();
+    let proxy = ConnectProxy::start(false);
+    let mut command = env.command(&["doctor", "--json"]);
+    command.env("HTTPS_PROXY", proxy.url());
+    let out = crate::harness::Running::spawn(command).finish(crate::harness::RUN_LIMIT);
+    assert_eq!(out.code(), 0, "{out:?}");
+    let all = checks(&out);
+    let (level, detail) = status(&all, "proxy");
+    assert_eq!(level, "ok");
+    assert!(
+        detail.starts_with(&proxy.url()["http://".len()..]),
+        "{detail}"
+    );
+    assert!(status(&all, "tcp").1.contains("the proxy"), "{all:?}");
+    assert_eq!(status(&all, "tls").0, "ok", "{all:?}");
+    assert_eq!(status(&all, "refresh").0, "ok", "{all:?}");
+    let target = format!("127.0.0.1:{}", env.sim().port());
+    assert!(
+        proxy.targets().iter().all(|t| *t == target),
+        "{:?}",
+        proxy.targets()
+    );
+    assert!(
+        proxy.targets().len() >= 2,
+        "the doctor's own tunnel and the agent's"
+    );
+
+    let refusing = ConnectProxy::start(true);
+    let mut command = env.command(&["doctor", "--json"]);
+    command.env("HTTPS_PROXY", refusing.url());
+    let out = crate::harness::Running::spawn(command).finish(crate::harness::RUN_LIMIT);
+    assert_eq!(out.code(), 1, "{out:?}");
+    let all = checks(&out);
+    let (level, tls) = status(&all, "tls");
+    assert_eq!(level, "failed");
+    assert!(tls.contains("the proxy refused the tunnel"), "{tls}");
 }

@@ -9,7 +9,8 @@
 //!
 //! Sessions: Salesforce returns no `expires_in`, so a session is used until the server answers
 //! 401 `INVALID_SESSION_ID`, or until an explicitly configured lifetime
-//! ([`Agent::set_session_lifetime`]) has passed. With a consumer secret configured, every token
+//! ([`Agent::set_session_lifetime`]) has passed, or, for a JWT access token, until shortly
+//! before its `exp` (`access_expiry.rs`). With a consumer secret configured, every token
 //! response of a Salesforce pairing or refresh must carry a valid `signature` (`signature.rs`).
 
 use std::time::Duration;
@@ -79,6 +80,12 @@ pub struct Agent {
     expected_client_id: Option<String>,
     warned_client_id: bool,
     last_refresh: Option<RefreshOutcome>,
+    /// When the cached session should be refreshed because its token says it expires then (a
+    /// JWT access token's `exp`, `access_expiry.rs`), on the monotonic clock; `None` for opaque
+    /// tokens. Kept beside the session, not in it, while the broker builds sessions itself.
+    session_deadline: Option<Instant>,
+    /// Why the last refresh was refused, if it was (`refusal.rs`); cleared by a success.
+    last_refusal: Option<crate::refusal::Cause>,
 }
 
 impl Agent {
@@ -100,6 +107,8 @@ impl Agent {
             expected_client_id: None,
             warned_client_id: false,
             last_refresh: None,
+            last_refusal: None,
+            session_deadline: None,
         }
     }
 
@@ -290,6 +299,7 @@ impl Agent {
             }
         }
         self.generation += 1;
+        self.session_deadline = self.deadline_for(&session_token);
         self.session = Some(Session {
             access_token: session_token,
             instance_url: record.instance_url.clone(),
@@ -448,9 +458,24 @@ impl Agent {
         }
     }
 
+    /// When a session with `token`, obtained now, should be refreshed: shortly before the
+    /// `exp` of a JWT access token, converted from the wall clock to the monotonic one now.
+    fn deadline_for(&self, token: &Secret) -> Option<Instant> {
+        let after = crate::access_expiry::refresh_after(token.expose(), self.clock.unix_time())?;
+        debug!(
+            "the access token says when it expires: refreshing in {} s",
+            after.as_secs()
+        );
+        Some(self.clock.now() + after)
+    }
+
     /// The cached session, if it is still usable.
     fn cached(&self) -> Option<Session> {
         let session = self.session.as_ref()?;
+        if self.session_deadline.is_some_and(|d| self.clock.now() >= d) {
+            debug!("the access token is about to expire (its exp); refreshing");
+            return None;
+        }
         match self.session_lifetime {
             Some(lifetime) if self.age(session) >= lifetime => {
                 debug!("the session reached its configured lifetime; refreshing");
@@ -464,11 +489,20 @@ impl Agent {
         self.clock.now().saturating_since(session.obtained_at)
     }
 
-    /// How long `session` has left under the configured lifetime; `None` when no lifetime is
-    /// configured (Salesforce does not say).
+    /// How long `session` has left under the configured lifetime or, for a JWT access token,
+    /// until shortly before its `exp`; `None` when neither says (opaque Salesforce tokens).
     pub fn expires_in(&self, session: &Session) -> Option<Duration> {
-        self.session_lifetime
-            .map(|lifetime| lifetime.saturating_sub(self.age(session)))
+        let by_lifetime = self
+            .session_lifetime
+            .map(|lifetime| lifetime.saturating_sub(self.age(session)));
+        let by_exp = self
+            .session_deadline
+            .filter(|_| self.session.as_ref().map(|s| s.generation) == Some(session.generation))
+            .map(|d| d.saturating_since(self.clock.now()));
+        match (by_lifetime, by_exp) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Reports that the server refused session `generation` (401 `INVALID_SESSION_ID`): it is
@@ -526,7 +560,16 @@ impl Agent {
     fn refresh_now(&mut self) -> Result<Session, Error> {
         let record = self.stored()?;
         let request = api::refresh_request(&record, self.client_secret.as_ref());
-        let tokens = self.exchange(&request, api::refresh_outcome)?;
+        let refused = std::cell::Cell::new(None);
+        let result = self.exchange(&request, |reply| {
+            let outcome = api::refresh_outcome(reply);
+            if let Outcome::Fail(e) = &outcome {
+                refused.set(crate::refusal::cause_of(e));
+            }
+            outcome
+        });
+        self.last_refusal = refused.get();
+        let tokens = result?;
         if let (Some(secret), Dialect::Salesforce) = (&self.client_secret, record.dialect) {
             signature::verify_reply(&tokens, secret, "refresh")?;
         }
@@ -547,6 +590,7 @@ impl Agent {
             })?;
         }
         self.generation += 1;
+        self.session_deadline = self.deadline_for(&tokens.access_token);
         let session = Session {
             access_token: tokens.access_token,
             instance_url: updated.instance_url,
@@ -555,6 +599,13 @@ impl Agent {
         };
         self.session = Some(session.clone());
         Ok(session)
+    }
+
+    /// Why the server refused the last refresh (revoked or expired, IP restricted, secret
+    /// required, ...), or `None` when the last refresh did not fail that way. For status lines
+    /// (`notify::status_repair_needed`); the error's message names the cause too.
+    pub fn last_refusal(&self) -> Option<crate::refusal::Cause> {
+        self.last_refusal
     }
 
     /// Sends a REST request to the paired instance and streams the reply body into `sink`, in

@@ -9,9 +9,9 @@
 use alloc::format;
 use alloc::string::{String, ToString};
 
-use crate::error::{Error, ErrorKind};
+use crate::error::Error;
 use crate::flow::dialect::Dialect;
-use crate::flow::reply::{self, OAuthError, Parsed, TokenReply};
+use crate::flow::reply::{self, Parsed, TokenReply};
 use crate::secret::Secret;
 use crate::store::Record;
 use crate::wire::{Form, Reply, Request};
@@ -45,34 +45,15 @@ pub fn refresh_outcome(reply: &Reply) -> Outcome<TokenReply> {
     match reply::token(reply) {
         Parsed::Ok(tokens) => Outcome::Done(tokens),
         Parsed::OAuth(e) if e.is_transient() => Outcome::Retry(e.summary()),
-        Parsed::OAuth(e) => Outcome::Fail(refresh_refusal(&e).with_oauth(e.fields())),
+        // Why the pairing died, for the person and the admin: one home, `refusal.rs`.
+        Parsed::OAuth(e) => Outcome::Fail(
+            crate::refusal::refresh_error(e.status, &e.error, e.description.as_deref())
+                .with_oauth(e.fields()),
+        ),
         Parsed::Transient(reason) => Outcome::Retry(reason),
         Parsed::Rejected(reason) => Outcome::Fail(Error::server(format!(
             "the token endpoint answered {reason}"
         ))),
-    }
-}
-
-/// What a refused refresh means, by the server's OAuth code.
-fn refresh_refusal(e: &OAuthError) -> Error {
-    match e.error.as_str() {
-        "invalid_grant" | "inactive_user" | "inactive_org" => Error::new(
-            ErrorKind::RepairNeeded,
-            format!(
-                "the server rejected the stored refresh token ({}): it expired, was \
-                     revoked, or was evicted because the same user paired more than five \
-                     devices with this app. Pair again with `sfpair pair --force`; the stored \
-                     pairing is kept until a new one succeeds",
-                e.summary()
-            ),
-        ),
-        "invalid_client" | "invalid_client_id" | "unauthorized_client" => Error::config(format!(
-            "the server refused the client for the refresh ({}). If the app has \"Require \
-                 Secret for Refresh Token Flow\" on, pass the consumer secret with \
-                 --client-secret-file or SFPAIR_CLIENT_SECRET",
-            e.summary()
-        )),
-        _ => Error::server(format!("the refresh failed: {}", e.summary())),
     }
 }
 
@@ -136,6 +117,7 @@ pub fn org_and_user(identity_url: &str) -> (Option<String>, Option<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorKind;
 
     fn record() -> Record {
         Record {

@@ -20,6 +20,7 @@ pub enum Command {
     Call,
     Serve,
     Run,
+    Doctor,
     Help,
     Version,
 }
@@ -184,6 +185,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, Error> {
                     "call" => Command::Call,
                     "serve" => Command::Serve,
                     "run" => Command::Run,
+                    "doctor" => Command::Doctor,
                     "help" => Command::Help,
                     other => return Err(usage(format!("unknown command '{other}'"))),
                 });
@@ -213,6 +215,7 @@ Commands:
   call     Make a REST call with the paired session (refreshed when it expires)
   serve    Hand out access tokens to local processes over a Unix socket
   run      The long-running agent: pair if needed, serve tokens, keep the pairing alive
+  doctor   Check clock, network, TLS, app, store and displays; say what to fix
   help     Show this text; `sfpair <COMMAND> --help` shows a command's options
 
 Common options (environment variable in brackets):
@@ -340,6 +343,17 @@ does, plus {\"get\":\"health\"} and {\"do\":\"pair\"}), and keeps the pairing al
 With NOTIFY_SOCKET set (systemd Type=notify) it sends READY=1 once the broker serves,
 STATUS= lines, and WATCHDOG=1 at half of WATCHDOG_USEC. SIGTERM or SIGINT stops it.
 Plus the options of `sfpair pair --help` and `sfpair serve --help`.
+";
+
+pub const HELP_DOCTOR: &str = "\
+Usage: sfpair doctor [--json]
+
+Checks, in order: the clock (against this build, and NTP sync), DNS for the login host, a TCP
+connection, the proxy settings, TLS (the certificate chain and who issued it, so a proxy that
+inspects TLS is named), the app as far as the server tells without a person, the store, the
+configured displays, and a refresh with the stored pairing. Each check says ok, warning or
+failed, and what to do. Nothing it prints is secret. Exit code 0 when nothing failed, else 1.
+--json prints one JSON object with a `checks` array instead.
 ";
 
 pub const HELP_SERVE: &str = "\

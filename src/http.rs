@@ -380,7 +380,7 @@ fn classify_io(host: &str, e: io::Error) -> TransportError {
     TransportError::new(kind, format!("{host}: {e}"))
 }
 
-fn classify_tls(host: &str, e: &rustls::Error) -> TransportError {
+pub(crate) fn classify_tls(host: &str, e: &rustls::Error) -> TransportError {
     use rustls::CertificateError as C;
     let (kind, hint) = match e {
         rustls::Error::InvalidCertificate(cert) => (

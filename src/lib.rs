@@ -70,6 +70,8 @@
 extern crate alloc;
 
 #[cfg(feature = "std")]
+pub mod access_expiry;
+#[cfg(feature = "std")]
 pub mod agent;
 pub mod api;
 #[cfg(feature = "std")]
@@ -92,6 +94,7 @@ pub mod files;
 pub mod flow;
 #[cfg(feature = "std")]
 pub mod http;
+pub mod keepalive;
 #[cfg(feature = "std")]
 pub mod logging;
 pub mod login_url;
@@ -99,6 +102,7 @@ pub mod login_url;
 pub mod notify;
 #[cfg(feature = "std")]
 pub mod present;
+pub mod refusal;
 pub mod rest;
 pub mod secret;
 #[cfg(feature = "std")]

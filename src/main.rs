@@ -90,6 +90,7 @@ fn run(args: &Args) -> Result<u8, Error> {
             Command::Call => cli::HELP_CALL,
             Command::Serve => cli::HELP_SERVE,
             Command::Run => cli::HELP_RUN,
+            Command::Doctor => cli::HELP_DOCTOR,
             Command::Help | Command::Version => cli::HELP,
         };
         return commands::say(&mut out, help.trim_end()).map(|()| 0);

@@ -57,6 +57,23 @@ pub struct Config {
     pub schema: Schema,
     /// Records per page of a query result (Salesforce's default is 2000).
     pub query_page_size: usize,
+    /// Refresh token policy "expire if not used for N": a refresh token unused this long dies.
+    pub refresh_idle: Option<Duration>,
+    /// Refresh token policy "expire after N": a refresh token this old dies.
+    pub refresh_lifetime: Option<Duration>,
+    /// Every refresh is refused this way (`field.rs`), whatever the token.
+    pub refresh_refusal: Option<RefreshRefusal>,
+    /// Access tokens are JWTs with `exp` (still accepted by the REST endpoints).
+    pub jwt_access_tokens: bool,
+}
+
+/// How a refresh is refused in the field scenarios (docs/protocol.md, "When a pairing dies").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RefreshRefusal {
+    /// `invalid_grant` / `ip restricted`: the refresh token IP allowlist blocks this network.
+    IpRestricted,
+    /// `invalid_client` / `invalid client credentials`: the app now requires the secret.
+    SecretRequired,
 }
 
 impl Default for Config {
@@ -82,6 +99,10 @@ impl Default for Config {
             instance_host: None,
             schema: Schema::default(),
             query_page_size: 2000,
+            refresh_idle: None,
+            refresh_lifetime: None,
+            refresh_refusal: None,
+            jwt_access_tokens: false,
         }
     }
 }
@@ -124,6 +145,10 @@ impl fmt::Debug for Config {
                     .collect::<Vec<_>>(),
             )
             .field("query_page_size", &self.query_page_size)
+            .field("refresh_idle", &self.refresh_idle)
+            .field("refresh_lifetime", &self.refresh_lifetime)
+            .field("refresh_refusal", &self.refresh_refusal)
+            .field("jwt_access_tokens", &self.jwt_access_tokens)
             .finish()
     }
 }

@@ -26,6 +26,7 @@
 //! | `GET/POST /setup/connect`, `POST /_nc_external/identity/oauth/device/VerifyDevice` | approval page |
 //! | `POST /rfc8628/device`, `POST /rfc8628/token`, `GET/POST /rfc8628/verify` | the RFC 8628 dialect |
 //! | `POST /__mock/{approve,deny,expire,ip_block}?user_code=…` | test hooks: 200, or 404 |
+//! | `POST /__mock/revoke_user` | revokes all of the user's grants, as an admin would: 200 |
 //!
 //! ```no_run
 //! use sfpair_sim::{Config, Sim};
@@ -48,6 +49,7 @@ mod config;
 mod device;
 mod errors;
 mod faults;
+mod field;
 mod form;
 mod grants;
 mod http;
@@ -74,7 +76,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-pub use config::{AppState, CertMode, Config, DenyMode, SlowDown};
+pub use config::{AppState, CertMode, Config, DenyMode, RefreshRefusal, SlowDown};
 pub use faults::Fault;
 pub use log::LogEntry;
 pub use schema::Schema;
@@ -176,6 +178,12 @@ impl Sim {
     /// Every access token issued so far now gets 401 `INVALID_SESSION_ID`.
     pub fn expire_sessions(&self) {
         self.shared.world().grants.expire_sessions();
+    }
+
+    /// Revokes every grant of the (single simulated) user, as an admin does from the app's
+    /// OAuth usage page; returns how many live grants died. Also `POST /__mock/revoke_user`.
+    pub fn revoke_user(&self) -> usize {
+        self.shared.world().grants.revoke_all()
     }
 
     /// Refresh tokens revoked through `/services/oauth2/revoke`.

@@ -10,7 +10,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use lexopt::prelude::*;
-use sfpair_sim::{AppState, CertMode, Config, DenyMode, Schema, Sim, SlowDown};
+use sfpair_sim::{AppState, CertMode, Config, DenyMode, RefreshRefusal, Schema, Sim, SlowDown};
 
 const USAGE: &str = "\
 usage: sfpair-sim [flags]
@@ -40,6 +40,10 @@ RFC 8628 provider) for testing sfpair. Listens on 127.0.0.1 only.
                               resolve to 127.0.0.1; REST then answers only there [none]
   --schema FILE               custom objects and fields, JSON (see docs/simulator.md)
   --query-page-size N         records per page of a query result [2000]
+  --refresh-idle S            refresh tokens unused for S seconds expire (refresh token policy)
+  --refresh-lifetime S        refresh tokens older than S seconds expire
+  --refuse-refresh KIND       every refresh is refused: ip-restricted | secret-required
+  --jwt-access-tokens         access tokens are JWTs with exp
   --quiet                     do not log requests to stderr
   --help                      show this help
 ";
@@ -155,6 +159,25 @@ fn parse(mut parser: lexopt::Parser) -> Result<Option<Options>, lexopt::Error> {
                     return Err("--query-page-size: expected at least 1".into());
                 }
             }
+            Long("refresh-idle") => {
+                config.refresh_idle = Some(seconds(&mut parser, "refresh-idle")?)
+            }
+            Long("refresh-lifetime") => {
+                config.refresh_lifetime = Some(seconds(&mut parser, "refresh-lifetime")?)
+            }
+            Long("refuse-refresh") => {
+                config.refresh_refusal = Some(match parser.value()?.string()?.as_str() {
+                    "ip-restricted" => RefreshRefusal::IpRestricted,
+                    "secret-required" => RefreshRefusal::SecretRequired,
+                    other => {
+                        return Err(format!(
+                            "--refuse-refresh: expected ip-restricted or secret-required, not {other:?}"
+                        )
+                        .into());
+                    }
+                })
+            }
+            Long("jwt-access-tokens") => config.jwt_access_tokens = true,
             Long("quiet") => config.log_to_stderr = false,
             Long("help") | Short('h') => return Ok(None),
             _ => return Err(arg.unexpected()),

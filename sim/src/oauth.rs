@@ -132,9 +132,10 @@ fn poll(shared: &Shared, params: &Params) -> Response {
             let with_refresh = scope
                 .split(' ')
                 .any(|s| s == "refresh_token" || s == "offline_access");
-            let minted = world
-                .grants
-                .create(&scope, with_refresh, fresh(), now, &shared.policy);
+            let minted =
+                world
+                    .grants
+                    .create(&scope, with_refresh, fresh(shared), now, &shared.policy);
             token_response(shared, minted)
         }
     }
@@ -149,6 +150,9 @@ fn refresh(shared: &Shared, request: &Request, params: &Params) -> Response {
     let Some(refresh_token) = params.get("refresh_token") else {
         return missing("refresh_token");
     };
+    if let Some(refusal) = crate::field::refusal(&shared.config) {
+        return refusal;
+    }
     let expected_secret = shared.config.consumer_secret.as_deref().unwrap_or("");
     if shared.config.require_secret_for_refresh && secret.as_deref() != Some(expected_secret) {
         return error(400, "invalid_client", "invalid client credentials");
@@ -157,7 +161,7 @@ fn refresh(shared: &Shared, request: &Request, params: &Params) -> Response {
         shared
             .world()
             .grants
-            .refresh(refresh_token, fresh(), Instant::now(), &shared.policy);
+            .refresh(refresh_token, fresh(shared), Instant::now(), &shared.policy);
     match minted {
         Some(minted) => token_response(shared, minted),
         None => error(400, "invalid_grant", "expired access/refresh token"),
@@ -193,9 +197,9 @@ pub fn signature(secret: &str, id: &str, issued_at: &str) -> String {
     codes::base64_encode(tag.as_ref())
 }
 
-fn fresh() -> Fresh {
+fn fresh(shared: &Shared) -> Fresh {
     Fresh {
-        access: codes::salesforce_access_token(),
+        access: crate::field::access_token(&shared.config, (epoch_millis() / 1000) as u64),
         refresh: codes::salesforce_refresh_token(),
     }
 }

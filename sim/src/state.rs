@@ -85,6 +85,8 @@ impl Shared {
                 session_ttl: config.session_ttl(),
                 rotate: config.rotate_refresh_tokens,
                 max_per_user: config.max_authorizations_per_user,
+                refresh_idle: config.refresh_idle,
+                refresh_lifetime: config.refresh_lifetime,
             },
             log: RequestLog::new(config.log_to_stderr),
             config,

@@ -204,6 +204,10 @@ fn a_rejected_refresh_token_keeps_the_record() {
     assert_eq!(err.kind(), ErrorKind::RepairNeeded);
     assert_eq!(err.oauth_error(), Some("invalid_grant"));
     assert_eq!(r.store.bytes(), bytes);
+    assert_eq!(
+        r.agent.last_refusal(),
+        Some(crate::refusal::Cause::RevokedOrExpired)
+    );
 }
 
 #[test]
@@ -547,4 +551,46 @@ fn a_certificate_failure_on_a_call_is_reported_as_the_transport_said_it() {
     // The hint the transport gave, once: nothing appended on the way.
     assert_eq!(err.message(), detail);
     assert!(body.is_empty());
+}
+
+/// A JWT access token `exp` seconds after the rig's clock (1,800,000,000).
+fn jwt_access_token(lifetime: u64) -> String {
+    use base64::Engine as _;
+    let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+    format!(
+        "{}.{}.c2ln",
+        b64(r#"{"alg":"RS256"}"#),
+        b64(&format!(r#"{{"exp":{}}}"#, 1_800_000_000 + lifetime))
+    )
+}
+
+#[test]
+fn a_jwt_access_token_is_refreshed_shortly_before_its_exp() {
+    let mut r = rig();
+    r.agent.store.save(&stored_record("RT-A")).unwrap();
+    r.transport
+        .push_json(200, &refreshed(&jwt_access_token(7200)));
+    let first = r.agent.access_token().unwrap();
+    assert_eq!(
+        r.agent.expires_in(&first),
+        Some(Duration::from_secs(7200 - 60))
+    );
+    r.clock.advance(Duration::from_secs(7200 - 61));
+    assert_eq!(r.agent.access_token().unwrap().generation, first.generation);
+    r.clock.advance(Duration::from_secs(1));
+    r.transport.push_json(200, &refreshed("00D!OPAQUE"));
+    let second = r.agent.access_token().unwrap();
+    assert_eq!(second.generation, first.generation + 1);
+    // An opaque token says nothing: used until the server refuses it.
+    assert_eq!(r.agent.expires_in(&second), None);
+    r.clock.advance(Duration::from_secs(100_000));
+    assert_eq!(
+        r.agent.access_token().unwrap().generation,
+        second.generation
+    );
+    assert_eq!(
+        grants(&r),
+        ["refresh_token", "refresh_token"],
+        "two refreshes, no 401 needed"
+    );
 }

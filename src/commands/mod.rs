@@ -7,6 +7,7 @@
 //! failed write is an error ([`ErrorKind::Output`]), never a panic.
 
 pub mod call;
+pub mod doctor;
 pub mod forget;
 pub mod pair;
 pub mod run;
@@ -64,6 +65,7 @@ pub enum Command {
     Call(call::Options),
     /// `run`, and `serve` (`run` without pairing).
     Run(run::Options),
+    Doctor(doctor::Options),
 }
 
 /// A validated command line: what to run, and with what.
@@ -76,6 +78,11 @@ pub struct Plan {
 impl Plan {
     /// Runs the command; `Ok` is the exit code (0, or 7 for `forget` without revocation).
     pub fn run(&self, out: &mut dyn Write) -> Result<u8, Error> {
+        // The doctor builds its own agent: a store or transport that cannot be opened is one of
+        // its findings, not a reason to stop before the first check.
+        if let Command::Doctor(options) = &self.command {
+            return doctor::run(options, &self.backends, out);
+        }
         let mut agent = self.backends.agent()?;
         let wait = self.backends.wait_for_clock;
         match &self.command {
@@ -85,6 +92,7 @@ impl Plan {
             Command::Forget => forget::run(&mut agent, wait, out),
             Command::Call(options) => call::run(&mut agent, options, &self.backends, out),
             Command::Run(options) => run::run(agent, &self.backends, options),
+            Command::Doctor(options) => doctor::run(options, &self.backends, out),
         }
     }
 }

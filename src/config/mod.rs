@@ -36,10 +36,6 @@ use sources::Sources;
 pub use crate::flow::DEFAULT_SCOPE;
 pub use crate::login_url::DEFAULT as DEFAULT_LOGIN_URL;
 
-/// `--keepalive` when none is given: weekly, well inside the 30-day idle limit that apps
-/// installed in many orgs must set, and cheap (one refresh a week).
-pub const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(7 * 86_400);
-
 /// The settings every command shares, validated.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -73,6 +69,10 @@ pub struct Settings {
     pub repair: Option<String>,
 }
 
+/// `--keepalive` when none is given: well inside the 30-day idle limit of a refresh token
+/// policy ("expire if not used for 30 days"), with room for a week of outages.
+pub const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(7 * 86_400);
+
 /// The command line, the environment and the board profile, validated into what to run.
 /// `Help` and `Version` are the binary's own and have no plan.
 pub fn plan(
@@ -97,6 +97,14 @@ pub fn plan(
         Some(Cli::Call) => Command::Call(settings.call_options(args)?),
         Some(Cli::Serve) => Command::Run(settings.service_options(args, false)?),
         Some(Cli::Run) => Command::Run(settings.service_options(args, true)?),
+        Some(Cli::Doctor) => Command::Doctor(commands::doctor::Options {
+            json: args.json,
+            dialect: settings.dialect,
+            login_url: settings.login_url.clone(),
+            endpoints: settings.endpoints.clone(),
+            scope: settings.scope.clone(),
+            displays: settings.displays.clone(),
+        }),
         Some(Cli::Help | Cli::Version) | None => {
             return Err(Error::config("no command to run (see `sfpair --help`)"));
         }
@@ -324,19 +332,6 @@ impl Settings {
             .text(&args.api_version, "--api-version", "SFPAIR_API_VERSION")?
             .map(|v| crate::rest::api_version(&v))
             .transpose()?;
-        let keepalive = match sources.text(&args.keepalive, "--keepalive", "SFPAIR_KEEPALIVE")? {
-            None => Some(DEFAULT_KEEPALIVE),
-            Some(text) => match crate::time::parse_duration(&text) {
-                Some(d) if d.is_zero() => None,
-                Some(d) => Some(d),
-                None => {
-                    return Err(Error::config(format!(
-                        "--keepalive '{text}' is not a duration: give seconds or a number with \
-                         s, m, h or d (7d, 12h), or 0 to turn keepalive off"
-                    )));
-                }
-            },
-        };
         let repair = sources.text(&args.repair, "--repair", "SFPAIR_REPAIR")?;
         let ca_file = match &args.ca_file {
             Some(path) if path.as_os_str().is_empty() => {
@@ -347,6 +342,13 @@ impl Settings {
             Some(path) => Some(path.clone()),
             None => sources.var("SFPAIR_CA_FILE")?.map(PathBuf::from),
         };
+
+        let keepalive = sources.duration(
+            &args.keepalive,
+            "--keepalive",
+            "SFPAIR_KEEPALIVE",
+            DEFAULT_KEEPALIVE,
+        )?;
 
         Ok(Settings {
             dialect,
@@ -759,6 +761,28 @@ pub(crate) mod tests {
             e.message().contains("no client id"),
             "run pairs, so it needs one: {e}"
         );
+    }
+
+    #[test]
+    fn keepalive_defaults_to_a_week_and_zero_turns_it_off() {
+        let s = resolve(&["token"], &[("HOME", "/h")]).unwrap();
+        assert_eq!(s.keepalive, Some(DEFAULT_KEEPALIVE));
+        let s = resolve(&["token"], &[("HOME", "/h"), ("SFPAIR_KEEPALIVE", "36h")]).unwrap();
+        assert_eq!(s.keepalive, Some(Duration::from_secs(36 * 3600)));
+        let s = resolve(
+            &["token", "--keepalive", "0"],
+            &[("HOME", "/h"), ("SFPAIR_KEEPALIVE", "36h")],
+        )
+        .unwrap();
+        assert_eq!(s.keepalive, None);
+        let e = resolve(&["token", "--keepalive", "1w"], &[("HOME", "/h")]).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(
+            e.message().contains("--keepalive '1w' is not a duration"),
+            "{e}"
+        );
+        let e = resolve(&["token"], &[("HOME", "/h"), ("SFPAIR_KEEPALIVE", "")]).unwrap_err();
+        assert!(e.message().contains("SFPAIR_KEEPALIVE is empty"), "{e}");
     }
 
     #[test]

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use crate::agent::Agent;
 use crate::api;
+use crate::refusal::Cause;
 
 /// Where the pairing stands.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -19,9 +20,9 @@ pub enum State {
         user_code: Option<String>,
     },
     Paired,
-    /// The server refused the pairing; `cause` says why, for a person.
+    /// The server refused the pairing; `cause` says why.
     RepairNeeded {
-        cause: String,
+        cause: Cause,
     },
 }
 
@@ -72,7 +73,11 @@ pub fn of_agent(agent: &mut Agent, status: Option<&Status>) -> Value {
         "outbox": Value::Null,
     });
     match &state {
-        State::RepairNeeded { cause } => value["cause"] = json!(cause),
+        State::RepairNeeded { cause } => {
+            value["cause"] = json!(cause.name());
+            value["cause_text"] = json!(cause.for_person());
+            value["admin_action"] = json!(cause.admin_action());
+        }
         State::Pairing {
             user_code: Some(code),
         } => value["user_code"] = json!(code),

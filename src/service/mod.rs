@@ -31,11 +31,13 @@ use crate::error::{Error, ErrorKind};
 use crate::event::Event;
 use crate::flow::FlowConfig;
 use crate::flow::backoff::Jitter;
-use crate::notify::Notifier;
+use crate::keepalive;
+use crate::notify::{self, Notifier};
 use crate::present::Presenter;
 use crate::present::select;
 use crate::present::spec::Display;
-use crate::time::{Clock, Instant, SystemClock, format_age};
+use crate::refusal;
+use crate::time::{Clock, Instant, SystemClock};
 use health::{State, Status};
 
 /// What to do when the pairing dies.
@@ -214,7 +216,7 @@ impl Supervisor {
             match wake {
                 Ok(Wake::Stop) | Err(RecvTimeoutError::Disconnected) => break,
                 Ok(Wake::Serving) => {
-                    self.notifier.send("READY=1");
+                    let _ = self.notifier.ready();
                     self.announce();
                 }
                 Ok(Wake::Pair) => self.pair(),
@@ -229,7 +231,7 @@ impl Supervisor {
                 self.keepalive();
             }
         }
-        self.notifier.send("STOPPING=1");
+        let _ = self.notifier.stopping();
     }
 
     /// The earlier of the next keepalive and the next watchdog ping.
@@ -253,7 +255,7 @@ impl Supervisor {
             .last_ping
             .is_none_or(|last| now.saturating_since(last) >= every)
         {
-            self.notifier.send("WATCHDOG=1");
+            let _ = self.notifier.watchdog();
             self.last_ping = Some(now);
         }
     }
@@ -266,12 +268,12 @@ impl Supervisor {
     /// The STATUS line for `systemctl status`.
     fn announce(&self) {
         let status = lock(&self.status).clone();
-        let text = match &status.state {
-            State::NotPaired => "not paired".to_string(),
-            State::Pairing { user_code: None } => "pairing: asking for a code".to_string(),
+        let line = match &status.state {
+            State::NotPaired => notify::status_not_paired(),
+            State::Pairing { user_code: None } => notify::status_asking_for_code(),
             State::Pairing {
                 user_code: Some(code),
-            } => format!("waiting for approval: code {code}"),
+            } => notify::status_waiting(code, 0),
             State::Paired => {
                 let mut shared = lock(&self.shared);
                 let agent = shared.agent();
@@ -280,15 +282,14 @@ impl Supervisor {
                     .ok()
                     .and_then(|r| crate::api::org_and_user(&r.identity_url).0)
                     .unwrap_or_else(|| "?".into());
-                let last = agent.last_refresh().map(|r| {
-                    let age = self.clock.unix_time().as_secs().saturating_sub(r.at);
-                    format!(", last refresh {} ago", format_age(age))
+                let age = agent.last_refresh().map(|r| {
+                    Duration::from_secs(self.clock.unix_time().as_secs().saturating_sub(r.at))
                 });
-                format!("paired with org {org}{}", last.unwrap_or_default())
+                notify::status_paired(&org, age)
             }
-            State::RepairNeeded { cause } => format!("re-pair needed: {cause}"),
+            State::RepairNeeded { cause } => notify::status_repair_needed(*cause),
         };
-        self.notifier.status(&text);
+        let _ = self.notifier.status(&line);
     }
 
     fn schedule_first_keepalive(&mut self) {
@@ -305,11 +306,11 @@ impl Supervisor {
         }
     }
 
-    /// Due `after` from now, ±10 %.
+    /// Due `after` from now, ±10 % (`keepalive::next_due`).
     fn keepalive_in(&mut self, after: Duration) {
-        let tenth = after / 10;
-        let due = self.clock.now() + (after - tenth) + self.jitter.below(tenth * 2);
-        self.set_keepalive(due);
+        if let Some(due) = keepalive::next_due(self.clock.now(), after, &mut self.jitter) {
+            self.set_keepalive(due);
+        }
     }
 
     fn set_keepalive(&mut self, due: Instant) {
@@ -342,7 +343,7 @@ impl Supervisor {
                 self.schedule_keepalive();
                 self.announce();
             }
-            Err(e) if e.kind() == ErrorKind::RepairNeeded => self.died(e),
+            Err(e) if is_death(&e) => self.died(e),
             Err(e) => {
                 self.failures += 1;
                 let delay = self
@@ -368,7 +369,7 @@ impl Supervisor {
         error!("re-pair needed: {e}");
         self.keepalive_due = None;
         lock(&self.status).next_keepalive = None;
-        let cause = e.message().to_string();
+        let cause = refusal::cause_of(&e).unwrap_or(refusal::Cause::Unknown);
         for p in &mut self.presenters {
             p.show(&Event::Failed(e.clone()));
         }
@@ -453,7 +454,7 @@ impl Presenter for Beat {
                 .last_ping
                 .is_none_or(|last| now.saturating_since(last) >= every)
             {
-                self.notifier.send("WATCHDOG=1");
+                let _ = self.notifier.watchdog();
                 self.last_ping = Some(now);
             }
         }
@@ -462,10 +463,9 @@ impl Presenter for Beat {
                 lock(&self.status).state = State::Pairing {
                     user_code: Some(code.user_code.clone()),
                 };
-                self.notifier.status(&format!(
-                    "waiting for approval: code {}, {} min left",
-                    code.user_code,
-                    code.expires_in.as_secs().div_ceil(60)
+                let _ = self.notifier.status(&notify::status_waiting(
+                    &code.user_code,
+                    code.expires_in.as_secs().div_ceil(60),
                 ));
             }
             Event::Countdown { remaining } if remaining.as_secs() % 60 == 0 => {
@@ -473,15 +473,22 @@ impl Presenter for Beat {
                     user_code: Some(code),
                 } = &lock(&self.status).state
                 {
-                    self.notifier.status(&format!(
-                        "waiting for approval: code {code}, {} min left",
-                        remaining.as_secs().div_ceil(60)
+                    let _ = self.notifier.status(&notify::status_waiting(
+                        code,
+                        remaining.as_secs().div_ceil(60),
                     ));
                 }
             }
             _ => {}
         }
     }
+}
+
+/// A refusal that ends the pairing: re-pair needed, or a refresh the server refused for a cause
+/// an admin must fix (the consumer secret, the consumer key), which a new pairing may not cure
+/// but which leaves the device just as unpaired.
+pub fn is_death(e: &Error) -> bool {
+    e.kind() == ErrorKind::RepairNeeded || refusal::cause_of(e).is_some()
 }
 
 /// A jitter seed from the kernel, so devices that boot together spread their keepalives.

@@ -203,7 +203,7 @@ fn a_rejected_refresh_token_means_pair_again_and_the_record_is_kept() {
     let out = env.run(&["call", "GET", LIMITS]);
     assert_eq!(out.code(), 6, "{out:?}");
     assert!(
-        out.stderr.contains("rejected the stored refresh token"),
+        out.stderr.contains("refresh refused (revoked_or_expired"),
         "{}",
         out.stderr
     );

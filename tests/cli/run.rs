@@ -135,6 +135,40 @@ fn keepalive_refreshes_while_nobody_asks() {
 }
 
 #[test]
+fn keepalive_carries_a_pairing_through_an_idle_limit_and_without_it_the_pairing_dies() {
+    // The app's refresh token policy: "expire if not used for 3 seconds".
+    let idle = Config {
+        refresh_idle: Some(Duration::from_secs(3)),
+        ..fast()
+    };
+    let env = Env::start(idle.clone());
+    env.pair_approved();
+    let (running, socket) = start(&env, &["--keepalive", "1s"]);
+    wait_for_socket(&socket);
+    std::thread::sleep(Duration::from_secs(7));
+    let token = ask(&socket, r#"{"get":"access_token","refused":1}"#);
+    assert!(token["access_token"].is_string(), "kept alive: {token}");
+    assert_eq!(ask(&socket, r#"{"get":"health"}"#)["state"], "paired");
+    running.terminate();
+    assert_eq!(running.finish(LIMIT).code(), 0);
+
+    let env = Env::start(idle);
+    env.pair_approved();
+    let (running, socket) = start(&env, &["--keepalive", "0"]);
+    wait_for_socket(&socket);
+    std::thread::sleep(Duration::from_secs(4));
+    let token = ask(&socket, r#"{"get":"access_token"}"#);
+    assert_eq!(
+        token["error"], "repair_needed",
+        "idle past the limit: {token}"
+    );
+    let health = health_until(&socket, "repair_needed");
+    assert_eq!(health["cause"], "revoked_or_expired", "{health}");
+    running.terminate();
+    assert_eq!(running.finish(LIMIT).code(), 0);
+}
+
+#[test]
 fn a_dead_pairing_is_said_everywhere_and_a_person_starts_the_new_one() {
     let env = Env::start(approving());
     env.pair_approved();
@@ -147,10 +181,8 @@ fn a_dead_pairing_is_said_everywhere_and_a_person_starts_the_new_one() {
     let died = running.event("error", LIMIT);
     assert_eq!(died["kind"], "repair_needed", "{died}");
     let health = health_until(&socket, "repair_needed");
-    assert!(
-        health["cause"].as_str().unwrap().contains("pair"),
-        "{health}"
-    );
+    assert_eq!(health["cause"], "revoked_or_expired", "{health}");
+    assert!(health["admin_action"].is_string(), "{health}");
     let token = ask(&socket, r#"{"get":"access_token"}"#);
     assert_eq!(token["error"], "repair_needed", "{token}");
     assert_eq!(

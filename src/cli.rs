@@ -289,11 +289,13 @@ before the access token is printed. Exit code 6 when the server rejects the refr
 ";
 
 pub const HELP_STATUS: &str = "\
-Usage: sfpair status [--check] [--json]
+Usage: sfpair status [--check] [--json] [--socket PATH]
 
 Shows where the pairing is stored, the org and instance, the client id and when it was paired;
 never a token. --check also gets an access token and the user's identity, to prove the pairing
-still works. Exit code 5 when not paired.
+still works. Exit code 5 when not paired. With --socket, asks the running agent (`sfpair run`)
+for its health instead: the state, the last refresh, the next keepalive, and why the pairing
+died when it did (--json: the answer as is).
 ";
 
 pub const HELP_FORGET: &str = "\

@@ -64,12 +64,41 @@ impl Broker {
 
     fn malformed(&self) -> Error {
         Error::server(format!(
-            "the broker at {} answered something that is not a token answer",
+            "the broker at {} answered something that is not an answer of its protocol",
             self.path.display()
         ))
     }
 
+    /// The long-running agent's health answer (`{"get":"health"}`), as it sent it.
+    pub fn health(&self) -> Result<serde_json::Value, Error> {
+        let text = self.exchange(Ask::Health)?;
+        let value: serde_json::Value =
+            serde_json::from_slice(&text).map_err(|_| self.malformed())?;
+        if let Some(kind) = value.get("error").and_then(|k| k.as_str()) {
+            let message = value["message"].as_str().unwrap_or_default();
+            return Err(Error::new(
+                protocol::error_kind(kind),
+                format!("the token broker says: {message}"),
+            ));
+        }
+        Ok(value)
+    }
+
     fn ask(&self, ask: Ask) -> Result<Answer, Error> {
+        let text = self.exchange(ask)?;
+        let answer = protocol::parse_answer(&text).ok_or_else(|| self.malformed())?;
+        if let Some(kind) = &answer.error {
+            let message = answer.message.clone().unwrap_or_default();
+            return Err(Error::new(
+                protocol::error_kind(kind),
+                format!("the token broker says: {message}"),
+            ));
+        }
+        Ok(answer)
+    }
+
+    /// One request, and the answer's bytes.
+    fn exchange(&self, ask: Ask) -> Result<Zeroizing<Vec<u8>>, Error> {
         let line = protocol::request(ask);
         let unreachable = |e: std::io::Error| {
             Error::network(format!(
@@ -87,16 +116,7 @@ impl Broker {
         // A refused peer gets its answer without its request being read, and the broker then
         // closes: a failed write is not the end, the answer may be waiting.
         let _ = stream.write_all(line.as_bytes());
-        let text = read_answer(&mut stream).map_err(unreachable)?;
-        let answer = protocol::parse_answer(&text).ok_or_else(|| self.malformed())?;
-        if let Some(kind) = &answer.error {
-            let message = answer.message.clone().unwrap_or_default();
-            return Err(Error::new(
-                protocol::error_kind(kind),
-                format!("the token broker says: {message}"),
-            ));
-        }
-        Ok(answer)
+        read_answer(&mut stream).map_err(unreachable)
     }
 }
 

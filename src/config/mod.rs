@@ -92,6 +92,7 @@ pub fn plan(
         Some(Cli::Status) => Command::Status(commands::status::Options {
             check: args.check,
             json: args.json,
+            socket: args.socket.clone(),
         }),
         Some(Cli::Forget) => Command::Forget,
         Some(Cli::Call) => Command::Call(settings.call_options(args)?),

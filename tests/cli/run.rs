@@ -103,6 +103,22 @@ fn run_pairs_when_nothing_is_paired_then_serves_tokens_and_health_without_a_toke
         assert!(!text.contains(&secret), "health carries a token: {text}");
     }
     assert!(!text.contains(&access_token));
+    // `sfpair status --socket` shows it to a person, and as is with --json.
+    let shown = env.run(&["status", "--socket", socket.to_str().unwrap()]);
+    assert_eq!(shown.code(), 0, "{shown:?}");
+    assert!(
+        shown.stdout.contains("state      paired"),
+        "{}",
+        shown.stdout
+    );
+    assert!(
+        shown.stdout.contains("00DSIM0000000012BA"),
+        "{}",
+        shown.stdout
+    );
+    let as_json = env.run(&["status", "--socket", socket.to_str().unwrap(), "--json"]);
+    let value: Value = serde_json::from_str(as_json.stdout.trim()).unwrap();
+    assert_eq!(value["state"], "paired");
     running.terminate();
     let out = running.finish(LIMIT);
     assert_eq!(out.code(), 0, "{out:?}");

@@ -41,6 +41,16 @@
 //! - `mozilla-roots` (default): Mozilla's root certificates compiled in, trusted when no CA file
 //!   is given. Without it (`--no-default-features --features std`) a CA file is required and
 //!   the armv7 binary is about 60 KB smaller.
+//! - `displays` (default): small displays (`present::screen` and its panels: SSD1306/SH1106
+//!   OLEDs, framebuffers, PBM/PNG frame files). Without it `--display` is `console` or `text`.
+//! - `broker` (default): the token broker, `broker` (`sfpair serve`, `call --socket`).
+//! - `boards` (default): board profiles, `board` (`--board`, `SFPAIR_BOARD`).
+//! - `rest` (default): REST calls, `call` and `Agent::call` (`sfpair call`).
+//! - `minimal`: `std` + `mozilla-roots` and nothing else: pair (both dialects), token, status,
+//!   forget, console/text/JSON output, the file store. `--no-default-features --features
+//!   minimal`; `scripts/cross-build --minimal` builds it for the boards.
+//!
+//! What each feature costs on armv7 is in Cargo.toml and BENCHMARKS.md ("Size (issue 15)").
 //!
 //! # Example
 //!
@@ -74,11 +84,11 @@ pub mod access_expiry;
 #[cfg(feature = "std")]
 pub mod agent;
 pub mod api;
-#[cfg(feature = "std")]
+#[cfg(feature = "boards")]
 pub mod board;
-#[cfg(feature = "std")]
+#[cfg(feature = "broker")]
 pub mod broker;
-#[cfg(feature = "std")]
+#[cfg(feature = "rest")]
 pub mod call;
 #[cfg(feature = "std")]
 pub mod cli;

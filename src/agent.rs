@@ -9,7 +9,8 @@
 //!
 //! Sessions: Salesforce returns no `expires_in`, so a session is used until the server answers
 //! 401 `INVALID_SESSION_ID`, or until an explicitly configured lifetime
-//! ([`Agent::set_session_lifetime`]) has passed. With a consumer secret configured, every token
+//! ([`Agent::set_session_lifetime`]) has passed, or, for a JWT access token, until shortly
+//! before its `exp` (`access_expiry.rs`). With a consumer secret configured, every token
 //! response of a Salesforce pairing or refresh must carry a valid `signature` (`signature.rs`).
 
 use std::time::Duration;
@@ -44,6 +45,14 @@ const RETRY_CAP: Duration = Duration::from_secs(8);
 /// The countdown ticks about once a second.
 const TICK: Duration = Duration::from_secs(1);
 
+/// How a refresh ended, for health answers: when (seconds since the epoch) and the error, if
+/// it failed. Holds no token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefreshOutcome {
+    pub at: u64,
+    pub error: Option<Error>,
+}
+
 /// What `forget` did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Forgotten {
@@ -74,6 +83,13 @@ pub struct Agent {
     /// about once (the stored one is used: it is the app the refresh token belongs to).
     expected_client_id: Option<String>,
     warned_client_id: bool,
+    last_refresh: Option<RefreshOutcome>,
+    /// When the cached session should be refreshed because its token says it expires then (a
+    /// JWT access token's `exp`, `access_expiry.rs`), on the monotonic clock; `None` for opaque
+    /// tokens. Kept beside the session, not in it, while the broker builds sessions itself.
+    session_deadline: Option<Instant>,
+    /// Why the last refresh was refused, if it was (`refusal.rs`); cleared by a success.
+    last_refusal: Option<crate::refusal::Cause>,
 }
 
 impl Agent {
@@ -94,6 +110,9 @@ impl Agent {
             generation: 0,
             expected_client_id: None,
             warned_client_id: false,
+            last_refresh: None,
+            last_refusal: None,
+            session_deadline: None,
         }
     }
 
@@ -134,6 +153,13 @@ impl Agent {
         for p in &mut self.presenters {
             p.show(event);
         }
+    }
+
+    /// Why no presenter can show anything, when that is so (and there is at least one).
+    fn nobody_sees(&self) -> Option<String> {
+        let mut reasons = self.presenters.iter().map(|p| p.broken());
+        let first = reasons.next()??;
+        reasons.all(|r| r.is_some()).then(|| first.to_string())
     }
 
     /// What the store holds.
@@ -207,6 +233,13 @@ impl Agent {
             let events: Vec<Event> = flow.take_events().collect();
             for e in &events {
                 self.emit(e);
+            }
+            if let Some(why) = self.nobody_sees() {
+                // Polling on would wait minutes for an approval nobody can give.
+                return Err(Error::new(
+                    ErrorKind::Output,
+                    format!("nobody can see the code: {why}; stopped pairing"),
+                ));
             }
             match action {
                 Action::Wait(until) => self.wait_until(until, flow.code_deadline()),
@@ -291,6 +324,7 @@ impl Agent {
     /// Caches a new session, one generation newer.
     fn start_session(&mut self, access_token: Secret, instance_url: String) -> Session {
         self.generation += 1;
+        self.session_deadline = self.deadline_for(&access_token);
         let session = Session {
             access_token,
             instance_url,
@@ -385,7 +419,9 @@ impl Agent {
             let waited = self.clock.now().saturating_since(started);
             if waited >= limit {
                 return Err(Error::network(format!(
-                    "the system clock says {} but this sfpair was built on {}: the clock is                      not set, so no server certificate can be checked. Set the time or let NTP                      sync (waited {} s; --wait-for-clock sets how long)",
+                    "the system clock says {} but this sfpair was built on {}: the clock is \
+                     not set, so no server certificate can be checked. Set the time or let NTP \
+                     sync (waited {} s; --wait-for-clock sets how long)",
                     crate::time::format_utc(now),
                     crate::time::format_utc(built),
                     waited.as_secs()
@@ -393,7 +429,8 @@ impl Agent {
             }
             if !warned {
                 warn!(
-                    "the system clock says {}, before this sfpair was built ({}); waiting up to                      {} s for time sync (NTP) before connecting",
+                    "the system clock says {}, before this sfpair was built ({}); waiting up to \
+                     {} s for time sync (NTP) before connecting",
                     crate::time::format_utc(now),
                     crate::time::format_utc(built),
                     limit.as_secs()
@@ -424,12 +461,7 @@ impl Agent {
                     Outcome::Retry(reason) => last = reason,
                 },
                 Err(e) if e.kind.is_transient() => last = e.detail,
-                Err(e) => {
-                    return Err(match e.kind {
-                        crate::wire::TransportErrorKind::Invalid => Error::config(e.detail),
-                        _ => Error::network(e.detail),
-                    });
-                }
+                Err(e) => return Err(e.into_error()),
             }
         }
         Err(Error::network(format!(
@@ -446,9 +478,24 @@ impl Agent {
         }
     }
 
+    /// When a session with `token`, obtained now, should be refreshed: shortly before the
+    /// `exp` of a JWT access token, converted from the wall clock to the monotonic one now.
+    fn deadline_for(&self, token: &Secret) -> Option<Instant> {
+        let after = crate::access_expiry::refresh_after(token.expose(), self.clock.unix_time())?;
+        debug!(
+            "the access token says when it expires: refreshing in {} s",
+            after.as_secs()
+        );
+        Some(self.clock.now() + after)
+    }
+
     /// The cached session, if it is still usable.
     fn cached(&self) -> Option<Session> {
         let session = self.session.as_ref()?;
+        if self.session_deadline.is_some_and(|d| self.clock.now() >= d) {
+            debug!("the access token is about to expire (its exp); refreshing");
+            return None;
+        }
         match self.session_lifetime {
             Some(lifetime) if self.age(session) >= lifetime => {
                 debug!("the session reached its configured lifetime; refreshing");
@@ -462,11 +509,20 @@ impl Agent {
         self.clock.now().saturating_since(session.obtained_at)
     }
 
-    /// How long `session` has left under the configured lifetime; `None` when no lifetime is
-    /// configured (Salesforce does not say).
+    /// How long `session` has left under the configured lifetime or, for a JWT access token,
+    /// until shortly before its `exp`; `None` when neither says (opaque Salesforce tokens).
     pub fn expires_in(&self, session: &Session) -> Option<Duration> {
-        self.session_lifetime
-            .map(|lifetime| lifetime.saturating_sub(self.age(session)))
+        let by_lifetime = self
+            .session_lifetime
+            .map(|lifetime| lifetime.saturating_sub(self.age(session)));
+        let by_exp = self
+            .session_deadline
+            .filter(|_| self.session.as_ref().map(|s| s.generation) == Some(session.generation))
+            .map(|d| d.saturating_since(self.clock.now()));
+        match (by_lifetime, by_exp) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Reports that the server refused session `generation` (401 `INVALID_SESSION_ID`): it is
@@ -494,13 +550,50 @@ impl Agent {
     /// A fresh access token from the stored refresh token, whatever is cached. A rotated refresh
     /// token is stored before the new access token is handed out: losing it would kill the grant.
     /// A headless pairing has no refresh token: its grant runs again (`agent/headless.rs`).
+    /// How it ended is kept for [`last_refresh`](Agent::last_refresh) (health answers).
     pub fn refresh(&mut self) -> Result<Session, Error> {
+        let outcome = self.refresh_now();
+        self.last_refresh = Some(RefreshOutcome {
+            at: self.clock.unix_time().as_secs(),
+            error: outcome.as_ref().err().cloned(),
+        });
+        outcome
+    }
+
+    /// How the last refresh of this agent ended, if there was one.
+    pub fn last_refresh(&self) -> Option<&RefreshOutcome> {
+        self.last_refresh.as_ref()
+    }
+
+    /// Drops the cached session, so the next request reads the store again (another agent,
+    /// such as a re-pairing one, stored a new pairing).
+    pub fn forget_session(&mut self) {
+        self.session = None;
+        self.warned_client_id = false;
+    }
+
+    /// Hands the presenters back (a long-running agent lends them to a pairing and takes them
+    /// back after it).
+    pub fn take_presenters(&mut self) -> Vec<Box<dyn Presenter>> {
+        std::mem::take(&mut self.presenters)
+    }
+
+    fn refresh_now(&mut self) -> Result<Session, Error> {
         let record = self.stored()?;
         if record.grant.is_headless() {
             return self.regrant(&record);
         }
         let request = api::refresh_request(&record, self.client_secret.as_ref());
-        let tokens = self.exchange(&request, api::refresh_outcome)?;
+        let refused = std::cell::Cell::new(None);
+        let result = self.exchange(&request, |reply| {
+            let outcome = api::refresh_outcome(reply);
+            if let Outcome::Fail(e) = &outcome {
+                refused.set(crate::refusal::cause_of(e));
+            }
+            outcome
+        });
+        self.last_refusal = refused.get();
+        let tokens = result?;
         if let (Some(secret), Dialect::Salesforce) = (&self.client_secret, record.dialect) {
             signature::verify_reply(&tokens, secret, "refresh")?;
         }
@@ -521,6 +614,13 @@ impl Agent {
             })?;
         }
         Ok(self.start_session(tokens.access_token, updated.instance_url))
+    }
+
+    /// Why the server refused the last refresh (revoked or expired, IP restricted, secret
+    /// required, ...), or `None` when the last refresh did not fail that way. For status lines
+    /// (`notify::status_repair_needed`); the error's message names the cause too.
+    pub fn last_refusal(&self) -> Option<crate::refusal::Cause> {
+        self.last_refusal
     }
 
     /// Sends a REST request to the paired instance and streams the reply body into `sink`, in

@@ -9,9 +9,9 @@
 use alloc::format;
 use alloc::string::{String, ToString};
 
-use crate::error::{Error, ErrorKind};
+use crate::error::Error;
 use crate::flow::dialect::Dialect;
-use crate::flow::reply::{self, OAuthError, Parsed, TokenReply};
+use crate::flow::reply::{self, Parsed, TokenReply};
 use crate::secret::Secret;
 use crate::store::Record;
 use crate::wire::{Form, Reply, Request};
@@ -40,39 +40,16 @@ pub fn refresh_request(record: &Record, client_secret: Option<&Secret>) -> Reque
     Request::post_form(record.token_url.as_str(), form)
 }
 
-fn transient_oauth(e: &OAuthError) -> bool {
-    matches!(
-        e.error.as_str(),
-        "rate_limit_exceeded" | "temporarily_unavailable" | "server_error"
-    )
-}
-
 /// Interprets a refresh reply.
 pub fn refresh_outcome(reply: &Reply) -> Outcome<TokenReply> {
     match reply::token(reply) {
         Parsed::Ok(tokens) => Outcome::Done(tokens),
-        Parsed::OAuth(e) if transient_oauth(&e) => Outcome::Retry(e.summary()),
-        Parsed::OAuth(e) => Outcome::Fail(match e.error.as_str() {
-            "invalid_grant" | "inactive_user" | "inactive_org" => Error::new(
-                ErrorKind::RepairNeeded,
-                format!(
-                    "the server rejected the stored refresh token ({}): it expired, was \
-                     revoked, or was evicted because the same user paired more than five \
-                     devices with this app. Pair again with `sfpair pair --force`; the stored \
-                     pairing is kept until a new one succeeds",
-                    e.summary()
-                ),
-            ),
-            "invalid_client" | "invalid_client_id" | "unauthorized_client" => {
-                Error::config(format!(
-                    "the server refused the client for the refresh ({}). If the app has \"Require \
-                 Secret for Refresh Token Flow\" on, pass the consumer secret with \
-                 --client-secret-file or SFPAIR_CLIENT_SECRET",
-                    e.summary()
-                ))
-            }
-            _ => Error::server(format!("the refresh failed: {}", e.summary())),
-        }),
+        Parsed::OAuth(e) if e.is_transient() => Outcome::Retry(e.summary()),
+        // Why the pairing died, for the person and the admin: one home, `refusal.rs`.
+        Parsed::OAuth(e) => Outcome::Fail(
+            crate::refusal::refresh_error(e.status, &e.error, e.description.as_deref())
+                .with_oauth(e.fields()),
+        ),
         Parsed::Transient(reason) => Outcome::Retry(reason),
         Parsed::Rejected(reason) => Outcome::Fail(Error::server(format!(
             "the token endpoint answered {reason}"
@@ -107,10 +84,10 @@ pub fn revoke_outcome(reply: &Reply) -> Outcome<()> {
     }
     match reply::classify::<serde_json::Value>(reply) {
         Parsed::OAuth(e) if e.error == "invalid_token" => Outcome::Done(()),
-        Parsed::OAuth(e) if transient_oauth(&e) => Outcome::Retry(e.summary()),
-        Parsed::OAuth(e) => {
-            Outcome::Fail(Error::server(format!("revocation failed: {}", e.summary())))
-        }
+        Parsed::OAuth(e) if e.is_transient() => Outcome::Retry(e.summary()),
+        Parsed::OAuth(e) => Outcome::Fail(
+            Error::server(format!("revocation failed: {}", e.summary())).with_oauth(e.fields()),
+        ),
         Parsed::Transient(reason) => Outcome::Retry(reason),
         Parsed::Rejected(reason) => {
             Outcome::Fail(Error::server(format!("revocation failed: {reason}")))
@@ -140,6 +117,7 @@ pub fn org_and_user(identity_url: &str) -> (Option<String>, Option<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorKind;
 
     fn record() -> Record {
         Record {
@@ -184,6 +162,9 @@ mod tests {
             panic!()
         };
         assert_eq!(e.kind(), ErrorKind::RepairNeeded);
+        assert_eq!(e.oauth_error(), Some("invalid_grant"));
+        assert_eq!(e.oauth_description(), Some("expired access/refresh token"));
+        // The message quotes the server so the admin sees its reason.
         assert!(e.message().contains("expired access/refresh token"));
         let reply = Reply::new(503, "text/html", "<html>maintenance</html>");
         assert!(matches!(refresh_outcome(&reply), Outcome::Retry(_)));

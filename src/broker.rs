@@ -22,6 +22,7 @@
 //! removes the socket file.
 
 pub mod client;
+pub mod hooks;
 pub mod peer;
 pub mod protocol;
 mod signals;
@@ -67,18 +68,48 @@ pub struct ServeOptions {
     pub allow_gids: Vec<u32>,
 }
 
-/// The agent and the broker's memory of its last failure.
-struct Shared {
+/// The agent and the broker's memory of its last failure, shared by the workers and, under
+/// `sfpair run`, the supervisor (`service.rs`) that keeps the pairing alive.
+pub struct Shared {
     agent: Agent,
     failure: Option<(Instant, Error)>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+impl Shared {
+    pub fn new(agent: Agent) -> Arc<Mutex<Shared>> {
+        Arc::new(Mutex::new(Shared {
+            agent,
+            failure: None,
+        }))
+    }
+
+    pub fn agent(&mut self) -> &mut Agent {
+        &mut self.agent
+    }
+
+    /// Forgets a held failure (a new pairing was stored: the next request tries at once).
+    pub fn clear_failure(&mut self) {
+        self.failure = None;
+    }
+}
+
+/// Locks, whatever a panicking holder left: the agent's state stays consistent between calls.
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Serves until SIGTERM or SIGINT. Errors only while setting up (socket, signals, threads).
 pub fn serve(agent: Agent, options: &ServeOptions) -> Result<(), Error> {
+    serve_with(Shared::new(agent), options, Arc::new(hooks::Plain))
+}
+
+/// Serves `shared` until SIGTERM or SIGINT, asking `hooks` for what a plain token broker does
+/// not know (health, pairing on request).
+pub fn serve_with(
+    shared: Arc<Mutex<Shared>>,
+    options: &ServeOptions,
+    hooks: Arc<dyn hooks::Hooks>,
+) -> Result<(), Error> {
     let wake = signals::install()
         .map_err(|e| Error::config(format!("cannot install signal handlers: {e}")))?;
     let socket = Socket::bind(options)?;
@@ -90,18 +121,18 @@ pub fn serve(agent: Agent, options: &ServeOptions) -> Result<(), Error> {
         uids: options.allow_uids.clone(),
         gids,
     };
-    let shared = Arc::new(Mutex::new(Shared {
-        agent,
-        failure: None,
-    }));
     let (queue, waiting) = sync_channel::<(UnixStream, Peer)>(QUEUE);
     let waiting = Arc::new(Mutex::new(waiting));
     let mut workers = Vec::with_capacity(WORKERS);
     for n in 0..WORKERS {
-        let (waiting, shared) = (Arc::clone(&waiting), Arc::clone(&shared));
+        let (waiting, shared, hooks) = (
+            Arc::clone(&waiting),
+            Arc::clone(&shared),
+            Arc::clone(&hooks),
+        );
         let spawned = thread::Builder::new()
             .name(format!("sfpair-broker-{n}"))
-            .spawn(move || work(&waiting, &shared))
+            .spawn(move || work(&waiting, &shared, &*hooks))
             .map_err(|e| Error::config(format!("cannot start a worker thread: {e}")))?;
         workers.push(spawned);
     }
@@ -113,7 +144,8 @@ pub fn serve(agent: Agent, options: &ServeOptions) -> Result<(), Error> {
         listed(" and uids", &policy.uids),
         listed(" and gids", &policy.gids),
     );
-    accept_loop(&socket.listener, wake, &policy, &queue);
+    hooks.serving();
+    accept_loop(&socket.listener, wake, &policy, &queue, &*hooks);
     info!("stopping: finishing the requests in progress");
     drop(queue);
     for worker in workers {
@@ -138,6 +170,7 @@ fn accept_loop(
     wake: RawFd,
     policy: &Policy,
     queue: &SyncSender<(UnixStream, Peer)>,
+    hooks: &dyn hooks::Hooks,
 ) {
     let mut refusals = Throttle::new();
     while !signals::requested() {
@@ -165,6 +198,18 @@ fn accept_loop(
         }
         if signals::requested() {
             break;
+        }
+        if fds[1].revents != 0 {
+            // Drain the wake pipe: a signal that is not a stop (SIGUSR1) must not spin poll.
+            let mut sink = [0u8; 64];
+            // SAFETY: read(2) into a local buffer of the given length, on our non-blocking pipe.
+            while unsafe { libc::read(wake, sink.as_mut_ptr().cast(), sink.len()) } > 0 {}
+        }
+        if signals::take_pair_request() {
+            match hooks.pair_requested() {
+                Ok(message) => info!("SIGUSR1: {message}"),
+                Err(why) => warn!("SIGUSR1 asked for a pairing: {why}"),
+            }
         }
         if fds[0].revents == 0 {
             continue;
@@ -240,7 +285,11 @@ fn refuse(stream: UnixStream, kind: &str, message: &str) {
 }
 
 /// A worker: serves queued connections until the queue closes.
-fn work(waiting: &Mutex<Receiver<(UnixStream, Peer)>>, shared: &Mutex<Shared>) {
+fn work(
+    waiting: &Mutex<Receiver<(UnixStream, Peer)>>,
+    shared: &Mutex<Shared>,
+    hooks: &dyn hooks::Hooks,
+) {
     loop {
         let next = lock(waiting).recv();
         let Ok((stream, peer)) = next else {
@@ -249,7 +298,7 @@ fn work(waiting: &Mutex<Receiver<(UnixStream, Peer)>>, shared: &Mutex<Shared>) {
         if signals::requested() {
             continue; // stopping: drop what is still queued
         }
-        serve_one(stream, &peer, shared);
+        serve_one(stream, &peer, shared, hooks);
     }
 }
 
@@ -261,11 +310,16 @@ enum ReadFailure {
     Io(io::Error),
 }
 
-fn serve_one(mut stream: UnixStream, peer: &Peer, shared: &Mutex<Shared>) {
+fn serve_one(
+    mut stream: UnixStream,
+    peer: &Peer,
+    shared: &Mutex<Shared>,
+    hooks: &dyn hooks::Hooks,
+) {
     let _ = stream.set_write_timeout(Some(REQUEST_TIMEOUT));
     let answer = match read_request(&mut stream) {
         Ok(line) => match protocol::parse(&line) {
-            Ok(ask) => answer(ask, peer, shared),
+            Ok(ask) => answer(ask, peer, shared, hooks),
             Err(why) => Zeroizing::new(protocol::error_answer("bad_request", None, &why)),
         },
         Err(ReadFailure::TooLong) => Zeroizing::new(protocol::error_answer(
@@ -337,7 +391,12 @@ fn read_request(stream: &mut UnixStream) -> Result<Vec<u8>, ReadFailure> {
     }
 }
 
-fn answer(ask: Ask, peer: &Peer, shared: &Mutex<Shared>) -> Zeroizing<String> {
+fn answer(
+    ask: Ask,
+    peer: &Peer,
+    shared: &Mutex<Shared>,
+    hooks: &dyn hooks::Hooks,
+) -> Zeroizing<String> {
     let mut guard = lock(shared);
     let shared = &mut *guard;
     let failed = |e: &Error| {
@@ -377,6 +436,9 @@ fn answer(ask: Ask, peer: &Peer, shared: &Mutex<Shared>) -> Zeroizing<String> {
                         peer.uid, peer.pid
                     );
                     let answer = failed(&e);
+                    if crate::service::is_death(&e) {
+                        hooks.pairing_died(&e);
+                    }
                     // Hold failures that cost a request to the server; a store that is empty
                     // or unreadable is cheap to look at again (a pairing may land any moment).
                     if !matches!(e.kind(), ErrorKind::NotPaired | ErrorKind::Storage) {
@@ -390,6 +452,17 @@ fn answer(ask: Ask, peer: &Peer, shared: &Mutex<Shared>) -> Zeroizing<String> {
             Ok(url) => Zeroizing::new(protocol::instance_answer(&url)),
             Err(e) => failed(&e),
         },
+        Ask::Health => Zeroizing::new(format!("{}\n", hooks.health(&mut shared.agent))),
+        Ask::Pair => {
+            info!("uid {} (pid {}) asks for a new pairing", peer.uid, peer.pid);
+            match hooks.pair_requested() {
+                Ok(message) => Zeroizing::new(format!(
+                    "{}\n",
+                    serde_json::json!({ "pairing": "started", "message": message })
+                )),
+                Err(why) => Zeroizing::new(protocol::error_answer("refused", None, &why)),
+            }
+        }
     }
 }
 

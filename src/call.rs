@@ -16,7 +16,7 @@ use crate::error::{Error, ErrorKind};
 use crate::http::OpenReply;
 use crate::rest::{self, RestReply, RestRequest, Unauthorized};
 use crate::session::Session;
-use crate::wire::{Request, TransportError, TransportErrorKind};
+use crate::wire::{Request, TransportError, looks_like_html};
 
 /// Bytes read per step when copying a body.
 const CHUNK: usize = 16 * 1024;
@@ -78,7 +78,7 @@ fn attempt(
 ) -> Result<Attempt, Error> {
     let mut wire = request.to_wire(&session.instance_url);
     wire.bearer = Some(session.access_token.clone());
-    let mut open = via.open(&wire).map_err(transport_failure)?;
+    let mut open = via.open(&wire).map_err(TransportError::into_error)?;
     if let Some(info) = &open.limit_info {
         debug!("Sforce-Limit-Info: {info}");
     }
@@ -100,8 +100,15 @@ fn attempt(
     let mut prefix = head.clone();
     prefix.truncate(keep);
     let streamed = pump(&mut open.body, sink, keep, &mut prefix, head.len() as u64)?;
-    let html = open.content_type.starts_with("text/html")
-        || prefix.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'<');
+    let html = looks_like_html(&open.content_type, &prefix);
+    let (summary, oauth) = if keep > 0 {
+        (
+            rest::summary(&prefix),
+            crate::flow::reply::oauth_fields(&prefix),
+        )
+    } else {
+        (None, None)
+    };
     Ok(Attempt::Done(RestReply {
         status: open.status,
         content_type: open.content_type,
@@ -109,11 +116,8 @@ fn attempt(
         limit_info: open.limit_info,
         bytes: head.len() as u64 + streamed,
         refreshed: false,
-        summary: if keep > 0 {
-            rest::summary(&prefix)
-        } else {
-            None
-        },
+        summary,
+        oauth,
         html,
     }))
 }
@@ -168,16 +172,4 @@ fn output_failure(e: &std::io::Error, written: u64) -> Error {
         ErrorKind::Server,
         format!("cannot write the reply body (after {written} bytes): {e}"),
     )
-}
-
-/// A request that got no reply: a configuration error for a bad request, else a network error.
-pub fn transport_failure(e: TransportError) -> Error {
-    match e.kind {
-        TransportErrorKind::Invalid => Error::config(e.detail),
-        TransportErrorKind::Certificate => Error::network(format!(
-            "{}. If the server uses a private CA, pass it with --ca-file",
-            e.detail
-        )),
-        _ => Error::network(e.detail),
-    }
 }

@@ -19,6 +19,8 @@ pub enum Command {
     Forget,
     Call,
     Serve,
+    Run,
+    Doctor,
     /// `asset-token`: exchange the session for an asset token (the asset token flow).
     AssetToken,
     Help,
@@ -68,6 +70,10 @@ pub struct Args {
     pub allow_gids: Vec<u32>,
     /// `--board FILE`: a board profile (see `board.rs`).
     pub board: Option<PathBuf>,
+    /// `run`/`serve --keepalive DURATION` (`7d`, `12h`, `0` off).
+    pub keepalive: Option<String>,
+    /// `run --repair never|prompt|auto`.
+    pub repair: Option<String>,
     /// `pair --flow device|jwt-bearer|client-credentials`.
     pub flow: Option<String>,
     /// `--key-file PEM`: the JWT bearer signing key.
@@ -181,6 +187,10 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, Error> {
                 .allow_gids
                 .push(number(parser.value().map_err(err)?, "--allow-gid")?),
             Long("board") => a.board = Some(parser.value().map_err(err)?.into()),
+            Long("keepalive") => {
+                a.keepalive = Some(text(parser.value().map_err(err)?, "--keepalive")?)
+            }
+            Long("repair") => a.repair = Some(text(parser.value().map_err(err)?, "--repair")?),
             Long("flow") => a.flow = Some(text(parser.value().map_err(err)?, "--flow")?),
             Long("key-file") => a.key_file = Some(parser.value().map_err(err)?.into()),
             Long("username") => {
@@ -205,6 +215,8 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, Error> {
                     "forget" => Command::Forget,
                     "call" => Command::Call,
                     "serve" => Command::Serve,
+                    "run" => Command::Run,
+                    "doctor" => Command::Doctor,
                     "asset-token" => Command::AssetToken,
                     "help" => Command::Help,
                     other => return Err(usage(format!("unknown command '{other}'"))),
@@ -234,6 +246,8 @@ Commands:
   forget   Revoke the refresh token at the server, then wipe the store
   call     Make a REST call with the paired session (refreshed when it expires)
   serve    Hand out access tokens to local processes over a Unix socket
+  run      The long-running agent: pair if needed, serve tokens, keep the pairing alive
+  doctor   Check clock, network, TLS, app, store and displays; say what to fix
   asset-token  Exchange the session for an asset token about this device
   help     Show this text; `sfpair <COMMAND> --help` shows a command's options
 
@@ -262,7 +276,7 @@ Common options (environment variable in brackets):
 
 Exit codes: 0 ok, 1 unexpected server reply, 2 usage or configuration error, 3 denied,
 4 expired after the last code, 5 not paired, 6 re-pair needed, 7 network or TLS failure,
-8 storage failure, 9 HTTP error status from a REST call.
+8 storage failure, 9 HTTP error status from a REST call, 10 output could not be written.
 Sessions: --session-lifetime SECONDS [SFPAIR_SESSION_LIFETIME] refreshes a session this old
 before use; without it a session is used until the server answers 401 INVALID_SESSION_ID.
 Logs go to standard error; set RUST_LOG=info or debug for more (tokens are never logged).
@@ -329,11 +343,13 @@ before the access token is printed. Exit code 6 when the server rejects the refr
 ";
 
 pub const HELP_STATUS: &str = "\
-Usage: sfpair status [--check] [--json]
+Usage: sfpair status [--check] [--json] [--socket PATH]
 
 Shows where the pairing is stored, the org and instance, the client id and when it was paired;
 never a token. --check also gets an access token and the user's identity, to prove the pairing
-still works. Exit code 5 when not paired.
+still works. Exit code 5 when not paired. With --socket, asks the running agent (`sfpair run`)
+for its health instead: the state, the last refresh, the next keepalive, and why the pairing
+died when it did (--json: the answer as is).
 ";
 
 pub const HELP_FORGET: &str = "\
@@ -367,6 +383,35 @@ server's Retry-After); 6 when even a refreshed session gets 401 or the refresh t
 rejected; 7 network. The error goes to standard error, the body still to standard output.
 ";
 
+pub const HELP_RUN: &str = "\
+Usage: sfpair run --socket PATH [--keepalive 7d] [--repair never|prompt|auto] [OPTIONS]
+
+The one process a board starts. If nothing is paired, pairs (as `sfpair pair`, on the
+configured displays); then serves the token broker on --socket (everything `sfpair serve`
+does, plus {\"get\":\"health\"} and {\"do\":\"pair\"}), and keeps the pairing alive:
+  --keepalive DURATION     Refresh at least this often even when nobody asks for a token,
+                           spread by +-10% (seconds, or 90s, 15m, 12h, 7d; 0: off; default
+                           7d) [SFPAIR_KEEPALIVE]. Choose it below the app's refresh token
+                           policy (\"expire if not used for N days\").
+  --repair MODE            When the pairing dies: never (say so and wait), prompt (pair
+                           again when a person asks: SIGUSR1 or {\"do\":\"pair\"}; default),
+                           auto (pair again at once, for kiosks) [SFPAIR_REPAIR]
+With NOTIFY_SOCKET set (systemd Type=notify) it sends READY=1 once the broker serves,
+STATUS= lines, and WATCHDOG=1 at half of WATCHDOG_USEC. SIGTERM or SIGINT stops it.
+Plus the options of `sfpair pair --help` and `sfpair serve --help`.
+";
+
+pub const HELP_DOCTOR: &str = "\
+Usage: sfpair doctor [--json]
+
+Checks, in order: the clock (against this build, and NTP sync), DNS for the login host, a TCP
+connection, the proxy settings, TLS (the certificate chain and who issued it, so a proxy that
+inspects TLS is named), the app as far as the server tells without a person, the store, the
+configured displays, and a refresh with the stored pairing. Each check says ok, warning or
+failed, and what to do. Nothing it prints is secret. Exit code 0 when nothing failed, else 1.
+--json prints one JSON object with a `checks` array instead.
+";
+
 pub const HELP_SERVE: &str = "\
 Usage: sfpair serve --socket PATH [--socket-group GROUP] [--allow-uid UID]... [--allow-gid GID]...
 
@@ -376,6 +421,8 @@ one JSON line each way (see docs/broker.md): {\"get\":\"access_token\"} or
 this user, the --allow-uid users and the --allow-gid (effective) groups, and the socket group
 are answered; others get {\"error\":\"forbidden\"} without their request being read. A stale
 socket file is replaced; SIGTERM or SIGINT stops the broker and removes the socket.
+`serve` is `sfpair run` without pairing: it also keeps the pairing alive (--keepalive) and
+answers {\"get\":\"health\"}.
 ";
 
 #[cfg(test)]

@@ -97,7 +97,7 @@ impl UreqTransport {
         };
         let tls = TlsConfig::builder()
             .root_certs(roots)
-            .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .unversioned_rustls_crypto_provider(Arc::new(crypto_provider()))
             .build();
         // HTTPS_PROXY (or ALL_PROXY, HTTP_PROXY) and NO_PROXY, as ureq reads them.
         let proxy = ureq::Proxy::try_from_env();
@@ -131,6 +131,34 @@ impl UreqTransport {
             proxy: proxy_name,
             read_timeout: config.read_timeout,
         })
+    }
+}
+
+/// rustls's ring provider with every TLS 1.3 and 1.2 suite and key exchange it has, but no
+/// private-key loader: sfpair never presents a client certificate, and ring's loader (RSA,
+/// ECDSA and Ed25519 key parsing and signing) would otherwise be linked for nothing, since
+/// rustls reaches it through the provider whatever the configuration: 35,520 bytes on armv7
+/// (full build 1,178,308 -> 1,142,788; BENCHMARKS.md "Size (issue 15)"). Verifying the server's
+/// certificates and signatures is untouched.
+fn crypto_provider() -> rustls::crypto::CryptoProvider {
+    rustls::crypto::CryptoProvider {
+        key_provider: &NoClientKeys,
+        ..rustls::crypto::ring::default_provider()
+    }
+}
+
+/// Refuses every private key: the agent authenticates with OAuth, not with a client certificate.
+#[derive(Debug)]
+struct NoClientKeys;
+
+impl rustls::crypto::KeyProvider for NoClientKeys {
+    fn load_private_key(
+        &self,
+        _key: rustls::pki_types::PrivateKeyDer<'static>,
+    ) -> Result<Arc<dyn rustls::sign::SigningKey>, rustls::Error> {
+        Err(rustls::Error::General(
+            "sfpair has no TLS client certificates".into(),
+        ))
     }
 }
 
@@ -380,7 +408,7 @@ fn classify_io(host: &str, e: io::Error) -> TransportError {
     TransportError::new(kind, format!("{host}: {e}"))
 }
 
-fn classify_tls(host: &str, e: &rustls::Error) -> TransportError {
+pub(crate) fn classify_tls(host: &str, e: &rustls::Error) -> TransportError {
     use rustls::CertificateError as C;
     let (kind, hint) = match e {
         rustls::Error::InvalidCertificate(cert) => (
@@ -417,6 +445,16 @@ fn classify_tls(host: &str, e: &rustls::Error) -> TransportError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_provider_keeps_every_suite_and_group_but_loads_no_client_key() {
+        let ours = crypto_provider();
+        let ring = rustls::crypto::ring::default_provider();
+        assert_eq!(ours.cipher_suites, ring.cipher_suites);
+        assert_eq!(ours.kx_groups.len(), ring.kx_groups.len());
+        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(vec![0x30, 0x00].into());
+        assert!(ours.key_provider.load_private_key(key).is_err());
+    }
 
     #[test]
     fn plain_http_to_a_real_host_is_refused_before_connecting() {

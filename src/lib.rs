@@ -45,6 +45,16 @@
 //!   ([`agent::Agent::enrol`], docs/headless.md) and the asset token exchange
 //!   ([`agent::Agent::asset_token`]); the JWT bytes are `jwt.rs`, requests and refusals
 //!   `headless/`.
+//! - `displays` (default): small displays (`present::screen` and its panels: SSD1306/SH1106
+//!   OLEDs, framebuffers, PBM/PNG frame files). Without it `--display` is `console` or `text`.
+//! - `broker` (default): the token broker, `broker` (`sfpair serve`, `call --socket`).
+//! - `boards` (default): board profiles, `board` (`--board`, `SFPAIR_BOARD`).
+//! - `rest` (default): REST calls, `call` and `Agent::call` (`sfpair call`).
+//! - `minimal`: `std` + `mozilla-roots` and nothing else: pair (both dialects), token, status,
+//!   forget, console/text/JSON output, the file store. `--no-default-features --features
+//!   minimal`; `scripts/cross-build --minimal` builds it for the boards.
+//!
+//! What each feature costs on armv7 is in Cargo.toml and BENCHMARKS.md ("Size (issue 15)").
 //!
 //! # Example
 //!
@@ -74,13 +84,15 @@
 extern crate alloc;
 
 #[cfg(feature = "std")]
+pub mod access_expiry;
+#[cfg(feature = "std")]
 pub mod agent;
 pub mod api;
-#[cfg(feature = "std")]
+#[cfg(feature = "boards")]
 pub mod board;
-#[cfg(feature = "std")]
+#[cfg(feature = "broker")]
 pub mod broker;
-#[cfg(feature = "std")]
+#[cfg(feature = "rest")]
 pub mod call;
 #[cfg(feature = "std")]
 pub mod cli;
@@ -100,19 +112,26 @@ pub mod headless;
 pub mod http;
 #[cfg(any(feature = "jwt-bearer", feature = "asset-token"))]
 pub mod jwt;
+pub mod keepalive;
 #[cfg(feature = "std")]
 pub mod logging;
 pub mod login_url;
 #[cfg(feature = "std")]
+pub mod notify;
+#[cfg(feature = "std")]
 pub mod present;
+pub mod refusal;
 pub mod rest;
 pub mod secret;
+#[cfg(feature = "std")]
+pub mod service;
 pub mod session;
 #[cfg(feature = "std")]
 pub mod signature;
 pub mod store;
 #[cfg(feature = "std")]
 pub mod testing;
+pub mod text;
 pub mod time;
 pub mod url;
 pub mod wire;

@@ -29,10 +29,58 @@ fn main() -> ExitCode {
     }
 }
 
+/// Standard output as the commands see it: the real one, or, when the process was started with
+/// fd 1 closed (`sfpair token >&-`), a writer that fails, so `token` cannot exit 0 having
+/// printed nothing.
+enum Stdout {
+    /// Not locked for the whole run: `run`'s supervisor thread shows codes on it too.
+    Open(std::io::Stdout),
+    Closed,
+}
+
+impl Write for Stdout {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Stdout::Open(out) => out.write(buf),
+            Stdout::Closed => Err(std::io::Error::from_raw_os_error(libc::EBADF)),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Stdout::Open(out) => out.flush(),
+            Stdout::Closed => Ok(()),
+        }
+    }
+}
+
+/// Whether the process was started with fd 1 closed (`sfpair token >&-`). Rust's runtime
+/// points a closed fd 0-2 at /dev/null before `main` (so no file opened later becomes
+/// "standard output"), which leaves one trace: /dev/null opened read-write. A shell's
+/// `>/dev/null` opens it write-only, so that stays a normal, working standard output.
+fn stdout_was_closed() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: fcntl(F_GETFL) only queries the descriptor's flags.
+    let flags = unsafe { libc::fcntl(1, libc::F_GETFL) };
+    if flags == -1 || flags & libc::O_ACCMODE != libc::O_RDWR {
+        return false;
+    }
+    let (Ok(fd1), Ok(null)) = (
+        std::fs::metadata("/proc/self/fd/1"),
+        std::fs::metadata("/dev/null"),
+    ) else {
+        return false;
+    };
+    fd1.rdev() == null.rdev() && fd1.ino() == null.ino()
+}
+
 fn run(args: &Args) -> Result<u8, Error> {
     let command = args.command.unwrap_or(Command::Help);
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
+    let mut out = if stdout_was_closed() {
+        Stdout::Closed
+    } else {
+        Stdout::Open(std::io::stdout())
+    };
     if args.help || command == Command::Help {
         let help = match command {
             Command::Pair => cli::HELP_PAIR,
@@ -41,6 +89,8 @@ fn run(args: &Args) -> Result<u8, Error> {
             Command::Forget => cli::HELP_FORGET,
             Command::Call => cli::HELP_CALL,
             Command::Serve => cli::HELP_SERVE,
+            Command::Run => cli::HELP_RUN,
+            Command::Doctor => cli::HELP_DOCTOR,
             Command::AssetToken => cli::HELP_ASSET_TOKEN,
             Command::Help | Command::Version => cli::HELP,
         };

@@ -24,7 +24,8 @@ use core::time::Duration;
 
 use serde::Deserialize;
 
-use crate::error::{Error, ErrorKind};
+use crate::error::{Error, ErrorKind, OAuthFields};
+use crate::text::server_text;
 use crate::wire::{Body, Method, Request};
 
 /// The placeholder an API version fills in.
@@ -234,13 +235,6 @@ struct RestErrorItem {
     message: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct OAuthErrorBody {
-    error: String,
-    #[serde(default)]
-    error_description: Option<String>,
-}
-
 /// REST's error envelope, `[{"message": …, "errorCode": …}]`; empty when the body is not one.
 fn rest_errors(body: &[u8]) -> Vec<RestErrorItem> {
     serde_json::from_slice::<Vec<RestErrorItem>>(body).unwrap_or_default()
@@ -250,16 +244,19 @@ fn rest_errors(body: &[u8]) -> Vec<RestErrorItem> {
 /// for messages. Server-chosen text, never a token.
 pub fn summary(body: &[u8]) -> Option<String> {
     if let Some(first) = rest_errors(body).into_iter().next() {
-        return match (first.error_code, first.message) {
+        let clean = |t: String| server_text(&t).into_owned();
+        return match (first.error_code.map(clean), first.message.map(clean)) {
             (Some(code), Some(message)) => Some(format!("{code}: {message}")),
             (Some(text), None) | (None, Some(text)) => Some(text),
             (None, None) => None,
         };
     }
-    let e = serde_json::from_slice::<OAuthErrorBody>(body).ok()?;
-    Some(match e.error_description {
-        Some(d) if !d.is_empty() => format!("{}: {d}", e.error),
-        _ => e.error,
+    let e = crate::flow::reply::oauth_fields(body)?;
+    Some(match e.description {
+        Some(d) if !d.trim().is_empty() => {
+            format!("{}: {}", server_text(&e.error), server_text(&d))
+        }
+        _ => server_text(&e.error).into_owned(),
     })
 }
 
@@ -278,6 +275,9 @@ pub struct RestReply {
     pub refreshed: bool,
     /// For an error status: `errorCode: message` from the body, when it has one.
     pub summary: Option<String>,
+    /// For an error status with an OAuth error body (`error`, `error_description`): its fields,
+    /// which the [`error`](RestReply::error) carries.
+    pub oauth: Option<OAuthFields>,
     /// The body was an HTML page (a maintenance page, a proxy).
     pub html: bool,
 }
@@ -293,7 +293,11 @@ impl RestReply {
         if self.is_success() {
             return None;
         }
-        Some(failure(self))
+        let e = failure(self);
+        Some(match &self.oauth {
+            Some(fields) => e.with_oauth(fields.clone()),
+            None => e,
+        })
     }
 }
 
@@ -354,6 +358,7 @@ fn failure(reply: &RestReply) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::CleanErr;
 
     #[test]
     fn the_path_rule() {
@@ -396,11 +401,15 @@ mod tests {
             "/x#frag",
             "/services/data/vXX.X/limits",
         ] {
-            let e = r(bad, None).unwrap_err();
+            let e = r(bad, None).clean_err();
             assert_eq!(e.exit_code(), 2, "{bad}");
         }
-        assert!(r("limits", Some("sixty-two")).is_err());
-        assert!(r("limits", Some("62.0.1")).is_err());
+        for version in ["sixty-two", "62.0.1"] {
+            assert_eq!(
+                r("limits", Some(version)).clean_err().kind(),
+                ErrorKind::Config
+            );
+        }
     }
 
     #[test]
@@ -417,10 +426,14 @@ mod tests {
             header("Sforce-Query-Options: batchSize=200").unwrap(),
             ("Sforce-Query-Options".into(), "batchSize=200".into())
         );
-        assert!(header("NoColon").is_err());
-        assert!(header("Bad Name: x").is_err());
-        assert!(header("authorization: Bearer x").is_err());
-        assert!(header("X-A: a\r\nX-B: b").is_err());
+        for bad in [
+            "NoColon",
+            "Bad Name: x",
+            "authorization: Bearer x",
+            "X-A: a\r\nX-B: b",
+        ] {
+            assert_eq!(header(bad).clean_err().kind(), ErrorKind::Config, "{bad:?}");
+        }
     }
 
     #[test]
@@ -455,6 +468,7 @@ mod tests {
             bytes: body.len() as u64,
             refreshed: false,
             summary: summary(body),
+            oauth: crate::flow::reply::oauth_fields(body),
             html: false,
         }
     }
@@ -500,7 +514,12 @@ mod tests {
         assert_eq!(api_version("62.0").unwrap(), "62.0");
         assert_eq!(api_version("v66.0").unwrap(), "66.0");
         assert_eq!(api_version("62").unwrap(), "62.0");
-        assert!(api_version("").is_err());
-        assert!(api_version("v").is_err());
+        for bad in ["", "v"] {
+            assert_eq!(
+                api_version(bad).clean_err().kind(),
+                ErrorKind::Config,
+                "{bad:?}"
+            );
+        }
     }
 }

@@ -22,6 +22,26 @@ mod flash;
 #[cfg(feature = "flash")]
 pub use self::flash::{NorFlash, Step, StepFigures, Sweep, Torn, sweep_power_cuts};
 
+/// `unwrap_err` for tests that also checks the error's message is fit for people
+/// ([`text::is_clean`](crate::text::is_clean): no double spaces, no control characters).
+pub trait CleanErr {
+    /// The error, after checking its message; panics on `Ok` or on a message with holes.
+    fn clean_err(self) -> Error;
+}
+
+impl<T: core::fmt::Debug> CleanErr for Result<T, Error> {
+    #[track_caller]
+    fn clean_err(self) -> Error {
+        let e = self.unwrap_err();
+        assert!(
+            crate::text::is_clean(e.message()),
+            "the message has a double space or a control character: {:?}",
+            e.message()
+        );
+        e
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -172,3 +172,82 @@ mod age_tests {
         assert_eq!(format_age(40 * 86_400 + 5), "40 days");
     }
 }
+
+/// Why a duration could not be read (the caller names the flag or variable).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BadDuration;
+
+impl core::fmt::Display for BadDuration {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(
+            "is not a duration: give whole seconds (3600) or a number with s, m, h or d \
+             (90m, 12h, 7d); 0 means off",
+        )
+    }
+}
+
+/// A duration as given on a command line: whole seconds (`3600`) or a whole number with one
+/// suffix, `s`, `m`, `h` or `d` (`90m`, `7d`). `0` (with or without a suffix) is zero, which
+/// callers read as "off". Nothing else: no fractions, signs, spaces inside or combined units,
+/// so a typo is an error rather than a surprise.
+pub fn parse_duration(text: &str) -> Result<Duration, BadDuration> {
+    let text = text.trim();
+    let (digits, unit) = match text.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&text[..i], c),
+        _ => (text, 's'),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(BadDuration);
+    }
+    let n: u64 = digits.parse().map_err(|_| BadDuration)?;
+    let scale = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3_600,
+        'd' => 86_400,
+        _ => return Err(BadDuration),
+    };
+    n.checked_mul(scale)
+        .map(Duration::from_secs)
+        .ok_or(BadDuration)
+}
+
+#[cfg(test)]
+mod duration_tests {
+    use super::*;
+
+    #[test]
+    fn seconds_and_suffixes() {
+        let secs = |s| parse_duration(s).map(|d| d.as_secs());
+        assert_eq!(secs("3600"), Ok(3600));
+        assert_eq!(secs("45s"), Ok(45));
+        assert_eq!(secs("90m"), Ok(5400));
+        assert_eq!(secs("12h"), Ok(43_200));
+        assert_eq!(secs("7d"), Ok(604_800));
+        assert_eq!(secs(" 7d "), Ok(604_800));
+        assert_eq!(secs("0"), Ok(0));
+        assert_eq!(secs("0d"), Ok(0));
+    }
+
+    #[test]
+    fn anything_else_is_refused() {
+        for bad in [
+            "",
+            " ",
+            "d",
+            "7D",
+            "7w",
+            "1.5h",
+            "-1",
+            "+1",
+            "7 d",
+            "1h30m",
+            "7dd",
+            "ten",
+            "99999999999999999999",
+            "213503982334602d",
+        ] {
+            assert_eq!(parse_duration(bad), Err(BadDuration), "{bad:?}");
+        }
+    }
+}

@@ -11,6 +11,7 @@ use core::time::Duration;
 
 use zeroize::Zeroizing;
 
+use crate::error::Error;
 use crate::secret::Secret;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -224,9 +225,16 @@ impl Reply {
     }
 
     pub fn is_html(&self) -> bool {
-        self.content_type.starts_with("text/html")
-            || self.body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'<')
+        looks_like_html(&self.content_type, &self.body)
     }
+}
+
+/// The one HTML test for replies: an HTML content type (lower-cased), or a body whose first
+/// non-blank byte is `<` (maintenance pages and proxies that send HTML as JSON). `body_start`
+/// may be just the first bytes of the body.
+pub fn looks_like_html(content_type: &str, body_start: &[u8]) -> bool {
+    content_type.starts_with("text/html")
+        || body_start.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'<')
 }
 
 /// Why a request got no reply, as far as retrying is concerned.
@@ -280,6 +288,19 @@ impl TransportError {
     }
 }
 
+impl TransportError {
+    /// The one mapping of a request that got no reply to the crate's error: a configuration
+    /// error for a request that cannot be sent, else a network error. The detail already holds
+    /// any advice (`http.rs` adds the `--ca-file` hint where it applies); nothing is appended
+    /// here, so no hint is printed twice.
+    pub fn into_error(self) -> Error {
+        match self.kind {
+            TransportErrorKind::Invalid => Error::config(self.detail),
+            _ => Error::network(self.detail),
+        }
+    }
+}
+
 impl fmt::Display for TransportError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.detail)
@@ -319,5 +340,19 @@ mod tests {
         assert!(Reply::new(503, "text/html; charset=utf-8", "x").is_html());
         assert!(Reply::new(200, "application/json", "  <html>").is_html());
         assert!(!Reply::json(200, "{}").is_html());
+    }
+
+    #[test]
+    fn a_transport_error_maps_to_one_error_without_added_text() {
+        let detail = "TLS verification of h failed. If the server uses a private CA, pass its \
+                      certificate with --ca-file";
+        let e = TransportError::new(TransportErrorKind::Certificate, detail).into_error();
+        assert_eq!(e.kind(), crate::error::ErrorKind::Network);
+        assert_eq!(e.message(), detail);
+        assert_eq!(e.message().matches("--ca-file").count(), 1);
+        let e = TransportError::new(TransportErrorKind::Invalid, "bad URL").into_error();
+        assert_eq!(e.kind(), crate::error::ErrorKind::Config);
+        let e = TransportError::new(TransportErrorKind::Timeout, "h: timed out").into_error();
+        assert_eq!(e.kind(), crate::error::ErrorKind::Network);
     }
 }

@@ -98,9 +98,31 @@ need_cross_run() {
   need_file /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1 libc6-arm64-cross
 }
 
-# The path of a target's binary in $DIST; fails when scripts/cross-build has not made it.
+# The cargo features of each build: the full one (the default features) and the minimal one
+# (Cargo.toml `minimal`: pair, token, status, forget; console, text and JSON; the file store).
+MINIMAL_FEATURES="--no-default-features --features minimal"
+
+# build_features BUILD: the cargo feature flags of a build ("" = full, or "minimal").
+build_features() {
+  case $1 in
+    "") echo "" ;;
+    minimal) echo "$MINIMAL_FEATURES" ;;
+    *) echo "error: unknown build '$1' (full or minimal)" >&2; return 1 ;;
+  esac
+}
+
+# dist_dir TARGET [BUILD]: where scripts/cross-build puts a build's binary for a target:
+# $DIST/<target> for the full build, $DIST/minimal/<target> for the minimal one.
+dist_dir() { echo "$DIST/${2:+$2/}$1"; }
+
+# The path of a target's binary in $DIST (BUILD: "" full, or minimal); fails when
+# scripts/cross-build has not made it.
 dist_binary() {
-  local bin="$DIST/$1/sfpair"
-  [ -f "$bin" ] || { echo "error: $bin is missing: run scripts/cross-build $1 first" >&2; return 1; }
+  local bin
+  bin="$(dist_dir "$1" "${2:-}")/sfpair"
+  [ -f "$bin" ] || {
+    echo "error: $bin is missing: run scripts/cross-build ${2:+--$2 }$1 first" >&2
+    return 1
+  }
   echo "$bin"
 }

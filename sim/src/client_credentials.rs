@@ -4,9 +4,10 @@
 
 use std::time::Instant;
 
+use crate::errors::oauth_error as error;
 use crate::form::Params;
 use crate::http::{Request, Response};
-use crate::oauth::{self, error};
+use crate::oauth;
 use crate::state::Shared;
 
 pub fn grant(shared: &Shared, request: &Request, params: &Params) -> Response {

@@ -14,8 +14,10 @@ const BASE20_ALPHABET: &[u8] = b"BCDFGHJKLMNPQRSTVWXZ";
 const TOKEN_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._";
 
 /// The simulated org and user, in their 18-character forms.
-pub const ORG_ID: &str = "00DSIM000000001AAA";
-pub const USER_ID: &str = "005SIM000000001AAA";
+pub const ORG_ID: &str = "00DSIM0000000012BA";
+pub const USER_ID: &str = "005SIM000000001YBA";
+/// The paired user's `Username` (and email).
+pub const USERNAME: &str = "technician@sim.example";
 
 /// `n` random bytes.
 pub fn random_bytes(n: usize) -> Vec<u8> {

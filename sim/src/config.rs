@@ -7,6 +7,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::schema::Schema;
+
 /// Everything a test or the binary can tune. Start from `Config::default()`
 /// and change the fields a scenario needs. Its `Debug` output hides the secret.
 #[derive(Clone)]
@@ -40,12 +42,40 @@ pub struct Config {
     pub auto_approve_after: Option<Duration>,
     /// Live grants one user may hold; one more evicts the least recently used.
     pub max_authorizations_per_user: usize,
+    /// The connected app's name, shown on the approval page.
+    pub app_name: String,
     /// Which server certificate to present.
     pub cert: CertMode,
+    /// The host of `instance_url` in token replies (e.g. `localhost`), when the org's
+    /// instance is not the login host. It must resolve to 127.0.0.1; the certificate
+    /// names it, and REST answers only there.
+    pub instance_host: Option<String>,
     /// Print each request-log line to stderr.
     pub log_to_stderr: bool,
     /// The JWT bearer, client credentials and asset token settings (`headless.rs`).
     pub headless: crate::headless::Headless,
+    /// The org's objects: the standard ones, plus those of a schema file
+    /// (`Schema::from_json`, format in docs/simulator.md).
+    pub schema: Schema,
+    /// Records per page of a query result (Salesforce's default is 2000).
+    pub query_page_size: usize,
+    /// Refresh token policy "expire if not used for N": a refresh token unused this long dies.
+    pub refresh_idle: Option<Duration>,
+    /// Refresh token policy "expire after N": a refresh token this old dies.
+    pub refresh_lifetime: Option<Duration>,
+    /// Every refresh is refused this way (`field.rs`), whatever the token.
+    pub refresh_refusal: Option<RefreshRefusal>,
+    /// Access tokens are JWTs with `exp` (still accepted by the REST endpoints).
+    pub jwt_access_tokens: bool,
+}
+
+/// How a refresh is refused in the field scenarios (docs/protocol.md, "When a pairing dies").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RefreshRefusal {
+    /// `invalid_grant` / `ip restricted`: the refresh token IP allowlist blocks this network.
+    IpRestricted,
+    /// `invalid_client` / `invalid client credentials`: the app now requires the secret.
+    SecretRequired,
 }
 
 impl Default for Config {
@@ -65,9 +95,17 @@ impl Default for Config {
             require_secret_for_refresh: false,
             auto_approve_after: None,
             max_authorizations_per_user: 5,
+            app_name: "sfpair device agent".to_string(),
             cert: CertMode::Valid,
             log_to_stderr: false,
             headless: crate::headless::Headless::default(),
+            instance_host: None,
+            schema: Schema::default(),
+            query_page_size: 2000,
+            refresh_idle: None,
+            refresh_lifetime: None,
+            refresh_refusal: None,
+            jwt_access_tokens: false,
         }
     }
 }
@@ -96,9 +134,25 @@ impl fmt::Debug for Config {
                 "max_authorizations_per_user",
                 &self.max_authorizations_per_user,
             )
+            .field("app_name", &self.app_name)
             .field("cert", &self.cert)
+            .field("instance_host", &self.instance_host)
             .field("log_to_stderr", &self.log_to_stderr)
             .field("headless", &self.headless)
+            .field(
+                "schema",
+                &self
+                    .schema
+                    .objects
+                    .iter()
+                    .map(|o| &o.name)
+                    .collect::<Vec<_>>(),
+            )
+            .field("query_page_size", &self.query_page_size)
+            .field("refresh_idle", &self.refresh_idle)
+            .field("refresh_lifetime", &self.refresh_lifetime)
+            .field("refresh_refusal", &self.refresh_refusal)
+            .field("jwt_access_tokens", &self.jwt_access_tokens)
             .finish()
     }
 }
@@ -146,7 +200,7 @@ pub enum SlowDown {
 /// Which certificate the server presents; all are signed by the same generated CA.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CertMode {
-    /// Valid for 127.0.0.1, ::1 and localhost.
+    /// Valid for 127.0.0.1, ::1, localhost and the instance host.
     Valid,
     /// Valid, but only for `wrong.example`.
     WrongHost,

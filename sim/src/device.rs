@@ -247,6 +247,22 @@ impl Devices {
         true
     }
 
+    /// A live, pending code typed as `user_code`: the code as issued and its scope.
+    pub fn pending(
+        &mut self,
+        user_code: &str,
+        now: Instant,
+        rules: &Rules,
+    ) -> Option<(String, Option<String>)> {
+        let wanted = normalise_user_code(user_code);
+        let device = self
+            .devices
+            .iter_mut()
+            .find(|d| !wanted.is_empty() && normalise_user_code(&d.user_code) == wanted)?;
+        device.settle(now, rules);
+        (device.state == State::Pending).then(|| (device.user_code.clone(), device.scope.clone()))
+    }
+
     /// User codes still waiting for a decision, in issue order, as they were issued.
     pub fn pending_user_codes(&mut self, now: Instant, rules: &Rules) -> Vec<String> {
         self.devices

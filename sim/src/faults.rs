@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use crate::errors::invalid_session;
 use crate::http::{Body, HTML, JSON, Response};
-use crate::router::Reply;
+use crate::reply::Reply;
 
 /// One thing to go wrong, for one request. Each is taken by the next request of its
 /// kind: REST faults (`InvalidSession`, `RequestLimit`, `RestMaintenance`,
@@ -88,7 +89,7 @@ impl Fault {
             Fault::ResetMidReply => Reply::Reset(decoy()),
             Fault::TruncatedReply => Reply::Truncate(decoy()),
             Fault::Stall(duration) => Reply::Stall(duration),
-            Fault::InvalidSession => Reply::Send(crate::rest::invalid_session()),
+            Fault::InvalidSession => Reply::Send(invalid_session()),
             Fault::RequestLimit => Reply::Send(
                 Response::json(
                     403,

@@ -31,6 +31,9 @@ pub struct Policy {
     /// Live grants the (single simulated) user may hold before the least recently
     /// used one is revoked, as Salesforce does for a connected app.
     pub max_per_user: usize,
+    /// Refresh token policy: idle limit and absolute lifetime (`field.rs`).
+    pub refresh_idle: Option<Duration>,
+    pub refresh_lifetime: Option<Duration>,
 }
 
 /// One user approval: the refresh token (if any) and the access tokens minted from it.
@@ -41,6 +44,9 @@ struct Grant {
     retired: Vec<String>,
     last_used: Instant,
     alive: bool,
+    /// When the grant was made, and when its refresh token was last used for a refresh.
+    created: Instant,
+    refreshed: Instant,
 }
 
 struct Access {
@@ -78,6 +84,8 @@ impl Grants {
             retired: Vec::new(),
             last_used: now,
             alive: true,
+            created: now,
+            refreshed: now,
         });
         self.mint_access(index, fresh.access.clone(), now, policy);
         Minted {
@@ -110,7 +118,19 @@ impl Grants {
             .grants
             .iter()
             .position(|g| g.alive && g.refresh.as_deref() == Some(refresh_token))?;
+        let grant = &self.grants[index];
+        if crate::field::expired(
+            grant.created,
+            grant.refreshed,
+            now,
+            policy.refresh_idle,
+            policy.refresh_lifetime,
+        ) {
+            self.kill(index);
+            return None;
+        }
         self.grants[index].last_used = now;
+        self.grants[index].refreshed = now;
         let rotated = policy.rotate.then(|| {
             let grant = &mut self.grants[index];
             grant.retired.push(refresh_token.to_string());
@@ -142,6 +162,17 @@ impl Grants {
         self.kill(index);
         self.revoked_refresh += 1;
         true
+    }
+
+    /// Revokes every live grant (an admin revoking the user's access); how many died.
+    pub fn revoke_all(&mut self) -> usize {
+        let live: Vec<usize> = (0..self.grants.len())
+            .filter(|&i| self.grants[i].alive)
+            .collect();
+        for &index in &live {
+            self.kill(index);
+        }
+        live.len()
     }
 
     /// Whether `token` is a live, unexpired access token; a use counts for eviction order.
@@ -224,6 +255,8 @@ mod tests {
             session_ttl: Duration::from_secs(60),
             rotate,
             max_per_user: 5,
+            refresh_idle: None,
+            refresh_lifetime: None,
         }
     }
 

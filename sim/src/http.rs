@@ -8,8 +8,9 @@ use std::io::{self, Read, Write};
 
 /// Larger request heads get 431: no client of ours sends more.
 pub const HEAD_LIMIT: usize = 16 * 1024;
-/// Larger request bodies get 413: token requests are a few hundred bytes.
-pub const BODY_LIMIT: usize = 64 * 1024;
+/// Larger request bodies get 413. Token requests are a few hundred bytes; a composite or
+/// a 200-record collection can reach hundreds of kilobytes.
+pub const BODY_LIMIT: usize = 1024 * 1024;
 
 pub const JSON: &str = "application/json;charset=UTF-8";
 pub const HTML: &str = "text/html;charset=UTF-8";

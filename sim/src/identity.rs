@@ -9,12 +9,10 @@ use std::time::Instant;
 
 use serde_json::{Value, json};
 
-use crate::codes::{ORG_ID, USER_ID};
-use crate::http::{Request, Response, TEXT};
-use crate::rest::invalid_session;
+use crate::codes::{ORG_ID, USER_ID, USERNAME};
+use crate::errors::{invalid_session, not_found};
+use crate::http::{Request, Response};
 use crate::state::Shared;
-
-const USERNAME: &str = "technician@sim.example";
 
 /// `GET /services/oauth2/userinfo`: OpenID Connect-style claims.
 pub fn userinfo(shared: &Shared, request: &Request) -> Response {
@@ -46,7 +44,7 @@ pub fn userinfo(shared: &Shared, request: &Request) -> Response {
 /// `GET /id/{org}/{user}`: the identity service, for the `id` of a token response.
 pub fn identity(shared: &Shared, request: &Request) -> Response {
     if request.path != format!("/id/{ORG_ID}/{USER_ID}") {
-        return Response::new(404, TEXT, "Not Found\n");
+        return not_found();
     }
     if !authenticated(shared, request) {
         return invalid_session();
@@ -79,7 +77,7 @@ fn authenticated(shared: &Shared, request: &Request) -> bool {
 
 /// The `urls` object, with `{version}` placeholders as Salesforce returns them.
 fn urls(shared: &Shared) -> Value {
-    let base = &shared.base_url;
+    let base = &shared.instance_url;
     json!({
         "rest": format!("{base}/services/data/v{{version}}/"),
         "sobjects": format!("{base}/services/data/v{{version}}/sobjects/"),

@@ -9,10 +9,11 @@
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use crate::errors::oauth_error as error;
 use crate::form::Params;
 use crate::headless;
 use crate::http::Response;
-use crate::oauth::{self, error};
+use crate::oauth;
 use crate::state::Shared;
 
 pub fn grant(shared: &Shared, params: &Params) -> Response {

@@ -14,17 +14,19 @@
 //!  DENIED ──────────────────────────────────┴──────────────────▶ EXPIRED
 //! ```
 //!
-//! Endpoints (paths match exactly; `//services/…` is a 404):
+//! Endpoints (paths match exactly; `//services/…` is a 404; unknown paths answer 404 and
+//! known paths with the wrong method 405, both as REST's JSON error list):
 //!
 //! | path | what |
 //! |---|---|
 //! | `POST /services/oauth2/token` | `response_type=device_code`, `grant_type=device` (`code`), `grant_type=refresh_token` |
 //! | `POST /services/oauth2/revoke` | `token=`: 200 empty, or 400 `invalid_token` |
 //! | `GET /services/oauth2/userinfo`, `GET /id/{org}/{user}` | Bearer; 401 `INVALID_SESSION_ID` otherwise |
-//! | `GET /services/data/`, `/services/data/vNN.N/{limits, sobjects/{Name}[/{id}], sim/bytes?n=N}` | REST |
+//! | `GET /services/data/`, `/services/data/vNN.N/…` | REST: `query`, `queryAll`, `sobjects` (records, external ids, `describe`), `composite`, `composite/sobjects`, `limits`, `sim/bytes?n=N` (see `rest.rs` and docs/simulator.md) |
 //! | `GET/POST /setup/connect`, `POST /_nc_external/identity/oauth/device/VerifyDevice` | approval page |
 //! | `POST /rfc8628/device`, `POST /rfc8628/token`, `GET/POST /rfc8628/verify` | the RFC 8628 dialect |
 //! | `POST /__mock/{approve,deny,expire,ip_block}?user_code=…` | test hooks: 200, or 404 |
+//! | `POST /__mock/revoke_user` | revokes all of the user's grants, as an admin would: 200 |
 //!
 //! ```no_run
 //! use sfpair_sim::{Config, Sim};
@@ -46,23 +48,31 @@ mod client_credentials;
 mod codes;
 mod config;
 mod device;
+mod errors;
 mod faults;
+mod field;
 mod form;
 mod grants;
 mod headless;
 mod http;
 mod identity;
+mod ids;
 mod jwt_bearer;
 mod log;
 mod oauth;
 mod page;
+mod reply;
 mod rest;
 mod rfc8628;
 mod router;
+mod schema;
 mod server;
+mod soql;
 mod state;
+mod store;
 mod tls;
 mod token_exchange;
+mod validate;
 
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::Path;
@@ -70,10 +80,11 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-pub use config::{AppState, CertMode, Config, DenyMode, SlowDown};
+pub use config::{AppState, CertMode, Config, DenyMode, RefreshRefusal, SlowDown};
 pub use faults::Fault;
 pub use headless::{Headless, public_key_der};
 pub use log::LogEntry;
+pub use schema::Schema;
 
 use device::Decision;
 use server::Acceptor;
@@ -91,10 +102,10 @@ impl Sim {
     /// Generates the certificates, binds `127.0.0.1:config.port` (0 picks a free port)
     /// and serves on background threads.
     pub fn start(config: Config) -> std::io::Result<Sim> {
-        let tls = tls::generate(config.cert)?;
+        let tls = tls::generate(config.cert, config.instance_host.as_deref())?;
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, config.port))?;
         let port = listener.local_addr()?.port();
-        let shared = Arc::new(Shared::new(config, format!("https://127.0.0.1:{port}")));
+        let shared = Arc::new(Shared::new(config, port));
         let acceptor = Acceptor::spawn(listener, tls.server, Arc::clone(&shared))?;
         Ok(Sim {
             shared,
@@ -111,6 +122,12 @@ impl Sim {
     /// `https://127.0.0.1:PORT`, without a trailing slash.
     pub fn base_url(&self) -> String {
         self.shared.base_url.clone()
+    }
+
+    /// The `instance_url` of token responses: `https://INSTANCE_HOST:PORT` with
+    /// [`Config::instance_host`], else the same as [`Sim::base_url`].
+    pub fn instance_url(&self) -> String {
+        self.shared.instance_url.clone()
     }
 
     /// PEM of the CA that signed the server certificate.
@@ -168,6 +185,12 @@ impl Sim {
         self.shared.world().grants.expire_sessions();
     }
 
+    /// Revokes every grant of the (single simulated) user, as an admin does from the app's
+    /// OAuth usage page; returns how many live grants died. Also `POST /__mock/revoke_user`.
+    pub fn revoke_user(&self) -> usize {
+        self.shared.world().grants.revoke_all()
+    }
+
     /// Refresh tokens revoked through `/services/oauth2/revoke`.
     pub fn revoked_refresh_tokens(&self) -> usize {
         self.shared.world().grants.revoked_refresh_tokens()
@@ -180,6 +203,18 @@ impl Sim {
         let mut secrets = world.devices.every_device_code();
         secrets.extend(world.grants.every_token());
         secrets
+    }
+
+    /// The live records of an object, as stored (every field the org knows of them,
+    /// `Id` included), in creation order: what a test reads back after a client wrote.
+    pub fn records(&self, object: &str) -> Vec<serde_json::Map<String, serde_json::Value>> {
+        let world = self.shared.world();
+        world
+            .records
+            .of(object)
+            .filter(|r| !r.deleted)
+            .map(|r| r.fields.clone())
+            .collect()
     }
 
     /// Queues faults; each is applied to the next request of its kind (see [`Fault`]).

@@ -22,6 +22,9 @@ pub struct LogEntry {
     pub status: u16,
     /// The OAuth `error` or REST `errorCode` of the answer.
     pub error: Option<String>,
+    /// The host the client called (its `Host` header without the port, at most 255
+    /// characters; empty without one): tells login-host requests from instance ones.
+    pub host: String,
 }
 
 impl fmt::Display for LogEntry {
@@ -77,6 +80,7 @@ mod tests {
             grant: Some("device".into()),
             status: 400,
             error: Some("authorization_pending".into()),
+            host: "127.0.0.1".into(),
         };
         assert_eq!(
             entry.to_string(),

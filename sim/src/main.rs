@@ -10,7 +10,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use lexopt::prelude::*;
-use sfpair_sim::{AppState, CertMode, Config, DenyMode, Sim, SlowDown};
+use sfpair_sim::{AppState, CertMode, Config, DenyMode, RefreshRefusal, Schema, Sim, SlowDown};
 
 const USAGE: &str = "\
 usage: sfpair-sim [flags]
@@ -34,7 +34,16 @@ RFC 8628 provider) for testing sfpair. Listens on 127.0.0.1 only.
   --auto-approve S            approve every new code S seconds after it was issued
   --device-flow-disabled      step 1 answers `device flow is not enabled for the app`
   --not-installed             step 1 answers `app must be installed into org`
+  --app-name NAME             the connected app's name on the approval page [sfpair device agent]
   --cert KIND                 valid | wrong-host | expired [valid]
+  --instance-host HOST        instance_url host in token replies (e.g. localhost); it must
+                              resolve to 127.0.0.1; REST then answers only there [none]
+  --schema FILE               custom objects and fields, JSON (see docs/simulator.md)
+  --query-page-size N         records per page of a query result [2000]
+  --refresh-idle S            refresh tokens unused for S seconds expire (refresh token policy)
+  --refresh-lifetime S        refresh tokens older than S seconds expire
+  --refuse-refresh KIND       every refresh is refused: ip-restricted | secret-required
+  --jwt-access-tokens         access tokens are JWTs with exp
   --headless LIST             the approval-free grants, comma-separated: jwt-key=PEM (an RSA
                               public key: JWT bearer on), no-pre-approval, no-run-as-user,
                               not-my-domain, no-token-exchange, asset-ttl=S [600],
@@ -48,6 +57,7 @@ struct Options {
     port_file: Option<PathBuf>,
     ca_file: Option<PathBuf>,
     secret_file: Option<PathBuf>,
+    schema_file: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -77,7 +87,7 @@ fn parse(mut parser: lexopt::Parser) -> Result<Option<Options>, lexopt::Error> {
         log_to_stderr: true,
         ..Config::default()
     };
-    let (mut port_file, mut ca_file, mut secret_file) = (None, None, None);
+    let (mut port_file, mut ca_file, mut secret_file, mut schema_file) = (None, None, None, None);
     while let Some(arg) = parser.next()? {
         match arg {
             Long("port") => config.port = number(&mut parser, "port")?,
@@ -130,6 +140,48 @@ fn parse(mut parser: lexopt::Parser) -> Result<Option<Options>, lexopt::Error> {
                     }
                 }
             }
+            Long("instance-host") => {
+                let host = parser.value()?.string()?;
+                let valid = !host.is_empty()
+                    && host.len() <= 253
+                    && host
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+                if !valid {
+                    return Err(format!(
+                        "--instance-host: expected a host name such as localhost, not {host:?}"
+                    )
+                    .into());
+                }
+                config.instance_host = Some(host);
+            }
+            Long("app-name") => config.app_name = parser.value()?.string()?,
+            Long("schema") => schema_file = Some(PathBuf::from(parser.value()?)),
+            Long("query-page-size") => {
+                config.query_page_size = number(&mut parser, "query-page-size")?;
+                if config.query_page_size == 0 {
+                    return Err("--query-page-size: expected at least 1".into());
+                }
+            }
+            Long("refresh-idle") => {
+                config.refresh_idle = Some(seconds(&mut parser, "refresh-idle")?)
+            }
+            Long("refresh-lifetime") => {
+                config.refresh_lifetime = Some(seconds(&mut parser, "refresh-lifetime")?)
+            }
+            Long("refuse-refresh") => {
+                config.refresh_refusal = Some(match parser.value()?.string()?.as_str() {
+                    "ip-restricted" => RefreshRefusal::IpRestricted,
+                    "secret-required" => RefreshRefusal::SecretRequired,
+                    other => {
+                        return Err(format!(
+                            "--refuse-refresh: expected ip-restricted or secret-required, not {other:?}"
+                        )
+                        .into());
+                    }
+                })
+            }
+            Long("jwt-access-tokens") => config.jwt_access_tokens = true,
             Long("headless") => config
                 .headless
                 .apply(&parser.value()?.string()?)
@@ -147,6 +199,7 @@ fn parse(mut parser: lexopt::Parser) -> Result<Option<Options>, lexopt::Error> {
         port_file,
         ca_file,
         secret_file,
+        schema_file,
     }))
 }
 
@@ -168,6 +221,12 @@ fn run(mut options: Options) -> Result<(), String> {
             .map_err(|e| format!("reading {}: {e}", path.display()))?;
         options.config.consumer_secret = Some(secret.trim_end_matches(['\r', '\n']).to_string());
     }
+    if let Some(path) = &options.schema_file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("reading {}: {e}", path.display()))?;
+        options.config.schema =
+            Schema::from_json(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
     let sim = Sim::start(options.config).map_err(|e| format!("starting: {e}"))?;
     let ca_file = options
         .ca_file
@@ -180,6 +239,9 @@ fn run(mut options: Options) -> Result<(), String> {
             .map_err(|e| format!("writing {}: {e}", path.display()))?;
     }
     eprintln!("sfpair-sim: listening on {}", sim.base_url());
+    if sim.instance_url() != sim.base_url() {
+        eprintln!("sfpair-sim: instance_url is {}", sim.instance_url());
+    }
     eprintln!("sfpair-sim: CA certificate in {}", ca_file.display());
     loop {
         std::thread::park();

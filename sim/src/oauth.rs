@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use crate::codes;
 use crate::config::{AppState, DenyMode};
 use crate::device::{Dialect, Poll};
+use crate::errors::{oauth_error as error, oauth_json};
 use crate::form::Params;
 use crate::grants::{Fresh, Minted};
 use crate::http::{Request, Response};
@@ -25,7 +26,7 @@ const DEFAULT_SCOPE: &str = "api refresh_token";
 /// `POST /services/oauth2/token`: dispatches on `response_type` and `grant_type`.
 pub fn token(shared: &Shared, request: &Request, params: &Params) -> Response {
     if params.get("response_type") == Some("device_code") {
-        return device_authorization(shared, params);
+        return device_authorization(shared, request, params);
     }
     match params.get("grant_type") {
         None => missing("grant_type"),
@@ -58,7 +59,7 @@ pub fn revoke(shared: &Shared, request: &Request) -> Response {
 
 /// Step 1 (docs/protocol.md, "Device code reply"): exactly four fields, no `expires_in`, no
 /// `verification_uri_complete`.
-fn device_authorization(shared: &Shared, params: &Params) -> Response {
+fn device_authorization(shared: &Shared, request: &Request, params: &Params) -> Response {
     if let Err(refusal) = check_client(shared, params.get("client_id")) {
         return refusal;
     }
@@ -99,7 +100,7 @@ fn device_authorization(shared: &Shared, params: &Params) -> Response {
             "user_code": user_code,
             "device_code": device_code,
             "interval": shared.config.interval,
-            "verification_uri": format!("{}/setup/connect", shared.base_url),
+            "verification_uri": format!("{}/setup/connect", shared.public_url(request)),
         }),
     )
 }
@@ -138,9 +139,10 @@ fn poll(shared: &Shared, params: &Params) -> Response {
             let with_refresh = scope
                 .split(' ')
                 .any(|s| s == "refresh_token" || s == "offline_access");
-            let minted = world
-                .grants
-                .create(&scope, with_refresh, fresh(), now, &shared.policy);
+            let minted =
+                world
+                    .grants
+                    .create(&scope, with_refresh, fresh(shared), now, &shared.policy);
             token_response(shared, minted)
         }
     }
@@ -155,6 +157,9 @@ fn refresh(shared: &Shared, request: &Request, params: &Params) -> Response {
     let Some(refresh_token) = params.get("refresh_token") else {
         return missing("refresh_token");
     };
+    if let Some(refusal) = crate::field::refusal(&shared.config) {
+        return refusal;
+    }
     let expected_secret = shared.config.consumer_secret.as_deref().unwrap_or("");
     if shared.config.require_secret_for_refresh && secret.as_deref() != Some(expected_secret) {
         return error(400, "invalid_client", "invalid client credentials");
@@ -163,7 +168,7 @@ fn refresh(shared: &Shared, request: &Request, params: &Params) -> Response {
         shared
             .world()
             .grants
-            .refresh(refresh_token, fresh(), Instant::now(), &shared.policy);
+            .refresh(refresh_token, fresh(shared), Instant::now(), &shared.policy);
     match minted {
         Some(minted) => token_response(shared, minted),
         None => error(400, "invalid_grant", "expired access/refresh token"),
@@ -180,7 +185,7 @@ fn token_response(shared: &Shared, minted: Minted) -> Response {
         "access_token": minted.access_token,
         "signature": signature(secret, &id, &issued_at),
         "scope": minted.scope,
-        "instance_url": shared.base_url,
+        "instance_url": shared.instance_url,
         "id": id,
         "token_type": "Bearer",
         "issued_at": issued_at,
@@ -199,9 +204,9 @@ pub fn signature(secret: &str, id: &str, issued_at: &str) -> String {
     codes::base64_encode(tag.as_ref())
 }
 
-fn fresh() -> Fresh {
+fn fresh(shared: &Shared) -> Fresh {
     Fresh {
-        access: codes::salesforce_access_token(),
+        access: crate::field::access_token(&shared.config, (epoch_millis() / 1000) as u64),
         refresh: codes::salesforce_refresh_token(),
     }
 }
@@ -211,7 +216,7 @@ pub(crate) fn headless_session(shared: &Shared, now: Instant) -> Response {
     let minted = shared
         .world()
         .grants
-        .create("api", false, fresh(), now, &shared.policy);
+        .create("api", false, fresh(shared), now, &shared.policy);
     token_response(shared, minted)
 }
 
@@ -257,19 +262,6 @@ fn missing(name: &str) -> Response {
         "invalid_request",
         &format!("missing required parameter: {name}"),
     )
-}
-
-/// An OAuth error body, `{"error":…,"error_description":…}`.
-pub fn error(status: u16, error: &str, description: &str) -> Response {
-    oauth_json(
-        status,
-        &json!({"error": error, "error_description": description}),
-    )
-}
-
-/// JSON as the token endpoint sends it: never cached.
-pub fn oauth_json(status: u16, body: &Value) -> Response {
-    Response::json(status, body).header("Cache-Control", "no-store")
 }
 
 #[cfg(test)]

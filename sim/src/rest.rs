@@ -1,34 +1,37 @@
-//! A sliver of the Salesforce REST API under `/services/data/`: the version list,
-//! `limits`, creating and reading sObject records, and a streamed `sim/bytes`
-//! resource for response-size tests (docs/protocol.md, "REST errors").
+//! The Salesforce REST API under `/services/data/`: the version list, the resource
+//! list, `limits`, SOQL `query`/`queryAll`, records, sObject Collections, `composite`,
+//! `describe`, and a streamed `sim/bytes` resource for response-size tests (docs/protocol.md,
+//! "REST errors").
 //!
-//! Errors use REST's JSON-array envelope; every versioned answer carries
-//! `Sforce-Limit-Info`. Records live in memory only, and no request body is logged.
+//! This file authenticates and routes; each resource's handler lives in its own file
+//! under `rest/`. A new resource is a new file plus one line in [`route`]. Errors use
+//! REST's JSON-list envelope (404 `NOT_FOUND` for an unknown path, 405
+//! `METHOD_NOT_ALLOWED` for a known one asked with the wrong method); every versioned
+//! answer carries `Sforce-Limit-Info`. Records live in memory; no request body is logged.
 
-use std::collections::HashMap;
+mod call;
+mod collections;
+mod composite;
+mod describe;
+mod query;
+mod records;
+
 use std::time::Instant;
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
+use crate::errors::{invalid_session, method_not_allowed, not_found, rest_error};
 use crate::form::Params;
 use crate::http::{Body, JSON, Request, Response};
 use crate::state::Shared;
 
-/// The newest API version: Summer '26.
-pub const LATEST_VERSION: u32 = 67;
-/// The oldest version still served (Salesforce retired 21.0 to 30.0 in 2025).
-const OLDEST_VERSION: u32 = 31;
+pub use call::versioned;
+use call::{Call, Ctx, Handler, LATEST_VERSION, OLDEST_VERSION};
+
 /// The daily API request allocation reported by `limits` and `Sforce-Limit-Info`.
 const DAILY_MAX: u64 = 15000;
 /// `sim/bytes` refuses more than this, so a typo cannot stream forever.
 const MAX_STREAM: u64 = 1 << 30;
-
-/// Records created through the API, by id.
-#[derive(Default)]
-pub struct Records {
-    records: HashMap<String, (String, Map<String, Value>)>,
-    created: u64,
-}
 
 /// Routes one request under `/services/data`.
 pub fn handle(shared: &Shared, request: &Request) -> Response {
@@ -36,12 +39,22 @@ pub fn handle(shared: &Shared, request: &Request) -> Response {
     if path == "/services/data" || path == "/services/data/" {
         return match request.method.as_str() {
             "GET" => Response::json(200, &versions()),
-            _ => not_found(),
+            method => method_not_allowed(method, "GET"),
         };
     }
     let Some((version, resource)) = versioned(path) else {
         return not_found();
     };
+    if shared.rest_on_login_host(request) {
+        return rest_error(
+            404,
+            "NOT_FOUND",
+            &format!(
+                "REST calls go to the instance_url {}, not the login host",
+                shared.instance_url
+            ),
+        );
+    }
     let now = Instant::now();
     let mut world = shared.world();
     let authenticated = request
@@ -49,55 +62,82 @@ pub fn handle(shared: &Shared, request: &Request) -> Response {
         .is_some_and(|token| world.grants.authenticate(token, now));
     let response = if authenticated {
         world.api_usage += 1;
-        let segments: Vec<&str> = resource.trim_end_matches('/').split('/').collect();
-        match (request.method.as_str(), segments.as_slice()) {
-            ("GET", ["limits"]) => limits(world.api_usage),
-            ("POST", ["sobjects", name]) => {
-                create(&mut world.records, version, name, &request.body)
-            }
-            ("GET", ["sobjects", name, id]) => read(&world.records, version, name, id),
-            ("GET", ["sim", "bytes"]) => bytes(request),
-            _ => not_found(),
-        }
+        let call = Call {
+            method: &request.method,
+            resource,
+            query: &request.query,
+            body: &request.body,
+        };
+        let mut ctx = Ctx {
+            shared,
+            world: &mut world,
+            version,
+        };
+        dispatch(&mut ctx, version, &call)
     } else {
         invalid_session()
     };
     response.header("Sforce-Limit-Info", limit_info(world.api_usage))
 }
 
+/// Runs one authenticated call, from a connection or a `composite` subrequest.
+fn dispatch(ctx: &mut Ctx, version: u32, call: &Call) -> Response {
+    ctx.version = version;
+    let trimmed = call.resource.trim_end_matches('/');
+    let segments: Vec<&str> = match trimmed {
+        "" => Vec::new(),
+        _ => trimmed.split('/').collect(),
+    };
+    let Some(methods) = route(&segments) else {
+        return not_found();
+    };
+    match methods.iter().find(|(m, _)| *m == call.method) {
+        Some((_, handler)) => handler(ctx, call, &segments),
+        None => {
+            let allowed: Vec<&str> = methods.iter().map(|(m, _)| *m).collect();
+            method_not_allowed(call.method, &allowed.join(", "))
+        }
+    }
+}
+
+/// The methods a path takes, and their handlers; `None` for an unknown path.
+fn route(segments: &[&str]) -> Option<Vec<(&'static str, Handler)>> {
+    Some(match segments {
+        [] => vec![("GET", resources as Handler)],
+        ["limits"] => vec![("GET", limits as Handler)],
+        ["query" | "queryAll"] => vec![("GET", query::first_page as Handler)],
+        ["query" | "queryAll", _] => vec![("GET", query::next_page as Handler)],
+        ["sobjects"] => vec![("GET", describe::global as Handler)],
+        ["sobjects", _] => vec![("GET", describe::basic as Handler), ("POST", records::post)],
+        ["sobjects", _, "describe"] => vec![("GET", describe::describe as Handler)],
+        ["sobjects", _, _] => vec![
+            ("GET", records::get as Handler),
+            ("PATCH", records::patch),
+            ("DELETE", records::delete_one),
+        ],
+        ["sobjects", _, _, _] => vec![
+            ("GET", records::get_by_external_id as Handler),
+            ("PATCH", records::upsert_by_external_id),
+        ],
+        ["composite"] => vec![("POST", composite as Handler)],
+        ["composite", "sobjects"] => vec![
+            ("POST", collections::create as Handler),
+            ("PATCH", collections::update),
+            ("DELETE", collections::delete),
+        ],
+        ["composite", "sobjects", _, _] => vec![("PATCH", collections::upsert as Handler)],
+        ["sim", "bytes"] => vec![("GET", bytes as Handler)],
+        _ => return None,
+    })
+}
+
+fn composite(ctx: &mut Ctx, call: &Call, _segments: &[&str]) -> Response {
+    composite::handle(ctx, call, dispatch)
+}
+
 /// The value of the `Sforce-Limit-Info` header.
 pub fn limit_info(api_usage: u64) -> String {
     format!("api-usage={api_usage}/{DAILY_MAX}")
-}
-
-/// `(version, rest)` from `/services/data/v67.0/rest`, for versions this server serves.
-pub fn versioned(path: &str) -> Option<(u32, &str)> {
-    let rest = path.strip_prefix("/services/data/v")?;
-    let (version, resource) = rest.split_once('/')?;
-    let major = version.strip_suffix(".0")?.parse().ok()?;
-    (OLDEST_VERSION..=LATEST_VERSION)
-        .contains(&major)
-        .then_some((major, resource))
-}
-
-/// 401 as Salesforce answers an expired or unknown session (docs/protocol.md,
-/// "REST errors").
-pub fn invalid_session() -> Response {
-    Response::json(
-        401,
-        &json!([{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}]),
-    )
-}
-
-fn not_found() -> Response {
-    Response::json(
-        404,
-        &json!([{"errorCode": "NOT_FOUND", "message": "The requested resource does not exist"}]),
-    )
-}
-
-fn rest_error(status: u16, code: &str, message: &str) -> Response {
-    Response::json(status, &json!([{"message": message, "errorCode": code}]))
 }
 
 /// `[{"version":"31.0","label":"Summer '14","url":"/services/data/v31.0"}, …]`.
@@ -115,7 +155,20 @@ fn release_label(version: u32) -> String {
     format!("{season} '{:02}", 11 + since / 3)
 }
 
-fn limits(api_usage: u64) -> Response {
+/// `GET /services/data/vNN.N/`: the resources this simulator serves.
+fn resources(ctx: &mut Ctx, _call: &Call, _segments: &[&str]) -> Response {
+    let mut list = serde_json::Map::new();
+    for name in ["composite", "limits", "query", "queryAll", "sobjects"] {
+        list.insert(
+            name.into(),
+            Value::String(ctx.url(name).trim_end_matches('/').to_string()),
+        );
+    }
+    Response::json(200, &Value::Object(list))
+}
+
+fn limits(ctx: &mut Ctx, _call: &Call, _segments: &[&str]) -> Response {
+    let api_usage = ctx.world.api_usage;
     let entry = |max: u64, used: u64| json!({"Max": max, "Remaining": max.saturating_sub(used)});
     Response::json(
         200,
@@ -128,53 +181,9 @@ fn limits(api_usage: u64) -> Response {
     )
 }
 
-/// `POST sobjects/{Name}/` → 201 `{"id":…,"errors":[],"success":true}`.
-fn create(records: &mut Records, version: u32, name: &str, body: &[u8]) -> Response {
-    if !valid_name(name) {
-        return not_found();
-    }
-    let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(body) else {
-        return rest_error(
-            400,
-            "JSON_PARSER_ERROR",
-            "The request body must be a JSON object.",
-        );
-    };
-    if fields.keys().any(|k| k.eq_ignore_ascii_case("id")) {
-        return rest_error(
-            400,
-            "INVALID_FIELD",
-            "The Id field should not be specified in the sobject data.",
-        );
-    }
-    records.created += 1;
-    let id = format!("{}SIM{:012}", key_prefix(name), records.created);
-    records
-        .records
-        .insert(id.clone(), (name.to_string(), fields));
-    let location = format!("/services/data/v{version}.0/sobjects/{name}/{id}");
-    Response::json(201, &json!({"id": id, "errors": [], "success": true}))
-        .header("Location", location)
-}
-
-/// `GET sobjects/{Name}/{id}` → the stored fields plus `attributes` and `Id`.
-fn read(records: &Records, version: u32, name: &str, id: &str) -> Response {
-    let Some((_, fields)) = records.records.get(id).filter(|(kind, _)| kind == name) else {
-        return not_found();
-    };
-    let mut record = Map::new();
-    record.insert(
-        "attributes".into(),
-        json!({"type": name, "url": format!("/services/data/v{version}.0/sobjects/{name}/{id}")}),
-    );
-    record.insert("Id".into(), Value::String(id.to_string()));
-    record.extend(fields.clone());
-    Response::json(200, &Value::Object(record))
-}
-
 /// `GET sim/bytes?n=N` → exactly N bytes of JSON, streamed.
-fn bytes(request: &Request) -> Response {
-    let n = Params::urlencoded(request.query.as_bytes())
+fn bytes(_ctx: &mut Ctx, call: &Call, _segments: &[&str]) -> Response {
+    let n = Params::urlencoded(call.query.as_bytes())
         .get("n")
         .and_then(|n| n.parse::<u64>().ok())
         .filter(|&n| n <= MAX_STREAM);
@@ -185,20 +194,6 @@ fn bytes(request: &Request) -> Response {
             body: Body::JsonArray(n),
         },
         None => rest_error(400, "MALFORMED_QUERY", "n must be a byte count up to 1 GiB"),
-    }
-}
-
-fn valid_name(name: &str) -> bool {
-    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-}
-
-/// The first three characters of an id name its object type.
-fn key_prefix(name: &str) -> &'static str {
-    match name {
-        "Account" => "001",
-        "Contact" => "003",
-        "Case" => "500",
-        _ => "a00",
     }
 }
 
@@ -224,33 +219,26 @@ mod tests {
             versioned("/services/data/v67.0/limits/"),
             Some((67, "limits/"))
         );
+        assert_eq!(versioned("/services/data/v67.0"), Some((67, "")));
         assert_eq!(versioned("/services/data/v68.0/limits"), None);
         assert_eq!(versioned("/services/data/v67.1/limits"), None);
         assert_eq!(versioned("/services/data/latest/limits"), None);
     }
 
     #[test]
-    fn records_round_trip_and_refuse_ids() {
-        let mut records = Records::default();
-        let created = create(
-            &mut records,
-            67,
-            "Account",
-            br#"{"Name":"Express Logistics"}"#,
-        );
-        assert_eq!(created.status, 201);
+    fn routes_know_their_methods() {
+        let methods = |path: &[&str]| -> Option<Vec<&str>> {
+            route(path).map(|m| m.iter().map(|(name, _)| *name).collect())
+        };
+        assert_eq!(methods(&["sobjects", "Account"]), Some(vec!["GET", "POST"]));
         assert_eq!(
-            read(&records, 67, "Account", "001SIM000000000001").status,
-            200
+            methods(&["sobjects", "Account", "describe"]),
+            Some(vec!["GET"])
         );
         assert_eq!(
-            read(&records, 67, "Contact", "001SIM000000000001").status,
-            404
+            methods(&["sobjects", "Account", "001SIM000000001YBA"]),
+            Some(vec!["GET", "PATCH", "DELETE"])
         );
-        assert_eq!(
-            create(&mut records, 67, "Account", br#"{"Id":"x"}"#).status,
-            400
-        );
-        assert_eq!(create(&mut records, 67, "Account", b"[1]").status, 400);
+        assert_eq!(methods(&["nope"]), None);
     }
 }

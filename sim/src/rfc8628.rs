@@ -13,16 +13,16 @@ use serde_json::{Value, json};
 
 use crate::codes;
 use crate::device::{Dialect, Poll};
+use crate::errors::oauth_json;
 use crate::form::Params;
 use crate::grants::{Fresh, Minted};
-use crate::http::Response;
-use crate::oauth::oauth_json;
+use crate::http::{Request, Response};
 use crate::state::Shared;
 
 const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
 /// `POST /rfc8628/device` (RFC 8628 section 3.1 and 3.2).
-pub fn device_authorization(shared: &Shared, params: &Params) -> Response {
+pub fn device_authorization(shared: &Shared, request: &Request, params: &Params) -> Response {
     if let Err(refusal) = check_client(shared, params) {
         return refusal;
     }
@@ -43,7 +43,7 @@ pub fn device_authorization(shared: &Shared, params: &Params) -> Response {
         Instant::now(),
         &shared.rules,
     );
-    let verification_uri = format!("{}/rfc8628/verify", shared.base_url);
+    let verification_uri = format!("{}/rfc8628/verify", shared.public_url(request));
     standard_json(
         200,
         json!({

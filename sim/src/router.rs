@@ -6,42 +6,17 @@
 //! I/O happens
 //! here; `server.rs` carries the [`Reply`] out.
 
-use std::time::Duration;
-
+use crate::errors;
 use crate::faults::{Scope, maintenance_page};
 use crate::form::Params;
-use crate::http::{Body, Request, Response, TEXT};
+use crate::http::{Body, Request, Response};
+use crate::reply::Reply;
 use crate::state::Shared;
 use crate::{identity, oauth, page, rest, rfc8628};
 
 const TOKEN_PATH: &str = "/services/oauth2/token";
 const RFC_DEVICE_PATH: &str = "/rfc8628/device";
 const RFC_TOKEN_PATH: &str = "/rfc8628/token";
-
-/// What the connection should do with a request.
-#[derive(Debug)]
-pub enum Reply {
-    /// Answer normally.
-    Send(Response),
-    /// Close without answering.
-    Close,
-    /// Write half of this response's head, then reset the connection.
-    Reset(Response),
-    /// Announce this response's body but send only half of it, then close.
-    Truncate(Response),
-    /// Answer nothing for this long, then close.
-    Stall(Duration),
-}
-
-impl Reply {
-    /// The status sent, or 0 when no complete status line goes out.
-    pub fn status(&self) -> u16 {
-        match self {
-            Reply::Send(r) | Reply::Truncate(r) => r.status,
-            Reply::Close | Reply::Reset(_) | Reply::Stall(_) => 0,
-        }
-    }
-}
 
 /// A reply plus what the log says about it.
 pub struct Answer {
@@ -98,20 +73,36 @@ fn dispatch(shared: &Shared, request: &Request, params: &Params) -> Response {
         ("POST", TOKEN_PATH) => oauth::token(shared, request, params),
         ("POST" | "GET", "/services/oauth2/revoke") => oauth::revoke(shared, request),
         ("GET" | "POST", "/services/oauth2/userinfo") => identity::userinfo(shared, request),
-        ("POST", RFC_DEVICE_PATH) => rfc8628::device_authorization(shared, params),
+        ("POST", RFC_DEVICE_PATH) => rfc8628::device_authorization(shared, request, params),
         ("POST", RFC_TOKEN_PATH) => rfc8628::token(shared, params),
-        ("GET", "/setup/connect" | "/rfc8628/verify") => page::form(request),
+        ("GET", "/setup/connect" | "/rfc8628/verify") => page::form(shared, request),
         ("POST", "/setup/connect" | "/rfc8628/verify") => page::submit(shared, request),
         ("POST", page::VERIFY_DEVICE) => page::verify_device(shared, request),
         ("GET", path) if path.starts_with("/id/") => identity::identity(shared, request),
+        ("POST", "/__mock/revoke_user") => crate::field::revoke_user(shared),
         ("POST", path) if path.starts_with("/__mock/") => {
             page::hook(shared, request, &path["/__mock/".len()..])
         }
         (_, path) if path == "/services/data" || path.starts_with("/services/data/") => {
             rest::handle(shared, request)
         }
-        _ => Response::new(404, TEXT, "Not Found\n"),
+        (method, path) => match allowed_methods(path) {
+            Some(allowed) => errors::method_not_allowed(method, allowed),
+            None => errors::not_found(),
+        },
     }
+}
+
+/// The methods of the fixed paths above, for a 405 that names them.
+fn allowed_methods(path: &str) -> Option<&'static str> {
+    Some(match path {
+        TOKEN_PATH | RFC_DEVICE_PATH | RFC_TOKEN_PATH | page::VERIFY_DEVICE => "POST",
+        "/services/oauth2/revoke" | "/services/oauth2/userinfo" => "GET, POST",
+        "/setup/connect" | "/rfc8628/verify" => "GET, POST",
+        _ if path.starts_with("/__mock/") => "POST",
+        _ if path.starts_with("/id/") => "GET",
+        _ => return None,
+    })
 }
 
 /// `device_code` for a device authorization request, else the `grant_type`.
@@ -172,14 +163,14 @@ mod tests {
 
     #[test]
     fn error_codes_come_from_either_envelope() {
-        let oauth = oauth::error(
+        let oauth = errors::oauth_error(
             400,
             "slow_down",
             "polling too quickly for the token endpoint",
         );
         assert_eq!(error_code(&oauth).as_deref(), Some("slow_down"));
         assert_eq!(
-            error_code(&rest::invalid_session()).as_deref(),
+            error_code(&errors::invalid_session()).as_deref(),
             Some("INVALID_SESSION_ID")
         );
         assert_eq!(error_code(&maintenance_page()), None);

@@ -16,7 +16,8 @@ use rustls::{ServerConfig, ServerConnection, StreamOwned};
 
 use crate::http::{Body, Conn, Response, TEXT};
 use crate::log::LogEntry;
-use crate::router::{self, Reply};
+use crate::reply::Reply;
+use crate::router;
 use crate::state::Shared;
 
 /// More live connections than this are closed at once: a runaway client must not
@@ -142,6 +143,7 @@ fn serve(id: u64, tcp: TcpStream, tls: Arc<ServerConfig>, shared: &Shared) {
             grant: answer.grant,
             status: answer.reply.status(),
             error: answer.error,
+            host: called_host(&request),
         });
         let close = request.wants_close();
         let stream = conn.stream();
@@ -174,6 +176,16 @@ fn serve(id: u64, tcp: TcpStream, tls: Arc<ServerConfig>, shared: &Shared) {
     stream.conn.send_close_notify();
     let _ = stream.flush();
     let _ = stream.sock.shutdown(Shutdown::Both);
+}
+
+/// The `Host` header's name part, bounded, for the log.
+fn called_host(request: &crate::http::Request) -> String {
+    let host = request.header("host").unwrap_or("");
+    let name = match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
+    };
+    name.chars().take(255).collect()
 }
 
 /// Announces the whole body but sends only its first half.

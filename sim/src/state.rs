@@ -14,14 +14,18 @@ use crate::device::{Devices, Rules};
 use crate::faults::FaultQueue;
 use crate::grants::{Grants, Policy};
 use crate::log::RequestLog;
-use crate::rest::Records;
+use crate::store::{Cursors, Records};
 
 pub struct Shared {
     pub config: Config,
     pub rules: Rules,
     pub policy: Policy,
-    /// `https://127.0.0.1:PORT`, without a trailing slash.
+    /// The login host, `https://127.0.0.1:PORT`, without a trailing slash.
     pub base_url: String,
+    /// Where tokens send the client for REST: `https://INSTANCE_HOST:PORT`, or the
+    /// login URL when no instance host is configured.
+    pub instance_url: String,
+    pub port: u16,
     world: Mutex<World>,
     pub faults: FaultQueue,
     pub log: RequestLog,
@@ -35,25 +39,59 @@ pub struct World {
     pub devices: Devices,
     pub grants: Grants,
     pub records: Records,
+    /// Query results with pages still to read.
+    pub cursors: Cursors,
     /// Requests to `/services/oauth2/token` so far, for the `flaky` knob.
     pub token_requests: u64,
     /// Authenticated REST calls so far, reported in `Sforce-Limit-Info`.
     pub api_usage: u64,
 }
 
+impl World {
+    /// An org holding only the paired user, so `sobjects/User/{id}` of the identity
+    /// URL answers as on Salesforce.
+    fn seeded() -> World {
+        let mut world = World::default();
+        let user = serde_json::json!({
+            "Username": crate::codes::USERNAME,
+            "FirstName": "Sim",
+            "LastName": "Technician",
+            "Name": "Sim Technician",
+            "Email": crate::codes::USERNAME,
+            "Alias": "simtech",
+            "IsActive": true,
+        });
+        if let serde_json::Value::Object(fields) = user {
+            world
+                .records
+                .insert_with_id("User", crate::codes::USER_ID, fields);
+        }
+        world
+    }
+}
+
 impl Shared {
-    pub fn new(config: Config, base_url: String) -> Self {
+    pub fn new(config: Config, port: u16) -> Self {
+        let base_url = format!("https://127.0.0.1:{port}");
+        let instance_url = match &config.instance_host {
+            Some(host) => format!("https://{host}:{port}"),
+            None => base_url.clone(),
+        };
         Shared {
+            instance_url,
+            port,
             rules: Rules::from(&config),
             policy: Policy {
                 session_ttl: config.session_ttl(),
                 rotate: config.rotate_refresh_tokens,
                 max_per_user: config.max_authorizations_per_user,
+                refresh_idle: config.refresh_idle,
+                refresh_lifetime: config.refresh_lifetime,
             },
             log: RequestLog::new(config.log_to_stderr),
             config,
             base_url,
-            world: Mutex::new(World::default()),
+            world: Mutex::new(World::seeded()),
             faults: FaultQueue::default(),
             connections: AtomicU64::new(0),
         }
@@ -61,6 +99,25 @@ impl Shared {
 
     pub fn world(&self) -> MutexGuard<'_, World> {
         crate::lock(&self.world)
+    }
+
+    /// `https://HOST:PORT` for the host the client called, when it is one this
+    /// simulator answers as (127.0.0.1, localhost or the instance host); else the login
+    /// URL. Never an arbitrary `Host` value, so a page cannot be made to link elsewhere.
+    pub fn public_url(&self, request: &crate::http::Request) -> String {
+        let called = request.header("host").and_then(|host| {
+            let (name, port) = host.rsplit_once(':')?;
+            let known = matches!(name, "127.0.0.1" | "localhost")
+                || self.config.instance_host.as_deref() == Some(name);
+            (known && port.parse() == Ok(self.port)).then(|| format!("https://{name}:{port}"))
+        });
+        called.unwrap_or_else(|| self.base_url.clone())
+    }
+
+    /// Whether a REST call came to the login host although tokens name another
+    /// instance: real orgs serve REST on the instance only.
+    pub fn rest_on_login_host(&self, request: &crate::http::Request) -> bool {
+        self.instance_url != self.base_url && self.public_url(request) != self.instance_url
     }
 
     /// The identity URL, which is also the token responses' `id`.

@@ -23,7 +23,7 @@ pub struct Tls {
 }
 
 /// Generates a fresh CA and a server certificate of the requested kind.
-pub fn generate(mode: CertMode) -> io::Result<Tls> {
+pub fn generate(mode: CertMode, instance_host: Option<&str>) -> io::Result<Tls> {
     let ca_key = KeyPair::generate().map_err(pki_error)?;
     let mut ca_params = CertificateParams::default();
     ca_params
@@ -34,12 +34,18 @@ pub fn generate(mode: CertMode) -> io::Result<Tls> {
     let ca_cert = ca_params.self_signed(&ca_key).map_err(pki_error)?;
     let issuer = Issuer::new(ca_params, ca_key);
 
-    let names = match mode {
+    let mut names: Vec<String> = match mode {
         CertMode::Valid | CertMode::Expired => {
             vec!["127.0.0.1".into(), "::1".into(), "localhost".into()]
         }
         CertMode::WrongHost => vec!["wrong.example".into()],
     };
+    // The instance host too, so one certificate serves the login and the instance host.
+    if let Some(host) =
+        instance_host.filter(|h| mode != CertMode::WrongHost && !names.iter().any(|n| n == h))
+    {
+        names.push(host.to_string());
+    }
     let mut params = CertificateParams::new(names).map_err(pki_error)?;
     params
         .distinguished_name

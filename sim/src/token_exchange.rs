@@ -15,10 +15,10 @@ use ring::hmac;
 use serde_json::json;
 
 use crate::codes;
+use crate::errors::{oauth_error as error, oauth_json};
 use crate::form::Params;
 use crate::headless::{self, b64url_encode};
 use crate::http::Response;
-use crate::oauth::{error, oauth_json};
 use crate::state::Shared;
 
 const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";

@@ -157,7 +157,7 @@ fn device_flow_through_the_approval_page() {
     assert_eq!(
         field(&token, "id"),
         format!(
-            "{}/id/00DSIM000000001AAA/005SIM000000001AAA",
+            "{}/id/00DSIM0000000012BA/005SIM000000001YBA",
             sim.base_url()
         )
     );
@@ -247,8 +247,16 @@ fn keep_alive_reuses_one_connection_until_close() {
     assert_eq!(last.header("connection"), Some("close"));
     assert_eq!(sim.connections(), 1);
     assert!(sim.log().iter().all(|e| e.conn == 1));
-    // The server closed its end: the next request finds no one.
-    assert!(client.get("/services/data/", None).is_err());
+    // The server closed its end: the next request finds no one. The kind tells a close
+    // from the client's own 10 s read timeout, which must not pass for one.
+    let gone = client.get("/services/data/", None).unwrap_err();
+    assert!(
+        matches!(
+            gone.kind(),
+            ErrorKind::UnexpectedEof | ErrorKind::ConnectionReset | ErrorKind::BrokenPipe
+        ),
+        "{gone:?}"
+    );
 
     let mut second = Client::connect(&sim).unwrap();
     second.get("/services/data/", None).unwrap();
@@ -455,8 +463,11 @@ fn queued_faults_hit_the_next_oauth_request() {
 
     let mut client = Client::connect(&sim).unwrap();
     let started = Instant::now();
-    assert!(client.post_form(TOKEN, &form).is_err());
+    let stalled = client.post_form(TOKEN, &form).unwrap_err();
+    // A close after the stall, not the client's own 10 s read timeout.
+    assert_eq!(stalled.kind(), ErrorKind::UnexpectedEof, "{stalled:?}");
     assert!(started.elapsed() >= Duration::from_millis(300));
+    assert!(started.elapsed() < Duration::from_secs(5));
 
     // The queue is empty again: normal service.
     let mut client = Client::connect(&sim).unwrap();
@@ -864,10 +875,15 @@ fn at_most_64_live_connections() {
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
     let mut byte = [0u8; 1];
+    let started = Instant::now();
+    // Closed at once: end of stream (or a reset), well before the 5 s read timeout,
+    // which surfaces as WouldBlock or TimedOut and must fail this test.
+    let read = refused.read(&mut byte);
     assert!(
-        matches!(refused.read(&mut byte), Ok(0) | Err(_)),
-        "closed at once"
+        matches!(&read, Ok(0)) || matches!(&read, Err(e) if e.kind() == ErrorKind::ConnectionReset),
+        "closed at once, not {read:?}"
     );
+    assert!(started.elapsed() < Duration::from_secs(4));
     assert_eq!(sim.connections(), 64);
 
     drop(idle);
@@ -883,7 +899,10 @@ fn shutdown_stops_accepting() {
     let port = sim.port();
     let ca = sim.ca_pem();
     sim.shutdown();
-    assert!(Client::connect_to(port, &ca).is_err());
+    let refused = Client::connect_to(port, &ca)
+        .err()
+        .expect("nobody listens any more");
+    assert_eq!(refused.kind(), ErrorKind::ConnectionRefused, "{refused:?}");
 }
 
 fn refresh_form(refresh_token: &str) -> [(&'static str, &str); 3] {

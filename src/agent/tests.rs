@@ -4,7 +4,7 @@
 use super::*;
 use crate::rest::RestRequest;
 use crate::store::record;
-use crate::testing::{EventLog, FakeClock, MemoryStore, ScriptedTransport};
+use crate::testing::{CleanErr, EventLog, FakeClock, MemoryStore, ScriptedTransport};
 use crate::wire::{Body, Reply, TransportErrorKind};
 
 const TOKENS: &str = r#"{"access_token":"00D!AT1","refresh_token":"RT-1","instance_url":"https://acme.my.salesforce.com","id":"https://login.salesforce.com/id/00DORG/005USER","issued_at":"1700000000000","token_type":"Bearer","scope":"api refresh_token"}"#;
@@ -120,7 +120,7 @@ fn a_pairing_that_cannot_be_stored_is_revoked_and_reported() {
     r.transport.push(Ok(code_reply()));
     r.transport.push_json(200, TOKENS);
     r.transport.push(Ok(Reply::new(200, "", "")));
-    let err = r.agent.pair(flow_config()).unwrap_err();
+    let err = r.agent.pair(flow_config()).clean_err();
     assert_eq!(err.kind(), ErrorKind::Storage);
     let sent = r.transport.sent();
     let revoke = &sent.last().unwrap().1;
@@ -144,7 +144,7 @@ fn an_insecure_instance_url_is_never_stored() {
     r.transport
         .push_json(200, &TOKENS.replace("https://acme.my", "http://acme.my"));
     r.transport.push(Ok(Reply::new(200, "", "")));
-    let err = r.agent.pair(flow_config()).unwrap_err();
+    let err = r.agent.pair(flow_config()).clean_err();
     assert_eq!(err.kind(), ErrorKind::Server);
     assert!(r.store.bytes().is_none());
 }
@@ -154,7 +154,7 @@ fn a_denied_pairing_stores_nothing() {
     let mut r = rig();
     r.transport.push(Ok(code_reply()));
     r.transport.push_json(400, r#"{"error":"access_denied"}"#);
-    let err = r.agent.pair(flow_config()).unwrap_err();
+    let err = r.agent.pair(flow_config()).clean_err();
     assert_eq!(err.kind(), ErrorKind::Denied);
     assert!(r.store.bytes().is_none());
     assert_eq!(r.store.saves(), 0);
@@ -188,7 +188,7 @@ fn a_rotated_refresh_token_is_stored_before_use() {
     // If the rotated token cannot be stored, the caller does not get the access token.
     r.store.fail_saves(true);
     r.transport.push_json(200, r#"{"access_token":"00D!NEWER","refresh_token":"RT-C","instance_url":"https://acme.my.salesforce.com"}"#);
-    let err = r.agent.refresh().unwrap_err();
+    let err = r.agent.refresh().clean_err();
     assert_eq!(err.kind(), ErrorKind::Storage);
 }
 
@@ -201,9 +201,14 @@ fn a_rejected_refresh_token_keeps_the_record() {
         400,
         r#"{"error":"invalid_grant","error_description":"expired access/refresh token"}"#,
     );
-    let err = r.agent.access_token().unwrap_err();
+    let err = r.agent.access_token().clean_err();
     assert_eq!(err.kind(), ErrorKind::RepairNeeded);
+    assert_eq!(err.oauth_error(), Some("invalid_grant"));
     assert_eq!(r.store.bytes(), bytes);
+    assert_eq!(
+        r.agent.last_refusal(),
+        Some(crate::refusal::Cause::RevokedOrExpired)
+    );
 }
 
 #[test]
@@ -213,7 +218,7 @@ fn refresh_retries_a_bounded_number_of_times() {
     for _ in 0..3 {
         r.transport.push_failure(TransportErrorKind::Timeout);
     }
-    let err = r.agent.access_token().unwrap_err();
+    let err = r.agent.access_token().clean_err();
     assert_eq!(err.kind(), ErrorKind::Network);
     assert_eq!(r.transport.sent().len(), 3);
     let waited: Duration = r.clock.sleeps().iter().sum();
@@ -228,7 +233,8 @@ fn refresh_retries_a_bounded_number_of_times() {
         200,
         r#"{"access_token":"00D!OK","instance_url":"https://acme.my.salesforce.com"}"#,
     );
-    assert!(r.agent.access_token().is_ok());
+    let session = r.agent.access_token().unwrap();
+    assert_eq!(session.access_token.expose(), "00D!OK");
 }
 
 #[test]
@@ -257,7 +263,7 @@ fn a_corrupt_record_reads_as_not_paired_and_stays() {
     let mut bytes = record::to_bytes(&stored_record("RT"), 0).unwrap().to_vec();
     bytes[20] ^= 1;
     r.store.set_bytes(Some(bytes.clone()));
-    let err = r.agent.access_token().unwrap_err();
+    let err = r.agent.access_token().clean_err();
     assert_eq!(err.kind(), ErrorKind::NotPaired);
     assert!(err.message().contains("checksum"), "{err}");
     assert_eq!(r.store.bytes(), Some(bytes));
@@ -456,7 +462,7 @@ fn with_a_secret_a_refresh_must_be_signed_and_a_bad_one_stores_nothing() {
     let before = r.store.bytes();
     r.transport
         .push_json(200, &signed("RT-C", &SIGNATURE.replace('U', "u")));
-    let e = r.agent.refresh().unwrap_err();
+    let e = r.agent.refresh().clean_err();
     assert_eq!(e.kind(), ErrorKind::Server);
     assert!(e.message().contains("signature"), "{e}");
     assert_eq!(r.store.bytes(), before, "the rotated token was not stored");
@@ -475,7 +481,7 @@ fn a_pairing_with_a_bad_signature_is_not_stored_and_is_revoked() {
     r.transport.push(Ok(code_reply()));
     r.transport.push_json(200, &signed("RT-P", SIGNATURE));
     r.transport.push(Ok(Reply::new(200, "", "")));
-    let e = r.agent.pair(flow_config()).unwrap_err();
+    let e = r.agent.pair(flow_config()).clean_err();
     assert_eq!(e.kind(), ErrorKind::Server);
     assert!(r.store.bytes().is_none());
     let sent = r.transport.sent();
@@ -496,7 +502,7 @@ fn a_clock_before_the_build_is_waited_out_then_reported() {
         Box::new(ScriptedTransport::new()),
         Box::new(MemoryStore::new()),
     );
-    let err = agent.wait_for_clock(Duration::from_secs(5)).unwrap_err();
+    let err = agent.wait_for_clock(Duration::from_secs(5)).clean_err();
     assert_eq!(err.kind(), ErrorKind::Network);
     assert!(err.message().contains("1970-01-01"), "{err}");
     assert!(err.message().contains("NTP"), "{err}");
@@ -524,6 +530,70 @@ fn a_clock_that_syncs_while_waiting_lets_the_agent_go_on() {
         "checked once a second until the step"
     );
     assert!(agent.wait_for_clock(Duration::ZERO).is_ok());
+}
+
+#[test]
+fn a_certificate_failure_on_a_call_is_reported_as_the_transport_said_it() {
+    let mut r = rig();
+    r.agent.store.save(&stored_record("RT-A")).unwrap();
+    r.transport.push_json(200, &refreshed("AT-1"));
+    let detail = "acme.my.salesforce.com: TLS verification failed. If the server uses a private \
+                  CA, pass its certificate with --ca-file";
+    r.transport.push(Err(crate::wire::TransportError::new(
+        TransportErrorKind::Certificate,
+        detail,
+    )));
+    let mut body = Vec::new();
+    let err = r
+        .agent
+        .call(&RestRequest::get("/x").unwrap(), &mut body)
+        .clean_err();
+    assert_eq!(err.kind(), ErrorKind::Network);
+    // The hint the transport gave, once: nothing appended on the way.
+    assert_eq!(err.message(), detail);
+    assert!(body.is_empty());
+}
+
+/// A JWT access token `exp` seconds after the rig's clock (1,800,000,000).
+fn jwt_access_token(lifetime: u64) -> String {
+    use base64::Engine as _;
+    let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+    format!(
+        "{}.{}.c2ln",
+        b64(r#"{"alg":"RS256"}"#),
+        b64(&format!(r#"{{"exp":{}}}"#, 1_800_000_000 + lifetime))
+    )
+}
+
+#[test]
+fn a_jwt_access_token_is_refreshed_shortly_before_its_exp() {
+    let mut r = rig();
+    r.agent.store.save(&stored_record("RT-A")).unwrap();
+    r.transport
+        .push_json(200, &refreshed(&jwt_access_token(7200)));
+    let first = r.agent.access_token().unwrap();
+    assert_eq!(
+        r.agent.expires_in(&first),
+        Some(Duration::from_secs(7200 - 60))
+    );
+    r.clock.advance(Duration::from_secs(7200 - 61));
+    assert_eq!(r.agent.access_token().unwrap().generation, first.generation);
+    r.clock.advance(Duration::from_secs(1));
+    r.transport.push_json(200, &refreshed("00D!OPAQUE"));
+    let second = r.agent.access_token().unwrap();
+    assert_eq!(second.generation, first.generation + 1);
+    // An opaque token says nothing: used until the server refuses it.
+    assert_eq!(r.agent.expires_in(&second), None);
+    r.clock.advance(Duration::from_secs(100_000));
+    assert_eq!(
+        r.agent.access_token().unwrap().generation,
+        second.generation
+    );
+    assert_eq!(
+        grants(&r),
+        ["refresh_token", "refresh_token"],
+        "two refreshes, no 401 needed"
+    );
 }
 
 #[cfg(feature = "client-credentials")]

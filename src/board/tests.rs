@@ -1,4 +1,4 @@
-//! Board profiles: every file in `boards/` validates, its service runs `sfpair pair` with a
+//! Board profiles: every file in `boards/` validates, its service runs `sfpair run` with a
 //! restart policy that fits the exit codes, and bad profiles fail with the file and line.
 
 use std::path::{Path, PathBuf};
@@ -28,7 +28,7 @@ fn value_of<'a>(unit: &'a str, key: &str) -> Option<&'a str> {
 }
 
 /// Exit codes after which retrying cannot help: a person must act.
-const NEED_A_PERSON: [ErrorKind; 7] = [
+const NEED_A_PERSON: [ErrorKind; 8] = [
     ErrorKind::Config,
     ErrorKind::Denied,
     ErrorKind::Expired,
@@ -36,6 +36,7 @@ const NEED_A_PERSON: [ErrorKind; 7] = [
     ErrorKind::RepairNeeded,
     ErrorKind::Storage,
     ErrorKind::Http,
+    ErrorKind::Output,
 ];
 /// Exit codes that may pass by themselves: retry after a pause.
 const MAY_PASS: [ErrorKind; 2] = [ErrorKind::Network, ErrorKind::Server];
@@ -78,7 +79,13 @@ fn every_profile_in_boards_validates_and_its_service_pairs() {
             let text = std::fs::read_to_string(dir.join(unit))
                 .unwrap_or_else(|e| panic!("{}: unit {unit}: {e}", path.display()));
             let exec = value_of(&text, "ExecStart").expect("ExecStart");
-            assert!(exec.contains("sfpair pair --board "), "{unit}: {exec}");
+            assert!(exec.contains("sfpair run --board "), "{unit}: {exec}");
+            assert!(exec.contains("--socket "), "{unit}: {exec}");
+            assert_eq!(value_of(&text, "Type"), Some("notify"), "{unit}");
+            assert!(
+                value_of(&text, "WatchdogSec").is_some(),
+                "{unit}: a hung agent restarts"
+            );
             assert_eq!(value_of(&text, "Restart"), Some("on-failure"), "{unit}");
             assert!(
                 value_of(&text, "RestartSec").is_some(),
@@ -110,7 +117,7 @@ fn every_profile_in_boards_validates_and_its_service_pairs() {
             let text = std::fs::read_to_string(dir.join(init))
                 .unwrap_or_else(|e| panic!("{}: init script {init}: {e}", path.display()));
             assert!(text.starts_with("#!/bin/sh\n"), "{init}");
-            assert!(text.contains("\"$SFPAIR\" pair --board"), "{init}");
+            assert!(text.contains("\"$SFPAIR\" run --board"), "{init}");
         }
     }
 }

@@ -10,13 +10,12 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
 use zeroize::Zeroizing;
 
+use crate::broker::protocol::{self, Answer, Ask};
 use crate::call::Caller;
-use crate::error::{Error, ErrorKind};
+use crate::error::Error;
 use crate::http::{OpenReply, Transport};
-use crate::secret::Secret;
 use crate::session::Session;
 use crate::time::Instant;
 use crate::wire::{Request, TransportError};
@@ -33,20 +32,6 @@ pub struct Broker {
     pub timeout: Duration,
 }
 
-#[derive(Deserialize)]
-struct Answer {
-    #[serde(default)]
-    access_token: Option<Secret>,
-    #[serde(default)]
-    instance_url: Option<String>,
-    #[serde(default)]
-    generation: Option<u64>,
-    #[serde(default)]
-    error: Option<String>,
-    #[serde(default)]
-    message: Option<String>,
-}
-
 impl Broker {
     pub fn new(path: impl AsRef<Path>) -> Self {
         Broker {
@@ -58,11 +43,7 @@ impl Broker {
     /// A session from the broker; `refused` names a session the server refused. The session's
     /// `obtained_at` is zero: only the broker knows its age.
     pub fn access_token(&self, refused: Option<u64>) -> Result<Session, Error> {
-        let line = match refused {
-            Some(g) => format!("{{\"get\":\"access_token\",\"refused\":{g}}}\n"),
-            None => "{\"get\":\"access_token\"}\n".to_string(),
-        };
-        let answer = self.ask(&line)?;
+        let answer = self.ask(Ask::AccessToken { refused })?;
         match (answer.access_token, answer.instance_url) {
             (Some(access_token), Some(instance_url)) => Ok(Session {
                 access_token,
@@ -76,19 +57,49 @@ impl Broker {
 
     /// The instance URL (no token).
     pub fn instance_url(&self) -> Result<String, Error> {
-        self.ask("{\"get\":\"instance_url\"}\n")?
+        self.ask(Ask::InstanceUrl)?
             .instance_url
             .ok_or_else(|| self.malformed())
     }
 
     fn malformed(&self) -> Error {
         Error::server(format!(
-            "the broker at {} answered something that is not a token answer",
+            "the broker at {} answered something that is not an answer of its protocol",
             self.path.display()
         ))
     }
 
-    fn ask(&self, line: &str) -> Result<Answer, Error> {
+    /// The long-running agent's health answer (`{"get":"health"}`), as it sent it.
+    pub fn health(&self) -> Result<serde_json::Value, Error> {
+        let text = self.exchange(Ask::Health)?;
+        let value: serde_json::Value =
+            serde_json::from_slice(&text).map_err(|_| self.malformed())?;
+        if let Some(kind) = value.get("error").and_then(|k| k.as_str()) {
+            let message = value["message"].as_str().unwrap_or_default();
+            return Err(Error::new(
+                protocol::error_kind(kind),
+                format!("the token broker says: {message}"),
+            ));
+        }
+        Ok(value)
+    }
+
+    fn ask(&self, ask: Ask) -> Result<Answer, Error> {
+        let text = self.exchange(ask)?;
+        let answer = protocol::parse_answer(&text).ok_or_else(|| self.malformed())?;
+        if let Some(kind) = &answer.error {
+            let message = answer.message.clone().unwrap_or_default();
+            return Err(Error::new(
+                protocol::error_kind(kind),
+                format!("the token broker says: {message}"),
+            ));
+        }
+        Ok(answer)
+    }
+
+    /// One request, and the answer's bytes.
+    fn exchange(&self, ask: Ask) -> Result<Zeroizing<Vec<u8>>, Error> {
+        let line = protocol::request(ask);
         let unreachable = |e: std::io::Error| {
             Error::network(format!(
                 "cannot reach the token broker at {}: {e}. Is `sfpair serve --socket {}` \
@@ -105,16 +116,7 @@ impl Broker {
         // A refused peer gets its answer without its request being read, and the broker then
         // closes: a failed write is not the end, the answer may be waiting.
         let _ = stream.write_all(line.as_bytes());
-        let text = read_answer(&mut stream).map_err(unreachable)?;
-        let answer: Answer = serde_json::from_slice(&text).map_err(|_| self.malformed())?;
-        if let Some(kind) = &answer.error {
-            let message = answer.message.clone().unwrap_or_default();
-            return Err(Error::new(
-                error_kind(kind),
-                format!("the token broker says: {message}"),
-            ));
-        }
-        Ok(answer)
+        read_answer(&mut stream).map_err(unreachable)
     }
 }
 
@@ -137,20 +139,6 @@ fn read_answer(stream: &mut UnixStream) -> std::io::Result<Zeroizing<Vec<u8>>> {
     Ok(text)
 }
 
-/// The kind behind a broker error name: the exit-code kinds travel as their names; a refused
-/// user is a configuration matter; a busy broker is worth retrying, like the network.
-fn error_kind(name: &str) -> ErrorKind {
-    match name {
-        "config" | "forbidden" => ErrorKind::Config,
-        "not_paired" => ErrorKind::NotPaired,
-        "repair_needed" => ErrorKind::RepairNeeded,
-        "network" | "busy" => ErrorKind::Network,
-        "storage" => ErrorKind::Storage,
-        "http" => ErrorKind::Http,
-        _ => ErrorKind::Server,
-    }
-}
-
 /// REST calls with sessions from a broker and a transport of the caller's own.
 pub struct BrokerCaller {
     pub broker: Broker,
@@ -168,28 +156,5 @@ impl Caller for BrokerCaller {
 
     fn open(&mut self, request: &Request) -> Result<OpenReply, TransportError> {
         self.transport.open(request)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn error_names_map_back_to_their_exit_codes() {
-        for kind in [
-            ErrorKind::Config,
-            ErrorKind::NotPaired,
-            ErrorKind::RepairNeeded,
-            ErrorKind::Network,
-            ErrorKind::Storage,
-            ErrorKind::Http,
-            ErrorKind::Server,
-        ] {
-            assert_eq!(error_kind(kind.name()), kind);
-        }
-        assert_eq!(error_kind("forbidden"), ErrorKind::Config);
-        assert_eq!(error_kind("busy"), ErrorKind::Network);
-        assert_eq!(error_kind("something new"), ErrorKind::Server);
     }
 }

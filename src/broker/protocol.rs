@@ -8,6 +8,10 @@
 //! ← {"access_token":"00D…","instance_url":"…","generation":4,"expires_in":null}
 //! → {"get":"instance_url"}
 //! ← {"instance_url":"https://acme.my.salesforce.com"}
+//! → {"get":"health"}
+//! ← {"state":"paired","flow":"device","org_id":"00D…","last_refresh":{…},…}   never a token
+//! → {"do":"pair"}                          start a new pairing now (`sfpair run`)
+//! ← {"pairing":"started"}
 //! ← {"error":"repair_needed","exit_code":6,"message":"the server rejected the stored refresh token …"}
 //! ```
 //!
@@ -16,6 +20,9 @@
 //! current one, so fifty clients that all saw N refused cause one refresh, not fifty. Error
 //! names are the exit-code kinds (`not_paired`, `repair_needed`, `network`, …) plus
 //! `bad_request`, `forbidden` and `busy`.
+//!
+//! Both directions live here: the broker parses requests and writes answers, the client
+//! (`broker/client.rs`) writes requests and parses answers, with the same names.
 //!
 //! Pure: bytes in, text out. Answers that carry a token are wiped when dropped.
 
@@ -27,6 +34,8 @@ use serde::Deserialize;
 use serde_json::json;
 use zeroize::Zeroizing;
 
+use crate::error::ErrorKind;
+use crate::secret::Secret;
 use crate::session::Session;
 
 /// Longest request line accepted, newline included. Real requests are under 60 bytes.
@@ -39,12 +48,19 @@ pub enum Ask {
     AccessToken { refused: Option<u64> },
     /// The instance URL only (no token, no request to the server).
     InstanceUrl,
+    /// How the long-running agent is (no token, no request to the server).
+    Health,
+    /// Start a new pairing now (the person asked for it).
+    Pair,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Raw {
-    get: String,
+    #[serde(default)]
+    get: Option<String>,
+    #[serde(default, rename = "do")]
+    action: Option<String>,
     #[serde(default)]
     refused: Option<u64>,
 }
@@ -53,16 +69,74 @@ struct Raw {
 pub fn parse(line: &[u8]) -> Result<Ask, String> {
     let raw: Raw = serde_json::from_slice(line).map_err(|e| {
         format!(
-            "the request is not {{\"get\":\"access_token\"}} or {{\"get\":\"instance_url\"}}: {e}"
+            "the request is not {{\"get\":\"access_token\"}}, {{\"get\":\"instance_url\"}}, \
+             {{\"get\":\"health\"}} or {{\"do\":\"pair\"}}: {e}"
         )
     })?;
-    match (raw.get.as_str(), raw.refused) {
-        ("access_token", refused) => Ok(Ask::AccessToken { refused }),
-        ("instance_url", None) => Ok(Ask::InstanceUrl),
-        ("instance_url", Some(_)) => Err("\"refused\" goes with access_token only".to_string()),
-        (other, _) => Err(format!(
-            "unknown \"get\":\"{other}\": use access_token or instance_url"
+    match (raw.get.as_deref(), raw.action.as_deref(), raw.refused) {
+        (Some("access_token"), None, refused) => Ok(Ask::AccessToken { refused }),
+        (Some("instance_url"), None, None) => Ok(Ask::InstanceUrl),
+        (Some("health"), None, None) => Ok(Ask::Health),
+        (None, Some("pair"), None) => Ok(Ask::Pair),
+        (Some(_), None, Some(_)) => Err("\"refused\" goes with access_token only".to_string()),
+        (Some(other), None, None) => Err(format!(
+            "unknown \"get\":\"{other}\": use access_token, instance_url or health"
         )),
+        (None, Some(other), _) => Err(format!("unknown \"do\":\"{other}\": use pair")),
+        _ => Err("a request has one \"get\" or one \"do\"".to_string()),
+    }
+}
+
+/// The request line for `ask`, newline-terminated (the client side of [`parse`]).
+pub fn request(ask: Ask) -> String {
+    let value = match ask {
+        Ask::AccessToken { refused: None } => json!({ "get": "access_token" }),
+        Ask::AccessToken {
+            refused: Some(generation),
+        } => json!({ "get": "access_token", "refused": generation }),
+        Ask::InstanceUrl => json!({ "get": "instance_url" }),
+        Ask::Health => json!({ "get": "health" }),
+        Ask::Pair => json!({ "do": "pair" }),
+    };
+    format!("{value}\n")
+}
+
+/// Any answer, as the client reads it: a token answer, an instance answer or an error answer.
+#[derive(Debug, Deserialize)]
+pub struct Answer {
+    #[serde(default)]
+    pub access_token: Option<Secret>,
+    #[serde(default)]
+    pub instance_url: Option<String>,
+    #[serde(default)]
+    pub generation: Option<u64>,
+    /// Seconds left under `--session-lifetime`, when one is configured.
+    #[serde(default)]
+    pub expires_in: Option<u64>,
+    /// An error answer's name: an [`ErrorKind`] name or `bad_request`, `forbidden`, `busy`.
+    #[serde(default)]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub exit_code: Option<u8>,
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+/// Parses one answer (the client side of [`token_answer`], [`instance_answer`] and
+/// [`error_answer`]); `None` when it is not JSON of that shape.
+pub fn parse_answer(text: &[u8]) -> Option<Answer> {
+    serde_json::from_slice(text).ok()
+}
+
+/// The kind behind an error answer's name: the exit-code kinds travel as their names; a
+/// refused user is a configuration matter; a busy broker is worth retrying, like the network;
+/// anything else (`bad_request`, a name from a newer broker) is an unexpected reply.
+pub fn error_kind(name: &str) -> ErrorKind {
+    match (ErrorKind::from_name(name), name) {
+        (Some(kind), _) => kind,
+        (None, "forbidden") => ErrorKind::Config,
+        (None, "busy") => ErrorKind::Network,
+        (None, _) => ErrorKind::Server,
     }
 }
 
@@ -96,8 +170,66 @@ pub fn error_answer(kind: &str, exit_code: Option<u8>, message: &str) -> String 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::secret::Secret;
     use crate::time::Instant;
+
+    #[test]
+    fn every_request_the_client_writes_parses_back() {
+        for ask in [
+            Ask::AccessToken { refused: None },
+            Ask::AccessToken { refused: Some(7) },
+            Ask::InstanceUrl,
+            Ask::Health,
+            Ask::Pair,
+        ] {
+            let line = request(ask);
+            assert!(line.ends_with('\n') && line.matches('\n').count() == 1);
+            assert!(line.len() < MAX_LINE);
+            assert_eq!(parse(line.as_bytes()), Ok(ask), "{line}");
+        }
+    }
+
+    #[test]
+    fn every_answer_the_broker_writes_parses_back() {
+        let session = Session {
+            access_token: Secret::new("00D!AT"),
+            instance_url: "https://acme.my.salesforce.com".into(),
+            obtained_at: Instant::ZERO,
+            generation: 4,
+        };
+        let a =
+            parse_answer(token_answer(&session, Some(Duration::from_secs(9))).as_bytes()).unwrap();
+        assert_eq!(a.access_token.as_ref().map(Secret::expose), Some("00D!AT"));
+        assert_eq!(
+            a.instance_url.as_deref(),
+            Some("https://acme.my.salesforce.com")
+        );
+        assert_eq!(
+            (a.generation, a.expires_in, a.error),
+            (Some(4), Some(9), None)
+        );
+        let a = parse_answer(instance_answer("https://i").as_bytes()).unwrap();
+        assert_eq!(a.instance_url.as_deref(), Some("https://i"));
+        assert!(a.access_token.is_none());
+        let a =
+            parse_answer(error_answer("repair_needed", Some(6), "pair again").as_bytes()).unwrap();
+        assert_eq!(a.error.as_deref(), Some("repair_needed"));
+        assert_eq!(
+            (a.exit_code, a.message.as_deref()),
+            (Some(6), Some("pair again"))
+        );
+        assert!(parse_answer(b"not json").is_none());
+    }
+
+    #[test]
+    fn error_names_map_back_to_their_kinds() {
+        for kind in ErrorKind::ALL {
+            assert_eq!(error_kind(kind.name()), kind);
+        }
+        assert_eq!(error_kind("forbidden"), ErrorKind::Config);
+        assert_eq!(error_kind("busy"), ErrorKind::Network);
+        assert_eq!(error_kind("bad_request"), ErrorKind::Server);
+        assert_eq!(error_kind("something new"), ErrorKind::Server);
+    }
 
     #[test]
     fn requests_parse_strictly() {
@@ -110,6 +242,8 @@ mod tests {
             Ok(Ask::AccessToken { refused: Some(7) })
         );
         assert_eq!(parse(br#"{"get":"instance_url"}"#), Ok(Ask::InstanceUrl));
+        assert_eq!(parse(br#"{"get":"health"}"#), Ok(Ask::Health));
+        assert_eq!(parse(br#"{"do":"pair"}"#), Ok(Ask::Pair));
         for bad in [
             &b""[..],
             b"GET / HTTP/1.1",
@@ -117,6 +251,9 @@ mod tests {
             br#"{"get":"access_token","extra":1}"#,
             br#"{"get":"instance_url","refused":1}"#,
             br#"{"get":"access_token","refused":-1}"#,
+            br#"{"get":"health","do":"pair"}"#,
+            br#"{"do":"forget"}"#,
+            br#"{}"#,
         ] {
             assert!(parse(bad).is_err(), "{}", String::from_utf8_lossy(bad));
         }

@@ -1,5 +1,6 @@
 //! SIGTERM and SIGINT for the broker: a flag and a self-pipe, so the accept loop (blocked in
 //! `poll`) wakes up at once, stops accepting, lets the workers finish, and removes the socket.
+//! SIGUSR1 asks for a new pairing (`sfpair run`): a second flag, through the same pipe.
 //!
 //! The handler only stores to an atomic and writes one byte to a non-blocking pipe, both
 //! async-signal-safe. Installed once per process; a second `install` reuses the same pipe.
@@ -9,11 +10,17 @@ use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 static REQUESTED: AtomicBool = AtomicBool::new(false);
+/// SIGUSR1: a person asked for a new pairing (`sfpair run --repair prompt`).
+static PAIR_ASKED: AtomicBool = AtomicBool::new(false);
 static WAKE_WRITE: AtomicI32 = AtomicI32::new(-1);
 static WAKE_READ: AtomicI32 = AtomicI32::new(-1);
 
-extern "C" fn on_signal(_signal: libc::c_int) {
-    REQUESTED.store(true, Ordering::SeqCst);
+extern "C" fn on_signal(signal: libc::c_int) {
+    if signal == libc::SIGUSR1 {
+        PAIR_ASKED.store(true, Ordering::SeqCst);
+    } else {
+        REQUESTED.store(true, Ordering::SeqCst);
+    }
     let fd = WAKE_WRITE.load(Ordering::SeqCst);
     if fd >= 0 {
         // SAFETY: write(2) is async-signal-safe; the byte lives for the call. A full pipe
@@ -37,7 +44,7 @@ pub fn install() -> io::Result<RawFd> {
     }
     WAKE_READ.store(fds[0], Ordering::SeqCst);
     WAKE_WRITE.store(fds[1], Ordering::SeqCst);
-    for signal in [libc::SIGTERM, libc::SIGINT] {
+    for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGUSR1] {
         // SAFETY: a zeroed sigaction is a valid "no flags, empty mask" value; the handler is
         // an extern "C" fn that only does async-signal-safe work.
         let rc = unsafe {
@@ -52,6 +59,11 @@ pub fn install() -> io::Result<RawFd> {
         }
     }
     Ok(fds[0])
+}
+
+/// Whether SIGUSR1 arrived since the last call (and clears it).
+pub fn take_pair_request() -> bool {
+    PAIR_ASKED.swap(false, Ordering::SeqCst)
 }
 
 /// Whether SIGTERM or SIGINT arrived.

@@ -9,9 +9,10 @@
 #[cfg(feature = "asset-token")]
 pub mod asset_token;
 pub mod call;
+pub mod doctor;
 pub mod forget;
 pub mod pair;
-pub mod serve;
+pub mod run;
 pub mod status;
 pub mod token;
 
@@ -64,7 +65,9 @@ pub enum Command {
     Status(status::Options),
     Forget,
     Call(call::Options),
-    Serve(serve::Options),
+    /// `run`, and `serve` (`run` without pairing).
+    Run(run::Options),
+    Doctor(doctor::Options),
     #[cfg(feature = "asset-token")]
     AssetToken(asset_token::Options),
 }
@@ -79,6 +82,11 @@ pub struct Plan {
 impl Plan {
     /// Runs the command; `Ok` is the exit code (0, or 7 for `forget` without revocation).
     pub fn run(&self, out: &mut dyn Write) -> Result<u8, Error> {
+        // The doctor builds its own agent: a store or transport that cannot be opened is one of
+        // its findings, not a reason to stop before the first check.
+        if let Command::Doctor(options) = &self.command {
+            return doctor::run(options, &self.backends, out);
+        }
         let mut agent = self.backends.agent()?;
         let wait = self.backends.wait_for_clock;
         match &self.command {
@@ -87,7 +95,8 @@ impl Plan {
             Command::Status(options) => status::run(&mut agent, options, wait, out),
             Command::Forget => forget::run(&mut agent, wait, out),
             Command::Call(options) => call::run(&mut agent, options, &self.backends, out),
-            Command::Serve(options) => serve::run(agent, options, wait),
+            Command::Run(options) => run::run(agent, &self.backends, options),
+            Command::Doctor(options) => doctor::run(options, &self.backends, out),
             #[cfg(feature = "asset-token")]
             Command::AssetToken(options) => asset_token::run(&mut agent, options, wait, out),
         }

@@ -20,6 +20,8 @@ pub struct Options {
     /// Refresh and read userinfo, to prove the pairing works.
     pub check: bool,
     pub json: bool,
+    /// `--socket`: ask the running agent (`sfpair run`) for its health instead of the store.
+    pub socket: Option<std::path::PathBuf>,
 }
 
 /// Who the pairing acts as, from the userinfo endpoint.
@@ -53,6 +55,15 @@ pub fn run(
     wait_for_clock: Duration,
     out: &mut dyn Write,
 ) -> Result<u8, Error> {
+    if let Some(socket) = &options.socket {
+        let health = crate::broker::client::Broker::new(socket).health()?;
+        if options.json {
+            say(out, &health)?;
+        } else {
+            say(out, describe_health(&health).trim_end())?;
+        }
+        return Ok(0);
+    }
     let report = report(agent, options.check, wait_for_clock)?;
     if options.json {
         say(out, report.json())?;
@@ -107,6 +118,61 @@ fn userinfo(agent: &mut Agent) -> Result<UserInfo, Error> {
         user_id: text("user_id"),
         org_id: text("organization_id"),
     })
+}
+
+/// A health answer for a person: the state, who, the last refresh and the next keepalive,
+/// the cause when the pairing died. It never holds a token: the answer has none.
+pub fn describe_health(health: &Value) -> String {
+    // Values came from a server at some point: one line each, no control characters.
+    let text = |key: &str| {
+        health
+            .get(key)
+            .and_then(Value::as_str)
+            .map(|v| crate::text::server_text(v).into_owned())
+    };
+    let now = SystemClock::new().unix_time().as_secs();
+    let mut lines = vec![
+        "The running agent's health (sfpair run):".to_string(),
+        format!(
+            "  state      {}",
+            text("state").unwrap_or_else(|| "unknown".into())
+        ),
+    ];
+    if let (Some(org), Some(user)) = (text("org_id"), text("user_id")) {
+        lines.push(format!("  org        {org}, user {user}"));
+    }
+    if let Some(code) = text("user_code") {
+        lines.push(format!("  code       {code} (waiting for approval)"));
+    }
+    if let Some(last) = health.get("last_refresh").filter(|l| !l.is_null()) {
+        let at = last["at"].as_u64().unwrap_or(0);
+        let how = match last["error"].as_str() {
+            None => "ok".to_string(),
+            Some(kind) => format!("failed ({})", crate::text::server_text(kind)),
+        };
+        lines.push(format!(
+            "  refreshed  {} ago, {how}",
+            format_age(now.saturating_sub(at))
+        ));
+    }
+    if let Some(next) = health.get("next_keepalive").and_then(Value::as_u64) {
+        lines.push(format!(
+            "  keepalive  in {}",
+            format_age(next.saturating_sub(now))
+        ));
+    }
+    if let Some(cause) = text("cause") {
+        lines.push(format!("  cause      {cause}"));
+        if let Some(why) = text("cause_text") {
+            lines.push(format!("             {why}"));
+        }
+        if let Some(admin) = text("admin_action") {
+            lines.push(format!("  admin      {admin}"));
+        }
+    }
+    let mut out = lines.join("\n");
+    out.push('\n');
+    out
 }
 
 impl Report {

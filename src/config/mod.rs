@@ -28,6 +28,7 @@ use crate::login_url;
 use crate::present::spec::{self, Display};
 use crate::rest::RestRequest;
 use crate::secret::Secret;
+use crate::service::Repair;
 use crate::store::record::Grant;
 use crate::store::{self, file::FileStore};
 use crate::url;
@@ -64,6 +65,10 @@ pub struct Settings {
     pub session_lifetime: Option<Duration>,
     /// `--api-version` for `call`, normalized (`62.0`).
     pub api_version: Option<String>,
+    /// `run`/`serve`: refresh at least this often; `None`: keepalive off.
+    pub keepalive: Option<Duration>,
+    /// `run --repair`, as given (checked when `run` is planned).
+    pub repair: Option<String>,
     /// `--flow` and the headless grant's settings, as given; checked by `enrolment` for `pair`
     /// only (after pairing, the stored record says which grant runs).
     pub flow: Option<String>,
@@ -71,6 +76,10 @@ pub struct Settings {
     pub username: Option<String>,
     pub audience: Option<String>,
 }
+
+/// `--keepalive` when none is given: well inside the 30-day idle limit of a refresh token
+/// policy ("expire if not used for 30 days"), with room for a week of outages.
+pub const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(7 * 86_400);
 
 /// The command line, the environment and the board profile, validated into what to run.
 /// `Help` and `Version` are the binary's own and have no plan.
@@ -96,10 +105,20 @@ pub fn plan(
         Some(Cli::Status) => Command::Status(commands::status::Options {
             check: args.check,
             json: args.json,
+            socket: args.socket.clone(),
         }),
         Some(Cli::Forget) => Command::Forget,
         Some(Cli::Call) => Command::Call(settings.call_options(args)?),
-        Some(Cli::Serve) => Command::Serve(serve_options(args)?),
+        Some(Cli::Serve) => Command::Run(settings.service_options(args, false)?),
+        Some(Cli::Run) => Command::Run(settings.service_options(args, true)?),
+        Some(Cli::Doctor) => Command::Doctor(commands::doctor::Options {
+            json: args.json,
+            dialect: settings.dialect,
+            login_url: settings.login_url.clone(),
+            endpoints: settings.endpoints.clone(),
+            scope: settings.scope.clone(),
+            displays: settings.displays.clone(),
+        }),
         #[cfg(feature = "asset-token")]
         Some(Cli::AssetToken) => Command::AssetToken(asset_token_options(args)?),
         #[cfg(not(feature = "asset-token"))]
@@ -335,6 +354,7 @@ impl Settings {
             .text(&args.api_version, "--api-version", "SFPAIR_API_VERSION")?
             .map(|v| crate::rest::api_version(&v))
             .transpose()?;
+        let repair = sources.text(&args.repair, "--repair", "SFPAIR_REPAIR")?;
         let ca_file = match &args.ca_file {
             Some(path) if path.as_os_str().is_empty() => {
                 return Err(Error::config(
@@ -344,6 +364,13 @@ impl Settings {
             Some(path) => Some(path.clone()),
             None => sources.var("SFPAIR_CA_FILE")?.map(PathBuf::from),
         };
+
+        let keepalive = sources.duration(
+            &args.keepalive,
+            "--keepalive",
+            "SFPAIR_KEEPALIVE",
+            DEFAULT_KEEPALIVE,
+        )?;
 
         let key_file = match &args.key_file {
             Some(path) if path.as_os_str().is_empty() => {
@@ -384,6 +411,8 @@ impl Settings {
             wait_for_clock,
             session_lifetime,
             api_version,
+            keepalive,
+            repair,
         })
     }
 
@@ -422,6 +451,30 @@ impl Settings {
                 .as_deref()
                 .map_or(commands::call::Body::None, commands::call::Body::from_arg),
             socket: args.socket.clone(),
+        })
+    }
+
+    /// `run` (`pair`: it pairs) and `serve` (it does not).
+    fn service_options(&self, args: &Args, pair: bool) -> Result<commands::run::Options, Error> {
+        Ok(commands::run::Options {
+            pair: if pair {
+                Some(self.flow_config()?)
+            } else {
+                None
+            },
+            displays: self.displays.clone(),
+            json: self.json,
+            keepalive: self.keepalive,
+            repair: match &self.repair {
+                None => Repair::Prompt,
+                Some(name) => Repair::from_name(name).ok_or_else(|| {
+                    Error::config(format!(
+                        "unknown --repair '{name}': use never, prompt or auto"
+                    ))
+                })?,
+            },
+            serve: serve_options(args)?,
+            wait_for_clock: self.wait_for_clock,
         })
     }
 
@@ -850,6 +903,84 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn run_takes_a_keepalive_and_a_repair_mode() {
+        let env = [("HOME", "/h"), ("SFPAIR_CLIENT_ID", "K")];
+        let plan = plan_for(
+            &[
+                "run",
+                "--socket",
+                "/run/s",
+                "--keepalive",
+                "12h",
+                "--repair",
+                "auto",
+            ],
+            &env,
+        )
+        .unwrap();
+        let Command::Run(o) = plan.command else {
+            panic!("{:?}", plan.command)
+        };
+        assert!(o.pair.is_some());
+        assert_eq!(o.keepalive, Some(Duration::from_secs(12 * 3600)));
+        assert_eq!(o.repair, Repair::Auto);
+        let env_off = [
+            ("HOME", "/h"),
+            ("SFPAIR_CLIENT_ID", "K"),
+            ("SFPAIR_KEEPALIVE", "0"),
+        ];
+        let Command::Run(o) = plan_for(&["run", "--socket", "/s"], &env_off)
+            .unwrap()
+            .command
+        else {
+            panic!()
+        };
+        assert_eq!((o.keepalive, o.repair), (None, Repair::Prompt));
+        for (args, says) in [
+            (
+                &["run", "--socket", "/s", "--keepalive", "weekly"][..],
+                "not a duration",
+            ),
+            (
+                &["run", "--socket", "/s", "--repair", "sometimes"],
+                "never, prompt or auto",
+            ),
+            (&["run"], "--socket"),
+        ] {
+            let e = plan_for(args, &env).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{args:?}");
+            assert!(e.message().contains(says), "{args:?}: {e}");
+        }
+        let e = plan_for(&["run", "--socket", "/s"], &[("HOME", "/h")]).unwrap_err();
+        assert!(
+            e.message().contains("no client id"),
+            "run pairs, so it needs one: {e}"
+        );
+    }
+
+    #[test]
+    fn keepalive_defaults_to_a_week_and_zero_turns_it_off() {
+        let s = resolve(&["token"], &[("HOME", "/h")]).unwrap();
+        assert_eq!(s.keepalive, Some(DEFAULT_KEEPALIVE));
+        let s = resolve(&["token"], &[("HOME", "/h"), ("SFPAIR_KEEPALIVE", "36h")]).unwrap();
+        assert_eq!(s.keepalive, Some(Duration::from_secs(36 * 3600)));
+        let s = resolve(
+            &["token", "--keepalive", "0"],
+            &[("HOME", "/h"), ("SFPAIR_KEEPALIVE", "36h")],
+        )
+        .unwrap();
+        assert_eq!(s.keepalive, None);
+        let e = resolve(&["token", "--keepalive", "1w"], &[("HOME", "/h")]).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(
+            e.message().contains("--keepalive '1w' is not a duration"),
+            "{e}"
+        );
+        let e = resolve(&["token"], &[("HOME", "/h"), ("SFPAIR_KEEPALIVE", "")]).unwrap_err();
+        assert!(e.message().contains("SFPAIR_KEEPALIVE is empty"), "{e}");
+    }
+
+    #[test]
     fn serve_needs_a_socket() {
         let e = plan_for(&["serve"], &[("HOME", "/h")]).unwrap_err();
         assert!(e.message().contains("--socket"), "{e}");
@@ -866,10 +997,12 @@ pub(crate) mod tests {
             &[("HOME", "/h")],
         )
         .unwrap();
-        let Command::Serve(o) = plan.command else {
+        let Command::Run(o) = plan.command else {
             panic!("{:?}", plan.command)
         };
-        assert_eq!((o.group, o.allow_gids), (Some(0), vec![5]));
+        assert!(o.pair.is_none(), "serve is run without pairing");
+        assert_eq!((o.serve.group, o.serve.allow_gids), (Some(0), vec![5]));
+        assert_eq!(o.keepalive, Some(DEFAULT_KEEPALIVE));
     }
 
     #[test]

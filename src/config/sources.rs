@@ -78,6 +78,27 @@ impl<'a> Sources<'a> {
         };
         Ok(value.map(Duration::from_secs))
     }
+
+    /// A duration (`crate::time::parse_duration`: `3600`, `90m`, `7d`) from the flag, else the
+    /// variable, else `default`; zero means off and comes back as `None`.
+    pub fn duration(
+        &self,
+        flag: &Option<String>,
+        flag_name: &str,
+        var: &str,
+        default: Duration,
+    ) -> Result<Option<Duration>, Error> {
+        let (text, from) = match given(flag.clone(), flag_name)? {
+            Some(v) => (Some(v), flag_name),
+            None => (self.var(var)?, var),
+        };
+        let value = match text {
+            Some(text) => crate::time::parse_duration(&text)
+                .map_err(|e| Error::config(format!("{from} '{}' {e}", text.trim())))?,
+            None => default,
+        };
+        Ok((!value.is_zero()).then_some(value))
+    }
 }
 
 #[cfg(test)]
@@ -96,5 +117,44 @@ mod tests {
             .unwrap_err();
         assert!(e.message().contains("--login-url is empty"), "{e}");
         assert_eq!(sources.var("SFPAIR_SCOPE").unwrap(), None);
+    }
+
+    #[test]
+    fn durations_come_from_the_flag_the_variable_or_the_default() {
+        let week = Duration::from_secs(7 * 86_400);
+        let env = |k: &str| (k == "SFPAIR_KEEPALIVE").then(|| "90m".to_string());
+        let sources = Sources::new(&env, None);
+        let get = |flag: Option<&str>| {
+            sources.duration(
+                &flag.map(String::from),
+                "--keepalive",
+                "SFPAIR_KEEPALIVE",
+                week,
+            )
+        };
+        assert_eq!(get(None).unwrap(), Some(Duration::from_secs(5400)));
+        assert_eq!(get(Some("2d")).unwrap(), Some(Duration::from_secs(172_800)));
+        assert_eq!(get(Some("0")).unwrap(), None, "0 is off");
+        let e = get(Some("7 days")).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(
+            e.message()
+                .starts_with("--keepalive '7 days' is not a duration"),
+            "{e}"
+        );
+        let nothing = |_: &str| None;
+        let sources = Sources::new(&nothing, None);
+        assert_eq!(
+            sources
+                .duration(&None, "--keepalive", "SFPAIR_KEEPALIVE", week)
+                .unwrap(),
+            Some(week)
+        );
+        let bad = |k: &str| (k == "SFPAIR_KEEPALIVE").then(|| "soon".to_string());
+        let sources = Sources::new(&bad, None);
+        let e = sources
+            .duration(&None, "--keepalive", "SFPAIR_KEEPALIVE", week)
+            .unwrap_err();
+        assert!(e.message().contains("SFPAIR_KEEPALIVE 'soon'"), "{e}");
     }
 }

@@ -132,6 +132,23 @@ impl Dialect {
         uri
     }
 
+    /// The server approved but sent no refresh token: what to change, in this provider's terms.
+    pub fn no_refresh_token(self) -> Error {
+        Error::config(match self {
+            Dialect::Salesforce => {
+                "the server approved the device but sent no refresh token, so the pairing would \
+                 not survive the session. Add the \"refresh_token, offline_access\" scope to the \
+                 app's selected OAuth scopes and keep `refresh_token` in --scope"
+            }
+            Dialect::Rfc8628 => {
+                "the server approved the device but sent no refresh token, so the pairing would \
+                 not survive the session. Ask for the scope your provider issues refresh tokens \
+                 for (many, such as oidc-provider, do so only for `offline_access`: add it to \
+                 --scope) and allow the refresh_token grant for this client"
+            }
+        })
+    }
+
     /// A configuration error the admin must fix, worded for this dialect.
     pub fn config_error(self, err: &OAuthError, client_id: &str) -> Error {
         let summary = err.summary();
@@ -168,7 +185,7 @@ impl Dialect {
                   OAuth settings"
                 .into(),
         };
-        Error::config(format!("{advice} (server said {summary})"))
+        Error::config(format!("{advice} (server said {summary})")).with_oauth(err.fields())
     }
 }
 
@@ -193,6 +210,19 @@ mod tests {
             expires_in: None,
             interval: Some(Duration::from_secs(5)),
         }
+    }
+
+    #[test]
+    fn the_missing_refresh_token_advice_speaks_the_providers_language() {
+        let sf = Dialect::Salesforce.no_refresh_token();
+        assert!(sf.message().contains("selected OAuth scopes"), "{sf}");
+        let rfc = Dialect::Rfc8628.no_refresh_token();
+        assert!(rfc.message().contains("offline_access"), "{rfc}");
+        assert!(
+            !rfc.message().contains("app's selected OAuth scopes"),
+            "{rfc}"
+        );
+        assert_eq!(rfc.exit_code(), 2);
     }
 
     #[test]
@@ -258,5 +288,10 @@ mod tests {
         let e = Dialect::Salesforce.config_error(&err, "KEY");
         assert_eq!(e.kind(), crate::error::ErrorKind::Config);
         assert!(e.message().contains("Enable Device Flow"), "{e}");
+        assert_eq!(e.oauth_error(), Some("invalid_grant"));
+        assert_eq!(
+            e.oauth_description(),
+            Some("device flow is not enabled for the app")
+        );
     }
 }

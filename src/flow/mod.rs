@@ -40,7 +40,7 @@ use crate::error::{Error, ErrorKind};
 use crate::event::{Event, ShownCode};
 use crate::secret::Secret;
 use crate::time::Instant;
-use crate::wire::{Reply, Request, TransportError, TransportErrorKind};
+use crate::wire::{Reply, Request, TransportError};
 
 use self::backoff::Jitter;
 use self::dialect::{Client, Dialect, Endpoints};
@@ -227,7 +227,9 @@ impl Flow {
                 State::Polling(code) if now >= code.deadline => {
                     self.state = match code.failing {
                         Some(reason) => self.expire_unreachable(now, &reason),
-                        None => self.expire(now, "the code expired before anyone approved it"),
+                        None => {
+                            self.expire(now, "the code expired before anyone approved it", None)
+                        }
                     };
                 }
                 State::Polling(code) if now < code.next_poll => {
@@ -285,12 +287,16 @@ impl Flow {
             Err(e) if e.kind.is_transient() => {
                 return self.retry_code(now, failures, since, e.detail);
             }
-            Err(e) => return done_err(transport_failure(&e)),
+            Err(e) => return done_err(e.into_error()),
         };
         match reply::device_code(&reply) {
             Parsed::Ok(code) => self.issue(now, code),
-            Parsed::OAuth(e) if is_transient_oauth(&e) => {
-                self.retry_code(now, failures, since, e.summary())
+            Parsed::OAuth(e) if e.is_transient() => {
+                match self.retry_code(now, failures, since, e.summary()) {
+                    // Gave up on this refusal: keep the server's fields.
+                    State::Done(Some(Err(err))) => done_err(err.with_oauth(e.fields())),
+                    next => next,
+                }
             }
             Parsed::OAuth(e) => {
                 let c = &self.config;
@@ -313,17 +319,12 @@ impl Flow {
         let reply = match outcome {
             Ok(reply) => reply,
             Err(e) if e.kind.is_transient() => return self.retry_poll(now, code, e.detail),
-            Err(e) => return done_err(transport_failure(&e)),
+            Err(e) => return done_err(e.into_error()),
         };
         let err = match reply::token(&reply) {
             Parsed::Ok(tokens) => {
                 if tokens.refresh_token.as_ref().is_none_or(Secret::is_empty) {
-                    return done_err(Error::config(
-                        "the server approved the device but sent no refresh token, so the \
-                         pairing would not survive the session. Add the \"refresh_token, \
-                         offline_access\" scope to the app's selected OAuth scopes and keep \
-                         `refresh_token` in --scope",
-                    ));
+                    return done_err(self.config.dialect.no_refresh_token());
                 }
                 return State::Done(Some(Ok(tokens)));
             }
@@ -354,11 +355,12 @@ impl Flow {
                 });
                 State::Polling(code)
             }
-            "access_denied" => done_err(Error::new(
+            "access_denied" => done_err(Error::oauth(
                 ErrorKind::Denied,
                 "the person at the approval page denied access; nothing was stored",
+                err.fields(),
             )),
-            "expired_token" => self.expire(now, "the server says the code expired"),
+            "expired_token" => self.expire(now, "the server says the code expired", Some(&err)),
             "invalid_grant" if err.description_contains("not enabled") => {
                 let c = &self.config;
                 done_err(c.dialect.config_error(&err, &c.client.client_id))
@@ -368,20 +370,22 @@ impl Flow {
                 "the server refused the approved code (invalid_grant: token exchange failed); \
                  if the org or the user's profile restricts login IP ranges, allow this \
                  device's public address",
+                Some(&err),
             ),
             "invalid_grant" => self.expire(
                 now,
                 &format!("the server no longer accepts the code ({})", err.summary()),
+                Some(&err),
             ),
             "invalid_client" | "invalid_client_id" | "unauthorized_client" => {
                 let c = &self.config;
                 done_err(c.dialect.config_error(&err, &c.client.client_id))
             }
-            _ if is_transient_oauth(&err) => self.retry_poll(now, code, err.summary()),
-            _ => done_err(Error::server(format!(
-                "the server stopped the pairing: {}",
-                err.summary()
-            ))),
+            _ if err.is_transient() => self.retry_poll(now, code, err.summary()),
+            _ => done_err(
+                Error::server(format!("the server stopped the pairing: {}", err.summary()))
+                    .with_oauth(err.fields()),
+            ),
         }
     }
 
@@ -455,7 +459,7 @@ impl Flow {
     /// is a network failure, not "nobody approved".
     fn expire_unreachable(&mut self, now: Instant, failure: &str) -> State {
         let reason = format!("the code expired while the server could not be reached ({failure})");
-        match self.expire(now, &reason) {
+        match self.expire(now, &reason, None) {
             State::Done(Some(Err(e))) if e.kind() == ErrorKind::Expired => {
                 done_err(Error::network(format!(
                     "{reason}; check the device's network, then run `sfpair pair` again"
@@ -465,8 +469,10 @@ impl Flow {
         }
     }
 
-    /// The shown code is no longer usable: show a new one, or stop after the last.
-    fn expire(&mut self, now: Instant, reason: &str) -> State {
+    /// The shown code is no longer usable: show a new one, or stop after the last. `refusal` is
+    /// the server's OAuth error when it is the server that ended the code; the final error
+    /// carries its fields.
+    fn expire(&mut self, now: Instant, reason: &str, refusal: Option<&OAuthError>) -> State {
         let last = self.codes_issued >= self.config.max_codes;
         self.events.push_back(Event::CodeExpired {
             number: self.codes_issued,
@@ -474,7 +480,7 @@ impl Flow {
             reason: reason.to_string(),
         });
         if last {
-            return done_err(Error::new(
+            let e = Error::new(
                 ErrorKind::Expired,
                 format!(
                     "nobody approved the pairing in time ({} code{} shown; last: {reason}). \
@@ -483,7 +489,11 @@ impl Flow {
                     self.codes_issued,
                     if self.codes_issued == 1 { "" } else { "s" },
                 ),
-            ));
+            );
+            return done_err(match refusal {
+                Some(r) => e.with_oauth(r.fields()),
+                None => e,
+            });
         }
         State::NeedCode {
             at: now,
@@ -495,23 +505,6 @@ impl Flow {
 
 fn done_err(e: Error) -> State {
     State::Done(Some(Err(e)))
-}
-
-/// OAuth errors that mean "not now" rather than "no".
-fn is_transient_oauth(e: &OAuthError) -> bool {
-    matches!(
-        e.error.as_str(),
-        "rate_limit_exceeded" | "temporarily_unavailable" | "server_error"
-    )
-}
-
-/// A transport error that retrying will not fix.
-fn transport_failure(e: &TransportError) -> Error {
-    match e.kind {
-        TransportErrorKind::Certificate => Error::network(e.detail.clone()),
-        TransportErrorKind::Invalid => Error::config(e.detail.clone()),
-        _ => Error::network(e.detail.clone()),
-    }
 }
 
 #[cfg(test)]

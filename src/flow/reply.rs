@@ -15,7 +15,9 @@ use core::time::Duration;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
+use crate::error::OAuthFields;
 use crate::secret::Secret;
+use crate::text::server_text;
 use crate::wire::Reply;
 
 /// An OAuth error reply (`{"error": "...", "error_description": "..."}`).
@@ -29,12 +31,32 @@ pub struct OAuthError {
 }
 
 impl OAuthError {
-    /// `error: description`, for messages (both are server-chosen ASCII, never secrets).
+    /// `error: description`, for messages: server-chosen text, never a secret, with control
+    /// characters and space runs taken out so it cannot break the message or the terminal.
     pub fn summary(&self) -> String {
+        let error = server_text(&self.error);
         match &self.description {
-            Some(d) if !d.is_empty() => format!("{}: {}", self.error, d),
-            _ => self.error.clone(),
+            Some(d) if !d.trim().is_empty() => format!("{error}: {}", server_text(d)),
+            _ => error.into_owned(),
         }
+    }
+
+    /// The `error` and `error_description` members, for an [`Error`](crate::error::Error).
+    pub fn fields(&self) -> OAuthFields {
+        OAuthFields {
+            error: self.error.clone(),
+            description: self.description.clone(),
+        }
+    }
+
+    /// The one list of OAuth errors that mean "not now" rather than "no": worth retrying with
+    /// the same request (RFC 6749 §5.2 `temporarily_unavailable`, `server_error`; Salesforce's
+    /// `rate_limit_exceeded`).
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self.error.as_str(),
+            "rate_limit_exceeded" | "temporarily_unavailable" | "server_error"
+        )
     }
 
     pub fn description_contains(&self, needle: &str) -> bool {
@@ -108,6 +130,16 @@ struct RawError {
     error_description: Option<String>,
     #[serde(default, deserialize_with = "number_or_string")]
     interval: Option<String>,
+}
+
+/// The `error` and `error_description` of an OAuth error body, whatever the status; `None` when
+/// the body is not one.
+pub fn oauth_fields(body: &[u8]) -> Option<OAuthFields> {
+    let err = serde_json::from_slice::<RawError>(body).ok()?;
+    Some(OAuthFields {
+        error: err.error,
+        description: err.error_description,
+    })
 }
 
 /// Accepts `5`, `"5"` or null, keeping the text; MSAL notes that "some IdP returns string".

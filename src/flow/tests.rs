@@ -1,7 +1,8 @@
 //! Unit tests of the pure flow: every poll instant is pinned, with no sleeping and no sockets.
 
 use super::*;
-use crate::wire::Reply;
+use crate::testing::CleanErr;
+use crate::wire::{Reply, TransportErrorKind};
 use alloc::vec::Vec;
 
 const PENDING: &str = r#"{"error":"authorization_pending"}"#;
@@ -183,7 +184,7 @@ fn local_deadline_brings_a_new_code_then_stops_after_the_last() {
     // Polls at 5, 10, ... 595 for each code: 119 each; the 600th second is the deadline.
     assert_eq!(polls, 3 * 119);
     assert_eq!(d.secs(), 1800.0);
-    let err = result.unwrap_err();
+    let err = result.clean_err();
     assert_eq!(err.kind(), ErrorKind::Expired);
     assert!(err.message().contains("3 codes"), "{err}");
     let expired: Vec<_> = d
@@ -227,6 +228,37 @@ fn server_expiry_and_invalid_grant_bring_a_new_code_at_once() {
 }
 
 #[test]
+fn the_servers_expiry_of_the_last_code_carries_its_oauth_fields() {
+    let mut cfg = config();
+    cfg.max_codes = 1;
+    let mut d = Driver::new(cfg);
+    d.next_send();
+    d.reply(sf_code("ONE"));
+    d.next_send();
+    d.reply(Reply::json(
+        400,
+        r#"{"error":"invalid_grant","error_description":"expired authorization code"}"#,
+    ));
+    let err = d.done().clean_err();
+    assert_eq!(err.kind(), ErrorKind::Expired);
+    assert_eq!(err.oauth_error(), Some("invalid_grant"));
+    assert_eq!(err.oauth_description(), Some("expired authorization code"));
+}
+
+#[test]
+fn access_denied_carries_the_servers_code() {
+    let mut d = Driver::new(config());
+    d.next_send();
+    d.reply(sf_code("D"));
+    d.next_send();
+    d.reply(Reply::json(400, r#"{"error":"access_denied"}"#));
+    let err = d.done().clean_err();
+    assert_eq!(err.kind(), ErrorKind::Denied);
+    assert_eq!(err.oauth_error(), Some("access_denied"));
+    assert_eq!(err.oauth_description(), None);
+}
+
+#[test]
 fn server_expires_in_sets_the_deadline() {
     let mut cfg = config();
     cfg.dialect = Dialect::Rfc8628;
@@ -242,7 +274,7 @@ fn server_expires_in_sets_the_deadline() {
     d.next_send();
     assert_eq!(d.secs(), 10.0);
     d.reply(Reply::json(400, PENDING));
-    let err = d.done().unwrap_err();
+    let err = d.done().clean_err();
     assert_eq!(d.secs(), 12.0);
     assert_eq!(err.kind(), ErrorKind::Expired);
 }
@@ -254,7 +286,7 @@ fn access_denied_stops_with_denied() {
     d.reply(sf_code("D"));
     d.next_send();
     d.reply(Reply::json(400, r#"{"error":"access_denied"}"#));
-    assert_eq!(d.done().unwrap_err().kind(), ErrorKind::Denied);
+    assert_eq!(d.done().clean_err().kind(), ErrorKind::Denied);
 }
 
 #[test]
@@ -299,7 +331,7 @@ fn a_code_that_runs_out_while_the_network_is_down_is_a_network_error() {
         match d.flow.poll(d.now) {
             Action::Wait(t) => d.now = t,
             Action::Send(_) => d.fail(TransportErrorKind::Reset),
-            Action::Done(r) => break r.unwrap_err(),
+            Action::Done(r) => break r.clean_err(),
         }
     };
     assert_eq!(err.kind(), ErrorKind::Network, "{err}");
@@ -324,13 +356,31 @@ fn html_and_5xx_while_polling_are_retried_like_network_failures() {
     d.reply(Reply::json(200, r#"{"access_tok"#));
     d.next_send();
     d.reply(Reply::json(200, TOKENS));
-    assert!(d.done().is_ok());
+    assert_eq!(d.done().unwrap().access_token.expose(), "00D!AT");
     let retries = d
         .events
         .iter()
         .filter(|e| matches!(e, Event::Retrying { .. }))
         .count();
     assert_eq!(retries, 3);
+}
+
+#[test]
+fn a_rate_limit_to_the_end_gives_up_with_the_servers_code() {
+    let mut d = Driver::new(config());
+    let err = loop {
+        match d.flow.poll(d.now) {
+            Action::Wait(t) => d.now = t,
+            Action::Send(_) => d.reply(Reply::json(
+                400,
+                r#"{"error":"rate_limit_exceeded","error_description":"too many requests"}"#,
+            )),
+            Action::Done(r) => break r.clean_err(),
+        }
+    };
+    assert_eq!(err.kind(), ErrorKind::Network);
+    assert_eq!(err.oauth_error(), Some("rate_limit_exceeded"));
+    assert_eq!(err.oauth_description(), Some("too many requests"));
 }
 
 #[test]
@@ -344,10 +394,15 @@ fn device_code_request_retries_then_gives_up_as_a_network_error() {
                 times.push(d.secs());
                 d.fail(TransportErrorKind::Refused);
             }
-            Action::Done(r) => break r.unwrap_err(),
+            Action::Done(r) => break r.clean_err(),
         }
     };
     assert_eq!(err.kind(), ErrorKind::Network);
+    assert_eq!(
+        err.oauth_error(),
+        None,
+        "a transport failure has no OAuth fields"
+    );
     assert!(
         err.message().contains("could not get a device code"),
         "{err}"
@@ -365,25 +420,30 @@ fn device_code_request_retries_then_gives_up_as_a_network_error() {
 
 #[test]
 fn configuration_errors_stop_at_once_with_advice() {
-    for (body, needle) in [
+    for (body, code, needle) in [
         (
             r#"{"error":"invalid_client_id","error_description":"client identifier invalid"}"#,
+            "invalid_client_id",
             "consumer key",
         ),
         (
             r#"{"error":"invalid_grant","error_description":"device flow is not enabled for the app"}"#,
+            "invalid_grant",
             "Enable Device Flow",
         ),
         (
             r#"{"error":"invalid_client","error_description":"app must be installed into org"}"#,
+            "invalid_client",
             "not installed",
         ),
     ] {
         let mut d = Driver::new(config());
         d.next_send();
         d.reply(Reply::json(400, body));
-        let err = d.done().unwrap_err();
+        let err = d.done().clean_err();
         assert_eq!(err.kind(), ErrorKind::Config, "{body}");
+        assert_eq!(err.oauth_error(), Some(code), "{body}");
+        // The advice is what the admin is promised.
         assert!(err.message().contains(needle), "{err}");
         assert_eq!(d.secs(), 0.0, "no retry for {body}");
     }
@@ -394,12 +454,11 @@ fn certificate_errors_stop_at_once() {
     let mut d = Driver::new(config());
     d.next_send();
     d.fail(TransportErrorKind::Certificate);
-    let err = d.done().unwrap_err();
+    let err = d.done().clean_err();
     assert_eq!(err.kind(), ErrorKind::Network);
-    assert!(
-        err.message().contains("scripted") || err.message().contains("boom"),
-        "{err}"
-    );
+    // The transport's detail, exactly: nothing appended, no OAuth fields.
+    assert_eq!(err.message(), "login.salesforce.com: boom");
+    assert_eq!(err.oauth_error(), None);
 }
 
 #[test]
@@ -412,7 +471,7 @@ fn approval_without_refresh_token_is_a_config_error() {
         200,
         r#"{"access_token":"00D!AT","instance_url":"https://x"}"#,
     ));
-    let err = d.done().unwrap_err();
+    let err = d.done().clean_err();
     assert_eq!(err.kind(), ErrorKind::Config);
     assert!(err.message().contains("refresh_token"));
 }
@@ -436,12 +495,15 @@ fn start_spread_delays_the_first_request_randomly() {
     let mut firsts = Vec::new();
     for seed in 0..50 {
         let mut flow = Flow::new(cfg.clone(), seed, Instant::ZERO);
-        let Action::Wait(t) = flow.poll(Instant::ZERO) else {
-            // A zero delay is possible but unlikely for 50 seeds; treat it as t = 0.
-            firsts.push(0.0);
-            continue;
-        };
-        firsts.push(t.since_origin().as_secs_f64());
+        match flow.poll(Instant::ZERO) {
+            Action::Wait(t) => firsts.push(t.since_origin().as_secs_f64()),
+            // A zero delay sends at once.
+            Action::Send(r) => {
+                assert_eq!(r.form_field("response_type"), Some("device_code"));
+                firsts.push(0.0);
+            }
+            Action::Done(r) => panic!("the flow ended before its first request: {r:?}"),
+        }
     }
     assert!(firsts.iter().all(|t| *t < 30.0));
     let spread =
@@ -459,8 +521,11 @@ fn unknown_poll_errors_stop_with_the_servers_words() {
         400,
         r#"{"error":"inactive_user","error_description":"user is inactive"}"#,
     ));
-    let err = d.done().unwrap_err();
+    let err = d.done().clean_err();
     assert_eq!(err.kind(), ErrorKind::Server);
+    assert_eq!(err.oauth_error(), Some("inactive_user"));
+    assert_eq!(err.oauth_description(), Some("user is inactive"));
+    // "With the server's words": the message quotes them.
     assert!(err.message().contains("inactive_user: user is inactive"));
 }
 

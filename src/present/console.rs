@@ -2,8 +2,10 @@
 //! lines for a serial console.
 //!
 //! On a TTY it keeps a live countdown on the last line (rewritten with `\r` and an erase-line
-//! escape) and forces light-on-dark colours around the QR, so the code scans whatever the
-//! terminal's theme. Off a TTY (a log file, a pipe, systemd's journal) it writes no control
+//! escape) and sets the QR's colours itself: dark modules on a light quiet zone, from the
+//! 256-colour cube (which terminal themes do not remap, unlike the 16 basic colours), reset at
+//! the end of every line. Without that, a terminal with a white background shows the plain
+//! rendering inverted, and many phone scanners refuse an inverted code. Off a TTY (a log file, a pipe, systemd's journal) it writes no control
 //! characters at all. Server-supplied text is shown exactly, except control characters, which
 //! are replaced so a hostile server cannot drive the terminal.
 
@@ -26,6 +28,15 @@ pub enum Style {
 
 /// Spec quiet zone (ISO/IEC 18004): four light modules around the symbol.
 const QUIET_ZONE: usize = 4;
+
+/// QR lines on a TTY: blocks in black (cube colour 16) are the dark modules, on a white
+/// background (231), so the light quiet zone is the cell background and fills each cell whole.
+const QR_COLOURS: &str = "\x1b[38;5;16;48;5;231m";
+/// The last QR line when the symbol has an odd number of rows: its upper half is quiet zone
+/// (white blocks), its lower half is below the code and keeps the terminal's own background.
+const QR_LAST_HALF_LINE: &str = "\x1b[38;5;231;49m";
+/// Back to the terminal's colours, after every coloured line.
+const RESET: &str = "\x1b[0m";
 
 pub struct Console<W: Write> {
     out: W,
@@ -107,17 +118,13 @@ impl<W: Write> Console<W> {
             Style::Qr => {
                 text.push_str(&format!(
                     "\nTo pair this device with Salesforce, scan the QR code with a phone,\n\
-                     or open  {uri}\nand enter  {user_code}\n\n"
+                     or open {uri}\nand enter {user_code}\n\n"
                 ));
                 match QrMatrix::encode(&code.one_tap_uri) {
+                    Some(qr) if self.tty => text.push_str(&tty_qr(&qr)),
                     Some(qr) => {
-                        let (on, off) = if self.tty {
-                            ("\x1b[97;40m", "\x1b[0m")
-                        } else {
-                            ("", "")
-                        };
                         for line in half_blocks(&qr, QUIET_ZONE).lines() {
-                            text.push_str(&format!("  {on}{line}{off}\n"));
+                            text.push_str(&format!("  {line}\n"));
                         }
                     }
                     None => text.push_str("  (the URL is too long for a QR code)\n"),
@@ -149,6 +156,37 @@ impl<W: Write> Console<W> {
         )?;
         self.out.flush()
     }
+}
+
+/// The QR for a terminal, with its colours set: the plain rendering draws the *light* modules
+/// as blocks in the terminal's foreground colour, so here each cell is flipped (a block becomes
+/// a space, an upper half a lower half) and drawn dark on a light background. Every line ends
+/// with a reset, so nothing is left coloured if the output stops mid-way.
+fn tty_qr(qr: &QrMatrix) -> String {
+    let plain = half_blocks(qr, QUIET_ZONE);
+    let rows = plain.lines().count();
+    let odd = (qr.width() + 2 * QUIET_ZONE) % 2 == 1;
+    let mut out = String::with_capacity(plain.len() + rows * 32);
+    for (i, line) in plain.lines().enumerate() {
+        out.push_str("  ");
+        if odd && i + 1 == rows {
+            // Only the upper half belongs to the symbol: light blocks, terminal background below.
+            out.push_str(QR_LAST_HALF_LINE);
+            out.push_str(line);
+        } else {
+            out.push_str(QR_COLOURS);
+            out.extend(line.chars().map(|c| match c {
+                '█' => ' ',
+                ' ' => '█',
+                '▀' => '▄',
+                '▄' => '▀',
+                other => other,
+            }));
+        }
+        out.push_str(RESET);
+        out.push('\n');
+    }
+    out
 }
 
 /// "10 minutes", "90 seconds".
@@ -252,14 +290,65 @@ mod tests {
         assert!(out.contains("https://login.salesforce.com/setup/connect\n"));
         assert!(out.contains("valid for 10 minutes"));
         assert!(!out.contains("expires in 9:59"), "no countdown off a TTY");
-        let qr: String = out
-            .lines()
-            .filter(|l| l.starts_with("  ") && l.contains('█'))
-            .map(|l| format!("{}\n", &l[2..]))
-            .collect();
+        let qr = qr_lines(&out);
         assert_eq!(
             crate::present::qr::terminal_qr::decode_half_blocks(&qr),
             "https://login.salesforce.com/setup/connect?user_code=X1D9SEET"
+        );
+    }
+
+    /// The QR lines of a rendering: indented, and either drawn in half blocks (plain) or
+    /// starting with a colour code (TTY); the indentation is cut.
+    fn qr_lines(out: &str) -> String {
+        out.lines()
+            .filter(|l| l.starts_with("  ") && (l.contains('█') || l.contains('\x1b')))
+            .map(|l| format!("{}\n", &l[2..]))
+            .collect()
+    }
+
+    #[test]
+    fn on_a_tty_the_qr_sets_its_colours_and_scans_on_dark_and_light_themes() {
+        use crate::present::qr::terminal_qr::{Theme, decode_terminal};
+        let url = "https://login.salesforce.com/setup/connect?user_code=X1D9SEET";
+        let out = render(Style::Qr, true, &[Event::CodeIssued(code(1))]);
+        let qr = qr_lines(&out);
+        assert_eq!(qr.lines().count(), 21, "{out:?}");
+        for line in qr.lines() {
+            assert!(
+                line.starts_with(QR_COLOURS) || line.starts_with(QR_LAST_HALF_LINE),
+                "{line:?}"
+            );
+            assert!(line.ends_with(RESET), "each line resets: {line:?}");
+            assert_eq!(line.matches('\x1b').count(), 2, "{line:?}");
+        }
+        // The decoder reads the escape codes as a terminal does and panics on a line that
+        // leaves colours set.
+        assert_eq!(decode_terminal(&qr, Theme::Dark), url);
+        assert_eq!(decode_terminal(&qr, Theme::Light), url);
+        // Nothing after the code is coloured: the text after the QR starts at a reset.
+        let after = &out[out.rfind(RESET).unwrap() + RESET.len()..];
+        assert!(!after.contains('\x1b'), "{after:?}");
+        assert!(after.contains("valid for 10 minutes"));
+    }
+
+    #[test]
+    fn the_plain_qr_needs_a_dark_theme_which_is_why_the_tty_form_sets_colours() {
+        use crate::present::qr::terminal_qr::{Theme, decode_terminal};
+        let out = render(Style::Qr, false, &[Event::CodeIssued(code(1))]);
+        let qr = qr_lines(&out);
+        assert!(!qr.contains('\x1b'));
+        assert_eq!(
+            decode_terminal(&qr, Theme::Dark),
+            "https://login.salesforce.com/setup/connect?user_code=X1D9SEET"
+        );
+        // On a white background the same text is an inverted code, which rqrr (like many
+        // phone scanners) does not find.
+        let light = std::panic::catch_unwind(|| decode_terminal(&qr, Theme::Light))
+            .expect_err("the plain form decoded on a light theme");
+        let why = light.downcast_ref::<String>().cloned().unwrap_or_default();
+        assert!(
+            why.contains("expected exactly one QR code") || why.contains("the QR code decodes"),
+            "it failed for another reason: {why}"
         );
     }
 

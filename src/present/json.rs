@@ -12,17 +12,19 @@ use crate::event::Event;
 
 pub struct JsonLines<W: Write> {
     out: W,
+    /// The first write failure: the host UI reading these lines cannot see the code.
+    broken: Option<String>,
 }
 
 impl JsonLines<io::Stdout> {
     pub fn stdout() -> Self {
-        JsonLines { out: io::stdout() }
+        JsonLines::new(io::stdout())
     }
 }
 
 impl<W: Write> JsonLines<W> {
     pub fn new(out: W) -> Self {
-        JsonLines { out }
+        JsonLines { out, broken: None }
     }
 
     pub fn into_inner(self) -> W {
@@ -70,12 +72,20 @@ pub fn to_json(event: &Event) -> Option<Value> {
             "org_id": p.org_id,
             "user_id": p.user_id,
         }),
-        Event::Failed(e) => json!({
-            "event": "error",
-            "kind": e.kind().name(),
-            "exit_code": e.exit_code(),
-            "message": e.message(),
-        }),
+        Event::Failed(e) => {
+            let mut v = json!({
+                "event": "error",
+                "kind": e.kind().name(),
+                "exit_code": e.exit_code(),
+                "message": e.message(),
+            });
+            // An OAuth refusal: the server's own fields, for programs that decide on the code.
+            if let Some(code) = e.oauth_error() {
+                v["oauth_error"] = json!(code);
+                v["oauth_description"] = json!(e.oauth_description());
+            }
+            v
+        }
     })
 }
 
@@ -90,7 +100,13 @@ impl<W: Write + Send> Presenter for JsonLines<W> {
             .and_then(|()| self.out.flush())
         {
             log::debug!("JSON event output failed: {e}");
+            self.broken
+                .get_or_insert_with(|| format!("the JSON lines on standard output failed: {e}"));
         }
+    }
+
+    fn broken(&self) -> Option<&str> {
+        self.broken.as_deref()
     }
 }
 
@@ -130,5 +146,15 @@ mod tests {
         assert_eq!(lines[0]["expires_in"], 600);
         assert_eq!(lines[3]["exit_code"], 3);
         assert_eq!(lines[3]["kind"], "denied");
+    }
+
+    #[test]
+    fn a_failed_write_marks_the_presenter_broken() {
+        let mut full = JsonLines::new(std::fs::File::create("/dev/full").unwrap());
+        assert_eq!(full.broken(), None);
+        full.show(&Event::SlowDown {
+            interval: Duration::from_secs(10),
+        });
+        assert!(full.broken().unwrap().contains("standard output"));
     }
 }

@@ -78,11 +78,20 @@ pub fn presenters(displays: &[Display], json: bool) -> Vec<Box<dyn Presenter>> {
 /// Opens a small display (OLED, framebuffer, PBM or PNG frame file) for the pairing screen, or
 /// logs why it cannot, naming the device and what to check.
 pub fn open(display: &Display) -> Option<Box<dyn Presenter>> {
-    fn boxed<P: Panel + 'static>(panel: P) -> Box<dyn Presenter> {
-        let panel: Box<dyn Panel> = Box::new(panel);
-        Box::new(Screen::new(panel))
+    let panel = open_panel(display)?;
+    panel
+        .map(|panel| Box::new(Screen::new(panel)) as Box<dyn Presenter>)
+        .map_err(|e| log::error!("cannot open the display {e}; pairing goes on without it"))
+        .ok()
+}
+
+/// Opens the panel of a small display; `None` for the consoles, which have none. `sfpair
+/// doctor` asks the panel its size; [`open`] wraps it in the pairing screen.
+pub fn open_panel(display: &Display) -> Option<std::io::Result<Box<dyn Panel>>> {
+    fn boxed<P: Panel + 'static>(panel: P) -> Box<dyn Panel> {
+        Box::new(panel)
     }
-    let opened = match display {
+    Some(match display {
         Display::Oled(oled) => match oled.controller {
             Controller::Ssd1306 => Ssd1306::open(&oled.bus, oled.address, oled.height).map(boxed),
             Controller::Sh1106 { column_offset } => {
@@ -101,8 +110,5 @@ pub fn open(display: &Display) -> Option<Box<dyn Presenter>> {
             height,
         } => FrameFile::new(path, *width, *height, Format::Png).map(boxed),
         Display::Console | Display::Text => return None,
-    };
-    opened
-        .map_err(|e| log::error!("cannot open the display {e}; pairing goes on without it"))
-        .ok()
+    })
 }

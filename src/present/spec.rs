@@ -2,7 +2,11 @@
 //! framebuffer, or frame files. Parsing only, with messages that say what is wrong; opening the
 //! device is the presenters' job (`main.rs` wires them). Board profiles check their panels with
 //! this same parser, so a profile and the command line can never disagree.
+//!
+//! Without the `displays` feature only `console` and `text` exist; a panel kind is refused with
+//! a message saying this build lacks it, not as an unknown word.
 
+#[cfg(feature = "displays")]
 use std::path::PathBuf;
 
 use crate::error::Error;
@@ -14,17 +18,21 @@ pub enum Display {
     Console,
     /// Plain ASCII lines, no QR.
     Text,
+    #[cfg(feature = "displays")]
     /// An OLED on an I2C bus: `ssd1306:BUS[@ADDR][:128x32]`, `sh1106:BUS[@ADDR]`,
     /// `sh1106-no-offset:BUS[@ADDR]`.
     Oled(Oled),
+    #[cfg(feature = "displays")]
     /// A Linux framebuffer: `fb:/dev/fbN`.
     Framebuffer(PathBuf),
+    #[cfg(feature = "displays")]
     /// Frame files: `pbm:PATH[:WxH]`, 128x64 by default.
     Pbm {
         path: PathBuf,
         width: u32,
         height: u32,
     },
+    #[cfg(feature = "displays")]
     /// PNG frame files: `png:PATH[:WxH]`, 128x64 by default.
     Png {
         path: PathBuf,
@@ -34,6 +42,7 @@ pub enum Display {
 }
 
 /// Which OLED controller, and where it is.
+#[cfg(feature = "displays")]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Oled {
     pub controller: Controller,
@@ -45,6 +54,7 @@ pub struct Oled {
     pub height: u32,
 }
 
+#[cfg(feature = "displays")]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Controller {
     Ssd1306,
@@ -54,16 +64,19 @@ pub enum Controller {
     },
 }
 
+#[cfg(feature = "displays")]
 const DISPLAY_FORMS: &str = "use console, text, ssd1306:/dev/i2c-N[@0x3c][:128x32], \
      sh1106:/dev/i2c-N[@0x3c], sh1106-no-offset:/dev/i2c-N[@0x3c], fb:/dev/fbN, pbm:PATH[:WxH] or png:PATH[:WxH]";
 
 /// `WxH`, e.g. `128x64`.
+#[cfg(feature = "displays")]
 fn size(text: &str) -> Option<(u32, u32)> {
     let (w, h) = text.split_once('x')?;
     Some((w.parse().ok()?, h.parse().ok()?))
 }
 
 /// Splits a trailing `:WxH` off `rest`, when there is one.
+#[cfg(feature = "displays")]
 fn with_size(rest: &str) -> (&str, Option<(u32, u32)>) {
     match rest.rsplit_once(':') {
         Some((head, tail)) if size(tail).is_some() => (head, size(tail)),
@@ -76,14 +89,34 @@ pub const PANEL_KINDS: [&str; 6] = ["ssd1306", "sh1106", "sh1106-no-offset", "fb
 
 /// One `--display` value.
 pub fn display(spec: &str) -> Result<Display, Error> {
+    match spec {
+        "console" => Ok(Display::Console),
+        "text" => Ok(Display::Text),
+        #[cfg(feature = "displays")]
+        _ => panel_value(spec),
+        #[cfg(not(feature = "displays"))]
+        _ => Err(Error::config(match spec.split_once(':') {
+            Some((kind, _)) if PANEL_KINDS.contains(&kind) => format!(
+                "--display '{spec}': {WITHOUT_DISPLAYS}; use --display console or text, or a \
+                 full build"
+            ),
+            _ => format!("unknown --display '{spec}': use console or text"),
+        })),
+    }
+}
+
+/// What a build without the `displays` feature says of a panel.
+#[cfg(not(feature = "displays"))]
+const WITHOUT_DISPLAYS: &str =
+    "this sfpair is built without small displays (the `displays` feature)";
+
+/// A small display's `--display` value.
+#[cfg(feature = "displays")]
+fn panel_value(spec: &str) -> Result<Display, Error> {
     let bad = |why: String| Error::config(format!("--display '{spec}': {why}"));
-    let (kind, rest) = match spec {
-        "console" => return Ok(Display::Console),
-        "text" => return Ok(Display::Text),
-        _ => spec
-            .split_once(':')
-            .ok_or_else(|| Error::config(format!("unknown --display '{spec}': {DISPLAY_FORMS}")))?,
-    };
+    let (kind, rest) = spec
+        .split_once(':')
+        .ok_or_else(|| Error::config(format!("unknown --display '{spec}': {DISPLAY_FORMS}")))?;
     let (target, size) = with_size(rest);
     let (target, address) = match target.rsplit_once('@') {
         Some((bus, addr)) if i2c(kind) => {
@@ -118,14 +151,19 @@ impl Why {
     /// For messages that do not start from a `--display` value (board profiles).
     pub fn text(&self) -> String {
         match self {
+            #[cfg(feature = "displays")]
             Why::UnknownKind => format!("unknown display kind: {DISPLAY_FORMS}"),
+            #[cfg(not(feature = "displays"))]
+            Why::UnknownKind => "unknown display kind".into(),
             Why::Address(why) | Why::Bad(why) => why.clone(),
         }
     }
 }
 
+#[cfg(feature = "displays")]
 const ADDRESS_RANGE: &str = "0x03 to 0x77; OLEDs use 0x3c or 0x3d";
 
+#[cfg(feature = "displays")]
 fn i2c(kind: &str) -> bool {
     matches!(kind, "ssd1306" | "sh1106" | "sh1106-no-offset")
 }
@@ -133,6 +171,23 @@ fn i2c(kind: &str) -> bool {
 /// A panel from its parts: `kind` one of [`PANEL_KINDS`], the device or file, the I2C address
 /// (I2C panels; 0x3c when `None`) and the size (`None`: the kind's default). Every rule about
 /// what sfpair can drive lives here: the `--display` parser and board profiles both call it.
+#[cfg(not(feature = "displays"))]
+pub fn panel(
+    kind: &str,
+    _target: &str,
+    _address: Option<u16>,
+    _size: Option<(u32, u32)>,
+) -> Result<Display, Why> {
+    if !PANEL_KINDS.contains(&kind) {
+        return Err(Why::UnknownKind);
+    }
+    Err(Why::Bad(format!(
+        "{WITHOUT_DISPLAYS}: a '{kind}' panel needs a full build"
+    )))
+}
+
+/// See the other `panel`: this is it with the `displays` feature.
+#[cfg(feature = "displays")]
 pub fn panel(
     kind: &str,
     target: &str,
@@ -211,6 +266,21 @@ pub fn panel(
 mod tests {
     use super::*;
 
+    #[cfg(not(feature = "displays"))]
+    #[test]
+    fn without_displays_only_the_console_and_text_exist() {
+        assert_eq!(display("console").unwrap(), Display::Console);
+        assert_eq!(display("text").unwrap(), Display::Text);
+        for kind in PANEL_KINDS {
+            let e = display(&format!("{kind}:/dev/x")).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{kind}");
+            assert!(e.message().contains("built without small displays"), "{e}");
+        }
+        let e = display("oled").unwrap_err();
+        assert!(e.message().contains("use console or text"), "{e}");
+    }
+
+    #[cfg(feature = "displays")]
     #[test]
     fn display_specs_name_the_panel_and_its_address() {
         let oled = |controller, bus: &str, address, height| {

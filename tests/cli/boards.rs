@@ -126,6 +126,7 @@ fn init_run(codes: &[u8]) -> (i32, Vec<String>) {
         .arg(boards_dir().join("generic-aarch64-musl.init"))
         .arg("run")
         .env("SFPAIR", &fake)
+        .env("SFPAIR_SOCKET", scratch.0.join("run/token.sock"))
         .env("SFPAIR_BOARD", "/etc/sfpair/board.toml")
         .env("SFPAIR_RETRY_DELAY", "0")
         .env("SFPAIR_MAX_TRIES", "4")
@@ -134,13 +135,16 @@ fn init_run(codes: &[u8]) -> (i32, Vec<String>) {
     let calls = std::fs::read_to_string(scratch.0.join("calls")).unwrap_or_default();
     (
         status.status.code().unwrap_or(-1),
-        calls.lines().map(str::to_string).collect(),
+        calls
+            .lines()
+            .map(|c| c.replace(&scratch.0.display().to_string(), "SCRATCH"))
+            .collect(),
     )
 }
 
 #[test]
 fn the_busybox_script_retries_what_may_pass_and_stops_on_what_needs_a_person() {
-    let pair = "pair --board /etc/sfpair/board.toml".to_string();
+    let pair = "run --board /etc/sfpair/board.toml --socket SCRATCH/run/token.sock".to_string();
     assert_eq!(init_run(&[0]), (0, vec![pair.clone()]));
     assert_eq!(init_run(&[7, 1, 0]), (0, vec![pair.clone(); 3]));
     for needs_a_person in [2, 3, 4, 8] {
@@ -173,7 +177,7 @@ fn systemd_accepts_every_unit_in_boards() {
         let text = std::fs::read_to_string(&path)
             .unwrap()
             .replace("/usr/bin/sfpair", env!("CARGO_BIN_EXE_sfpair"));
-        let copy = scratch.0.join("sfpair-pair.service");
+        let copy = scratch.0.join("sfpair.service");
         std::fs::write(&copy, text).unwrap();
         let out = Command::new("systemd-analyze")
             .arg("verify")

@@ -47,6 +47,7 @@ fn run_to_completion(mut command: Command) -> (i32, String) {
         .unwrap()
         .read_to_string(&mut stderr)
         .unwrap();
+    crate::harness::assert_clean_stderr(&stderr);
     (status.code().unwrap_or(-1), stderr)
 }
 
@@ -202,7 +203,7 @@ fn a_rejected_refresh_token_means_pair_again_and_the_record_is_kept() {
     let out = env.run(&["call", "GET", LIMITS]);
     assert_eq!(out.code(), 6, "{out:?}");
     assert!(
-        out.stderr.contains("rejected the stored refresh token"),
+        out.stderr.contains("refresh refused (revoked_or_expired"),
         "{}",
         out.stderr
     );
@@ -322,4 +323,19 @@ fn the_network_gone_is_exit_7() {
     env.stop_sim();
     let out = env.run(&["call", "GET", LIMITS]);
     assert_eq!(out.code(), 7, "{out:?}");
+}
+
+#[test]
+fn an_untrusted_certificate_on_a_call_is_a_tls_error_with_one_ca_file_hint() {
+    let env = Env::start(fast());
+    assert_eq!(env.pair_approved().code(), 0);
+    let out = crate::harness::Running::spawn({
+        let mut c = env.command(&["call", "GET", LIMITS]);
+        c.env_remove("SFPAIR_CA_FILE");
+        c
+    })
+    .finish(RUN_LIMIT);
+    assert_eq!(out.code(), 7, "{out:?}");
+    assert_eq!(out.stderr.matches("--ca-file").count(), 1, "{}", out.stderr);
+    assert!(out.stdout.is_empty(), "{}", out.stdout);
 }

@@ -252,6 +252,7 @@ fn when_every_display_fails_the_code_goes_to_standard_error() {
         seen.push(line);
     };
     let all = seen.join("\n");
+    crate::harness::assert_clean_stderr(&all);
     assert!(all.contains("/dev/i2c-sfpair-missing"), "{all}");
     assert!(all.contains("no-such-dir"), "{all}");
     assert!(

@@ -150,11 +150,7 @@ fn connection_refused_is_retried_then_exit_7() {
     let (env, stored) = paired();
     let out = pair_against(&env, &format!("https://127.0.0.1:{}", closed_port()));
     assert_eq!(out.code(), 7, "{out:?}");
-    assert!(
-        out.stderr.contains("Connection refused") || out.stderr.contains("refused"),
-        "{}",
-        out.stderr
-    );
+    assert!(out.stderr.contains("Connection refused"), "{}", out.stderr);
     assert!(
         out.events()
             .iter()
@@ -174,11 +170,7 @@ fn connect_timeout_is_retried_then_exit_7() {
     let started = Instant::now();
     let out = pair_against(&env, &format!("https://127.0.0.1:{}", unanswered.port));
     assert_eq!(out.code(), 7, "{out:?}");
-    assert!(
-        out.stderr.contains("timed out") || out.stderr.contains("timeout"),
-        "{}",
-        out.stderr
-    );
+    assert!(out.stderr.contains("timed out"), "{}", out.stderr);
     assert!(
         started.elapsed() < Duration::from_secs(20),
         "bounded by --retry-for and --timeout"
@@ -197,20 +189,9 @@ fn dns_failure_is_retried_then_exit_7() {
     );
     let (env, stored) = paired();
     let sfpair = pair_force(&env, "https://login.salesforce.com");
-    let mut c = Command::new("unshare");
-    c.arg("-rn")
-        .arg(sfpair.get_program())
-        .args(sfpair.get_args());
-    c.env_clear();
-    for (k, v) in sfpair.get_envs() {
-        if let Some(v) = v {
-            c.env(k, v);
-        }
-    }
-    c.stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let out = Running::spawn(c).finish(RUN_LIMIT);
+    let mut args = vec![std::ffi::OsStr::new("-rn"), sfpair.get_program()];
+    args.extend(sfpair.get_args());
+    let out = Running::spawn(Env::wrapped(&sfpair, "unshare", &args)).finish(RUN_LIMIT);
     assert_eq!(out.code(), 7, "{out:?}");
     assert!(out.stderr.contains("does not resolve"), "{}", out.stderr);
     assert_eq!(std::fs::read(env.token_path()).unwrap(), stored);

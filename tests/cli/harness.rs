@@ -23,10 +23,14 @@ pub const RUN_LIMIT: Duration = Duration::from_secs(60);
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
-/// A simulator configuration that keeps tests fast: polls every second.
+/// A simulator configuration that keeps tests fast: polls every second. Its org also has
+/// the custom object that examples/firmware.rs writes (sim/schemas/example-firmware.json):
+/// the simulator refuses undeclared objects and fields, as Salesforce does.
 pub fn fast() -> Config {
+    let schema = include_str!("../../sim/schemas/example-firmware.json");
     Config {
         interval: 1,
+        schema: sfpair_sim::Schema::from_json(schema).expect("the example's schema parses"),
         ..Config::default()
     }
 }
@@ -134,6 +138,22 @@ impl Env {
     /// Runs `sfpair args` to completion (bounded by RUN_LIMIT).
     pub fn run(&self, args: &[&str]) -> Output {
         Running::spawn(self.command(args)).finish(RUN_LIMIT)
+    }
+
+    /// `program args…` with the environment and pipes of `sfpair` (from [`Env::command`]):
+    /// for running sfpair under a wrapper (`unshare`, `script`) that is given its command line.
+    pub fn wrapped(sfpair: &Command, program: &str, args: &[&std::ffi::OsStr]) -> Command {
+        let mut c = Command::new(program);
+        c.args(args).env_clear();
+        for (k, v) in sfpair.get_envs() {
+            if let Some(v) = v {
+                c.env(k, v);
+            }
+        }
+        c.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        c
     }
 
     pub fn spawn(&self, args: &[&str]) -> Running {
@@ -290,9 +310,14 @@ impl Running {
 
     /// Asks the process to stop, as systemd does (SIGTERM).
     pub fn terminate(&self) {
+        self.signal(libc::SIGTERM);
+    }
+
+    /// Sends `signal` (SIGUSR1: a person asks `sfpair run` for a new pairing).
+    pub fn signal(&self, signal: libc::c_int) {
         // SAFETY: kill(2) on our own child's pid, which is not reaped until `finish`.
         unsafe {
-            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+            libc::kill(self.child.id() as libc::pid_t, signal);
         }
     }
 
@@ -329,12 +354,35 @@ impl Running {
             }
             thread::sleep(Duration::from_millis(20));
         }
+        assert_clean_stderr(&stderr);
         Output {
             status,
             stdout,
             stderr,
         }
     }
+}
+
+/// Every line the binary writes to stderr is a message for people (a log line, the final
+/// error, the fallback console's prose) and must pass `sfpair::text::is_clean`: no double
+/// spaces, no control characters. The QR drawing is not a message: its lines (half blocks) are
+/// left out.
+pub fn assert_clean_stderr(stderr: &str) {
+    for line in stderr.lines() {
+        if is_qr_drawing(line) {
+            continue;
+        }
+        assert!(
+            sfpair::text::is_clean(line),
+            "a message with a hole or a control character on stderr: {line:?}\nstderr: {stderr}"
+        );
+    }
+}
+
+/// A line of the console QR: half blocks and spaces, after its indentation.
+fn is_qr_drawing(line: &str) -> bool {
+    let body = line.trim();
+    !body.is_empty() && body.chars().all(|c| matches!(c, '█' | '▀' | '▄' | ' '))
 }
 
 /// Decodes a stored token file with the library's codec.

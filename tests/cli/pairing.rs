@@ -91,7 +91,9 @@ fn an_explicit_denial_stops_with_code_3_and_stores_nothing() {
     assert_eq!(status, 200);
     let out = run.finish(RUN_LIMIT);
     assert_eq!(out.code(), 3, "{out:?}");
-    assert_eq!(out.events().last().unwrap()["kind"], "denied");
+    let failed = out.events().last().unwrap().clone();
+    assert_eq!(failed["kind"], "denied");
+    assert_eq!(failed["oauth_error"], "access_denied", "{failed}");
     assert!(out.stderr.contains("denied access"), "{}", out.stderr);
     assert!(!env.token_path().exists());
 }
@@ -156,14 +158,17 @@ fn a_flaky_server_is_retried_with_the_same_code() {
 fn a_wrong_client_id_stops_at_once_with_advice() {
     let env = Env::start(fast());
     let out = crate::harness::Running::spawn({
-        let mut c = env.command(&["pair"]);
+        let mut c = env.command(&["pair", "--json"]);
         c.env("SFPAIR_CLIENT_ID", "3MVG9WRONG");
         c
     })
     .finish(RUN_LIMIT);
     assert_eq!(out.code(), 2, "{out:?}");
+    // The advice is the promise; the server's code travels as a field.
     assert!(out.stderr.contains("consumer key"), "{}", out.stderr);
-    assert!(out.stderr.contains("invalid_client_id"), "{}", out.stderr);
+    let failed = out.events().last().unwrap().clone();
+    assert_eq!(failed["kind"], "config", "{failed}");
+    assert_eq!(failed["oauth_error"], "invalid_client_id", "{failed}");
     assert_eq!(
         env.sim().log().len(),
         1,
@@ -198,7 +203,7 @@ fn an_untrusted_certificate_is_a_tls_error_and_nothing_is_stored() {
         "{}",
         out.stderr
     );
-    assert!(out.stderr.contains("--ca-file"), "{}", out.stderr);
+    assert_eq!(out.stderr.matches("--ca-file").count(), 1, "{}", out.stderr);
     assert!(!env.token_path().exists());
 }
 
@@ -228,7 +233,7 @@ fn the_console_screen_off_a_tty_is_plain_and_its_qr_scans() {
     );
     let code = url.rsplit('=').next().unwrap();
     assert!(
-        out.stdout.contains(&format!("enter  {code}")),
+        out.stdout.contains(&format!("and enter {code}\n")),
         "{}",
         out.stdout
     );
@@ -331,4 +336,40 @@ fn pairing_again_needs_force_and_revokes_the_old_grant() {
     let after = stored_record(&env.token_path());
     assert_ne!(before.refresh_token, after.refresh_token);
     assert_eq!(env.sim().revoked_refresh_tokens(), 1);
+}
+
+#[test]
+fn the_console_screen_on_a_tty_sets_the_qr_colours_and_scans_on_any_theme() {
+    use crate::terminal_qr::{Theme, decode_terminal};
+    let env = Env::start(Config {
+        auto_approve_after: Some(Duration::from_secs(1)),
+        ..fast()
+    });
+    // script(1) gives sfpair a pseudo-terminal as stdout, as a person's terminal would.
+    let sfpair = env.command(&["pair"]);
+    let line = format!("'{}' pair", sfpair.get_program().to_str().unwrap());
+    let args: Vec<&std::ffi::OsStr> = ["-q", "-e", "-c", &line, "/dev/null"]
+        .into_iter()
+        .map(std::ffi::OsStr::new)
+        .collect();
+    let out =
+        crate::harness::Running::spawn(Env::wrapped(&sfpair, "script", &args)).finish(RUN_LIMIT);
+    assert_eq!(out.code(), 0, "{out:?}");
+    // The terminal turns each \n into \r\n; the countdown line uses \r and erase-line.
+    let qr: String = out
+        .stdout
+        .split('\n')
+        .map(|l| l.trim_end_matches('\r'))
+        .filter(|l| l.starts_with("  \x1b["))
+        .map(|l| format!("{}\n", &l[2..]))
+        .collect();
+    assert!(qr.lines().count() > 10, "{:?}", out.stdout);
+    for theme in [Theme::Dark, Theme::Light] {
+        let url = decode_terminal(&qr, theme);
+        assert!(
+            url.starts_with(&format!("{}/setup/connect?user_code=", env.base_url)),
+            "{url}"
+        );
+    }
+    assert!(out.stdout.contains("Paired."), "{:?}", out.stdout);
 }

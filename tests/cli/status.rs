@@ -33,7 +33,7 @@ fn status_shows_the_age_and_check_shows_the_user_and_org() {
         "{}",
         out.stdout
     );
-    assert!(out.stdout.contains("00DSIM000000001AAA"), "{}", out.stdout);
+    assert!(out.stdout.contains("00DSIM0000000012BA"), "{}", out.stdout);
     assert!(
         out.stdout.contains("the refresh token works"),
         "{}",
@@ -45,8 +45,8 @@ fn status_shows_the_age_and_check_shows_the_user_and_org() {
     let v: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
     assert_eq!(v["check"]["refresh"], "ok");
     assert_eq!(v["check"]["username"], "technician@sim.example");
-    assert_eq!(v["check"]["org_id"], "00DSIM000000001AAA");
-    assert_eq!(v["check"]["user_id"], "005SIM000000001AAA");
+    assert_eq!(v["check"]["org_id"], "00DSIM0000000012BA");
+    assert_eq!(v["check"]["user_id"], "005SIM000000001YBA");
     assert!(v["age_seconds"].as_u64().unwrap() < 120, "{v}");
     assert_eq!(v["age"], "less than a minute");
     let rt = stored_record(&env.token_path()).refresh_token;

@@ -49,7 +49,7 @@ fn status_shows_the_pairing_without_tokens_and_check_proves_it() {
     assert!(!out.stdout.contains(&rt) && !out.stderr.contains(&rt));
     let out = env.run(&["status", "--json"]);
     let v: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
-    assert_eq!(v["org_id"], "00DSIM000000001AAA");
+    assert_eq!(v["org_id"], "00DSIM0000000012BA");
 }
 
 #[test]

@@ -1,6 +1,9 @@
 //! A minimal HTTPS/1.1 client for the integration tests: one TLS connection, raw
 //! requests, Content-Length responses. Raw on purpose: the tests must control exactly
 //! which connection carries which request, and must see transport faults as they are.
+//! Each test binary uses part of it.
+
+#![allow(dead_code)]
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
@@ -17,6 +20,8 @@ pub const CLIENT_ID: &str = "3MVG9sfpair.sim.consumer.key";
 pub struct Client {
     stream: StreamOwned<ClientConnection, TcpStream>,
     buf: Vec<u8>,
+    /// The name sent in SNI and the `Host` header.
+    host: String,
 }
 
 /// A response as received.
@@ -52,6 +57,11 @@ impl Client {
     }
 
     pub fn connect_to(port: u16, ca_pem: &str) -> io::Result<Client> {
+        Client::connect_as(port, ca_pem, "127.0.0.1")
+    }
+
+    /// Connects to 127.0.0.1 calling the server `host` (SNI, certificate check, `Host`).
+    pub fn connect_as(port: u16, ca_pem: &str, host: &str) -> io::Result<Client> {
         let mut roots = RootCertStore::empty();
         let ca = CertificateDer::from_pem_slice(ca_pem.as_bytes()).map_err(io::Error::other)?;
         roots.add(ca).map_err(io::Error::other)?;
@@ -61,7 +71,7 @@ impl Client {
             .map_err(io::Error::other)?
             .with_root_certificates(roots)
             .with_no_client_auth();
-        let name = ServerName::try_from("127.0.0.1").map_err(io::Error::other)?;
+        let name = ServerName::try_from(host.to_string()).map_err(io::Error::other)?;
         let session = ClientConnection::new(Arc::new(config), name).map_err(io::Error::other)?;
         let tcp = TcpStream::connect(("127.0.0.1", port))?;
         // Every test answer comes in well under this; a hang fails the test instead.
@@ -74,7 +84,13 @@ impl Client {
         Ok(Client {
             stream,
             buf: Vec::new(),
+            host: format!("{host}:{port}"),
         })
+    }
+
+    /// Sends this `Host` header from now on (the TLS name stays as connected).
+    pub fn set_host(&mut self, host: &str) {
+        self.host = host.to_string();
     }
 
     pub fn request(
@@ -85,7 +101,8 @@ impl Client {
         body: &[u8],
     ) -> io::Result<Reply> {
         let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n",
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\n",
+            self.host,
             body.len()
         );
         for (name, value) in headers {

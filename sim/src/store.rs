@@ -1,0 +1,199 @@
+//! The simulated org's records, in memory: what the REST handlers create, read,
+//! change and delete, in creation order (the order of an unordered query).
+//!
+//! Storage only: no wire format and no validation (that is `schema.rs`). Deleted
+//! records stay, marked `IsDeleted`, so `queryAll` can still see them. Cloning the
+//! store is how `allOrNone` requests roll back.
+
+use std::collections::HashMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::{Map, Value};
+
+use crate::ids;
+
+#[derive(Clone, Debug)]
+pub struct Record {
+    /// The object's canonical name.
+    pub object: String,
+    pub id: String,
+    pub fields: Map<String, Value>,
+    pub deleted: bool,
+}
+
+/// Query results waiting for their next page, by cursor id (`rest/query.rs`).
+#[derive(Default)]
+pub struct Cursors {
+    pub open: HashMap<String, Vec<Value>>,
+    /// Cursor ids issued so far.
+    pub issued: u64,
+}
+
+/// Records by id.
+#[derive(Clone, Default)]
+pub struct Records {
+    list: Vec<Record>,
+    index: HashMap<String, usize>,
+    /// Ids issued so far, per key prefix.
+    counters: HashMap<String, u64>,
+}
+
+impl Records {
+    /// Stores a new record and returns its id.
+    pub fn insert(&mut self, object: &str, key_prefix: &str, fields: Map<String, Value>) -> String {
+        let counter = self.counters.entry(key_prefix.to_string()).or_insert(0);
+        *counter += 1;
+        let id = ids::record_id(key_prefix, *counter);
+        self.insert_with_id(object, &id, fields);
+        id
+    }
+
+    /// Stores a record under a given id (the seeded user).
+    pub fn insert_with_id(&mut self, object: &str, id: &str, mut fields: Map<String, Value>) {
+        let now = Value::String(now_datetime());
+        fields.insert("Id".into(), Value::String(id.to_string()));
+        fields.insert("IsDeleted".into(), Value::Bool(false));
+        for stamp in ["CreatedDate", "LastModifiedDate", "SystemModstamp"] {
+            fields.insert(stamp.into(), now.clone());
+        }
+        self.index
+            .insert(id[..15.min(id.len())].to_string(), self.list.len());
+        self.list.push(Record {
+            object: object.to_string(),
+            id: id.to_string(),
+            fields,
+            deleted: false,
+        });
+    }
+
+    /// The record with that id, deleted or not. Ids are unique in their first 15
+    /// characters, so the 15- and 18-character forms (any suffix case) both find it.
+    pub fn get(&self, id: &str) -> Option<&Record> {
+        self.position(id).map(|i| &self.list[i])
+    }
+
+    fn position(&self, id: &str) -> Option<usize> {
+        let shaped = matches!(id.len(), 15 | 18) && id.bytes().all(|b| b.is_ascii_alphanumeric());
+        shaped.then(|| self.index.get(&id[..15]).copied()).flatten()
+    }
+
+    /// Merges `changes` into a live record; false when there is none.
+    pub fn update(&mut self, id: &str, changes: Map<String, Value>) -> bool {
+        let Some(record) = self.position(id).map(|i| &mut self.list[i]) else {
+            return false;
+        };
+        if record.deleted {
+            return false;
+        }
+        record.fields.extend(changes);
+        let now = Value::String(now_datetime());
+        record.fields.insert("LastModifiedDate".into(), now.clone());
+        record.fields.insert("SystemModstamp".into(), now);
+        true
+    }
+
+    /// Marks a live record deleted; false when there is none.
+    pub fn delete(&mut self, id: &str) -> bool {
+        let Some(record) = self.position(id).map(|i| &mut self.list[i]) else {
+            return false;
+        };
+        if record.deleted {
+            return false;
+        }
+        record.deleted = true;
+        record.fields.insert("IsDeleted".into(), Value::Bool(true));
+        true
+    }
+
+    /// Every record of an object, in creation order.
+    pub fn of<'a>(&'a self, object: &'a str) -> impl Iterator<Item = &'a Record> + 'a {
+        self.list.iter().filter(move |r| r.object == object)
+    }
+
+    /// Live records of `object` whose `field` equals `value` (strings ignoring case).
+    pub fn find(&self, object: &str, field: &str, value: &Value) -> Vec<String> {
+        self.of(object)
+            .filter(|r| !r.deleted && r.fields.get(field).is_some_and(|v| same(v, value)))
+            .map(|r| r.id.clone())
+            .collect()
+    }
+}
+
+/// Equality as SOQL and external ids compare: strings without regard to case,
+/// numbers by value.
+pub fn same(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::String(a), Value::String(b)) => a.eq_ignore_ascii_case(b),
+        (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
+        (Value::String(a), Value::Number(b)) | (Value::Number(b), Value::String(a)) => {
+            a.parse::<f64>().ok() == b.as_f64()
+        }
+        _ => a == b,
+    }
+}
+
+/// The current time as Salesforce writes datetimes: `2026-12-01T13:31:45.000+0000`.
+pub fn now_datetime() -> String {
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    format_datetime(since.as_secs(), since.subsec_millis())
+}
+
+fn format_datetime(secs: u64, millis: u32) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's days_from_civil inverse).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}+0000",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn datetimes_format_like_salesforce() {
+        assert_eq!(format_datetime(0, 0), "1970-01-01T00:00:00.000+0000");
+        // `date -u -d @1796132705` -> Tue Dec  1 13:45:05 UTC 2026.
+        assert_eq!(
+            format_datetime(1_796_132_705, 7),
+            "2026-12-01T13:45:05.007+0000"
+        );
+        // 2024-02-29 00:00:00 UTC, a leap day.
+        assert_eq!(
+            format_datetime(1_709_164_800, 0),
+            "2024-02-29T00:00:00.000+0000"
+        );
+    }
+
+    #[test]
+    fn records_live_and_die() {
+        let mut records = Records::default();
+        let fields = json!({"Name": "Acme"}).as_object().cloned().unwrap();
+        let a = records.insert("Account", "001", fields.clone());
+        let b = records.insert("Account", "001", fields);
+        assert_ne!(a[..15], b[..15]);
+        assert_eq!(records.find("Account", "Name", &json!("ACME")).len(), 2);
+        assert!(records.update(&a, Map::new()));
+        assert!(records.delete(&a));
+        assert!(!records.delete(&a));
+        assert!(!records.update(&a, Map::new()));
+        assert!(records.get(&a).unwrap().deleted);
+        assert_eq!(records.find("Account", "Name", &json!("acme")), vec![b]);
+    }
+}

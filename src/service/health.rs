@@ -1,0 +1,87 @@
+//! How the long-running agent is: its state, shared by the supervisor (which changes it) and
+//! the broker (which answers `{"get":"health"}` from it), and the health answer itself.
+//!
+//! Never holds or prints a token: the answer is built from the state, the stored record's
+//! ids and flow, and how the last refresh ended.
+
+use serde_json::{Value, json};
+
+use crate::agent::Agent;
+use crate::api;
+use crate::refusal::Cause;
+
+/// Where the pairing stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum State {
+    /// Nothing (valid) is stored, and no pairing is running.
+    NotPaired,
+    /// A pairing is running; the code shown, once there is one.
+    Pairing {
+        user_code: Option<String>,
+    },
+    Paired,
+    /// The server refused the pairing; `cause` says why.
+    RepairNeeded {
+        cause: Cause,
+    },
+}
+
+impl State {
+    pub fn name(&self) -> &'static str {
+        match self {
+            State::NotPaired => "not_paired",
+            State::Pairing { .. } => "pairing",
+            State::Paired => "paired",
+            State::RepairNeeded { .. } => "repair_needed",
+        }
+    }
+}
+
+/// What the supervisor knows beyond the agent.
+#[derive(Clone, Debug)]
+pub struct Status {
+    pub state: State,
+    /// When the next keepalive refresh is due, in seconds since the epoch.
+    pub next_keepalive: Option<u64>,
+}
+
+/// The health answer: `status` from the supervisor (`None` under a plain `serve`, where the
+/// store alone says whether the device is paired).
+pub fn of_agent(agent: &mut Agent, status: Option<&Status>) -> Value {
+    let record = agent.stored().ok();
+    let state = match status {
+        Some(s) => s.state.clone(),
+        None if record.is_some() => State::Paired,
+        None => State::NotPaired,
+    };
+    let (org_id, user_id) = record
+        .as_ref()
+        .map(|r| api::org_and_user(&r.identity_url))
+        .unwrap_or_default();
+    let mut value = json!({
+        "state": state.name(),
+        "flow": record.as_ref().map(|_| "device"),
+        "org_id": org_id,
+        "user_id": user_id,
+        "instance_url": record.as_ref().map(|r| r.instance_url.clone()),
+        "last_refresh": agent.last_refresh().map(|r| json!({
+            "at": r.at,
+            "ok": r.error.is_none(),
+            "error": r.error.as_ref().map(|e| e.kind().name()),
+        })),
+        "next_keepalive": status.and_then(|s| s.next_keepalive),
+        "outbox": Value::Null,
+    });
+    match &state {
+        State::RepairNeeded { cause } => {
+            value["cause"] = json!(cause.name());
+            value["cause_text"] = json!(cause.for_person());
+            value["admin_action"] = json!(cause.admin_action());
+        }
+        State::Pairing {
+            user_code: Some(code),
+        } => value["user_code"] = json!(code),
+        _ => {}
+    }
+    value
+}

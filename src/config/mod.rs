@@ -15,7 +15,9 @@ mod sources;
 use std::path::PathBuf;
 use std::time::Duration;
 
+#[cfg(feature = "boards")]
 use crate::board::Board;
+#[cfg(feature = "broker")]
 use crate::broker::ServeOptions;
 use crate::cli::{Args, Command as Cli};
 use crate::commands::{self, Backends, Command, Plan};
@@ -25,11 +27,14 @@ use crate::flow::dialect::{Client, Dialect, Endpoints};
 use crate::http::HttpConfig;
 use crate::login_url;
 use crate::present::spec::{self, Display};
+#[cfg(feature = "rest")]
 use crate::rest::RestRequest;
 use crate::secret::Secret;
+#[cfg(feature = "broker")]
 use crate::service::Repair;
 use crate::store::{self, file::FileStore};
 use crate::url;
+#[cfg(feature = "rest")]
 use crate::wire::Method;
 use sources::Sources;
 
@@ -95,9 +100,27 @@ pub fn plan(
             socket: args.socket.clone(),
         }),
         Some(Cli::Forget) => Command::Forget,
+        #[cfg(feature = "rest")]
         Some(Cli::Call) => Command::Call(settings.call_options(args)?),
+        #[cfg(feature = "broker")]
         Some(Cli::Serve) => Command::Run(settings.service_options(args, false)?),
+        #[cfg(feature = "broker")]
         Some(Cli::Run) => Command::Run(settings.service_options(args, true)?),
+        #[cfg(not(feature = "rest"))]
+        Some(Cli::Call) => return Err(commands::not_built("sfpair call", "REST calls", "rest")),
+        #[cfg(not(feature = "broker"))]
+        Some(Cli::Serve | Cli::Run) => {
+            return Err(commands::not_built(
+                "sfpair serve and sfpair run",
+                "the token broker",
+                "broker",
+            ));
+        }
+        #[cfg(not(feature = "doctor"))]
+        Some(Cli::Doctor) => {
+            return Err(commands::not_built("sfpair doctor", "the checks", "doctor"));
+        }
+        #[cfg(feature = "doctor")]
         Some(Cli::Doctor) => Command::Doctor(commands::doctor::Options {
             json: args.json,
             dialect: settings.dialect,
@@ -134,8 +157,34 @@ fn endpoint(raw: &str, flag: &str) -> Result<String, Error> {
     Ok(raw.to_string())
 }
 
+/// A build without board profiles has none: this type has no values, so every `Option<Board>`
+/// is `None` and the code that reads a profile compiles to nothing.
+#[cfg(not(feature = "boards"))]
+#[derive(Clone, Debug)]
+pub enum Board {}
+
+#[cfg(not(feature = "boards"))]
+impl Board {
+    pub fn env_value(&self, _var: &str) -> Option<String> {
+        match *self {}
+    }
+    pub fn displays(&self) -> Vec<Display> {
+        match *self {}
+    }
+}
+
+/// `--board` or `SFPAIR_BOARD` in a build without board profiles: a usage error, never ignored.
+#[cfg(not(feature = "boards"))]
+fn board(args: &Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Option<Board>, Error> {
+    if args.board.is_some() || env("SFPAIR_BOARD").is_some_and(|b| !b.trim().is_empty()) {
+        return Err(commands::not_built("--board", "board profiles", "boards"));
+    }
+    Ok(None)
+}
+
 /// The board profile named by `--board` or `SFPAIR_BOARD`, if any. A profile whose login URL
 /// is still the placeholder is refused unless a flag or the environment gives the URL.
+#[cfg(feature = "boards")]
 fn board(args: &Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Option<Board>, Error> {
     let sources = Sources::new(env, None);
     let path = match &args.board {
@@ -264,7 +313,10 @@ impl Settings {
                 }
                 Some(spec) => store::Spec::parse(&spec)?,
                 None => match &board {
+                    #[cfg(feature = "boards")]
                     Some(board) => board.store.clone(),
+                    #[cfg(not(feature = "boards"))]
+                    Some(board) => match *board {},
                     None => {
                         let path = FileStore::default_path(|k| sources.raw(k), is_root)
                             .ok_or_else(|| {
@@ -382,6 +434,7 @@ impl Settings {
         })
     }
 
+    #[cfg(feature = "rest")]
     /// `sfpair call METHOD PATH [--data …] [--header …] [--socket …]`.
     fn call_options(&self, args: &Args) -> Result<commands::call::Options, Error> {
         let (Some(method), Some(path)) = (&args.call_method, &args.call_path) else {
@@ -421,6 +474,7 @@ impl Settings {
     }
 
     /// `run` (`pair`: it pairs) and `serve` (it does not).
+    #[cfg(feature = "broker")]
     fn service_options(&self, args: &Args, pair: bool) -> Result<commands::run::Options, Error> {
         Ok(commands::run::Options {
             pair: if pair {
@@ -481,6 +535,7 @@ impl Settings {
 }
 
 /// `sfpair serve` options.
+#[cfg(feature = "broker")]
 fn serve_options(args: &Args) -> Result<ServeOptions, Error> {
     let socket = args.socket.clone().ok_or_else(|| {
         Error::config("sfpair serve needs --socket PATH, e.g. /run/sfpair/token.sock")
@@ -630,6 +685,7 @@ pub(crate) mod tests {
         )
     }
 
+    #[cfg(feature = "rest")]
     #[test]
     fn call_requests_follow_the_path_rule_and_read_bodies_only_when_run() {
         let args = [
@@ -708,6 +764,7 @@ pub(crate) mod tests {
         );
     }
 
+    #[cfg(feature = "broker")]
     #[test]
     fn run_takes_a_keepalive_and_a_repair_mode() {
         let env = [("HOME", "/h"), ("SFPAIR_CLIENT_ID", "K")];
@@ -786,6 +843,7 @@ pub(crate) mod tests {
         assert!(e.message().contains("SFPAIR_KEEPALIVE is empty"), "{e}");
     }
 
+    #[cfg(feature = "broker")]
     #[test]
     fn serve_needs_a_socket() {
         let e = plan_for(&["serve"], &[("HOME", "/h")]).unwrap_err();

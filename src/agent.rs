@@ -18,6 +18,7 @@ use std::time::Duration;
 use log::{debug, info, warn};
 
 use crate::api::{self, Outcome};
+#[cfg(feature = "rest")]
 use crate::call::{self, Caller};
 use crate::clock_check;
 use crate::error::{Error, ErrorKind};
@@ -26,9 +27,13 @@ use crate::flow::backoff::Jitter;
 use crate::flow::dialect::Dialect;
 use crate::flow::reply::TokenReply;
 use crate::flow::{Action, Flow, FlowConfig};
-use crate::http::{OpenReply, Transport};
+#[cfg(feature = "rest")]
+use crate::http::OpenReply;
+use crate::http::Transport;
 use crate::present::Presenter;
-use crate::rest::{self, RestReply, RestRequest, Unauthorized};
+use crate::rest::{self, Unauthorized};
+#[cfg(feature = "rest")]
+use crate::rest::{RestReply, RestRequest};
 use crate::secret::Secret;
 pub use crate::session::Session;
 use crate::signature;
@@ -36,7 +41,9 @@ use crate::store::record::Grant;
 use crate::store::{Loaded, Record, TokenStore};
 use crate::time::{Clock, Instant};
 use crate::url;
-use crate::wire::{Request, TransportError};
+use crate::wire::Request;
+#[cfg(feature = "rest")]
+use crate::wire::TransportError;
 
 /// Attempts for a refresh, revocation or userinfo request before reporting a network error.
 const ATTEMPTS: u32 = 3;
@@ -643,6 +650,7 @@ impl Agent {
     /// }
     /// # Ok(()) }
     /// ```
+    #[cfg(feature = "rest")]
     pub fn call(
         &mut self,
         request: &RestRequest,
@@ -724,6 +732,7 @@ impl Agent {
 }
 
 /// The agent holds the refresh token itself: it renews by refreshing.
+#[cfg(feature = "rest")]
 impl Caller for Agent {
     fn session(&mut self) -> Result<Session, Error> {
         self.access_token()

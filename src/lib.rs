@@ -112,18 +112,19 @@ pub mod headless;
 pub mod http;
 #[cfg(any(feature = "jwt-bearer", feature = "asset-token"))]
 pub mod jwt;
+#[cfg(feature = "broker")]
 pub mod keepalive;
 #[cfg(feature = "std")]
 pub mod logging;
 pub mod login_url;
-#[cfg(feature = "std")]
+#[cfg(feature = "broker")]
 pub mod notify;
 #[cfg(feature = "std")]
 pub mod present;
 pub mod refusal;
 pub mod rest;
 pub mod secret;
-#[cfg(feature = "std")]
+#[cfg(feature = "broker")]
 pub mod service;
 pub mod session;
 #[cfg(feature = "std")]

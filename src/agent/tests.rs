@@ -293,6 +293,7 @@ fn grants(r: &Rig) -> Vec<String> {
         .collect()
 }
 
+#[cfg(feature = "rest")]
 #[test]
 fn a_cached_session_is_reused_until_the_server_refuses_it() {
     let mut r = rig();
@@ -318,6 +319,7 @@ fn a_cached_session_is_reused_until_the_server_refuses_it() {
     );
 }
 
+#[cfg(feature = "rest")]
 #[test]
 fn an_expired_session_is_refreshed_once_and_the_same_body_sent_again() {
     let mut r = rig();
@@ -351,6 +353,7 @@ fn an_expired_session_is_refreshed_once_and_the_same_body_sent_again() {
     assert_eq!(sent[3].1.body, Body::Json(br#"{"Name":"A"}"#.to_vec()));
 }
 
+#[cfg(feature = "rest")]
 #[test]
 fn a_fresh_session_refused_too_means_pair_again_without_a_loop() {
     let mut r = rig();
@@ -369,6 +372,7 @@ fn a_fresh_session_refused_too_means_pair_again_without_a_loop() {
     assert_eq!(body, SESSION_EXPIRED.as_bytes(), "the last reply's body");
 }
 
+#[cfg(feature = "rest")]
 #[test]
 fn limits_and_unfixable_401s_are_never_refreshed() {
     let mut r = rig();
@@ -532,6 +536,7 @@ fn a_clock_that_syncs_while_waiting_lets_the_agent_go_on() {
     assert!(agent.wait_for_clock(Duration::ZERO).is_ok());
 }
 
+#[cfg(feature = "rest")]
 #[test]
 fn a_certificate_failure_on_a_call_is_reported_as_the_transport_said_it() {
     let mut r = rig();

@@ -13,11 +13,14 @@ use std::time::Duration;
 use zeroize::Zeroizing;
 
 use crate::broker::protocol::{self, Answer, Ask};
+#[cfg(feature = "rest")]
 use crate::call::Caller;
 use crate::error::Error;
+#[cfg(feature = "rest")]
 use crate::http::{OpenReply, Transport};
 use crate::session::Session;
 use crate::time::Instant;
+#[cfg(feature = "rest")]
 use crate::wire::{Request, TransportError};
 
 /// Longest answer read from a broker (a token answer is under 1 KB).
@@ -140,11 +143,13 @@ fn read_answer(stream: &mut UnixStream) -> std::io::Result<Zeroizing<Vec<u8>>> {
 }
 
 /// REST calls with sessions from a broker and a transport of the caller's own.
+#[cfg(feature = "rest")]
 pub struct BrokerCaller {
     pub broker: Broker,
     pub transport: Box<dyn Transport>,
 }
 
+#[cfg(feature = "rest")]
 impl Caller for BrokerCaller {
     fn session(&mut self) -> Result<Session, Error> {
         self.broker.access_token(None)

@@ -9,8 +9,10 @@ use std::path::PathBuf;
 
 use super::Backends;
 use crate::agent::Agent;
+#[cfg(feature = "broker")]
 use crate::broker::client::{Broker, BrokerCaller};
 use crate::error::Error;
+#[cfg(feature = "broker")]
 use crate::http::UreqTransport;
 use crate::rest::RestRequest;
 
@@ -86,6 +88,15 @@ pub fn run(
     request.body = options.body.read()?;
     agent.wait_for_clock(backends.wait_for_clock)?;
     let reply = match &options.socket {
+        #[cfg(not(feature = "broker"))]
+        Some(_) => {
+            return Err(super::not_built(
+                "sfpair call --socket",
+                "the token broker",
+                "broker",
+            ));
+        }
+        #[cfg(feature = "broker")]
         Some(path) => {
             let mut caller = BrokerCaller {
                 broker: Broker::new(path),

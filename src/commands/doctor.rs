@@ -528,7 +528,13 @@ fn display_checks(displays: &[Display], checks: &mut Vec<Check>) {
         return;
     }
     for display in displays {
-        let check = match crate::present::select::open_panel(display) {
+        #[cfg(feature = "displays")]
+        let opened = crate::present::select::open_panel(display)
+            .map(|r| r.map(|panel| (panel.describe(), panel.size())));
+        // Without small displays the list holds consoles only.
+        #[cfg(not(feature = "displays"))]
+        let opened: Option<std::io::Result<(String, (u32, u32))>> = None;
+        let check = match opened {
             None => Check::new(
                 "display",
                 Level::Ok,
@@ -541,13 +547,8 @@ fn display_checks(displays: &[Display], checks: &mut Vec<Check>) {
                     }
                 ),
             ),
-            Some(Ok(panel)) => {
-                let (w, h) = panel.size();
-                Check::new(
-                    "display",
-                    Level::Ok,
-                    format!("{} opens, {w}x{h}", panel.describe()),
-                )
+            Some(Ok((name, (w, h)))) => {
+                Check::new("display", Level::Ok, format!("{name} opens, {w}x{h}"))
             }
             Some(Err(e)) => Check::new("display", Level::Failed, format!("cannot open {e}")).fix(
                 "check the device path, the wiring and the permissions (the i2c or video group)",

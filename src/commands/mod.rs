@@ -8,10 +8,13 @@
 
 #[cfg(feature = "asset-token")]
 pub mod asset_token;
+#[cfg(feature = "rest")]
 pub mod call;
+#[cfg(feature = "doctor")]
 pub mod doctor;
 pub mod forget;
 pub mod pair;
+#[cfg(feature = "broker")]
 pub mod run;
 pub mod status;
 pub mod token;
@@ -64,9 +67,12 @@ pub enum Command {
     Token(token::Options),
     Status(status::Options),
     Forget,
+    #[cfg(feature = "rest")]
     Call(call::Options),
     /// `run`, and `serve` (`run` without pairing).
+    #[cfg(feature = "broker")]
     Run(run::Options),
+    #[cfg(feature = "doctor")]
     Doctor(doctor::Options),
     #[cfg(feature = "asset-token")]
     AssetToken(asset_token::Options),
@@ -84,6 +90,7 @@ impl Plan {
     pub fn run(&self, out: &mut dyn Write) -> Result<u8, Error> {
         // The doctor builds its own agent: a store or transport that cannot be opened is one of
         // its findings, not a reason to stop before the first check.
+        #[cfg(feature = "doctor")]
         if let Command::Doctor(options) = &self.command {
             return doctor::run(options, &self.backends, out);
         }
@@ -94,13 +101,24 @@ impl Plan {
             Command::Token(options) => token::run(&mut agent, options, wait, out),
             Command::Status(options) => status::run(&mut agent, options, wait, out),
             Command::Forget => forget::run(&mut agent, wait, out),
+            #[cfg(feature = "rest")]
             Command::Call(options) => call::run(&mut agent, options, &self.backends, out),
+            #[cfg(feature = "broker")]
             Command::Run(options) => run::run(agent, &self.backends, options),
+            #[cfg(feature = "doctor")]
             Command::Doctor(options) => doctor::run(options, &self.backends, out),
             #[cfg(feature = "asset-token")]
             Command::AssetToken(options) => asset_token::run(&mut agent, options, wait, out),
         }
     }
+}
+
+/// The usage error for a command or option this build leaves out (exit 2, naming the feature).
+pub fn not_built(what: &str, capability: &str, feature: &str) -> Error {
+    Error::config(format!(
+        "{what}: this sfpair is built without {capability} (the `{feature}` feature); use a \
+         build with it (the default build has it)"
+    ))
 }
 
 /// What [`output_error`] says when the reader went away (`sfpair status | head -1`): the

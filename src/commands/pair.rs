@@ -18,8 +18,9 @@ use crate::store::Loaded;
 #[derive(Clone, Debug)]
 pub struct Options {
     pub flow: FlowConfig,
-    /// A headless grant instead of the device flow (`flow` is then unused).
-    pub enrol: Option<Enrolment>,
+    /// A headless grant instead of the device flow (`flow` is then unused); boxed, so the
+    /// command stays small.
+    pub enrol: Option<Box<Enrolment>>,
     /// Where the code goes; empty: the console (or only JSON lines with `json`).
     pub displays: Vec<Display>,
     /// JSON lines on standard output.
@@ -63,7 +64,7 @@ pub fn run(
         agent.add_presenter(presenter);
     }
     match &options.enrol {
-        Some(enrolment) => agent.enrol(enrolment.clone()).map(|_| ())?,
+        Some(enrolment) => agent.enrol((**enrolment).clone()).map(|_| ())?,
         None => agent.pair(options.flow.clone()).map(|_| ())?,
     }
     Ok(0)

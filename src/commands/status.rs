@@ -55,6 +55,15 @@ pub fn run(
     wait_for_clock: Duration,
     out: &mut dyn Write,
 ) -> Result<u8, Error> {
+    #[cfg(not(feature = "broker"))]
+    if options.socket.is_some() {
+        return Err(super::not_built(
+            "sfpair status --socket",
+            "the token broker",
+            "broker",
+        ));
+    }
+    #[cfg(feature = "broker")]
     if let Some(socket) = &options.socket {
         let health = crate::broker::client::Broker::new(socket).health()?;
         if options.json {
@@ -120,6 +129,7 @@ fn userinfo(agent: &mut Agent) -> Result<UserInfo, Error> {
     })
 }
 
+#[cfg(feature = "broker")]
 /// A health answer for a person: the state, who, the last refresh and the next keepalive,
 /// the cause when the pairing died. It never holds a token: the answer has none.
 pub fn describe_health(health: &Value) -> String {

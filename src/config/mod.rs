@@ -16,7 +16,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::agent::Enrolment;
+#[cfg(feature = "boards")]
 use crate::board::Board;
+#[cfg(feature = "broker")]
 use crate::broker::ServeOptions;
 use crate::cli::{Args, Command as Cli};
 use crate::commands::{self, Backends, Command, Plan};
@@ -26,12 +28,15 @@ use crate::flow::dialect::{Client, Dialect, Endpoints};
 use crate::http::HttpConfig;
 use crate::login_url;
 use crate::present::spec::{self, Display};
+#[cfg(feature = "rest")]
 use crate::rest::RestRequest;
 use crate::secret::Secret;
+#[cfg(feature = "broker")]
 use crate::service::Repair;
 use crate::store::record::Grant;
 use crate::store::{self, file::FileStore};
 use crate::url;
+#[cfg(feature = "rest")]
 use crate::wire::Method;
 use sources::Sources;
 
@@ -91,7 +96,7 @@ pub fn plan(
     let settings = Settings::resolve(args, env, is_root)?;
     let command = match args.command {
         Some(Cli::Pair) => Command::Pair(commands::pair::Options {
-            enrol: settings.enrolment()?,
+            enrol: settings.enrolment()?.map(Box::new),
             flow: match settings.flow.as_deref() {
                 None | Some("device") => settings.flow_config()?,
                 // Not used by a headless enrolment; built without its client-id rule.
@@ -108,9 +113,27 @@ pub fn plan(
             socket: args.socket.clone(),
         }),
         Some(Cli::Forget) => Command::Forget,
+        #[cfg(feature = "rest")]
         Some(Cli::Call) => Command::Call(settings.call_options(args)?),
+        #[cfg(feature = "broker")]
         Some(Cli::Serve) => Command::Run(settings.service_options(args, false)?),
+        #[cfg(feature = "broker")]
         Some(Cli::Run) => Command::Run(settings.service_options(args, true)?),
+        #[cfg(not(feature = "rest"))]
+        Some(Cli::Call) => return Err(commands::not_built("sfpair call", "REST calls", "rest")),
+        #[cfg(not(feature = "broker"))]
+        Some(Cli::Serve | Cli::Run) => {
+            return Err(commands::not_built(
+                "sfpair serve and sfpair run",
+                "the token broker",
+                "broker",
+            ));
+        }
+        #[cfg(not(feature = "doctor"))]
+        Some(Cli::Doctor) => {
+            return Err(commands::not_built("sfpair doctor", "the checks", "doctor"));
+        }
+        #[cfg(feature = "doctor")]
         Some(Cli::Doctor) => Command::Doctor(commands::doctor::Options {
             json: args.json,
             dialect: settings.dialect,
@@ -155,8 +178,34 @@ fn endpoint(raw: &str, flag: &str) -> Result<String, Error> {
     Ok(raw.to_string())
 }
 
+/// A build without board profiles has none: this type has no values, so every `Option<Board>`
+/// is `None` and the code that reads a profile compiles to nothing.
+#[cfg(not(feature = "boards"))]
+#[derive(Clone, Debug)]
+pub enum Board {}
+
+#[cfg(not(feature = "boards"))]
+impl Board {
+    pub fn env_value(&self, _var: &str) -> Option<String> {
+        match *self {}
+    }
+    pub fn displays(&self) -> Vec<Display> {
+        match *self {}
+    }
+}
+
+/// `--board` or `SFPAIR_BOARD` in a build without board profiles: a usage error, never ignored.
+#[cfg(not(feature = "boards"))]
+fn board(args: &Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Option<Board>, Error> {
+    if args.board.is_some() || env("SFPAIR_BOARD").is_some_and(|b| !b.trim().is_empty()) {
+        return Err(commands::not_built("--board", "board profiles", "boards"));
+    }
+    Ok(None)
+}
+
 /// The board profile named by `--board` or `SFPAIR_BOARD`, if any. A profile whose login URL
 /// is still the placeholder is refused unless a flag or the environment gives the URL.
+#[cfg(feature = "boards")]
 fn board(args: &Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Option<Board>, Error> {
     let sources = Sources::new(env, None);
     let path = match &args.board {
@@ -285,7 +334,10 @@ impl Settings {
                 }
                 Some(spec) => store::Spec::parse(&spec)?,
                 None => match &board {
+                    #[cfg(feature = "boards")]
                     Some(board) => board.store.clone(),
+                    #[cfg(not(feature = "boards"))]
+                    Some(board) => match *board {},
                     None => {
                         let path = FileStore::default_path(|k| sources.raw(k), is_root)
                             .ok_or_else(|| {
@@ -416,6 +468,7 @@ impl Settings {
         })
     }
 
+    #[cfg(feature = "rest")]
     /// `sfpair call METHOD PATH [--data …] [--header …] [--socket …]`.
     fn call_options(&self, args: &Args) -> Result<commands::call::Options, Error> {
         let (Some(method), Some(path)) = (&args.call_method, &args.call_path) else {
@@ -455,6 +508,7 @@ impl Settings {
     }
 
     /// `run` (`pair`: it pairs) and `serve` (it does not).
+    #[cfg(feature = "broker")]
     fn service_options(&self, args: &Args, pair: bool) -> Result<commands::run::Options, Error> {
         Ok(commands::run::Options {
             pair: if pair {
@@ -621,6 +675,7 @@ fn asset_token_options(args: &Args) -> Result<commands::asset_token::Options, Er
 }
 
 /// `sfpair serve` options.
+#[cfg(feature = "broker")]
 fn serve_options(args: &Args) -> Result<ServeOptions, Error> {
     let socket = args.socket.clone().ok_or_else(|| {
         Error::config("sfpair serve needs --socket PATH, e.g. /run/sfpair/token.sock")
@@ -770,6 +825,7 @@ pub(crate) mod tests {
         )
     }
 
+    #[cfg(feature = "rest")]
     #[test]
     fn headless_flows_are_checked_before_any_request() {
         let env = [
@@ -902,6 +958,7 @@ pub(crate) mod tests {
         );
     }
 
+    #[cfg(feature = "broker")]
     #[test]
     fn run_takes_a_keepalive_and_a_repair_mode() {
         let env = [("HOME", "/h"), ("SFPAIR_CLIENT_ID", "K")];
@@ -980,6 +1037,7 @@ pub(crate) mod tests {
         assert!(e.message().contains("SFPAIR_KEEPALIVE is empty"), "{e}");
     }
 
+    #[cfg(feature = "broker")]
     #[test]
     fn serve_needs_a_socket() {
         let e = plan_for(&["serve"], &[("HOME", "/h")]).unwrap_err();

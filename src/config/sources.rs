@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use crate::board::Board;
+use super::Board;
 use crate::error::Error;
 
 pub(super) struct Sources<'a> {

@@ -13,12 +13,19 @@
 
 use super::Presenter;
 use super::console::{Console, Style};
+#[cfg(feature = "displays")]
 use super::fbdev::FrameBuffer;
+#[cfg(feature = "displays")]
 use super::frame_file::{Format, FrameFile};
 use super::json::JsonLines;
+#[cfg(feature = "displays")]
 use super::screen::{Panel, Screen};
+#[cfg(feature = "displays")]
 use super::sh1106::Sh1106;
-use super::spec::{Controller, Display};
+#[cfg(feature = "displays")]
+use super::spec::Controller;
+use super::spec::Display;
+#[cfg(feature = "displays")]
 use super::ssd1306::Ssd1306;
 
 /// The presenters for `displays` (console when empty), plus JSON lines on standard output
@@ -32,12 +39,15 @@ pub fn presenters(displays: &[Display], json: bool) -> Vec<Box<dyn Presenter>> {
     };
     let mut chosen: Vec<Box<dyn Presenter>> = Vec::new();
     let mut consoles = false;
+    #[cfg_attr(not(feature = "displays"), allow(unused_mut))]
     let mut panels_opened = 0;
+    #[cfg_attr(not(feature = "displays"), allow(unused_mut))]
     let mut panels_failed = 0;
     for display in displays {
         let style = match display {
             Display::Console => Style::Qr,
             Display::Text => Style::Text,
+            #[cfg(feature = "displays")]
             panel => {
                 match open(panel) {
                     Some(presenter) => {
@@ -76,7 +86,15 @@ pub fn presenters(displays: &[Display], json: bool) -> Vec<Box<dyn Presenter>> {
 }
 
 /// Opens a small display (OLED, framebuffer, PBM or PNG frame file) for the pairing screen, or
-/// logs why it cannot, naming the device and what to check.
+/// logs why it cannot, naming the device and what to check. `None` for the consoles (and for
+/// everything in a build without the `displays` feature, which has no other kind).
+#[cfg(not(feature = "displays"))]
+pub fn open(_display: &Display) -> Option<Box<dyn Presenter>> {
+    None
+}
+
+/// See the other `open`: this is it with the `displays` feature.
+#[cfg(feature = "displays")]
 pub fn open(display: &Display) -> Option<Box<dyn Presenter>> {
     let panel = open_panel(display)?;
     panel
@@ -87,6 +105,7 @@ pub fn open(display: &Display) -> Option<Box<dyn Presenter>> {
 
 /// Opens the panel of a small display; `None` for the consoles, which have none. `sfpair
 /// doctor` asks the panel its size; [`open`] wraps it in the pairing screen.
+#[cfg(feature = "displays")]
 pub fn open_panel(display: &Display) -> Option<std::io::Result<Box<dyn Panel>>> {
     fn boxed<P: Panel + 'static>(panel: P) -> Box<dyn Panel> {
         Box::new(panel)

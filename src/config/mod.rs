@@ -825,7 +825,7 @@ pub(crate) mod tests {
         )
     }
 
-    #[cfg(feature = "rest")]
+    #[cfg(all(feature = "jwt-bearer", feature = "client-credentials"))]
     #[test]
     fn headless_flows_are_checked_before_any_request() {
         let env = [
@@ -880,6 +880,7 @@ pub(crate) mod tests {
         assert!(plan_for(&["token"], &[("HOME", "/h"), ("SFPAIR_FLOW", "jwt-bearer")]).is_ok());
     }
 
+    #[cfg(feature = "rest")]
     #[test]
     fn call_requests_follow_the_path_rule_and_read_bodies_only_when_run() {
         let args = [

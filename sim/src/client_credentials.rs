@@ -2,29 +2,37 @@
 //! Credentials Flow for Server-to-Server Integration"): the consumer key and secret (form or
 //! HTTP Basic) for the app's run-as user, on My Domain only; a session, no refresh token.
 
-use std::time::Instant;
-
 use crate::errors::oauth_error as error;
-use crate::form::Params;
-use crate::http::{Request, Response};
-use crate::oauth;
+use crate::http::Response;
 use crate::state::Shared;
 
-pub fn grant(shared: &Shared, request: &Request, params: &Params) -> Response {
+/// `Ok` when the key and secret earn a session (`oauth.rs` reads them from the form or HTTP
+/// Basic and mints it); `check_client` is the token endpoint's consumer-key rule.
+pub fn check(
+    shared: &Shared,
+    client_id: Option<&str>,
+    secret: Option<&str>,
+    check_client: impl Fn(Option<&str>) -> Result<(), Response>,
+) -> Result<(), Response> {
     let config = &shared.config.headless;
     if !config.my_domain {
-        return error(400, "invalid_grant", "request not supported on this domain");
+        return Err(error(
+            400,
+            "invalid_grant",
+            "request not supported on this domain",
+        ));
     }
-    let (client_id, secret) = oauth::client_credentials(request, params);
-    if let Err(refusal) = oauth::check_client(shared, client_id.as_deref()) {
-        return refusal;
-    }
+    check_client(client_id)?;
     let expected = shared.config.consumer_secret.as_deref();
-    if expected.is_none() || secret.as_deref() != expected {
-        return error(400, "invalid_client", "invalid client credentials");
+    if expected.is_none() || secret != expected {
+        return Err(error(400, "invalid_client", "invalid client credentials"));
     }
     if !config.run_as_user {
-        return error(400, "invalid_grant", "no client credentials user enabled");
+        return Err(error(
+            400,
+            "invalid_grant",
+            "no client credentials user enabled",
+        ));
     }
-    oauth::headless_session(shared, Instant::now())
+    Ok(())
 }

@@ -7,42 +7,45 @@
 //! ahead), and the user's pre-approval. The refusal wordings for a missing certificate, a bad
 //! signature and `exp` are the simulator's (marked unconfirmed in docs/protocol.md).
 
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::errors::oauth_error as error;
 use crate::form::Params;
 use crate::headless;
 use crate::http::Response;
-use crate::oauth;
 use crate::state::Shared;
 
-pub fn grant(shared: &Shared, params: &Params) -> Response {
+/// `Ok` when the assertion earns a session (`oauth.rs` mints it); `check_client` is the token
+/// endpoint's consumer-key rule, applied to `iss`.
+pub fn check(
+    shared: &Shared,
+    params: &Params,
+    check_client: impl Fn(Option<&str>) -> Result<(), Response>,
+) -> Result<(), Response> {
     let Some(assertion) = params.get("assertion") else {
-        return error(
+        return Err(error(
             400,
             "invalid_request",
             "missing required parameter: assertion",
-        );
+        ));
     };
     let Some(jwt) = headless::parse(assertion) else {
-        return error(400, "invalid_grant", "invalid assertion");
+        return Err(error(400, "invalid_grant", "invalid assertion"));
     };
-    if let Err(refusal) = oauth::check_client(shared, jwt.claim("iss")) {
-        return refusal;
-    }
+    check_client(jwt.claim("iss"))?;
     let config = &shared.config.headless;
     let Some(key) = &config.jwt_public_key else {
-        return error(
+        return Err(error(
             400,
             "invalid_client",
             "the app has no certificate: the JWT bearer flow is not enabled",
-        );
+        ));
     };
     if !jwt.verifies_with_der(key) {
-        return error(400, "invalid_grant", "invalid assertion");
+        return Err(error(400, "invalid_grant", "invalid assertion"));
     }
     if jwt.claim("aud") != Some(shared.base_url.as_str()) {
-        return error(400, "invalid_grant", "audience is invalid");
+        return Err(error(400, "invalid_grant", "audience is invalid"));
     }
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -51,17 +54,21 @@ pub fn grant(shared: &Shared, params: &Params) -> Response {
     let exp = jwt.claims.get("exp").and_then(serde_json::Value::as_u64);
     // Milliseconds (13 digits) are far ahead and refused here, as the documented rule says.
     if !exp.is_some_and(|exp| exp > now && exp <= now + config.max_exp_ahead.as_secs()) {
-        return error(
+        return Err(error(
             400,
             "invalid_grant",
             "assertion expired or its exp is more than 3 minutes ahead",
-        );
+        ));
     }
     if jwt.claim("sub").is_none_or(str::is_empty) {
-        return error(400, "invalid_grant", "invalid assertion: no sub");
+        return Err(error(400, "invalid_grant", "invalid assertion: no sub"));
     }
     if !config.pre_approved {
-        return error(400, "invalid_grant", "user hasn't approved this consumer");
+        return Err(error(
+            400,
+            "invalid_grant",
+            "user hasn't approved this consumer",
+        ));
     }
-    oauth::headless_session(shared, Instant::now())
+    Ok(())
 }

@@ -33,9 +33,20 @@ pub fn token(shared: &Shared, request: &Request, params: &Params) -> Response {
         Some("device") => poll(shared, params),
         Some("refresh_token") => refresh(shared, request, params),
         Some("urn:ietf:params:oauth:grant-type:jwt-bearer") => {
-            crate::jwt_bearer::grant(shared, params)
+            crate::jwt_bearer::check(shared, params, |iss| check_client(shared, iss)).map_or_else(
+                |refusal| refusal,
+                |()| headless_session(shared, Instant::now()),
+            )
         }
-        Some("client_credentials") => crate::client_credentials::grant(shared, request, params),
+        Some("client_credentials") => {
+            let (id, secret) = client_credentials(request, params);
+            let check = |id: Option<&str>| check_client(shared, id);
+            crate::client_credentials::check(shared, id.as_deref(), secret.as_deref(), check)
+                .map_or_else(
+                    |refusal| refusal,
+                    |()| headless_session(shared, Instant::now()),
+                )
+        }
         Some("urn:ietf:params:oauth:grant-type:token-exchange") => {
             crate::token_exchange::exchange(shared, params)
         }
@@ -212,7 +223,7 @@ fn fresh(shared: &Shared) -> Fresh {
 }
 
 /// A session for an approval-free grant (JWT bearer, client credentials): no refresh token.
-pub(crate) fn headless_session(shared: &Shared, now: Instant) -> Response {
+fn headless_session(shared: &Shared, now: Instant) -> Response {
     let minted = shared
         .world()
         .grants
@@ -221,7 +232,7 @@ pub(crate) fn headless_session(shared: &Shared, now: Instant) -> Response {
 }
 
 /// Only the configured consumer key gets past this.
-pub(crate) fn check_client(shared: &Shared, client_id: Option<&str>) -> Result<(), Response> {
+fn check_client(shared: &Shared, client_id: Option<&str>) -> Result<(), Response> {
     match client_id {
         None => Err(missing("client_id")),
         Some(id) if id == shared.config.client_id => Ok(()),
@@ -231,10 +242,7 @@ pub(crate) fn check_client(shared: &Shared, client_id: Option<&str>) -> Result<(
 
 /// `client_id` and `client_secret` from the body, or else from HTTP Basic, which
 /// docs/protocol.md, "Refresh" allows instead.
-pub(crate) fn client_credentials(
-    request: &Request,
-    params: &Params,
-) -> (Option<String>, Option<String>) {
+fn client_credentials(request: &Request, params: &Params) -> (Option<String>, Option<String>) {
     let basic = request
         .header("authorization")
         .and_then(|v| {

@@ -436,7 +436,7 @@ fn answer(
                         peer.uid, peer.pid
                     );
                     let answer = failed(&e);
-                    if crate::service::is_death(&e) {
+                    if crate::refusal::is_death(&e) {
                         hooks.pairing_died(&e);
                     }
                     // Hold failures that cost a request to the server; a store that is empty

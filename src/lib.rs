@@ -102,6 +102,8 @@ pub mod event;
 #[cfg(feature = "std")]
 pub mod files;
 pub mod flow;
+#[cfg(feature = "broker")]
+pub mod health;
 #[cfg(feature = "std")]
 pub mod http;
 #[cfg(feature = "broker")]

@@ -79,7 +79,7 @@ fn dispatch(shared: &Shared, request: &Request, params: &Params) -> Response {
         ("POST", "/setup/connect" | "/rfc8628/verify") => page::submit(shared, request),
         ("POST", page::VERIFY_DEVICE) => page::verify_device(shared, request),
         ("GET", path) if path.starts_with("/id/") => identity::identity(shared, request),
-        ("POST", "/__mock/revoke_user") => crate::field::revoke_user(shared),
+        ("POST", "/__mock/revoke_user") => page::revoke_user(shared),
         ("POST", path) if path.starts_with("/__mock/") => {
             page::hook(shared, request, &path["/__mock/".len()..])
         }

@@ -122,3 +122,68 @@ fn an_empty_file_path_is_a_usage_error() {
     let out = env.run(&["status", "--store", "file:"]);
     assert_eq!(out.code(), 2, "{out:?}");
 }
+
+/// A small tmpfs mounted for one test (root only), unmounted when dropped.
+pub struct Mount(pub std::path::PathBuf);
+
+impl Mount {
+    /// `None` (and a note on stderr) where this process may not mount.
+    pub fn tmpfs(dir: &std::path::Path, size: &str) -> Option<Mount> {
+        fs::create_dir_all(dir).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            eprintln!("SKIPPED: cannot mount a tmpfs here (needs root)");
+            return None;
+        }
+        Some(Mount(dir.to_path_buf()))
+    }
+
+    pub fn remount(&self, options: &str) {
+        let status = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,{options}")])
+            .arg(&self.0)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[test]
+fn a_flash_image_on_a_read_only_mount_still_reads() {
+    let env = Env::start(fast());
+    let Some(mount) = Mount::tmpfs(&env.scratch.0.join("ro"), "1m") else {
+        return;
+    };
+    let spec = format!(
+        "flash-image:{}:erase=4K,size=16K",
+        mount.0.join("sfpair.img").display()
+    );
+    let mut run = env.spawn(&["pair", "--json", "--store", &spec]);
+    let code = run.event("code", crate::harness::RUN_LIMIT);
+    env.approve(code["verification_uri_complete"].as_str().unwrap());
+    assert_eq!(run.finish(crate::harness::RUN_LIMIT).code(), 0);
+    mount.remount("ro");
+    let out = env.run(&["status", "--store", &spec]);
+    assert_eq!(out.code(), 0, "{out:?}");
+    let out = env.run(&["token", "--store", &spec]);
+    assert_eq!(out.code(), 0, "{out:?}");
+}

@@ -455,8 +455,32 @@ impl Agent {
 
     /// A fresh access token from the stored refresh token, whatever is cached. A rotated refresh
     /// token is stored before the new access token is handed out: losing it would kill the grant.
+    ///
+    /// The whole load -> request -> save runs under the store's lock, and the record is loaded
+    /// after the lock is taken: two processes never spend the same refresh token (with a
+    /// rotating server the second would be told "re-pair needed", and a server that revokes the
+    /// grant on reuse would lose it). Before the request, the store checks that a save can
+    /// succeed (`prepare_save`: space, permission), so a token is not rotated away into a full
+    /// or read-only disk. If the save still fails, the store keeps the rotated token in memory
+    /// (`save_rotated`) and this agent goes on with it; the error says so.
     pub fn refresh(&mut self) -> Result<Session, Error> {
+        self.store.lock()?;
+        let result = self.refresh_locked();
+        self.store.unlock();
+        result
+    }
+
+    fn refresh_locked(&mut self) -> Result<Session, Error> {
         let record = self.stored()?;
+        self.store.prepare_save().map_err(|e| {
+            Error::new(
+                e.kind(),
+                format!(
+                    "{}; no refresh was sent and the stored pairing is unchanged",
+                    e.message()
+                ),
+            )
+        })?;
         let request = api::refresh_request(&record, self.client_secret.as_ref());
         let tokens = self.exchange(&request, api::refresh_outcome)?;
         if let (Some(secret), Dialect::Salesforce) = (&self.client_secret, record.dialect) {
@@ -469,22 +493,28 @@ impl Agent {
         if let Some(instance) = tokens.instance_url.filter(|u| url::is_secure(u)) {
             updated.instance_url = instance.trim_end_matches('/').to_string();
         }
-        if updated != record {
-            debug!("the refresh changed the pairing (rotation or a new instance); storing it");
-            self.store.save(&updated).map_err(|e| {
-                Error::storage(format!(
-                    "the server rotated the refresh token but it could not be stored ({e}); \
-                     the device will need to pair again"
-                ))
-            })?;
-        }
         self.generation += 1;
         let session = Session {
             access_token: tokens.access_token,
-            instance_url: updated.instance_url,
+            instance_url: updated.instance_url.clone(),
             obtained_at: self.clock.now(),
             generation: self.generation,
         };
+        if updated != record {
+            debug!("the refresh changed the pairing (rotation or a new instance); storing it");
+            if let Err(e) = self.store.save_rotated(&updated) {
+                // The session is good: a long-running agent (the broker) goes on with it and
+                // with the rotated token the store keeps in memory.
+                self.session = Some(session);
+                return Err(Error::storage(format!(
+                    "the server rotated the refresh token but it could not be stored ({e}). \
+                     {} still holds the previous token, which the server may no longer accept; \
+                     this process keeps the new one in memory and stores it as soon as it can. \
+                     Free space or fix the store, or the device will need to pair again",
+                    self.store.describe()
+                )));
+            }
+        }
         self.session = Some(session.clone());
         Ok(session)
     }
@@ -555,14 +585,24 @@ impl Agent {
     }
 
     /// Revokes the refresh token at the server (when it can), then wipes the store, even when the
-    /// server cannot be reached.
+    /// server cannot be reached. Holds the store's lock throughout, so a refresh in another
+    /// process cannot rotate the token between the revocation and the wipe.
     pub fn forget(&mut self) -> Result<Forgotten, Error> {
         self.session = None;
+        self.store.lock()?;
+        let result = self.forget_locked();
+        self.store.unlock();
+        result
+    }
+
+    fn forget_locked(&mut self) -> Result<Forgotten, Error> {
         let record = match self.store.load()? {
             Loaded::Empty => return Ok(Forgotten::NothingStored),
             Loaded::Corrupt(reason) => {
-                warn!("the stored pairing is unreadable ({reason}); wiping it without revoking");
+                // The store refuses to wipe what is not an sfpair record (exit 2, nothing
+                // erased); an unreadable record of ours is wiped.
                 self.store.wipe()?;
+                warn!("the stored pairing was unreadable ({reason}); wiped it without revoking");
                 return Ok(Forgotten::WipedOnly {
                     reason: format!("the record was unreadable ({reason})"),
                 });

@@ -249,6 +249,14 @@ impl FileStore {
         }
     }
 
+    /// Fails unless `target` is missing or a regular file holding something of ours.
+    fn check_replaceable(&self, target: &Path) -> Result<(), Error> {
+        match self.load_from(target)? {
+            Some(bytes) => refuse_foreign(target, &bytes),
+            None => Ok(()),
+        }
+    }
+
     fn load_from(&self, target: &Path) -> Result<Option<Zeroizing<Vec<u8>>>, Error> {
         let Some(file) = self.open_existing(target)? else {
             return Ok(None);
@@ -360,6 +368,22 @@ fn check_file(path: &Path, meta: &Metadata) -> Result<(), Error> {
     Ok(())
 }
 
+/// Refuses to replace or erase bytes that are not sfpair's.
+fn refuse_foreign(target: &Path, bytes: &[u8]) -> Result<(), Error> {
+    if ours(bytes) {
+        return Ok(());
+    }
+    Err(Error::config(format!(
+        "{} does not hold an sfpair pairing ({}). sfpair neither erases nor replaces it: check \
+         --store; if the file is really meant for sfpair, delete it yourself",
+        target.display(),
+        record::decode(bytes)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+    )))
+}
+
 /// Whether bytes found at the store path are sfpair's to erase: a record (of any format
 /// version, even damaged: it starts with the magic), nothing, or the zeros a wipe leaves.
 fn ours(bytes: &[u8]) -> bool {
@@ -393,9 +417,9 @@ impl TokenStore for FileStore {
         let bytes = record::to_bytes(record, 0).map_err(|e| Error::storage(e.to_string()))?;
         let target = self.target()?;
         let _lock = self.lock_dir(&target)?;
-        // What is there must be a regular file of ours to be replaced (a device node or a
-        // FIFO is refused, not renamed over).
-        self.open_existing(&target)?;
+        // What is there must be a regular file of ours to be replaced (a device node, a FIFO
+        // or somebody's config file is refused, not renamed over).
+        self.check_replaceable(&target)?;
         let (temp, file, reused) = match self.prepared.take() {
             Some((temp, file)) if self.held.is_some() && temp == temp_path(&target) => {
                 (temp, file, true)
@@ -435,17 +459,7 @@ impl TokenStore for FileStore {
         let _lock = self.lock_dir(&target)?;
         self.prepared = None;
         if let Some(bytes) = self.load_from(&target)? {
-            if !ours(&bytes) {
-                return Err(Error::config(format!(
-                    "{} does not hold an sfpair pairing ({}). sfpair does not erase it: check \
-                     --store; if the file is really meant for sfpair, delete it yourself",
-                    target.display(),
-                    record::decode(&bytes)
-                        .err()
-                        .map(|e| e.to_string())
-                        .unwrap_or_default()
-                )));
-            }
+            refuse_foreign(&target, &bytes)?;
             // Overwrite before unlinking, so a plain filesystem does not keep the token in a
             // free block. (Journaling and flash filesystems may still hold old copies; only a
             // flash store's erase really destroys it.) O_NOFOLLOW: the file just checked.
@@ -473,7 +487,7 @@ impl TokenStore for FileStore {
 
     fn check_writable(&mut self) -> Result<(), Error> {
         let target = self.target()?;
-        self.open_existing(&target).map(drop)
+        self.check_replaceable(&target)
     }
 
     fn stored_format(&mut self) -> Result<Option<u8>, Error> {
@@ -506,7 +520,7 @@ impl TokenStore for FileStore {
     fn prepare_save(&mut self) -> Result<(), Error> {
         let target = self.target()?;
         let _lock = self.lock_dir(&target)?;
-        self.open_existing(&target)?;
+        self.check_replaceable(&target)?;
         let (temp, file) = self.create_temp(&target)?;
         let filled = file
             .write_all_at(&Zeroizing::new(vec![0u8; RESERVE]), 0)
@@ -672,13 +686,16 @@ mod tests {
         std::os::unix::fs::symlink(&victim, dir.join("token")).unwrap();
         let mut store = FileStore::new(dir.join("token"));
         assert!(matches!(store.load().unwrap(), Loaded::Corrupt(_)));
-        config_error(store.wipe(), "does not erase it");
+        config_error(store.wipe(), "does not hold an sfpair pairing");
         assert_eq!(
             fs::read(&victim).unwrap(),
             b"[board]\nname = \"precious\"\n"
         );
         // The same file named directly.
-        config_error(FileStore::new(&victim).wipe(), "does not erase it");
+        config_error(
+            FileStore::new(&victim).wipe(),
+            "does not hold an sfpair pairing",
+        );
         assert!(victim.exists());
         fs::remove_dir_all(dir).unwrap();
     }

@@ -360,8 +360,12 @@ impl Flash for ImageFlash {
         if self.read_only.is_some() {
             return Ok(()); // the write itself reports why it cannot happen
         }
-        let file = self.writable()?;
-        file.lock().map_err(|e| self.fail("lock", e))
+        match &self.file {
+            Some(file) => file.lock().map_err(|e| self.fail("lock", e)),
+            // Not created yet: taking the lock must not create it (`token` on an empty store
+            // would leave an image behind). The creation is an atomic rename.
+            None => Ok(()),
+        }
     }
 
     fn unlock(&mut self) {

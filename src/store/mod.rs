@@ -68,59 +68,107 @@ pub trait TokenStore: Send {
     fn prepare_save(&mut self) -> Result<(), Error> {
         self.check_writable()
     }
+    /// Saves a refresh token the server has just rotated. Like `save`, but a store that can
+    /// (see [`Checked`]) keeps the record in memory when the write fails, so it is not lost.
+    fn save_rotated(&mut self, record: &Record) -> Result<(), Error> {
+        self.save(record)
+    }
     /// Where it is, for messages (`file:/var/lib/sfpair/token`).
     fn describe(&self) -> String;
 }
 
-/// The store rules that are the same for every backend, applied once around any of them:
-/// a record written by a newer sfpair is never overwritten (`upgrade sfpair`, exit 8).
-pub struct Checked<S>(pub S);
+/// The store rules that are the same for every backend, applied once around any of them
+/// ([`open`] returns every backend inside one):
+/// - a record written by a newer sfpair is never overwritten (`upgrade sfpair`, exit 8);
+/// - a rotated refresh token that could not be stored ([`TokenStore::save_rotated`]) is kept
+///   in memory, handed out by `load` in place of the older stored one, and written again at
+///   every later `load` until a save succeeds: the process keeps working with the live token,
+///   and a disk that has room again gets it back by itself. Until then the medium holds the
+///   previous token (which a server that rotates may no longer accept).
+pub struct Checked<S> {
+    inner: S,
+    pending: Option<Record>,
+}
 
 impl<S: TokenStore> Checked<S> {
+    pub fn new(inner: S) -> Self {
+        Checked {
+            inner,
+            pending: None,
+        }
+    }
+
     fn refuse_newer(&mut self) -> Result<(), Error> {
-        match self.0.stored_format()? {
+        match self.inner.stored_format()? {
             Some(v) => Err(Error::storage(alloc::format!(
                 "{} holds a pairing written by a newer sfpair (record format {v}; this sfpair \
                  writes {}). It is not overwritten: upgrade sfpair, or erase it with `sfpair \
                  forget` and pair again",
-                self.0.describe(),
+                self.inner.describe(),
                 record::VERSION
             ))),
             None => Ok(()),
         }
     }
+
+    fn save_checked(&mut self, record: &Record) -> Result<(), Error> {
+        self.refuse_newer()?;
+        self.inner.save(record)
+    }
 }
 
 impl<S: TokenStore> TokenStore for Checked<S> {
     fn load(&mut self) -> Result<Loaded, Error> {
-        self.0.load()
+        if let Some(pending) = self.pending.take() {
+            match self.save_checked(&pending) {
+                Ok(()) => log::warn!(
+                    "stored the rotated refresh token that could not be stored earlier in {}",
+                    self.inner.describe()
+                ),
+                Err(e) => {
+                    log::debug!("the rotated refresh token still cannot be stored: {e}");
+                    self.pending = Some(pending.clone());
+                }
+            }
+            return Ok(Loaded::Paired(pending));
+        }
+        self.inner.load()
     }
     fn save(&mut self, record: &Record) -> Result<(), Error> {
-        self.refuse_newer()?;
-        self.0.save(record)
+        self.save_checked(record)?;
+        self.pending = None;
+        Ok(())
+    }
+    fn save_rotated(&mut self, record: &Record) -> Result<(), Error> {
+        let saved = self.save(record);
+        if saved.is_err() {
+            self.pending = Some(record.clone());
+        }
+        saved
     }
     fn wipe(&mut self) -> Result<(), Error> {
-        self.0.wipe()
+        self.pending = None;
+        self.inner.wipe()
     }
     fn check_writable(&mut self) -> Result<(), Error> {
         self.refuse_newer()?;
-        self.0.check_writable()
+        self.inner.check_writable()
     }
     fn stored_format(&mut self) -> Result<Option<u8>, Error> {
-        self.0.stored_format()
+        self.inner.stored_format()
     }
     fn lock(&mut self) -> Result<(), Error> {
-        self.0.lock()
+        self.inner.lock()
     }
     fn unlock(&mut self) {
-        self.0.unlock()
+        self.inner.unlock()
     }
     fn prepare_save(&mut self) -> Result<(), Error> {
         self.refuse_newer()?;
-        self.0.prepare_save()
+        self.inner.prepare_save()
     }
     fn describe(&self) -> String {
-        self.0.describe()
+        self.inner.describe()
     }
 }
 
@@ -205,7 +253,7 @@ impl AsSpec for String {
 #[cfg(feature = "std")]
 pub fn open<S: AsSpec + ?Sized>(spec: &S) -> Result<Box<dyn TokenStore>, Error> {
     Ok(match spec.to_spec()? {
-        Spec::File(path) => Box::new(Checked(file::FileStore::new(path))),
+        Spec::File(path) => Box::new(Checked::new(file::FileStore::new(path))),
         #[cfg(feature = "flash")]
         Spec::Mtd(path) => flash_store(Box::new(mtd::MtdFlash::open(&path.to_string_lossy())?))?,
         #[cfg(feature = "flash")]
@@ -216,7 +264,7 @@ pub fn open<S: AsSpec + ?Sized>(spec: &S) -> Result<Box<dyn TokenStore>, Error> 
 /// The slot store over a boxed medium: one copy of its code for every backend.
 #[cfg(all(feature = "std", feature = "flash"))]
 fn flash_store(medium: Box<dyn flash::Flash + Send>) -> Result<Box<dyn TokenStore>, Error> {
-    Ok(Box::new(Checked(flash::SlotStore::new(medium)?)))
+    Ok(Box::new(Checked::new(flash::SlotStore::new(medium)?)))
 }
 
 #[cfg(all(test, feature = "std", feature = "flash"))]

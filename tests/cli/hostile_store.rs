@@ -21,7 +21,11 @@ fn forget_through_a_link_to_a_non_record_erases_nothing() {
     symlink(&victim, dir.join("token")).unwrap();
     let out = env.run(&["forget", "--store", &store_arg(&dir.join("token"))]);
     assert_eq!(out.code(), 2, "{out:?}");
-    assert!(out.stderr.contains("does not erase it"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("neither erases nor replaces"),
+        "{}",
+        out.stderr
+    );
     assert_eq!(fs::read(&victim).unwrap(), b"precious, not a token\n");
     // A config file named as the store directly.
     let board = dir.join("board.toml");

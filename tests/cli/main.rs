@@ -10,6 +10,7 @@ mod display;
 mod faults;
 mod flash;
 mod harness;
+mod hostile_concurrency;
 mod hostile_store;
 mod hygiene;
 mod library;

@@ -83,7 +83,7 @@ struct MemoryRig(NorFlash);
 
 impl Rig for MemoryRig {
     fn store(&self) -> Box<dyn TokenStore> {
-        Box::new(crate::store::Checked(
+        Box::new(crate::store::Checked::new(
             SlotStore::new(self.0.clone()).unwrap(),
         ))
     }

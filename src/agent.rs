@@ -165,10 +165,7 @@ impl Agent {
             self.emit(&Event::Failed(e.clone()));
             return Err(e);
         }
-        let previous = match self.store.load() {
-            Ok(Loaded::Paired(record)) => Some(record),
-            _ => None,
-        };
+        let mut previous = None;
         if config.client.client_secret.is_none() {
             config.client.client_secret = self.client_secret.clone();
         }
@@ -226,7 +223,7 @@ impl Agent {
                     requested_scope,
                 )
             })
-            .and_then(|record| self.store.save(&record).map(|()| record));
+            .and_then(|record| self.store_pairing(record, &mut previous));
         let record = match stored {
             Ok(record) => record,
             Err(e) => {
@@ -262,6 +259,33 @@ impl Agent {
         };
         self.emit(&Event::Paired(paired.clone()));
         Ok(paired)
+    }
+
+    /// Stores a new pairing under the store's lock. What it replaces is read under that lock,
+    /// not when the pairing started: during the minutes a code waits for approval another
+    /// process may have rotated the old token or stored a pairing of its own, and whatever is
+    /// replaced is what must be revoked (`previous`), so no grant is left behind at the server.
+    /// The lock is not held during the wait itself: that would stall `token` and the broker
+    /// for as long as a technician takes. Two concurrent pairings: the last stored wins and
+    /// revokes the other's grant.
+    fn store_pairing(
+        &mut self,
+        record: Record,
+        previous: &mut Option<Record>,
+    ) -> Result<Record, Error> {
+        self.store.lock()?;
+        let saved = match self.store.load() {
+            Ok(loaded) => {
+                *previous = match loaded {
+                    Loaded::Paired(old) => Some(old),
+                    _ => None,
+                };
+                self.store.save(&record)
+            }
+            Err(e) => Err(e),
+        };
+        self.store.unlock();
+        saved.map(|()| record)
     }
 
     fn record_from(

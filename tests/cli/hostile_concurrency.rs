@@ -34,6 +34,24 @@ fn concurrent_token_runs_with_rotation_all_succeed_and_keep_the_grant() {
 }
 
 #[test]
+fn concurrent_forced_pairings_leave_no_grant_unrevoked() {
+    let env = Env::start(fast());
+    env.pair_approved();
+    let mut a = env.spawn(&["pair", "--force", "--json"]);
+    let mut b = env.spawn(&["pair", "--force", "--json"]);
+    let code_a = a.event("code", RUN_LIMIT);
+    let code_b = b.event("code", RUN_LIMIT);
+    env.approve(code_a["verification_uri_complete"].as_str().unwrap());
+    env.approve(code_b["verification_uri_complete"].as_str().unwrap());
+    assert_eq!(a.finish(RUN_LIMIT).code(), 0);
+    assert_eq!(b.finish(RUN_LIMIT).code(), 0);
+    // Three grants were made; two are replaced and must be revoked: the first pairing's and
+    // the one of the two new ones that was stored first.
+    assert_eq!(env.sim().revoked_refresh_tokens(), 2);
+    assert_eq!(env.run(&["token"]).code(), 0);
+}
+
+#[test]
 fn a_full_disk_stops_a_rotation_before_it_is_requested() {
     let env = Env::start(rotating());
     let Some(mount) = Mount::tmpfs(&env.scratch.0.join("small"), "64k") else {

@@ -54,6 +54,10 @@ pub enum Parsed<T> {
     Rejected(String),
 }
 
+/// The longest code lifetime believed: RFC 8628 §3.2's example is 1800 s (Salesforce's codes
+/// live 10 minutes), so a larger `expires_in` (observed: 1e12) is capped to this.
+pub const MAX_CODE_LIFETIME: Duration = Duration::from_secs(30 * 60);
+
 /// The device authorization reply (RFC 8628 §3.2, and Salesforce's shape).
 #[derive(Clone, Debug)]
 pub struct DeviceCode {
@@ -194,21 +198,65 @@ pub fn device_code(reply: &Reply) -> Parsed<DeviceCode> {
     if device_code.is_empty() || user_code.trim().is_empty() || verification_uri.is_empty() {
         return Parsed::Transient("the device code reply has empty fields".to_string());
     }
+    let expires_in = seconds(raw.expires_in.as_deref()).map(|d| {
+        if d > MAX_CODE_LIFETIME {
+            log::info!(
+                "the server says the code is valid for {} s; using {} s (codes live minutes)",
+                d.as_secs(),
+                MAX_CODE_LIFETIME.as_secs()
+            );
+        }
+        d.min(MAX_CODE_LIFETIME)
+    });
     Parsed::Ok(DeviceCode {
         device_code,
         user_code,
         verification_uri,
         verification_uri_complete: raw.verification_uri_complete.filter(|u| !u.is_empty()),
-        expires_in: seconds(raw.expires_in.as_deref()),
+        expires_in,
         interval: seconds(raw.interval.as_deref()),
     })
 }
 
-/// Classifies a token reply.
+/// The longest token accepted: Salesforce's are about 112 bytes, the longest JWT access tokens
+/// a few KiB.
+pub const MAX_TOKEN: usize = 8 * 1024;
+
+/// Whether a token from the server can be used, stored and printed: printable ASCII without
+/// spaces (RFC 6749 Appendix A.12-A.17 allow no more: VSCHAR or NQCHAR), 1 to
+/// [`MAX_TOKEN`] bytes. A rotation reply of whitespace, or a token with CR LF in it, must not
+/// replace the good stored token or reach a terminal or an HTTP header. `Err` says what is
+/// wrong, never what the token holds.
+pub fn check_token(token: &str) -> Result<(), &'static str> {
+    if token.is_empty() {
+        return Err("is empty");
+    }
+    if token.len() > MAX_TOKEN {
+        return Err("is longer than 8 KiB");
+    }
+    if !token.bytes().all(|b| (0x21..=0x7E).contains(&b)) {
+        return Err("holds spaces, control characters or non-ASCII bytes");
+    }
+    Ok(())
+}
+
+/// Classifies a token reply; a token that fails [`check_token`] makes the reply `Rejected`
+/// (an unexpected server reply: nothing of it is used or stored).
 pub fn token(reply: &Reply) -> Parsed<TokenReply> {
     match classify::<TokenReply>(reply) {
         Parsed::Ok(t) if t.access_token.is_empty() => {
             Parsed::Transient("the token reply has an empty access_token".to_string())
+        }
+        Parsed::Ok(t) => {
+            if let Err(e) = check_token(t.access_token.expose()) {
+                return Parsed::Rejected(format!("a token reply whose access_token {e}"));
+            }
+            if let Some(rt) = &t.refresh_token
+                && let Err(e) = check_token(rt.expose())
+            {
+                return Parsed::Rejected(format!("a token reply whose refresh_token {e}"));
+            }
+            Parsed::Ok(t)
         }
         other => other,
     }
@@ -316,6 +364,59 @@ mod tests {
             t.instance_url.as_deref(),
             Some("https://eu11.salesforce.com")
         );
+    }
+
+    #[test]
+    fn tokens_that_are_not_printable_ascii_are_rejected_not_used() {
+        for (body, field) in [
+            (
+                r#"{"access_token":"00D!AT","refresh_token":"   "}"#,
+                "refresh_token",
+            ),
+            (
+                r#"{"access_token":"00D!AT","refresh_token":"RT\u001b[2J"}"#,
+                "refresh_token",
+            ),
+            (
+                r#"{"access_token":"00D!AT\r\nerror: forged","refresh_token":"RT"}"#,
+                "access_token",
+            ),
+            (
+                r#"{"access_token":"00D!\u00e9","refresh_token":"RT"}"#,
+                "access_token",
+            ),
+        ] {
+            let Parsed::Rejected(reason) = token(&Reply::json(200, body)) else {
+                panic!("{body} accepted")
+            };
+            assert!(reason.contains(field), "{reason}");
+            assert!(!reason.contains("forged") && !reason.contains('\x1b'));
+        }
+        let long = format!(r#"{{"access_token":"{}"}}"#, "a".repeat(MAX_TOKEN + 1));
+        assert!(matches!(
+            token(&Reply::json(200, &long)),
+            Parsed::Rejected(_)
+        ));
+        assert!(matches!(
+            token(&Reply::json(
+                200,
+                r#"{"access_token":"00D!AT","refresh_token":"5Aep.x_y-z~+/="}"#
+            )),
+            Parsed::Ok(_)
+        ));
+    }
+
+    #[test]
+    fn an_absurd_code_lifetime_is_capped() {
+        let reply = Reply::json(
+            200,
+            r#"{"user_code":"A","device_code":"d","expires_in":1e12,
+                "verification_uri":"https://idp.example/device"}"#,
+        );
+        let Parsed::Ok(code) = device_code(&reply) else {
+            panic!("not parsed")
+        };
+        assert_eq!(code.expires_in, Some(MAX_CODE_LIFETIME));
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod faults;
 mod flash;
 mod harness;
 mod hostile_concurrency;
+mod hostile_server;
 mod hostile_store;
 mod hygiene;
 mod library;

@@ -92,6 +92,8 @@ pub mod http;
 pub mod logging;
 #[cfg(feature = "std")]
 pub mod present;
+#[cfg(feature = "std")]
+pub mod process;
 pub mod rest;
 pub mod secret;
 #[cfg(feature = "std")]

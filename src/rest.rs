@@ -157,8 +157,20 @@ pub fn resolve_path(raw: &str, version: Option<&str>) -> Result<String, Error> {
     }
 }
 
-/// Parses `Name: value`. Names are HTTP tokens; `Authorization` and `Host` belong to sfpair.
+/// The longest `--header` accepted: servers refuse longer request headers anyway (8 KiB is
+/// a common limit for a whole header block), and reporting that locally says what is wrong.
+pub const MAX_HEADER: usize = 8 * 1024;
+
+/// Parses `Name: value`. Names are HTTP tokens; `Authorization` and `Host` belong to sfpair,
+/// and so do the framing headers `Content-Length` and `Transfer-Encoding` (a wrong one made the
+/// request hang until the timeout).
 pub fn header(line: &str) -> Result<(String, String), Error> {
+    if line.len() > MAX_HEADER {
+        return Err(Error::config(format!(
+            "--header of {} bytes: at most {MAX_HEADER} bytes are accepted",
+            line.len()
+        )));
+    }
     let Some((name, value)) = line.split_once(':') else {
         return Err(Error::config(format!(
             "--header '{line}' needs the form Name:value"
@@ -174,7 +186,15 @@ pub fn header(line: &str) -> Result<(String, String), Error> {
             "--header '{line}': '{name}' is not a valid header name"
         )));
     }
-    if name.eq_ignore_ascii_case("authorization") || name.eq_ignore_ascii_case("host") {
+    if [
+        "authorization",
+        "host",
+        "content-length",
+        "transfer-encoding",
+    ]
+    .iter()
+    .any(|own| name.eq_ignore_ascii_case(own))
+    {
         return Err(Error::config(format!(
             "--header {name} is set by sfpair (the paired session) and cannot be given"
         )));
@@ -421,6 +441,15 @@ mod tests {
         assert!(header("Bad Name: x").is_err());
         assert!(header("authorization: Bearer x").is_err());
         assert!(header("X-A: a\r\nX-B: b").is_err());
+        for own in ["Content-Length: 5", "transfer-encoding: chunked", "HOST: x"] {
+            let e = header(own).unwrap_err();
+            assert!(e.message().contains("set by sfpair"), "{e}");
+        }
+        let huge = format!("X-Big: {}", "a".repeat(120 * 1024));
+        let e = header(&huge).unwrap_err();
+        assert_eq!(e.kind(), crate::error::ErrorKind::Config);
+        assert!(e.message().len() < 200, "the value is not echoed");
+        assert!(header(&format!("X-Ok: {}", "a".repeat(MAX_HEADER - 8))).is_ok());
     }
 
     #[test]

@@ -95,6 +95,7 @@ pub mod present;
 #[cfg(feature = "std")]
 pub mod process;
 pub mod rest;
+pub mod sanitize;
 pub mod secret;
 #[cfg(feature = "std")]
 pub mod signature;

@@ -267,8 +267,13 @@ fn rest_errors(body: &[u8]) -> Vec<RestErrorItem> {
 }
 
 /// `errorCode: message` of the first REST error (or `error: description` of an OAuth error),
-/// for messages. Server-chosen text, never a token.
+/// for messages. Server-chosen text, never a token: passed through `sanitize::text`, so no
+/// control sequence or forged line reaches a terminal.
 pub fn summary(body: &[u8]) -> Option<String> {
+    summary_raw(body).map(|s| crate::sanitize::text(&s))
+}
+
+fn summary_raw(body: &[u8]) -> Option<String> {
     if let Some(first) = rest_errors(body).into_iter().next() {
         return match (first.error_code, first.message) {
             (Some(code), Some(message)) => Some(format!("{code}: {message}")),
@@ -518,6 +523,11 @@ mod tests {
         assert_eq!(again.error().unwrap().exit_code(), 9);
         again.refreshed = true;
         assert_eq!(again.error().unwrap().exit_code(), 6);
+        assert_eq!(
+            summary(br#"[{"errorCode":"X","message":"a\u001b[2J\r\nerror: forged\u009b"}]"#)
+                .unwrap(),
+            "X: a\u{FFFD}[2J  error: forged\u{FFFD}"
+        );
         let e = reply(404, br#"[{"errorCode":"NOT_FOUND","message":"nope"}]"#)
             .error()
             .unwrap();

@@ -156,9 +156,10 @@ pub fn classify<T: DeserializeOwned>(reply: &Reply) -> Parsed<T> {
         };
     }
     if let Ok(err) = serde_json::from_slice::<RawError>(&reply.body) {
+        // Server text, shown to people and logged: sanitised here, once for every use.
         return Parsed::OAuth(OAuthError {
-            error: err.error,
-            description: err.error_description,
+            error: crate::sanitize::text(&err.error),
+            description: err.error_description.map(|d| crate::sanitize::text(&d)),
             interval: seconds(err.interval.as_deref()),
             status,
         });
@@ -316,6 +317,18 @@ mod tests {
         };
         assert_eq!(e.interval, Some(Duration::from_secs(10)));
         assert_eq!(e.summary(), "slow_down: polling too quickly");
+        // Server text is sanitised before anyone can print it.
+        let reply = Reply::json(
+            400,
+            r#"{"error":"invalid_grant\u001b]0;x\u0007","error_description":"bad\r\nerror: forged \u009b2J \u202egnp.exe"}"#,
+        );
+        let Parsed::OAuth(e) = token(&reply) else {
+            panic!()
+        };
+        assert_eq!(
+            e.summary(),
+            "invalid_grant\u{FFFD}]0;x\u{FFFD}: bad  error: forged \u{FFFD}2J \u{FFFD}gnp.exe"
+        );
     }
 
     #[test]

@@ -93,3 +93,29 @@ fn an_absurd_code_lifetime_is_capped_at_thirty_minutes() {
     run.terminate();
     let _ = run.finish(RUN_LIMIT);
 }
+
+#[test]
+fn server_error_text_reaches_the_terminal_without_escapes_or_forged_lines() {
+    let env = Env::start(fast());
+    let body = r#"{"error":"weird\u001b]0;owned\u0007","error_description":"\u001b[2Jbad\r\nerror: forged \u009b2J \u202eexe.txt"}"#;
+    for json_mode in [false, true] {
+        env.sim().push_faults(&[json(body)]);
+        let args: &[&str] = if json_mode {
+            &["pair", "--json"]
+        } else {
+            &["pair"]
+        };
+        let out = env.spawn(args).finish(RUN_LIMIT);
+        assert_ne!(out.code(), 0, "{out:?}");
+        for text in [&out.stdout, &out.stderr] {
+            assert!(
+                !text.contains(['\x1b', '\x07', '\u{9b}', '\u{202e}', '\r']),
+                "raw control in {text:?}"
+            );
+            assert!(
+                text.lines().all(|l| !l.starts_with("error: forged")),
+                "forged line in {text:?}"
+            );
+        }
+    }
+}

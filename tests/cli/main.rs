@@ -10,6 +10,7 @@ mod display;
 mod faults;
 mod flash;
 mod harness;
+mod hostile_broker;
 mod hostile_call;
 mod hostile_concurrency;
 mod hostile_server;

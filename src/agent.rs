@@ -30,7 +30,7 @@ use crate::present::Presenter;
 use crate::rest::{self, RestReply, RestRequest, Unauthorized};
 use crate::secret::Secret;
 use crate::signature;
-use crate::store::{Loaded, Record, TokenStore};
+use crate::store::{Loaded, Record, SaveCheck, TokenStore};
 use crate::time::{Clock, Instant};
 use crate::url;
 use crate::wire::{Request, TransportError};
@@ -484,8 +484,10 @@ impl Agent {
     /// after the lock is taken: two processes never spend the same refresh token (with a
     /// rotating server the second would be told "re-pair needed", and a server that revokes the
     /// grant on reuse would lose it). Before the request, the store checks that a save can
-    /// succeed (`prepare_save`: space, permission), so a token is not rotated away into a full
-    /// or read-only disk. If the save still fails, the store keeps the rotated token in memory
+    /// succeed (`prepare_save`: space reserved), so a token is not rotated away into a full
+    /// disk: no refresh is sent then. A store that cannot be written at all (read-only mount or
+    /// partition) is still refreshed from, as a server that does not rotate needs no save. If
+    /// a save fails after a rotation, the store keeps the rotated token in memory
     /// (`save_rotated`) and this agent goes on with it; the error says so.
     pub fn refresh(&mut self) -> Result<Session, Error> {
         self.store.lock()?;
@@ -496,7 +498,7 @@ impl Agent {
 
     fn refresh_locked(&mut self) -> Result<Session, Error> {
         let record = self.stored()?;
-        self.store.prepare_save().map_err(|e| {
+        let check = self.store.prepare_save().map_err(|e| {
             Error::new(
                 e.kind(),
                 format!(
@@ -505,6 +507,11 @@ impl Agent {
                 ),
             )
         })?;
+        if let SaveCheck::ReadOnly(reason) = &check {
+            // A read-only store works with a server that does not rotate refresh tokens; if
+            // this one does, the save below fails and says so.
+            debug!("the store cannot be written ({reason}); refreshing anyway");
+        }
         let request = api::refresh_request(&record, self.client_secret.as_ref());
         let tokens = self.exchange(&request, api::refresh_outcome)?;
         if let (Some(secret), Dialect::Salesforce) = (&self.client_secret, record.dialect) {

@@ -33,7 +33,7 @@ use log::{debug, warn};
 use zeroize::Zeroizing;
 
 use super::record::{self, DecodeError, MAGIC};
-use super::{Loaded, Record, TokenStore};
+use super::{Loaded, Record, SaveCheck, TokenStore};
 use crate::error::Error;
 
 /// A token file is a few hundred bytes; anything past this is not ours.
@@ -220,21 +220,20 @@ impl FileStore {
     }
 
     /// A fresh temporary file beside `target`: 0600 from the first byte, never through a link.
-    fn create_temp(&self, target: &Path) -> Result<(PathBuf, File), Error> {
+    fn create_temp(&self, target: &Path) -> io::Result<(PathBuf, File)> {
         let temp = temp_path(target);
         // We hold the lock, so a temp file left here is from a crashed writer.
         match fs::remove_file(&temp) {
             Ok(()) => debug!("removed a stale {}", temp.display()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(self.fail("replace", e)),
+            Err(e) => return Err(e),
         }
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&temp)
-            .map_err(|e| self.fail("write", e))?;
+            .open(&temp)?;
         Ok((temp, file))
     }
 
@@ -267,6 +266,14 @@ impl FileStore {
             .map_err(|e| self.fail("read", e))?;
         Ok(Some(bytes))
     }
+}
+
+/// A medium that cannot be written at all, as opposed to one that is full for now.
+fn is_read_only(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem
+    )
 }
 
 /// The directory holding `path` (`.` for a bare name).
@@ -425,7 +432,9 @@ impl TokenStore for FileStore {
                 (temp, file, true)
             }
             _ => {
-                let (temp, file) = self.create_temp(&target)?;
+                let (temp, file) = self
+                    .create_temp(&target)
+                    .map_err(|e| self.fail("write", e))?;
                 (temp, file, false)
             }
         };
@@ -517,25 +526,38 @@ impl TokenStore for FileStore {
         }
     }
 
-    fn prepare_save(&mut self) -> Result<(), Error> {
+    fn prepare_save(&mut self) -> Result<SaveCheck, Error> {
         let target = self.target()?;
         let _lock = self.lock_dir(&target)?;
         self.check_replaceable(&target)?;
-        let (temp, file) = self.create_temp(&target)?;
-        let filled = file
-            .write_all_at(&Zeroizing::new(vec![0u8; RESERVE]), 0)
-            .and_then(|()| file.sync_all());
-        if let Err(e) = filled {
-            let _ = fs::remove_file(&temp);
-            return Err(self.fail("reserve space for a new record in", e));
-        }
+        let reserved = self.create_temp(&target).and_then(|(temp, file)| {
+            let filled = file
+                .write_all_at(&Zeroizing::new(vec![0u8; RESERVE]), 0)
+                .and_then(|()| file.sync_all());
+            match filled {
+                Ok(()) => Ok((temp, file)),
+                Err(e) => {
+                    let _ = fs::remove_file(&temp);
+                    Err(e)
+                }
+            }
+        });
+        let (temp, file) = match reserved {
+            Ok(reserved) => reserved,
+            Err(e) if is_read_only(&e) => {
+                return Ok(SaveCheck::ReadOnly(
+                    self.fail("write", e).message().to_string(),
+                ));
+            }
+            Err(e) => return Err(self.fail("reserve space for a new record in", e)),
+        };
         if self.held.is_some() {
             self.prepared = Some((temp, file));
         } else {
             // Without the lock another writer would take it for a crashed one's: a check only.
             let _ = fs::remove_file(temp);
         }
-        Ok(())
+        Ok(SaveCheck::Ready)
     }
 
     fn describe(&self) -> String {
@@ -822,7 +844,7 @@ mod tests {
         let mut store = FileStore::new(dir.join("token"));
         store.save(&sample("rt-1")).unwrap();
         store.lock().unwrap();
-        store.prepare_save().unwrap();
+        assert_eq!(store.prepare_save().unwrap(), SaveCheck::Ready);
         let temp = temp_path(&dir.join("token"));
         assert_eq!(fs::metadata(&temp).unwrap().len(), RESERVE as u64);
         store.save(&sample("rt-2")).unwrap();

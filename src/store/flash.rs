@@ -29,7 +29,7 @@ use log::debug;
 use zeroize::Zeroizing;
 
 use super::record::{self, CRC_LEN, DecodeError, Decoded, HEADER_LEN, MAGIC, MAX_PAYLOAD};
-use super::{Loaded, Record, TokenStore};
+use super::{Loaded, Record, SaveCheck, TokenStore};
 use crate::error::Error;
 
 /// The smallest slot (erase block) accepted. A Salesforce pairing encodes to about 500-700
@@ -123,6 +123,11 @@ pub trait Flash {
         Ok(())
     }
     fn unlock(&mut self) {}
+    /// Fails when a write could not happen now (a read-only partition, image or mount), so a
+    /// refresh does not rotate a token the medium cannot keep.
+    fn check_writable(&mut self) -> Result<(), Error> {
+        Ok(())
+    }
     /// The store spec, for messages (`mtd:/dev/mtd3`).
     fn describe(&self) -> String;
 }
@@ -150,6 +155,9 @@ impl<F: Flash + ?Sized> Flash for alloc::boxed::Box<F> {
     }
     fn unlock(&mut self) {
         (**self).unlock()
+    }
+    fn check_writable(&mut self) -> Result<(), Error> {
+        (**self).check_writable()
     }
     fn describe(&self) -> String {
         (**self).describe()
@@ -509,6 +517,14 @@ impl<F: Flash + Send> TokenStore for SlotStore<F> {
 
     fn stored_format(&mut self) -> Result<Option<u8>, Error> {
         Ok(self.view()?.newer_version())
+    }
+
+    fn prepare_save(&mut self) -> Result<SaveCheck, Error> {
+        self.check_writable()?;
+        Ok(match self.flash.check_writable() {
+            Ok(()) => SaveCheck::Ready,
+            Err(e) => SaveCheck::ReadOnly(e.message().into()),
+        })
     }
 
     fn lock(&mut self) -> Result<(), Error> {

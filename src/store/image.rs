@@ -374,6 +374,16 @@ impl Flash for ImageFlash {
         }
     }
 
+    fn check_writable(&mut self) -> Result<(), Error> {
+        match &self.read_only {
+            Some(reason) => Err(Error::storage(format!(
+                "cannot write flash-image:{}: {reason}",
+                self.path.display()
+            ))),
+            None => Ok(()),
+        }
+    }
+
     fn describe(&self) -> String {
         format!("flash-image:{}", self.path.display())
     }

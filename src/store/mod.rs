@@ -35,6 +35,15 @@ pub enum Loaded {
     Corrupt(String),
 }
 
+/// What [`TokenStore::prepare_save`] found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SaveCheck {
+    /// A save can succeed now (with the space reserved, where the backend can).
+    Ready,
+    /// The medium cannot be written at all; the reason, for messages.
+    ReadOnly(String),
+}
+
 /// A place that keeps one pairing record.
 pub trait TokenStore: Send {
     fn load(&mut self) -> Result<Loaded, Error>;
@@ -62,11 +71,14 @@ pub trait TokenStore: Send {
         Ok(())
     }
     fn unlock(&mut self) {}
-    /// Fails when a save could not succeed now (no space, read-only, no permission), before a
-    /// request whose reply must be stored (a refresh that may rotate the token) is sent. Under
-    /// the lock, a backend may reserve the space for that save.
-    fn prepare_save(&mut self) -> Result<(), Error> {
-        self.check_writable()
+    /// Checks, before a request whose reply may have to be stored (a refresh that may rotate
+    /// the token), that a save could succeed now. `Err`: it could not for a reason that may
+    /// pass or that a rule imposes (a full disk, a newer record): the request is not sent.
+    /// [`SaveCheck::ReadOnly`]: the medium cannot be written at all (read-only mount,
+    /// partition or permission), which is fine until a server rotates. Under the lock, a
+    /// backend may reserve the space for that save.
+    fn prepare_save(&mut self) -> Result<SaveCheck, Error> {
+        self.check_writable().map(|()| SaveCheck::Ready)
     }
     /// Saves a refresh token the server has just rotated. Like `save`, but a store that can
     /// (see [`Checked`]) keeps the record in memory when the write fails, so it is not lost.
@@ -163,7 +175,7 @@ impl<S: TokenStore> TokenStore for Checked<S> {
     fn unlock(&mut self) {
         self.inner.unlock()
     }
-    fn prepare_save(&mut self) -> Result<(), Error> {
+    fn prepare_save(&mut self) -> Result<SaveCheck, Error> {
         self.refuse_newer()?;
         self.inner.prepare_save()
     }

@@ -191,3 +191,20 @@ fn a_flash_image_on_a_read_only_mount_still_reads() {
     let out = env.run(&["token", "--store", &spec]);
     assert_eq!(out.code(), 0, "{out:?}");
 }
+
+#[test]
+fn a_file_store_on_a_read_only_mount_still_refreshes_without_rotation() {
+    let env = Env::start(fast());
+    let Some(mount) = Mount::tmpfs(&env.scratch.0.join("ro-file"), "1m") else {
+        return;
+    };
+    let spec = store_arg(&mount.0.join("token"));
+    let mut run = env.spawn(&["pair", "--json", "--store", &spec]);
+    let code = run.event("code", crate::harness::RUN_LIMIT);
+    env.approve(code["verification_uri_complete"].as_str().unwrap());
+    assert_eq!(run.finish(crate::harness::RUN_LIMIT).code(), 0);
+    mount.remount("ro");
+    assert_eq!(env.run(&["status", "--store", &spec]).code(), 0);
+    let out = env.run(&["token", "--store", &spec]);
+    assert_eq!(out.code(), 0, "{out:?}");
+}

@@ -199,6 +199,15 @@ pub fn device_code(reply: &Reply) -> Parsed<DeviceCode> {
     if device_code.is_empty() || user_code.trim().is_empty() || verification_uri.is_empty() {
         return Parsed::Transient("the device code reply has empty fields".to_string());
     }
+    // The user code is shown on the terminal and the display as it is: printable ASCII only.
+    if user_code.len() > MAX_USER_CODE || !user_code.bytes().all(|b| (0x20..=0x7E).contains(&b)) {
+        return Parsed::Rejected(format!(
+            "a user_code that is not 1 to {MAX_USER_CODE} printable ASCII characters"
+        ));
+    }
+    if let Err(e) = check_token(device_code.expose()) {
+        return Parsed::Rejected(format!("a device_code that {e}"));
+    }
     let expires_in = seconds(raw.expires_in.as_deref()).map(|d| {
         if d > MAX_CODE_LIFETIME {
             log::info!(
@@ -218,6 +227,9 @@ pub fn device_code(reply: &Reply) -> Parsed<DeviceCode> {
         interval: seconds(raw.interval.as_deref()),
     })
 }
+
+/// The longest user code accepted (RFC 8628 §6.1 suggests 8 characters).
+pub const MAX_USER_CODE: usize = 64;
 
 /// The longest token accepted: Salesforce's are about 112 bytes, the longest JWT access tokens
 /// a few KiB.
@@ -256,6 +268,22 @@ pub fn token(reply: &Reply) -> Parsed<TokenReply> {
                 && let Err(e) = check_token(rt.expose())
             {
                 return Parsed::Rejected(format!("a token reply whose refresh_token {e}"));
+            }
+            // Stored and shown later (status): URLs without spaces or controls, a scope of
+            // printable ASCII words.
+            for (field, value) in [("instance_url", &t.instance_url), ("id", &t.id)] {
+                if let Some(v) = value.as_deref().filter(|v| !v.is_empty())
+                    && let Err(e) = check_token(v)
+                {
+                    return Parsed::Rejected(format!("a token reply whose {field} {e}"));
+                }
+            }
+            if let Some(scope) = &t.scope
+                && (scope.len() > MAX_TOKEN || !scope.bytes().all(|b| (0x20..=0x7E).contains(&b)))
+            {
+                return Parsed::Rejected(
+                    "a token reply whose scope is not printable ASCII".to_string(),
+                );
             }
             Parsed::Ok(t)
         }
@@ -404,6 +432,25 @@ mod tests {
             };
             assert!(reason.contains(field), "{reason}");
             assert!(!reason.contains("forged") && !reason.contains('\x1b'));
+        }
+        for body in [
+            r#"{"access_token":"00D!AT","instance_url":"https://x.example/\u001b[2J"}"#,
+            r#"{"access_token":"00D!AT","id":"https://x/id/00D/005\r\nerror: forged"}"#,
+            r#"{"access_token":"00D!AT","scope":"api \u009b2J"}"#,
+        ] {
+            assert!(
+                matches!(token(&Reply::json(200, body)), Parsed::Rejected(_)),
+                "{body}"
+            );
+        }
+        for code in [r#""AB\u001b[2J""#, r#""AB\r\nerror: x""#] {
+            let body = format!(
+                r#"{{"user_code":{code},"device_code":"d","verification_uri":"https://x/d"}}"#
+            );
+            assert!(
+                matches!(device_code(&Reply::json(200, &body)), Parsed::Rejected(_)),
+                "{body}"
+            );
         }
         let long = format!(r#"{{"access_token":"{}"}}"#, "a".repeat(MAX_TOKEN + 1));
         assert!(matches!(

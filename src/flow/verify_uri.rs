@@ -3,9 +3,9 @@
 //! the user can trust from what the screen shows:
 //!
 //! - Salesforce: `verification_uri` and `verification_uri_complete` are https URLs on the login
-//!   host (the origin of the device endpoint this agent asked), as Salesforce always sends.
+//!   host (the host of the device endpoint this agent asked), as Salesforce always sends.
 //! - RFC 8628: `verification_uri` is https (the provider chooses its host, §3.2), and
-//!   `verification_uri_complete`, which the QR encodes, has the same origin as the text
+//!   `verification_uri_complete`, which the QR encodes, is on the same host as the text
 //!   `verification_uri` the screen shows: a one-tap link to another host is refused.
 //! - Either: printable ASCII only (no spaces, no control characters), at most 2 KiB, so a URL
 //!   cannot carry terminal escapes or hide a different host behind bidi tricks.
@@ -21,7 +21,9 @@ use crate::url;
 /// Longer URLs do not fit a QR code a phone can read from a small display anyway.
 pub const MAX_URI: usize = 2048;
 
-/// `scheme://host[:port]`, lower-cased, when `uri` is an https URL of printable ASCII.
+/// The host, lower-cased, when `uri` is an https URL of printable ASCII. Hosts, not origins,
+/// are compared: the port does not change who runs the site (and a relay in front of the login
+/// host, as in the fault tests, changes only the port).
 fn https_origin(field: &str, uri: &str) -> Result<String, String> {
     if uri.len() > MAX_URI || !uri.bytes().all(|b| (0x21..=0x7E).contains(&b)) {
         return Err(format!(
@@ -29,9 +31,19 @@ fn https_origin(field: &str, uri: &str) -> Result<String, String> {
              bytes; it is not shown"
         ));
     }
+    let authority = uri
+        .split_once("://")
+        .map(|(_, rest)| rest.split(['/', '?', '#']).next().unwrap_or(""))
+        .unwrap_or("");
+    if authority.contains('@') {
+        return Err(format!(
+            "the server sent a {field} with user info before its host (a@b), which hides where \
+             it leads; it is not shown"
+        ));
+    }
     match url::parse(uri) {
         Some(p) if p.scheme.eq_ignore_ascii_case("https") && !p.host.is_empty() => {
-            Ok(url::origin(uri).unwrap_or_default().to_ascii_lowercase())
+            Ok(p.host.to_ascii_lowercase())
         }
         _ => Err(format!(
             "the server sent a {field} that is not an https URL ({}); it is not shown",
@@ -67,7 +79,7 @@ pub fn check(
     };
     match dialect {
         Dialect::Salesforce => {
-            let login = url::origin(device_endpoint)
+            let login = url::host(device_endpoint)
                 .unwrap_or_default()
                 .to_ascii_lowercase();
             for (field, origin) in [
@@ -136,7 +148,7 @@ mod tests {
             (
                 ok,
                 Some("https://evil.example/x?user_code=A"),
-                "verification_uri_complete on https://evil.example",
+                "verification_uri_complete on evil.example",
             ),
             (ok, Some("javascript:alert(1)"), "javascript:"),
             (
@@ -145,6 +157,16 @@ mod tests {
                 "control characters",
             ),
             ("https://login.salesforce.com/a b", None, "spaces"),
+            (
+                "https://evil.example@login.salesforce.com/setup/connect",
+                None,
+                "user info",
+            ),
+            (
+                "https://login.salesforce.com@evil.example/setup/connect",
+                None,
+                "user info",
+            ),
         ] {
             let err = check(Dialect::Salesforce, DEVICE, uri, complete).unwrap_err();
             assert!(err.contains(needle), "{uri}: {err}");
@@ -172,7 +194,7 @@ mod tests {
             Some("https://evil.example/device"),
         )
         .unwrap_err();
-        assert!(err.contains("https://evil.example"), "{err}");
+        assert!(err.contains("on evil.example"), "{err}");
         assert!(check(Dialect::Rfc8628, DEVICE, "http://idp.example/device", None).is_err());
         let long = format!("https://idp.example/{}", "a".repeat(MAX_URI));
         assert!(check(Dialect::Rfc8628, DEVICE, &long, None).is_err());

@@ -513,6 +513,11 @@ impl TokenStore for FileStore {
     fn lock(&mut self) -> Result<(), Error> {
         if self.held.is_none() {
             let target = self.target()?;
+            // No directory, no record: nothing to guard, and `token` or `forget` on an empty
+            // store must not create one. A save creates it and locks it itself.
+            if !dir_of(&target).exists() {
+                return Ok(());
+            }
             self.held = self.lock_dir(&target)?;
         }
         Ok(())
@@ -836,6 +841,16 @@ mod tests {
         store.wipe().unwrap();
         assert!(!path.exists());
         fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn locking_an_empty_store_creates_nothing() {
+        let dir = temp_dir("lock-empty");
+        let mut store = FileStore::new(dir.join("state/token"));
+        store.lock().unwrap();
+        assert_eq!(store.load().unwrap(), Loaded::Empty);
+        store.unlock();
+        assert!(!dir.exists());
     }
 
     #[test]

@@ -55,3 +55,56 @@ fn a_good_client_gets_its_token_while_68_idle_connections_are_open() {
     }
     drop(idle);
 }
+
+#[test]
+fn serve_on_a_fifo_store_answers_with_the_error_and_stops_on_sigterm() {
+    let env = Env::start(fast());
+    let fifo = env.scratch.0.join("fifo");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let socket = env.scratch.0.join("token.sock");
+    let store = format!("file:{}", fifo.display());
+    let child = env
+        .command(&[
+            "serve",
+            "--socket",
+            socket.to_str().unwrap(),
+            "--store",
+            &store,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut serve = Serve(child);
+    let start = Instant::now();
+    while !socket.exists() {
+        assert!(start.elapsed() < Duration::from_secs(20), "no socket");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The old broker blocked opening the FIFO, holding the agent's lock for ever.
+    let text = ask(&socket);
+    assert!(
+        text.contains("a FIFO") && text.contains("\"exit_code\":2"),
+        "{text}"
+    );
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(serve.0.id() as i32, libc::SIGTERM) };
+    let start = Instant::now();
+    loop {
+        if let Some(status) = serve.0.try_wait().unwrap() {
+            assert!(status.success(), "{status:?}");
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "serve ignored SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -498,7 +498,9 @@ impl Agent {
 
     fn refresh_locked(&mut self) -> Result<Session, Error> {
         let record = self.stored()?;
-        let check = self.store.prepare_save().map_err(|e| {
+        // `SaveCheck::ReadOnly` goes ahead: a read-only store works with a server that does not
+        // rotate refresh tokens; if this one does, the save below fails and says so.
+        let _ready: SaveCheck = self.store.prepare_save().map_err(|e| {
             Error::new(
                 e.kind(),
                 format!(
@@ -507,11 +509,6 @@ impl Agent {
                 ),
             )
         })?;
-        if let SaveCheck::ReadOnly(reason) = &check {
-            // A read-only store works with a server that does not rotate refresh tokens; if
-            // this one does, the save below fails and says so.
-            debug!("the store cannot be written ({reason}); refreshing anyway");
-        }
         let request = api::refresh_request(&record, self.client_secret.as_ref());
         let tokens = self.exchange(&request, api::refresh_outcome)?;
         if let (Some(secret), Dialect::Salesforce) = (&self.client_secret, record.dialect) {

@@ -337,14 +337,10 @@ impl Reader<'_> {
         }
         if let Some(oldest) = evict(&self.pending, peer.uid) {
             let old = self.pending.remove(oldest);
-            debug!(
-                "too many connections still sending; closing the oldest (uid {}, pid {})",
-                old.peer.uid, old.peer.pid
-            );
             refuse(
                 old.stream,
                 "busy",
-                "too many connections are still sending their request; try again shortly",
+                "too many requests are waiting; try again shortly",
             );
         }
         self.pending.push(Pending {
@@ -382,19 +378,15 @@ impl Reader<'_> {
 
     /// Answers connections whose deadline has passed, and closes them.
     fn expire(&mut self, now: Instant) {
-        let (late, on_time): (Vec<Pending>, Vec<Pending>) = std::mem::take(&mut self.pending)
-            .into_iter()
-            .partition(|p| now >= p.deadline);
-        self.pending = on_time;
-        for p in late {
-            debug!(
-                "uid {} (pid {}) sent no complete request within {} s",
-                p.peer.uid,
-                p.peer.pid,
-                REQUEST_TIMEOUT.as_secs()
-            );
+        let mut i = 0;
+        while i < self.pending.len() {
+            if now < self.pending[i].deadline {
+                i += 1;
+                continue;
+            }
+            let late = self.pending.remove(i);
             refuse(
-                p.stream,
+                late.stream,
                 "bad_request",
                 &format!(
                     "no complete request line within {} s",

@@ -201,9 +201,9 @@ pub fn device_code(reply: &Reply) -> Parsed<DeviceCode> {
     }
     // The user code is shown on the terminal and the display as it is: printable ASCII only.
     if user_code.len() > MAX_USER_CODE || !user_code.bytes().all(|b| (0x20..=0x7E).contains(&b)) {
-        return Parsed::Rejected(format!(
-            "a user_code that is not 1 to {MAX_USER_CODE} printable ASCII characters"
-        ));
+        return Parsed::Rejected(
+            "a user_code that is not 1 to 64 printable ASCII characters".into(),
+        );
     }
     if let Err(e) = check_token(device_code.expose()) {
         return Parsed::Rejected(format!("a device_code that {e}"));
@@ -230,6 +230,8 @@ pub fn device_code(reply: &Reply) -> Parsed<DeviceCode> {
 
 /// The longest user code accepted (RFC 8628 §6.1 suggests 8 characters).
 pub const MAX_USER_CODE: usize = 64;
+// The refusal in `device_code` names the number as a literal (one string, no formatting).
+const _: () = assert!(MAX_USER_CODE == 64);
 
 /// The longest token accepted: Salesforce's are about 112 bytes, the longest JWT access tokens
 /// a few KiB.
@@ -261,20 +263,19 @@ pub fn token(reply: &Reply) -> Parsed<TokenReply> {
             Parsed::Transient("the token reply has an empty access_token".to_string())
         }
         Parsed::Ok(t) => {
-            if let Err(e) = check_token(t.access_token.expose()) {
-                return Parsed::Rejected(format!("a token reply whose access_token {e}"));
-            }
-            if let Some(rt) = &t.refresh_token
-                && let Err(e) = check_token(rt.expose())
-            {
-                return Parsed::Rejected(format!("a token reply whose refresh_token {e}"));
-            }
-            // Stored and shown later (status): URLs without spaces or controls, a scope of
-            // printable ASCII words.
-            for (field, value) in [("instance_url", &t.instance_url), ("id", &t.id)] {
-                if let Some(v) = value.as_deref().filter(|v| !v.is_empty())
-                    && let Err(e) = check_token(v)
-                {
+            // The tokens, and what is stored and shown later (status): URLs without spaces or
+            // controls, a scope of printable ASCII words.
+            let rt = t.refresh_token.as_ref().map(Secret::expose);
+            for (field, value) in [
+                ("access_token", Some(t.access_token.expose())),
+                ("refresh_token", rt),
+                (
+                    "instance_url",
+                    t.instance_url.as_deref().filter(|v| !v.is_empty()),
+                ),
+                ("id", t.id.as_deref().filter(|v| !v.is_empty())),
+            ] {
+                if let Some(Err(e)) = value.map(check_token) {
                     return Parsed::Rejected(format!("a token reply whose {field} {e}"));
                 }
             }

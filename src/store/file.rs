@@ -143,25 +143,16 @@ impl FileStore {
             }
             let link = fs::read_link(&path).map_err(|e| self.fail("read the link", e))?;
             let next = dir_of(&path).join(link);
-            let name = match next.file_name() {
-                Some(name) => name.to_owned(),
-                None => {
-                    return Err(Error::config(format!(
-                        "file:{} is a link to {}, which does not name a file",
-                        self.path.display(),
-                        next.display()
-                    )));
-                }
-            };
             // The target's directory, without links, so the next round checks the real one.
-            let dir = fs::canonicalize(dir_of(&next)).map_err(|e| {
-                Error::config(format!(
-                    "file:{} is a link to {}, whose directory cannot be used ({e}): fix the \
-                     link or point --store at the file itself",
+            let (Some(name), Ok(dir)) = (next.file_name(), fs::canonicalize(dir_of(&next))) else {
+                return Err(Error::config(format!(
+                    "file:{} is a link to {}, which is not a file in a directory that exists: \
+                     fix the link or point --store at the file itself",
                     self.path.display(),
                     next.display()
-                ))
-            })?;
+                )));
+            };
+            let name = name.to_owned();
             path = dir.join(name);
         }
         Err(Error::config(format!(
@@ -182,14 +173,7 @@ impl FileStore {
         {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
-                return Err(Error::config(format!(
-                    "{} was replaced by a symbolic link while sfpair used it: check who else \
-                     writes to {}",
-                    target.display(),
-                    dir_of(target).display()
-                )));
-            }
+            // ELOOP: a link swapped in since `target` was resolved; reported as it is.
             Err(e) => return Err(self.fail("read", e)),
         };
         let meta = file.metadata().map_err(|e| self.fail("read", e))?;
@@ -312,27 +296,30 @@ fn check_dir(dir: &Path) -> Result<(), Error> {
             kind_name(&meta)
         )));
     }
-    if !trusted_owner(meta.uid()) {
-        return Err(Error::config(format!(
-            "{} belongs to uid {}, not to you (uid {}) or root: another user could replace the \
-             pairing. Use a directory of your own, or run: chown {} {}",
-            dir.display(),
+    check_owner(dir, &meta, "700")
+}
+
+/// Owned by this user or root and writable by nobody else, as ssh demands of its keys: else
+/// another user could swap the pairing for one of theirs. `chmod` is the mode to suggest.
+fn check_owner(path: &Path, meta: &Metadata, chmod: &str) -> Result<(), Error> {
+    let fix = if !trusted_owner(meta.uid()) {
+        format!(
+            "belongs to uid {}, not to you or root: run: chown {}",
             meta.uid(),
-            euid(),
-            euid(),
-            dir.display()
-        )));
-    }
-    if meta.mode() & 0o022 != 0 {
-        return Err(Error::config(format!(
-            "{} is writable by other users (mode {:o}): they could replace the pairing. Run: \
-             chmod 700 {}",
-            dir.display(),
-            meta.mode() & 0o7777,
-            dir.display()
-        )));
-    }
-    Ok(())
+            euid()
+        )
+    } else if meta.mode() & 0o022 != 0 {
+        format!(
+            "is writable by other users (mode {:o}): run: chmod {chmod}",
+            meta.mode() & 0o7777
+        )
+    } else {
+        return Ok(());
+    };
+    Err(Error::config(format!(
+        "{} {fix} {0} (another user could replace the pairing, so sfpair does not use it)",
+        path.display()
+    )))
 }
 
 /// The record file itself, as opened (fstat, so it is the file we read).
@@ -345,25 +332,7 @@ fn check_file(path: &Path, meta: &Metadata) -> Result<(), Error> {
             kind_name(meta)
         )));
     }
-    if !trusted_owner(meta.uid()) {
-        return Err(Error::config(format!(
-            "{} belongs to uid {}, not to you (uid {}) or root: sfpair does not use a pairing \
-             another user could have written. Remove it, or run: chown {} {}",
-            path.display(),
-            meta.uid(),
-            euid(),
-            euid(),
-            path.display()
-        )));
-    }
-    if meta.mode() & 0o022 != 0 {
-        return Err(Error::config(format!(
-            "{} is writable by other users (mode {:o}): run: chmod 600 {}",
-            path.display(),
-            meta.mode() & 0o7777,
-            path.display()
-        )));
-    }
+    check_owner(path, meta, "600")?;
     if meta.mode() & 0o044 != 0 {
         warn!(
             "{} is readable by other users (mode {:o}); run: chmod 600 {}",

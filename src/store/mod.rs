@@ -97,15 +97,19 @@ pub trait TokenStore: Send {
 ///   every later `load` until a save succeeds: the process keeps working with the live token,
 ///   and a disk that has room again gets it back by itself. Until then the medium holds the
 ///   previous token (which a server that rotates may no longer accept).
-pub struct Checked<S> {
-    inner: S,
+///
+/// Not generic: one copy of this code for every backend (bytes are a budget on armv7).
+#[cfg(feature = "std")]
+pub struct Checked {
+    inner: Box<dyn TokenStore>,
     pending: Option<Record>,
 }
 
-impl<S: TokenStore> Checked<S> {
-    pub fn new(inner: S) -> Self {
+#[cfg(feature = "std")]
+impl Checked {
+    pub fn new(inner: impl TokenStore + 'static) -> Self {
         Checked {
-            inner,
+            inner: Box::new(inner),
             pending: None,
         }
     }
@@ -129,18 +133,15 @@ impl<S: TokenStore> Checked<S> {
     }
 }
 
-impl<S: TokenStore> TokenStore for Checked<S> {
+#[cfg(feature = "std")]
+impl TokenStore for Checked {
     fn load(&mut self) -> Result<Loaded, Error> {
         if let Some(pending) = self.pending.take() {
             match self.save_checked(&pending) {
-                Ok(()) => log::warn!(
-                    "stored the rotated refresh token that could not be stored earlier in {}",
-                    self.inner.describe()
-                ),
-                Err(e) => {
-                    log::debug!("the rotated refresh token still cannot be stored: {e}");
-                    self.pending = Some(pending.clone());
+                Ok(()) => {
+                    log::warn!("stored the rotated refresh token that could not be stored earlier")
                 }
+                Err(_) => self.pending = Some(pending.clone()),
             }
             return Ok(Loaded::Paired(pending));
         }
@@ -205,11 +206,7 @@ impl Spec {
     pub fn parse(spec: &str) -> Result<Spec, Error> {
         let empty = |scheme: &str| {
             Error::config(alloc::format!(
-                "--store {scheme}: needs a path, e.g. {scheme}:{}",
-                match scheme {
-                    "mtd" => "/dev/mtd3",
-                    _ => "/var/lib/sfpair/token",
-                }
+                "--store {scheme}: needs a path after the colon"
             ))
         };
         match spec.split_once(':') {

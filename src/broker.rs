@@ -16,8 +16,10 @@
 //!   [`REQUEST_TIMEOUT`] of its accept (a deadline over all reads, so trickling bytes does not
 //!   extend it), else a `bad_request` answer and close.
 //! - At most [`MAX_PENDING_PER_UID`] connections of one user and [`MAX_PENDING`] in all may be
-//!   still sending; past that the oldest of them is told `busy` and closed, so a flood of idle
-//!   connections evicts itself rather than refusing the next good client. At most [`QUEUE`]
+//!   still sending; past that the oldest of them is told `busy` and closed (unless its request
+//!   has arrived meanwhile), so a flood of idle connections evicts itself rather than refusing
+//!   the next good client. A new connection is read at once: most clients have written their
+//!   request before the broker accepts them. At most [`QUEUE`]
 //!   complete requests wait for a worker; beyond that a client gets `busy` at once.
 //! - Refreshes are serialized behind one mutex and the cached session is reused while it is
 //!   valid, so fifty clients at once cause at most one refresh. A failed refresh is remembered
@@ -64,7 +66,7 @@ pub const QUEUE: usize = 64;
 /// Connections still sending their request line, in all (each holds a descriptor).
 pub const MAX_PENDING: usize = 256;
 /// Connections of one user still sending their request line.
-pub const MAX_PENDING_PER_UID: usize = 16;
+pub const MAX_PENDING_PER_UID: usize = 64;
 /// A client has this long to send its request line.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 /// After a failed refresh, requests get the same error for this long without a new attempt.
@@ -336,42 +338,52 @@ impl Reader<'_> {
             return;
         }
         if let Some(oldest) = evict(&self.pending, peer.uid) {
+            // Its request may have arrived since the last poll: then it is served, not evicted.
             let old = self.pending.remove(oldest);
-            refuse(
-                old.stream,
-                "busy",
-                "too many requests are waiting; try again shortly",
-            );
+            self.progress(old, true);
         }
-        self.pending.push(Pending {
+        // Most clients write their request before the broker gets to accept them: read now.
+        let new = Pending {
             stream,
             peer,
             line: Vec::with_capacity(64),
             deadline: self.clock.now() + REQUEST_TIMEOUT,
-        });
+        };
+        self.progress(new, false);
+    }
+
+    /// Reads what `p` has sent: dispatches it when its line is complete, answers it when it is
+    /// too long, keeps it pending otherwise, or, with `evicted`, tells it `busy` and closes it.
+    fn progress(&mut self, mut p: Pending, evicted: bool) {
+        match read_available(&mut p) {
+            Ok(Line::Incomplete) if evicted => refuse(
+                p.stream,
+                "busy",
+                "too many requests are waiting; try again shortly",
+            ),
+            Ok(Line::Incomplete) => self.pending.push(p),
+            Ok(Line::Complete) => self.dispatch(p),
+            Ok(Line::TooLong) => refuse(
+                p.stream,
+                "bad_request",
+                &format!(
+                    "the request line is longer than {} bytes",
+                    protocol::MAX_LINE
+                ),
+            ),
+            Err(None) => {} // closed before sending anything
+            Err(Some(e)) => debug!("reading a request from pid {} failed: {e}", p.peer.pid),
+        }
     }
 
     /// Reads what the connections marked ready have sent, without blocking.
     fn read_ready(&mut self, ready: &[bool]) {
         let pending = std::mem::take(&mut self.pending);
-        for (i, mut p) in pending.into_iter().enumerate() {
-            if !ready.get(i).copied().unwrap_or(false) {
+        for (i, p) in pending.into_iter().enumerate() {
+            if ready.get(i).copied().unwrap_or(false) {
+                self.progress(p, false);
+            } else {
                 self.pending.push(p);
-                continue;
-            }
-            match read_available(&mut p) {
-                Ok(Line::Incomplete) => self.pending.push(p),
-                Ok(Line::Complete) => self.dispatch(p),
-                Ok(Line::TooLong) => refuse(
-                    p.stream,
-                    "bad_request",
-                    &format!(
-                        "the request line is longer than {} bytes",
-                        protocol::MAX_LINE
-                    ),
-                ),
-                Err(None) => {} // closed before sending anything
-                Err(Some(e)) => debug!("reading a request from pid {} failed: {e}", p.peer.pid),
             }
         }
     }
@@ -857,6 +869,24 @@ mod tests {
             rig.waiting.try_recv().is_err(),
             "and none of them is queued"
         );
+        fs::remove_dir_all(&rig.dir).unwrap();
+    }
+
+    #[test]
+    fn a_burst_of_clients_that_already_wrote_is_served_not_evicted() {
+        let rig = Rig::new("burst");
+        let mut reader = rig.reader();
+        let clients: Vec<UnixStream> = (0..MAX_PENDING_PER_UID + 8)
+            .map(|_| {
+                let mut c = rig.connect();
+                c.write_all(b"{\"get\":\"access_token\"}\n").unwrap();
+                c
+            })
+            .collect();
+        reader.accept_all();
+        assert!(reader.pending.is_empty());
+        let queued = std::iter::from_fn(|| rig.waiting.try_recv().ok()).count();
+        assert_eq!(queued, QUEUE.min(clients.len()));
         fs::remove_dir_all(&rig.dir).unwrap();
     }
 

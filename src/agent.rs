@@ -37,7 +37,7 @@ use crate::rest::{RestReply, RestRequest};
 use crate::secret::Secret;
 pub use crate::session::Session;
 use crate::signature;
-use crate::store::{Loaded, Record, TokenStore};
+use crate::store::{Loaded, Record, SaveCheck, TokenStore};
 use crate::time::{Clock, Instant};
 use crate::url;
 use crate::wire::Request;
@@ -68,6 +68,8 @@ pub enum Forgotten {
     Revoked,
     /// Wiped, but the server was not told: the token may still be valid there.
     WipedOnly { reason: String },
+    /// The record was unreadable, so there was nothing to revoke with; it was wiped.
+    WipedUnreadable { reason: String },
 }
 
 pub struct Agent {
@@ -219,10 +221,7 @@ impl Agent {
             self.emit(&Event::Failed(e.clone()));
             return Err(e);
         }
-        let previous = match self.store.load() {
-            Ok(Loaded::Paired(record)) => Some(record),
-            _ => None,
-        };
+        let mut previous = None;
         let secret = self.client_secret.clone();
         let token_url = config.endpoints.token.clone();
         let dialect = config.dialect;
@@ -284,7 +283,7 @@ impl Agent {
                     requested_scope,
                 )
             })
-            .and_then(|record| self.store.save(&record).map(|()| record));
+            .and_then(|record| self.store_pairing(record, &mut previous));
         let record = match stored {
             Ok(record) => record,
             Err(e) => {
@@ -321,6 +320,33 @@ impl Agent {
         };
         self.emit(&Event::Paired(paired.clone()));
         Ok(paired)
+    }
+
+    /// Stores a new pairing under the store's lock. What it replaces is read under that lock,
+    /// not when the pairing started: during the minutes a code waits for approval another
+    /// process may have rotated the old token or stored a pairing of its own, and whatever is
+    /// replaced is what must be revoked (`previous`), so no grant is left behind at the server.
+    /// The lock is not held during the wait itself: that would stall `token` and the broker
+    /// for as long as a technician takes. Two concurrent pairings: the last stored wins and
+    /// revokes the other's grant.
+    fn store_pairing(
+        &mut self,
+        record: Record,
+        previous: &mut Option<Record>,
+    ) -> Result<Record, Error> {
+        self.store.lock()?;
+        let saved = match self.store.load() {
+            Ok(loaded) => {
+                *previous = match loaded {
+                    Loaded::Paired(old) => Some(old),
+                    _ => None,
+                };
+                self.store.save(&record)
+            }
+            Err(e) => Err(e),
+        };
+        self.store.unlock();
+        saved.map(|()| record)
     }
 
     fn record_from(
@@ -537,6 +563,16 @@ impl Agent {
     /// A fresh access token from the stored refresh token, whatever is cached. A rotated refresh
     /// token is stored before the new access token is handed out: losing it would kill the grant.
     /// How it ended is kept for [`last_refresh`](Agent::last_refresh) (health answers).
+    ///
+    /// The whole load -> request -> save runs under the store's lock, and the record is loaded
+    /// after the lock is taken: two processes never spend the same refresh token (with a
+    /// rotating server the second would be told "re-pair needed", and a server that revokes the
+    /// grant on reuse would lose it). Before the request, the store checks that a save can
+    /// succeed (`prepare_save`: space reserved), so a token is not rotated away into a full
+    /// disk: no refresh is sent then. A store that cannot be written at all (read-only mount or
+    /// partition) is still refreshed from, as a server that does not rotate needs no save. If
+    /// a save fails after a rotation, the store keeps the rotated token in memory
+    /// (`save_rotated`) and this agent goes on with it; the error says so.
     pub fn refresh(&mut self) -> Result<Session, Error> {
         let outcome = self.refresh_now();
         self.last_refresh = Some(RefreshOutcome {
@@ -564,8 +600,27 @@ impl Agent {
         std::mem::take(&mut self.presenters)
     }
 
+    /// The refresh under the store's lock (see [`refresh`](Agent::refresh)).
     fn refresh_now(&mut self) -> Result<Session, Error> {
+        self.store.lock()?;
+        let result = self.refresh_locked();
+        self.store.unlock();
+        result
+    }
+
+    fn refresh_locked(&mut self) -> Result<Session, Error> {
         let record = self.stored()?;
+        // `SaveCheck::ReadOnly` goes ahead: a read-only store works with a server that does not
+        // rotate refresh tokens; if this one does, the save below fails and says so.
+        let _ready: SaveCheck = self.store.prepare_save().map_err(|e| {
+            Error::new(
+                e.kind(),
+                format!(
+                    "{}; no refresh was sent and the stored pairing is unchanged",
+                    e.message()
+                ),
+            )
+        })?;
         let request = api::refresh_request(&record, self.client_secret.as_ref());
         let refused = std::cell::Cell::new(None);
         let result = self.exchange(&request, |reply| {
@@ -587,23 +642,29 @@ impl Agent {
         if let Some(instance) = tokens.instance_url.filter(|u| url::is_secure(u)) {
             updated.instance_url = instance.trim_end_matches('/').to_string();
         }
-        if updated != record {
-            debug!("the refresh changed the pairing (rotation or a new instance); storing it");
-            self.store.save(&updated).map_err(|e| {
-                Error::storage(format!(
-                    "the server rotated the refresh token but it could not be stored ({e}); \
-                     the device will need to pair again"
-                ))
-            })?;
-        }
         self.generation += 1;
         self.session_deadline = self.deadline_for(&tokens.access_token);
         let session = Session {
             access_token: tokens.access_token,
-            instance_url: updated.instance_url,
+            instance_url: updated.instance_url.clone(),
             obtained_at: self.clock.now(),
             generation: self.generation,
         };
+        if updated != record {
+            debug!("the refresh changed the pairing (rotation or a new instance); storing it");
+            if let Err(e) = self.store.save_rotated(&updated) {
+                // The session is good: a long-running agent (the broker) goes on with it and
+                // with the rotated token the store keeps in memory.
+                self.session = Some(session);
+                return Err(Error::storage(format!(
+                    "the server rotated the refresh token but it could not be stored ({e}). \
+                     {} still holds the previous token, which the server may no longer accept; \
+                     this process keeps the new one in memory and stores it as soon as it can. \
+                     Free space or fix the store, or the device will need to pair again",
+                    self.store.describe()
+                )));
+            }
+        }
         self.session = Some(session.clone());
         Ok(session)
     }
@@ -682,17 +743,25 @@ impl Agent {
     }
 
     /// Revokes the refresh token at the server (when it can), then wipes the store, even when the
-    /// server cannot be reached.
+    /// server cannot be reached. Holds the store's lock throughout, so a refresh in another
+    /// process cannot rotate the token between the revocation and the wipe.
     pub fn forget(&mut self) -> Result<Forgotten, Error> {
         self.session = None;
+        self.store.lock()?;
+        let result = self.forget_locked();
+        self.store.unlock();
+        result
+    }
+
+    fn forget_locked(&mut self) -> Result<Forgotten, Error> {
         let record = match self.store.load()? {
             Loaded::Empty => return Ok(Forgotten::NothingStored),
             Loaded::Corrupt(reason) => {
-                warn!("the stored pairing is unreadable ({reason}); wiping it without revoking");
+                // The store refuses to wipe what is not an sfpair record (exit 2, nothing
+                // erased); an unreadable record of ours is wiped.
                 self.store.wipe()?;
-                return Ok(Forgotten::WipedOnly {
-                    reason: format!("the record was unreadable ({reason})"),
-                });
+                warn!("the stored pairing was unreadable ({reason}); wiped it without revoking");
+                return Ok(Forgotten::WipedUnreadable { reason });
             }
             Loaded::Paired(record) => record,
         };

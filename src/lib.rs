@@ -115,8 +115,11 @@ pub mod login_url;
 pub mod notify;
 #[cfg(feature = "std")]
 pub mod present;
+#[cfg(feature = "std")]
+pub mod process;
 pub mod refusal;
 pub mod rest;
+pub mod sanitize;
 pub mod secret;
 #[cfg(feature = "broker")]
 pub mod service;

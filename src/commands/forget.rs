@@ -29,6 +29,17 @@ pub fn run(agent: &mut Agent, wait_for_clock: Duration, out: &mut dyn Write) -> 
             )?;
             Ok(0)
         }
+        Forgotten::WipedUnreadable { reason } => {
+            // No request could be made (nothing readable to revoke): not a network failure.
+            say(
+                out,
+                format!(
+                    "Wiped {store}: its record was unreadable ({reason}), so there was no token \
+                     to revoke."
+                ),
+            )?;
+            Ok(0)
+        }
         Forgotten::WipedOnly { reason } => {
             // Said whatever RUST_LOG says: the person must know the grant may live on. A
             // standard error that cannot be written has nobody to tell.

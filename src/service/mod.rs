@@ -129,7 +129,8 @@ impl Hooks for Link {
 /// Serves until SIGTERM or SIGINT, keeping the pairing alive. `agent` serves the broker;
 /// `make_agent` builds the one a pairing runs on.
 pub fn run(agent: Agent, make_agent: MakeAgent, options: Options) -> Result<(), Error> {
-    let shared = Shared::new(agent);
+    let clock: broker::SharedClock = Arc::new(SystemClock::new());
+    let shared = Shared::new(agent, Arc::clone(&clock));
     let status = Arc::new(Mutex::new(Status {
         state: State::NotPaired,
         next_keepalive: None,
@@ -159,7 +160,7 @@ pub fn run(agent: Agent, make_agent: MakeAgent, options: Options) -> Result<(), 
         .name("sfpair-supervisor".into())
         .spawn(move || supervisor.supervise(woken))
         .map_err(|e| Error::config(format!("cannot start the supervisor thread: {e}")))?;
-    let served = broker::serve_with(shared, &serve, link);
+    let served = broker::serve_with(shared, &serve, link, clock);
     let _ = wake.send(Wake::Stop);
     let _ = worker.join();
     served

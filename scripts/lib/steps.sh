@@ -63,7 +63,7 @@ _steps_table() {
     echo "== time per step (wall seconds, and CPU seconds of the step's commands)"
     echo "| step | wall s | CPU s |"
     echo "|---|---:|---:|"
-    sort -n -k1,1 -k4,4 "$SFPAIR_STEP_LOG" | while IFS=$'\t' read -r _ secs cpu depth name; do
+    sort -s -n -k1,1 -k4,4 "$SFPAIR_STEP_LOG" | while IFS=$'\t' read -r _ secs cpu depth name; do
       local indent=""
       for ((i = 0; i < depth; i++)); do indent="$indent- "; done
       echo "| $indent$name | $secs | $cpu |"

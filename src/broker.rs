@@ -598,13 +598,18 @@ fn answer(
             Ok(url) => Zeroizing::new(protocol::instance_answer(&url)),
             Err(e) => failed(&e),
         },
-        Ask::Health => Zeroizing::new(format!("{}\n", hooks.health(&mut shared.agent))),
+        Ask::Health => Zeroizing::new(format!(
+            "{}\n",
+            crate::sanitize::json_line(&hooks.health(&mut shared.agent))
+        )),
         Ask::Pair => {
             info!("uid {} (pid {}) asks for a new pairing", peer.uid, peer.pid);
             match hooks.pair_requested() {
                 Ok(message) => Zeroizing::new(format!(
                     "{}\n",
-                    serde_json::json!({ "pairing": "started", "message": message })
+                    crate::sanitize::json_line(
+                        &serde_json::json!({ "pairing": "started", "message": message })
+                    )
                 )),
                 Err(why) => Zeroizing::new(protocol::error_answer("refused", None, &why)),
             }

@@ -540,7 +540,7 @@ mod tests {
         assert_eq!(
             summary(br#"[{"errorCode":"X","message":"a\u001b[2J\r\nerror: forged\u009b"}]"#)
                 .unwrap(),
-            "X: a\u{FFFD}[2J  error: forged\u{FFFD}"
+            "X: a\u{FFFD}[2J error: forged\u{FFFD}"
         );
         let e = reply(404, br#"[{"errorCode":"NOT_FOUND","message":"nope"}]"#)
             .error()

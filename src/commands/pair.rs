@@ -34,7 +34,7 @@ pub fn run(
         Loaded::Paired(record) if !options.force => {
             if options.json {
                 let line = json!({"event": "already_paired", "instance_url": record.instance_url});
-                say(out, line)?;
+                say(out, crate::sanitize::json_line(&line))?;
             } else {
                 say(
                     out,

@@ -389,7 +389,7 @@ mod tests {
         };
         assert_eq!(
             e.summary(),
-            "invalid_grant\u{FFFD}]0;x\u{FFFD}: bad  error: forged \u{FFFD}2J \u{FFFD}gnp.exe"
+            "invalid_grant\u{FFFD}]0;x\u{FFFD}: bad error: forged \u{FFFD}2J \u{FFFD}gnp.exe"
         );
     }
 

@@ -212,6 +212,28 @@ impl Agent {
         }
     }
 
+    /// An RFC 8628 provider's endpoints from its metadata (`--issuer`, `flow/discovery.rs`):
+    /// RFC 8414's document first, then OpenID's; one bounded retry policy as every request.
+    pub fn discover(&mut self, issuer: &str) -> Result<crate::flow::dialect::Endpoints, Error> {
+        let urls = crate::flow::discovery::metadata_urls(issuer);
+        for url in &urls {
+            let found = self.exchange(&Request::get(url.clone()), |reply| match reply.status {
+                200 => Outcome::Done(Some(crate::flow::discovery::endpoints(issuer, &reply.body))),
+                404 | 400 | 401 | 403 | 405 => Outcome::Done(None),
+                500.. => Outcome::Retry(format!("{url} answered HTTP {}", reply.status)),
+                s => Outcome::Done(Some(Err(Error::server(format!("{url} answered HTTP {s}"))))),
+            })?;
+            if let Some(result) = found {
+                return result;
+            }
+        }
+        Err(Error::config(format!(
+            "--issuer {issuer}: no metadata at {}; check the URL, or give --device-url and \
+             --token-url",
+            urls.join(" or ")
+        )))
+    }
+
     /// Runs the device flow until the device is paired, and stores the pairing. The previous
     /// pairing, if any, is replaced only when the new one is stored, and is then revoked so its
     /// grant does not linger at the server.

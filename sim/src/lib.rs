@@ -47,6 +47,7 @@
 mod codes;
 mod config;
 mod device;
+mod discovery;
 mod errors;
 mod faults;
 mod field;

@@ -22,6 +22,8 @@ pub struct Options {
     /// JSON lines on standard output.
     pub json: bool,
     pub force: bool,
+    /// `--issuer`: read the endpoints from this provider's metadata before pairing.
+    pub issuer: Option<String>,
 }
 
 pub fn run(
@@ -59,6 +61,10 @@ pub fn run(
     for presenter in select::presenters(&options.displays, options.json) {
         agent.add_presenter(presenter);
     }
-    agent.pair(options.flow.clone())?;
+    let mut flow = options.flow.clone();
+    if let Some(issuer) = &options.issuer {
+        flow.endpoints = agent.discover(issuer)?;
+    }
+    agent.pair(flow)?;
     Ok(0)
 }

@@ -28,6 +28,7 @@
 
 pub mod backoff;
 pub mod dialect;
+pub mod discovery;
 pub mod reply;
 pub mod verify_uri;
 

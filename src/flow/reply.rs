@@ -206,6 +206,10 @@ pub fn classify<T: DeserializeOwned>(reply: &Reply) -> Parsed<T> {
             Err(e) if e.is_syntax() || e.is_eof() => {
                 Parsed::Transient(format!("HTTP {status} with a malformed JSON body"))
             }
+            // A field given twice makes the reply ambiguous: say that, not "lacks".
+            Err(e) if e.to_string().starts_with("duplicate field") => Parsed::Transient(format!(
+                "HTTP {status} with a JSON body that gives a field twice"
+            )),
             Err(_) => Parsed::Transient(format!(
                 "HTTP {status} with a JSON body that lacks required fields"
             )),
@@ -328,6 +332,18 @@ pub fn token(reply: &Reply) -> Parsed<TokenReply> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_field_given_twice_is_called_that_not_missing() {
+        let reply = Reply::json(
+            200,
+            r#"{"access_token":"a","access_token":"b","instance_url":"https://x"}"#,
+        );
+        match token(&reply) {
+            Parsed::Transient(why) => assert!(why.contains("gives a field twice"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+    }
 
     #[test]
     fn salesforce_device_code_sample_parses() {

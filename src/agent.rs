@@ -38,7 +38,7 @@ use crate::secret::Secret;
 pub use crate::session::Session;
 use crate::signature;
 use crate::store::record::Grant;
-use crate::store::{Loaded, Record, TokenStore};
+use crate::store::{Loaded, Record, SaveCheck, TokenStore};
 use crate::time::{Clock, Instant};
 use crate::url;
 use crate::wire::Request;
@@ -69,6 +69,8 @@ pub enum Forgotten {
     Revoked,
     /// Wiped, but the server was not told: the token may still be valid there.
     WipedOnly { reason: String },
+    /// The record was unreadable, so there was nothing to revoke with; it was wiped.
+    WipedUnreadable { reason: String },
     /// Wiped a headless enrolment: it holds no refresh token, so nothing was revoked; the app
     /// accepts the device's grant again until an admin changes the app or the user.
     NoRefreshToken,
@@ -214,6 +216,28 @@ impl Agent {
         }
     }
 
+    /// An RFC 8628 provider's endpoints from its metadata (`--issuer`, `flow/discovery.rs`):
+    /// RFC 8414's document first, then OpenID's; one bounded retry policy as every request.
+    pub fn discover(&mut self, issuer: &str) -> Result<crate::flow::dialect::Endpoints, Error> {
+        let urls = crate::flow::discovery::metadata_urls(issuer);
+        for url in &urls {
+            let found = self.exchange(&Request::get(url.clone()), |reply| match reply.status {
+                200 => Outcome::Done(Some(crate::flow::discovery::endpoints(issuer, &reply.body))),
+                404 | 400 | 401 | 403 | 405 => Outcome::Done(None),
+                500.. => Outcome::Retry(format!("{url} answered HTTP {}", reply.status)),
+                s => Outcome::Done(Some(Err(Error::server(format!("{url} answered HTTP {s}"))))),
+            })?;
+            if let Some(result) = found {
+                return result;
+            }
+        }
+        Err(Error::config(format!(
+            "--issuer {issuer}: no metadata at {}; check the URL, or give --device-url and \
+             --token-url",
+            urls.join(" or ")
+        )))
+    }
+
     /// Runs the device flow until the device is paired, and stores the pairing. The previous
     /// pairing, if any, is replaced only when the new one is stored, and is then revoked so its
     /// grant does not linger at the server.
@@ -223,10 +247,7 @@ impl Agent {
             self.emit(&Event::Failed(e.clone()));
             return Err(e);
         }
-        let previous = match self.store.load() {
-            Ok(Loaded::Paired(record)) => Some(record),
-            _ => None,
-        };
+        let mut previous = None;
         let secret = self.client_secret.clone();
         let token_url = config.endpoints.token.clone();
         let dialect = config.dialect;
@@ -288,7 +309,7 @@ impl Agent {
                     requested_scope,
                 )
             })
-            .and_then(|record| self.store.save(&record).map(|()| record));
+            .and_then(|record| self.store_pairing(record, &mut previous));
         let record = match stored {
             Ok(record) => record,
             Err(e) => {
@@ -340,6 +361,33 @@ impl Agent {
         };
         self.session = Some(session.clone());
         session
+    }
+
+    /// Stores a new pairing under the store's lock. What it replaces is read under that lock,
+    /// not when the pairing started: during the minutes a code waits for approval another
+    /// process may have rotated the old token or stored a pairing of its own, and whatever is
+    /// replaced is what must be revoked (`previous`), so no grant is left behind at the server.
+    /// The lock is not held during the wait itself: that would stall `token` and the broker
+    /// for as long as a technician takes. Two concurrent pairings: the last stored wins and
+    /// revokes the other's grant.
+    fn store_pairing(
+        &mut self,
+        record: Record,
+        previous: &mut Option<Record>,
+    ) -> Result<Record, Error> {
+        self.store.lock()?;
+        let saved = match self.store.load() {
+            Ok(loaded) => {
+                *previous = match loaded {
+                    Loaded::Paired(old) => Some(old),
+                    _ => None,
+                };
+                self.store.save(&record)
+            }
+            Err(e) => Err(e),
+        };
+        self.store.unlock();
+        saved.map(|()| record)
     }
 
     fn record_from(
@@ -558,6 +606,16 @@ impl Agent {
     /// token is stored before the new access token is handed out: losing it would kill the grant.
     /// A headless pairing has no refresh token: its grant runs again (`agent/headless.rs`).
     /// How it ended is kept for [`last_refresh`](Agent::last_refresh) (health answers).
+    ///
+    /// The whole load -> request -> save runs under the store's lock, and the record is loaded
+    /// after the lock is taken: two processes never spend the same refresh token (with a
+    /// rotating server the second would be told "re-pair needed", and a server that revokes the
+    /// grant on reuse would lose it). Before the request, the store checks that a save can
+    /// succeed (`prepare_save`: space reserved), so a token is not rotated away into a full
+    /// disk: no refresh is sent then. A store that cannot be written at all (read-only mount or
+    /// partition) is still refreshed from, as a server that does not rotate needs no save. If
+    /// a save fails after a rotation, the store keeps the rotated token in memory
+    /// (`save_rotated`) and this agent goes on with it; the error says so.
     pub fn refresh(&mut self) -> Result<Session, Error> {
         let outcome = self.refresh_now();
         self.last_refresh = Some(RefreshOutcome {
@@ -585,11 +643,30 @@ impl Agent {
         std::mem::take(&mut self.presenters)
     }
 
+    /// The refresh under the store's lock (see [`refresh`](Agent::refresh)).
     fn refresh_now(&mut self) -> Result<Session, Error> {
+        self.store.lock()?;
+        let result = self.refresh_locked();
+        self.store.unlock();
+        result
+    }
+
+    fn refresh_locked(&mut self) -> Result<Session, Error> {
         let record = self.stored()?;
         if record.grant.is_headless() {
             return self.regrant(&record);
         }
+        // `SaveCheck::ReadOnly` goes ahead: a read-only store works with a server that does not
+        // rotate refresh tokens; if this one does, the save below fails and says so.
+        let _ready: SaveCheck = self.store.prepare_save().map_err(|e| {
+            Error::new(
+                e.kind(),
+                format!(
+                    "{}; no refresh was sent and the stored pairing is unchanged",
+                    e.message()
+                ),
+            )
+        })?;
         let request = api::refresh_request(&record, self.client_secret.as_ref());
         let refused = std::cell::Cell::new(None);
         let result = self.exchange(&request, |reply| {
@@ -611,16 +688,31 @@ impl Agent {
         if let Some(instance) = tokens.instance_url.filter(|u| url::is_secure(u)) {
             updated.instance_url = instance.trim_end_matches('/').to_string();
         }
+        self.generation += 1;
+        self.session_deadline = self.deadline_for(&tokens.access_token);
+        let session = Session {
+            access_token: tokens.access_token,
+            instance_url: updated.instance_url.clone(),
+            obtained_at: self.clock.now(),
+            generation: self.generation,
+        };
         if updated != record {
             debug!("the refresh changed the pairing (rotation or a new instance); storing it");
-            self.store.save(&updated).map_err(|e| {
-                Error::storage(format!(
-                    "the server rotated the refresh token but it could not be stored ({e}); \
-                     the device will need to pair again"
-                ))
-            })?;
+            if let Err(e) = self.store.save_rotated(&updated) {
+                // The session is good: a long-running agent (the broker) goes on with it and
+                // with the rotated token the store keeps in memory.
+                self.session = Some(session);
+                return Err(Error::storage(format!(
+                    "the server rotated the refresh token but it could not be stored ({e}). \
+                     {} still holds the previous token, which the server may no longer accept; \
+                     this process keeps the new one in memory and stores it as soon as it can. \
+                     Free space or fix the store, or the device will need to pair again",
+                    self.store.describe()
+                )));
+            }
         }
-        Ok(self.start_session(tokens.access_token, updated.instance_url))
+        self.session = Some(session.clone());
+        Ok(session)
     }
 
     /// Why the server refused the last refresh (revoked or expired, IP restricted, secret
@@ -697,17 +789,25 @@ impl Agent {
     }
 
     /// Revokes the refresh token at the server (when it can), then wipes the store, even when the
-    /// server cannot be reached.
+    /// server cannot be reached. Holds the store's lock throughout, so a refresh in another
+    /// process cannot rotate the token between the revocation and the wipe.
     pub fn forget(&mut self) -> Result<Forgotten, Error> {
         self.session = None;
+        self.store.lock()?;
+        let result = self.forget_locked();
+        self.store.unlock();
+        result
+    }
+
+    fn forget_locked(&mut self) -> Result<Forgotten, Error> {
         let record = match self.store.load()? {
             Loaded::Empty => return Ok(Forgotten::NothingStored),
             Loaded::Corrupt(reason) => {
-                warn!("the stored pairing is unreadable ({reason}); wiping it without revoking");
+                // The store refuses to wipe what is not an sfpair record (exit 2, nothing
+                // erased); an unreadable record of ours is wiped.
                 self.store.wipe()?;
-                return Ok(Forgotten::WipedOnly {
-                    reason: format!("the record was unreadable ({reason})"),
-                });
+                warn!("the stored pairing was unreadable ({reason}); wiped it without revoking");
+                return Ok(Forgotten::WipedUnreadable { reason });
             }
             Loaded::Paired(record) if record.grant.is_headless() => {
                 self.store.wipe()?;

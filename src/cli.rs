@@ -45,6 +45,8 @@ pub struct Args {
     pub device_url: Option<String>,
     pub token_url: Option<String>,
     pub revoke_url: Option<String>,
+    /// `--issuer URL`: an RFC 8628 provider's endpoints from its metadata (RFC 8414, OpenID).
+    pub issuer: Option<String>,
     pub max_codes: Option<u32>,
     pub code_lifetime: Option<u64>,
     pub prompt_login: bool,
@@ -143,6 +145,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, Error> {
             Long("token-url") => {
                 a.token_url = Some(text(parser.value().map_err(err)?, "--token-url")?)
             }
+            Long("issuer") => a.issuer = Some(text(parser.value().map_err(err)?, "--issuer")?),
             Long("revoke-url") => {
                 a.revoke_url = Some(text(parser.value().map_err(err)?, "--revoke-url")?)
             }
@@ -312,6 +315,9 @@ Options:
                            board units use 30) [SFPAIR_START_JITTER]
   --dialect rfc8628 --device-url URL --token-url URL [--revoke-url URL]
                            Standard RFC 8628 provider instead of Salesforce
+  --dialect rfc8628 --issuer URL
+                           The same, with the endpoints read once from the provider's metadata
+                           (RFC 8414 or OpenID discovery) and kept in the pairing
 
 Without a person (docs/headless.md) [SFPAIR_FLOW]:
   --flow jwt-bearer        A signed assertion; the admin pre-approved the user for the app

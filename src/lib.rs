@@ -108,6 +108,8 @@ pub mod files;
 pub mod flow;
 #[cfg(feature = "std")]
 pub mod headless;
+#[cfg(feature = "broker")]
+pub mod health;
 #[cfg(feature = "std")]
 pub mod http;
 #[cfg(any(feature = "jwt-bearer", feature = "asset-token"))]
@@ -121,8 +123,11 @@ pub mod login_url;
 pub mod notify;
 #[cfg(feature = "std")]
 pub mod present;
+#[cfg(feature = "std")]
+pub mod process;
 pub mod refusal;
 pub mod rest;
+pub mod sanitize;
 pub mod secret;
 #[cfg(feature = "broker")]
 pub mod service;

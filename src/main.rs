@@ -14,7 +14,12 @@ use sfpair::config;
 use sfpair::error::{Error, ErrorKind};
 
 fn main() -> ExitCode {
+    // Before anything holds a secret: no core file with a token, no ptrace by other processes.
+    let hardened = sfpair::process::harden_process();
     sfpair::logging::init();
+    if !hardened {
+        log::debug!("could not make this process non-dumpable");
+    }
     let result = cli::parse(std::env::args_os()).and_then(|args| run(&args));
     match result {
         Ok(code) => ExitCode::from(code),

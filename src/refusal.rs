@@ -191,6 +191,13 @@ pub fn cause_of(error: &Error) -> Option<Cause> {
     ALL.iter().copied().find(|c| c.name() == name)
 }
 
+/// A refusal that ends the pairing: re-pair needed, or a refresh the server refused for a cause
+/// an admin must fix (the consumer secret, the consumer key), which a new pairing may not cure
+/// but which leaves the device just as unpaired. The long-running agent says so everywhere.
+pub fn is_death(e: &Error) -> bool {
+    e.kind() == ErrorKind::RepairNeeded || cause_of(e).is_some()
+}
+
 /// Every cause, for lookups and tests.
 pub const ALL: [Cause; 6] = [
     Cause::RevokedOrExpired,

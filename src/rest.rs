@@ -158,8 +158,20 @@ pub fn resolve_path(raw: &str, version: Option<&str>) -> Result<String, Error> {
     }
 }
 
-/// Parses `Name: value`. Names are HTTP tokens; `Authorization` and `Host` belong to sfpair.
+/// The longest `--header` accepted: servers refuse longer request headers anyway (8 KiB is
+/// a common limit for a whole header block), and reporting that locally says what is wrong.
+pub const MAX_HEADER: usize = 8 * 1024;
+
+/// Parses `Name: value`. Names are HTTP tokens; `Authorization` and `Host` belong to sfpair,
+/// and so do the framing headers `Content-Length` and `Transfer-Encoding` (a wrong one made the
+/// request hang until the timeout).
 pub fn header(line: &str) -> Result<(String, String), Error> {
+    if line.len() > MAX_HEADER {
+        return Err(Error::config(format!(
+            "--header of {} bytes: at most {MAX_HEADER} bytes are accepted",
+            line.len()
+        )));
+    }
     let Some((name, value)) = line.split_once(':') else {
         return Err(Error::config(format!(
             "--header '{line}' needs the form Name:value"
@@ -175,7 +187,15 @@ pub fn header(line: &str) -> Result<(String, String), Error> {
             "--header '{line}': '{name}' is not a valid header name"
         )));
     }
-    if name.eq_ignore_ascii_case("authorization") || name.eq_ignore_ascii_case("host") {
+    if [
+        "authorization",
+        "host",
+        "content-length",
+        "transfer-encoding",
+    ]
+    .iter()
+    .any(|own| name.eq_ignore_ascii_case(own))
+    {
         return Err(Error::config(format!(
             "--header {name} is set by sfpair (the paired session) and cannot be given"
         )));
@@ -241,8 +261,13 @@ fn rest_errors(body: &[u8]) -> Vec<RestErrorItem> {
 }
 
 /// `errorCode: message` of the first REST error (or `error: description` of an OAuth error),
-/// for messages. Server-chosen text, never a token.
+/// for messages. Server-chosen text, never a token: passed through `sanitize::text`, so no
+/// control sequence or forged line reaches a terminal.
 pub fn summary(body: &[u8]) -> Option<String> {
+    summary_raw(body).map(|s| crate::sanitize::text(&s))
+}
+
+fn summary_raw(body: &[u8]) -> Option<String> {
     if let Some(first) = rest_errors(body).into_iter().next() {
         let clean = |t: String| server_text(&t).into_owned();
         return match (first.error_code.map(clean), first.message.map(clean)) {
@@ -434,6 +459,15 @@ mod tests {
         ] {
             assert_eq!(header(bad).clean_err().kind(), ErrorKind::Config, "{bad:?}");
         }
+        for own in ["Content-Length: 5", "transfer-encoding: chunked", "HOST: x"] {
+            let e = header(own).unwrap_err();
+            assert!(e.message().contains("set by sfpair"), "{e}");
+        }
+        let huge = format!("X-Big: {}", "a".repeat(120 * 1024));
+        let e = header(&huge).unwrap_err();
+        assert_eq!(e.kind(), crate::error::ErrorKind::Config);
+        assert!(e.message().len() < 200, "the value is not echoed");
+        assert!(header(&format!("X-Ok: {}", "a".repeat(MAX_HEADER - 8))).is_ok());
     }
 
     #[test]
@@ -503,6 +537,11 @@ mod tests {
         assert_eq!(again.error().unwrap().exit_code(), 9);
         again.refreshed = true;
         assert_eq!(again.error().unwrap().exit_code(), 6);
+        assert_eq!(
+            summary(br#"[{"errorCode":"X","message":"a\u001b[2J\r\nerror: forged\u009b"}]"#)
+                .unwrap(),
+            "X: a\u{FFFD}[2J error: forged\u{FFFD}"
+        );
         let e = reply(404, br#"[{"errorCode":"NOT_FOUND","message":"nope"}]"#)
             .error()
             .unwrap();

@@ -16,19 +16,21 @@ pub fn is_clean(msg: &str) -> bool {
 }
 
 /// Server-chosen text (an `error_description`, a REST `message`) made fit to quote in a
-/// message: each control character becomes `?`, and runs of spaces become one space.
+/// message: the one sanitiser (`sanitize::text`: line breaks become spaces, other controls, C1,
+/// bidi and zero-width characters U+FFFD), then runs of spaces become one space and none is
+/// left at either end.
 pub fn server_text(s: &str) -> Cow<'_, str> {
-    if is_clean(s) && !s.starts_with(' ') {
+    if crate::sanitize::is_clean(s) && is_clean(s) && !s.starts_with(' ') {
         return Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        let c = if c.is_control() { '?' } else { c };
+    for c in crate::sanitize::text(s).chars() {
         if c == ' ' && (out.is_empty() || out.ends_with(' ')) {
             continue;
         }
         out.push(c);
     }
+    out.truncate(out.trim_end().len());
     Cow::Owned(out)
 }
 
@@ -55,7 +57,7 @@ mod tests {
     #[test]
     fn server_text_is_made_clean() {
         assert!(matches!(server_text("user is inactive"), Cow::Borrowed(_)));
-        assert_eq!(server_text("a  b\x1b[2Jc\n"), "a b?[2Jc?");
+        assert_eq!(server_text("a  b\x1b[2Jc\n"), "a b\u{FFFD}[2Jc");
         assert_eq!(server_text("  lead"), "lead");
         for s in ["x\t\ty", "   ", "\u{7}bell  ", "ok"] {
             assert!(is_clean(&server_text(s)), "{s:?}");

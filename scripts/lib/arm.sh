@@ -10,9 +10,6 @@ ARM_TARGETS="armv7-unknown-linux-gnueabihf aarch64-unknown-linux-gnu aarch64-unk
 # The oldest glibc the gnu binaries must start on: Raspberry Pi OS Buster / Debian 10.
 GLIBC_FLOOR=2.28
 
-# Pinned so a new release of either cannot change the artifacts behind our back.
-ZIGBUILD_PIP="cargo-zigbuild==0.24.0 ziglang==0.17.1"
-
 # Size flags for the shipped binaries (nightly; measured on armv7, stripped, 2026-11-23):
 #   -C force-unwind-tables=no  -25,088 bytes: panic = "abort" never unwinds, so the
 #                              .ARM.exidx/.eh_frame tables only served release backtraces;
@@ -79,23 +76,24 @@ board_for() {
 # (build-std), and Debian's binutils for stripping. Fails loudly when something cannot be had.
 need_cross_build() {
   need_cargo
-  # shellcheck disable=SC2086 # one word per pinned package
-  need_pip cargo-zigbuild $ZIGBUILD_PIP
-  need_toolchain nightly
-  need_component rust-src nightly
-  need_apt arm-linux-gnueabihf-strip binutils-arm-linux-gnueabihf
-  need_apt aarch64-linux-gnu-strip binutils-aarch64-linux-gnu
+  need cargo-zigbuild ziglang nightly rust-src binutils-arm-linux-gnueabihf binutils-aarch64-linux-gnu
 }
 
 # Installs what running and inspecting the ARM binaries needs: qemu-user, the cross sysroots the
 # dynamic gnu binaries load their glibc from, and binutils (objdump, readelf).
+# (aarch64 needs no C headers: no step compiles C for it with Debian's gcc, zig brings its own.)
 need_cross_run() {
-  need_apt qemu-arm qemu-user
-  need_apt qemu-aarch64 qemu-user
-  need_apt arm-linux-gnueabihf-objdump binutils-arm-linux-gnueabihf
-  need_apt aarch64-linux-gnu-objdump binutils-aarch64-linux-gnu
-  need_file /usr/arm-linux-gnueabihf/lib/ld-linux-armhf.so.3 libc6-armhf-cross
-  need_file /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1 libc6-arm64-cross
+  need qemu-user binutils-arm-linux-gnueabihf binutils-aarch64-linux-gnu libc6-armhf-cross libc6-arm64-cross
+}
+
+# Installs what building and running the library's tests as ARMv7 code needs (cargo with
+# .cargo/config.toml's linker and runner): the rustup target, Debian's cross gcc for ring's C
+# and the link, the armhf C headers and crt files (which gcc only recommends), libgcc_s for the
+# test binary, and qemu-arm with the armhf glibc.
+need_armv7_tests() {
+  need_cargo
+  need armv7-unknown-linux-gnueabihf gcc-arm-linux-gnueabihf libc6-dev-armhf-cross libgcc-s1-armhf-cross \
+    qemu-user libc6-armhf-cross
 }
 
 # The cargo features of each build: the full one (the default features) and the minimal one

@@ -48,6 +48,9 @@ pub enum Fault {
     SessionNotValidForRest,
     /// This status, with the JSON body `{"error":"server_error"}`.
     Status(u16),
+    /// 200 with this JSON body verbatim: a hostile server's reply (issue 16). Its values are
+    /// the test's own, never a real token.
+    Json(String),
 }
 
 /// Which requests a fault may be applied to.
@@ -103,6 +106,7 @@ impl Fault {
                 &json!([{"message": "This session is not valid for use with the REST API", "errorCode": "INVALID_SESSION_ID"}]),
             )),
             Fault::Status(status) => Reply::Send(Response::json(status, &json!({"error": "server_error"}))),
+            Fault::Json(body) => Reply::Send(Response::new(200, JSON, body)),
         }
     }
 }

@@ -77,17 +77,6 @@ pub fn access_token(config: &Config, unix_now: u64) -> String {
     )
 }
 
-/// `POST /__mock/revoke_user`: every grant of the user dies, as when an admin revokes the
-/// user's access to the app; 200 with how many.
-pub fn revoke_user(shared: &crate::state::Shared) -> Response {
-    let revoked = shared.world().grants.revoke_all();
-    Response::new(
-        200,
-        crate::http::TEXT,
-        format!("revoke_user: {revoked} grants\n"),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

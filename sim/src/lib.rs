@@ -48,6 +48,7 @@ mod client_credentials;
 mod codes;
 mod config;
 mod device;
+mod discovery;
 mod errors;
 mod faults;
 mod field;

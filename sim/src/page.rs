@@ -274,6 +274,13 @@ fn escape(text: &str) -> String {
         .collect()
 }
 
+/// `POST /__mock/revoke_user`: every grant of the user dies, as when an admin revokes the
+/// user's access to the app; 200 with how many.
+pub fn revoke_user(shared: &Shared) -> Response {
+    let revoked = shared.world().grants.revoke_all();
+    Response::new(200, TEXT, format!("revoke_user: {revoked} grants\n"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

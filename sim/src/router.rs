@@ -12,7 +12,7 @@ use crate::form::Params;
 use crate::http::{Body, Request, Response};
 use crate::reply::Reply;
 use crate::state::Shared;
-use crate::{identity, oauth, page, rest, rfc8628};
+use crate::{discovery, identity, oauth, page, rest, rfc8628};
 
 const TOKEN_PATH: &str = "/services/oauth2/token";
 const RFC_DEVICE_PATH: &str = "/rfc8628/device";
@@ -79,7 +79,10 @@ fn dispatch(shared: &Shared, request: &Request, params: &Params) -> Response {
         ("POST", "/setup/connect" | "/rfc8628/verify") => page::submit(shared, request),
         ("POST", page::VERIFY_DEVICE) => page::verify_device(shared, request),
         ("GET", path) if path.starts_with("/id/") => identity::identity(shared, request),
-        ("POST", "/__mock/revoke_user") => crate::field::revoke_user(shared),
+        ("GET", discovery::RFC8414_PATH | discovery::OPENID_PATH) => {
+            discovery::metadata(shared, request)
+        }
+        ("POST", "/__mock/revoke_user") => page::revoke_user(shared),
         ("POST", path) if path.starts_with("/__mock/") => {
             page::hook(shared, request, &path["/__mock/".len()..])
         }
@@ -101,6 +104,7 @@ fn allowed_methods(path: &str) -> Option<&'static str> {
         "/setup/connect" | "/rfc8628/verify" => "GET, POST",
         _ if path.starts_with("/__mock/") => "POST",
         _ if path.starts_with("/id/") => "GET",
+        discovery::RFC8414_PATH | discovery::OPENID_PATH => "GET",
         _ => return None,
     })
 }

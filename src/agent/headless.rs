@@ -39,8 +39,8 @@ use crate::jwt::DeviceClaims;
 use crate::secret::Secret;
 use crate::session::Session;
 use crate::signature;
+use crate::store::Record;
 use crate::store::record::{Grant, Headless};
-use crate::store::{Loaded, Record};
 use crate::url;
 
 /// What `sfpair pair --flow jwt-bearer|client-credentials` enrols with.
@@ -66,10 +66,6 @@ impl Agent {
 
     fn enrol_inner(&mut self, enrolment: Enrolment) -> Result<Paired, Error> {
         self.store.check_writable()?;
-        let previous = match self.store.load() {
-            Ok(Loaded::Paired(record)) => Some(record),
-            _ => None,
-        };
         let endpoints = Endpoints::salesforce(&enrolment.login_url);
         let mut record = Record {
             refresh_token: Secret::new(""),
@@ -105,7 +101,9 @@ impl Agent {
             .as_deref()
             .and_then(|s| s.parse().ok())
             .unwrap_or(0);
-        self.store.save(&record)?;
+        // Under the store's lock, and what it replaces is read there (as `pair` does).
+        let mut previous = None;
+        let record = self.store_pairing(record, &mut previous)?;
         info!(
             "enrolled with the {} grant; stored in {}",
             record.grant.name(),

@@ -185,11 +185,56 @@ fn a_rotated_refresh_token_is_stored_before_use() {
     let saved = record::decode(&r.store.bytes().unwrap()).unwrap().record;
     assert_eq!(saved.refresh_token.expose(), "RT-B");
 
-    // If the rotated token cannot be stored, the caller does not get the access token.
+    // If the rotated token cannot be stored, the caller is told (a bare store, as here, keeps
+    // nothing; `store::Checked` keeps it in memory: the next test).
     r.store.fail_saves(true);
     r.transport.push_json(200, r#"{"access_token":"00D!NEWER","refresh_token":"RT-C","instance_url":"https://acme.my.salesforce.com"}"#);
     let err = r.agent.refresh().clean_err();
     assert_eq!(err.kind(), ErrorKind::Storage);
+}
+
+#[test]
+fn a_rotated_token_that_cannot_be_stored_is_kept_in_memory_and_stored_once_it_can() {
+    let clock = FakeClock::new(Duration::from_secs(1_800_000_000));
+    let transport = ScriptedTransport::new().with_clock(&clock);
+    let store = MemoryStore::new();
+    let mut agent = Agent::new(
+        Box::new(clock.clone()),
+        Box::new(transport.clone()),
+        Box::new(crate::store::Checked::new(store.clone())),
+    )
+    .with_seed(9);
+    agent.store.save(&stored_record("RT-A")).unwrap();
+    store.fail_saves(true);
+    transport.push_json(200, r#"{"access_token":"00D!NEW","refresh_token":"RT-B","instance_url":"https://acme.my.salesforce.com"}"#);
+    let err = agent.refresh().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Storage);
+    assert!(
+        err.message().contains("keeps the new one in memory"),
+        "{err}"
+    );
+    // The store still holds RT-A; this agent goes on with the session and with RT-B.
+    let held = record::decode(&store.bytes().unwrap()).unwrap().record;
+    assert_eq!(held.refresh_token.expose(), "RT-A");
+    assert_eq!(
+        agent.access_token().unwrap().access_token.expose(),
+        "00D!NEW"
+    );
+    // The next refresh spends RT-B (not the rotated-out RT-A); once saves work, it is stored.
+    store.fail_saves(false);
+    transport.push_json(200, r#"{"access_token":"00D!NEWER","refresh_token":"RT-C","instance_url":"https://acme.my.salesforce.com"}"#);
+    agent.refresh().unwrap();
+    let sent = transport.sent();
+    assert_eq!(
+        sent.last()
+            .unwrap()
+            .1
+            .form_secret("refresh_token")
+            .map(|s| s.expose()),
+        Some("RT-B")
+    );
+    let held = record::decode(&store.bytes().unwrap()).unwrap().record;
+    assert_eq!(held.refresh_token.expose(), "RT-C");
 }
 
 #[test]

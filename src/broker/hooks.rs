@@ -29,7 +29,7 @@ pub struct Plain;
 
 impl Hooks for Plain {
     fn health(&self, agent: &mut Agent) -> Value {
-        crate::service::health::of_agent(agent, None)
+        crate::health::of_agent(agent, None)
     }
 
     fn pair_requested(&self) -> Result<String, String> {

@@ -98,7 +98,7 @@ pub fn request(ask: Ask) -> String {
         Ask::Health => json!({ "get": "health" }),
         Ask::Pair => json!({ "do": "pair" }),
     };
-    format!("{value}\n")
+    format!("{}\n", crate::sanitize::json_line(&value))
 }
 
 /// Any answer, as the client reads it: a token answer, an instance answer or an error answer.
@@ -148,13 +148,16 @@ pub fn token_answer(session: &Session, expires_in: Option<Duration>) -> Zeroizin
         "generation": session.generation,
         "expires_in": expires_in.map(|d| d.as_secs()),
     });
-    let mut line = Zeroizing::new(value.to_string());
+    let mut line = Zeroizing::new(crate::sanitize::json_line(&value));
     line.push('\n');
     line
 }
 
 pub fn instance_answer(instance_url: &str) -> String {
-    format!("{}\n", json!({ "instance_url": instance_url }))
+    format!(
+        "{}\n",
+        crate::sanitize::json_line(&json!({ "instance_url": instance_url }))
+    )
 }
 
 /// An error answer; `kind` is an [`ErrorKind`](crate::error::ErrorKind) name or a protocol
@@ -164,7 +167,7 @@ pub fn error_answer(kind: &str, exit_code: Option<u8>, message: &str) -> String 
     if let Some(code) = exit_code {
         value["exit_code"] = json!(code);
     }
-    format!("{value}\n")
+    format!("{}\n", crate::sanitize::json_line(&value))
 }
 
 #[cfg(test)]

@@ -33,7 +33,20 @@ pub fn run(agent: &mut Agent, wait_for_clock: Duration, out: &mut dyn Write) -> 
             say(
                 out,
                 format!(
-                    "Wiped {store}. This enrolment kept no refresh token, so there was nothing                      to revoke; the app accepts this device's grant again until an admin                      removes its certificate or secret, or the user's approval."
+                    "Wiped {store}. This enrolment kept no refresh token, so there was nothing \
+                     to revoke; the app accepts this device's grant again until an admin \
+                     removes its certificate or secret, or the user's approval."
+                ),
+            )?;
+            Ok(0)
+        }
+        Forgotten::WipedUnreadable { reason } => {
+            // No request could be made (nothing readable to revoke): not a network failure.
+            say(
+                out,
+                format!(
+                    "Wiped {store}: its record was unreadable ({reason}), so there was no token \
+                     to revoke."
                 ),
             )?;
             Ok(0)

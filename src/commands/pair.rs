@@ -26,6 +26,8 @@ pub struct Options {
     /// JSON lines on standard output.
     pub json: bool,
     pub force: bool,
+    /// `--issuer`: read the endpoints from this provider's metadata before pairing.
+    pub issuer: Option<String>,
 }
 
 pub fn run(
@@ -38,7 +40,7 @@ pub fn run(
         Loaded::Paired(record) if !options.force => {
             if options.json {
                 let line = json!({"event": "already_paired", "instance_url": record.instance_url});
-                say(out, line)?;
+                say(out, crate::sanitize::json_line(&line))?;
             } else {
                 say(
                     out,
@@ -65,7 +67,13 @@ pub fn run(
     }
     match &options.enrol {
         Some(enrolment) => agent.enrol((**enrolment).clone()).map(|_| ())?,
-        None => agent.pair(options.flow.clone()).map(|_| ())?,
+        None => {
+            let mut flow = options.flow.clone();
+            if let Some(issuer) = &options.issuer {
+                flow.endpoints = agent.discover(issuer)?;
+            }
+            agent.pair(flow).map(|_| ())?;
+        }
     }
     Ok(0)
 }

@@ -67,7 +67,7 @@ pub fn run(
     if let Some(socket) = &options.socket {
         let health = crate::broker::client::Broker::new(socket).health()?;
         if options.json {
-            say(out, &health)?;
+            say(out, crate::sanitize::json_line(&health))?;
         } else {
             say(out, describe_health(&health).trim_end())?;
         }
@@ -75,7 +75,7 @@ pub fn run(
     }
     let report = report(agent, options.check, wait_for_clock)?;
     if options.json {
-        say(out, report.json())?;
+        say(out, crate::sanitize::json_line(&report.json()))?;
     } else {
         say(out, report.text().trim_end())?;
     }
@@ -119,7 +119,12 @@ pub fn report(agent: &mut Agent, check: bool, wait_for_clock: Duration) -> Resul
 fn userinfo(agent: &mut Agent) -> Result<UserInfo, Error> {
     agent.refresh()?;
     let info = agent.userinfo()?;
-    let text = |key: &str| info.get(key).and_then(|v| v.as_str()).map(str::to_string);
+    // The server chose these: one sanitiser before anyone prints them (issue 16).
+    let text = |key: &str| {
+        info.get(key)
+            .and_then(|v| v.as_str())
+            .map(crate::sanitize::text)
+    };
     Ok(UserInfo {
         username: text("preferred_username"),
         name: text("name"),
@@ -231,14 +236,16 @@ impl Report {
     /// Lines for a person.
     pub fn text(&self) -> String {
         let r = &self.record;
+        // Record fields came from a server once (older records were stored unvalidated).
+        let t = |s: &str| crate::text::server_text(s).into_owned();
         let mut lines = vec![format!("Paired, stored in {}", self.store)];
-        lines.push(format!("  instance   {}", r.instance_url));
+        lines.push(format!("  instance   {}", t(&r.instance_url)));
         if !r.login_url.is_empty() {
-            lines.push(format!("  login URL  {}", r.login_url));
+            lines.push(format!("  login URL  {}", t(&r.login_url)));
         } else {
-            lines.push(format!("  token URL  {}", r.token_url));
+            lines.push(format!("  token URL  {}", t(&r.token_url)));
         }
-        lines.push(format!("  client id  {}", r.client_id));
+        lines.push(format!("  client id  {}", t(&r.client_id)));
         if r.grant.is_headless() {
             lines.push(format!(
                 "  flow       {} (no refresh token: each new session runs the grant)",
@@ -246,9 +253,9 @@ impl Report {
             ));
         }
         if let (Some(org), Some(user_id)) = (&self.org_id, &self.user_id) {
-            lines.push(format!("  org        {org}, user {user_id}"));
+            lines.push(format!("  org        {}, user {}", t(org), t(user_id)));
         }
-        lines.push(format!("  scope      {}", r.scope));
+        lines.push(format!("  scope      {}", t(&r.scope)));
         lines.push(match self.age {
             Some(age) => format!(
                 "  paired     {} ({} ago)",

@@ -28,7 +28,10 @@ pub fn run(
             "access_token": session.access_token.expose(),
             "instance_url": session.instance_url,
         });
-        say(out, zeroize::Zeroizing::new(line.to_string()).as_str())?;
+        say(
+            out,
+            zeroize::Zeroizing::new(crate::sanitize::json_line(&line)).as_str(),
+        )?;
     } else {
         say(out, session.access_token.expose())?;
     }

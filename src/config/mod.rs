@@ -74,6 +74,8 @@ pub struct Settings {
     pub keepalive: Option<Duration>,
     /// `run --repair`, as given (checked when `run` is planned).
     pub repair: Option<String>,
+    /// `--issuer` (RFC 8628): the endpoints come from the provider's metadata at pairing.
+    pub issuer: Option<String>,
     /// `--flow` and the headless grant's settings, as given; checked by `enrolment` for `pair`
     /// only (after pairing, the stored record says which grant runs).
     pub flow: Option<String>,
@@ -105,6 +107,7 @@ pub fn plan(
             displays: settings.displays.clone(),
             json: settings.json,
             force: args.force,
+            issuer: settings.issuer.clone(),
         }),
         Some(Cli::Token) => Command::Token(commands::token::Options { json: args.json }),
         Some(Cli::Status) => Command::Status(commands::status::Options {
@@ -290,6 +293,15 @@ impl Settings {
                 .text(&args.login_url, "--login-url", "SFPAIR_LOGIN_URL")?
                 .unwrap_or_else(|| DEFAULT_LOGIN_URL.into()),
         )?;
+        let issuer = sources
+            .text(&args.issuer, "--issuer", "SFPAIR_ISSUER")?
+            .map(|u| endpoint(&u, "--issuer"))
+            .transpose()?;
+        if issuer.is_some() && dialect != Dialect::Rfc8628 {
+            return Err(Error::config(
+                "--issuer is for --dialect rfc8628; for Salesforce give --login-url",
+            ));
+        }
         let endpoints = match dialect {
             Dialect::Salesforce => {
                 if args.device_url.is_some() || args.token_url.is_some() {
@@ -299,10 +311,24 @@ impl Settings {
                 }
                 Endpoints::salesforce(&login_url)
             }
+            Dialect::Rfc8628 if issuer.is_some() => {
+                if args.device_url.is_some() || args.token_url.is_some() {
+                    return Err(Error::config(
+                        "--issuer reads the endpoints from the provider's metadata: give it, or \
+                         --device-url and --token-url, not both",
+                    ));
+                }
+                // Filled in by `pair` from the metadata; nothing is sent to these.
+                Endpoints {
+                    device: String::new(),
+                    token: String::new(),
+                    revoke: None,
+                }
+            }
             Dialect::Rfc8628 => {
                 let (Some(device), Some(token)) = (&args.device_url, &args.token_url) else {
                     return Err(Error::config(
-                        "--dialect rfc8628 needs --device-url and --token-url",
+                        "--dialect rfc8628 needs --issuer URL, or --device-url and --token-url",
                     ));
                 };
                 Endpoints {
@@ -465,6 +491,7 @@ impl Settings {
             api_version,
             keepalive,
             repair,
+            issuer,
         })
     }
 

@@ -28,7 +28,9 @@
 
 pub mod backoff;
 pub mod dialect;
+pub mod discovery;
 pub mod reply;
+pub mod verify_uri;
 
 use alloc::collections::VecDeque;
 use alloc::format;
@@ -290,7 +292,15 @@ impl Flow {
             Err(e) => return done_err(e.into_error()),
         };
         match reply::device_code(&reply) {
-            Parsed::Ok(code) => self.issue(now, code),
+            Parsed::Ok(code) => match verify_uri::check(
+                self.config.dialect,
+                &self.config.endpoints.device,
+                &code.verification_uri,
+                code.verification_uri_complete.as_deref(),
+            ) {
+                Ok(()) => self.issue(now, code),
+                Err(reason) => done_err(Error::server(reason)),
+            },
             Parsed::OAuth(e) if e.is_transient() => {
                 match self.retry_code(now, failures, since, e.summary()) {
                     // Gave up on this refusal: keep the server's fields.

@@ -77,6 +77,10 @@ pub enum Parsed<T> {
     Rejected(String),
 }
 
+/// The longest code lifetime believed: RFC 8628 §3.2's example is 1800 s (Salesforce's codes
+/// live 10 minutes), so a larger `expires_in` (observed: 1e12) is capped to this.
+pub const MAX_CODE_LIFETIME: Duration = Duration::from_secs(30 * 60);
+
 /// The device authorization reply (RFC 8628 §3.2, and Salesforce's shape).
 #[derive(Clone, Debug)]
 pub struct DeviceCode {
@@ -185,9 +189,10 @@ pub fn classify<T: DeserializeOwned>(reply: &Reply) -> Parsed<T> {
         };
     }
     if let Ok(err) = serde_json::from_slice::<RawError>(&reply.body) {
+        // Server text, shown to people and logged: sanitised here, once for every use.
         return Parsed::OAuth(OAuthError {
-            error: err.error,
-            description: err.error_description,
+            error: crate::sanitize::text(&err.error),
+            description: err.error_description.map(|d| crate::sanitize::text(&d)),
             interval: seconds(err.interval.as_deref()),
             status,
         });
@@ -201,6 +206,10 @@ pub fn classify<T: DeserializeOwned>(reply: &Reply) -> Parsed<T> {
             Err(e) if e.is_syntax() || e.is_eof() => {
                 Parsed::Transient(format!("HTTP {status} with a malformed JSON body"))
             }
+            // A field given twice makes the reply ambiguous: say that, not "lacks".
+            Err(e) if e.to_string().starts_with("duplicate field") => Parsed::Transient(format!(
+                "HTTP {status} with a JSON body that gives a field twice"
+            )),
             Err(_) => Parsed::Transient(format!(
                 "HTTP {status} with a JSON body that lacks required fields"
             )),
@@ -227,21 +236,94 @@ pub fn device_code(reply: &Reply) -> Parsed<DeviceCode> {
     if device_code.is_empty() || user_code.trim().is_empty() || verification_uri.is_empty() {
         return Parsed::Transient("the device code reply has empty fields".to_string());
     }
+    // The user code is shown on the terminal and the display as it is: printable ASCII only.
+    if user_code.len() > MAX_USER_CODE || !user_code.bytes().all(|b| (0x20..=0x7E).contains(&b)) {
+        return Parsed::Rejected(
+            "a user_code that is not 1 to 64 printable ASCII characters".into(),
+        );
+    }
+    if let Err(e) = check_token(device_code.expose()) {
+        return Parsed::Rejected(format!("a device_code that {e}"));
+    }
+    let expires_in = seconds(raw.expires_in.as_deref()).map(|d| {
+        if d > MAX_CODE_LIFETIME {
+            log::info!(
+                "the server says the code is valid for {} s; using {} s (codes live minutes)",
+                d.as_secs(),
+                MAX_CODE_LIFETIME.as_secs()
+            );
+        }
+        d.min(MAX_CODE_LIFETIME)
+    });
     Parsed::Ok(DeviceCode {
         device_code,
         user_code,
         verification_uri,
         verification_uri_complete: raw.verification_uri_complete.filter(|u| !u.is_empty()),
-        expires_in: seconds(raw.expires_in.as_deref()),
+        expires_in,
         interval: seconds(raw.interval.as_deref()),
     })
 }
 
-/// Classifies a token reply.
+/// The longest user code accepted (RFC 8628 §6.1 suggests 8 characters).
+pub const MAX_USER_CODE: usize = 64;
+// The refusal in `device_code` names the number as a literal (one string, no formatting).
+const _: () = assert!(MAX_USER_CODE == 64);
+
+/// The longest token accepted: Salesforce's are about 112 bytes, the longest JWT access tokens
+/// a few KiB.
+pub const MAX_TOKEN: usize = 8 * 1024;
+
+/// Whether a token from the server can be used, stored and printed: printable ASCII without
+/// spaces (RFC 6749 Appendix A.12-A.17 allow no more: VSCHAR or NQCHAR), 1 to
+/// [`MAX_TOKEN`] bytes. A rotation reply of whitespace, or a token with CR LF in it, must not
+/// replace the good stored token or reach a terminal or an HTTP header. `Err` says what is
+/// wrong, never what the token holds.
+pub fn check_token(token: &str) -> Result<(), &'static str> {
+    if token.is_empty() {
+        return Err("is empty");
+    }
+    if token.len() > MAX_TOKEN {
+        return Err("is longer than 8 KiB");
+    }
+    if !token.bytes().all(|b| (0x21..=0x7E).contains(&b)) {
+        return Err("holds spaces, control characters or non-ASCII bytes");
+    }
+    Ok(())
+}
+
+/// Classifies a token reply; a token that fails [`check_token`] makes the reply `Rejected`
+/// (an unexpected server reply: nothing of it is used or stored).
 pub fn token(reply: &Reply) -> Parsed<TokenReply> {
     match classify::<TokenReply>(reply) {
         Parsed::Ok(t) if t.access_token.is_empty() => {
             Parsed::Transient("the token reply has an empty access_token".to_string())
+        }
+        Parsed::Ok(t) => {
+            // The tokens, and what is stored and shown later (status): URLs without spaces or
+            // controls, a scope of printable ASCII words.
+            let rt = t.refresh_token.as_ref().map(Secret::expose);
+            for (field, value) in [
+                ("access_token", Some(t.access_token.expose())),
+                ("refresh_token", rt),
+                (
+                    "instance_url",
+                    t.instance_url.as_deref().filter(|v| !v.is_empty()),
+                ),
+                ("id", t.id.as_deref().filter(|v| !v.is_empty())),
+            ] {
+                if let Some(Err(e)) = value.map(check_token) {
+                    return Parsed::Rejected(format!("a token reply whose {field} {e}"));
+                }
+            }
+            if let Some(scope) = &t.scope
+                && (scope.len() > MAX_TOKEN || !scope.bytes().all(|b| (0x20..=0x7E).contains(&b)))
+            {
+                return Parsed::Rejected(
+                    "a token reply whose scope is not printable ASCII".to_string(),
+                );
+            }
+            Parsed::Ok(t)
         }
         other => other,
     }
@@ -250,6 +332,18 @@ pub fn token(reply: &Reply) -> Parsed<TokenReply> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_field_given_twice_is_called_that_not_missing() {
+        let reply = Reply::json(
+            200,
+            r#"{"access_token":"a","access_token":"b","instance_url":"https://x"}"#,
+        );
+        match token(&reply) {
+            Parsed::Transient(why) => assert!(why.contains("gives a field twice"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+    }
 
     #[test]
     fn salesforce_device_code_sample_parses() {
@@ -301,6 +395,18 @@ mod tests {
         };
         assert_eq!(e.interval, Some(Duration::from_secs(10)));
         assert_eq!(e.summary(), "slow_down: polling too quickly");
+        // Server text is sanitised before anyone can print it.
+        let reply = Reply::json(
+            400,
+            r#"{"error":"invalid_grant\u001b]0;x\u0007","error_description":"bad\r\nerror: forged \u009b2J \u202egnp.exe"}"#,
+        );
+        let Parsed::OAuth(e) = token(&reply) else {
+            panic!()
+        };
+        assert_eq!(
+            e.summary(),
+            "invalid_grant\u{FFFD}]0;x\u{FFFD}: bad error: forged \u{FFFD}2J \u{FFFD}gnp.exe"
+        );
     }
 
     #[test]
@@ -349,6 +455,78 @@ mod tests {
             t.instance_url.as_deref(),
             Some("https://eu11.salesforce.com")
         );
+    }
+
+    #[test]
+    fn tokens_that_are_not_printable_ascii_are_rejected_not_used() {
+        for (body, field) in [
+            (
+                r#"{"access_token":"00D!AT","refresh_token":"   "}"#,
+                "refresh_token",
+            ),
+            (
+                r#"{"access_token":"00D!AT","refresh_token":"RT\u001b[2J"}"#,
+                "refresh_token",
+            ),
+            (
+                r#"{"access_token":"00D!AT\r\nerror: forged","refresh_token":"RT"}"#,
+                "access_token",
+            ),
+            (
+                r#"{"access_token":"00D!\u00e9","refresh_token":"RT"}"#,
+                "access_token",
+            ),
+        ] {
+            let Parsed::Rejected(reason) = token(&Reply::json(200, body)) else {
+                panic!("{body} accepted")
+            };
+            assert!(reason.contains(field), "{reason}");
+            assert!(!reason.contains("forged") && !reason.contains('\x1b'));
+        }
+        for body in [
+            r#"{"access_token":"00D!AT","instance_url":"https://x.example/\u001b[2J"}"#,
+            r#"{"access_token":"00D!AT","id":"https://x/id/00D/005\r\nerror: forged"}"#,
+            r#"{"access_token":"00D!AT","scope":"api \u009b2J"}"#,
+        ] {
+            assert!(
+                matches!(token(&Reply::json(200, body)), Parsed::Rejected(_)),
+                "{body}"
+            );
+        }
+        for code in [r#""AB\u001b[2J""#, r#""AB\r\nerror: x""#] {
+            let body = format!(
+                r#"{{"user_code":{code},"device_code":"d","verification_uri":"https://x/d"}}"#
+            );
+            assert!(
+                matches!(device_code(&Reply::json(200, &body)), Parsed::Rejected(_)),
+                "{body}"
+            );
+        }
+        let long = format!(r#"{{"access_token":"{}"}}"#, "a".repeat(MAX_TOKEN + 1));
+        assert!(matches!(
+            token(&Reply::json(200, &long)),
+            Parsed::Rejected(_)
+        ));
+        assert!(matches!(
+            token(&Reply::json(
+                200,
+                r#"{"access_token":"00D!AT","refresh_token":"5Aep.x_y-z~+/="}"#
+            )),
+            Parsed::Ok(_)
+        ));
+    }
+
+    #[test]
+    fn an_absurd_code_lifetime_is_capped() {
+        let reply = Reply::json(
+            200,
+            r#"{"user_code":"A","device_code":"d","expires_in":1e12,
+                "verification_uri":"https://idp.example/device"}"#,
+        );
+        let Parsed::Ok(code) = device_code(&reply) else {
+            panic!("not parsed")
+        };
+        assert_eq!(code.expires_in, Some(MAX_CODE_LIFETIME));
     }
 
     #[test]

@@ -482,7 +482,7 @@ fn a_zero_interval_is_raised_to_one_second() {
     d.next_send();
     d.reply(Reply::json(
         200,
-        r#"{"user_code":"Z","device_code":"d","interval":0,"verification_uri":"https://x/setup/connect"}"#,
+        r#"{"user_code":"Z","device_code":"d","interval":0,"verification_uri":"https://login.salesforce.com/setup/connect"}"#,
     ));
     d.next_send();
     assert_eq!(d.secs(), 1.0);

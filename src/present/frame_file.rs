@@ -5,8 +5,16 @@
 //! directory and renamed over the old one, which is atomic on POSIX filesystems. Frames are not
 //! fsynced: a frame lost to a power cut is redrawn on the next start. The encoders live in
 //! `pbm.rs` and `png.rs`; this file only writes.
+//!
+//! The directory may be shared with other users (`/tmp`, `/run/user`): the temporary file is
+//! created with O_CREAT|O_EXCL|O_NOFOLLOW, so a link or a file planted under its name is never
+//! written through or truncated (a stale one of ours is removed first; one we may not remove
+//! fails the frame), and the rename replaces a link at the frame's own name instead of
+//! following it.
 
-use std::io;
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use super::canvas::{Area, Canvas};
@@ -65,11 +73,29 @@ impl FrameFile {
     }
 }
 
-/// Writes `bytes` to `temp`, then renames it to `path`.
+/// Writes `bytes` to a new file at `temp`, then renames it to `path`.
 fn replace(temp: &Path, path: &Path, bytes: &[u8]) -> io::Result<()> {
-    std::fs::write(temp, bytes)
-        .and_then(|()| std::fs::rename(temp, path))
-        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))
+    let create = || {
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(temp)
+    };
+    let written = match create() {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            // Left by a run that was killed, or planted: unlink (which never follows a link).
+            fs::remove_file(temp).and_then(|()| create())
+        }
+        other => other,
+    }
+    .and_then(|mut file| file.write_all(bytes))
+    .and_then(|()| fs::rename(temp, path));
+    if written.is_err() {
+        let _ = fs::remove_file(temp);
+    }
+    written.map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))
 }
 
 impl Panel for FrameFile {
@@ -115,5 +141,29 @@ mod tests {
             FrameFile::new(&dir.join("frame.pbm"), 16, 8, Format::Png).is_err(),
             "missing directory"
         );
+    }
+
+    #[test]
+    fn a_link_planted_at_the_temporary_name_is_not_written_through() {
+        let dir = std::env::temp_dir().join(format!("sfpair-pbm-link-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let victim = dir.join("root-only");
+        fs::write(&victim, b"keep me").unwrap();
+        std::os::unix::fs::symlink(&victim, dir.join(".frame.pbm.tmp")).unwrap();
+        let mut f = FrameFile::new(&dir.join("frame.pbm"), 16, 8, Format::Pbm).unwrap();
+        let c = Canvas::new(16, 8);
+        f.show(&c, c.area()).unwrap();
+        assert_eq!(fs::read(&victim).unwrap(), b"keep me");
+        assert_eq!(
+            fs::read(dir.join("frame.pbm")).unwrap(),
+            super::super::pbm::encode(&c)
+        );
+        // A link at the frame's own name is replaced, not followed.
+        fs::remove_file(dir.join("frame.pbm")).unwrap();
+        std::os::unix::fs::symlink(&victim, dir.join("frame.pbm")).unwrap();
+        f.show(&c, c.area()).unwrap();
+        assert_eq!(fs::read(&victim).unwrap(), b"keep me");
+        fs::remove_dir_all(&dir).unwrap();
     }
 }

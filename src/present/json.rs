@@ -92,7 +92,8 @@ pub fn to_json(event: &Event) -> Option<Value> {
 impl<W: Write + Send> Presenter for JsonLines<W> {
     fn show(&mut self, event: &Event) {
         let Some(value) = to_json(event) else { return };
-        let mut line = value.to_string();
+        // C1 and the bidi characters escaped, unlike serde_json: a terminal may show the lines.
+        let mut line = crate::sanitize::json_line(&value);
         line.push('\n');
         if let Err(e) = self
             .out

@@ -17,8 +17,6 @@
 //! new record replaces the old one only once it is stored (the old one survives a failed
 //! re-pair). Nothing here prints a token; STATUS lines carry codes, ids and ages only.
 
-pub mod health;
-
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -27,10 +25,11 @@ use log::{error, info, warn};
 
 use crate::agent::Agent;
 use crate::broker::{self, ServeOptions, Shared, hooks::Hooks, lock};
-use crate::error::{Error, ErrorKind};
+use crate::error::Error;
 use crate::event::Event;
 use crate::flow::FlowConfig;
 use crate::flow::backoff::Jitter;
+use crate::health::{self, State, Status};
 use crate::keepalive;
 use crate::notify::{self, Notifier};
 use crate::present::Presenter;
@@ -38,7 +37,6 @@ use crate::present::select;
 use crate::present::spec::Display;
 use crate::refusal;
 use crate::time::{Clock, Instant, SystemClock};
-use health::{State, Status};
 
 /// What to do when the pairing dies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -131,7 +129,8 @@ impl Hooks for Link {
 /// Serves until SIGTERM or SIGINT, keeping the pairing alive. `agent` serves the broker;
 /// `make_agent` builds the one a pairing runs on.
 pub fn run(agent: Agent, make_agent: MakeAgent, options: Options) -> Result<(), Error> {
-    let shared = Shared::new(agent);
+    let clock: broker::SharedClock = Arc::new(SystemClock::new());
+    let shared = Shared::new(agent, Arc::clone(&clock));
     let status = Arc::new(Mutex::new(Status {
         state: State::NotPaired,
         next_keepalive: None,
@@ -161,7 +160,7 @@ pub fn run(agent: Agent, make_agent: MakeAgent, options: Options) -> Result<(), 
         .name("sfpair-supervisor".into())
         .spawn(move || supervisor.supervise(woken))
         .map_err(|e| Error::config(format!("cannot start the supervisor thread: {e}")))?;
-    let served = broker::serve_with(shared, &serve, link);
+    let served = broker::serve_with(shared, &serve, link, clock);
     let _ = wake.send(Wake::Stop);
     let _ = worker.join();
     served
@@ -343,7 +342,7 @@ impl Supervisor {
                 self.schedule_keepalive();
                 self.announce();
             }
-            Err(e) if is_death(&e) => self.died(e),
+            Err(e) if refusal::is_death(&e) => self.died(e),
             Err(e) => {
                 self.failures += 1;
                 let delay = self
@@ -482,13 +481,6 @@ impl Presenter for Beat {
             _ => {}
         }
     }
-}
-
-/// A refusal that ends the pairing: re-pair needed, or a refresh the server refused for a cause
-/// an admin must fix (the consumer secret, the consumer key), which a new pairing may not cure
-/// but which leaves the device just as unpaired.
-pub fn is_death(e: &Error) -> bool {
-    e.kind() == ErrorKind::RepairNeeded || refusal::cause_of(e).is_some()
 }
 
 /// A jitter seed from the kernel, so devices that boot together spread their keepalives.

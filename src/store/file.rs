@@ -1,33 +1,89 @@
 //! The file store: one record in one file, replaced atomically.
 //!
 //! The recipe is the only one that is safe on ext4, UBIFS and JFFS2 alike (docs/embedded.md,
-//! "Power-safe file writes"): write a temporary file created 0600 with O_EXCL (so the secret is
-//! never readable by
-//! others, not even for a moment), fsync it, rename it over the old file, fsync the directory.
-//! Writers take an advisory lock on the directory so two sfpair processes cannot interleave.
+//! "Power-safe file writes"): write a temporary file created 0600 with O_EXCL|O_NOFOLLOW (so the secret is never
+//! readable by others, not even for a moment, and a planted link is never written through),
+//! fsync it, rename it over the old file, fsync the directory. Writers take an advisory lock on
+//! the directory so two sfpair processes cannot interleave; [`TokenStore::lock`] holds it across
+//! a whole refresh or pairing.
+//!
+//! What it trusts, and what not (a hostile local user):
+//! - The store path may be a symbolic link: it is resolved once, at every operation, to the
+//!   file it names (up to 8 links), and that file is read, replaced or wiped in place of the
+//!   link, which is left as it is. So a board that links `/var/lib/sfpair/token` to a
+//!   persistent partition keeps both the link and the pairing across rotations.
+//! - Whatever the path resolves to must be a regular file (opened with O_NOFOLLOW|O_NONBLOCK
+//!   and checked with fstat): a FIFO, a device or a directory is refused (exit 2), never read,
+//!   waited on or replaced.
+//! - The directories holding the link and the file, and the file itself, must belong to the
+//!   running user or root and not be writable by group or others, as ssh demands of its keys:
+//!   otherwise another user could swap the record for one pointing at their server.
+//! - `wipe` (`forget`) only zero-fills and removes a file that holds an sfpair record (or is
+//!   empty or all zero bytes, as a wipe cut short leaves it): anything else is refused (exit 2)
+//!   and left untouched.
+//!
 //! This file must not log the record's contents.
 
-use std::fs::{self, DirBuilder, File, OpenOptions};
-use std::io::{self, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::fs::{self, DirBuilder, File, Metadata, OpenOptions};
+use std::io::{self, Read};
+use std::os::unix::fs::{DirBuilderExt, FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use log::{debug, warn};
+use zeroize::Zeroizing;
 
-use super::record::{self, DecodeError};
-use super::{Loaded, Record, TokenStore};
+use super::record::{self, DecodeError, MAGIC};
+use super::{Loaded, Record, SaveCheck, TokenStore};
 use crate::error::Error;
 
 /// A token file is a few hundred bytes; anything past this is not ours.
 const MAX_FILE: u64 = 64 * 1024;
+/// How many symbolic links the store path may go through.
+const MAX_LINKS: usize = 8;
+/// What `prepare_save` reserves: more than any record needs (its payload is at most 8 KiB).
+const RESERVE: usize = record::MAX_PAYLOAD + record::HEADER_LEN + record::CRC_LEN;
 
 pub struct FileStore {
     path: PathBuf,
+    /// The directory lock, while [`TokenStore::lock`] holds it.
+    held: Option<File>,
+    /// A temporary file written and fsynced by `prepare_save`, overwritten in place by the next
+    /// save so that save needs no new blocks.
+    prepared: Option<(PathBuf, File)>,
+}
+
+/// The running user.
+fn euid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+fn kind_name(meta: &Metadata) -> &'static str {
+    let t = meta.file_type();
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_symlink() {
+        "a symbolic link"
+    } else {
+        "not a regular file"
+    }
 }
 
 impl FileStore {
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        FileStore { path: path.into() }
+        FileStore {
+            path: path.into(),
+            held: None,
+            prepared: None,
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -54,22 +110,6 @@ impl FileStore {
         Some(state.join("sfpair/token"))
     }
 
-    fn dir(&self) -> &Path {
-        match self.path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        }
-    }
-
-    fn temp_path(&self) -> PathBuf {
-        let name = self
-            .path
-            .file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default();
-        self.dir().join(format!(".{name}.tmp"))
-    }
-
     fn fail(&self, what: &str, e: io::Error) -> Error {
         let hint = match e.kind() {
             io::ErrorKind::PermissionDenied => {
@@ -78,14 +118,73 @@ impl FileStore {
             io::ErrorKind::ReadOnlyFilesystem => {
                 " (the filesystem is read-only: point --store at a writable one)"
             }
+            io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => {
+                " (the filesystem is full: free some space)"
+            }
             _ => "",
         };
         Error::storage(format!("cannot {what} {}: {e}{hint}", self.path.display()))
     }
 
-    /// Creates the directory (0700) if needed and locks it for writing.
-    fn lock_dir(&self) -> Result<File, Error> {
-        let dir = self.dir();
+    /// The file the store path names: the path itself, or the file at the end of its links.
+    /// Every directory on the way (the link's and the target's) passes [`check_dir`] when it
+    /// exists.
+    fn target(&self) -> Result<PathBuf, Error> {
+        let mut path = self.path.clone();
+        for _ in 0..=MAX_LINKS {
+            check_dir(dir_of(&path))?;
+            let meta = match fs::symlink_metadata(&path) {
+                Ok(meta) => meta,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(path),
+                Err(e) => return Err(self.fail("read", e)),
+            };
+            if !meta.file_type().is_symlink() {
+                return Ok(path);
+            }
+            let link = fs::read_link(&path).map_err(|e| self.fail("read the link", e))?;
+            let next = dir_of(&path).join(link);
+            // The target's directory, without links, so the next round checks the real one.
+            let (Some(name), Ok(dir)) = (next.file_name(), fs::canonicalize(dir_of(&next))) else {
+                return Err(Error::config(format!(
+                    "file:{} is a link to {}, which is not a file in a directory that exists: \
+                     fix the link or point --store at the file itself",
+                    self.path.display(),
+                    next.display()
+                )));
+            };
+            let name = name.to_owned();
+            path = dir.join(name);
+        }
+        Err(Error::config(format!(
+            "file:{} goes through more than {MAX_LINKS} symbolic links: point --store at the \
+             file itself",
+            self.path.display()
+        )))
+    }
+
+    /// Opens the record at `target` for reading: `None` when there is none. Refuses anything
+    /// but a regular file owned by this user or root and writable by nobody else, without
+    /// blocking on a FIFO or following a link swapped in since `target` was resolved.
+    fn open_existing(&self, target: &Path) -> Result<Option<File>, Error> {
+        let file = match OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(target)
+        {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            // ELOOP: a link swapped in since `target` was resolved; reported as it is.
+            Err(e) => return Err(self.fail("read", e)),
+        };
+        let meta = file.metadata().map_err(|e| self.fail("read", e))?;
+        check_file(target, &meta)?;
+        Ok(Some(file))
+    }
+
+    /// The directory for the record: created (0700) if missing, checked, and locked for
+    /// writing unless [`TokenStore::lock`] holds the lock already.
+    fn lock_dir(&self, target: &Path) -> Result<Option<File>, Error> {
+        let dir = dir_of(target);
         if !dir.exists() {
             DirBuilder::new()
                 .recursive(true)
@@ -93,44 +192,186 @@ impl FileStore {
                 .create(dir)
                 .map_err(|e| self.fail("create the directory for", e))?;
         }
+        check_dir(dir)?;
+        if self.held.is_some() {
+            return Ok(None);
+        }
         let handle = File::open(dir).map_err(|e| self.fail("open the directory of", e))?;
         handle
             .lock()
             .map_err(|e| self.fail("lock the directory of", e))?;
-        Ok(handle)
+        Ok(Some(handle))
     }
 
-    fn write_temp(&self, temp: &Path, bytes: &[u8]) -> io::Result<()> {
-        let mut file = OpenOptions::new()
+    /// A fresh temporary file beside `target`: 0600 from the first byte, never through a link.
+    fn create_temp(&self, target: &Path) -> io::Result<(PathBuf, File)> {
+        let temp = temp_path(target);
+        // We hold the lock, so a temp file left here is from a crashed writer.
+        match fs::remove_file(&temp) {
+            Ok(()) => debug!("removed a stale {}", temp.display()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        let file = OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
-            .open(temp)?;
-        file.write_all(bytes)?;
-        file.sync_all()
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&temp)?;
+        Ok((temp, file))
     }
+
+    fn sync_dir(&self, dir: &Path) {
+        // Without this the rename itself may not survive a power cut (UBIFS, ext4 without
+        // auto_da_alloc). The new record is in place either way, so only warn.
+        if let Err(e) = File::open(dir).and_then(|d| d.sync_all()) {
+            warn!(
+                "could not fsync the directory of {}: {e}",
+                self.path.display()
+            );
+        }
+    }
+
+    /// Fails unless `target` is missing or a regular file holding something of ours.
+    fn check_replaceable(&self, target: &Path) -> Result<(), Error> {
+        match self.load_from(target)? {
+            Some(bytes) => refuse_foreign(target, &bytes),
+            None => Ok(()),
+        }
+    }
+
+    fn load_from(&self, target: &Path) -> Result<Option<Zeroizing<Vec<u8>>>, Error> {
+        let Some(file) = self.open_existing(target)? else {
+            return Ok(None);
+        };
+        let mut bytes = Zeroizing::new(Vec::new());
+        file.take(MAX_FILE + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| self.fail("read", e))?;
+        Ok(Some(bytes))
+    }
+}
+
+/// A medium that cannot be written at all, as opposed to one that is full for now.
+fn is_read_only(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem
+    )
+}
+
+/// The directory holding `path` (`.` for a bare name).
+fn dir_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+fn temp_path(target: &Path) -> PathBuf {
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    dir_of(target).join(format!(".{name}.tmp"))
+}
+
+/// Who may own the store and its directory: the running user, or root.
+fn trusted_owner(uid: u32) -> bool {
+    uid == 0 || uid == euid()
+}
+
+/// A directory that holds (or will hold) the record: another user who can write to it could
+/// replace the record, or plant a link where the temporary file goes. A directory that does
+/// not exist yet passes (it is created 0700).
+fn check_dir(dir: &Path) -> Result<(), Error> {
+    let meta = match fs::metadata(dir) {
+        Ok(meta) => meta,
+        Err(_) => return Ok(()), // missing: created 0700 by the first save
+    };
+    if !meta.is_dir() {
+        return Err(Error::config(format!(
+            "{} is {}, not a directory: --store file:PATH needs a directory to keep the file in",
+            dir.display(),
+            kind_name(&meta)
+        )));
+    }
+    check_owner(dir, &meta, "700")
+}
+
+/// Owned by this user or root and writable by nobody else, as ssh demands of its keys: else
+/// another user could swap the pairing for one of theirs. `chmod` is the mode to suggest.
+fn check_owner(path: &Path, meta: &Metadata, chmod: &str) -> Result<(), Error> {
+    let fix = if !trusted_owner(meta.uid()) {
+        format!(
+            "belongs to uid {}, not to you or root: run: chown {}",
+            meta.uid(),
+            euid()
+        )
+    } else if meta.mode() & 0o022 != 0 {
+        format!(
+            "is writable by other users (mode {:o}): run: chmod {chmod}",
+            meta.mode() & 0o7777
+        )
+    } else {
+        return Ok(());
+    };
+    Err(Error::config(format!(
+        "{} {fix} {0} (another user could replace the pairing, so sfpair does not use it)",
+        path.display()
+    )))
+}
+
+/// The record file itself, as opened (fstat, so it is the file we read).
+fn check_file(path: &Path, meta: &Metadata) -> Result<(), Error> {
+    if !meta.file_type().is_file() {
+        return Err(Error::config(format!(
+            "{} is {}: --store file:PATH names a regular file. sfpair neither reads nor \
+             replaces it; point --store at a file of its own",
+            path.display(),
+            kind_name(meta)
+        )));
+    }
+    check_owner(path, meta, "600")?;
+    if meta.mode() & 0o044 != 0 {
+        warn!(
+            "{} is readable by other users (mode {:o}); run: chmod 600 {}",
+            path.display(),
+            meta.mode() & 0o777,
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// Refuses to replace or erase bytes that are not sfpair's.
+fn refuse_foreign(target: &Path, bytes: &[u8]) -> Result<(), Error> {
+    if ours(bytes) {
+        return Ok(());
+    }
+    Err(Error::config(format!(
+        "{} does not hold an sfpair pairing ({}). sfpair neither erases nor replaces it: check \
+         --store; if the file is really meant for sfpair, delete it yourself",
+        target.display(),
+        record::decode(bytes)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+    )))
+}
+
+/// Whether bytes found at the store path are sfpair's to erase: a record (of any format
+/// version, even damaged: it starts with the magic), nothing, or the zeros a wipe leaves.
+fn ours(bytes: &[u8]) -> bool {
+    bytes.is_empty() || bytes.starts_with(&MAGIC) || bytes.iter().all(|&b| b == 0)
 }
 
 impl TokenStore for FileStore {
     fn load(&mut self) -> Result<Loaded, Error> {
-        let file = match File::open(&self.path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Loaded::Empty),
-            Err(e) => return Err(self.fail("read", e)),
+        let target = self.target()?;
+        let Some(bytes) = self.load_from(&target)? else {
+            return Ok(Loaded::Empty);
         };
-        let meta = file.metadata().map_err(|e| self.fail("read", e))?;
-        if meta.mode() & 0o077 != 0 {
-            warn!(
-                "{} is readable by other users (mode {:o}); run: chmod 600 {}",
-                self.path.display(),
-                meta.mode() & 0o777,
-                self.path.display()
-            );
-        }
-        let mut bytes = zeroize::Zeroizing::new(Vec::new());
-        file.take(MAX_FILE + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|e| self.fail("read", e))?;
         if bytes.len() as u64 > MAX_FILE {
             return Ok(Loaded::Corrupt(format!(
                 "file is larger than {MAX_FILE} bytes"
@@ -150,66 +391,159 @@ impl TokenStore for FileStore {
 
     fn save(&mut self, record: &Record) -> Result<(), Error> {
         let bytes = record::to_bytes(record, 0).map_err(|e| Error::storage(e.to_string()))?;
-        let _lock = self.lock_dir()?;
-        let temp = self.temp_path();
-        // We hold the lock, so a temp file left here is from a crashed writer.
-        match fs::remove_file(&temp) {
-            Ok(()) => debug!("removed a stale {}", temp.display()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(self.fail("replace", e)),
-        }
-        let written = self
-            .write_temp(&temp, &bytes)
-            .and_then(|()| fs::rename(&temp, &self.path));
+        let target = self.target()?;
+        let _lock = self.lock_dir(&target)?;
+        // What is there must be a regular file of ours to be replaced (a device node, a FIFO
+        // or somebody's config file is refused, not renamed over).
+        self.check_replaceable(&target)?;
+        let (temp, file, reused) = match self.prepared.take() {
+            Some((temp, file)) if self.held.is_some() && temp == temp_path(&target) => {
+                (temp, file, true)
+            }
+            _ => {
+                let (temp, file) = self
+                    .create_temp(&target)
+                    .map_err(|e| self.fail("write", e))?;
+                (temp, file, false)
+            }
+        };
+        // A prepared file is overwritten in place: its blocks are already allocated, so a full
+        // disk does not stop this write.
+        let written = file
+            .write_all_at(&bytes, 0)
+            .and_then(|()| {
+                if reused {
+                    file.set_len(bytes.len() as u64)
+                } else {
+                    Ok(())
+                }
+            })
+            .and_then(|()| file.sync_all())
+            .and_then(|()| fs::rename(&temp, &target));
         if let Err(e) = written {
             let _ = fs::remove_file(&temp);
             return Err(self.fail("write", e));
         }
-        // Without this the rename itself may not survive a power cut (UBIFS, ext4 without
-        // auto_da_alloc). The new record is in place either way, so only warn.
-        if let Err(e) = File::open(self.dir()).and_then(|d| d.sync_all()) {
-            warn!(
-                "could not fsync the directory of {}: {e}",
-                self.path.display()
-            );
-        }
-        debug!("stored the pairing in {}", self.path.display());
+        self.sync_dir(dir_of(&target));
+        debug!("stored the pairing in {}", target.display());
         Ok(())
     }
 
     fn wipe(&mut self) -> Result<(), Error> {
-        let _lock = match self.lock_dir() {
-            Ok(lock) => lock,
-            Err(_) if !self.dir().exists() => return Ok(()),
-            Err(e) => return Err(e),
-        };
-        // Overwrite before unlinking, so a plain filesystem does not keep the token in a free
-        // block. (Journaling and flash filesystems may still hold old copies; only a flash
-        // store's erase really destroys it.)
-        if let Ok(mut f) = OpenOptions::new().write(true).open(&self.path) {
-            let len = f.metadata().map(|m| m.len()).unwrap_or(0).min(MAX_FILE);
-            let _ = f
-                .write_all(&vec![0u8; len as usize])
-                .and_then(|()| f.sync_all());
+        let target = self.target()?;
+        if !dir_of(&target).exists() {
+            return Ok(());
         }
-        for path in [self.path.clone(), self.temp_path()] {
+        let _lock = self.lock_dir(&target)?;
+        self.prepared = None;
+        if let Some(bytes) = self.load_from(&target)? {
+            refuse_foreign(&target, &bytes)?;
+            // Overwrite before unlinking, so a plain filesystem does not keep the token in a
+            // free block. (Journaling and flash filesystems may still hold old copies; only a
+            // flash store's erase really destroys it.) O_NOFOLLOW: the file just checked.
+            if let Ok(f) = OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+                .open(&target)
+                && f.metadata().is_ok_and(|m| m.is_file())
+            {
+                let _ = f
+                    .write_all_at(&vec![0u8; bytes.len()], 0)
+                    .and_then(|()| f.sync_all());
+            }
+        }
+        for path in [target.clone(), temp_path(&target)] {
             match fs::remove_file(&path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => return Err(self.fail("remove", e)),
             }
         }
-        if let Err(e) = File::open(self.dir()).and_then(|d| d.sync_all()) {
-            warn!(
-                "could not fsync the directory of {}: {e}",
-                self.path.display()
-            );
+        self.sync_dir(dir_of(&target));
+        Ok(())
+    }
+
+    fn check_writable(&mut self) -> Result<(), Error> {
+        let target = self.target()?;
+        self.check_replaceable(&target)
+    }
+
+    fn stored_format(&mut self) -> Result<Option<u8>, Error> {
+        let target = self.target()?;
+        Ok(match self.load_from(&target)? {
+            Some(bytes) => match record::decode(&bytes) {
+                Err(DecodeError::NewerVersion(v)) => Some(v),
+                _ => None,
+            },
+            None => None,
+        })
+    }
+
+    fn lock(&mut self) -> Result<(), Error> {
+        if self.held.is_none() {
+            let target = self.target()?;
+            // No directory, no record: nothing to guard, and `token` or `forget` on an empty
+            // store must not create one. A save creates it and locks it itself.
+            if !dir_of(&target).exists() {
+                return Ok(());
+            }
+            self.held = self.lock_dir(&target)?;
         }
         Ok(())
     }
 
+    fn unlock(&mut self) {
+        // Dropping the handle releases the flock.
+        self.held = None;
+        if let Some((temp, _)) = self.prepared.take() {
+            let _ = fs::remove_file(temp);
+        }
+    }
+
+    fn prepare_save(&mut self) -> Result<SaveCheck, Error> {
+        let target = self.target()?;
+        let _lock = self.lock_dir(&target)?;
+        self.check_replaceable(&target)?;
+        let reserved = self.create_temp(&target).and_then(|(temp, file)| {
+            let filled = file
+                .write_all_at(&Zeroizing::new(vec![0u8; RESERVE]), 0)
+                .and_then(|()| file.sync_all());
+            match filled {
+                Ok(()) => Ok((temp, file)),
+                Err(e) => {
+                    let _ = fs::remove_file(&temp);
+                    Err(e)
+                }
+            }
+        });
+        let (temp, file) = match reserved {
+            Ok(reserved) => reserved,
+            Err(e) if is_read_only(&e) => {
+                return Ok(SaveCheck::ReadOnly(
+                    self.fail("write", e).message().to_string(),
+                ));
+            }
+            Err(e) => return Err(self.fail("reserve space for a new record in", e)),
+        };
+        if self.held.is_some() {
+            self.prepared = Some((temp, file));
+        } else {
+            // Without the lock another writer would take it for a crashed one's: a check only.
+            let _ = fs::remove_file(temp);
+        }
+        Ok(SaveCheck::Ready)
+    }
+
     fn describe(&self) -> String {
         format!("file:{}", self.path.display())
+    }
+}
+
+impl Drop for FileStore {
+    fn drop(&mut self) {
+        if let Some((temp, _)) = self.prepared.take() {
+            let _ = fs::remove_file(temp);
+        }
     }
 }
 
@@ -257,7 +591,7 @@ mod tests {
         assert_eq!(store.load().unwrap(), Loaded::Paired(sample("rt-1")));
         store.save(&sample("rt-2")).unwrap();
         assert_eq!(store.load().unwrap(), Loaded::Paired(sample("rt-2")));
-        assert!(!store.temp_path().exists());
+        assert!(!temp_path(store.path()).exists());
         fs::remove_dir_all(dir).unwrap();
     }
 
@@ -301,7 +635,7 @@ mod tests {
         let dir = temp_dir("stale");
         fs::create_dir_all(&dir).unwrap();
         let mut store = FileStore::new(dir.join("token"));
-        fs::write(store.temp_path(), b"half a record").unwrap();
+        fs::write(temp_path(store.path()), b"half a record").unwrap();
         store.save(&sample("rt")).unwrap();
         assert_eq!(store.load().unwrap(), Loaded::Paired(sample("rt")));
         fs::remove_dir_all(dir).unwrap();
@@ -314,8 +648,8 @@ mod tests {
         let mut store = FileStore::new(dir.join("token"));
         store.save(&sample("old")).unwrap();
         // A directory where the temp file must go makes the write fail after the lock.
-        fs::create_dir(store.temp_path()).unwrap();
-        fs::write(store.temp_path().join("x"), b"").unwrap();
+        fs::create_dir(temp_path(store.path())).unwrap();
+        fs::write(temp_path(store.path()).join("x"), b"").unwrap();
         let err = store.save(&sample("new")).unwrap_err();
         assert_eq!(err.kind(), crate::error::ErrorKind::Storage);
         assert_eq!(store.load().unwrap(), Loaded::Paired(sample("old")));
@@ -331,6 +665,180 @@ mod tests {
         store.wipe().unwrap();
         assert_eq!(store.load().unwrap(), Loaded::Empty);
         store.wipe().unwrap();
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    fn config_error(result: Result<impl std::fmt::Debug, Error>, needle: &str) {
+        let err = result.unwrap_err();
+        assert_eq!(err.kind(), crate::error::ErrorKind::Config, "{err}");
+        assert!(err.message().contains(needle), "{err}");
+    }
+
+    #[test]
+    fn wipe_never_erases_what_a_link_points_to_unless_it_is_a_record() {
+        let dir = temp_dir("victim");
+        fs::create_dir_all(&dir).unwrap();
+        let victim = dir.join("board.toml");
+        fs::write(&victim, b"[board]\nname = \"precious\"\n").unwrap();
+        std::os::unix::fs::symlink(&victim, dir.join("token")).unwrap();
+        let mut store = FileStore::new(dir.join("token"));
+        assert!(matches!(store.load().unwrap(), Loaded::Corrupt(_)));
+        config_error(store.wipe(), "does not hold an sfpair pairing");
+        assert_eq!(
+            fs::read(&victim).unwrap(),
+            b"[board]\nname = \"precious\"\n"
+        );
+        // The same file named directly.
+        config_error(
+            FileStore::new(&victim).wipe(),
+            "does not hold an sfpair pairing",
+        );
+        assert!(victim.exists());
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn fifos_and_devices_are_refused_without_blocking_or_being_replaced() {
+        let dir = temp_dir("fifo");
+        fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("token");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid C string; mkfifo has no other preconditions.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let mut store = FileStore::new(&fifo);
+        config_error(store.load(), "a FIFO");
+        config_error(store.save(&sample("rt")), "a FIFO");
+        config_error(store.wipe(), "a FIFO");
+        config_error(store.check_writable(), "a FIFO");
+        assert!(fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
+        let mut null = FileStore::new("/dev/null");
+        config_error(null.load(), "a character device");
+        config_error(null.save(&sample("rt")), "a character device");
+        config_error(null.wipe(), "a character device");
+        assert!(
+            fs::metadata("/dev/null")
+                .unwrap()
+                .file_type()
+                .is_char_device()
+        );
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_linked_store_rotates_through_the_link_and_keeps_it() {
+        let dir = temp_dir("link");
+        let persist = dir.join("persist");
+        fs::create_dir_all(&persist).unwrap();
+        fs::create_dir_all(dir.join("var")).unwrap();
+        let link = dir.join("var/token");
+        std::os::unix::fs::symlink("../persist/token", &link).unwrap();
+        let mut store = FileStore::new(&link);
+        // A dangling link: the first save creates its target.
+        store.save(&sample("rt-1")).unwrap();
+        store.save(&sample("rt-2")).unwrap();
+        assert!(
+            fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(
+            FileStore::new(persist.join("token")).load().unwrap(),
+            Loaded::Paired(sample("rt-2"))
+        );
+        assert_eq!(store.load().unwrap(), Loaded::Paired(sample("rt-2")));
+        store.wipe().unwrap();
+        assert!(!persist.join("token").exists());
+        assert!(fs::symlink_metadata(&link).is_ok(), "the link stays");
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_directory_or_record_others_can_write_or_own_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = temp_dir("modes");
+        fs::create_dir_all(&dir).unwrap();
+        let mut store = FileStore::new(dir.join("token"));
+        store.save(&sample("rt")).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
+        config_error(store.load(), "chmod 700");
+        config_error(store.save(&sample("rt-2")), "chmod 700");
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
+        fs::set_permissions(dir.join("token"), fs::Permissions::from_mode(0o666)).unwrap();
+        config_error(store.load(), "chmod 600");
+        fs::set_permissions(dir.join("token"), fs::Permissions::from_mode(0o600)).unwrap();
+        if euid() == 0 {
+            std::os::unix::fs::chown(dir.join("token"), Some(65534), None).unwrap();
+            config_error(store.load(), "belongs to uid 65534");
+            std::os::unix::fs::chown(&dir, Some(65534), None).unwrap();
+            config_error(store.load(), "belongs to uid 65534");
+        }
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_link_planted_at_the_temp_path_is_not_written_through() {
+        let dir = temp_dir("plant");
+        fs::create_dir_all(&dir).unwrap();
+        let victim = dir.join("victim");
+        fs::write(&victim, b"root only").unwrap();
+        let mut store = FileStore::new(dir.join("token"));
+        std::os::unix::fs::symlink(&victim, temp_path(&dir.join("token"))).unwrap();
+        store.save(&sample("rt")).unwrap();
+        assert_eq!(fs::read(&victim).unwrap(), b"root only");
+        assert_eq!(store.load().unwrap(), Loaded::Paired(sample("rt")));
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_newer_format_is_not_overwritten_through_the_seam() {
+        let dir = temp_dir("newer");
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("token");
+        FileStore::new(&path).save(&sample("rt")).unwrap();
+        let mut bytes = fs::read(&path).unwrap();
+        bytes[4] = record::VERSION + 1;
+        let end = bytes.len() - record::CRC_LEN;
+        let crc = crate::store::crc32::crc32(&bytes[..end]);
+        bytes[end..].copy_from_slice(&crc.to_le_bytes());
+        fs::write(&path, &bytes).unwrap();
+        let mut store = crate::store::open(&crate::store::Spec::File(path.clone())).unwrap();
+        let err = store.save(&sample("rt-2")).unwrap_err();
+        assert_eq!(err.kind(), crate::error::ErrorKind::Storage);
+        assert!(err.message().contains("upgrade sfpair"), "{err}");
+        assert_eq!(store.check_writable().unwrap_err().kind(), err.kind());
+        assert_eq!(fs::read(&path).unwrap(), bytes);
+        store.wipe().unwrap();
+        assert!(!path.exists());
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn locking_an_empty_store_creates_nothing() {
+        let dir = temp_dir("lock-empty");
+        let mut store = FileStore::new(dir.join("state/token"));
+        store.lock().unwrap();
+        assert_eq!(store.load().unwrap(), Loaded::Empty);
+        store.unlock();
+        assert!(!dir.exists());
+    }
+
+    #[test]
+    fn prepare_save_under_the_lock_reserves_the_temp_file_the_save_reuses() {
+        let dir = temp_dir("prepare");
+        let mut store = FileStore::new(dir.join("token"));
+        store.save(&sample("rt-1")).unwrap();
+        store.lock().unwrap();
+        assert_eq!(store.prepare_save().unwrap(), SaveCheck::Ready);
+        let temp = temp_path(&dir.join("token"));
+        assert_eq!(fs::metadata(&temp).unwrap().len(), RESERVE as u64);
+        store.save(&sample("rt-2")).unwrap();
+        store.unlock();
+        assert!(!temp.exists());
+        assert_eq!(store.load().unwrap(), Loaded::Paired(sample("rt-2")));
+        // Unlocked: only a check, nothing left behind.
+        store.prepare_save().unwrap();
+        assert!(!temp.exists());
         fs::remove_dir_all(dir).unwrap();
     }
 

@@ -11,8 +11,10 @@
 //! the older first, so a cut in between never brings back an older token.
 //!
 //! Wear: a save of the record already stored writes nothing. The store also never erases what it
-//! did not write: a record from a newer sfpair (upgrade instead) and a partition whose two slots
-//! both hold foreign data (the wrong `/dev/mtdN`?) are refused with a clear error.
+//! did not write: a partition whose two slots both hold foreign data (the wrong `/dev/mtdN`?) is
+//! refused with a clear error. A record from a newer sfpair is reported by `stored_format`, and
+//! the rule shared by every backend (`store::Checked`, which `store::open` puts around each)
+//! refuses to overwrite it.
 //!
 //! Pure and `no_std`: the medium is the small [`Flash`] trait; `mtd.rs` (Linux MTD), `image.rs`
 //! (a file) and `testing::NorFlash` (in memory, with power cuts) implement it. This file must not
@@ -27,7 +29,7 @@ use log::debug;
 use zeroize::Zeroizing;
 
 use super::record::{self, CRC_LEN, DecodeError, Decoded, HEADER_LEN, MAGIC, MAX_PAYLOAD};
-use super::{Loaded, Record, TokenStore};
+use super::{Loaded, Record, SaveCheck, TokenStore};
 use crate::error::Error;
 
 /// The smallest slot (erase block) accepted. A Salesforce pairing encodes to about 500-700
@@ -121,6 +123,11 @@ pub trait Flash {
         Ok(())
     }
     fn unlock(&mut self) {}
+    /// Fails when a write could not happen now (a read-only partition, image or mount), so a
+    /// refresh does not rotate a token the medium cannot keep.
+    fn check_writable(&mut self) -> Result<(), Error> {
+        Ok(())
+    }
     /// The store spec, for messages (`mtd:/dev/mtd3`).
     fn describe(&self) -> String;
 }
@@ -148,6 +155,9 @@ impl<F: Flash + ?Sized> Flash for alloc::boxed::Box<F> {
     }
     fn unlock(&mut self) {
         (**self).unlock()
+    }
+    fn check_writable(&mut self) -> Result<(), Error> {
+        (**self).check_writable()
     }
     fn describe(&self) -> String {
         (**self).describe()
@@ -263,19 +273,6 @@ impl View {
         }
         Ok(())
     }
-
-    /// Refuses a save that would overwrite a newer sfpair's record.
-    fn refuse_newer(&self, what: &str) -> Result<(), Error> {
-        if let Some(v) = self.newer_version() {
-            return Err(Error::storage(format!(
-                "{what} holds a pairing written by a newer sfpair (record format {v}; this sfpair \
-                 writes {}). It is not overwritten: upgrade sfpair, or erase it with `sfpair \
-                 forget` and pair again",
-                record::VERSION
-            )));
-        }
-        Ok(())
-    }
 }
 
 /// The A/B slot store over any [`Flash`].
@@ -287,6 +284,8 @@ pub struct SlotStore<F> {
     write_size: u32,
     /// The most read per slot: the largest record rounded up to a page, or the whole block.
     read_len: usize,
+    /// Whether [`TokenStore::lock`] holds the medium's lock.
+    held: bool,
 }
 
 /// `n` rounded up to a multiple of `unit`.
@@ -331,6 +330,7 @@ impl<F: Flash> SlotStore<F> {
             erase_size: geometry.erase_size,
             write_size: geometry.write_size,
             read_len,
+            held: false,
         })
     }
 
@@ -369,8 +369,11 @@ impl<F: Flash> SlotStore<F> {
         Ok(View([self.read_slot(0)?, self.read_slot(1)?]))
     }
 
-    /// Runs `f` holding the medium's lock.
+    /// Runs `f` holding the medium's lock (taken here unless [`TokenStore::lock`] holds it).
     fn locked<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T, Error>) -> Result<T, Error> {
+        if self.held {
+            return f(self);
+        }
         self.flash.lock()?;
         let result = f(self);
         self.flash.unlock();
@@ -392,7 +395,6 @@ impl<F: Flash> SlotStore<F> {
     fn save_locked(&mut self, record: &Record) -> Result<(), Error> {
         let what = self.flash.describe();
         let view = self.view()?;
-        view.refuse_newer(&what)?;
         view.refuse_foreign(&what)?;
         let (target, seq) = match view.newest() {
             Some((_, stored)) if stored.record == *record => {
@@ -513,9 +515,34 @@ impl<F: Flash + Send> TokenStore for SlotStore<F> {
 
     fn check_writable(&mut self) -> Result<(), Error> {
         let what = self.flash.describe();
-        let view = self.view()?;
-        view.refuse_newer(&what)?;
-        view.refuse_foreign(&what)
+        self.view()?.refuse_foreign(&what)
+    }
+
+    fn stored_format(&mut self) -> Result<Option<u8>, Error> {
+        Ok(self.view()?.newer_version())
+    }
+
+    fn prepare_save(&mut self) -> Result<SaveCheck, Error> {
+        self.check_writable()?;
+        Ok(match self.flash.check_writable() {
+            Ok(()) => SaveCheck::Ready,
+            Err(e) => SaveCheck::ReadOnly(e.message().into()),
+        })
+    }
+
+    fn lock(&mut self) -> Result<(), Error> {
+        if !self.held {
+            self.flash.lock()?;
+            self.held = true;
+        }
+        Ok(())
+    }
+
+    fn unlock(&mut self) {
+        if self.held {
+            self.held = false;
+            self.flash.unlock();
+        }
     }
 
     fn describe(&self) -> String {

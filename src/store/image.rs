@@ -131,14 +131,27 @@ impl ImageFlash {
             file: None,
             read_only: None,
         };
-        let meta = match fs::metadata(&image.path) {
-            Ok(meta) => meta,
+        // O_NONBLOCK: a FIFO planted here must not hang the open; fstat below refuses it.
+        // Read-only first: reading never needs more (a read-only mount or file still loads).
+        let flags = libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC;
+        let reader = match OpenOptions::new()
+            .read(true)
+            .custom_flags(flags)
+            .open(&image.path)
+        {
+            Ok(file) => file,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 image.geometry.check(&what)?;
                 return Ok(image);
             }
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                return Err(Error::config(format!(
+                    "{what} is a symbolic link: name the image file itself"
+                )));
+            }
             Err(e) => return Err(image.fail("read", e)),
         };
+        let meta = reader.metadata().map_err(|e| image.fail("read", e))?;
         let kind = meta.file_type();
         if kind.is_char_device() || kind.is_block_device() {
             return Err(Error::config(format!(
@@ -171,11 +184,21 @@ impl ImageFlash {
             );
         }
         image.file = Some(
-            match OpenOptions::new().read(true).write(true).open(&image.path) {
+            match OpenOptions::new()
+                .read(true)
+                .write(true)
+                .custom_flags(flags)
+                .open(&image.path)
+            {
                 Ok(file) => file,
-                Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem
+                    ) =>
+                {
                     image.read_only = Some(format!("opened read-only ({e})"));
-                    File::open(&image.path).map_err(|e| image.fail("open", e))?
+                    reader
                 }
                 Err(e) => return Err(image.fail("open", e)),
             },
@@ -238,6 +261,7 @@ impl ImageFlash {
             .write(true)
             .create_new(true)
             .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&temp)?;
         let block = vec![0xFF; self.geometry.erase_size as usize];
         for _ in 0..self.geometry.blocks() {
@@ -336,13 +360,27 @@ impl Flash for ImageFlash {
         if self.read_only.is_some() {
             return Ok(()); // the write itself reports why it cannot happen
         }
-        let file = self.writable()?;
-        file.lock().map_err(|e| self.fail("lock", e))
+        match &self.file {
+            Some(file) => file.lock().map_err(|e| self.fail("lock", e)),
+            // Not created yet: taking the lock must not create it (`token` on an empty store
+            // would leave an image behind). The creation is an atomic rename.
+            None => Ok(()),
+        }
     }
 
     fn unlock(&mut self) {
         if let Some(file) = &self.file {
             let _ = file.unlock();
+        }
+    }
+
+    fn check_writable(&mut self) -> Result<(), Error> {
+        match &self.read_only {
+            Some(reason) => Err(Error::storage(format!(
+                "cannot write flash-image:{}: {reason}",
+                self.path.display()
+            ))),
+            None => Ok(()),
         }
     }
 

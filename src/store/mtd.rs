@@ -397,6 +397,10 @@ impl Flash for MtdFlash {
         let _ = self.file.unlock();
     }
 
+    fn check_writable(&mut self) -> Result<(), Error> {
+        self.writable()
+    }
+
     fn describe(&self) -> String {
         format!("mtd:{}", self.path.display())
     }

@@ -294,6 +294,55 @@ fn the_standard_rfc8628_dialect_pairs_too() {
 }
 
 #[test]
+fn an_rfc8628_issuer_names_the_endpoints_and_forget_can_revoke_with_them() {
+    let env = Env::start(fast());
+    let issuer = format!("{}/rfc8628", env.base_url);
+    let mut run = env.spawn(&[
+        "pair",
+        "--json",
+        "--dialect",
+        "rfc8628",
+        "--issuer",
+        &issuer,
+    ]);
+    let code = run.event("code", RUN_LIMIT);
+    env.approve(code["verification_uri_complete"].as_str().unwrap());
+    let out = run.finish(RUN_LIMIT);
+    assert_eq!(out.code(), 0, "{out:?}");
+    let record = stored_record(&env.token_path());
+    assert_eq!(record.token_url, format!("{issuer}/token"));
+    assert_eq!(
+        record.revoke_url.as_deref(),
+        Some(format!("{}/services/oauth2/revoke", env.base_url).as_str()),
+        "the revocation endpoint came from the metadata and is kept in the record"
+    );
+    assert!(
+        env.requests()[0].starts_with("GET /.well-known/oauth-authorization-server/rfc8628 "),
+        "RFC 8414's document first: {:?}",
+        env.requests()
+    );
+    let forgot = env.run(&["forget"]);
+    assert_eq!(
+        forgot.code(),
+        0,
+        "revoked without a --revoke-url: {forgot:?}"
+    );
+    assert!(forgot.stdout.contains("Revoked"), "{}", forgot.stdout);
+    assert_eq!(env.sim().revoked_refresh_tokens(), 1);
+
+    // An issuer with no metadata says where it looked.
+    let wrong = env.run(&[
+        "pair",
+        "--dialect",
+        "rfc8628",
+        "--issuer",
+        &format!("{}/nothing", env.base_url),
+    ]);
+    assert_eq!(wrong.code(), 2, "{wrong:?}");
+    assert!(wrong.stderr.contains("no metadata at"), "{}", wrong.stderr);
+}
+
+#[test]
 fn a_corrupt_store_reads_as_not_paired_and_only_a_new_pairing_replaces_it() {
     let env = Env::start(fast());
     std::fs::create_dir_all(env.token_path().parent().unwrap()).unwrap();

@@ -225,6 +225,43 @@ fn a_dead_pairing_is_said_everywhere_and_a_person_starts_the_new_one() {
 }
 
 #[test]
+fn every_cause_of_death_reaches_the_event_the_broker_and_health() {
+    for (refusal, cause, kind) in [
+        (
+            sfpair_sim::RefreshRefusal::IpRestricted,
+            "ip_restricted",
+            "repair_needed",
+        ),
+        (
+            sfpair_sim::RefreshRefusal::SecretRequired,
+            "secret_required",
+            "config",
+        ),
+    ] {
+        // An org that pairs, then refuses every refresh this way.
+        let env = Env::start(Config {
+            refresh_refusal: Some(refusal),
+            ..fast()
+        });
+        env.pair_approved();
+        let (mut running, socket) = start(&env, &["--keepalive", "1s", "--repair", "never"]);
+        wait_for_socket(&socket);
+        let died = running.event("error", LIMIT);
+        assert_eq!(died["kind"], kind, "{refusal:?}: {died}");
+        let health = health_until(&socket, "repair_needed");
+        assert_eq!(health["cause"], cause, "{health}");
+        let token = ask(&socket, r#"{"get":"access_token"}"#);
+        assert_eq!(token["error"], kind, "{token}");
+        assert!(
+            token["message"].as_str().unwrap().contains(cause),
+            "the broker's answer names the cause: {token}"
+        );
+        running.terminate();
+        assert_eq!(running.finish(LIMIT).code(), 0);
+    }
+}
+
+#[test]
 fn sigusr1_asks_for_a_pairing_and_never_refuses_to() {
     let env = Env::start(approving());
     env.pair_approved();

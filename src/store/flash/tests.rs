@@ -84,7 +84,9 @@ struct MemoryRig(NorFlash);
 
 impl Rig for MemoryRig {
     fn store(&self) -> Box<dyn TokenStore> {
-        Box::new(SlotStore::new(self.0.clone()).unwrap())
+        Box::new(crate::store::Checked::new(
+            SlotStore::new(self.0.clone()).unwrap(),
+        ))
     }
     fn slots(&self) -> [u64; 2] {
         SlotStore::new(self.0.clone()).unwrap().slot_offsets()

@@ -1,5 +1,6 @@
-//! How the long-running agent is: its state, shared by the supervisor (which changes it) and
-//! the broker (which answers `{"get":"health"}` from it), and the health answer itself.
+//! How the long-running agent is: its state, shared by the supervisor (`service/`, which
+//! changes it) and the broker (which answers `{"get":"health"}` from it), and the health answer
+//! itself. Below both, so neither depends on the other for it.
 //!
 //! Never holds or prints a token: the answer is built from the state, the stored record's
 //! ids and flow, and how the last refresh ended.

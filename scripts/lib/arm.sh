@@ -16,7 +16,11 @@ GLIBC_FLOOR=2.28
 #   -Zlocation-detail=none     -56,448 bytes: panic messages keep their text but lose the
 #                              file:line:column strings.
 # Together 1,263,068 -> 1,181,532 bytes on armv7. Tests and debug builds keep both.
-SIZE_RUSTFLAGS="-C force-unwind-tables=no -Zlocation-detail=none"
+#   -Zfmt-debug=none           -69,560 bytes on the minimal armv7 build (1,043,100 -> 973,540,
+#                              2026-12-01; `shallow` saves 30,528): `{:?}` prints nothing. No
+#                              shipped code formats with Debug (tests/layers.rs checks); what is
+#                              lost is the Debug detail in the HTTP and TLS crates' debug logs.
+SIZE_RUSTFLAGS="-C force-unwind-tables=no -Zlocation-detail=none -Zfmt-debug=none"
 
 # Where scripts/cross-build puts the binaries: $DIST/<target>/sfpair.
 DIST=${SFPAIR_DIST:-dist}

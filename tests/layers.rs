@@ -1,4 +1,4 @@
-//! The dependency rule, checked on the source: no circle of `use crate::…` references between
+//! Two rules checked on the source. The dependency rule: no circle of `use crate::…` references between
 //! files, in the agent (`src/`) and in the simulator (`sim/src/`). Dependencies point one way
 //! (main -> config -> commands -> agent -> adapters -> pure core); a circle is how a rule ends
 //! up with two homes. A file and its own submodules (`broker.rs` and `broker/peer.rs`) may
@@ -166,6 +166,36 @@ fn the_agent_has_no_dependency_circle() {
 #[test]
 fn the_simulator_has_no_dependency_circle() {
     check("sim/src");
+}
+
+/// The shipped ARM binaries are built with `-Zfmt-debug=none` (scripts/lib/arm.sh, 70 KB on
+/// armv7): `{:?}` prints nothing there. So no code that runs in the product may format with
+/// Debug; tests and the public test doubles (`testing.rs`) may.
+#[test]
+fn shipped_code_never_formats_with_debug() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&root, &mut files);
+    let mut found = Vec::new();
+    for file in files {
+        let rel = file.strip_prefix(&root).unwrap().display().to_string();
+        if rel.starts_with("testing") || rel.ends_with("tests.rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        let shipped = text.split("#[cfg(test)]").next().unwrap_or("");
+        for (n, line) in shipped.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            if code.contains(":?}") || code.contains(":#?}") {
+                found.push(format!("src/{rel}:{}: {}", n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "Debug formatting in shipped code (it prints nothing in the ARM builds):\n{}",
+        found.join("\n")
+    );
 }
 
 #[test]

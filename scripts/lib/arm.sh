@@ -15,14 +15,12 @@ GLIBC_FLOOR=2.28
 #                              .ARM.exidx/.eh_frame tables only served release backtraces;
 #   -Zlocation-detail=none     -56,448 bytes: panic messages keep their text but lose the
 #                              file:line:column strings.
-#   -Zfmt-debug=shallow        -30,400 bytes (2026-12-01, with the headless grants: 1,224,764 ->
-#                              1,194,364): derived Debug impls print only the type or variant
-#                              name. sfpair's own messages use Display, and its hand-written
-#                              Debug impls (the redacted secrets) are unchanged; what is lost is
-#                              the fields in ureq's and rustls's debug-level log lines.
-# Together 1,263,068 -> 1,181,532 bytes on armv7 (the first two). Tests and debug builds keep
-# all three.
-SIZE_RUSTFLAGS="-C force-unwind-tables=no -Zlocation-detail=none -Zfmt-debug=shallow"
+# Together 1,263,068 -> 1,181,532 bytes on armv7. Tests and debug builds keep both.
+#   -Zfmt-debug=none           -69,560 bytes on the minimal armv7 build (1,043,100 -> 973,540,
+#                              2026-12-01; `shallow` saves 30,528): `{:?}` prints nothing. No
+#                              shipped code formats with Debug (tests/layers.rs checks); what is
+#                              lost is the Debug detail in the HTTP and TLS crates' debug logs.
+SIZE_RUSTFLAGS="-C force-unwind-tables=no -Zlocation-detail=none -Zfmt-debug=none"
 
 # Where scripts/cross-build puts the binaries: $DIST/<target>/sfpair.
 DIST=${SFPAIR_DIST:-dist}

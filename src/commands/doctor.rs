@@ -539,7 +539,12 @@ fn display_checks(displays: &[Display], checks: &mut Vec<Check>) {
                 "display",
                 Level::Ok,
                 format!(
-                    "{display:?}: standard output{}",
+                    "{}: standard output{}",
+                    if *display == Display::Text {
+                        "text"
+                    } else {
+                        "console"
+                    },
                     if std::io::stdout().is_terminal() {
                         " (a terminal)"
                     } else {

@@ -22,7 +22,8 @@ use sfpair::agent::Agent;
 use sfpair::error::{Error, ErrorKind};
 use sfpair::flow::FlowConfig;
 use sfpair::http::{HttpConfig, UreqTransport};
-use sfpair::present::console::{Console, Style};
+use sfpair::present::select;
+use sfpair::present::spec::Display;
 use sfpair::rest::RestRequest;
 use sfpair::store::{self, Loaded};
 use sfpair::time::SystemClock;
@@ -72,7 +73,10 @@ fn run() -> Result<(), Error> {
         Box::new(UreqTransport::new(&http)?),
         store::open(&store::Spec::parse(&store_spec)?)?,
     );
-    agent.add_presenter(Box::new(Console::stdout(Style::Text)));
+    // The product's own display policy (present::select), as `sfpair pair --display text`.
+    for presenter in select::presenters(&[Display::Text], false) {
+        agent.add_presenter(presenter);
+    }
 
     // Pair once; after that the stored refresh token survives reboots.
     if !matches!(agent.load()?, Loaded::Paired(_)) {

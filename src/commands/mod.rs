@@ -63,7 +63,8 @@ impl Backends {
 /// One command and its options.
 #[derive(Clone, Debug)]
 pub enum Command {
-    Pair(pair::Options),
+    /// Boxed: the flow configuration is large beside the other commands' options.
+    Pair(Box<pair::Options>),
     Token(token::Options),
     Status(status::Options),
     Forget,

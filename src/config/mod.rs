@@ -97,7 +97,7 @@ pub fn plan(
 ) -> Result<Plan, Error> {
     let settings = Settings::resolve(args, env, is_root)?;
     let command = match args.command {
-        Some(Cli::Pair) => Command::Pair(commands::pair::Options {
+        Some(Cli::Pair) => Command::Pair(Box::new(commands::pair::Options {
             enrol: settings.enrolment()?.map(Box::new),
             flow: match settings.flow.as_deref() {
                 None | Some("device") => settings.flow_config()?,
@@ -108,7 +108,7 @@ pub fn plan(
             json: settings.json,
             force: args.force,
             issuer: settings.issuer.clone(),
-        }),
+        })),
         Some(Cli::Token) => Command::Token(commands::token::Options { json: args.json }),
         Some(Cli::Status) => Command::Status(commands::status::Options {
             check: args.check,

@@ -24,7 +24,6 @@ fuzz_target!(|data: &[u8]| {
         Endpoints::salesforce("https://login.salesforce.com"),
         Client {
             client_id: "K".into(),
-            client_secret: None,
             scope: "api refresh_token".into(),
         },
     );

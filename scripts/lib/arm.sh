@@ -16,11 +16,16 @@ GLIBC_FLOOR=2.28
 #   -Zlocation-detail=none     -56,448 bytes: panic messages keep their text but lose the
 #                              file:line:column strings.
 # Together 1,263,068 -> 1,181,532 bytes on armv7. Tests and debug builds keep both.
-#   -Zfmt-debug=none           -69,560 bytes on the minimal armv7 build (1,043,100 -> 973,540,
-#                              2026-12-01; `shallow` saves 30,528): `{:?}` prints nothing. No
-#                              shipped code formats with Debug (tests/layers.rs checks); what is
-#                              lost is the Debug detail in the HTTP and TLS crates' debug logs.
-SIZE_RUSTFLAGS="-C force-unwind-tables=no -Zlocation-detail=none -Zfmt-debug=none"
+#   -Zfmt-debug=shallow        derived Debug impls print the type name only (hand-written ones,
+#                              such as http::Version's, which ureq writes into the request line,
+#                              are untouched: `none` blanked those and broke every request).
+#                              No shipped code of ours formats with Debug (tests/layers.rs).
+#   -Cpanic=immediate-abort    a panic aborts at once, without a message: std's panic message
+#                              formatting goes. Together with `shallow`, the minimal armv7 build
+#                              goes from 1,043,100 to 977,628 bytes (2026-12-01). A panic is a
+#                              bug; on a board it now shows as SIGABRT/SIGILL in the journal and
+#                              the exit status, with no text (tests and debug builds keep it).
+SIZE_RUSTFLAGS="-C force-unwind-tables=no -Zlocation-detail=none -Zfmt-debug=shallow -Zunstable-options -Cpanic=immediate-abort"
 
 # Where scripts/cross-build puts the binaries: $DIST/<target>/sfpair.
 DIST=${SFPAIR_DIST:-dist}

@@ -113,6 +113,8 @@ fn read_answer(stream: &mut UnixStream) -> Vec<u8> {
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset && !answer.is_empty() => {
                 return answer;
             }
+            // A signal to this test process (a read with a timeout is not restarted).
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => panic!("reading the answer failed: {e}"),
         }
     }
@@ -250,7 +252,12 @@ fn a_stale_socket_is_replaced_a_live_one_is_not_and_sigterm_removes_it() {
     drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
     assert!(socket.exists());
     let serving = Serving::start(&env, &[]);
-    assert!(serving.stderr().contains("removing the stale socket"));
+    // The line is logged before the socket listens, but reaches us through a reader thread.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !serving.stderr().contains("removing the stale socket") {
+        assert!(Instant::now() < deadline, "{}", serving.stderr());
+        thread::sleep(Duration::from_millis(20));
+    }
 
     let second = env.run(&["serve", "--socket", socket.to_str().unwrap()]);
     assert_eq!(second.code(), 2, "{second:?}");

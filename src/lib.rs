@@ -121,6 +121,8 @@ pub mod logging;
 pub mod login_url;
 #[cfg(feature = "broker")]
 pub mod notify;
+#[cfg(feature = "outbox")]
+pub mod outbox;
 #[cfg(feature = "std")]
 pub mod present;
 #[cfg(feature = "std")]

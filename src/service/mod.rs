@@ -38,6 +38,17 @@ use crate::present::spec::Display;
 use crate::refusal;
 use crate::time::{Clock, Instant, SystemClock};
 
+#[cfg(feature = "outbox")]
+pub mod delivery;
+
+/// The outbox `run` delivers from, and how.
+#[cfg(feature = "outbox")]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutboxRun {
+    pub place: crate::outbox::place::Place,
+    pub delivery: crate::outbox::deliver::Options,
+}
+
 /// What to do when the pairing dies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Repair {
@@ -73,6 +84,9 @@ pub struct Options {
     pub serve: ServeOptions,
     /// How long to wait for an implausible wall clock before a pairing.
     pub wait_for_clock: Duration,
+    /// The outbox to deliver from; `None`: no delivery.
+    #[cfg(feature = "outbox")]
+    pub outbox: Option<OutboxRun>,
 }
 
 /// Builds an agent like the command's own (a pairing runs on a second one).
@@ -134,7 +148,10 @@ pub fn run(agent: Agent, make_agent: MakeAgent, options: Options) -> Result<(), 
     let status = Arc::new(Mutex::new(Status {
         state: State::NotPaired,
         next_keepalive: None,
+        outbox: None,
     }));
+    #[cfg(feature = "outbox")]
+    let delivery = start_delivery(&options, &shared, &make_agent, &status);
     let (wake, woken) = channel();
     let link = Arc::new(Link {
         status: Arc::clone(&status),
@@ -155,6 +172,8 @@ pub fn run(agent: Agent, make_agent: MakeAgent, options: Options) -> Result<(), 
         keepalive_due: None,
         failures: 0,
         last_ping: None,
+        #[cfg(feature = "outbox")]
+        poker: delivery.as_ref().map(|d| d.poker()),
     };
     let worker = std::thread::Builder::new()
         .name("sfpair-supervisor".into())
@@ -163,7 +182,39 @@ pub fn run(agent: Agent, make_agent: MakeAgent, options: Options) -> Result<(), 
     let served = broker::serve_with(shared, &serve, link, clock);
     let _ = wake.send(Wake::Stop);
     let _ = worker.join();
+    #[cfg(feature = "outbox")]
+    if let Some(d) = delivery {
+        d.stop();
+    }
     served
+}
+
+/// The delivery thread, when `run` has an outbox; a run without one (no place for it, or it
+/// cannot be opened) still serves tokens, and says why it does not deliver.
+#[cfg(feature = "outbox")]
+fn start_delivery(
+    options: &Options,
+    shared: &Arc<Mutex<Shared>>,
+    make_agent: &MakeAgent,
+    status: &Arc<Mutex<Status>>,
+) -> Option<delivery::Handle> {
+    let run = options.outbox.as_ref()?;
+    let started = run.place.open().and_then(|outbox| {
+        delivery::start(
+            outbox,
+            run.delivery.clone(),
+            Arc::clone(shared),
+            make_agent()?,
+            Arc::clone(status),
+        )
+    });
+    match started {
+        Ok(handle) => Some(handle),
+        Err(e) => {
+            warn!("no delivery from the outbox: {e}");
+            None
+        }
+    }
 }
 
 struct Supervisor {
@@ -181,6 +232,9 @@ struct Supervisor {
     /// Keepalive refreshes that failed in a row without killing the pairing (network).
     failures: u32,
     last_ping: Option<Instant>,
+    /// Wakes the delivery thread once a pairing is stored.
+    #[cfg(feature = "outbox")]
+    poker: Option<delivery::Poker>,
 }
 
 /// A keepalive that failed for a reason that may pass (network) is tried again after this,
@@ -417,6 +471,10 @@ impl Supervisor {
                     shared.clear_failure();
                 }
                 info!("paired; serving tokens for the new pairing");
+                #[cfg(feature = "outbox")]
+                if let Some(p) = &self.poker {
+                    p.poke();
+                }
                 self.set_state(State::Paired);
                 self.schedule_keepalive();
             }
@@ -484,7 +542,7 @@ impl Presenter for Beat {
 }
 
 /// A jitter seed from the kernel, so devices that boot together spread their keepalives.
-fn seed() -> u64 {
+pub(crate) fn seed() -> u64 {
     use ring::rand::SecureRandom;
     let mut bytes = [0u8; 8];
     let _ = ring::rand::SystemRandom::new().fill(&mut bytes);

@@ -1,0 +1,25 @@
+//! Where an outbox lives and how big it may grow: what the settings decide (`config/outbox.rs`)
+//! and `send`, `outbox` and `run` open.
+
+use std::path::PathBuf;
+
+use super::{DEFAULT_MAX_RECORD, Limits, Outbox};
+use crate::error::Error;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Place {
+    pub dir: PathBuf,
+    pub max_bytes: u64,
+}
+
+impl Place {
+    pub fn open(&self) -> Result<Outbox, Error> {
+        Outbox::open(
+            &self.dir,
+            Limits {
+                max_bytes: self.max_bytes,
+                max_record: DEFAULT_MAX_RECORD,
+            },
+        )
+    }
+}

@@ -397,6 +397,9 @@ events (insert only: delivered at least once, a lost reply can publish one twice
 Options:
   --outbox DIR             The outbox [SFPAIR_OUTBOX] (default: outbox/ beside the file store)
   --outbox-max-bytes N     Most bytes queued, e.g. 16M (default 16M) [SFPAIR_OUTBOX_MAX_BYTES]
+  --socket PATH            Hand the records to `sfpair run` at this socket instead (no access
+                           to the outbox's files needed)
+  --json                   Print {"queued": N, "first_seq": S, "outbox_queued": M}
 ";
 
 pub const HELP_OUTBOX: &str = "\

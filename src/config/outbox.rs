@@ -122,32 +122,19 @@ pub fn delivery(
 
 /// `sfpair send SOBJECT --external-id FIELD` / `sfpair send --event EVENT__e`.
 pub fn send(args: &Args, place: Place) -> Result<send::Options, Error> {
-    let target = match (&args.event, &args.send_object) {
-        (Some(event), None) => input::target(event, args.external_id.as_deref(), true)?,
-        (Some(_), Some(object)) => {
-            return Err(Error::config(format!(
-                "sfpair send {object} --event: give an sObject to upsert or --event EVENT__e, \
-                 not both"
-            )));
-        }
-        (None, Some(object)) => input::target(object, args.external_id.as_deref(), false)?,
-        (None, None) => {
-            return Err(Error::config(
-                "sfpair send needs SOBJECT --external-id FIELD (an upsert), or --event EVENT__e",
-            ));
-        }
-    };
-    if args.auto_id && matches!(target, crate::outbox::Target::Event { .. }) {
-        return Err(Error::config(
-            "--auto-id is for upserts: a platform event has no external id",
-        ));
-    }
+    let target = input::target_of(
+        args.send_object.as_deref(),
+        args.external_id.as_deref(),
+        args.event.as_deref(),
+        args.auto_id,
+    )?;
     Ok(send::Options {
         place,
         target,
         auto_id: args.auto_id,
         data: args.data.as_deref().map_or(Body::Stdin, Body::from_arg),
         json: args.json,
+        socket: args.socket.clone(),
     })
 }
 

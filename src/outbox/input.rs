@@ -69,6 +69,35 @@ pub fn target(object: &str, external_id: Option<&str>, event: bool) -> Result<Ta
     })
 }
 
+/// The target of a send as given: `SOBJECT` with `--external-id`, or `--event`, never both.
+pub fn target_of(
+    sobject: Option<&str>,
+    external_id: Option<&str>,
+    event: Option<&str>,
+    auto_id: bool,
+) -> Result<Target, Error> {
+    let target = match (event, sobject) {
+        (Some(event), None) => target(event, external_id, true)?,
+        (Some(_), Some(object)) => {
+            return Err(Error::config(format!(
+                "send {object} --event: give an sObject to upsert or --event EVENT__e, not both"
+            )));
+        }
+        (None, Some(object)) => target(object, external_id, false)?,
+        (None, None) => {
+            return Err(Error::config(
+                "send needs SOBJECT --external-id FIELD (an upsert), or --event EVENT__e",
+            ));
+        }
+    };
+    if auto_id && matches!(target, Target::Event { .. }) {
+        return Err(Error::config(
+            "--auto-id is for upserts: a platform event has no external id",
+        ));
+    }
+    Ok(target)
+}
+
 /// Splits `data` into checked records for `target`.
 pub fn records(
     data: &str,

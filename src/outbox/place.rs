@@ -3,7 +3,9 @@
 
 use std::path::PathBuf;
 
-use super::{DEFAULT_MAX_RECORD, Limits, Outbox};
+use serde_json::{Value, json};
+
+use super::{DEFAULT_MAX_RECORD, Limits, Outbox, Pushed};
 use crate::error::Error;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -22,4 +24,13 @@ impl Place {
             },
         )
     }
+}
+
+/// What `send --json` and the broker's `send` answer once records are queued.
+pub fn receipt(pushed: &Pushed) -> Value {
+    json!({
+        "queued": pushed.count,
+        "first_seq": pushed.first_seq,
+        "outbox_queued": pushed.queued,
+    })
 }

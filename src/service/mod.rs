@@ -106,6 +106,9 @@ struct Link {
     wake: Mutex<Sender<Wake>>,
     can_pair: bool,
     repair: Repair,
+    /// A handle of its own on the outbox, for the broker's `send`.
+    #[cfg(feature = "outbox")]
+    outbox: Option<Mutex<crate::outbox::Outbox>>,
 }
 
 impl Hooks for Link {
@@ -138,6 +141,26 @@ impl Hooks for Link {
     fn pairing_died(&self, error: &Error) {
         let _ = lock(&self.wake).send(Wake::Died(error.clone()));
     }
+
+    #[cfg(feature = "outbox")]
+    fn send(&self, send: &crate::broker::protocol::SendAsk) -> Result<serde_json::Value, Error> {
+        use crate::outbox::{DEFAULT_MAX_RECORD, input, place};
+        let Some(outbox) = &self.outbox else {
+            return Err(Error::storage(
+                "this sfpair run has no outbox (see its log for why): nothing was queued",
+            ));
+        };
+        let target = input::target_of(
+            send.sobject.as_deref(),
+            send.external_id.as_deref(),
+            send.event.as_deref(),
+            send.auto_id,
+        )?;
+        let records = input::records(&send.records, &target, send.auto_id, DEFAULT_MAX_RECORD)?;
+        let now = SystemClock::new().unix_time().as_secs();
+        let pushed = lock(outbox).push(records, now)?;
+        Ok(place::receipt(&pushed))
+    }
 }
 
 /// Serves until SIGTERM or SIGINT, keeping the pairing alive. `agent` serves the broker;
@@ -158,6 +181,12 @@ pub fn run(agent: Agent, make_agent: MakeAgent, options: Options) -> Result<(), 
         wake: Mutex::new(wake.clone()),
         can_pair: options.pair.is_some(),
         repair: options.repair,
+        #[cfg(feature = "outbox")]
+        outbox: options
+            .outbox
+            .as_ref()
+            .and_then(|o| o.place.open().ok())
+            .map(Mutex::new),
     });
     let serve = options.serve.clone();
     let supervisor = Supervisor {

@@ -556,7 +556,11 @@ fn serve_one(request: Request, shared: &Mutex<Shared>, hooks: &dyn hooks::Hooks)
     let _ = stream.shutdown(Shutdown::Both);
 }
 
-fn send_answer(send: &protocol::SendAsk, peer: &Peer, hooks: &dyn hooks::Hooks) -> Zeroizing<String> {
+fn send_answer(
+    send: &protocol::SendAsk,
+    peer: &Peer,
+    hooks: &dyn hooks::Hooks,
+) -> Zeroizing<String> {
     match hooks.send(send) {
         Ok(value) => {
             info!(
@@ -568,7 +572,10 @@ fn send_answer(send: &protocol::SendAsk, peer: &Peer, hooks: &dyn hooks::Hooks) 
             Zeroizing::new(format!("{}\n", crate::sanitize::json_line(&value)))
         }
         Err(e) => {
-            warn!("a send from uid {} (pid {}) was refused: {e}", peer.uid, peer.pid);
+            warn!(
+                "a send from uid {} (pid {}) was refused: {e}",
+                peer.uid, peer.pid
+            );
             Zeroizing::new(protocol::error_answer(
                 e.kind().name(),
                 Some(e.exit_code()),

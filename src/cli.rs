@@ -399,7 +399,7 @@ Options:
   --outbox-max-bytes N     Most bytes queued, e.g. 16M (default 16M) [SFPAIR_OUTBOX_MAX_BYTES]
   --socket PATH            Hand the records to `sfpair run` at this socket instead (no access
                            to the outbox's files needed)
-  --json                   Print {"queued": N, "first_seq": S, "outbox_queued": M}
+  --json                   Print {\"queued\": N, \"first_seq\": S, \"outbox_queued\": M}
 ";
 
 pub const HELP_OUTBOX: &str = "\

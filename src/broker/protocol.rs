@@ -137,7 +137,9 @@ pub fn parse(line: &[u8]) -> Result<Ask, String> {
         })));
     }
     if send_fields {
-        return Err("sobject, external_id, event, auto_id and records go with \"do\":\"send\"".to_string());
+        return Err(
+            "sobject, external_id, event, auto_id and records go with \"do\":\"send\"".to_string(),
+        );
     }
     match (raw.get.as_deref(), raw.action.as_deref(), raw.refused) {
         (Some("access_token"), None, refused) => Ok(Ask::AccessToken { refused }),

@@ -111,5 +111,9 @@ fn through_broker(
     _: &[crate::outbox::NewRecord],
     _: &mut dyn Write,
 ) -> Result<u8, Error> {
-    Err(super::not_built("sfpair send --socket", "the token broker", "broker"))
+    Err(super::not_built(
+        "sfpair send --socket",
+        "the token broker",
+        "broker",
+    ))
 }

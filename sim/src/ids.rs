@@ -57,6 +57,12 @@ pub fn custom_prefix(index: usize) -> String {
     format!("a{}{}", BASE62[high.min(61)] as char, BASE62[low] as char)
 }
 
+/// The key prefix of the `index`-th platform event: `e00`, `e01`, …
+pub fn event_prefix(index: usize) -> String {
+    let (high, low) = (index / 62, index % 62);
+    format!("e{}{}", BASE62[high.min(61)] as char, BASE62[low] as char)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,5 +117,6 @@ mod tests {
         assert_eq!(record_id("a00", 61), "a00SIM00000000zYBA");
         assert_eq!(custom_prefix(0), "a00");
         assert_eq!(custom_prefix(63), "a11");
+        assert_eq!(event_prefix(1), "e01");
     }
 }

@@ -2,7 +2,7 @@
 //! adds a 3-character case-safe checksum (help article "What is a Salesforce ID?").
 //!
 //! The first three characters name the object (its key prefix: 001 Account, 005 User,
-//! a00.. custom objects). The simulator's ids are the prefix, `SIM` (so a log shows
+//! a00.. custom objects, e00.. platform events). The simulator's ids are the prefix, `SIM` (so a log shows
 //! whose ids they are, like the org id `00DSIM…`), and a per-object counter in characters
 //! 7 to 15, so two records never share their 15-character form. Pure functions only.
 

@@ -269,3 +269,45 @@ fn write_atomically(path: &Path, contents: &str) -> std::io::Result<()> {
     std::fs::write(&temporary, contents)?;
     std::fs::rename(&temporary, path)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(args: &[&str]) -> Config {
+        match parse(lexopt::Parser::from_args(args.iter().copied())) {
+            Ok(Some(options)) => options.config,
+            _ => panic!("flags refused: {args:?}"),
+        }
+    }
+
+    #[test]
+    fn delivery_fault_flags_reach_the_config() {
+        let set = config(&[
+            "--collections-drop-every",
+            "3",
+            "--lock-row-every",
+            "11",
+            "--api-limit",
+            "500",
+        ]);
+        assert_eq!(
+            (
+                set.commit_then_drop_every,
+                set.lock_row_every,
+                set.api_limit
+            ),
+            (3, 11, Some(500))
+        );
+        let unset = config(&[]);
+        assert_eq!(
+            (
+                unset.commit_then_drop_every,
+                unset.lock_row_every,
+                unset.api_limit
+            ),
+            (0, 0, None)
+        );
+        assert!(parse(lexopt::Parser::from_args(["--lock-row-every", "-1"])).is_err());
+    }
+}

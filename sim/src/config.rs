@@ -67,6 +67,17 @@ pub struct Config {
     pub refresh_refusal: Option<RefreshRefusal>,
     /// Access tokens are JWTs with `exp` (still accepted by the REST endpoints).
     pub jwt_access_tokens: bool,
+    /// When n > 0, every n-th sObject Collections request is committed, then its
+    /// connection is closed without a reply (a lost reply). `Sim::set_commit_then_drop_every`.
+    pub commit_then_drop_every: u32,
+    /// When n > 0, every n-th record submitted through sObject Collections is refused
+    /// `UNABLE_TO_LOCK_ROW` and not written; each distinct record at most once.
+    /// `Sim::set_lock_row_every`.
+    pub lock_row_every: u32,
+    /// The daily API allocation: `Sforce-Limit-Info` and `limits` report it, and once
+    /// the usage reaches it every REST request gets 403 `REQUEST_LIMIT_EXCEEDED`. `None`
+    /// reports Salesforce's 15000 and enforces nothing. `Sim::set_api_limit`.
+    pub api_limit: Option<u64>,
 }
 
 /// How a refresh is refused in the field scenarios (docs/protocol.md, "When a pairing dies").
@@ -106,6 +117,9 @@ impl Default for Config {
             refresh_lifetime: None,
             refresh_refusal: None,
             jwt_access_tokens: false,
+            commit_then_drop_every: 0,
+            lock_row_every: 0,
+            api_limit: None,
         }
     }
 }
@@ -153,6 +167,9 @@ impl fmt::Debug for Config {
             .field("refresh_lifetime", &self.refresh_lifetime)
             .field("refresh_refusal", &self.refresh_refusal)
             .field("jwt_access_tokens", &self.jwt_access_tokens)
+            .field("commit_then_drop_every", &self.commit_then_drop_every)
+            .field("lock_row_every", &self.lock_row_every)
+            .field("api_limit", &self.api_limit)
             .finish()
     }
 }

@@ -2,7 +2,7 @@
 //! adds a 3-character case-safe checksum (help article "What is a Salesforce ID?").
 //!
 //! The first three characters name the object (its key prefix: 001 Account, 005 User,
-//! a00.. custom objects). The simulator's ids are the prefix, `SIM` (so a log shows
+//! a00.. custom objects, e00.. platform events). The simulator's ids are the prefix, `SIM` (so a log shows
 //! whose ids they are, like the org id `00DSIM…`), and a per-object counter in characters
 //! 7 to 15, so two records never share their 15-character form. Pure functions only.
 
@@ -55,6 +55,12 @@ pub fn record_id(prefix: &str, n: u64) -> String {
 pub fn custom_prefix(index: usize) -> String {
     let (high, low) = (index / 62, index % 62);
     format!("a{}{}", BASE62[high.min(61)] as char, BASE62[low] as char)
+}
+
+/// The key prefix of the `index`-th platform event: `e00`, `e01`, …
+pub fn event_prefix(index: usize) -> String {
+    let (high, low) = (index / 62, index % 62);
+    format!("e{}{}", BASE62[high.min(61)] as char, BASE62[low] as char)
 }
 
 #[cfg(test)]
@@ -111,5 +117,6 @@ mod tests {
         assert_eq!(record_id("a00", 61), "a00SIM00000000zYBA");
         assert_eq!(custom_prefix(0), "a00");
         assert_eq!(custom_prefix(63), "a11");
+        assert_eq!(event_prefix(1), "e01");
     }
 }

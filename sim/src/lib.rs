@@ -47,6 +47,7 @@
 mod client_credentials;
 mod codes;
 mod config;
+mod delivery;
 mod device;
 mod discovery;
 mod errors;
@@ -221,6 +222,64 @@ impl Sim {
     /// Queues faults; each is applied to the next request of its kind (see [`Fault`]).
     pub fn push_faults(&self, faults: &[Fault]) {
         self.shared.faults.push(faults);
+    }
+
+    /// From now on every `n`-th sObject Collections request (0: none) is committed and
+    /// then its connection closed without a reply (`Config::commit_then_drop_every`).
+    pub fn set_commit_then_drop_every(&self, n: u32) {
+        self.shared.delivery.set_drop_every(n);
+    }
+
+    /// From now on every `n`-th record submitted through sObject Collections (0: none)
+    /// is refused `UNABLE_TO_LOCK_ROW`, each distinct record at most once
+    /// (`Config::lock_row_every`).
+    pub fn set_lock_row_every(&self, n: u32) {
+        self.shared.delivery.set_lock_every(n);
+    }
+
+    /// Sets the daily API allocation and enforces it: once the usage reaches `max`, REST
+    /// requests get 403 `REQUEST_LIMIT_EXCEEDED` (`Config::api_limit`). A higher value
+    /// lifts the refusal.
+    pub fn set_api_limit(&self, max: u64) {
+        self.shared.delivery.set_api_limit(Some(max));
+    }
+
+    /// Back to no enforced allocation (15000 reported), as with `Config::api_limit: None`.
+    pub fn clear_api_limit(&self) {
+        self.shared.delivery.set_api_limit(None);
+    }
+
+    /// Sets the count of REST requests served today, which `Sforce-Limit-Info` reports.
+    pub fn set_api_usage(&self, n: u64) {
+        self.shared.world().api_usage = n;
+    }
+
+    /// REST requests served so far (refused ones do not count).
+    pub fn api_usage(&self) -> u64 {
+        self.shared.world().api_usage
+    }
+
+    /// While on, every new TCP connection is reset before TLS, and live keep-alive
+    /// connections are reset at their next request: the client sees a network error.
+    /// Off restores service on the same port, with the same org and valid tokens.
+    pub fn set_offline(&self, offline: bool) {
+        self.shared.delivery.set_offline(offline);
+    }
+
+    /// sObject Collections requests run so far (authenticated, within the API
+    /// allocation, not taken by a queued fault), whatever their answer.
+    pub fn collections_requests(&self) -> u64 {
+        self.shared.delivery.collections_requests()
+    }
+
+    /// Collections requests committed whose reply was dropped.
+    pub fn dropped_replies(&self) -> u64 {
+        self.shared.delivery.dropped_replies()
+    }
+
+    /// Records refused `UNABLE_TO_LOCK_ROW` so far.
+    pub fn lock_row_refusals(&self) -> u64 {
+        self.shared.delivery.lock_row_refusals()
     }
 
     /// Stops accepting and joins the accept thread.

@@ -48,6 +48,13 @@ RFC 8628 provider) for testing sfpair. Listens on 127.0.0.1 only.
                               public key: JWT bearer on), no-pre-approval, no-run-as-user,
                               not-my-domain, no-token-exchange, asset-ttl=S [600],
                               max-exp-ahead=S [180] (all on but JWT bearer)
+  --collections-drop-every N  every N-th sObject Collections request is committed, then its
+                              connection closed without a reply [0: never]
+  --lock-row-every N          every N-th record sent through sObject Collections is refused
+                              UNABLE_TO_LOCK_ROW, each distinct record once [0: never]
+  --api-limit N               the daily API allocation: reported in Sforce-Limit-Info, and
+                              REST answers 403 REQUEST_LIMIT_EXCEEDED once N are used
+                              [none: 15000 reported, nothing refused]
   --quiet                     do not log requests to stderr
   --help                      show this help
 ";
@@ -186,6 +193,13 @@ fn parse(mut parser: lexopt::Parser) -> Result<Option<Options>, lexopt::Error> {
                 .headless
                 .apply(&parser.value()?.string()?)
                 .map_err(|e| lexopt::Error::from(format!("--headless: {e}")))?,
+            Long("collections-drop-every") => {
+                config.commit_then_drop_every = number(&mut parser, "collections-drop-every")?
+            }
+            Long("lock-row-every") => {
+                config.lock_row_every = number(&mut parser, "lock-row-every")?
+            }
+            Long("api-limit") => config.api_limit = Some(number(&mut parser, "api-limit")?),
             Long("quiet") => config.log_to_stderr = false,
             Long("help") | Short('h') => return Ok(None),
             _ => return Err(arg.unexpected()),
@@ -254,4 +268,46 @@ fn write_atomically(path: &Path, contents: &str) -> std::io::Result<()> {
     temporary.push(format!(".{}.tmp", std::process::id()));
     std::fs::write(&temporary, contents)?;
     std::fs::rename(&temporary, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(args: &[&str]) -> Config {
+        match parse(lexopt::Parser::from_args(args.iter().copied())) {
+            Ok(Some(options)) => options.config,
+            _ => panic!("flags refused: {args:?}"),
+        }
+    }
+
+    #[test]
+    fn delivery_fault_flags_reach_the_config() {
+        let set = config(&[
+            "--collections-drop-every",
+            "3",
+            "--lock-row-every",
+            "11",
+            "--api-limit",
+            "500",
+        ]);
+        assert_eq!(
+            (
+                set.commit_then_drop_every,
+                set.lock_row_every,
+                set.api_limit
+            ),
+            (3, 11, Some(500))
+        );
+        let unset = config(&[]);
+        assert_eq!(
+            (
+                unset.commit_then_drop_every,
+                unset.lock_row_every,
+                unset.api_limit
+            ),
+            (0, 0, None)
+        );
+        assert!(parse(lexopt::Parser::from_args(["--lock-row-every", "-1"])).is_err());
+    }
 }

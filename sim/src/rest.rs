@@ -23,44 +23,61 @@ use serde_json::{Value, json};
 use crate::errors::{invalid_session, method_not_allowed, not_found, rest_error};
 use crate::form::Params;
 use crate::http::{Body, JSON, Request, Response};
+use crate::reply::Reply;
 use crate::state::Shared;
 
 pub use call::versioned;
 use call::{Call, Ctx, Handler, LATEST_VERSION, OLDEST_VERSION};
 
-/// The daily API request allocation reported by `limits` and `Sforce-Limit-Info`.
+/// The daily API request allocation reported by `limits` and `Sforce-Limit-Info` when
+/// `Config::api_limit` sets none.
 const DAILY_MAX: u64 = 15000;
 /// `sim/bytes` refuses more than this, so a typo cannot stream forever.
 const MAX_STREAM: u64 = 1 << 30;
 
-/// Routes one request under `/services/data`.
-pub fn handle(shared: &Shared, request: &Request) -> Response {
+/// Whether a path is the REST API's: `/services/data` and everything under it.
+pub fn owns(path: &str) -> bool {
+    path == "/services/data" || path.starts_with("/services/data/")
+}
+
+/// Routes one request under `/services/data`. The answer is a [`Reply`] because an
+/// sObject Collections request may commit and then lose its reply
+/// (`Config::commit_then_drop_every`).
+pub fn handle(shared: &Shared, request: &Request) -> Reply {
     let path = request.path.as_str();
     if path == "/services/data" || path == "/services/data/" {
-        return match request.method.as_str() {
+        return Reply::Send(match request.method.as_str() {
             "GET" => Response::json(200, &versions()),
             method => method_not_allowed(method, "GET"),
-        };
+        });
     }
     let Some((version, resource)) = versioned(path) else {
-        return not_found();
+        return Reply::Send(not_found());
     };
     if shared.rest_on_login_host(request) {
-        return rest_error(
+        return Reply::Send(rest_error(
             404,
             "NOT_FOUND",
             &format!(
                 "REST calls go to the instance_url {}, not the login host",
                 shared.instance_url
             ),
-        );
+        ));
     }
     let now = Instant::now();
     let mut world = shared.world();
     let authenticated = request
         .bearer()
         .is_some_and(|token| world.grants.authenticate(token, now));
-    let response = if authenticated {
+    let limit = shared.delivery.api_limit();
+    let mut lost = false;
+    let response = if !authenticated {
+        invalid_session()
+    } else if limit.is_some_and(|max| world.api_usage >= max) {
+        // Refused before anything runs, so nothing commits; a refusal is not a served
+        // request, so it does not count either.
+        limit_exceeded()
+    } else {
         world.api_usage += 1;
         let call = Call {
             method: &request.method,
@@ -73,11 +90,32 @@ pub fn handle(shared: &Shared, request: &Request) -> Response {
             world: &mut world,
             version,
         };
-        dispatch(&mut ctx, version, &call)
-    } else {
-        invalid_session()
+        let response = dispatch(&mut ctx, version, &call);
+        lost = is_collections(resource) && shared.delivery.collections_request();
+        response
     };
-    response.header("Sforce-Limit-Info", limit_info(world.api_usage))
+    let usage = world.api_usage;
+    drop(world);
+    match lost {
+        true => Reply::Close,
+        false => Reply::Send(response.header("Sforce-Limit-Info", limit_info(shared, usage))),
+    }
+}
+
+/// 403 `REQUEST_LIMIT_EXCEEDED` as Salesforce answers once the org's daily allocation is
+/// used up (the message as Salesforce clients report it: `TotalRequests Limit exceeded.`).
+pub fn limit_exceeded() -> Response {
+    rest_error(
+        403,
+        "REQUEST_LIMIT_EXCEEDED",
+        "TotalRequests Limit exceeded.",
+    )
+}
+
+/// Whether a resource is one of sObject Collections' four (`composite/sobjects…`).
+fn is_collections(resource: &str) -> bool {
+    let trimmed = resource.trim_end_matches('/');
+    trimmed == "composite/sobjects" || trimmed.starts_with("composite/sobjects/")
 }
 
 /// Runs one authenticated call, from a connection or a `composite` subrequest.
@@ -135,9 +173,14 @@ fn composite(ctx: &mut Ctx, call: &Call, _segments: &[&str]) -> Response {
     composite::handle(ctx, call, dispatch)
 }
 
+/// The daily allocation reported: the enforced one, else Salesforce's default.
+fn daily_max(shared: &Shared) -> u64 {
+    shared.delivery.api_limit().unwrap_or(DAILY_MAX)
+}
+
 /// The value of the `Sforce-Limit-Info` header.
-pub fn limit_info(api_usage: u64) -> String {
-    format!("api-usage={api_usage}/{DAILY_MAX}")
+pub fn limit_info(shared: &Shared, api_usage: u64) -> String {
+    format!("api-usage={api_usage}/{}", daily_max(shared))
 }
 
 /// `[{"version":"31.0","label":"Summer '14","url":"/services/data/v31.0"}, …]`.
@@ -169,11 +212,12 @@ fn resources(ctx: &mut Ctx, _call: &Call, _segments: &[&str]) -> Response {
 
 fn limits(ctx: &mut Ctx, _call: &Call, _segments: &[&str]) -> Response {
     let api_usage = ctx.world.api_usage;
+    let daily_max = daily_max(ctx.shared);
     let entry = |max: u64, used: u64| json!({"Max": max, "Remaining": max.saturating_sub(used)});
     Response::json(
         200,
         &json!({
-            "DailyApiRequests": entry(DAILY_MAX, api_usage),
+            "DailyApiRequests": entry(daily_max, api_usage),
             "DailyBulkApiRequests": entry(5000, 0),
             "DataStorageMB": entry(5, 0),
             "FileStorageMB": entry(20, 0),
@@ -207,6 +251,16 @@ mod tests {
         assert_eq!(release_label(65), "Winter '26");
         assert_eq!(release_label(66), "Spring '26");
         assert_eq!(release_label(67), "Summer '26");
+    }
+
+    #[test]
+    fn collections_resources() {
+        assert!(is_collections("composite/sobjects"));
+        assert!(is_collections("composite/sobjects/"));
+        assert!(is_collections("composite/sobjects/Device__c/Serial__c"));
+        assert!(!is_collections("composite"));
+        assert!(!is_collections("composite/sobjectsX"));
+        assert!(!is_collections("sobjects/Account"));
     }
 
     #[test]

@@ -50,11 +50,12 @@ pub fn route(shared: &Shared, request: &Request) -> Answer {
         Some(fault) => match (fault.reply(), scope) {
             (Reply::Send(response), Some(Scope::Rest)) => {
                 let usage = shared.world().api_usage;
-                Reply::Send(response.header("Sforce-Limit-Info", rest::limit_info(usage)))
+                Reply::Send(response.header("Sforce-Limit-Info", rest::limit_info(shared, usage)))
             }
             (reply, _) => reply,
         },
         None if flaky => Reply::Send(maintenance_page()),
+        None if rest::owns(path) => rest::handle(shared, request),
         None => Reply::Send(dispatch(shared, request, &params)),
     };
     let error = match &reply {
@@ -85,9 +86,6 @@ fn dispatch(shared: &Shared, request: &Request, params: &Params) -> Response {
         ("POST", "/__mock/revoke_user") => page::revoke_user(shared),
         ("POST", path) if path.starts_with("/__mock/") => {
             page::hook(shared, request, &path["/__mock/".len()..])
-        }
-        (_, path) if path == "/services/data" || path.starts_with("/services/data/") => {
-            rest::handle(shared, request)
         }
         (method, path) => match allowed_methods(path) {
             Some(allowed) => errors::method_not_allowed(method, allowed),

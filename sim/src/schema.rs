@@ -58,6 +58,8 @@ pub struct Field {
     /// Maximum length of a string; 0 for other types.
     pub length: usize,
     pub external_id: bool,
+    /// No two live records may share the value (`DUPLICATE_VALUE` on create).
+    pub unique: bool,
     /// Objects a reference field may point at.
     pub reference_to: Vec<String>,
     /// False for Id, the audit fields and computed names.
@@ -73,6 +75,7 @@ impl Field {
             required: false,
             length: if kind == FieldType::String { 255 } else { 0 },
             external_id: false,
+            unique: false,
             reference_to: Vec::new(),
             writable: true,
         }
@@ -114,6 +117,9 @@ pub struct Object {
     pub label_plural: String,
     pub key_prefix: String,
     pub custom: bool,
+    /// A platform event (`…__e`): published by insert only, never read back, changed,
+    /// upserted or deleted through the API.
+    pub platform_event: bool,
     pub fields: Vec<Field>,
 }
 
@@ -151,7 +157,7 @@ impl Schema {
             .and_then(Value::as_array)
             .ok_or("expected {\"objects\": [...]}")?;
         let mut schema = Schema::default();
-        let mut customs = 0;
+        let (mut customs, mut events) = (0, 0);
         for entry in entries {
             let name = entry
                 .get("name")
@@ -182,9 +188,17 @@ impl Schema {
                 }
                 continue;
             }
-            if !name.ends_with("__c") {
+            let platform_event = name.ends_with("__e");
+            if !name.ends_with("__c") && !platform_event {
                 return Err(format!(
-                    "{name}: a new object's name must end in __c (standard ones are Account, Contact, Case, Asset, User)"
+                    "{name}: a new object's name must end in __c, or __e for a platform event (standard ones are Account, Contact, Case, Asset, User)"
+                ));
+            }
+            if platform_event && let Some(field) = fields.iter().find(|f| f.external_id || f.unique)
+            {
+                return Err(format!(
+                    "{name}.{}: a platform event has no external id or unique fields",
+                    field.name
                 ));
             }
             let label = entry
@@ -192,16 +206,27 @@ impl Schema {
                 .and_then(Value::as_str)
                 .map(str::to_string)
                 .unwrap_or_else(|| label_of(name));
+            // Event publish results carry ids starting e00 (the platform events guide's
+            // examples: `e00xx000000000B`, `e01xx0000000001AAA`).
+            let key_prefix = match platform_event {
+                true => ids::event_prefix(events),
+                false => ids::custom_prefix(customs),
+            };
             let mut object = Object {
                 label_plural: format!("{label}s"),
                 label,
                 name: name.to_string(),
-                key_prefix: ids::custom_prefix(customs),
+                key_prefix,
                 custom: true,
+                platform_event,
                 fields: system_fields(),
             };
-            customs += 1;
-            if !fields.iter().any(|f| f.name == "Name") {
+            match platform_event {
+                true => events += 1,
+                false => customs += 1,
+            }
+            // Custom objects have a Name; platform events have none.
+            if !platform_event && !fields.iter().any(|f| f.name == "Name") {
                 object.fields.push(Field::string("Name", 80).required());
             }
             object.fields.extend(fields);
@@ -256,10 +281,15 @@ fn parse_field(entry: &Value) -> Result<Field, String> {
         .get("externalId")
         .and_then(Value::as_bool)
         .unwrap_or(false);
-    if field.external_id && !matches!(kind, FieldType::String | FieldType::Int | FieldType::Double)
+    field.unique = entry
+        .get("unique")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    if (field.external_id || field.unique)
+        && !matches!(kind, FieldType::String | FieldType::Int | FieldType::Double)
     {
         return Err(format!(
-            "{name}: an external id must be a string, int or double"
+            "{name}: an external id or unique field must be a string, int or double"
         ));
     }
     if kind == FieldType::Reference {
@@ -303,6 +333,7 @@ fn standard(name: &str, prefix: &str, plural: &str, fields: Vec<Field>) -> Objec
         label_plural: plural.to_string(),
         key_prefix: prefix.to_string(),
         custom: false,
+        platform_event: false,
         fields: all,
     }
 }
@@ -426,6 +457,19 @@ mod tests {
                 .external_id
         );
         assert!(Schema::from_json(r#"{"objects":[{"name":"Device"}]}"#).is_err());
+        let events = Schema::from_json(
+            r#"{"objects":[{"name":"Alarm__e","fields":[{"name":"Code__c","length":40}]}]}"#,
+        )
+        .unwrap();
+        let alarm = events.object("alarm__e").unwrap();
+        assert!(alarm.platform_event && alarm.field("Name").is_none());
+        assert_eq!(alarm.key_prefix, "e00");
+        assert!(
+            Schema::from_json(
+                r#"{"objects":[{"name":"A__e","fields":[{"name":"K__c","externalId":true}]}]}"#
+            )
+            .is_err()
+        );
         assert!(
             Schema::from_json(
                 r#"{"objects":[{"name":"X__c","fields":[{"name":"a","type":"blob"}]}]}"#

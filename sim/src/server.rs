@@ -1,6 +1,7 @@
 //! Connections: the accept loop (at most 64 live connections, each on its own thread),
 //! TLS, HTTP/1.1 keep-alive, and carrying out each [`Reply`], including the faults that
-//! misbehave at the transport level.
+//! misbehave at the transport level, and the offline switch (`Sim::set_offline`), which
+//! resets every connection before it can carry a request.
 //!
 //! It decides nothing about OAuth; `router.rs` does. It logs each request through the
 //! request log before answering, so a test that has its answer also finds its entry.
@@ -84,6 +85,12 @@ fn accept_loop(
             thread::sleep(Duration::from_millis(50));
             continue;
         };
+        if shared.delivery.offline() {
+            // `Sim::set_offline`: the client's connect succeeds (the kernel accepted it),
+            // then its TLS handshake meets a reset, as behind a dead uplink's NAT.
+            reset(&tcp);
+            continue;
+        }
         if live.load(Ordering::SeqCst) >= MAX_CONNECTIONS {
             let _ = tcp.shutdown(Shutdown::Both);
             continue;
@@ -135,6 +142,12 @@ fn serve(id: u64, tcp: TcpStream, tls: Arc<ServerConfig>, shared: &Shared) {
                 break;
             }
         };
+        if shared.delivery.offline() {
+            // A keep-alive connection opened before going offline dies at its next
+            // request, unanswered and unlogged.
+            reset(&conn.stream().sock);
+            return;
+        }
         let answer = router::route(shared, &request);
         shared.log.push(LogEntry {
             conn: id,

@@ -158,6 +158,15 @@ pub fn parse(soql: &str, schema: &Schema) -> Result<Query, RecordError> {
             ),
         )
     })?;
+    if object.platform_event {
+        // Platform events cannot be queried with SOQL (platform events guide,
+        // "Considerations"); the wording is unconfirmed.
+        return Err(RecordError::new(
+            400,
+            "INVALID_TYPE_FOR_OPERATION",
+            format!("entity type {} does not support query", object.name),
+        ));
+    }
     let resolve = |raw: &str| -> Result<String, RecordError> { resolve_field(object, raw) };
     let fields = raw_fields
         .iter()

@@ -1,5 +1,6 @@
 //! What every connection thread shares: the configuration, the simulated org (device
-//! codes, grants, records, counters) behind one lock, the fault queue and the log.
+//! codes, grants, records, counters) behind one lock, the fault queue, the delivery
+//! knobs and the log.
 //!
 //! One lock for the whole org keeps the handlers free of lock-ordering puzzles; the
 //! simulator serves a handful of clients, so contention does not matter. Handlers
@@ -10,6 +11,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::config::Config;
+use crate::delivery::Delivery;
 use crate::device::{Devices, Rules};
 use crate::faults::FaultQueue;
 use crate::grants::{Grants, Policy};
@@ -28,6 +30,8 @@ pub struct Shared {
     pub port: u16,
     world: Mutex<World>,
     pub faults: FaultQueue,
+    /// The persistent delivery faults and their counters, settable at run time.
+    pub delivery: Delivery,
     pub log: RequestLog,
     /// Connections accepted so far; the latest one's id.
     pub connections: AtomicU64,
@@ -89,6 +93,7 @@ impl Shared {
                 refresh_lifetime: config.refresh_lifetime,
             },
             log: RequestLog::new(config.log_to_stderr),
+            delivery: Delivery::new(&config),
             config,
             base_url,
             world: Mutex::new(World::seeded()),

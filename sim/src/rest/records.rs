@@ -40,6 +40,9 @@ pub fn get(ctx: &mut Ctx, call: &Call, segments: &[&str]) -> Response {
         Ok(object) => object,
         Err(refusal) => return refusal,
     };
+    if let Err(error) = insert_only(&object, "retrieve") {
+        return error_response(&error);
+    }
     let Some(id) = live_id(ctx, &object, segments[2]) else {
         return not_found();
     };
@@ -71,7 +74,9 @@ pub fn delete_one(ctx: &mut Ctx, _call: &Call, segments: &[&str]) -> Response {
     };
     match delete(ctx, Some(&object), segments[2]) {
         Ok(()) => Response::empty(204),
-        Err(error) if error.code == "ENTITY_IS_DELETED" => error_response(&error),
+        Err(error) if matches!(error.code, "ENTITY_IS_DELETED" | EVENT_REFUSAL) => {
+            error_response(&error)
+        }
         Err(_) => not_found(),
     }
 }
@@ -82,7 +87,9 @@ pub fn get_by_external_id(ctx: &mut Ctx, call: &Call, segments: &[&str]) -> Resp
         Ok(object) => object,
         Err(refusal) => return refusal,
     };
-    let field = match external_field(&object, segments[2]) {
+    let field = match insert_only(&object, "retrieve")
+        .and_then(|()| external_field(&object, segments[2]))
+    {
         Ok(field) => field,
         Err(error) => return error_response(&error),
     };
@@ -142,6 +149,7 @@ pub fn create(
     body: &Map<String, Value>,
 ) -> Result<String, RecordError> {
     let mut fields = check(&ctx.shared.config.schema, object, body, Write::Create)?;
+    unique(ctx, object, &fields, None)?;
     if let Some(name) = computed_name(object, &fields) {
         fields.insert("Name".into(), Value::String(name));
     }
@@ -158,6 +166,7 @@ pub fn update(
     id: &str,
     body: &Map<String, Value>,
 ) -> Result<(), RecordError> {
+    insert_only(object, "update")?;
     let Some(id) = live_id(ctx, object, id) else {
         return Err(missing_record(ctx, id));
     };
@@ -165,6 +174,7 @@ pub fn update(
     // The id may be repeated in the body, as collections require.
     body.retain(|k, _| !k.eq_ignore_ascii_case("id"));
     let changes = check(&ctx.shared.config.schema, object, &body, Write::Update)?;
+    unique(ctx, object, &changes, Some(&id))?;
     ctx.world.records.update(&id, changes);
     let name = ctx
         .world
@@ -181,6 +191,16 @@ pub fn update(
 
 /// Deletes a live record (of `object`, when given).
 pub fn delete(ctx: &mut Ctx, object: Option<&Object>, id: &str) -> Result<(), RecordError> {
+    let stored = ctx.world.records.get(id).map(|r| r.object.clone());
+    if let Some(event) = stored
+        .and_then(|name| ctx.shared.config.schema.object(&name))
+        .filter(|o| o.platform_event)
+    {
+        insert_only(event, "delete")?;
+    }
+    if let Some(object) = object {
+        insert_only(object, "delete")?;
+    }
     let found = ctx
         .world
         .records
@@ -202,6 +222,7 @@ pub fn upsert(
     body: &Map<String, Value>,
     only_update: bool,
 ) -> Result<Upserted, RecordError> {
+    insert_only(object, "upsert")?;
     let field = external_field(object, field)?;
     let key = Value::String(value.to_string());
     let matches = ctx.world.records.find(&object.name, &field, &key);
@@ -234,6 +255,50 @@ pub fn upsert(
         }
         many => Ok(Upserted::Many(many.to_vec())),
     }
+}
+
+/// The code of [`insert_only`]'s refusal. Unconfirmed against a real org: Salesforce
+/// documents that events are insert-only and cannot be queried, not the wording of the
+/// refusal (docs/simulator.md, "What it does not do").
+pub const EVENT_REFUSAL: &str = "INVALID_TYPE_FOR_OPERATION";
+
+/// Platform events are published (inserted) and nothing else: any other operation on
+/// one is refused.
+pub fn insert_only(object: &Object, operation: &str) -> Result<(), RecordError> {
+    match object.platform_event {
+        true => Err(RecordError::new(
+            400,
+            EVENT_REFUSAL,
+            format!("entity type {} does not support {operation}", object.name),
+        )),
+        false => Ok(()),
+    }
+}
+
+/// `DUPLICATE_VALUE` when a unique field's new value is another live record's.
+fn unique(
+    ctx: &Ctx,
+    object: &Object,
+    fields: &Map<String, Value>,
+    own_id: Option<&str>,
+) -> Result<(), RecordError> {
+    for field in object.fields.iter().filter(|f| f.unique) {
+        let Some(value) = fields.get(&field.name).filter(|v| !v.is_null()) else {
+            continue;
+        };
+        let found = ctx.world.records.find(&object.name, &field.name, value);
+        if let Some(other) = found.iter().find(|id| Some(id.as_str()) != own_id) {
+            return Err(RecordError::new(
+                400,
+                "DUPLICATE_VALUE",
+                format!(
+                    "duplicate value found: {} duplicates value on record with id: {other}",
+                    field.name
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The canonical name of an external-id field, or Salesforce's 404 for any other.

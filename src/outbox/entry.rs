@@ -155,7 +155,13 @@ pub fn encode_entry(out: &mut Vec<u8>, e: &Entry, continued: bool) {
     let mut p = Vec::with_capacity(40 + e.json.len());
     p.push(b'E');
     entry_payload(&mut p, e);
-    frame(out, &LOG_MAGIC, if continued { CONTINUED } else { 0 }, e.seq, &p);
+    frame(
+        out,
+        &LOG_MAGIC,
+        if continued { CONTINUED } else { 0 },
+        e.seq,
+        &p,
+    );
 }
 
 /// The bytes [`encode_entry`] writes for `e`.
@@ -215,7 +221,9 @@ impl<'a> Cur<'a> {
     }
     fn u64(&mut self) -> Result<u64, BadPayload> {
         let b = self.take(8)?;
-        Ok(u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]))
+        Ok(u64::from_le_bytes([
+            b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7],
+        ]))
     }
     fn u32(&mut self) -> Result<u32, BadPayload> {
         let b = self.take(4)?;

@@ -51,7 +51,7 @@ pub use self::entry::{MAX_RECORD_LIMIT, Target};
 pub use self::lock::DeliverLock;
 
 use self::disk::{Disk, RealDisk};
-use self::entry::{Entry, LOG_MAGIC, LogHeader, MAX_NAME, LogItem};
+use self::entry::{Entry, LOG_MAGIC, LogHeader, LogItem, MAX_NAME};
 use self::scan::{Frames, Stop};
 use crate::error::Error;
 
@@ -138,7 +138,10 @@ pub struct DeadLetter {
 pub enum Settle {
     Delivered(u64),
     /// A permanent error: moved to the dead letters with the (already sanitized) error text.
-    Dead { seq: u64, error: String },
+    Dead {
+        seq: u64,
+        error: String,
+    },
 }
 
 /// What the files say, as of the last time this handle read them under the lock.
@@ -461,8 +464,8 @@ fn with_auto_id(
     let Target::Upsert { field, .. } = target else {
         return Ok(json);
     };
-    let object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&json)
-        .map_err(|e| {
+    let object: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&json).map_err(|e| {
             Error::config(format!(
                 "record {} of {total} is not a JSON object ({e}); nothing was queued",
                 i + 1

@@ -168,7 +168,13 @@ impl Power {
                             Loss::TornLast => bytes.len() / 2,
                             _ => rng.below(bytes.len() + 1),
                         };
-                        apply(&mut content, &Op::Write { at: *at, bytes: bytes[..n].to_vec() });
+                        apply(
+                            &mut content,
+                            &Op::Write {
+                                at: *at,
+                                bytes: bytes[..n].to_vec(),
+                            },
+                        );
                     }
                     op => apply(&mut content, op),
                 }

@@ -87,7 +87,11 @@ impl<'a> Frames<'a> {
         let head = self.bytes(at, HEADER_LEN).map_err(Stop::Io)?;
         let Ok(head) = <&[u8; HEADER_LEN]>::try_from(head) else {
             let blank = !head.is_empty() && head.iter().all(|&b| b == 0 || b == 0xFF);
-            let why = if blank { FrameError::Blank } else { FrameError::Truncated };
+            let why = if blank {
+                FrameError::Blank
+            } else {
+                FrameError::Truncated
+            };
             return Err(Stop::Bad(at, why));
         };
         let h = frame::check_header(head, &magic, MAX_PAYLOAD).map_err(|e| Stop::Bad(at, e))?;
@@ -178,15 +182,15 @@ pub fn check(
             Err(Stop::Bad(at, why)) => break Some((at, why)),
         }
     };
-    if let Some((at, why)) = bad {
-        if let Some(good) = frames.good_frame_after(at).map_err(io)? {
-            return Err(Error::storage(format!(
-                "{path} is damaged at byte {at} ({}) but holds good records after it (byte \
+    if let Some((at, why)) = bad
+        && let Some(good) = frames.good_frame_after(at).map_err(io)?
+    {
+        return Err(Error::storage(format!(
+            "{path} is damaged at byte {at} ({}) but holds good records after it (byte \
                  {good}): it is not cut, so nothing is lost. Stop sfpair, copy the outbox \
                  directory aside for inspection, then move {path} away to start an empty queue",
-                describe(why)
-            )));
-        }
+            describe(why)
+        )));
     }
     if push_start < len {
         let cut = len - push_start;

@@ -58,7 +58,14 @@ impl Outbox {
                     found.push((seq, error.is_some(), len));
                     if let Some(error) = error {
                         let error = clip(error, MAX_ERROR).to_string();
-                        entry::encode_dead(&mut dead_bytes, &Dead { entry: e, error, at: now });
+                        entry::encode_dead(
+                            &mut dead_bytes,
+                            &Dead {
+                                entry: e,
+                                error,
+                                at: now,
+                            },
+                        );
                     }
                 }
                 None => {

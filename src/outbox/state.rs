@@ -73,7 +73,12 @@ impl Outbox {
         self.disk
             .remove(LOG_NEW)
             .map_err(|e| self.io("remove", LOG_NEW, e))?;
-        if self.disk.len(LOG).map_err(|e| self.io("read", LOG, e))?.is_none() {
+        if self
+            .disk
+            .len(LOG)
+            .map_err(|e| self.io("read", LOG, e))?
+            .is_none()
+        {
             self.create()?;
         }
         let path = self.path(LOG);

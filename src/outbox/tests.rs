@@ -37,7 +37,9 @@ fn rec(object: &str, key: &str) -> NewRecord {
 }
 
 fn recs(object: &str, prefix: &str, n: usize) -> Vec<NewRecord> {
-    (0..n).map(|i| rec(object, &format!("{prefix}{i}"))).collect()
+    (0..n)
+        .map(|i| rec(object, &format!("{prefix}{i}")))
+        .collect()
 }
 
 fn key_of(json: &str) -> String {
@@ -81,7 +83,13 @@ fn snapshot(ob: &mut Outbox) -> Snapshot {
     (
         all_pending(ob),
         dead_keys(ob),
-        (s.queued, s.queued_bytes, s.oldest_queued_at, s.delivered, s.dead),
+        (
+            s.queued,
+            s.queued_bytes,
+            s.oldest_queued_at,
+            s.delivered,
+            s.dead,
+        ),
         ob.id().to_string(),
     )
 }
@@ -96,8 +104,11 @@ fn batches_are_oldest_first_grouped_by_target_and_capped_at_200() {
     let mut ob = Outbox::open(&dir, Limits::default()).unwrap();
     let p = ob.push(recs("A__c", "a", 250), 100).unwrap();
     assert_eq!((p.count, p.first_seq, p.queued), (250, 1, 250));
-    ob.push(vec![rec("B__c", "b0"), rec("B__c", "b1"), rec("B__c", "b2")], 101)
-        .unwrap();
+    ob.push(
+        vec![rec("B__c", "b0"), rec("B__c", "b1"), rec("B__c", "b2")],
+        101,
+    )
+    .unwrap();
     let events = (0..2)
         .map(|i| NewRecord {
             target: Target::Event {
@@ -114,7 +125,10 @@ fn batches_are_oldest_first_grouped_by_target_and_capped_at_200() {
     assert_eq!(b.len(), MAX_BATCH);
     assert_eq!(b[0].seq, 1);
     assert!(b.windows(2).all(|w| w[0].seq < w[1].seq));
-    assert!(b.iter().all(|p| p.target == upsert("A__c") && p.queued_at == 100));
+    assert!(
+        b.iter()
+            .all(|p| p.target == upsert("A__c") && p.queued_at == 100)
+    );
     // Asking again without settling hands out the same batch.
     assert_eq!(ob.next_batch(5).unwrap()[0].seq, 1);
     ob.settle(&delivered(&b), 200).unwrap();
@@ -137,7 +151,10 @@ fn batches_are_oldest_first_grouped_by_target_and_capped_at_200() {
     ob.settle(&delivered(&b), 203).unwrap();
     assert!(ob.next_batch(MAX_BATCH).unwrap().is_empty());
     let s = ob.status().unwrap();
-    assert_eq!((s.queued, s.queued_bytes, s.delivered, s.dead), (0, 0, 265, 0));
+    assert_eq!(
+        (s.queued, s.queued_bytes, s.delivered, s.dead),
+        (0, 0, 265, 0)
+    );
     assert_eq!(s.oldest_queued_at, None);
     // The queue became empty: compacted down to the header.
     assert_eq!(
@@ -288,7 +305,12 @@ fn a_full_outbox_refuses_the_whole_push_and_keeps_what_it_had() {
     let err = ob.push(recs("A__c", "x", 5), 2).err().unwrap();
     assert_eq!(err.kind(), ErrorKind::Storage);
     assert_eq!(err.exit_code(), 8);
-    for needle in ["is full", "sfpair outbox flush", "--outbox-max-bytes", "4096"] {
+    for needle in [
+        "is full",
+        "sfpair outbox flush",
+        "--outbox-max-bytes",
+        "4096",
+    ] {
         assert!(err.message().contains(needle), "{}", err.message());
     }
     assert_eq!(snapshot(&mut ob), before);
@@ -479,7 +501,10 @@ fn two_pushers_at_once_lose_nothing_and_interleave_nothing() {
     let all = all_pending(&mut ob);
     assert_eq!(all.len(), 2000);
     let mut keys: Vec<&str> = all.iter().map(|(_, k)| k.as_str()).collect();
-    assert!(all.windows(2).all(|w| w[0].0 + 1 == w[1].0), "seqs in order, no gap");
+    assert!(
+        all.windows(2).all(|w| w[0].0 + 1 == w[1].0),
+        "seqs in order, no gap"
+    );
     for pair in keys.chunks(2) {
         assert_eq!(pair[0].trim_end_matches('a'), pair[1].trim_end_matches('b'));
     }
@@ -497,7 +522,8 @@ fn a_hundred_thousand_queued_records_are_streamed_not_loaded() {
     };
     let mut ob = Outbox::open(&dir, limits).unwrap();
     for chunk in 0..100 {
-        ob.push(recs("A__c", &format!("c{chunk}-"), 1000), chunk).unwrap();
+        ob.push(recs("A__c", &format!("c{chunk}-"), 1000), chunk)
+            .unwrap();
     }
     let mut ob = Outbox::open(&dir, limits).unwrap();
     assert_eq!(ob.status().unwrap().queued, 100_000);
@@ -540,7 +566,12 @@ enum Step {
 }
 
 const SCRIPT: &[Step] = &[
-    Step::Push(&[("A__c", "a0"), ("A__c", "a1"), ("A__c", "a2"), ("A__c", "a3")]),
+    Step::Push(&[
+        ("A__c", "a0"),
+        ("A__c", "a1"),
+        ("A__c", "a2"),
+        ("A__c", "a3"),
+    ]),
     Step::Push(&[("B__c", "b0"), ("B__c", "b1")]),
     Step::Deliver(2),
     Step::Kill,
@@ -567,7 +598,11 @@ struct Run {
 }
 
 fn model_outbox(power: &Power) -> Result<Outbox, Error> {
-    Outbox::with_disk(Path::new("/model/outbox"), Box::new(power.disk()), Limits::default())
+    Outbox::with_disk(
+        Path::new("/model/outbox"),
+        Box::new(power.disk()),
+        Limits::default(),
+    )
 }
 
 /// Runs the script until the power goes (the first error).
@@ -670,10 +705,16 @@ fn all_pending_result(ob: &mut Outbox) -> Result<Vec<(u64, String)>, Error> {
 /// Checks a reopened outbox against what the script knew when the power went.
 fn check_after_cut(r: &Run, ob: &mut Outbox, what: &str) {
     let pending = all_pending(ob);
-    assert!(pending.windows(2).all(|w| w[0].0 < w[1].0), "{what}: seq order");
+    assert!(
+        pending.windows(2).all(|w| w[0].0 < w[1].0),
+        "{what}: seq order"
+    );
     let mut seen: BTreeMap<String, u64> = BTreeMap::new();
     for (seq, key) in &pending {
-        assert!(seen.insert(key.clone(), *seq).is_none(), "{what}: {key} queued twice");
+        assert!(
+            seen.insert(key.clone(), *seq).is_none(),
+            "{what}: {key} queued twice"
+        );
     }
     let dead: Vec<String> = dead_keys(ob).into_iter().map(|d| d.1).collect();
     let is_dead = |k: &str| dead.iter().any(|d| d == k);
@@ -717,7 +758,10 @@ fn check_after_cut(r: &Run, ob: &mut Outbox, what: &str) {
             for k in keys {
                 let got = seen.get(k).copied();
                 assert!(got.is_some() || is_dead(k), "{what}: dead letter {k} lost");
-                assert!(got.is_none_or(|s| s > r.max_seq), "{what}: {k} reused a seq");
+                assert!(
+                    got.is_none_or(|s| s > r.max_seq),
+                    "{what}: {k} reused a seq"
+                );
             }
         }
         Some(InFlight::Nothing) | None => {}
@@ -740,7 +784,12 @@ fn check_after_cut(r: &Run, ob: &mut Outbox, what: &str) {
         "{what}: delivered {count}, known {known}"
     );
     // A new push never reuses a seq anyone has seen.
-    let highest = pending.iter().map(|p| p.0).max().unwrap_or(0).max(r.max_seq);
+    let highest = pending
+        .iter()
+        .map(|p| p.0)
+        .max()
+        .unwrap_or(0)
+        .max(r.max_seq);
     let p = ob.push(vec![rec("C__c", "fresh")], 9).unwrap();
     assert!(p.first_seq > highest, "{what}: seq {} reused", p.first_seq);
 }

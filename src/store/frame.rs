@@ -59,7 +59,14 @@ impl Header {
 }
 
 /// Appends one frame to `out`.
-pub fn encode(out: &mut Vec<u8>, magic: &[u8; 4], version: u8, flags: u8, seq: u32, payload: &[u8]) {
+pub fn encode(
+    out: &mut Vec<u8>,
+    magic: &[u8; 4],
+    version: u8,
+    flags: u8,
+    seq: u32,
+    payload: &[u8],
+) {
     let start = out.len();
     out.reserve(HEADER_LEN + payload.len() + CRC_LEN);
     out.extend_from_slice(magic);
@@ -120,9 +127,7 @@ pub fn decode(
         })?;
     let h = check_header(header, magic, max_payload)?;
     let end = HEADER_LEN + h.len;
-    let stored = bytes
-        .get(end..end + CRC_LEN)
-        .ok_or(FrameError::Truncated)?;
+    let stored = bytes.get(end..end + CRC_LEN).ok_or(FrameError::Truncated)?;
     let stored = u32::from_le_bytes([stored[0], stored[1], stored[2], stored[3]]);
     if crc32(&bytes[..end]) != stored {
         return Err(FrameError::BadChecksum);
@@ -167,10 +172,7 @@ mod tests {
             Err(FrameError::NewerVersion(2))
         );
         newer[4] = 3;
-        assert_eq!(
-            decode(&newer, b"SFPO", 64, 1),
-            Err(FrameError::BadChecksum)
-        );
+        assert_eq!(decode(&newer, b"SFPO", 64, 1), Err(FrameError::BadChecksum));
         assert_eq!(decode(&[0; 40], b"SFPO", 64, 1), Err(FrameError::Blank));
         assert_eq!(decode(&[0xFF; 4], b"SFPO", 64, 1), Err(FrameError::Blank));
     }

@@ -381,6 +381,7 @@ mod tests {
         };
         let mut out = Vec::new();
         encode_header(&mut out, &h);
+        assert_eq!(out.len(), 16 + 33 + 4, "state.rs reads this many bytes");
         assert!(matches!(decode_log(&payload(&out, &LOG_MAGIC)), Ok(LogItem::Header(x)) if x == h));
 
         let s = Settled {

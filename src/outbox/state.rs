@@ -13,6 +13,10 @@ use super::entry::{self, DEAD_MAGIC, LOG_MAGIC, LogHeader, LogItem, MARK_MAGIC, 
 use super::scan::{self, Frames, Stop};
 use super::{DEAD, LOG, LOG_NEW, MARK, MAX_ABOVE, Outbox, State, bad_frame};
 use crate::error::Error;
+use crate::store::frame::{CRC_LEN, HEADER_LEN};
+
+/// The log header frame's length (its payload: a kind byte and four u64).
+const HEADER_FRAME_LEN: u64 = (HEADER_LEN + 33 + CRC_LEN) as u64;
 
 impl Outbox {
     /// Brings `self.st` up to date with the files. Called with the lock held.
@@ -51,7 +55,8 @@ impl Outbox {
 
     /// The log's header frame, `None` when the log is missing or does not start with one.
     fn read_header(&mut self) -> Result<Option<LogHeader>, Error> {
-        let end = self.len(LOG)?;
+        // Only the header's bytes: this runs before every operation.
+        let end = self.len(LOG)?.min(HEADER_FRAME_LEN);
         let path = self.path(LOG);
         let mut frames = Frames::new(&mut *self.disk, LOG, LOG_MAGIC, 0, end);
         match frames.next_frame() {

@@ -99,6 +99,7 @@ pub struct NewRecord {
 }
 
 /// A queued record, as [`Outbox::next_batch`] hands it out.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Pending {
     pub seq: u64,
     pub target: Target,
@@ -107,6 +108,7 @@ pub struct Pending {
 }
 
 /// What a push queued.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Pushed {
     pub count: usize,
     pub first_seq: u64,
@@ -114,6 +116,7 @@ pub struct Pushed {
     pub queued: u64,
 }
 
+#[derive(Clone, PartialEq, Eq)]
 pub struct Status {
     pub queued: u64,
     /// The queued records' bytes in the log (frames included).
@@ -125,6 +128,7 @@ pub struct Status {
     pub max_bytes: u64,
 }
 
+#[derive(Clone, PartialEq, Eq)]
 pub struct DeadLetter {
     /// The seq it had in the log.
     pub seq: u64,
@@ -135,6 +139,7 @@ pub struct DeadLetter {
 }
 
 /// The outcome of one delivered-or-not record.
+#[derive(Clone, PartialEq, Eq)]
 pub enum Settle {
     Delivered(u64),
     /// A permanent error: moved to the dead letters with the (already sanitized) error text.

@@ -855,3 +855,24 @@ fn the_model_loses_unsynced_bytes_and_unsynced_renames() {
     power.set_budget(Some(power.ops()));
     assert!(d.append("a", b"x").is_err(), "no power, no write");
 }
+
+#[test]
+fn a_handle_sees_what_another_pushed_settled_and_compacted() {
+    let dir = temp_dir("handles");
+    let mut a = Outbox::open(&dir, Limits::default()).unwrap();
+    let mut b = Outbox::open(&dir, Limits::default()).unwrap();
+    assert_eq!(a.id(), b.id());
+    a.push(recs("A__c", "a", 3), 1).unwrap();
+    // b only reads the appended frames, and hands them out.
+    let batch = b.next_batch(10).unwrap();
+    assert_eq!(batch.len(), 3);
+    b.settle(&delivered(&batch[..1]), 2).unwrap();
+    // a re-reads the changed mark: the settled one is not handed out again.
+    assert_eq!(a.next_batch(10).unwrap()[0].seq, 2);
+    b.settle(&delivered(&batch), 3).unwrap();
+    // The queue became empty: b compacted to a new generation behind a's back.
+    let p = a.push(recs("A__c", "n", 1), 4).unwrap();
+    assert_eq!((p.first_seq, p.queued), (4, 1));
+    assert_eq!(snapshot(&mut a), snapshot(&mut b));
+    assert_eq!(b.status().unwrap().delivered, 3);
+}

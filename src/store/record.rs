@@ -546,6 +546,23 @@ mod tests {
     }
 
     #[test]
+    fn the_shared_framing_writes_the_same_bytes_as_before() {
+        // The layout as record.rs wrote it by hand before frame.rs: byte for byte the same.
+        for (record, version) in [(sample(), 1u8), (headless(), 2)] {
+            let bytes = to_bytes(&record, 0x0102_0304).unwrap();
+            let payload = &bytes[HEADER_LEN..bytes.len() - CRC_LEN];
+            let mut want = Vec::new();
+            want.extend_from_slice(b"SFPR");
+            want.extend_from_slice(&[version, 0, 0xFF, 0xFF, 4, 3, 2, 1]);
+            want.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+            want.extend_from_slice(payload);
+            let crc = crc32(&want);
+            want.extend_from_slice(&crc.to_le_bytes());
+            assert_eq!(bytes.to_vec(), want);
+        }
+    }
+
+    #[test]
     fn round_trips_through_bytes_and_embedded_io() {
         let bytes = to_bytes(&sample(), 7).unwrap();
         let decoded = decode(&bytes).unwrap();

@@ -76,7 +76,7 @@ pub enum Command {
     Call(call::Options),
     /// `run`, and `serve` (`run` without pairing).
     #[cfg(feature = "broker")]
-    Run(run::Options),
+    Run(Box<run::Options>),
     #[cfg(feature = "doctor")]
     Doctor(doctor::Options),
     #[cfg(feature = "asset-token")]

@@ -128,9 +128,9 @@ pub fn plan(
         #[cfg(feature = "rest")]
         Some(Cli::Call) => Command::Call(settings.call_options(args)?),
         #[cfg(feature = "broker")]
-        Some(Cli::Serve) => Command::Run(settings.service_options(args, false)?),
+        Some(Cli::Serve) => Command::Run(Box::new(settings.service_options(args, false)?)),
         #[cfg(feature = "broker")]
-        Some(Cli::Run) => Command::Run(settings.service_options(args, true)?),
+        Some(Cli::Run) => Command::Run(Box::new(settings.service_options(args, true)?)),
         #[cfg(not(feature = "rest"))]
         Some(Cli::Call) => return Err(commands::not_built("sfpair call", "REST calls", "rest")),
         #[cfg(not(feature = "broker"))]

@@ -68,6 +68,9 @@ pub const QUEUE: usize = 64;
 pub const MAX_PENDING: usize = 256;
 /// Connections of one user still sending their request line.
 pub const MAX_PENDING_PER_UID: usize = 64;
+/// Connections at once still sending a `send` line longer than an ordinary one: bounds the
+/// memory slow senders can hold (this many × `protocol::MAX_SEND_LINE`).
+pub const MAX_LONG_PENDING: usize = 4;
 /// A client has this long to send its request line.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 /// After a failed refresh, requests get the same error for this long without a new attempt.
@@ -235,7 +238,7 @@ enum Line {
 fn feed(line: &mut Vec<u8>, bytes: &[u8]) -> Line {
     let end = bytes.iter().position(|&b| b == b'\n');
     line.extend_from_slice(&bytes[..end.unwrap_or(bytes.len())]);
-    if line.len() > protocol::MAX_LINE {
+    if line.len() > protocol::line_limit(line) {
         Line::TooLong
     } else if end.is_some() {
         Line::Complete
@@ -409,6 +412,21 @@ impl Reader<'_> {
                 "busy",
                 "too many requests are waiting; try again shortly",
             ),
+            Ok(Line::Incomplete)
+                if p.line.len() > protocol::MAX_LINE
+                    && self
+                        .pending
+                        .iter()
+                        .filter(|q| q.line.len() > protocol::MAX_LINE)
+                        .count()
+                        >= MAX_LONG_PENDING =>
+            {
+                refuse(
+                    p.stream,
+                    "busy",
+                    "too many long send requests are arriving at once; try again shortly",
+                )
+            }
             Ok(Line::Incomplete) => self.pending.push(p),
             Ok(Line::Complete) => self.dispatch(p),
             Ok(Line::TooLong) => refuse(
@@ -527,6 +545,8 @@ fn serve_one(request: Request, shared: &Mutex<Shared>, hooks: &dyn hooks::Hooks)
     let _ = stream.set_nonblocking(false);
     let _ = stream.set_write_timeout(Some(REQUEST_TIMEOUT));
     let answer = match protocol::parse(&line) {
+        // Records go to the outbox without the agent: a send never waits for a refresh.
+        Ok(Ask::Send(send)) => send_answer(&send, &peer, hooks),
         Ok(ask) => answer(ask, &peer, shared, hooks),
         Err(why) => Zeroizing::new(protocol::error_answer("bad_request", None, &why)),
     };
@@ -534,6 +554,35 @@ fn serve_one(request: Request, shared: &Mutex<Shared>, hooks: &dyn hooks::Hooks)
         debug!("answering pid {} failed: {e}", peer.pid);
     }
     let _ = stream.shutdown(Shutdown::Both);
+}
+
+fn send_answer(
+    send: &protocol::SendAsk,
+    peer: &Peer,
+    hooks: &dyn hooks::Hooks,
+) -> Zeroizing<String> {
+    match hooks.send(send) {
+        Ok(value) => {
+            info!(
+                "uid {} (pid {}) queued {} record(s)",
+                peer.uid,
+                peer.pid,
+                value["queued"].as_u64().unwrap_or(0)
+            );
+            Zeroizing::new(format!("{}\n", crate::sanitize::json_line(&value)))
+        }
+        Err(e) => {
+            warn!(
+                "a send from uid {} (pid {}) was refused: {e}",
+                peer.uid, peer.pid
+            );
+            Zeroizing::new(protocol::error_answer(
+                e.kind().name(),
+                Some(e.exit_code()),
+                e.message(),
+            ))
+        }
+    }
 }
 
 fn answer(
@@ -602,6 +651,8 @@ fn answer(
             "{}\n",
             crate::sanitize::json_line(&hooks.health(&mut shared.agent))
         )),
+        // Answered by `send_answer` before the agent is locked.
+        Ask::Send(_) => Zeroizing::new(protocol::error_answer("bad_request", None, "send")),
         Ask::Pair => {
             info!("uid {} (pid {}) asks for a new pairing", peer.uid, peer.pid);
             match hooks.pair_requested() {

@@ -23,6 +23,10 @@ pub enum Command {
     Doctor,
     /// `asset-token`: exchange the session for an asset token (the asset token flow).
     AssetToken,
+    /// `send SOBJECT --external-id FIELD` / `send --event EVENT__e`: queue records.
+    Send,
+    /// `outbox flush|status|retry-dead`.
+    Outbox,
     Help,
     Version,
 }
@@ -89,6 +93,22 @@ pub struct Args {
     pub asset_name: Option<String>,
     pub serial: Option<String>,
     pub device_key: Option<PathBuf>,
+    /// `send SOBJECT`: the sObject's API name.
+    pub send_object: Option<String>,
+    /// `send --external-id FIELD`.
+    pub external_id: Option<String>,
+    /// `send --event EVENT__e`: a platform event instead of an upsert.
+    pub event: Option<String>,
+    /// `send --auto-id`: fill a missing external id with one unique to this device.
+    pub auto_id: bool,
+    /// `outbox ACTION`: `flush`, `status` or `retry-dead`.
+    pub outbox_action: Option<String>,
+    /// `--outbox DIR` [SFPAIR_OUTBOX].
+    pub outbox: Option<PathBuf>,
+    /// `--outbox-max-bytes N` [SFPAIR_OUTBOX_MAX_BYTES], as given (`16M` allowed).
+    pub outbox_max_bytes: Option<String>,
+    /// `--api-reserve PERCENT` [SFPAIR_API_RESERVE].
+    pub api_reserve: Option<String>,
 }
 
 fn usage(msg: impl std::fmt::Display) -> Error {
@@ -210,6 +230,18 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, Error> {
             }
             Long("serial") => a.serial = Some(text(parser.value().map_err(err)?, "--serial")?),
             Long("device-key") => a.device_key = Some(parser.value().map_err(err)?.into()),
+            Long("external-id") => {
+                a.external_id = Some(text(parser.value().map_err(err)?, "--external-id")?)
+            }
+            Long("event") => a.event = Some(text(parser.value().map_err(err)?, "--event")?),
+            Long("auto-id") => a.auto_id = true,
+            Long("outbox") => a.outbox = Some(parser.value().map_err(err)?.into()),
+            Long("outbox-max-bytes") => {
+                a.outbox_max_bytes = Some(text(parser.value().map_err(err)?, "--outbox-max-bytes")?)
+            }
+            Long("api-reserve") => {
+                a.api_reserve = Some(text(parser.value().map_err(err)?, "--api-reserve")?)
+            }
             Value(v) if a.command.is_none() => {
                 a.command = Some(match text(v, "command")?.as_str() {
                     "pair" => Command::Pair,
@@ -221,6 +253,8 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, Error> {
                     "run" => Command::Run,
                     "doctor" => Command::Doctor,
                     "asset-token" => Command::AssetToken,
+                    "send" => Command::Send,
+                    "outbox" => Command::Outbox,
                     "help" => Command::Help,
                     other => return Err(usage(format!("unknown command '{other}'"))),
                 });
@@ -230,6 +264,12 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, Error> {
             }
             Value(v) if a.command == Some(Command::Call) && a.call_path.is_none() => {
                 a.call_path = Some(text(v, "PATH")?)
+            }
+            Value(v) if a.command == Some(Command::Send) && a.send_object.is_none() => {
+                a.send_object = Some(text(v, "SOBJECT")?)
+            }
+            Value(v) if a.command == Some(Command::Outbox) && a.outbox_action.is_none() => {
+                a.outbox_action = Some(text(v, "ACTION")?)
             }
             other => return Err(usage(other.unexpected())),
         }
@@ -252,6 +292,8 @@ Commands:
   run      The long-running agent: pair if needed, serve tokens, keep the pairing alive
   doctor   Check clock, network, TLS, app, store and displays; say what to fix
   asset-token  Exchange the session for an asset token about this device
+  send     Queue records for delivery to the org, durably, exactly once (upserts)
+  outbox   Deliver the queue now (flush), show it (status), requeue dead letters (retry-dead)
   help     Show this text; `sfpair <COMMAND> --help` shows a command's options
 
 Common options (environment variable in brackets):
@@ -338,6 +380,47 @@ token (the asset token flow, docs/headless.md), and prints it on standard output
 whole reply). The actor token carries the device id, the asset's name and serial number and,
 with --device-key (RSA, mode 0600), the key's public half; it is then signed with that key. The
 asset token is short-lived and is not stored.
+";
+
+pub const HELP_SEND: &str = "\
+Usage: sfpair send SOBJECT --external-id FIELD [--auto-id] [--data JSON|@FILE|@-]
+       sfpair send --event EVENT__e [--data JSON|@FILE|@-]
+
+Appends records to the outbox and exits 0 once they are on stable storage; `sfpair run` (or
+`sfpair outbox flush`) delivers them as sObject Collections upserts by FIELD, so a record sent
+again updates the same row: exactly once. The data is one JSON object, an array of objects, or
+JSON lines (default: standard input). Each record needs FIELD as a string; --auto-id fills a
+missing one with an id unique to this device. A bad record refuses them all (exit 2, which and
+why); a full outbox refuses with exit 8 and keeps what it had. --event publishes platform
+events (insert only: delivered at least once, a lost reply can publish one twice).
+
+Options:
+  --outbox DIR             The outbox [SFPAIR_OUTBOX] (default: outbox/ beside the file store)
+  --outbox-max-bytes N     Most bytes queued, e.g. 16M (default 16M) [SFPAIR_OUTBOX_MAX_BYTES]
+  --socket PATH            Hand the records to `sfpair run` at this socket instead (no access
+                           to the outbox's files needed)
+  --json                   Print {\"queued\": N, \"first_seq\": S, \"outbox_queued\": M}
+";
+
+pub const HELP_OUTBOX: &str = "\
+Usage: sfpair outbox flush [--api-reserve PERCENT] [--api-version 62.0]
+       sfpair outbox status [--json]
+       sfpair outbox retry-dead
+
+flush       Delivers every queued record now, in batches of up to 200, and exits 0 when the
+            outbox is empty; 7 when the network is down or the org's API limit is reached
+            (nothing is lost: flush again later); 6 when the pairing must be renewed.
+            Records the org refuses for good (a field it lacks, a value too long) go to the
+            dead letters with the server's error; the rest are delivered.
+status      Queued records and bytes, the oldest one's age, delivered and dead counts, and
+            the dead letters with their errors (--json: one JSON object).
+retry-dead  Puts the dead letters back in the queue, once the org is fixed.
+
+Options:
+  --outbox DIR             The outbox [SFPAIR_OUTBOX] (default: outbox/ beside the file store)
+  --api-reserve PERCENT    Pause delivery once the org has used this much of its daily API
+                           requests (Sforce-Limit-Info; default 90) [SFPAIR_API_RESERVE]
+  --api-version V          API version of the requests (default 62.0) [SFPAIR_API_VERSION]
 ";
 
 pub const HELP_TOKEN: &str = "\

@@ -44,6 +44,9 @@ pub struct Status {
     pub state: State,
     /// When the next keepalive refresh is due, in seconds since the epoch.
     pub next_keepalive: Option<u64>,
+    /// The outbox's figures (queue depth, dead letters, paused or not), from `run`'s delivery
+    /// thread; `None` without an outbox.
+    pub outbox: Option<Value>,
 }
 
 /// The health answer: `status` from the supervisor (`None` under a plain `serve`, where the
@@ -71,7 +74,7 @@ pub fn of_agent(agent: &mut Agent, status: Option<&Status>) -> Value {
             "error": r.error.as_ref().map(|e| e.kind().name()),
         })),
         "next_keepalive": status.and_then(|s| s.next_keepalive),
-        "outbox": Value::Null,
+        "outbox": status.and_then(|s| s.outbox.clone()),
     });
     match &state {
         State::RepairNeeded { cause } => {

@@ -50,6 +50,7 @@
 //! - `broker` (default): the token broker, `broker` (`sfpair serve`, `call --socket`).
 //! - `boards` (default): board profiles, `board` (`--board`, `SFPAIR_BOARD`).
 //! - `rest` (default): REST calls, `call` and `Agent::call` (`sfpair call`).
+//! - `outbox` (default): the durable queue of records to deliver, `outbox` (issue 13).
 //! - `minimal`: `std` + `mozilla-roots` and nothing else: pair (both dialects), token, status,
 //!   forget, console/text/JSON output, the file store. `--no-default-features --features
 //!   minimal`; `scripts/cross-build --minimal` builds it for the boards.
@@ -121,6 +122,8 @@ pub mod logging;
 pub mod login_url;
 #[cfg(feature = "broker")]
 pub mod notify;
+#[cfg(feature = "outbox")]
+pub mod outbox;
 #[cfg(feature = "std")]
 pub mod present;
 #[cfg(feature = "std")]

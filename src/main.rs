@@ -97,6 +97,8 @@ fn run(args: &Args) -> Result<u8, Error> {
             Command::Run => cli::HELP_RUN,
             Command::Doctor => cli::HELP_DOCTOR,
             Command::AssetToken => cli::HELP_ASSET_TOKEN,
+            Command::Send => cli::HELP_SEND,
+            Command::Outbox => cli::HELP_OUTBOX,
             Command::Help | Command::Version => cli::HELP,
         };
         return commands::say(&mut out, help.trim_end()).map(|()| 0);

@@ -219,6 +219,13 @@ impl Sim {
             .collect()
     }
 
+    /// Adds a field to an object while the org runs, as an admin would in Setup (the fix a
+    /// dead letter waits for). `field` is one entry of a schema file's `fields`.
+    pub fn add_field(&self, object: &str, field: serde_json::Value) -> Result<(), String> {
+        let mut world = self.shared.world();
+        world.schema.add_field(object, &field)
+    }
+
     /// Queues faults; each is applied to the next request of its kind (see [`Fault`]).
     pub fn push_faults(&self, faults: &[Fault]) {
         self.shared.faults.push(faults);

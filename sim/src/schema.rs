@@ -235,6 +235,21 @@ impl Schema {
         Ok(schema)
     }
 
+    /// Adds `field` (a schema file's field entry) to `object`.
+    pub fn add_field(&mut self, object: &str, field: &Value) -> Result<(), String> {
+        let field = parse_field(field)?;
+        let target = self
+            .objects
+            .iter_mut()
+            .find(|o| o.name.eq_ignore_ascii_case(object))
+            .ok_or_else(|| format!("{object}: no such object"))?;
+        if target.field(&field.name).is_some() {
+            return Err(format!("{object}.{} exists already", field.name));
+        }
+        target.fields.push(field);
+        Ok(())
+    }
+
     /// The object of that name, ignoring case.
     pub fn object(&self, name: &str) -> Option<&Object> {
         self.objects

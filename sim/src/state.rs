@@ -49,13 +49,19 @@ pub struct World {
     pub token_requests: u64,
     /// Authenticated REST calls so far, reported in `Sforce-Limit-Info`.
     pub api_usage: u64,
+    /// The org's objects and fields: the configured schema, plus fields an admin added while
+    /// it runs (`Sim::add_field`).
+    pub schema: crate::schema::Schema,
 }
 
 impl World {
     /// An org holding only the paired user, so `sobjects/User/{id}` of the identity
     /// URL answers as on Salesforce.
-    fn seeded() -> World {
-        let mut world = World::default();
+    fn seeded(schema: crate::schema::Schema) -> World {
+        let mut world = World {
+            schema,
+            ..World::default()
+        };
         let user = serde_json::json!({
             "Username": crate::codes::USERNAME,
             "FirstName": "Sim",
@@ -94,9 +100,9 @@ impl Shared {
             },
             log: RequestLog::new(config.log_to_stderr),
             delivery: Delivery::new(&config),
+            world: Mutex::new(World::seeded(config.schema.clone())),
             config,
             base_url,
-            world: Mutex::new(World::seeded()),
             faults: FaultQueue::default(),
             connections: AtomicU64::new(0),
         }

@@ -87,6 +87,21 @@ impl Broker {
         Ok(value)
     }
 
+    /// `{"do":"send",…}`: records queued by the running agent's outbox; its receipt.
+    pub fn send(&self, send: protocol::SendAsk) -> Result<serde_json::Value, Error> {
+        let text = self.exchange(Ask::Send(Box::new(send)))?;
+        let value: serde_json::Value =
+            serde_json::from_slice(&text).map_err(|_| self.malformed())?;
+        if let Some(kind) = value.get("error").and_then(|k| k.as_str()) {
+            let message = value["message"].as_str().unwrap_or_default();
+            return Err(Error::new(
+                protocol::error_kind(kind),
+                format!("the agent says: {message}"),
+            ));
+        }
+        Ok(value)
+    }
+
     fn ask(&self, ask: Ask) -> Result<Answer, Error> {
         let text = self.exchange(ask)?;
         let answer = protocol::parse_answer(&text).ok_or_else(|| self.malformed())?;

@@ -8,6 +8,7 @@
 use serde_json::Value;
 
 use crate::agent::Agent;
+use crate::broker::protocol::SendAsk;
 use crate::error::Error;
 
 pub trait Hooks: Send + Sync {
@@ -22,6 +23,15 @@ pub trait Hooks: Send + Sync {
 
     /// A request found the pairing refused (re-pair needed).
     fn pairing_died(&self, _error: &Error) {}
+
+    /// `{"do":"send",…}`: queue the records durably and say how many (`{"queued":N,…}`), or
+    /// why not (a bad record: exit 2; a full outbox: 8).
+    fn send(&self, _send: &SendAsk) -> Result<Value, Error> {
+        Err(Error::config(
+            "this broker has no outbox (sfpair serve, or a build without the `outbox` \
+             feature): use `sfpair run`, or `sfpair send` with access to the outbox",
+        ))
+    }
 }
 
 /// A plain token broker: health from the store alone, and no pairing.

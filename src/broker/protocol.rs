@@ -13,7 +13,14 @@
 //! → {"do":"pair"}                          start a new pairing now (`sfpair run`)
 //! ← {"pairing":"started"}
 //! ← {"error":"repair_needed","exit_code":6,"message":"the server rejected the stored refresh token …"}
+//! → {"do":"send","sobject":"Device_Reading__c","external_id":"Reading_Key__c","records":[{…},…]}
+//! → {"do":"send","event":"Device_Alarm__e","records":[{…}]}     (`"auto_id":true` as `--auto-id`)
+//! ← {"queued":2,"first_seq":41,"outbox_queued":7}              durable when answered (`sfpair run`)
 //! ```
+//!
+//! A `send` line may be up to [`MAX_SEND_LINE`] bytes (it carries the records); every other
+//! line [`MAX_LINE`]. The broker tells them apart by the line's first bytes, [`SEND_PREFIX`],
+//! which the client always writes first.
 //!
 //! `expires_in` is seconds left under `--session-lifetime`, or null when none is configured
 //! (Salesforce does not say). `refused` makes the broker drop session N if it is still the
@@ -40,9 +47,33 @@ use crate::session::Session;
 
 /// Longest request line accepted, newline included. Real requests are under 60 bytes.
 pub const MAX_LINE: usize = 512;
+/// Longest `send` request line: a few records of the largest size, or many small ones.
+pub const MAX_SEND_LINE: usize = 512 * 1024;
+/// How every `send` line starts.
+pub const SEND_PREFIX: &[u8] = br#"{"do":"send","#;
+
+/// The longest line allowed for one that starts with `line`.
+pub fn line_limit(line: &[u8]) -> usize {
+    if line.starts_with(SEND_PREFIX) {
+        MAX_SEND_LINE
+    } else {
+        MAX_LINE
+    }
+}
+
+/// `{"do":"send",…}`: records for the outbox, as `sfpair send` takes them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SendAsk {
+    pub sobject: Option<String>,
+    pub external_id: Option<String>,
+    pub event: Option<String>,
+    pub auto_id: bool,
+    /// The records as JSON text: an object or an array of objects.
+    pub records: String,
+}
 
 /// What a client asks for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Ask {
     /// An access token; `refused` names a session the server refused.
     AccessToken { refused: Option<u64> },
@@ -52,6 +83,8 @@ pub enum Ask {
     Health,
     /// Start a new pairing now (the person asked for it).
     Pair,
+    /// Queue records in the outbox (`sfpair run`).
+    Send(Box<SendAsk>),
 }
 
 #[derive(Deserialize)]
@@ -63,6 +96,16 @@ struct Raw {
     action: Option<String>,
     #[serde(default)]
     refused: Option<u64>,
+    #[serde(default)]
+    sobject: Option<String>,
+    #[serde(default)]
+    external_id: Option<String>,
+    #[serde(default)]
+    event: Option<String>,
+    #[serde(default)]
+    auto_id: bool,
+    #[serde(default)]
+    records: Option<serde_json::Value>,
 }
 
 /// Parses one request line (without or with its newline).
@@ -70,9 +113,34 @@ pub fn parse(line: &[u8]) -> Result<Ask, String> {
     let raw: Raw = serde_json::from_slice(line).map_err(|e| {
         format!(
             "the request is not {{\"get\":\"access_token\"}}, {{\"get\":\"instance_url\"}}, \
-             {{\"get\":\"health\"}} or {{\"do\":\"pair\"}}: {e}"
+             {{\"get\":\"health\"}}, {{\"do\":\"pair\"}} or {{\"do\":\"send\",…}}: {e}"
         )
     })?;
+    let send_fields = raw.sobject.is_some()
+        || raw.external_id.is_some()
+        || raw.event.is_some()
+        || raw.auto_id
+        || raw.records.is_some();
+    if raw.action.as_deref() == Some("send") {
+        if raw.get.is_some() || raw.refused.is_some() {
+            return Err("a send request has no \"get\" and no \"refused\"".to_string());
+        }
+        let records = raw
+            .records
+            .ok_or_else(|| "a send request needs \"records\": an object or an array".to_string())?;
+        return Ok(Ask::Send(alloc::boxed::Box::new(SendAsk {
+            sobject: raw.sobject,
+            external_id: raw.external_id,
+            event: raw.event,
+            auto_id: raw.auto_id,
+            records: records.to_string(),
+        })));
+    }
+    if send_fields {
+        return Err(
+            "sobject, external_id, event, auto_id and records go with \"do\":\"send\"".to_string(),
+        );
+    }
     match (raw.get.as_deref(), raw.action.as_deref(), raw.refused) {
         (Some("access_token"), None, refused) => Ok(Ask::AccessToken { refused }),
         (Some("instance_url"), None, None) => Ok(Ask::InstanceUrl),
@@ -82,7 +150,7 @@ pub fn parse(line: &[u8]) -> Result<Ask, String> {
         (Some(other), None, None) => Err(format!(
             "unknown \"get\":\"{other}\": use access_token, instance_url or health"
         )),
-        (None, Some(other), _) => Err(format!("unknown \"do\":\"{other}\": use pair")),
+        (None, Some(other), _) => Err(format!("unknown \"do\":\"{other}\": use pair or send")),
         _ => Err("a request has one \"get\" or one \"do\"".to_string()),
     }
 }
@@ -97,8 +165,32 @@ pub fn request(ask: Ask) -> String {
         Ask::InstanceUrl => json!({ "get": "instance_url" }),
         Ask::Health => json!({ "get": "health" }),
         Ask::Pair => json!({ "do": "pair" }),
+        Ask::Send(send) => return send_request(&send),
     };
     format!("{}\n", crate::sanitize::json_line(&value))
+}
+
+/// `{"do":"send",…}` with "do" first, as [`SEND_PREFIX`] says (a JSON object's keys are
+/// otherwise written in sorted order).
+fn send_request(send: &SendAsk) -> String {
+    let records: serde_json::Value =
+        serde_json::from_str(&send.records).unwrap_or(serde_json::Value::Null);
+    let mut rest = json!({ "records": records });
+    for (key, value) in [
+        ("sobject", &send.sobject),
+        ("external_id", &send.external_id),
+        ("event", &send.event),
+    ] {
+        if let Some(v) = value {
+            rest[key] = json!(v);
+        }
+    }
+    if send.auto_id {
+        rest["auto_id"] = json!(true);
+    }
+    let rest = crate::sanitize::json_line(&rest);
+    let prefix = core::str::from_utf8(SEND_PREFIX).unwrap_or_default();
+    format!("{prefix}{}\n", &rest[1..])
 }
 
 /// Any answer, as the client reads it: a token answer, an instance answer or an error answer.
@@ -183,12 +275,29 @@ mod tests {
             Ask::InstanceUrl,
             Ask::Health,
             Ask::Pair,
+            Ask::Send(alloc::boxed::Box::new(SendAsk {
+                sobject: Some("Device_Reading__c".into()),
+                external_id: Some("Reading_Key__c".into()),
+                event: None,
+                auto_id: true,
+                records: r#"[{"Reading_Key__c":"a","Value__c":1.5}]"#.into(),
+            })),
         ] {
-            let line = request(ask);
+            let line = request(ask.clone());
             assert!(line.ends_with('\n') && line.matches('\n').count() == 1);
-            assert!(line.len() < MAX_LINE);
+            assert!(line.len() < line_limit(line.as_bytes()));
             assert_eq!(parse(line.as_bytes()), Ok(ask), "{line}");
         }
+        let send = request(Ask::Send(alloc::boxed::Box::new(SendAsk {
+            sobject: None,
+            external_id: None,
+            event: Some("Device_Alarm__e".into()),
+            auto_id: false,
+            records: "{}".into(),
+        })));
+        assert!(send.as_bytes().starts_with(SEND_PREFIX), "{send}");
+        assert_eq!(line_limit(send.as_bytes()), MAX_SEND_LINE);
+        assert_eq!(line_limit(br#"{"get":"health"}"#), MAX_LINE);
     }
 
     #[test]
@@ -257,6 +366,10 @@ mod tests {
             br#"{"get":"health","do":"pair"}"#,
             br#"{"do":"forget"}"#,
             br#"{}"#,
+            br#"{"do":"send"}"#,
+            br#"{"get":"health","records":[]}"#,
+            br#"{"do":"send","get":"health","records":[]}"#,
+            br#"{"do":"pair","sobject":"Account"}"#,
         ] {
             assert!(parse(bad).is_err(), "{}", String::from_utf8_lossy(bad));
         }

@@ -13,9 +13,13 @@ pub mod call;
 #[cfg(feature = "doctor")]
 pub mod doctor;
 pub mod forget;
+#[cfg(feature = "outbox")]
+pub mod outbox;
 pub mod pair;
 #[cfg(feature = "broker")]
 pub mod run;
+#[cfg(feature = "outbox")]
+pub mod send;
 pub mod status;
 pub mod token;
 
@@ -72,11 +76,15 @@ pub enum Command {
     Call(call::Options),
     /// `run`, and `serve` (`run` without pairing).
     #[cfg(feature = "broker")]
-    Run(run::Options),
+    Run(Box<run::Options>),
     #[cfg(feature = "doctor")]
     Doctor(doctor::Options),
     #[cfg(feature = "asset-token")]
     AssetToken(asset_token::Options),
+    #[cfg(feature = "outbox")]
+    Send(Box<send::Options>),
+    #[cfg(feature = "outbox")]
+    Outbox(Box<outbox::Options>),
 }
 
 /// A validated command line: what to run, and with what.
@@ -95,6 +103,16 @@ impl Plan {
         if let Command::Doctor(options) = &self.command {
             return doctor::run(options, &self.backends, out);
         }
+        // The outbox's own commands need no pairing (send queues while unpaired, status and
+        // retry-dead only touch the outbox): no store is opened for them.
+        #[cfg(feature = "outbox")]
+        match &self.command {
+            Command::Send(options) => return send::run(options, out),
+            Command::Outbox(options) if !options.action.needs_agent() => {
+                return outbox::run(options, out);
+            }
+            _ => {}
+        }
         let mut agent = self.backends.agent()?;
         let wait = self.backends.wait_for_clock;
         match &self.command {
@@ -110,6 +128,10 @@ impl Plan {
             Command::Doctor(options) => doctor::run(options, &self.backends, out),
             #[cfg(feature = "asset-token")]
             Command::AssetToken(options) => asset_token::run(&mut agent, options, wait, out),
+            #[cfg(feature = "outbox")]
+            Command::Send(options) => send::run(options, out),
+            #[cfg(feature = "outbox")]
+            Command::Outbox(options) => outbox::flush(&mut agent, options, wait, out),
         }
     }
 }

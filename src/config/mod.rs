@@ -10,6 +10,8 @@
 //! the device flow for the customer's own app (docs/protocol.md, "Device flow restriction
 //! (2025)").
 
+#[cfg(feature = "outbox")]
+mod outbox;
 mod sources;
 
 use std::path::PathBuf;
@@ -82,6 +84,13 @@ pub struct Settings {
     pub key_file: Option<PathBuf>,
     pub username: Option<String>,
     pub audience: Option<String>,
+    /// The outbox, for `send`, `outbox` and `run`/`serve` (which go without one when there is
+    /// no place for it); `None` for the other commands.
+    #[cfg(feature = "outbox")]
+    pub outbox: Option<crate::commands::outbox::Place>,
+    /// How delivery talks to the org (`--api-reserve`, `--api-version`).
+    #[cfg(feature = "outbox")]
+    pub delivery: crate::outbox::deliver::Options,
 }
 
 /// `--keepalive` when none is given: well inside the 30-day idle limit of a refresh token
@@ -119,9 +128,9 @@ pub fn plan(
         #[cfg(feature = "rest")]
         Some(Cli::Call) => Command::Call(settings.call_options(args)?),
         #[cfg(feature = "broker")]
-        Some(Cli::Serve) => Command::Run(settings.service_options(args, false)?),
+        Some(Cli::Serve) => Command::Run(Box::new(settings.service_options(args, false)?)),
         #[cfg(feature = "broker")]
-        Some(Cli::Run) => Command::Run(settings.service_options(args, true)?),
+        Some(Cli::Run) => Command::Run(Box::new(settings.service_options(args, true)?)),
         #[cfg(not(feature = "rest"))]
         Some(Cli::Call) => return Err(commands::not_built("sfpair call", "REST calls", "rest")),
         #[cfg(not(feature = "broker"))]
@@ -151,6 +160,22 @@ pub fn plan(
         Some(Cli::AssetToken) => {
             return Err(Error::config(
                 "asset-token: this sfpair was built without the `asset-token` feature",
+            ));
+        }
+        #[cfg(feature = "outbox")]
+        Some(Cli::Send) => Command::Send(Box::new(outbox::send(args, settings.outbox_place()?)?)),
+        #[cfg(feature = "outbox")]
+        Some(Cli::Outbox) => Command::Outbox(Box::new(outbox::command(
+            args,
+            settings.outbox_place()?,
+            settings.delivery.clone(),
+        )?)),
+        #[cfg(not(feature = "outbox"))]
+        Some(Cli::Send | Cli::Outbox) => {
+            return Err(commands::not_built(
+                "sfpair send and sfpair outbox",
+                "the outbox",
+                "outbox",
             ));
         }
         Some(Cli::Help | Cli::Version) | None => {
@@ -271,6 +296,13 @@ fn client_secret(args: &Args, sources: &Sources) -> Result<Option<Secret>, Error
 }
 
 impl Settings {
+    #[cfg(feature = "outbox")]
+    fn outbox_place(&self) -> Result<crate::commands::outbox::Place, Error> {
+        self.outbox
+            .clone()
+            .ok_or_else(|| Error::config("no outbox: pass --outbox DIR or set SFPAIR_OUTBOX"))
+    }
+
     /// Merges `args` over the environment over the board profile over the defaults.
     pub fn resolve(
         args: &Args,
@@ -459,7 +491,19 @@ impl Settings {
             Some(path) => Some(path.clone()),
             None => sources.var("SFPAIR_KEY_FILE")?.map(PathBuf::from),
         };
+        #[cfg(feature = "outbox")]
+        let outbox = match args.command {
+            Some(Cli::Send | Cli::Outbox) => Some(outbox::place(args, &sources, &store, is_root)?),
+            Some(Cli::Run | Cli::Serve) => outbox::place(args, &sources, &store, is_root).ok(),
+            _ => None,
+        };
+        #[cfg(feature = "outbox")]
+        let delivery = outbox::delivery(args, &sources, api_version.as_deref())?;
         Ok(Settings {
+            #[cfg(feature = "outbox")]
+            outbox,
+            #[cfg(feature = "outbox")]
+            delivery,
             flow: sources.text(&args.flow, "--flow", "SFPAIR_FLOW")?,
             key_file,
             username: sources.text(&args.username, "--username", "SFPAIR_USERNAME")?,
@@ -556,6 +600,11 @@ impl Settings {
             },
             serve: serve_options(args)?,
             wait_for_clock: self.wait_for_clock,
+            #[cfg(feature = "outbox")]
+            outbox: self.outbox.clone().map(|place| crate::service::OutboxRun {
+                place,
+                delivery: self.delivery.clone(),
+            }),
         })
     }
 

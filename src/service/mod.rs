@@ -38,6 +38,17 @@ use crate::present::spec::Display;
 use crate::refusal;
 use crate::time::{Clock, Instant, SystemClock};
 
+#[cfg(feature = "outbox")]
+pub mod delivery;
+
+/// The outbox `run` delivers from, and how.
+#[cfg(feature = "outbox")]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutboxRun {
+    pub place: crate::outbox::place::Place,
+    pub delivery: crate::outbox::deliver::Options,
+}
+
 /// What to do when the pairing dies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Repair {
@@ -73,6 +84,9 @@ pub struct Options {
     pub serve: ServeOptions,
     /// How long to wait for an implausible wall clock before a pairing.
     pub wait_for_clock: Duration,
+    /// The outbox to deliver from; `None`: no delivery.
+    #[cfg(feature = "outbox")]
+    pub outbox: Option<OutboxRun>,
 }
 
 /// Builds an agent like the command's own (a pairing runs on a second one).
@@ -92,6 +106,9 @@ struct Link {
     wake: Mutex<Sender<Wake>>,
     can_pair: bool,
     repair: Repair,
+    /// A handle of its own on the outbox, for the broker's `send`.
+    #[cfg(feature = "outbox")]
+    outbox: Option<Mutex<crate::outbox::Outbox>>,
 }
 
 impl Hooks for Link {
@@ -124,6 +141,26 @@ impl Hooks for Link {
     fn pairing_died(&self, error: &Error) {
         let _ = lock(&self.wake).send(Wake::Died(error.clone()));
     }
+
+    #[cfg(feature = "outbox")]
+    fn send(&self, send: &crate::broker::protocol::SendAsk) -> Result<serde_json::Value, Error> {
+        use crate::outbox::{DEFAULT_MAX_RECORD, input, place};
+        let Some(outbox) = &self.outbox else {
+            return Err(Error::storage(
+                "this sfpair run has no outbox (see its log for why): nothing was queued",
+            ));
+        };
+        let target = input::target_of(
+            send.sobject.as_deref(),
+            send.external_id.as_deref(),
+            send.event.as_deref(),
+            send.auto_id,
+        )?;
+        let records = input::records(&send.records, &target, send.auto_id, DEFAULT_MAX_RECORD)?;
+        let now = SystemClock::new().unix_time().as_secs();
+        let pushed = lock(outbox).push(records, now)?;
+        Ok(place::receipt(&pushed))
+    }
 }
 
 /// Serves until SIGTERM or SIGINT, keeping the pairing alive. `agent` serves the broker;
@@ -134,13 +171,22 @@ pub fn run(agent: Agent, make_agent: MakeAgent, options: Options) -> Result<(), 
     let status = Arc::new(Mutex::new(Status {
         state: State::NotPaired,
         next_keepalive: None,
+        outbox: None,
     }));
+    #[cfg(feature = "outbox")]
+    let delivery = start_delivery(&options, &shared, &make_agent, &status);
     let (wake, woken) = channel();
     let link = Arc::new(Link {
         status: Arc::clone(&status),
         wake: Mutex::new(wake.clone()),
         can_pair: options.pair.is_some(),
         repair: options.repair,
+        #[cfg(feature = "outbox")]
+        outbox: options
+            .outbox
+            .as_ref()
+            .and_then(|o| o.place.open().ok())
+            .map(Mutex::new),
     });
     let serve = options.serve.clone();
     let supervisor = Supervisor {
@@ -155,6 +201,8 @@ pub fn run(agent: Agent, make_agent: MakeAgent, options: Options) -> Result<(), 
         keepalive_due: None,
         failures: 0,
         last_ping: None,
+        #[cfg(feature = "outbox")]
+        poker: delivery.as_ref().map(|d| d.poker()),
     };
     let worker = std::thread::Builder::new()
         .name("sfpair-supervisor".into())
@@ -163,7 +211,39 @@ pub fn run(agent: Agent, make_agent: MakeAgent, options: Options) -> Result<(), 
     let served = broker::serve_with(shared, &serve, link, clock);
     let _ = wake.send(Wake::Stop);
     let _ = worker.join();
+    #[cfg(feature = "outbox")]
+    if let Some(d) = delivery {
+        d.stop();
+    }
     served
+}
+
+/// The delivery thread, when `run` has an outbox; a run without one (no place for it, or it
+/// cannot be opened) still serves tokens, and says why it does not deliver.
+#[cfg(feature = "outbox")]
+fn start_delivery(
+    options: &Options,
+    shared: &Arc<Mutex<Shared>>,
+    make_agent: &MakeAgent,
+    status: &Arc<Mutex<Status>>,
+) -> Option<delivery::Handle> {
+    let run = options.outbox.as_ref()?;
+    let started = run.place.open().and_then(|outbox| {
+        delivery::start(
+            outbox,
+            run.delivery.clone(),
+            Arc::clone(shared),
+            make_agent()?,
+            Arc::clone(status),
+        )
+    });
+    match started {
+        Ok(handle) => Some(handle),
+        Err(e) => {
+            warn!("no delivery from the outbox: {e}");
+            None
+        }
+    }
 }
 
 struct Supervisor {
@@ -181,6 +261,9 @@ struct Supervisor {
     /// Keepalive refreshes that failed in a row without killing the pairing (network).
     failures: u32,
     last_ping: Option<Instant>,
+    /// Wakes the delivery thread once a pairing is stored.
+    #[cfg(feature = "outbox")]
+    poker: Option<delivery::Poker>,
 }
 
 /// A keepalive that failed for a reason that may pass (network) is tried again after this,
@@ -417,6 +500,10 @@ impl Supervisor {
                     shared.clear_failure();
                 }
                 info!("paired; serving tokens for the new pairing");
+                #[cfg(feature = "outbox")]
+                if let Some(p) = &self.poker {
+                    p.poke();
+                }
                 self.set_state(State::Paired);
                 self.schedule_keepalive();
             }
@@ -484,7 +571,7 @@ impl Presenter for Beat {
 }
 
 /// A jitter seed from the kernel, so devices that boot together spread their keepalives.
-fn seed() -> u64 {
+pub(crate) fn seed() -> u64 {
     use ring::rand::SecureRandom;
     let mut bytes = [0u8; 8];
     let _ = ring::rand::SystemRandom::new().fill(&mut bytes);

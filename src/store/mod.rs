@@ -7,6 +7,7 @@
 //! successful pairing.
 
 pub mod crc32;
+pub mod frame;
 pub mod record;
 
 #[cfg(feature = "std")]

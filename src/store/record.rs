@@ -14,7 +14,9 @@
 //! 16+n   4    CRC-32/IEEE over bytes 0..16+n
 //! ```
 //!
-//! Later format versions keep this 16-byte header, the length limit and the trailing CRC, so an
+//! The header, the length bound, the checksum and the order of the checks are the shared
+//! framing in `frame.rs` (the outbox uses it too, with its own magic); this file owns the
+//! payload. Later format versions keep this 16-byte header, the length limit and the trailing CRC, so an
 //! older sfpair can tell a real newer record (`NewerVersion`: upgrade) from a version byte torn
 //! by a power cut on flash (`BadChecksum`: corrupt). A newer version is only reported when its
 //! checksum matches.
@@ -37,7 +39,7 @@ use core::fmt;
 use embedded_io::{Read, ReadExactError, Write};
 use zeroize::Zeroizing;
 
-use super::crc32::crc32;
+use super::frame::{self, FrameError};
 use crate::flow::dialect::Dialect;
 use crate::secret::Secret;
 
@@ -46,8 +48,7 @@ pub const MAGIC: [u8; 4] = *b"SFPR";
 pub const VERSION: u8 = 2;
 /// The version of device-flow records, which an older sfpair reads too.
 pub const VERSION_DEVICE: u8 = 1;
-pub const HEADER_LEN: usize = 16;
-pub const CRC_LEN: usize = 4;
+pub use super::frame::{CRC_LEN, HEADER_LEN};
 /// Far above a real pairing (about 600 bytes), far below any slot.
 pub const MAX_PAYLOAD: usize = 8 * 1024;
 
@@ -270,19 +271,13 @@ pub fn to_bytes(record: &Record, seq: u32) -> Result<Zeroizing<Vec<u8>>, TooLarg
         return Err(TooLarge(payload.len()));
     }
     let mut out = Zeroizing::new(Vec::with_capacity(HEADER_LEN + payload.len() + CRC_LEN));
-    out.extend_from_slice(&MAGIC);
-    out.push(if record.grant.is_headless() {
+    let version = if record.grant.is_headless() {
         VERSION
     } else {
         VERSION_DEVICE
-    });
-    out.push(0);
-    out.extend_from_slice(&[0xFF, 0xFF]);
-    out.extend_from_slice(&seq.to_le_bytes());
-    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    out.extend_from_slice(&payload);
-    let crc = crc32(&out);
-    out.extend_from_slice(&crc.to_le_bytes());
+    };
+    // Exact capacity: the frame never reallocates, so no unwiped copy of the token is left.
+    frame::encode(&mut out, &MAGIC, version, 0, seq, &payload);
     Ok(out)
 }
 
@@ -337,20 +332,23 @@ impl<E> ReadError<E> {
 
 /// Validates the fixed header and returns the payload length.
 fn check_header(header: &[u8; HEADER_LEN]) -> Result<usize, DecodeError> {
-    if header.iter().all(|&b| b == 0xFF) || header.iter().all(|&b| b == 0) {
-        return Err(DecodeError::Blank);
+    frame::check_header(header, &MAGIC, MAX_PAYLOAD)
+        .map(|h| h.len)
+        .map_err(DecodeError::from)
+}
+
+impl From<FrameError> for DecodeError {
+    fn from(e: FrameError) -> Self {
+        match e {
+            FrameError::Blank => DecodeError::Blank,
+            FrameError::BadMagic => DecodeError::BadMagic,
+            FrameError::BadVersion => DecodeError::BadField("version"),
+            FrameError::NewerVersion(v) => DecodeError::NewerVersion(v),
+            FrameError::Truncated => DecodeError::Truncated,
+            FrameError::TooLong(n) => DecodeError::TooLong(n),
+            FrameError::BadChecksum => DecodeError::BadChecksum,
+        }
     }
-    if header[..4] != MAGIC {
-        return Err(DecodeError::BadMagic);
-    }
-    if header[4] == 0 {
-        return Err(DecodeError::BadField("version"));
-    }
-    let len = u32::from_le_bytes([header[12], header[13], header[14], header[15]]);
-    if len as usize > MAX_PAYLOAD {
-        return Err(DecodeError::TooLong(len));
-    }
-    Ok(len as usize)
 }
 
 /// Decodes a record from the start of `bytes` (trailing bytes, such as the rest of a flash
@@ -362,29 +360,9 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
 /// [`decode`] as a reader of format versions up to `newest` would: `decode_up_to(b, 1)` is
 /// what an sfpair from before version 2 does with `b` (the tests pin that it refuses).
 pub fn decode_up_to(bytes: &[u8], newest: u8) -> Result<Decoded, DecodeError> {
-    let header: &[u8; HEADER_LEN] = bytes
-        .get(..HEADER_LEN)
-        .and_then(|h| h.try_into().ok())
-        .ok_or(if bytes.iter().all(|&b| b == 0xFF) && !bytes.is_empty() {
-            DecodeError::Blank
-        } else {
-            DecodeError::Truncated
-        })?;
-    let len = check_header(header)?;
-    let end = HEADER_LEN + len;
-    let stored = bytes
-        .get(end..end + CRC_LEN)
-        .ok_or(DecodeError::Truncated)?;
-    let stored = u32::from_le_bytes([stored[0], stored[1], stored[2], stored[3]]);
-    if crc32(&bytes[..end]) != stored {
-        return Err(DecodeError::BadChecksum);
-    }
-    if header[4] > newest {
-        return Err(DecodeError::NewerVersion(header[4]));
-    }
-    let seq = u32::from_le_bytes([header[8], header[9], header[10], header[11]]);
-    let record = parse_fields(&bytes[HEADER_LEN..end], header[4])?;
-    Ok(Decoded { record, seq })
+    let h = frame::decode(bytes, &MAGIC, MAX_PAYLOAD, newest)?;
+    let record = parse_fields(&bytes[HEADER_LEN..HEADER_LEN + h.len], h.version)?;
+    Ok(Decoded { record, seq: h.seq })
 }
 
 #[derive(Default)]
@@ -500,6 +478,7 @@ fn parse_fields(mut payload: &[u8], version: u8) -> Result<Record, DecodeError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::crc32::crc32;
 
     pub(crate) fn sample() -> Record {
         Record {
@@ -564,6 +543,23 @@ mod tests {
             parse_fields(&payload, 2).unwrap().grant,
             Grant::client_credentials()
         );
+    }
+
+    #[test]
+    fn the_shared_framing_writes_the_same_bytes_as_before() {
+        // The layout as record.rs wrote it by hand before frame.rs: byte for byte the same.
+        for (record, version) in [(sample(), 1u8), (headless(), 2)] {
+            let bytes = to_bytes(&record, 0x0102_0304).unwrap();
+            let payload = &bytes[HEADER_LEN..bytes.len() - CRC_LEN];
+            let mut want = Vec::new();
+            want.extend_from_slice(b"SFPR");
+            want.extend_from_slice(&[version, 0, 0xFF, 0xFF, 4, 3, 2, 1]);
+            want.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+            want.extend_from_slice(payload);
+            let crc = crc32(&want);
+            want.extend_from_slice(&crc.to_le_bytes());
+            assert_eq!(bytes.to_vec(), want);
+        }
     }
 
     #[test]

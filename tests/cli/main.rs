@@ -22,6 +22,7 @@ mod hygiene;
 mod instance_host;
 mod library;
 mod netfault;
+mod outbox;
 mod output;
 mod pairing;
 mod proxy;

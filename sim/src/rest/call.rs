@@ -48,8 +48,7 @@ pub type Handler = fn(&mut Ctx, &Call, &[&str]) -> Response;
 impl Ctx<'_> {
     /// The object of that name, or 404 `NOT_FOUND` as Salesforce answers.
     pub fn object(&self, name: &str) -> Result<Object, Response> {
-        self.shared
-            .config
+        self.world
             .schema
             .object(name)
             .cloned()

@@ -292,18 +292,13 @@ fn object_of(ctx: &Ctx, record: &Map<String, Value>) -> Result<crate::schema::Ob
                 "No type specified in the attributes of the record",
             )
         })?;
-    ctx.shared
-        .config
-        .schema
-        .object(name)
-        .cloned()
-        .ok_or_else(|| {
-            RecordError::new(
-                400,
-                "INVALID_TYPE",
-                format!("sObject type '{name}' is not supported."),
-            )
-        })
+    ctx.world.schema.object(name).cloned().ok_or_else(|| {
+        RecordError::new(
+            400,
+            "INVALID_TYPE",
+            format!("sObject type '{name}' is not supported."),
+        )
+    })
 }
 
 /// The stored 18-character form of an id a client sent.

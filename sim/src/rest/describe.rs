@@ -14,8 +14,7 @@ use super::call::{Call, Ctx};
 /// `GET sobjects`.
 pub fn global(ctx: &mut Ctx, _call: &Call, _segments: &[&str]) -> Response {
     let objects: Vec<Value> = ctx
-        .shared
-        .config
+        .world
         .schema
         .objects
         .iter()

@@ -22,7 +22,7 @@ pub fn first_page(ctx: &mut Ctx, call: &Call, segments: &[&str]) -> Response {
     let Some(soql) = params.get("q") else {
         return rest_error(400, "MALFORMED_QUERY", "A query string has to be specified");
     };
-    let query = match soql::parse(soql, &ctx.shared.config.schema) {
+    let query = match soql::parse(soql, &ctx.world.schema) {
         Ok(query) => query,
         Err(error) => return error_response(&error),
     };

@@ -148,7 +148,7 @@ pub fn create(
     object: &Object,
     body: &Map<String, Value>,
 ) -> Result<String, RecordError> {
-    let mut fields = check(&ctx.shared.config.schema, object, body, Write::Create)?;
+    let mut fields = check(&ctx.world.schema, object, body, Write::Create)?;
     unique(ctx, object, &fields, None)?;
     if let Some(name) = computed_name(object, &fields) {
         fields.insert("Name".into(), Value::String(name));
@@ -173,7 +173,7 @@ pub fn update(
     let mut body = body.clone();
     // The id may be repeated in the body, as collections require.
     body.retain(|k, _| !k.eq_ignore_ascii_case("id"));
-    let changes = check(&ctx.shared.config.schema, object, &body, Write::Update)?;
+    let changes = check(&ctx.world.schema, object, &body, Write::Update)?;
     unique(ctx, object, &changes, Some(&id))?;
     ctx.world.records.update(&id, changes);
     let name = ctx
@@ -193,7 +193,7 @@ pub fn update(
 pub fn delete(ctx: &mut Ctx, object: Option<&Object>, id: &str) -> Result<(), RecordError> {
     let stored = ctx.world.records.get(id).map(|r| r.object.clone());
     if let Some(event) = stored
-        .and_then(|name| ctx.shared.config.schema.object(&name))
+        .and_then(|name| ctx.world.schema.object(&name))
         .filter(|o| o.platform_event)
     {
         insert_only(event, "delete")?;
@@ -245,7 +245,7 @@ pub fn upsert(
             };
             let mut given = Map::new();
             given.insert(field.clone(), key);
-            let typed = check(&ctx.shared.config.schema, object, &given, Write::Update)?;
+            let typed = check(&ctx.world.schema, object, &given, Write::Update)?;
             body.extend(typed);
             create(ctx, object, &body).map(Upserted::Created)
         }

@@ -1,0 +1,191 @@
+//! The outbox's settings: where it is (`--outbox`, `SFPAIR_OUTBOX`, else `outbox/` beside the
+//! file store), its size limit (`--outbox-max-bytes`), the API reserve (`--api-reserve`), and
+//! the `send` and `outbox` commands built from them.
+//!
+//! Parsing only; the commands open the outbox when they run.
+
+use std::path::{Path, PathBuf};
+
+use super::sources::Sources;
+use crate::cli::Args;
+use crate::commands::call::Body;
+use crate::commands::outbox::{self, Action, Place};
+use crate::commands::send;
+use crate::error::Error;
+use crate::outbox::deliver;
+use crate::outbox::{DEFAULT_MAX_BYTES, input};
+use crate::store::{self, file::FileStore};
+
+/// The smallest `--outbox-max-bytes`: room for a few records and the log's own frames.
+const MIN_MAX_BYTES: u64 = 64 * 1024;
+
+/// The outbox's place, or why there is none.
+pub fn place(
+    args: &Args,
+    sources: &Sources,
+    store: &store::Spec,
+    is_root: bool,
+) -> Result<Place, Error> {
+    let dir = match sources.text(
+        &args.outbox.as_ref().map(|p| p.display().to_string()),
+        "--outbox",
+        "SFPAIR_OUTBOX",
+    )? {
+        Some(dir) => PathBuf::from(dir),
+        None => beside(store, sources, is_root).ok_or_else(|| {
+            Error::config(
+                "no outbox given and no place for one: pass --outbox DIR or set SFPAIR_OUTBOX",
+            )
+        })?,
+    };
+    let max_bytes = match sources.text(
+        &args.outbox_max_bytes,
+        "--outbox-max-bytes",
+        "SFPAIR_OUTBOX_MAX_BYTES",
+    )? {
+        Some(text) => bytes(&text)?,
+        None => DEFAULT_MAX_BYTES,
+    };
+    Ok(Place { dir, max_bytes })
+}
+
+/// `outbox/` in the directory of the file store, or of the default file store when the
+/// pairing lives in raw flash.
+fn beside(store: &store::Spec, sources: &Sources, is_root: bool) -> Option<PathBuf> {
+    let token = match store {
+        store::Spec::File(path) => path.clone(),
+        #[allow(unreachable_patterns)]
+        _ => FileStore::default_path(|k| sources.raw(k), is_root)?,
+    };
+    Some(token.parent().unwrap_or(Path::new("/")).join("outbox"))
+}
+
+/// `16777216`, `64K`, `16M`, `1G` (binary multiples).
+fn bytes(text: &str) -> Result<u64, Error> {
+    let t = text.trim();
+    let (digits, unit) = match t.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => t.split_at(i),
+        None => (t, ""),
+    };
+    let scale: u64 = match unit.to_ascii_uppercase().as_str() {
+        "" | "B" => 1,
+        "K" | "KB" | "KIB" => 1 << 10,
+        "M" | "MB" | "MIB" => 1 << 20,
+        "G" | "GB" | "GIB" => 1 << 30,
+        _ => 0,
+    };
+    let n = digits
+        .parse::<u64>()
+        .ok()
+        .filter(|_| scale > 0)
+        .and_then(|n| n.checked_mul(scale))
+        .ok_or_else(|| {
+            Error::config(format!(
+                "--outbox-max-bytes '{t}' is not a size: use bytes, or a number with K, M or G"
+            ))
+        })?;
+    if n < MIN_MAX_BYTES {
+        return Err(Error::config(format!(
+            "--outbox-max-bytes '{t}' is below the smallest outbox, {} KiB",
+            MIN_MAX_BYTES / 1024
+        )));
+    }
+    Ok(n)
+}
+
+/// `--api-reserve PERCENT` and `--api-version` for delivery.
+pub fn delivery(
+    args: &Args,
+    sources: &Sources,
+    api_version: Option<&str>,
+) -> Result<deliver::Options, Error> {
+    let reserve = match sources.text(&args.api_reserve, "--api-reserve", "SFPAIR_API_RESERVE")? {
+        None => crate::outbox::pace::DEFAULT_RESERVE_PERCENT,
+        Some(text) => text
+            .trim()
+            .trim_end_matches('%')
+            .parse::<u8>()
+            .ok()
+            .filter(|p| (1..=100).contains(p))
+            .ok_or_else(|| {
+                Error::config(format!(
+                    "--api-reserve '{}' is not a percentage from 1 to 100",
+                    text.trim()
+                ))
+            })?,
+    };
+    Ok(deliver::Options {
+        api_version: api_version.unwrap_or(deliver::DEFAULT_API_VERSION).into(),
+        reserve,
+    })
+}
+
+/// `sfpair send SOBJECT --external-id FIELD` / `sfpair send --event EVENT__e`.
+pub fn send(args: &Args, place: Place) -> Result<send::Options, Error> {
+    let target = input::target_of(
+        args.send_object.as_deref(),
+        args.external_id.as_deref(),
+        args.event.as_deref(),
+        args.auto_id,
+    )?;
+    Ok(send::Options {
+        place,
+        target,
+        auto_id: args.auto_id,
+        data: args.data.as_deref().map_or(Body::Stdin, Body::from_arg),
+        json: args.json,
+        socket: args.socket.clone(),
+    })
+}
+
+/// `sfpair outbox flush|status|retry-dead`.
+pub fn command(
+    args: &Args,
+    place: Place,
+    delivery: deliver::Options,
+) -> Result<outbox::Options, Error> {
+    let action = match args.outbox_action.as_deref() {
+        Some("flush") => Action::Flush(delivery),
+        Some("status") => Action::Status { json: args.json },
+        Some("retry-dead") => Action::RetryDead,
+        Some(other) => {
+            return Err(Error::config(format!(
+                "unknown outbox action '{other}': use flush, status or retry-dead"
+            )));
+        }
+        None => {
+            return Err(Error::config(
+                "sfpair outbox needs an action: flush, status or retry-dead",
+            ));
+        }
+    };
+    Ok(outbox::Options { place, action })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::CleanErr;
+
+    #[test]
+    fn sizes_take_binary_units_and_refuse_nonsense() {
+        assert_eq!(bytes("16M").unwrap(), 16 << 20);
+        assert_eq!(bytes("65536").unwrap(), 65536);
+        assert_eq!(bytes("64k").unwrap(), 65536);
+        assert_eq!(bytes("1GiB").unwrap(), 1 << 30);
+        for bad in ["", "M", "12X", "-1", "1.5M", "99999999999999999999G"] {
+            let e = bytes(bad).clean_err();
+            assert!(
+                e.message().contains("is not a size"),
+                "{bad}: {}",
+                e.message()
+            );
+        }
+        assert!(
+            bytes("1K")
+                .clean_err()
+                .message()
+                .contains("below the smallest")
+        );
+    }
+}

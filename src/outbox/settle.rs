@@ -1,0 +1,166 @@
+//! Settling: recording durably that records were delivered, or moved to the dead letters.
+//!
+//! Order, so that a crash at any point loses nothing: the dead letters are appended to `dead`
+//! and synced first, then one frame is appended to `mark` and synced. A crash between the two
+//! leaves a record both dead and still queued: it is delivered again, fails again, and is dead
+//! twice (harmless: `retry-dead` upserts by the same external id). A crash before the mark is
+//! synced leaves the records queued: delivered again, by the same external id.
+//!
+//! The mark frame carries the new watermark (the oldest seq still queued), so reading the mark
+//! back needs only the seqs settled above it, not every seq ever settled.
+
+use std::collections::BTreeMap;
+
+use super::entry::{self, Dead, Entry, MAX_ERROR, Settled};
+use super::{COMPACT_AT, DEAD, MARK, MAX_ABOVE, Outbox, Settle};
+use crate::error::Error;
+
+impl Outbox {
+    /// Durably records outcomes (dead ones written to `dead` first, then the mark, fsynced);
+    /// may compact. Unknown or already-settled seqs are ignored.
+    pub fn settle(&mut self, outcomes: &[Settle], now: u64) -> Result<(), Error> {
+        // seq -> the error, for dead ones; later outcomes for the same seq are ignored.
+        let mut wanted: BTreeMap<u64, Option<&str>> = BTreeMap::new();
+        for o in outcomes {
+            let (seq, error) = match o {
+                Settle::Delivered(seq) => (*seq, None),
+                Settle::Dead { seq, error } => (*seq, Some(error.as_str())),
+            };
+            wanted.entry(seq).or_insert(error);
+        }
+        self.locked(|ob| ob.settle_locked(&wanted, now))
+    }
+
+    fn settle_locked(
+        &mut self,
+        wanted: &BTreeMap<u64, Option<&str>>,
+        now: u64,
+    ) -> Result<(), Error> {
+        let Some(&max) = wanted.keys().next_back() else {
+            return Ok(());
+        };
+        // One pass from the oldest queued entry: which wanted seqs are queued (and their
+        // entries, for dead letters), and the oldest entry still queued after this settle.
+        let (from, end) = (self.st.oldest_off, self.st.log_len);
+        let mut found: Vec<(u64, bool, u64)> = Vec::new(); // seq, dead, frame length
+        let mut dead_bytes = Vec::new();
+        let mut next_oldest: Option<(u64, u64, u64)> = None; // offset, seq, queued_at
+        let mut at = from;
+        self.entries(from, end, |st, e: Entry, len| {
+            let here = at;
+            at += len;
+            if st.settled(e.seq) {
+                return true;
+            }
+            let seq = e.seq;
+            match wanted.get(&seq) {
+                Some(error) => {
+                    found.push((seq, error.is_some(), len));
+                    if let Some(error) = error {
+                        let error = clip(error, MAX_ERROR).to_string();
+                        entry::encode_dead(
+                            &mut dead_bytes,
+                            &Dead {
+                                entry: e,
+                                error,
+                                at: now,
+                            },
+                        );
+                    }
+                }
+                None => {
+                    next_oldest.get_or_insert((here, seq, e.queued_at));
+                }
+            }
+            next_oldest.is_none() || seq < max
+        })?;
+        if found.is_empty() {
+            return Ok(());
+        }
+        if !dead_bytes.is_empty() {
+            let created = self
+                .disk
+                .append(DEAD, &dead_bytes)
+                .and_then(|c| self.disk.fsync(DEAD).map(|()| c))
+                .map_err(|e| self.io("write to", DEAD, e))?;
+            if created {
+                self.disk
+                    .fsync_dir()
+                    .map_err(|e| self.io("sync the directory of", DEAD, e))?;
+            }
+            self.st.dead_len += dead_bytes.len() as u64;
+        }
+        let low = next_oldest.map_or(self.st.next_seq, |(_, seq, _)| seq);
+        let mut mark = Vec::new();
+        if !self.st.mark_current {
+            entry::encode_mark_header(&mut mark, self.st.header.generation);
+        }
+        let seqs = found.iter().map(|&(s, d, _)| (s, d)).collect();
+        entry::encode_settled(&mut mark, &Settled { low, seqs });
+        let write = |ob: &mut Outbox| -> std::io::Result<bool> {
+            if !ob.st.mark_current && ob.st.mark_len > 0 {
+                // A mark of an older generation: nothing in it applies any more.
+                ob.disk.truncate(MARK, 0)?;
+            }
+            let created = ob.disk.append(MARK, &mark)?;
+            ob.disk.fsync(MARK)?;
+            if created {
+                ob.disk.fsync_dir()?;
+            }
+            Ok(created)
+        };
+        write(self).map_err(|e| self.io("write to", MARK, e))?;
+        let st = &mut self.st;
+        if !st.mark_current {
+            st.mark_len = 0;
+            st.mark_current = true;
+        }
+        st.mark_len += mark.len() as u64;
+        for &(seq, dead, len) in &found {
+            st.queued -= 1;
+            st.queued_bytes -= len;
+            if dead {
+                st.dead += 1;
+            } else {
+                st.marked_delivered += 1;
+            }
+            st.above.insert(seq);
+        }
+        st.low = low;
+        st.above.retain(|&s| s >= low);
+        match next_oldest {
+            Some((off, _, queued_at)) => {
+                st.oldest_off = off;
+                st.oldest_queued_at = Some(queued_at);
+            }
+            None => {
+                st.oldest_off = st.log_len;
+                st.oldest_queued_at = None;
+            }
+        }
+        if self.should_compact() {
+            self.compact_locked()?;
+        }
+        Ok(())
+    }
+
+    /// Empty queue with settled entries, a settled part over half the log and 64 KiB, or too
+    /// many settled seqs kept in memory.
+    fn should_compact(&self) -> bool {
+        let st = &self.st;
+        let entries = st.log_len - st.header_len;
+        let settled = entries - st.queued_bytes;
+        (st.queued == 0 && settled > 0)
+            || (settled * 2 > entries && settled > COMPACT_AT)
+            || st.above.len() > MAX_ABOVE
+    }
+}
+
+/// At most `max` bytes of `s`, cut at a character boundary.
+fn clip(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}

@@ -159,6 +159,15 @@ pub fn output_error(e: io::Error) -> Error {
     )
 }
 
+/// Reports what a command did when the doing is the product (`send` queued records, `flush`
+/// delivered them): the work stands whether or not the report can be written, so a failed
+/// write is a warning, never an exit code that would make a caller do it again.
+pub fn report(out: &mut dyn Write, text: impl std::fmt::Display) {
+    if let Err(e) = say(out, text) {
+        log::warn!("the report could not be written: {}", e.message());
+    }
+}
+
 /// Writes `text` and a newline, then flushes: output that cannot be written is an error.
 pub fn say(out: &mut dyn Write, text: impl std::fmt::Display) -> Result<(), Error> {
     writeln!(out, "{text}")

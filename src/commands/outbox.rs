@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::say;
+use super::{report, say};
 use crate::agent::Agent;
 use crate::error::Error;
 use crate::outbox::deliver::{self, Flushed};
@@ -51,7 +51,7 @@ pub fn run(options: &Options, out: &mut dyn Write) -> Result<u8, Error> {
         Action::Status { json } => status(&mut outbox, *json, clock.unix_time().as_secs(), out),
         Action::RetryDead => {
             let n = outbox.retry_dead(clock.unix_time().as_secs())?;
-            say(out, format!("{n} dead letter(s) queued again"))?;
+            report(out, format!("{n} dead letter(s) queued again"));
             Ok(0)
         }
         Action::Flush(_) => Err(Error::config("flush needs the paired agent")),
@@ -80,7 +80,7 @@ pub fn flush(
         &mut std::thread::sleep,
         seed,
     )?;
-    say(out, summary(&flushed))?;
+    report(out, summary(&flushed));
     Ok(0)
 }
 

@@ -6,7 +6,7 @@ use std::io::Write;
 
 use super::call::Body;
 use super::outbox::Place;
-use super::say;
+use super::report;
 use crate::error::Error;
 use crate::outbox::{Target, input};
 use crate::sanitize;
@@ -41,12 +41,12 @@ pub fn run(options: &Options, out: &mut dyn Write) -> Result<u8, Error> {
     let mut outbox = options.place.open()?;
     let pushed = outbox.push(records, SystemClock::new().unix_time().as_secs())?;
     if options.json {
-        say(
+        report(
             out,
             sanitize::json_line(&crate::outbox::place::receipt(&pushed)),
-        )?;
+        );
     } else {
-        say(
+        report(
             out,
             format!(
                 "{} record(s) queued in {} ({} waiting for delivery)",
@@ -54,7 +54,7 @@ pub fn run(options: &Options, out: &mut dyn Write) -> Result<u8, Error> {
                 outbox.dir().display(),
                 pushed.queued
             ),
-        )?;
+        );
     }
     Ok(0)
 }
@@ -89,9 +89,9 @@ fn through_broker(
         records: array,
     })?;
     if options.json {
-        say(out, sanitize::json_line(&receipt))?;
+        report(out, sanitize::json_line(&receipt));
     } else {
-        say(
+        report(
             out,
             format!(
                 "{} record(s) queued by the agent at {} ({} waiting for delivery)",
@@ -99,7 +99,7 @@ fn through_broker(
                 socket.display(),
                 receipt["outbox_queued"]
             ),
-        )?;
+        );
     }
     Ok(0)
 }

@@ -514,3 +514,41 @@ fn the_outbox_lives_beside_the_store_with_private_modes() {
         assert_eq!(mode & 0o077, 0, "{} is {mode:o}", entry.path().display());
     }
 }
+
+/// `send`'s product is the queued record: a report nobody can read does not undo it, so the
+/// exit code stays 0 (a caller that saw a failure would send again; for an event, twice).
+#[test]
+fn a_send_whose_report_cannot_be_written_still_exits_0() {
+    let env = Env::start(fast());
+    let null = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .unwrap();
+    let mut command = env.command(&[
+        "send",
+        OBJECT,
+        "--external-id",
+        KEY,
+        "--data",
+        r#"{"Reading_Key__c":"quiet"}"#,
+    ]);
+    command.stdout(null);
+    let mut child = command.spawn().unwrap();
+    let deadline = Instant::now() + RUN_LIMIT;
+    let status_code = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s.code();
+        }
+        assert!(Instant::now() < deadline, "send did not exit");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status_code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("the report could not be written"),
+        "{stderr}"
+    );
+    assert_eq!(status(&env)["queued"], 1);
+}

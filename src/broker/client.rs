@@ -74,7 +74,17 @@ impl Broker {
 
     /// The long-running agent's health answer (`{"get":"health"}`), as it sent it.
     pub fn health(&self) -> Result<serde_json::Value, Error> {
-        let text = self.exchange(Ask::Health)?;
+        self.json_answer(Ask::Health)
+    }
+
+    /// `{"do":"send",…}`: records queued by the running agent's outbox; its receipt.
+    pub fn send(&self, send: protocol::SendAsk) -> Result<serde_json::Value, Error> {
+        self.json_answer(Ask::Send(Box::new(send)))
+    }
+
+    /// An answer that is any JSON object (health, a send's receipt), or its error.
+    fn json_answer(&self, ask: Ask) -> Result<serde_json::Value, Error> {
+        let text = self.exchange(ask)?;
         let value: serde_json::Value =
             serde_json::from_slice(&text).map_err(|_| self.malformed())?;
         if let Some(kind) = value.get("error").and_then(|k| k.as_str()) {
@@ -82,21 +92,6 @@ impl Broker {
             return Err(Error::new(
                 protocol::error_kind(kind),
                 format!("the token broker says: {message}"),
-            ));
-        }
-        Ok(value)
-    }
-
-    /// `{"do":"send",…}`: records queued by the running agent's outbox; its receipt.
-    pub fn send(&self, send: protocol::SendAsk) -> Result<serde_json::Value, Error> {
-        let text = self.exchange(Ask::Send(Box::new(send)))?;
-        let value: serde_json::Value =
-            serde_json::from_slice(&text).map_err(|_| self.malformed())?;
-        if let Some(kind) = value.get("error").and_then(|k| k.as_str()) {
-            let message = value["message"].as_str().unwrap_or_default();
-            return Err(Error::new(
-                protocol::error_kind(kind),
-                format!("the agent says: {message}"),
             ));
         }
         Ok(value)

@@ -29,11 +29,16 @@ pub struct Cursors {
     pub issued: u64,
 }
 
-/// Records by id.
+/// Records by id, and by their string field values (for external ids and unique fields).
 #[derive(Clone, Default)]
 pub struct Records {
     list: Vec<Record>,
     index: HashMap<String, usize>,
+    /// Positions of the records that hold (or once held) a string value, by (object, field,
+    /// the value lower-cased). An upsert looks its external id up here instead of scanning
+    /// every record, so a batch of 200 into an object of 100,000 rows stays fast. Entries
+    /// are only added: `find` checks each against the record's current value.
+    by_value: HashMap<(String, String, String), Vec<usize>>,
     /// Ids issued so far, per key prefix.
     counters: HashMap<String, u64>,
 }
@@ -58,6 +63,10 @@ impl Records {
         }
         self.index
             .insert(id[..15.min(id.len())].to_string(), self.list.len());
+        let position = self.list.len();
+        for (field, value) in &fields {
+            self.index_value(object, field, value, position);
+        }
         self.list.push(Record {
             object: object.to_string(),
             id: id.to_string(),
@@ -85,6 +94,11 @@ impl Records {
         if record.deleted {
             return false;
         }
+        let (object, position) = (record.object.clone(), self.index[&id[..15]]);
+        for (field, value) in &changes {
+            self.index_value(&object, field, value, position);
+        }
+        let record = &mut self.list[position];
         record.fields.extend(changes);
         let now = Value::String(now_datetime());
         record.fields.insert("LastModifiedDate".into(), now.clone());
@@ -112,10 +126,31 @@ impl Records {
 
     /// Live records of `object` whose `field` equals `value` (strings ignoring case).
     pub fn find(&self, object: &str, field: &str, value: &Value) -> Vec<String> {
-        self.of(object)
-            .filter(|r| !r.deleted && r.fields.get(field).is_some_and(|v| same(v, value)))
+        let matches = |r: &&Record| {
+            r.object == object && !r.deleted && r.fields.get(field).is_some_and(|v| same(v, value))
+        };
+        let Value::String(text) = value else {
+            return self.list.iter().filter(matches).map(|r| r.id.clone()).collect();
+        };
+        let key = (object.to_string(), field.to_string(), text.to_lowercase());
+        let mut positions = self.by_value.get(&key).cloned().unwrap_or_default();
+        positions.sort_unstable();
+        positions.dedup();
+        positions
+            .into_iter()
+            .map(|i| &self.list[i])
+            .filter(matches)
             .map(|r| r.id.clone())
             .collect()
+    }
+
+    fn index_value(&mut self, object: &str, field: &str, value: &Value, position: usize) {
+        if let Value::String(text) = value {
+            self.by_value
+                .entry((object.to_string(), field.to_string(), text.to_lowercase()))
+                .or_default()
+                .push(position);
+        }
     }
 }
 

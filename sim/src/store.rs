@@ -129,8 +129,11 @@ impl Records {
         let matches = |r: &&Record| {
             r.object == object && !r.deleted && r.fields.get(field).is_some_and(|v| same(v, value))
         };
-        let Value::String(text) = value else {
-            return self.list.iter().filter(matches).map(|r| r.id.clone()).collect();
+        // A number, or text that may equal a stored number (an external id from a URL):
+        // compared by value, so scanned.
+        let text = match value {
+            Value::String(text) if text.trim().parse::<f64>().is_err() => text,
+            _ => return self.list.iter().filter(matches).map(|r| r.id.clone()).collect(),
         };
         let key = (object.to_string(), field.to_string(), text.to_lowercase());
         let mut positions = self.by_value.get(&key).cloned().unwrap_or_default();

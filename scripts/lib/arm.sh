@@ -27,6 +27,31 @@ GLIBC_FLOOR=2.28
 #                              the exit status, with no text (tests and debug builds keep it).
 SIZE_RUSTFLAGS="-C force-unwind-tables=no -Zlocation-detail=none -Zfmt-debug=shallow -Zunstable-options -Cpanic=immediate-abort"
 
+# size_rustflags TARGET: SIZE_RUSTFLAGS plus what only that target takes (issue 13, measured
+# with scripts/cross-build, stripped, 2026-12-01; BENCHMARKS.md "Bytes found for the outbox"):
+#   armv7: -C target-feature=+thumb-mode   Thumb-2 instead of A32 code, for our code and the
+#                              rebuilt std alike: 1,256,524 -> 929,980 bytes (-326,544; the
+#                              minimal build 977,628 -> 730,556). Every ARMv7-A core
+#                              runs Thumb-2 (the architecture requires it); Debian's and
+#                              Ubuntu's own armhf packages are Thumb-2 code (their gcc defaults
+#                              to -mthumb); A32 and Thumb code call each other freely under the
+#                              EABI (ring's assembly and the C libraries keep their own mode).
+#                              Rust's thumbv7neon-unknown-linux-gnueabihf target is Thumb-2
+#                              code too. (A stable rustc flag, unlike the ones above.)
+#   ARMv6 (arm-unknown-linux-musleabihf) stays A32: an ARM1176 has Thumb-1 only, no Thumb-2.
+#   aarch64 has no Thumb.
+# Measured and not used: LLVM's machine outliner forced on for ARM
+# (-Cllvm-args=-enable-machine-outliner=always, a further -18,496 bytes on armv7): the library's
+# unit tests built that way (release, Thumb-2) died with SIGILL on an undefined instruction
+# after all of them passed; more outliner rounds on aarch64 (-machine-outliner-reruns=3) save
+# only 3,264 bytes, not worth a second rarely-used code generation option.
+size_rustflags() {
+  case $1 in
+    armv7-unknown-linux-gnueabihf) echo "$SIZE_RUSTFLAGS -C target-feature=+thumb-mode" ;;
+    *) echo "$SIZE_RUSTFLAGS" ;;
+  esac
+}
+
 # Where scripts/cross-build puts the binaries: $DIST/<target>/sfpair.
 DIST=${SFPAIR_DIST:-dist}
 

@@ -133,7 +133,14 @@ impl Records {
         // compared by value, so scanned.
         let text = match value {
             Value::String(text) if text.trim().parse::<f64>().is_err() => text,
-            _ => return self.list.iter().filter(matches).map(|r| r.id.clone()).collect(),
+            _ => {
+                return self
+                    .list
+                    .iter()
+                    .filter(matches)
+                    .map(|r| r.id.clone())
+                    .collect();
+            }
         };
         let key = (object.to_string(), field.to_string(), text.to_lowercase());
         let mut positions = self.by_value.get(&key).cloned().unwrap_or_default();

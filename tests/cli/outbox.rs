@@ -552,3 +552,34 @@ fn a_send_whose_report_cannot_be_written_still_exits_0() {
     );
     assert_eq!(status(&env)["queued"], 1);
 }
+
+/// A session the org expired (401 INVALID_SESSION_ID) is refreshed once and the batch sent
+/// again, as `sfpair call` does: one refresh for the whole flush, nothing dead-lettered.
+#[test]
+fn an_expired_session_is_refreshed_once_and_the_batch_sent_again() {
+    let env = Env::start(fast());
+    env.pair_approved();
+    let (lines, sent) = readings("exp", 250);
+    assert_eq!(send(&env, "exp", &lines, &[]).code(), 0);
+    // A new process refreshes once to get its first session; the org then refuses it once.
+    env.sim().push_faults(&[sfpair_sim::Fault::InvalidSession]);
+    let before = env.requests().len();
+    let out = env.run(&["outbox", "flush"]);
+    assert_eq!(out.code(), 0, "{out:?}");
+    let after: Vec<String> = env.requests().into_iter().skip(before).collect();
+    let refreshes = after
+        .iter()
+        .filter(|l| l.contains(" refresh_token "))
+        .count();
+    let batches = after
+        .iter()
+        .filter(|l| l.contains("composite/sobjects"))
+        .count();
+    assert_eq!(
+        refreshes, 2,
+        "the first session, then one renewal: {after:?}"
+    );
+    assert_eq!(batches, 3, "one refused, then the two batches: {after:?}");
+    assert_delivered(&rows(&env), &sent);
+    assert_eq!(status(&env)["dead"], 0);
+}

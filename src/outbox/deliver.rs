@@ -12,7 +12,7 @@
 //! The deliver lock keeps two deliverers (a `flush` and a `run`) from sending the same batch
 //! at once; it is not held by `send`, which only appends.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::io::Write;
 use std::time::Duration;
 
@@ -76,7 +76,7 @@ pub enum Round {
 /// Delivery state that lives as long as the deliverer: transient failures per record.
 pub struct Deliverer {
     options: Options,
-    retries: BTreeMap<u64, u32>,
+    retries: HashMap<u64, u32>,
     /// The last `Sforce-Limit-Info` seen.
     pub usage: Option<Usage>,
 }
@@ -85,7 +85,7 @@ impl Deliverer {
     pub fn new(options: Options) -> Self {
         Deliverer {
             options,
-            retries: BTreeMap::new(),
+            retries: HashMap::new(),
             usage: None,
         }
     }

@@ -98,6 +98,9 @@ impl Poker {
     }
 }
 
+/// Told when delivery finds the pairing dead (a refresh refused): the supervisor's news.
+pub type Died = Box<dyn Fn(&Error) + Send>;
+
 /// Starts the thread over `outbox`.
 pub fn start(
     outbox: Outbox,
@@ -105,6 +108,7 @@ pub fn start(
     shared: Arc<Mutex<Shared>>,
     sender: Agent,
     status: Arc<Mutex<Status>>,
+    died: Died,
 ) -> Result<Handle, Error> {
     let (read, write) = pipe()?;
     let watch = watch(&outbox);
@@ -116,6 +120,7 @@ pub fn start(
         clock: SystemClock::new(),
         pace: Pace::new(Policy::RUN, super::seed()),
         paused: None,
+        died,
     };
     let thread = std::thread::Builder::new()
         .name("sfpair-delivery".into())
@@ -136,6 +141,7 @@ struct Worker {
     pace: Pace,
     /// Why delivery waits, while it does.
     paused: Option<String>,
+    died: Died,
 }
 
 impl Worker {
@@ -202,6 +208,9 @@ impl Worker {
                     return Some(self.pause(wait, &why));
                 }
                 Err(e) => {
+                    if crate::refusal::is_death(&e) {
+                        (self.died)(&e);
+                    }
                     let wait = self.pace.failed();
                     return Some(self.pause(wait, e.message()));
                 }

@@ -174,8 +174,9 @@ pub fn run(agent: Agent, make_agent: MakeAgent, options: Options) -> Result<(), 
         outbox: None,
     }));
     #[cfg(feature = "outbox")]
-    let delivery = start_delivery(&options, &shared, &make_agent, &status);
     let (wake, woken) = channel();
+    #[cfg(feature = "outbox")]
+    let delivery = start_delivery(&options, &shared, &make_agent, &status, &wake);
     let link = Arc::new(Link {
         status: Arc::clone(&status),
         wake: Mutex::new(wake.clone()),
@@ -226,8 +227,14 @@ fn start_delivery(
     shared: &Arc<Mutex<Shared>>,
     make_agent: &MakeAgent,
     status: &Arc<Mutex<Status>>,
+    wake: &Sender<Wake>,
 ) -> Option<delivery::Handle> {
     let run = options.outbox.as_ref()?;
+    // A refresh refused during delivery is news for the supervisor, as in a broker request.
+    let wake = Mutex::new(wake.clone());
+    let died: delivery::Died = Box::new(move |e: &Error| {
+        let _ = lock(&wake).send(Wake::Died(e.clone()));
+    });
     let started = run.place.open().and_then(|outbox| {
         delivery::start(
             outbox,
@@ -235,6 +242,7 @@ fn start_delivery(
             Arc::clone(shared),
             make_agent()?,
             Arc::clone(status),
+            died,
         )
     });
     match started {

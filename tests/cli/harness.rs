@@ -308,6 +308,11 @@ impl Running {
         }
     }
 
+    /// Whether the process has exited (its status is kept for `finish`).
+    pub fn exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
     /// Asks the process to stop, as systemd does (SIGTERM).
     pub fn terminate(&self) {
         self.signal(libc::SIGTERM);

@@ -173,7 +173,6 @@ pub fn run(agent: Agent, make_agent: MakeAgent, options: Options) -> Result<(), 
         next_keepalive: None,
         outbox: None,
     }));
-    #[cfg(feature = "outbox")]
     let (wake, woken) = channel();
     #[cfg(feature = "outbox")]
     let delivery = start_delivery(&options, &shared, &make_agent, &status, &wake);

@@ -50,7 +50,7 @@ impl Outbox {
         if count == 0 {
             return Ok(0);
         }
-        self.make_room(size, count)?;
+        self.make_room(size, count, self.st.dead_len)?;
         let first = self.st.next_seq;
         let (mut pos, mut written) = (0u64, 0usize);
         while written < count {

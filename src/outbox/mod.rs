@@ -314,7 +314,7 @@ impl Outbox {
                 queued: self.st.queued,
             });
         }
-        self.make_room(bytes.len() as u64, total)?;
+        self.make_room(bytes.len() as u64, total, 0)?;
         let at = self.st.log_len;
         self.disk
             .append(LOG, &bytes)
@@ -337,20 +337,25 @@ impl Outbox {
         })
     }
 
-    /// Makes sure `size` more bytes fit in the log (compacting if that is what it takes), or
-    /// refuses them whole.
-    fn make_room(&mut self, size: u64, count: usize) -> Result<(), Error> {
+    /// Makes sure `size` more bytes fit (compacting if that is what it takes), or refuses them
+    /// whole. Dead letters count toward the limit: an org that refuses every record for good
+    /// must fill the outbox and make `send` say so, not fill the flash. `releasing` is what
+    /// the caller is about to take out of the dead letters (`retry_dead` moves them).
+    fn make_room(&mut self, size: u64, count: usize, releasing: u64) -> Result<(), Error> {
         let max = self.limits.max_bytes;
-        if self.st.log_len + size <= max {
+        let dead = self.st.dead_len.saturating_sub(releasing);
+        if self.st.log_len + dead + size <= max {
             return Ok(());
         }
-        if self.st.header_len + self.st.queued_bytes + size <= max {
+        if self.st.header_len + self.st.queued_bytes + dead + size <= max {
             return self.compact_locked();
         }
         Err(Error::storage(format!(
-            "the outbox {} is full: it holds {} records in {} bytes, and {count} more records \
-             ({size} bytes) would pass its limit of {max} bytes. Nothing was queued and nothing \
-             queued was dropped: deliver what it holds with `sfpair outbox flush`, or raise \
+            "the outbox {} is full: it holds {} records in {} bytes and {dead} bytes of dead \
+             letters, and {count} more records ({size} bytes) would pass its limit of {max} \
+             bytes. Nothing was queued and nothing queued was dropped: deliver what it holds \
+             with `sfpair outbox flush`, fix the org and run `sfpair outbox retry-dead` for \
+             the dead letters (`sfpair outbox status` lists them), or raise \
              --outbox-max-bytes",
             self.dir.display(),
             self.st.queued,

@@ -287,6 +287,56 @@ fn auto_ids_are_unique_to_the_outbox_and_stable() {
     assert!(err.message().contains("record 1 of 1"), "{}", err.message());
 }
 
+/// An org that refuses every record for good must not fill the flash: dead letters count
+/// toward the limit, and `retry-dead` still fits (it moves them, it does not add).
+#[test]
+fn dead_letters_count_toward_the_limit() {
+    let dir = temp_dir("deadfull");
+    let limits = Limits {
+        max_bytes: 8192,
+        max_record: 1000,
+    };
+    let mut ob = Outbox::open(&dir, limits).unwrap();
+    let mut rounds = 0;
+    let err = loop {
+        match ob.push(recs("A__c", &format!("d{rounds}-"), 5), 1) {
+            Ok(_) => {}
+            Err(e) => break e,
+        }
+        let b = ob.next_batch(10).unwrap();
+        let dead: Vec<Settle> = b
+            .iter()
+            .map(|p| Settle::Dead {
+                seq: p.seq,
+                error: "INVALID_FIELD: No such column".into(),
+            })
+            .collect();
+        ob.settle(&dead, 2).unwrap();
+        rounds += 1;
+        assert!(rounds < 200, "dead letters never filled the outbox");
+    };
+    assert_eq!(err.exit_code(), 8);
+    assert!(
+        err.message().contains("bytes of dead letters"),
+        "{}",
+        err.message()
+    );
+    assert!(
+        err.message().contains("sfpair outbox retry-dead"),
+        "{}",
+        err.message()
+    );
+    assert_eq!(ob.status().unwrap().queued, 0);
+    let dead = ob.status().unwrap().dead;
+    assert_eq!(dead, rounds as u64 * 5);
+    assert_eq!(
+        ob.retry_dead(3).unwrap() as u64,
+        dead,
+        "moving them back fits"
+    );
+    assert_eq!(ob.status().unwrap().queued, dead);
+}
+
 #[test]
 fn a_full_outbox_refuses_the_whole_push_and_keeps_what_it_had() {
     let dir = temp_dir("full");

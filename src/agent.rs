@@ -850,7 +850,7 @@ impl Caller for Agent {
 
 /// A seed for jitter from the kernel's random source (getrandom via ring), so two devices that
 /// boot at the same instant still spread their requests.
-fn random_seed() -> u64 {
+pub(crate) fn random_seed() -> u64 {
     use ring::rand::SecureRandom;
     let mut bytes = [0u8; 8];
     match ring::rand::SystemRandom::new().fill(&mut bytes) {

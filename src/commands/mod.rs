@@ -103,14 +103,12 @@ impl Plan {
         if let Command::Doctor(options) = &self.command {
             return doctor::run(options, &self.backends, out);
         }
-        // The outbox's own commands need no pairing (send queues while unpaired, status and
-        // retry-dead only touch the outbox): no store is opened for them.
+        // The outbox's own commands open the store only if they deliver (send queues while
+        // unpaired; status and retry-dead only touch the outbox).
         #[cfg(feature = "outbox")]
         match &self.command {
             Command::Send(options) => return send::run(options, out),
-            Command::Outbox(options) if !options.action.needs_agent() => {
-                return outbox::run(options, out);
-            }
+            Command::Outbox(options) => return outbox::run(options, &self.backends, out),
             _ => {}
         }
         let mut agent = self.backends.agent()?;
@@ -131,7 +129,7 @@ impl Plan {
             #[cfg(feature = "outbox")]
             Command::Send(options) => send::run(options, out),
             #[cfg(feature = "outbox")]
-            Command::Outbox(options) => outbox::flush(&mut agent, options, wait, out),
+            Command::Outbox(options) => outbox::run(options, &self.backends, out),
         }
     }
 }

@@ -7,12 +7,10 @@
 //! the record's sObject and external id, not its other fields.
 
 use std::io::Write;
-use std::time::Duration;
 
 use serde_json::json;
 
-use super::{report, say};
-use crate::agent::Agent;
+use super::{Backends, report, say};
 use crate::error::Error;
 use crate::outbox::deliver::{self, Flushed};
 pub use crate::outbox::place::Place;
@@ -30,58 +28,37 @@ pub enum Action {
     RetryDead,
 }
 
-impl Action {
-    /// Whether the action needs the pairing (and so an agent).
-    pub fn needs_agent(&self) -> bool {
-        matches!(self, Action::Flush(_))
-    }
-}
-
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Options {
     pub place: Place,
     pub action: Action,
 }
 
-/// Runs `status` or `retry-dead`; `flush` goes through [`flush`].
-pub fn run(options: &Options, out: &mut dyn Write) -> Result<u8, Error> {
-    let mut outbox = options.place.open()?;
-    let clock = SystemClock::new();
+/// Runs the action; only `flush` builds the agent (and so opens the store).
+pub fn run(options: &Options, backends: &Backends, out: &mut dyn Write) -> Result<u8, Error> {
+    let now = || SystemClock::new().unix_time().as_secs();
     match &options.action {
-        Action::Status { json } => status(&mut outbox, *json, clock.unix_time().as_secs(), out),
+        Action::Status { json } => status(&mut options.place.open()?, *json, now(), out),
         Action::RetryDead => {
-            let n = outbox.retry_dead(clock.unix_time().as_secs())?;
+            let n = options.place.open()?.retry_dead(now())?;
             report(out, format!("{n} dead letter(s) queued again"));
             Ok(0)
         }
-        Action::Flush(_) => Err(Error::config("flush needs the paired agent")),
+        Action::Flush(delivery) => {
+            let mut agent = backends.agent()?;
+            agent.wait_for_clock(backends.wait_for_clock)?;
+            let flushed = deliver::flush(
+                &mut options.place.open()?,
+                &mut agent,
+                delivery.clone(),
+                &mut || SystemClock::new().unix_time().as_secs(),
+                &mut std::thread::sleep,
+                crate::agent::random_seed(),
+            )?;
+            report(out, summary(&flushed));
+            Ok(0)
+        }
     }
-}
-
-/// `outbox flush`: delivers everything with `agent`.
-pub fn flush(
-    agent: &mut Agent,
-    options: &Options,
-    wait_for_clock: Duration,
-    out: &mut dyn Write,
-) -> Result<u8, Error> {
-    let Action::Flush(delivery) = &options.action else {
-        return run(options, out);
-    };
-    agent.wait_for_clock(wait_for_clock)?;
-    let mut outbox = options.place.open()?;
-    let clock = SystemClock::new();
-    let seed = clock.unix_time().as_nanos() as u64 ^ u64::from(std::process::id());
-    let flushed = deliver::flush(
-        &mut outbox,
-        agent,
-        delivery.clone(),
-        &mut || SystemClock::new().unix_time().as_secs(),
-        &mut std::thread::sleep,
-        seed,
-    )?;
-    report(out, summary(&flushed));
-    Ok(0)
 }
 
 fn summary(f: &Flushed) -> String {
@@ -207,9 +184,8 @@ fn external_id(json: &str, field: &str) -> Option<String> {
 }
 
 fn age_words(secs: u64) -> String {
-    let d = Duration::from_secs(secs);
     match secs {
-        0..=119 => format!("{} s", d.as_secs()),
+        0..=119 => format!("{secs} s"),
         120..=7199 => format!("{} min", secs / 60),
         7200..=172_799 => format!("{} h", secs / 3600),
         _ => format!("{} days", secs / 86_400),

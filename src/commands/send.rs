@@ -35,38 +35,41 @@ pub fn run(options: &Options, out: &mut dyn Write) -> Result<u8, Error> {
         options.auto_id,
         crate::outbox::DEFAULT_MAX_RECORD,
     )?;
-    if let Some(socket) = &options.socket {
-        return through_broker(options, socket, &records, out);
-    }
-    let mut outbox = options.place.open()?;
-    let pushed = outbox.push(records, SystemClock::new().unix_time().as_secs())?;
+    let (receipt, by) = match &options.socket {
+        Some(socket) => (
+            through_broker(options, socket, &records)?,
+            format!("by the agent at {}", socket.display()),
+        ),
+        None => {
+            let mut outbox = options.place.open()?;
+            let pushed = outbox.push(records, SystemClock::new().unix_time().as_secs())?;
+            (
+                crate::outbox::place::receipt(&pushed),
+                format!("in {}", outbox.dir().display()),
+            )
+        }
+    };
     if options.json {
-        report(
-            out,
-            sanitize::json_line(&crate::outbox::place::receipt(&pushed)),
-        );
+        report(out, sanitize::json_line(&receipt));
     } else {
         report(
             out,
             format!(
-                "{} record(s) queued in {} ({} waiting for delivery)",
-                pushed.count,
-                outbox.dir().display(),
-                pushed.queued
+                "{} record(s) queued {by} ({} waiting for delivery)",
+                receipt["queued"], receipt["outbox_queued"]
             ),
         );
     }
     Ok(0)
 }
 
-/// The checked records, to the agent at `socket`.
+/// The checked records, to the agent at `--socket`; its receipt.
 #[cfg(feature = "broker")]
 fn through_broker(
     options: &Options,
     socket: &std::path::Path,
     records: &[crate::outbox::NewRecord],
-    out: &mut dyn Write,
-) -> Result<u8, Error> {
+) -> Result<serde_json::Value, Error> {
     use crate::broker::{client::Broker, protocol::SendAsk};
     use crate::outbox::Target;
     let mut array = String::from("[");
@@ -81,27 +84,13 @@ fn through_broker(
         Target::Upsert { object, field } => (Some(object.clone()), Some(field.clone()), None),
         Target::Event { object } => (None, None, Some(object.clone())),
     };
-    let receipt = Broker::new(socket).send(SendAsk {
+    Broker::new(socket).send(SendAsk {
         sobject,
         external_id,
         event,
         auto_id: options.auto_id,
         records: array,
-    })?;
-    if options.json {
-        report(out, sanitize::json_line(&receipt));
-    } else {
-        report(
-            out,
-            format!(
-                "{} record(s) queued by the agent at {} ({} waiting for delivery)",
-                receipt["queued"],
-                socket.display(),
-                receipt["outbox_queued"]
-            ),
-        );
-    }
-    Ok(0)
+    })
 }
 
 #[cfg(not(feature = "broker"))]
@@ -109,8 +98,7 @@ fn through_broker(
     _: &Options,
     _: &std::path::Path,
     _: &[crate::outbox::NewRecord],
-    _: &mut dyn Write,
-) -> Result<u8, Error> {
+) -> Result<serde_json::Value, Error> {
     Err(super::not_built(
         "sfpair send --socket",
         "the token broker",

@@ -130,7 +130,10 @@ fn values(data: &str) -> Result<Vec<Value>, Error> {
     if data.trim_start().starts_with('[') {
         return match serde_json::from_str::<Value>(data) {
             Ok(Value::Array(items)) => Ok(items),
-            Ok(_) => unreachable_shape(),
+            // A top-level `[` parses as an array or fails.
+            Ok(_) => Err(Error::config(
+                "the data starts with [ but is not a JSON array",
+            )),
             Err(e) => Err(Error::config(format!(
                 "the data is not a valid JSON array: {} at line {} column {}",
                 category(&e),
@@ -158,13 +161,6 @@ fn values(data: &str) -> Result<Vec<Value>, Error> {
         }
     }
     Ok(out)
-}
-
-/// A top-level `[` always parses as an array or fails; kept apart so `values` reads plainly.
-fn unreachable_shape() -> Result<Vec<Value>, Error> {
-    Err(Error::config(
-        "the data starts with [ but is not a JSON array",
-    ))
 }
 
 fn record(

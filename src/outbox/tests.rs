@@ -49,18 +49,7 @@ fn key_of(json: &str) -> String {
 
 /// Every queued (seq, key), in log order, read through the same streaming path.
 fn all_pending(ob: &mut Outbox) -> Vec<(u64, String)> {
-    ob.locked(|ob| {
-        let mut out = Vec::new();
-        let (from, end) = (ob.st.header_len, ob.st.log_len);
-        ob.entries(from, end, |st, e, _| {
-            if !st.settled(e.seq) {
-                out.push((e.seq, key_of(&e.json)));
-            }
-            true
-        })?;
-        Ok(out)
-    })
-    .unwrap()
+    all_pending_result(ob).unwrap()
 }
 
 fn dead_keys(ob: &mut Outbox) -> Vec<(u64, String, String)> {

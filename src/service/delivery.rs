@@ -118,7 +118,7 @@ pub fn start(
         caller: SharedCaller { shared, sender },
         status,
         clock: SystemClock::new(),
-        pace: Pace::new(Policy::RUN, super::seed()),
+        pace: Pace::new(Policy::RUN, crate::agent::random_seed()),
         paused: None,
         died,
     };

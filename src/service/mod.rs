@@ -196,7 +196,7 @@ pub fn run(agent: Agent, make_agent: MakeAgent, options: Options) -> Result<(), 
         presenters: select::presenters(&options.displays, options.json),
         notifier: Notifier::from_env(),
         clock: SystemClock::new(),
-        jitter: Jitter::new(seed()),
+        jitter: Jitter::new(crate::agent::random_seed()),
         options,
         keepalive_due: None,
         failures: 0,
@@ -575,12 +575,4 @@ impl Presenter for Beat {
             _ => {}
         }
     }
-}
-
-/// A jitter seed from the kernel, so devices that boot together spread their keepalives.
-pub(crate) fn seed() -> u64 {
-    use ring::rand::SecureRandom;
-    let mut bytes = [0u8; 8];
-    let _ = ring::rand::SystemRandom::new().fill(&mut bytes);
-    u64::from_le_bytes(bytes) ^ u64::from(std::process::id())
 }

@@ -453,14 +453,7 @@ fn kill_9_at_twenty_four_moments_loses_nothing_and_duplicates_nothing() {
 fn run_delivers_soon_after_a_send_and_health_shows_the_queue() {
     let env = Env::start(fast());
     env.pair_approved();
-    let socket = env.scratch.0.join("agent.sock");
-    let socket_arg = socket.display().to_string();
-    let mut agent: Running = env.spawn(&["run", "--socket", &socket_arg, "--json"]);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !socket.exists() {
-        assert!(Instant::now() < deadline, "run did not start serving");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let (agent, socket_arg) = start_run(&env, &["--json"]);
     let (lines, mut sent) = readings("run", 30);
     assert_eq!(send(&env, "run", &lines, &[]).code(), 0);
     wait_for_rows(&env, &sent);
@@ -489,10 +482,24 @@ fn run_delivers_soon_after_a_send_and_health_shows_the_queue() {
     assert_eq!(health["outbox"]["queued"], 0, "{health}");
     assert_eq!(health["outbox"]["dead"], 0, "{health}");
     assert_eq!(health["outbox"]["delivered"], 31, "{health}");
-    let _ = &mut agent;
     agent.terminate();
     let out = agent.finish(RUN_LIMIT);
     assert_eq!(out.code(), 0, "{out:?}");
+}
+
+/// `sfpair run --socket … extra…`, once its socket is there; the socket's path as an argument.
+fn start_run(env: &Env, extra: &[&str]) -> (Running, String) {
+    let socket = env.scratch.0.join("agent.sock");
+    let socket_arg = socket.display().to_string();
+    let mut args = vec!["run", "--socket", &socket_arg];
+    args.extend_from_slice(extra);
+    let agent = env.spawn(&args);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !socket.exists() {
+        assert!(Instant::now() < deadline, "run did not start serving");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (agent, socket_arg)
 }
 
 fn wait_for_rows(env: &Env, sent: &BTreeMap<String, f64>) {
@@ -603,14 +610,7 @@ fn an_expired_session_is_refreshed_once_and_the_batch_sent_again() {
 fn run_learns_from_delivery_that_the_pairing_died() {
     let env = Env::start(fast());
     env.pair_approved();
-    let socket = env.scratch.0.join("agent.sock");
-    let socket_arg = socket.display().to_string();
-    let agent = env.spawn(&["run", "--socket", &socket_arg, "--repair", "never"]);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !socket.exists() {
-        assert!(Instant::now() < deadline, "run did not start serving");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let (agent, socket_arg) = start_run(&env, &["--repair", "never"]);
     env.sim().revoke_user();
     env.sim().expire_sessions();
     let (lines, _) = readings("dead-pairing", 3);

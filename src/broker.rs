@@ -28,8 +28,8 @@
 //! - Time comes from a [`Clock`] ([`serve_with_clock`]), so the rules are tested without
 //!   sleeping.
 //!
-//! At start a stale socket file (one nobody listens on) is removed; a live one or a file that
-//! is not a socket is left alone and reported. SIGTERM or SIGINT stops accepting, lets the
+//! The socket itself (where it may be, and how it appears with its mode and group) is
+//! [`socket`]'s. SIGTERM or SIGINT stops accepting, lets the
 //! workers finish their request (a refresh that rotated the token finishes storing it), and
 //! removes the socket file.
 
@@ -38,14 +38,14 @@ pub mod hooks;
 pub mod peer;
 pub mod protocol;
 mod signals;
+mod socket;
 
-use std::fs;
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
 use std::os::fd::{AsRawFd, RawFd};
-use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
@@ -59,6 +59,7 @@ use crate::error::{Error, ErrorKind};
 use crate::time::{Clock, Instant, SystemClock};
 use peer::{Peer, Policy};
 use protocol::Ask;
+use socket::Socket;
 
 /// Threads that serve connections.
 pub const WORKERS: usize = 4;
@@ -703,115 +704,6 @@ impl Throttle {
     }
 }
 
-/// The listening socket; dropping it removes the file if it is still ours.
-struct Socket {
-    listener: UnixListener,
-    path: PathBuf,
-    mode: u32,
-    /// (device, inode) of the file we created, so we never remove someone else's.
-    identity: (u64, u64),
-}
-
-impl Socket {
-    fn bind(options: &ServeOptions) -> Result<Socket, Error> {
-        let path = &options.socket;
-        claim(path)?;
-        let mode = if options.group.is_some() {
-            0o660
-        } else {
-            0o600
-        };
-        // The umask makes the file's mode right from its creation; we are still one thread.
-        // SAFETY: umask has no preconditions and cannot fail.
-        let old = unsafe { libc::umask(0o777 & !mode) };
-        let bound = UnixListener::bind(path);
-        // SAFETY: as above.
-        unsafe { libc::umask(old) };
-        let listener = bound.map_err(|e| {
-            Error::config(format!(
-                "cannot create the socket {}: {e} (does its directory exist, and may this \
-                 user write there?)",
-                path.display()
-            ))
-        })?;
-        let meta = fs::symlink_metadata(path)
-            .map_err(|e| Error::config(format!("cannot stat {}: {e}", path.display())))?;
-        let socket = Socket {
-            listener,
-            path: path.clone(),
-            mode,
-            identity: (meta.dev(), meta.ino()),
-        };
-        fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(|e| {
-            Error::config(format!("cannot set the mode of {}: {e}", path.display()))
-        })?;
-        if let Some(gid) = options.group {
-            std::os::unix::fs::chown(path, None, Some(gid)).map_err(|e| {
-                Error::config(format!(
-                    "cannot give {} to group {gid}: {e} (the broker's user must be in that \
-                     group, or root)",
-                    path.display()
-                ))
-            })?;
-        }
-        socket
-            .listener
-            .set_nonblocking(true)
-            .map_err(|e| Error::config(format!("cannot configure {}: {e}", path.display())))?;
-        Ok(socket)
-    }
-}
-
-impl Drop for Socket {
-    fn drop(&mut self) {
-        let ours =
-            fs::symlink_metadata(&self.path).is_ok_and(|m| (m.dev(), m.ino()) == self.identity);
-        if ours {
-            let _ = fs::remove_file(&self.path);
-        }
-    }
-}
-
-/// Makes room for the socket: nothing there is fine; a socket nobody listens on is stale and
-/// removed; a live socket or any other file is an error.
-fn claim(path: &Path) -> Result<(), Error> {
-    let meta = match fs::symlink_metadata(path) {
-        Ok(meta) => meta,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => {
-            return Err(Error::config(format!(
-                "cannot check {}: {e}",
-                path.display()
-            )));
-        }
-    };
-    if !meta.file_type().is_socket() {
-        return Err(Error::config(format!(
-            "{} exists and is not a socket; refusing to replace it: choose another --socket",
-            path.display()
-        )));
-    }
-    match UnixStream::connect(path) {
-        Ok(_) => Err(Error::config(format!(
-            "another process (a running `sfpair serve`?) listens on {}; stop it first",
-            path.display()
-        ))),
-        Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
-            info!("removing the stale socket {}", path.display());
-            fs::remove_file(path).map_err(|e| {
-                Error::config(format!(
-                    "cannot remove the stale socket {}: {e}",
-                    path.display()
-                ))
-            })
-        }
-        Err(e) => Err(Error::config(format!(
-            "cannot check whether {} is in use: {e}",
-            path.display()
-        ))),
-    }
-}
-
 /// A group given by name or number (`--socket-group`), as a gid.
 pub fn group_id(name: &str) -> Result<u32, Error> {
     if let Ok(gid) = name.parse::<u32>() {
@@ -842,49 +734,13 @@ pub fn group_id(name: &str) -> Result<u32, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     fn scratch(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("sfpair-broker-{}-{name}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
         dir
-    }
-
-    #[test]
-    fn a_stale_socket_is_removed_a_live_one_and_other_files_are_kept() {
-        let dir = scratch("claim");
-        let path = dir.join("s.sock");
-        assert!(claim(&path).is_ok(), "nothing there");
-        let live = UnixListener::bind(&path).unwrap();
-        let e = claim(&path).unwrap_err();
-        assert!(e.message().contains("listens on"), "{e}");
-        drop(live); // the file stays, but nobody listens: stale
-        assert!(path.exists());
-        claim(&path).unwrap();
-        assert!(!path.exists());
-        fs::write(&path, "not a socket").unwrap();
-        let e = claim(&path).unwrap_err();
-        assert!(e.message().contains("not a socket"), "{e}");
-        assert!(path.exists());
-        fs::remove_dir_all(dir).unwrap();
-    }
-
-    #[test]
-    fn the_socket_is_created_with_its_mode_and_removed_on_drop() {
-        let dir = scratch("bind");
-        let path = dir.join("s.sock");
-        let socket = Socket::bind(&ServeOptions {
-            socket: path.clone(),
-            group: None,
-            allow_uids: vec![],
-            allow_gids: vec![],
-        })
-        .unwrap();
-        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600);
-        drop(socket);
-        assert!(!path.exists());
-        fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

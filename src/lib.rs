@@ -142,5 +142,7 @@ pub mod store;
 pub mod testing;
 pub mod text;
 pub mod time;
+#[cfg(feature = "std")]
+pub(crate) mod trust;
 pub mod url;
 pub mod wire;

@@ -38,10 +38,10 @@ pub mod ssd1306;
 /// Test helpers shared with the integration tests: QR read-back off 1-bit frames, and software
 /// models of the OLED controllers.
 #[cfg(all(test, feature = "displays"))]
-#[path = "../../tests/support/frame_qr.rs"]
+#[path = "../tests/support/frame_qr.rs"]
 pub(crate) mod frame_qr;
 #[cfg(all(test, feature = "displays"))]
-#[path = "../../tests/support/oled_model.rs"]
+#[path = "../tests/support/oled_model.rs"]
 pub(crate) mod oled_model;
 
 use crate::event::Event;

@@ -90,7 +90,7 @@ pub struct Settings {
     pub outbox: Option<crate::commands::outbox::Place>,
     /// How delivery talks to the org (`--api-reserve`, `--api-version`).
     #[cfg(feature = "outbox")]
-    pub delivery: crate::outbox::deliver::Options,
+    pub delivery: crate::delivery::Options,
 }
 
 /// `--keepalive` when none is given: well inside the 30-day idle limit of a refresh token

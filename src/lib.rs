@@ -102,6 +102,8 @@ pub mod clock_check;
 pub mod commands;
 #[cfg(feature = "std")]
 pub mod config;
+#[cfg(feature = "outbox")]
+pub mod delivery;
 pub mod error;
 pub mod event;
 #[cfg(feature = "std")]

@@ -24,25 +24,21 @@
 //! compacts when `above` passes [`MAX_ABOVE`] seqs, as well as when the settled part of the log
 //! is more than half of it and over 64 KiB, and whenever the queue becomes empty.
 //!
-//! Delivery, in the same module but outside the storage: `input.rs` (what `send` accepts),
-//! `batch.rs` (the collection request and its verdicts, pure), `pace.rs` (backoff and the API
-//! reserve, pure), `deliver.rs` (rounds and `flush` over a `call::Caller`), `place.rs` (where
-//! an outbox lives).
+//! Beside the storage: `input.rs` (what `send` accepts) and `place.rs` (where an outbox lives).
+//! Delivery (HTTP, batching, result classification, pacing) is the `delivery` module's; it
+//! drives this one from outside.
 //!
 //! Storage files: `entry.rs` (payload codecs, pure), `scan.rs` (streaming, torn tails), `state.rs`
 //! (what the files say), `settle.rs` (the mark), `compact.rs`, `dead.rs`, `lock.rs`, `disk.rs`
 //! (the I/O seam the power-cut model replaces). This file must not log record contents: they
 //! are the customer's data.
 
-pub mod batch;
 mod compact;
 mod dead;
-pub mod deliver;
 mod disk;
 mod entry;
 pub mod input;
 mod lock;
-pub mod pace;
 pub mod place;
 mod scan;
 mod settle;
@@ -126,6 +122,7 @@ pub struct Pushed {
     pub queued: u64,
 }
 
+/// The queue's figures, as `outbox status` and `run`'s health show them.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Status {
     pub queued: u64,
@@ -136,6 +133,21 @@ pub struct Status {
     pub delivered: u64,
     pub dead: u64,
     pub max_bytes: u64,
+}
+
+impl Status {
+    /// The figures as JSON (`outbox status --json` adds the directory and the dead letters;
+    /// `run`'s health adds whether delivery is paused). `now`: seconds since the epoch.
+    pub fn figures(&self, now: u64) -> serde_json::Value {
+        serde_json::json!({
+            "queued": self.queued,
+            "queued_bytes": self.queued_bytes,
+            "max_bytes": self.max_bytes,
+            "oldest_age_s": self.oldest_queued_at.map(|t| now.saturating_sub(t)),
+            "delivered": self.delivered,
+            "dead": self.dead,
+        })
+    }
 }
 
 #[derive(Clone, PartialEq, Eq)]

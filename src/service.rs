@@ -39,14 +39,14 @@ use crate::refusal;
 use crate::time::{Clock, Instant, SystemClock};
 
 #[cfg(feature = "outbox")]
-pub mod delivery;
+pub mod delivery_thread;
 
 /// The outbox `run` delivers from, and how.
 #[cfg(feature = "outbox")]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OutboxRun {
     pub place: crate::outbox::place::Place,
-    pub delivery: crate::outbox::deliver::Options,
+    pub delivery: crate::delivery::Options,
 }
 
 /// What to do when the pairing dies.
@@ -227,15 +227,15 @@ fn start_delivery(
     make_agent: &MakeAgent,
     status: &Arc<Mutex<Status>>,
     wake: &Sender<Wake>,
-) -> Option<delivery::Handle> {
+) -> Option<delivery_thread::Handle> {
     let run = options.outbox.as_ref()?;
     // A refresh refused during delivery is news for the supervisor, as in a broker request.
     let wake = Mutex::new(wake.clone());
-    let died: delivery::Died = Box::new(move |e: &Error| {
+    let died: delivery_thread::Died = Box::new(move |e: &Error| {
         let _ = lock(&wake).send(Wake::Died(e.clone()));
     });
     let started = run.place.open().and_then(|outbox| {
-        delivery::start(
+        delivery_thread::start(
             outbox,
             run.delivery.clone(),
             Arc::clone(shared),
@@ -270,7 +270,7 @@ struct Supervisor {
     last_ping: Option<Instant>,
     /// Wakes the delivery thread once a pairing is stored.
     #[cfg(feature = "outbox")]
-    poker: Option<delivery::Poker>,
+    poker: Option<delivery_thread::Poker>,
 }
 
 /// A keepalive that failed for a reason that may pass (network) is tried again after this,

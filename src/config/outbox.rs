@@ -11,8 +11,8 @@ use crate::cli::Args;
 use crate::commands::call::Body;
 use crate::commands::outbox::{self, Action, Place};
 use crate::commands::send;
+use crate::delivery;
 use crate::error::Error;
-use crate::outbox::deliver;
 use crate::outbox::{DEFAULT_MAX_BYTES, input};
 use crate::store::{self, file::FileStore};
 
@@ -98,9 +98,9 @@ pub fn delivery(
     args: &Args,
     sources: &Sources,
     api_version: Option<&str>,
-) -> Result<deliver::Options, Error> {
+) -> Result<delivery::Options, Error> {
     let reserve = match sources.text(&args.api_reserve, "--api-reserve", "SFPAIR_API_RESERVE")? {
-        None => crate::outbox::pace::DEFAULT_RESERVE_PERCENT,
+        None => crate::delivery::pace::DEFAULT_RESERVE_PERCENT,
         Some(text) => text
             .trim()
             .trim_end_matches('%')
@@ -114,8 +114,8 @@ pub fn delivery(
                 ))
             })?,
     };
-    Ok(deliver::Options {
-        api_version: api_version.unwrap_or(deliver::DEFAULT_API_VERSION).into(),
+    Ok(delivery::Options {
+        api_version: api_version.unwrap_or(delivery::DEFAULT_API_VERSION).into(),
         reserve,
     })
 }
@@ -142,7 +142,7 @@ pub fn send(args: &Args, place: Place) -> Result<send::Options, Error> {
 pub fn command(
     args: &Args,
     place: Place,
-    delivery: deliver::Options,
+    delivery: delivery::Options,
 ) -> Result<outbox::Options, Error> {
     let action = match args.outbox_action.as_deref() {
         Some("flush") => Action::Flush(delivery),

@@ -12,17 +12,20 @@
 //! The deliver lock keeps two deliverers (a `flush` and a `run`) from sending the same batch
 //! at once; it is not held by `send`, which only appends.
 
+pub mod batch;
+pub mod pace;
+
 use std::collections::HashMap;
 use std::io::Write;
 use std::time::Duration;
 
 use log::{debug, info, warn};
 
-use super::batch::{self, Outcome, Verdict};
-use super::pace::{self, Pace, Policy, Usage};
-use super::{MAX_BATCH, Outbox, Pending, Settle};
+use self::batch::{Outcome, Verdict};
+use self::pace::{Pace, Policy, Usage};
 use crate::call::{self, Caller};
 use crate::error::{Error, ErrorKind};
+use crate::outbox::{MAX_BATCH, Outbox, Pending, Settle};
 
 /// The API version of the collection requests when `--api-version` is not given: sObject
 /// Collections upsert needs v46.0 or later; this is the version the docs and tests use.

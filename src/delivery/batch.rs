@@ -15,12 +15,12 @@
 //!   record, which becomes the dead letter. A 404 (the sObject or field does not exist) is
 //!   about every record of the batch at once.
 //!
-//! Pure: no I/O, no clock. `deliver.rs` sends and settles; `pace.rs` decides when.
+//! Pure: no I/O, no clock. `delivery.rs` sends and settles; `pace.rs` decides when.
 
 use serde::Deserialize;
 
-use super::{Pending, Target};
 use crate::error::Error;
+use crate::outbox::{Pending, Target};
 use crate::rest::RestRequest;
 use crate::text::server_text;
 use crate::wire::Method;

@@ -11,8 +11,8 @@
 //! - The figures health shows (queue depth, dead letters, paused or not) are kept in the
 //!   supervisor's status after every round; health never reads the outbox itself.
 //!
-//! Nothing here decides what a reply means (`outbox::deliver`, `outbox::batch`) or when to
-//! retry (`outbox::pace`).
+//! Nothing here decides what a reply means (`delivery`, `delivery::batch`) or when to
+//! retry (`delivery::pace`).
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -25,12 +25,12 @@ use serde_json::json;
 use crate::agent::Agent;
 use crate::broker::{Shared, lock};
 use crate::call::Caller;
+use crate::delivery::pace::{Pace, Policy};
+use crate::delivery::{self, Deliverer, Round};
 use crate::error::Error;
 use crate::health::Status;
 use crate::http::OpenReply;
 use crate::outbox::Outbox;
-use crate::outbox::deliver::{self, Deliverer, Round};
-use crate::outbox::pace::{Pace, Policy};
 use crate::session::Session;
 use crate::time::{Clock, SystemClock};
 use crate::wire::{Request, TransportError};
@@ -104,7 +104,7 @@ pub type Died = Box<dyn Fn(&Error) + Send>;
 /// Starts the thread over `outbox`.
 pub fn start(
     outbox: Outbox,
-    options: deliver::Options,
+    options: delivery::Options,
     shared: Arc<Mutex<Shared>>,
     sender: Agent,
     status: Arc<Mutex<Status>>,
@@ -232,7 +232,7 @@ impl Worker {
         let now = self.clock.unix_time().as_secs();
         let figures = match self.outbox.status() {
             Ok(s) => {
-                let mut v = crate::commands::outbox::figures(&s, now);
+                let mut v = s.figures(now);
                 v["paused"] = json!(self.paused);
                 v
             }

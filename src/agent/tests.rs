@@ -2,6 +2,8 @@
 //! storing rules and the retry bounds, without sockets or sleeping.
 
 use super::*;
+use crate::flow::FlowConfig;
+use crate::flow::dialect::Dialect;
 use crate::rest::RestRequest;
 use crate::store::record;
 use crate::testing::{CleanErr, EventLog, FakeClock, MemoryStore, ScriptedTransport};

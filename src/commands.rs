@@ -96,36 +96,25 @@ pub struct Plan {
 
 impl Plan {
     /// Runs the command; `Ok` is the exit code (0, or 7 for `forget` without revocation).
+    /// The agent is built by the commands that use one: the doctor builds its own (a store or
+    /// transport that cannot be opened is one of its findings), and `send`, `outbox status`
+    /// and `retry-dead` touch only the outbox (`send` queues while unpaired).
     pub fn run(&self, out: &mut dyn Write) -> Result<u8, Error> {
-        // The doctor builds its own agent: a store or transport that cannot be opened is one of
-        // its findings, not a reason to stop before the first check.
-        #[cfg(feature = "doctor")]
-        if let Command::Doctor(options) = &self.command {
-            return doctor::run(options, &self.backends, out);
-        }
-        // The outbox's own commands open the store only if they deliver (send queues while
-        // unpaired; status and retry-dead only touch the outbox).
-        #[cfg(feature = "outbox")]
-        match &self.command {
-            Command::Send(options) => return send::run(options, out),
-            Command::Outbox(options) => return outbox::run(options, &self.backends, out),
-            _ => {}
-        }
-        let mut agent = self.backends.agent()?;
+        let agent = || self.backends.agent();
         let wait = self.backends.wait_for_clock;
         match &self.command {
-            Command::Pair(options) => pair::run(&mut agent, options, wait, out),
-            Command::Token(options) => token::run(&mut agent, options, wait, out),
-            Command::Status(options) => status::run(&mut agent, options, wait, out),
-            Command::Forget => forget::run(&mut agent, wait, out),
+            Command::Pair(options) => pair::run(&mut agent()?, options, wait, out),
+            Command::Token(options) => token::run(&mut agent()?, options, wait, out),
+            Command::Status(options) => status::run(&mut agent()?, options, wait, out),
+            Command::Forget => forget::run(&mut agent()?, wait, out),
             #[cfg(feature = "rest")]
-            Command::Call(options) => call::run(&mut agent, options, &self.backends, out),
+            Command::Call(options) => call::run(&mut agent()?, options, &self.backends, out),
             #[cfg(feature = "broker")]
-            Command::Run(options) => run::run(agent, &self.backends, options),
+            Command::Run(options) => run::run(agent()?, &self.backends, options),
             #[cfg(feature = "doctor")]
             Command::Doctor(options) => doctor::run(options, &self.backends, out),
             #[cfg(feature = "asset-token")]
-            Command::AssetToken(options) => asset_token::run(&mut agent, options, wait, out),
+            Command::AssetToken(options) => asset_token::run(&mut agent()?, options, wait, out),
             #[cfg(feature = "outbox")]
             Command::Send(options) => send::run(options, out),
             #[cfg(feature = "outbox")]

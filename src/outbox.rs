@@ -124,7 +124,7 @@ pub struct Pushed {
 
 /// The queue's figures, as `outbox status` and `run`'s health show them.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Status {
+pub struct QueueStatus {
     pub queued: u64,
     /// The queued records' bytes in the log (frames included).
     pub queued_bytes: u64,
@@ -135,7 +135,7 @@ pub struct Status {
     pub max_bytes: u64,
 }
 
-impl Status {
+impl QueueStatus {
     /// The figures as JSON (`outbox status --json` adds the directory and the dead letters;
     /// `run`'s health adds whether delivery is paused). `now`: seconds since the epoch.
     pub fn figures(&self, now: u64) -> serde_json::Value {
@@ -402,10 +402,10 @@ impl Outbox {
         })
     }
 
-    pub fn status(&mut self) -> Result<Status, Error> {
+    pub fn status(&mut self) -> Result<QueueStatus, Error> {
         self.locked(|ob| {
             let st = &ob.st;
-            Ok(Status {
+            Ok(QueueStatus {
                 queued: st.queued,
                 queued_bytes: st.queued_bytes,
                 oldest_queued_at: st.oldest_queued_at,

@@ -29,7 +29,7 @@ use crate::error::Error;
 use crate::event::Event;
 use crate::flow::FlowConfig;
 use crate::flow::backoff::Jitter;
-use crate::health::{self, State, Status};
+use crate::health::{self, RunStatus, State};
 use crate::keepalive;
 use crate::notify::{self, Notifier};
 use crate::present::Presenter;
@@ -93,7 +93,7 @@ pub struct Options {
 pub type MakeAgent = Box<dyn Fn() -> Result<Agent, Error> + Send>;
 
 /// Why the supervisor wakes up.
-enum Wake {
+enum Notice {
     Serving,
     Pair,
     Died(Error),
@@ -102,8 +102,8 @@ enum Wake {
 
 /// The broker's side of the supervisor: health from the shared status, requests as wake-ups.
 struct Link {
-    status: Arc<Mutex<Status>>,
-    wake: Mutex<Sender<Wake>>,
+    status: Arc<Mutex<RunStatus>>,
+    wake: Mutex<Sender<Notice>>,
     can_pair: bool,
     repair: Repair,
     /// A handle of its own on the outbox, for the broker's `send`.
@@ -113,7 +113,7 @@ struct Link {
 
 impl Hooks for Link {
     fn serving(&self) {
-        let _ = lock(&self.wake).send(Wake::Serving);
+        let _ = lock(&self.wake).send(Notice::Serving);
     }
 
     fn health(&self, agent: &mut Agent) -> serde_json::Value {
@@ -134,12 +134,12 @@ impl Hooks for Link {
         if matches!(lock(&self.status).state, State::Pairing { .. }) {
             return Err("a pairing is already running: enter the code shown".into());
         }
-        let _ = lock(&self.wake).send(Wake::Pair);
+        let _ = lock(&self.wake).send(Notice::Pair);
         Ok("a new pairing starts: watch the display for the code".into())
     }
 
     fn pairing_died(&self, error: &Error) {
-        let _ = lock(&self.wake).send(Wake::Died(error.clone()));
+        let _ = lock(&self.wake).send(Notice::Died(error.clone()));
     }
 
     #[cfg(feature = "outbox")]
@@ -168,7 +168,7 @@ impl Hooks for Link {
 pub fn run(agent: Agent, make_agent: MakeAgent, options: Options) -> Result<(), Error> {
     let clock: broker::SharedClock = Arc::new(SystemClock::new());
     let shared = Shared::new(agent, Arc::clone(&clock));
-    let status = Arc::new(Mutex::new(Status {
+    let status = Arc::new(Mutex::new(RunStatus {
         state: State::NotPaired,
         next_keepalive: None,
         outbox: None,
@@ -209,7 +209,7 @@ pub fn run(agent: Agent, make_agent: MakeAgent, options: Options) -> Result<(), 
         .spawn(move || supervisor.supervise(woken))
         .map_err(|e| Error::config(format!("cannot start the supervisor thread: {e}")))?;
     let served = broker::serve_with(shared, &serve, link, clock);
-    let _ = wake.send(Wake::Stop);
+    let _ = wake.send(Notice::Stop);
     let _ = worker.join();
     #[cfg(feature = "outbox")]
     if let Some(d) = delivery {
@@ -225,14 +225,14 @@ fn start_delivery(
     options: &Options,
     shared: &Arc<Mutex<Shared>>,
     make_agent: &MakeAgent,
-    status: &Arc<Mutex<Status>>,
-    wake: &Sender<Wake>,
+    status: &Arc<Mutex<RunStatus>>,
+    wake: &Sender<Notice>,
 ) -> Option<delivery_thread::Handle> {
     let run = options.outbox.as_ref()?;
     // A refresh refused during delivery is news for the supervisor, as in a broker request.
     let wake = Mutex::new(wake.clone());
     let died: delivery_thread::Died = Box::new(move |e: &Error| {
-        let _ = lock(&wake).send(Wake::Died(e.clone()));
+        let _ = lock(&wake).send(Notice::Died(e.clone()));
     });
     let started = run.place.open().and_then(|outbox| {
         delivery_thread::start(
@@ -255,7 +255,7 @@ fn start_delivery(
 
 struct Supervisor {
     shared: Arc<Mutex<Shared>>,
-    status: Arc<Mutex<Status>>,
+    status: Arc<Mutex<RunStatus>>,
     make_agent: MakeAgent,
     /// The displays, lent to each pairing and shown "re-pair needed" on.
     presenters: Vec<Box<dyn Presenter>>,
@@ -284,7 +284,7 @@ const RETRY_CAP: Duration = Duration::from_secs(3600);
 const FIRST_KEEPALIVE: Duration = Duration::from_secs(3600);
 
 impl Supervisor {
-    fn supervise(mut self, woken: Receiver<Wake>) {
+    fn supervise(mut self, woken: Receiver<Notice>) {
         let paired = lock(&self.shared).agent().stored().is_ok();
         if paired {
             self.set_state(State::Paired);
@@ -303,13 +303,13 @@ impl Supervisor {
                 None => woken.recv().map_err(|_| RecvTimeoutError::Disconnected),
             };
             match wake {
-                Ok(Wake::Stop) | Err(RecvTimeoutError::Disconnected) => break,
-                Ok(Wake::Serving) => {
+                Ok(Notice::Stop) | Err(RecvTimeoutError::Disconnected) => break,
+                Ok(Notice::Serving) => {
                     let _ = self.notifier.ready();
                     self.announce();
                 }
-                Ok(Wake::Pair) => self.pair(),
-                Ok(Wake::Died(e)) => self.died(e),
+                Ok(Notice::Pair) => self.pair(),
+                Ok(Notice::Died(e)) => self.died(e),
                 Err(RecvTimeoutError::Timeout) => {}
             }
             self.ping_if_due();
@@ -325,10 +325,7 @@ impl Supervisor {
 
     /// The earlier of the next keepalive and the next watchdog ping.
     fn next_deadline(&self) -> Option<Instant> {
-        let ping = self
-            .notifier
-            .watchdog_interval()
-            .map(|every| self.last_ping.map_or(self.clock.now(), |last| last + every));
+        let ping = self.notifier.next_ping(self.last_ping, self.clock.now());
         match (self.keepalive_due, ping) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -336,17 +333,8 @@ impl Supervisor {
     }
 
     fn ping_if_due(&mut self) {
-        let Some(every) = self.notifier.watchdog_interval() else {
-            return;
-        };
         let now = self.clock.now();
-        if self
-            .last_ping
-            .is_none_or(|last| now.saturating_since(last) >= every)
-        {
-            let _ = self.notifier.watchdog();
-            self.last_ping = Some(now);
-        }
+        self.notifier.ping_if_due(&mut self.last_ping, now);
     }
 
     fn set_state(&mut self, state: State) {
@@ -534,23 +522,15 @@ impl Supervisor {
 /// supervisor for minutes; the countdown ticks every second) and the STATUS line current.
 struct Beat {
     notifier: Notifier,
-    status: Arc<Mutex<Status>>,
+    status: Arc<Mutex<RunStatus>>,
     clock: SystemClock,
     last_ping: Option<Instant>,
 }
 
 impl Presenter for Beat {
     fn show(&mut self, event: &Event) {
-        if let Some(every) = self.notifier.watchdog_interval() {
-            let now = self.clock.now();
-            if self
-                .last_ping
-                .is_none_or(|last| now.saturating_since(last) >= every)
-            {
-                let _ = self.notifier.watchdog();
-                self.last_ping = Some(now);
-            }
-        }
+        let now = self.clock.now();
+        self.notifier.ping_if_due(&mut self.last_ping, now);
         match event {
             Event::CodeIssued(code) => {
                 lock(&self.status).state = State::Pairing {

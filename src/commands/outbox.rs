@@ -14,7 +14,7 @@ use super::{Backends, report, say};
 use crate::delivery::{self, Flushed};
 use crate::error::Error;
 pub use crate::outbox::place::Place;
-use crate::outbox::{DeadLetter, Outbox, Status, Target};
+use crate::outbox::{DeadLetter, Outbox, QueueStatus, Target};
 use crate::sanitize;
 use crate::time::{Clock, SystemClock};
 
@@ -127,7 +127,12 @@ fn status(outbox: &mut Outbox, json: bool, now: u64, out: &mut dyn Write) -> Res
     Ok(0)
 }
 
-fn status_json(s: &Status, dead: &[DeadLetter], now: u64, outbox: &Outbox) -> serde_json::Value {
+fn status_json(
+    s: &QueueStatus,
+    dead: &[DeadLetter],
+    now: u64,
+    outbox: &Outbox,
+) -> serde_json::Value {
     let mut v = s.figures(now);
     v["dir"] = json!(outbox.dir().display().to_string());
     v["dead_letters"] = dead

@@ -28,7 +28,7 @@ use crate::call::Caller;
 use crate::delivery::pace::{Pace, Policy};
 use crate::delivery::{self, Deliverer, Round};
 use crate::error::Error;
-use crate::health::Status;
+use crate::health::RunStatus;
 use crate::http::OpenReply;
 use crate::outbox::Outbox;
 use crate::session::Session;
@@ -107,7 +107,7 @@ pub fn start(
     options: delivery::Options,
     shared: Arc<Mutex<Shared>>,
     sender: Agent,
-    status: Arc<Mutex<Status>>,
+    status: Arc<Mutex<RunStatus>>,
     died: Died,
 ) -> Result<Handle, Error> {
     let (read, write) = pipe()?;
@@ -136,7 +136,7 @@ struct Worker {
     outbox: Outbox,
     deliverer: Deliverer,
     caller: SharedCaller,
-    status: Arc<Mutex<Status>>,
+    status: Arc<Mutex<RunStatus>>,
     clock: SystemClock,
     pace: Pace,
     /// Why delivery waits, while it does.
@@ -164,9 +164,9 @@ impl Worker {
         let mut wait = Some(Duration::ZERO);
         loop {
             match wake(&stop, watch.as_ref(), wait.unwrap_or(IDLE_CHECK)) {
-                Wake::Stop => return,
-                Wake::Changed => std::thread::sleep(LINGER),
-                Wake::Timeout => {}
+                Woke::Stop => return,
+                Woke::Changed => std::thread::sleep(LINGER),
+                Woke::Timeout => {}
             }
             wait = self.deliver();
             self.publish();
@@ -175,7 +175,7 @@ impl Worker {
 
     /// Without delivery, only waits for the stop byte.
     fn idle(&mut self, stop: OwnedFd) {
-        while !matches!(wake(&stop, None, Duration::from_secs(3600)), Wake::Stop) {}
+        while !matches!(wake(&stop, None, Duration::from_secs(3600)), Woke::Stop) {}
     }
 
     /// Rounds until the outbox is empty or must wait; the wait, or `None` when empty.
@@ -242,14 +242,14 @@ impl Worker {
     }
 }
 
-enum Wake {
+enum Woke {
     Stop,
     Changed,
     Timeout,
 }
 
 /// Waits for the pipe, the directory watch or the timeout; drains what woke it.
-fn wake(stop: &OwnedFd, watch: Option<&OwnedFd>, timeout: Duration) -> Wake {
+fn wake(stop: &OwnedFd, watch: Option<&OwnedFd>, timeout: Duration) -> Woke {
     let mut fds = vec![libc::pollfd {
         fd: stop.as_raw_fd(),
         events: libc::POLLIN,
@@ -266,23 +266,23 @@ fn wake(stop: &OwnedFd, watch: Option<&OwnedFd>, timeout: Duration) -> Wake {
     // SAFETY: `fds` is a valid array of `fds.len()` pollfd structs for the whole call.
     let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
     if n <= 0 {
-        return Wake::Timeout;
+        return Woke::Timeout;
     }
-    let mut woke = Wake::Timeout;
+    let mut woke = Woke::Timeout;
     if fds[0].revents != 0 {
         let mut byte = [0u8; 64];
         // SAFETY: reading into a valid buffer of that length from a descriptor we own.
         let got = unsafe { libc::read(stop.as_raw_fd(), byte.as_mut_ptr().cast(), byte.len()) };
         if got <= 0 || byte[..got as usize].contains(&b's') {
-            return Wake::Stop;
+            return Woke::Stop;
         }
-        woke = Wake::Changed;
+        woke = Woke::Changed;
     }
     if let (Some(w), Some(pfd)) = (watch, fds.get(1))
         && pfd.revents != 0
     {
         drain(w);
-        woke = Wake::Changed;
+        woke = Woke::Changed;
     }
     woke
 }

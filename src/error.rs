@@ -59,6 +59,22 @@ impl ErrorKind {
         }
     }
 
+    /// A few words on what the exit code means, for `--help` and the man page.
+    pub const fn short(self) -> &'static str {
+        match self {
+            ErrorKind::Server => "unexpected server reply",
+            ErrorKind::Config => "usage or configuration error",
+            ErrorKind::Denied => "denied",
+            ErrorKind::Expired => "expired after the last code",
+            ErrorKind::NotPaired => "not paired",
+            ErrorKind::RepairNeeded => "re-pair needed",
+            ErrorKind::Network => "network or TLS failure",
+            ErrorKind::Storage => "storage failure",
+            ErrorKind::Http => "HTTP error status from a REST call",
+            ErrorKind::Output => "output could not be written",
+        }
+    }
+
     /// Every kind, for tests and for mapping names back.
     pub const ALL: [ErrorKind; 10] = [
         ErrorKind::Config,

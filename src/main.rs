@@ -8,7 +8,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use sfpair::cli::{self, Args, Command};
+use sfpair::cli::{self, Args, CommandName};
 use sfpair::commands::{self, BROKEN_PIPE};
 use sfpair::config;
 use sfpair::error::{Error, ErrorKind};
@@ -80,30 +80,17 @@ fn stdout_was_closed() -> bool {
 }
 
 fn run(args: &Args) -> Result<u8, Error> {
-    let command = args.command.unwrap_or(Command::Help);
+    let command = args.command.unwrap_or(CommandName::Help);
     let mut out = if stdout_was_closed() {
         Stdout::Closed
     } else {
         Stdout::Open(std::io::stdout())
     };
-    if args.help || command == Command::Help {
-        let help = match command {
-            Command::Pair => cli::HELP_PAIR,
-            Command::Token => cli::HELP_TOKEN,
-            Command::Status => cli::HELP_STATUS,
-            Command::Forget => cli::HELP_FORGET,
-            Command::Call => cli::HELP_CALL,
-            Command::Serve => cli::HELP_SERVE,
-            Command::Run => cli::HELP_RUN,
-            Command::Doctor => cli::HELP_DOCTOR,
-            Command::AssetToken => cli::HELP_ASSET_TOKEN,
-            Command::Send => cli::HELP_SEND,
-            Command::Outbox => cli::HELP_OUTBOX,
-            Command::Help | Command::Version => cli::HELP,
-        };
+    if args.help || command == CommandName::Help {
+        let help = cli::help::text(Some(command));
         return commands::say(&mut out, help.trim_end()).map(|()| 0);
     }
-    if command == Command::Version {
+    if command == CommandName::Version {
         return commands::say(&mut out, concat!("sfpair ", env!("CARGO_PKG_VERSION"))).map(|()| 0);
     }
     // SAFETY: geteuid has no preconditions and cannot fail.

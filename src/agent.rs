@@ -31,6 +31,7 @@ use crate::http::Transport;
 use crate::present::Presenter;
 use crate::secret::Secret;
 pub use crate::session::Session;
+use crate::stop::Stop;
 use crate::store::{Loaded, Record, TokenStore};
 use crate::time::{Clock, Instant};
 use crate::wire::Request;
@@ -65,6 +66,8 @@ pub struct Agent {
     session_deadline: Option<Instant>,
     /// Why the last refresh was refused, if it was (`refusal.rs`); cleared by a success.
     last_refusal: Option<crate::refusal::Cause>,
+    /// Ends every wait and loop of this agent when set ([`Agent::set_stop`]).
+    stop: Stop,
 }
 
 impl Agent {
@@ -88,6 +91,7 @@ impl Agent {
             last_refresh: None,
             last_refusal: None,
             session_deadline: None,
+            stop: Stop::new(),
         }
     }
 
@@ -99,6 +103,34 @@ impl Agent {
 
     pub fn add_presenter(&mut self, presenter: Box<dyn Presenter>) {
         self.presenters.push(presenter);
+    }
+
+    /// A stop request this agent obeys: once it is set, a pairing, a retry's backoff or a wait
+    /// for the clock ends at once with [`ErrorKind::Stopped`] (exit code 0), and no new request
+    /// is sent. A request already in flight finishes (its reply may hold a rotated token).
+    ///
+    /// ```no_run
+    /// # fn demo(mut agent: sfpair::agent::Agent, config: sfpair::flow::FlowConfig) {
+    /// let stop = sfpair::stop::Stop::new();
+    /// agent.set_stop(stop.clone());
+    /// let pairing = std::thread::spawn(move || agent.pair(config));
+    /// // ... the person walked away: cancel.
+    /// stop.stop();
+    /// let result = pairing.join().unwrap();
+    /// assert!(matches!(result, Err(e) if e.kind() == sfpair::error::ErrorKind::Stopped));
+    /// # }
+    /// ```
+    pub fn set_stop(&mut self, stop: Stop) {
+        self.stop = stop;
+    }
+
+    /// Sleeps for `d` unless a stop is asked for: then `Err(Stopped)`, saying what it was
+    /// `doing`.
+    fn pause(&mut self, d: Duration, doing: &str) -> Result<(), Error> {
+        if self.clock.sleep_or_stop(d, &self.stop) {
+            return Err(crate::stop::stopped(doing));
+        }
+        Ok(())
     }
 
     /// The consumer secret, for apps that require it: sent when polling and refreshing, and the
@@ -193,8 +225,9 @@ impl Agent {
             if attempt > 1 {
                 let delay = self.jitter.retry_delay(RETRY_BASE, attempt - 1, RETRY_CAP);
                 debug!("retrying in {} ms: {last}", delay.as_millis());
-                self.clock.sleep(delay);
+                self.pause(delay, "waiting to retry")?;
             }
+            self.stop.check("sending a request")?;
             match self.transport.send(request) {
                 Ok(reply) => match interpret(&reply) {
                     Outcome::Done(v) => return Ok(v),

@@ -84,8 +84,10 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 /// After a failed refresh, requests get the same error for this long without a new attempt.
 pub const FAILURE_HOLD: Duration = Duration::from_secs(5);
 
-/// How to serve.
+/// How to serve: [`ServeOptions::new`] with the socket's path, then the fields that widen who
+/// may ask.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ServeOptions {
     pub socket: PathBuf,
     /// The socket file's group (mode 0660); its gid is admitted too. `None`: mode 0600.
@@ -94,6 +96,18 @@ pub struct ServeOptions {
     pub allow_uids: Vec<u32>,
     /// Effective groups admitted (`--allow-gid`).
     pub allow_gids: Vec<u32>,
+}
+
+impl ServeOptions {
+    /// Serve on `socket`, to root and this user only.
+    pub fn new(socket: impl Into<PathBuf>) -> ServeOptions {
+        ServeOptions {
+            socket: socket.into(),
+            group: None,
+            allow_uids: Vec::new(),
+            allow_gids: Vec::new(),
+        }
+    }
 }
 
 /// A clock the reader thread and the workers share.

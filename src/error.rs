@@ -40,6 +40,9 @@ pub enum ErrorKind {
     /// The command's own output could not be written (standard output closed, full, or a
     /// reader that went away).
     Output,
+    /// Stopped on request before it finished (a [`Stop`](crate::stop::Stop) was set: SIGTERM
+    /// to `sfpair run`, or an embedder cancelling a pairing). Not a failure: exit code 0.
+    Stopped,
 }
 
 impl ErrorKind {
@@ -56,6 +59,7 @@ impl ErrorKind {
             ErrorKind::Storage => 8,
             ErrorKind::Http => 9,
             ErrorKind::Output => 10,
+            ErrorKind::Stopped => 0,
         }
     }
 
@@ -72,11 +76,12 @@ impl ErrorKind {
             ErrorKind::Storage => "storage failure",
             ErrorKind::Http => "HTTP error status from a REST call",
             ErrorKind::Output => "output could not be written",
+            ErrorKind::Stopped => "stopped on request",
         }
     }
 
     /// Every kind, for tests and for mapping names back.
-    pub const ALL: [ErrorKind; 10] = [
+    pub const ALL: [ErrorKind; 11] = [
         ErrorKind::Config,
         ErrorKind::Denied,
         ErrorKind::Expired,
@@ -87,6 +92,7 @@ impl ErrorKind {
         ErrorKind::Server,
         ErrorKind::Http,
         ErrorKind::Output,
+        ErrorKind::Stopped,
     ];
 
     /// A stable lower-case name, used in JSON events and broker answers.
@@ -102,6 +108,7 @@ impl ErrorKind {
             ErrorKind::Server => "server",
             ErrorKind::Http => "http",
             ErrorKind::Output => "output",
+            ErrorKind::Stopped => "stopped",
         }
     }
 
@@ -209,7 +216,14 @@ mod tests {
         codes.sort_unstable();
         codes.dedup();
         assert_eq!(codes.len(), kinds.len());
-        assert!(!codes.contains(&0));
+        // Every failure is non-zero; only a stop someone asked for is 0.
+        for kind in kinds {
+            assert_eq!(
+                kind.exit_code() == 0,
+                kind == ErrorKind::Stopped,
+                "{kind:?}"
+            );
+        }
     }
 
     #[test]
@@ -226,6 +240,7 @@ mod tests {
             ErrorKind::Server => 7,
             ErrorKind::Http => 8,
             ErrorKind::Output => 9,
+            ErrorKind::Stopped => 10,
         };
         for (i, kind) in ErrorKind::ALL.into_iter().enumerate() {
             assert_eq!(place(kind), i);

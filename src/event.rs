@@ -38,7 +38,10 @@ pub struct Paired {
     pub user_id: Option<String>,
 }
 
+/// What happens during a pairing, for presenters to show. New kinds of events may come: a
+/// presenter ignores the ones it does not know (`_ => {}`).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Event {
     /// A code to show: the first one when `number == 1`, a fresh one after expiry otherwise.
     CodeIssued(ShownCode),

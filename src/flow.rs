@@ -59,6 +59,7 @@ pub const CODE_RETRY_BASE: Duration = Duration::from_secs(2);
 
 /// Everything the flow needs to know up front.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct FlowConfig {
     pub dialect: Dialect,
     pub endpoints: Endpoints,

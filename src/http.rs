@@ -57,8 +57,10 @@ pub struct OpenReply {
     pub body: Box<dyn io::Read + Send>,
 }
 
-/// How to reach servers.
+/// How to reach servers: [`HttpConfig::default`], then what differs
+/// ([`with_ca_file`](HttpConfig::with_ca_file)).
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct HttpConfig {
     /// PEM bundle to trust instead of the compiled-in Mozilla roots.
     pub ca_file: Option<std::path::PathBuf>,
@@ -77,6 +79,14 @@ impl Default for HttpConfig {
             read_timeout: Duration::from_secs(30),
             body_limit: 64 * 1024,
         }
+    }
+}
+
+impl HttpConfig {
+    /// Trust the PEM certificates in `path` instead of the compiled-in Mozilla roots.
+    pub fn with_ca_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.ca_file = Some(path.into());
+        self
     }
 }
 
@@ -138,7 +148,7 @@ impl UreqTransport {
 /// private-key loader: sfpair never presents a client certificate, and ring's loader (RSA,
 /// ECDSA and Ed25519 key parsing and signing) would otherwise be linked for nothing, since
 /// rustls reaches it through the provider whatever the configuration: 35,520 bytes on armv7
-/// (full build 1,178,308 -> 1,142,788; BENCHMARKS.md "Size (issue 15)"). Verifying the server's
+/// (full build 1,178,308 -> 1,142,788; BENCHMARKS.md, "Size"). Verifying the server's
 /// certificates and signatures is untouched.
 fn crypto_provider() -> rustls::crypto::CryptoProvider {
     rustls::crypto::CryptoProvider {

@@ -172,7 +172,7 @@ impl Notifier {
         Some(last.map_or(now, |at| at + every))
     }
 
-    /// `READY=1`: the service is up (after pairing, when the broker answers).
+    /// `READY=1`: the service is up: the broker answers, with a pairing or while waiting for one.
     pub fn ready(&self) -> io::Result<()> {
         self.send("READY=1")
     }

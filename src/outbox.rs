@@ -1,4 +1,4 @@
-//! The outbox: a durable queue of records waiting to be delivered to Salesforce (issue 13).
+//! The outbox: a durable queue of records waiting to be delivered to Salesforce.
 //!
 //! A record accepted by [`Outbox::push`] is on stable storage when `push` returns, and stays in
 //! the queue until [`Outbox::settle`] records that it was delivered or moved to the dead letters;

@@ -38,6 +38,7 @@ pub const ERROR_PREFIX: usize = 4 * 1024;
 /// A REST request relative to the paired instance. The body is kept in memory so a retry after
 /// a refresh can send it again.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RestRequest {
     pub method: Method,
     /// An absolute path on the instance (`/services/data/v62.0/limits`), query included.

@@ -1,5 +1,5 @@
 //! The one sanitiser for text a server chose (error descriptions, REST error messages, user
-//! info) before it reaches a terminal, a log line or a display (issue 16: `ESC[2J`, OSC
+//! info) before it reaches a terminal, a log line or a display (`ESC[2J`, OSC
 //! sequences and forged `error:` lines came through raw).
 //!
 //! [`text`] replaces, so that nothing a server sends can move the cursor, retitle the terminal,

@@ -10,6 +10,7 @@ use crate::time::Instant;
 
 /// An access token and where to use it. Lives in memory only, never in the store.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Session {
     pub access_token: Secret,
     pub instance_url: String,

@@ -18,6 +18,8 @@ pub mod flash;
 pub mod image;
 #[cfg(all(feature = "std", feature = "flash"))]
 pub mod mtd;
+#[cfg(feature = "embedded-storage")]
+pub mod nor_flash;
 
 #[cfg(feature = "std")]
 use alloc::boxed::Box;

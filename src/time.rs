@@ -51,6 +51,13 @@ pub trait Clock: Send {
     fn sleep(&self, d: Duration);
     /// Wall-clock time since the Unix epoch (may be wrong on boards without an RTC).
     fn unix_time(&self) -> Duration;
+    /// Sleeps for `d` or until `stop` is set, whichever comes first; `true` when stopped. A
+    /// fake clock advances by `d`, then looks at the stop.
+    #[cfg(feature = "std")]
+    fn sleep_or_stop(&self, d: Duration, stop: &crate::stop::Stop) -> bool {
+        self.sleep(d);
+        stop.is_stopped()
+    }
 }
 
 /// `std::time::Instant` (CLOCK_MONOTONIC) and `SystemTime`.
@@ -83,6 +90,10 @@ impl Clock for SystemClock {
 
     fn sleep(&self, d: Duration) {
         std::thread::sleep(d)
+    }
+
+    fn sleep_or_stop(&self, d: Duration, stop: &crate::stop::Stop) -> bool {
+        stop.sleep(d)
     }
 
     fn unix_time(&self) -> Duration {

@@ -246,6 +246,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "process",
             "sanitize",
             "secret",
+            "stop",
             "text",
             "time",
             "trust",

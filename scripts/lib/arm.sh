@@ -27,7 +27,7 @@ GLIBC_FLOOR=2.28
 #                              the exit status, with no text (tests and debug builds keep it).
 SIZE_RUSTFLAGS="-C force-unwind-tables=no -Zlocation-detail=none -Zfmt-debug=shallow -Zunstable-options -Cpanic=immediate-abort"
 
-# size_rustflags TARGET: SIZE_RUSTFLAGS plus what only that target takes (issue 13, measured
+# size_rustflags TARGET: SIZE_RUSTFLAGS plus what only that target takes (measured
 # with scripts/cross-build, stripped, 2026-12-01; BENCHMARKS.md "Bytes found for the outbox"):
 #   armv7: -C target-feature=+thumb-mode   Thumb-2 instead of A32 code, for our code and the
 #                              rebuilt std alike: 1,256,524 -> 929,980 bytes (-326,544; the

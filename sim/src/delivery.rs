@@ -1,4 +1,4 @@
-//! The delivery faults of a durable outbox's tests (issue 13): persistent knobs, not the
+//! The delivery faults of a durable outbox's tests: persistent knobs, not the
 //! one-shot queue of `faults.rs`, that a test may flip on a running simulator.
 //!
 //! - every N-th sObject Collections request is committed, then its reply is lost;

@@ -1,4 +1,4 @@
-//! What a durable outbox meets on the way to the org (issue 13), over real TLS: upserts by
+//! What a durable outbox meets on the way to the org, over real TLS: upserts by
 //! external id that a replay finds again, platform events, per-record errors, and the
 //! persistent delivery faults flipped on a running simulator: a committed batch whose
 //! reply is lost, `UNABLE_TO_LOCK_ROW` once per record, the daily API allocation, and

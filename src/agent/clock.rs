@@ -46,7 +46,7 @@ impl Agent {
                 );
                 warned = true;
             }
-            self.clock.sleep(TICK.min(limit - waited));
+            self.pause(TICK.min(limit - waited), "waiting for the clock")?;
         }
     }
 }

@@ -77,20 +77,21 @@ impl Agent {
                     format!("nobody can see the code: {why}; stopped pairing"),
                 ));
             }
-            match action {
+            let step = match action {
                 Action::Wait(until) => self.wait_until(until, flow.code_deadline()),
-                Action::Send(request) => {
+                Action::Send(request) => self.stop.check("pairing").map(|()| {
                     let outcome = self.transport.send(&request);
                     if let Err(e) = &outcome {
                         debug!("request failed: {e}");
                     }
                     flow.handle(self.clock.now(), outcome);
-                }
+                }),
                 Action::Done(Ok(tokens)) => break tokens,
-                Action::Done(Err(e)) => {
-                    self.emit(&Event::Failed(e.clone()));
-                    return Err(e);
-                }
+                Action::Done(Err(e)) => Err(e),
+            };
+            if let Err(e) = step {
+                self.emit(&Event::Failed(e.clone()));
+                return Err(e);
             }
         };
         // Built now, used only if the pairing cannot be kept: a grant we cannot store would still
@@ -245,12 +246,16 @@ impl Agent {
         })
     }
 
-    /// Sleeps until `until`, in steps that keep the countdown on whole seconds.
-    pub(super) fn wait_until(&mut self, until: Instant, code_deadline: Option<Instant>) {
+    /// Sleeps until `until`, in steps that keep the countdown on whole seconds; a stop ends it.
+    pub(super) fn wait_until(
+        &mut self,
+        until: Instant,
+        code_deadline: Option<Instant>,
+    ) -> Result<(), Error> {
         loop {
             let now = self.clock.now();
             if now >= until {
-                return;
+                return Ok(());
             }
             let mut step = until.saturating_since(now);
             if let Some(deadline) = code_deadline {
@@ -264,7 +269,7 @@ impl Agent {
                 };
                 step = step.min(tick);
             }
-            self.clock.sleep(step);
+            self.pause(step, "waiting for the approval")?;
         }
     }
 }

@@ -107,7 +107,7 @@ pub fn exit_codes() -> String {
     let mut text = String::from("Exit codes: 0 ok");
     let mut kinds = ErrorKind::ALL;
     kinds.sort_by_key(|k| k.exit_code());
-    for k in kinds {
+    for k in kinds.into_iter().filter(|k| k.exit_code() != 0) {
         let _ = write!(text, ", {} {}", k.exit_code(), k.short());
     }
     text.push('.');

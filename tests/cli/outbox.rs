@@ -1,4 +1,4 @@
-//! The durable outbox (issue 13) with the real binary against the simulator: `send`,
+//! The durable outbox with the real binary against the simulator: `send`,
 //! `outbox flush|status|retry-dead`, delivery in `run`, and the broker's `send`.
 //!
 //! What must hold whatever goes wrong: every record `send` accepted (exit 0) reaches the org

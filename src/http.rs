@@ -322,6 +322,14 @@ impl Transport for UreqTransport {
         let status = response.status().as_u16();
         let content_type = header_of(&response, "content-type").unwrap_or_default();
         let retry_after = retry_after_of(&response);
+        let cookies = response
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter_map(|v| v.split(';').next())
+            .map(|v| v.trim().to_string())
+            .collect();
         let bytes = response
             .body_mut()
             .with_config()
@@ -330,6 +338,7 @@ impl Transport for UreqTransport {
             .map_err(|e| classify(&host, self.proxy.as_deref(), e))?;
         let mut reply = Reply::new(status, &content_type, bytes);
         reply.retry_after = retry_after;
+        reply.cookies = cookies;
         Ok(reply)
     }
 

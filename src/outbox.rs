@@ -35,17 +35,17 @@
 
 mod compact;
 mod dead;
-mod disk;
+pub(crate) mod disk;
 mod entry;
 pub mod input;
-mod lock;
+pub(crate) mod lock;
 pub mod place;
 mod scan;
 mod settle;
 mod state;
 
 #[cfg(test)]
-mod model;
+pub(crate) mod model;
 #[cfg(test)]
 mod tests;
 

@@ -207,6 +207,9 @@ pub struct Reply {
     pub retry_after: Option<Duration>,
     /// The body; wiped on drop because token replies carry secrets.
     pub body: Zeroizing<Vec<u8>>,
+    /// The `name=value` part of each `Set-Cookie` header, for the Streaming API's client,
+    /// which must send them back (the cookies pin it to the server that knows it).
+    pub cookies: Vec<String>,
 }
 
 impl Reply {
@@ -216,6 +219,7 @@ impl Reply {
             content_type: content_type.to_ascii_lowercase(),
             retry_after: None,
             body: Zeroizing::new(body.into()),
+            cookies: Vec::new(),
         }
     }
 

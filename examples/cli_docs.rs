@@ -1,6 +1,6 @@
 //! Writes the man pages and the shell completions from sfpair's command table into a
-//! directory, for packages: `cargo run --example cli_docs -- OUTDIR` writes `OUTDIR/man/*.1`,
-//! `OUTDIR/completions/sfpair.bash` and `OUTDIR/completions/_sfpair` (zsh).
+//! directory, for packages: `cargo run --example cli_docs -- OUTDIR` writes `OUTDIR/sfpair.1`,
+//! one `OUTDIR/sfpair-COMMAND.1` per command, `OUTDIR/sfpair.bash` and `OUTDIR/_sfpair` (zsh).
 //!
 //! Host-side only: the `sfpair` binary never contains this code.
 
@@ -11,18 +11,12 @@ fn main() -> std::io::Result<()> {
         eprintln!("usage: cargo run --example cli_docs -- OUTDIR");
         std::process::exit(2);
     };
-    let man = out.join("man");
-    let completions = out.join("completions");
-    std::fs::create_dir_all(&man)?;
-    std::fs::create_dir_all(&completions)?;
+    std::fs::create_dir_all(&out)?;
     for (name, page) in sfpair::cli::man::pages() {
-        std::fs::write(man.join(name), page)?;
+        std::fs::write(out.join(name), page)?;
     }
-    std::fs::write(
-        completions.join("sfpair.bash"),
-        sfpair::cli::completions::bash(),
-    )?;
-    std::fs::write(completions.join("_sfpair"), sfpair::cli::completions::zsh())?;
-    eprintln!("wrote {} and {}", man.display(), completions.display());
+    std::fs::write(out.join("sfpair.bash"), sfpair::cli::completions::bash())?;
+    std::fs::write(out.join("_sfpair"), sfpair::cli::completions::zsh())?;
+    eprintln!("wrote the man pages and completions in {}", out.display());
     Ok(())
 }

@@ -110,6 +110,34 @@ impl ServeOptions {
     }
 }
 
+/// Turns SIGTERM and SIGINT into `stop` (for commands other than the broker that run until
+/// asked to stop, such as `sfpair listen`): the handlers are installed, and a thread waits on
+/// their pipe, sleeping until a signal comes.
+pub fn stop_on_signals(stop: &crate::stop::Stop) -> Result<(), Error> {
+    let wake = signals::install()
+        .map_err(|e| Error::config(format!("cannot install signal handlers: {e}")))?;
+    let stop = stop.clone();
+    thread::Builder::new()
+        .name("sfpair-signals".into())
+        .spawn(move || {
+            while !signals::requested() {
+                let mut fd = libc::pollfd {
+                    fd: wake,
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                // SAFETY: one initialized pollfd, and we pass its count.
+                unsafe { libc::poll(&mut fd, 1, -1) };
+                let mut sink = [0u8; 64];
+                // SAFETY: read(2) into a local buffer of its length, on the non-blocking pipe.
+                while unsafe { libc::read(wake, sink.as_mut_ptr().cast(), sink.len()) } > 0 {}
+            }
+            stop.stop();
+        })
+        .map_err(|e| Error::config(format!("cannot start the signal thread: {e}")))?;
+    Ok(())
+}
+
 /// A clock the reader thread and the workers share.
 pub type SharedClock = Arc<dyn Clock + Sync>;
 

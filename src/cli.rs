@@ -33,6 +33,8 @@ pub struct Args {
     pub help: bool,
     values: Vec<(Opt, String)>,
     positionals: Vec<String>,
+    /// The arguments after an option that takes the rest of the line (`--exec PROGRAM ARG…`).
+    rest: Vec<String>,
 }
 
 impl Args {
@@ -63,6 +65,16 @@ impl Args {
         self.positionals.get(n).map(String::as_str)
     }
 
+    /// Every positional argument (`listen CHANNEL…`).
+    pub fn positionals(&self) -> &[String] {
+        &self.positionals
+    }
+
+    /// The arguments that followed an option taking the rest of the line (`--exec`'s).
+    pub fn rest(&self) -> &[String] {
+        &self.rest
+    }
+
     /// An `Args` with these values, for tests and embedders that build a command line.
     pub fn with(command: CommandName, values: &[(Opt, &str)], positionals: &[&str]) -> Args {
         Args {
@@ -70,6 +82,7 @@ impl Args {
             help: false,
             values: values.iter().map(|(o, v)| (*o, v.to_string())).collect(),
             positionals: positionals.iter().map(|p| p.to_string()).collect(),
+            rest: Vec::new(),
         }
     }
 }
@@ -117,6 +130,12 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, Error> {
                     text(raw, &flag, a.command)?
                 };
                 a.values.push((o.opt, value));
+                if o.rest {
+                    let raw = parser.raw_args().map_err(|e| usage(e, a.command))?;
+                    for arg in raw {
+                        a.rest.push(text(arg, "an argument", a.command)?);
+                    }
+                }
             }
             Value(v) if a.command.is_none() => {
                 let word = text(v, "the command", None)?;
@@ -127,7 +146,14 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, Error> {
             }
             Value(v) => {
                 let spec = a.command.and_then(table::command);
-                let room = spec.map_or(0, |c| c.positionals.len());
+                let variadic = spec
+                    .and_then(|c| c.positionals.last())
+                    .is_some_and(|p| p.ends_with("..."));
+                let room = match spec {
+                    _ if variadic => usize::MAX,
+                    Some(c) => c.positionals.len(),
+                    None => 0,
+                };
                 let value = text(v, "an argument", a.command)?;
                 if a.positionals.len() >= room {
                     return Err(usage(format!("unexpected argument '{value}'"), a.command));
@@ -337,6 +363,26 @@ mod tests {
         );
         let e = p(&["stauts"]).unwrap_err();
         assert!(e.message().contains("did you mean status?"), "{e}");
+    }
+
+    #[test]
+    fn exec_takes_the_rest_of_the_line_and_listen_any_number_of_channels() {
+        let a = p(&[
+            "listen",
+            "Device_Command__e",
+            "Other__e",
+            "--match",
+            "Device_Id__c=GW-1",
+            "--exec",
+            "/usr/bin/handler",
+            "--flag",
+            "two words",
+        ])
+        .unwrap();
+        assert_eq!(a.positionals(), ["Device_Command__e", "Other__e"]);
+        assert_eq!(a.value(Opt::Exec), Some("/usr/bin/handler"));
+        assert_eq!(a.rest(), ["--flag", "two words"]);
+        assert_eq!(a.value(Opt::Match), Some("Device_Id__c=GW-1"));
     }
 
     #[test]

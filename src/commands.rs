@@ -13,6 +13,8 @@ pub mod call;
 #[cfg(feature = "doctor")]
 pub mod doctor;
 pub mod forget;
+#[cfg(feature = "listen")]
+pub mod listen;
 #[cfg(feature = "outbox")]
 pub mod outbox;
 pub mod pair;
@@ -85,6 +87,8 @@ pub enum Command {
     Send(Box<send::Options>),
     #[cfg(feature = "outbox")]
     Outbox(Box<outbox::Options>),
+    #[cfg(feature = "listen")]
+    Listen(Box<listen::Options>),
 }
 
 /// A validated command line: what to run, and with what.
@@ -99,7 +103,7 @@ impl Plan {
     /// The agent is built by the commands that use one: the doctor builds its own (a store or
     /// transport that cannot be opened is one of its findings), and `send`, `outbox status`
     /// and `retry-dead` touch only the outbox (`send` queues while unpaired).
-    pub fn run(&self, out: &mut dyn Write) -> Result<u8, Error> {
+    pub fn run(&self, out: &mut (dyn Write + Send)) -> Result<u8, Error> {
         let agent = || self.backends.agent();
         let wait = self.backends.wait_for_clock;
         match &self.command {
@@ -119,6 +123,8 @@ impl Plan {
             Command::Send(options) => send::run(options, out),
             #[cfg(feature = "outbox")]
             Command::Outbox(options) => outbox::run(options, &self.backends, out),
+            #[cfg(feature = "listen")]
+            Command::Listen(options) => listen::run(agent()?, &self.backends, options, out),
         }
     }
 }

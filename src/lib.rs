@@ -171,6 +171,8 @@ pub mod jwt;
 #[doc(hidden)]
 pub mod keepalive;
 #[cfg(feature = "std")]
+#[cfg(feature = "listen")]
+pub mod listen;
 #[doc(hidden)]
 pub mod logging;
 #[doc(hidden)]

@@ -57,6 +57,45 @@ impl Stop {
     }
 }
 
+/// A doorbell for one waiting thread that also obeys a [`Stop`]: [`Bell::ring`] wakes it,
+/// [`Stop::stop`] too, and a ring while nobody waits is kept until the next wait. It shares the
+/// stop's condition variable, so a waiter sleeps until one of the two, with no polling.
+pub struct Bell {
+    stop: Stop,
+    rung: std::sync::atomic::AtomicBool,
+}
+
+impl Bell {
+    /// A bell that also wakes on `stop`.
+    pub fn new(stop: &Stop) -> Bell {
+        Bell {
+            stop: stop.clone(),
+            rung: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Wakes the waiter (now, or at its next wait).
+    pub fn ring(&self) {
+        let (lock, wake) = &*self.stop.inner;
+        let _held = lock.lock().unwrap_or_else(|p| p.into_inner());
+        self.rung.store(true, std::sync::atomic::Ordering::SeqCst);
+        wake.notify_all();
+    }
+
+    /// Waits for a ring or the stop; `true` when stopped. Takes the ring.
+    pub fn wait(&self) -> bool {
+        let (stopped, wake) = &*self.stop.inner;
+        let guard = stopped.lock().unwrap_or_else(|p| p.into_inner());
+        let guard = wake
+            .wait_while(guard, |stopped| {
+                !*stopped && !self.rung.load(std::sync::atomic::Ordering::SeqCst)
+            })
+            .unwrap_or_else(|p| p.into_inner());
+        self.rung.store(false, std::sync::atomic::Ordering::SeqCst);
+        *guard
+    }
+}
+
 /// The error a stopped wait or loop ends with.
 pub fn stopped(doing: &str) -> Error {
     Error::new(ErrorKind::Stopped, format!("stopped while {doing}"))
@@ -88,5 +127,25 @@ mod tests {
         let e = stop.check("pairing").unwrap_err();
         assert_eq!((e.kind(), e.exit_code()), (ErrorKind::Stopped, 0));
         assert_eq!(e.message(), "stopped while pairing");
+    }
+
+    #[test]
+    fn a_bell_wakes_its_waiter_and_keeps_a_ring_made_before_the_wait() {
+        let stop = Stop::new();
+        let bell = std::sync::Arc::new(Bell::new(&stop));
+        bell.ring();
+        assert!(!bell.wait(), "the early ring is kept, and it is not a stop");
+        let waiter = {
+            let bell = std::sync::Arc::clone(&bell);
+            std::thread::spawn(move || bell.wait())
+        };
+        bell.ring();
+        assert!(!waiter.join().unwrap());
+        let waiter = {
+            let bell = std::sync::Arc::clone(&bell);
+            std::thread::spawn(move || bell.wait())
+        };
+        stop.stop();
+        assert!(waiter.join().unwrap(), "the stop wakes it too");
     }
 }

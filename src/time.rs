@@ -154,7 +154,12 @@ fn civil(unix_secs: u64) -> (i64, i64, i64, u64) {
     let mp = (5 * doy + 2) / 153;
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(month <= 2), month, day, unix_secs % 86_400)
+    (
+        yoe + era * 400 + i64::from(month <= 2),
+        month,
+        day,
+        unix_secs % 86_400,
+    )
 }
 
 /// `2026-12-07T06:24:55Z`: a Salesforce datetime field's value for Unix seconds.
@@ -173,7 +178,9 @@ pub fn format_iso8601(unix_secs: u64) -> alloc::string::String {
 pub fn parse_datetime(text: &str) -> Option<u64> {
     let t = text.trim();
     let num = |s: &str| -> Option<i64> {
-        s.bytes().all(|b| b.is_ascii_digit()).then(|| s.parse().ok())?
+        s.bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| s.parse().ok())?
     };
     let (date, rest) = t.split_once('T')?;
     let mut d = date.splitn(3, '-');
@@ -226,10 +233,21 @@ mod format_tests {
         use super::{format_iso8601, parse_datetime};
         assert_eq!(format_iso8601(1_477_674_717), "2016-10-28T17:11:57Z");
         assert_eq!(parse_datetime("2016-10-28T17:11:57Z"), Some(1_477_674_717));
-        assert_eq!(parse_datetime("2016-10-28T17:11:57.000+0000"), Some(1_477_674_717));
-        assert_eq!(parse_datetime("2016-10-28T18:11:57+01:00"), Some(1_477_674_717));
+        assert_eq!(
+            parse_datetime("2016-10-28T17:11:57.000+0000"),
+            Some(1_477_674_717)
+        );
+        assert_eq!(
+            parse_datetime("2016-10-28T18:11:57+01:00"),
+            Some(1_477_674_717)
+        );
         assert_eq!(parse_datetime("2000-02-29T00:00:00Z"), Some(951_782_400));
-        for bad in ["", "2016-10-28", "2016-13-28T00:00:00Z", "2016-10-28T17:11:57 UTC"] {
+        for bad in [
+            "",
+            "2016-10-28",
+            "2016-13-28T00:00:00Z",
+            "2016-10-28T17:11:57 UTC",
+        ] {
             assert_eq!(parse_datetime(bad), None, "{bad}");
         }
         for t in [0u64, 86_399, 951_782_400, 1_795_000_000] {

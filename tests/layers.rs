@@ -213,7 +213,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "parts the agent and the commands use",
         &[
-            "board", "call", "delivery", "headless", "outbox", "present", "testing",
+            "board", "call", "delivery", "headless", "listen", "outbox", "present", "testing",
         ],
     ),
     (

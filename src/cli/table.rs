@@ -21,6 +21,7 @@ pub enum CommandName {
     AssetToken,
     Send,
     Outbox,
+    Listen,
     Help,
     Version,
 }
@@ -76,7 +77,20 @@ pub enum Opt {
     Outbox,
     OutboxMaxBytes,
     ApiReserve,
+    Listen,
+    Match,
+    Exec,
+    ExecTimeout,
+    Replay,
+    Results,
+    ExpiresField,
+    ListenDuty,
+    Inbox,
+    InboxMaxBytes,
 }
+
+/// The last option: the table has one entry per option up to it (tested).
+pub const LAST_OPTION: Opt = Opt::InboxMaxBytes;
 
 /// What a shell may complete an option's value with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -107,6 +121,9 @@ pub struct OptionSpec {
     pub env: Option<&'static str>,
     /// May be given more than once, each value kept.
     pub repeatable: bool,
+    /// Takes the rest of the command line as its value's arguments (`--exec PROGRAM ARG…`),
+    /// so it must come last.
+    pub rest: bool,
     /// The commands that take it.
     pub commands: &'static [CommandName],
     /// One or more lines; the first is the summary.
@@ -144,11 +161,11 @@ pub struct CommandSpec {
 
 /// The commands that talk to the org.
 const ORG: &[CommandName] = &[
-    Pair, Token, Status, Forget, Call, Serve, Run, Doctor, AssetToken, Outbox,
+    Pair, Token, Status, Forget, Call, Serve, Run, Doctor, AssetToken, Outbox, Listen,
 ];
 /// Every command that runs (not `help` or `version`).
 const ALL: &[CommandName] = &[
-    Pair, Token, Status, Forget, Call, Serve, Run, Doctor, AssetToken, Send, Outbox,
+    Pair, Token, Status, Forget, Call, Serve, Run, Doctor, AssetToken, Send, Outbox, Listen,
 ];
 /// The commands that pair (`run` pairs when nothing is paired).
 const PAIRING: &[CommandName] = &[Pair, Run];
@@ -157,7 +174,9 @@ const DEVICE_FLOW: &[CommandName] = &[Pair, Run, Doctor];
 /// The commands that serve the broker.
 const SERVING: &[CommandName] = &[Serve, Run];
 /// The commands that use an outbox.
-const OUTBOX: &[CommandName] = &[Send, Outbox, Serve, Run];
+const OUTBOX: &[CommandName] = &[Send, Outbox, Serve, Run, Listen];
+/// The commands that listen for the org's commands.
+const LISTENING: &[CommandName] = &[Listen, Run];
 
 /// Every command, in the order `sfpair --help` lists them.
 pub const COMMANDS: &[CommandSpec] = &[
@@ -323,6 +342,26 @@ pub const COMMANDS: &[CommandSpec] = &[
             retry-dead: puts the dead letters back in the queue, once the org is fixed.",
     },
     CommandSpec {
+        name: Listen,
+        word: "listen",
+        summary: "Receive the org's commands (platform events) and run each once",
+        usage: &[
+            "listen CHANNEL... [--match FIELD=VALUE]... [--replay stored|new|all]",
+            "listen CHANNEL... [--results SOBJECT] --exec PROGRAM [ARG...]",
+        ],
+        positionals: &["CHANNEL..."],
+        about: "Subscribes to CHANNEL (a platform event's API name, Device_Command__e, or \
+            /event/NAME__e, /data/NAMEChangeEvent) over the Streaming API and acts on each event \
+            whose payload matches every --match, once: with --exec, runs PROGRAM (no shell) \
+            with the payload on standard input and SFPAIR_CHANNEL, SFPAIR_EVENT_UUID, \
+            SFPAIR_REPLAY_ID and SFPAIR_ATTEMPT set; without it, prints the event as one JSON \
+            line (channel, replay_id, event_uuid, payload). Each event is stored in the inbox \
+            before it counts as received, and runs to completion at most once across restarts, \
+            reconnects and replays; a run cut by a crash runs again with the next attempt \
+            number. With --results, each outcome is queued in the outbox (and delivered) as a \
+            record upserted by Event_Uuid__c. Runs until SIGTERM or SIGINT (docs/listen.md).",
+    },
+    CommandSpec {
         name: Help,
         word: "help",
         summary: "Show this text; `sfpair <COMMAND> --help` shows a command's options",
@@ -341,6 +380,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         complete: Complete::Text,
         env: Some("SFPAIR_LOGIN_URL"),
         repeatable: false,
+        rest: false,
         commands: ORG,
         help: "Org login host (https://login.salesforce.com, https://test.salesforce.com or \
             https://MyDomain.my.salesforce.com)",
@@ -352,6 +392,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         complete: Complete::Text,
         env: Some("SFPAIR_CLIENT_ID"),
         repeatable: false,
+        rest: false,
         commands: ORG,
         help: "Consumer key of your external client app (with \"Enable Device Flow\" on)",
     },
@@ -362,6 +403,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         complete: Complete::File,
         env: Some("SFPAIR_CLIENT_SECRET_FILE"),
         repeatable: false,
+        rest: false,
         commands: ORG,
         help: "Consumer secret, only for apps that require it (or its value in \
             SFPAIR_CLIENT_SECRET; never an argument)",
@@ -373,6 +415,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         complete: Complete::File,
         env: Some("SFPAIR_CA_FILE"),
         repeatable: false,
+        rest: false,
         commands: ORG,
         help: "Trust these PEM certificates instead of the built-in Mozilla roots",
     },
@@ -383,6 +426,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         complete: Complete::Text,
         env: Some("SFPAIR_STORE"),
         repeatable: false,
+        rest: false,
         commands: ALL,
         help: "Where the pairing lives: file:PATH (default $SFPAIR_STATE_DIR/token, \
             /var/lib/sfpair/token as root, else $XDG_STATE_HOME/sfpair/token)\n\
@@ -395,6 +439,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         complete: Complete::File,
         env: Some("SFPAIR_BOARD"),
         repeatable: false,
+        rest: false,
         commands: ALL,
         help: "Board profile (boards/*.toml): target, display, store, login URL; flags and \
             SFPAIR_* variables beat it",
@@ -406,6 +451,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         complete: Complete::Text,
         env: Some("SFPAIR_TIMEOUT"),
         repeatable: false,
+        rest: false,
         commands: ORG,
         help: "Limit for connecting and for each send or receive (default 30; connecting: at \
             most 10)",
@@ -417,6 +463,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         complete: Complete::Text,
         env: Some("SFPAIR_WAIT_FOR_CLOCK"),
         repeatable: false,
+        rest: false,
         commands: ORG,
         help: "When the system clock is earlier than this build (no RTC, no NTP yet), wait this \
             long for time sync before failing (default 60)",
@@ -428,6 +475,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         complete: Complete::Text,
         env: Some("SFPAIR_SESSION_LIFETIME"),
         repeatable: false,
+        rest: false,
         commands: ORG,
         help: "Refresh a session this old before use (default: use it until the server answers \
             401 INVALID_SESSION_ID)",
@@ -439,6 +487,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         complete: Complete::Nothing,
         env: None,
         repeatable: false,
+        rest: false,
         commands: &[Pair, Token, Status, Run, Doctor, AssetToken, Send, Outbox],
         help: "Machine-readable output (JSON lines for pair and run, docs/json-events.md; one \
             JSON object for the others)",
@@ -450,6 +499,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         complete: Complete::Text,
         env: None,
         repeatable: true,
+        rest: false,
         commands: DEVICE_FLOW,
         help: "console (code, URL and QR; default) or text (plain ASCII, for serial consoles); \
             repeatable\n\
@@ -464,6 +514,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         complete: Complete::Nothing,
         env: None,
         repeatable: false,
+        rest: false,
         commands: &[Pair],
         help: "Pair again even when a pairing is stored",
     },
@@ -474,6 +525,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         complete: Complete::Text,
         env: None,
         repeatable: false,
+        rest: false,
         commands: PAIRING,
         help: "Fresh codes to show after expiry before giving up (default 3)",
     },
@@ -484,6 +536,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         complete: Complete::Text,
         env: None,
         repeatable: false,
+        rest: false,
         commands: PAIRING,
         help: "Code lifetime when the server sends none (default 600)",
     },
@@ -494,6 +547,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         complete: Complete::Nothing,
         env: None,
         repeatable: false,
+        rest: false,
         commands: PAIRING,
         help: "Add prompt=login to the QR URL, so the phone's existing session does not pick the \
             org",
@@ -505,6 +559,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         complete: Complete::Text,
         env: Some("SFPAIR_RETRY_FOR"),
         repeatable: false,
+        rest: false,
         commands: PAIRING,
         help: "Keep retrying to reach the server for a code this long before exit 7 (default \
             300)",
@@ -516,6 +571,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         complete: Complete::Text,
         env: Some("SFPAIR_START_JITTER"),
         repeatable: false,
+        rest: false,
         commands: PAIRING,
         help: "Wait a random time up to this before the first request, so a fleet that boots \
             together does not hit the org at once (default 0; the board units use 30)",
@@ -527,6 +583,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         complete: Complete::Words(&["salesforce", "rfc8628"]),
         env: None,
         repeatable: false,
+        rest: false,
         commands: DEVICE_FLOW,
         help: "salesforce (default) or rfc8628: a standard RFC 8628 provider, with --issuer, or \
             --device-url and --token-url",
@@ -538,6 +595,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         complete: Complete::Text,
         env: None,
         repeatable: false,
+        rest: false,
         commands: DEVICE_FLOW,
         help: "RFC 8628: the device authorization endpoint",
     },
@@ -548,6 +606,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         complete: Complete::Text,
         env: None,
         repeatable: false,
+        rest: false,
         commands: DEVICE_FLOW,
         help: "RFC 8628: the token endpoint",
     },
@@ -558,6 +617,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         complete: Complete::Text,
         env: None,
         repeatable: false,
+        rest: false,
         commands: DEVICE_FLOW,
         help: "RFC 8628: the revocation endpoint, if the provider has one",
     },
@@ -568,6 +628,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         complete: Complete::Text,
         env: Some("SFPAIR_ISSUER"),
         repeatable: false,
+        rest: false,
         commands: DEVICE_FLOW,
         help: "RFC 8628: the endpoints read once from the provider's metadata (RFC 8414 or \
             OpenID discovery) and kept in the pairing",
@@ -579,6 +640,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         complete: Complete::Text,
         env: Some("SFPAIR_SCOPE"),
         repeatable: false,
+        rest: false,
         commands: DEVICE_FLOW,
         help: "OAuth scopes (default: api refresh_token)",
     },
@@ -589,6 +651,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         complete: Complete::Words(&["device", "jwt-bearer", "client-credentials"]),
         env: Some("SFPAIR_FLOW"),
         repeatable: false,
+        rest: false,
         commands: PAIRING,
         help: "device (default, a person approves), jwt-bearer (a signed assertion; the admin \
             pre-approved the user for the app) or client-credentials (the app's key and secret \
@@ -601,6 +664,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         complete: Complete::File,
         env: Some("SFPAIR_KEY_FILE"),
         repeatable: false,
+        rest: false,
         commands: PAIRING,
         help: "jwt-bearer: the RSA private key (PKCS#8 or PKCS#1, mode 0600)",
     },
@@ -611,6 +675,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         complete: Complete::Text,
         env: Some("SFPAIR_USERNAME"),
         repeatable: false,
+        rest: false,
         commands: PAIRING,
         help: "jwt-bearer: the Salesforce user to act as",
     },
@@ -621,6 +686,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         complete: Complete::Text,
         env: Some("SFPAIR_AUDIENCE"),
         repeatable: false,
+        rest: false,
         commands: PAIRING,
         help: "jwt-bearer: aud (default: the login or test host)",
     },
@@ -631,6 +697,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         complete: Complete::Nothing,
         env: None,
         repeatable: false,
+        rest: false,
         commands: &[Status],
         help: "Also get an access token and the user's identity, to prove the pairing works",
     },
@@ -641,6 +708,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         complete: Complete::File,
         env: None,
         repeatable: false,
+        rest: false,
         commands: &[Serve, Run, Status, Call, Send],
         help: "serve, run: the broker's Unix socket (required). status: ask the running agent \
             there for its health. call: get sessions from that broker instead of the store. \
@@ -653,6 +721,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         complete: Complete::Text,
         env: None,
         repeatable: false,
+        rest: false,
         commands: SERVING,
         help: "The socket's group (a name or a gid): mode 0660, and the group may ask",
     },
@@ -663,6 +732,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         complete: Complete::Text,
         env: None,
         repeatable: true,
+        rest: false,
         commands: SERVING,
         help: "Another user who may ask for tokens; repeatable",
     },
@@ -673,6 +743,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         complete: Complete::Text,
         env: None,
         repeatable: true,
+        rest: false,
         commands: SERVING,
         help: "A group whose (effective) members may ask for tokens; repeatable",
     },
@@ -683,6 +754,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         complete: Complete::Text,
         env: Some("SFPAIR_KEEPALIVE"),
         repeatable: false,
+        rest: false,
         commands: SERVING,
         help: "Refresh at least this often even when nobody asks for a token, spread by +-10% \
             (seconds, or 90s, 15m, 12h, 7d; 0: off; default 7d). Choose it below the app's \
@@ -695,6 +767,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         complete: Complete::Words(&["never", "prompt", "auto"]),
         env: Some("SFPAIR_REPAIR"),
         repeatable: false,
+        rest: false,
         commands: &[Run],
         help: "When the pairing dies: never (say so and wait), prompt (pair again when a person \
             asks: SIGUSR1 or {\"do\":\"pair\"}; default), auto (pair again at once, for kiosks)",
@@ -706,6 +779,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         complete: Complete::Text,
         env: None,
         repeatable: false,
+        rest: false,
         commands: &[Call, Send],
         help: "The body (call) or the records (send): JSON text, a file, or standard input. A \
             file or standard input is read whole for call (at most 16 MiB, so it can be sent \
@@ -718,6 +792,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         complete: Complete::Text,
         env: None,
         repeatable: true,
+        rest: false,
         commands: &[Call],
         help: "Extra request header, repeatable (not Authorization); a body goes as \
             application/json unless a Content-Type header says otherwise",
@@ -729,7 +804,8 @@ pub const OPTIONS: &[OptionSpec] = &[
         complete: Complete::Text,
         env: Some("SFPAIR_API_VERSION"),
         repeatable: false,
-        commands: &[Call, Outbox, Serve, Run],
+        rest: false,
+        commands: &[Call, Outbox, Serve, Run, Listen],
         help: "API version: fills vXX.X in a call's PATH; the outbox's requests (default 62.0)",
     },
     OptionSpec {
@@ -739,6 +815,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         complete: Complete::Text,
         env: None,
         repeatable: false,
+        rest: false,
         commands: &[AssetToken],
         help: "The device's own id (the actor token's did; required)",
     },
@@ -749,6 +826,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         complete: Complete::Text,
         env: None,
         repeatable: false,
+        rest: false,
         commands: &[AssetToken],
         help: "The asset's name",
     },
@@ -759,6 +837,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         complete: Complete::Text,
         env: None,
         repeatable: false,
+        rest: false,
         commands: &[AssetToken],
         help: "The asset's serial number",
     },
@@ -769,6 +848,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         complete: Complete::File,
         env: None,
         repeatable: false,
+        rest: false,
         commands: &[AssetToken],
         help: "Sign the actor token with this RSA key (mode 0600) and put its public half in it",
     },
@@ -779,6 +859,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         complete: Complete::Text,
         env: None,
         repeatable: false,
+        rest: false,
         commands: &[Send],
         help: "The external id field the records are upserted by",
     },
@@ -789,6 +870,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         complete: Complete::Text,
         env: None,
         repeatable: false,
+        rest: false,
         commands: &[Send],
         help: "Publish the records as this platform event instead (at least once)",
     },
@@ -799,6 +881,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         complete: Complete::Nothing,
         env: None,
         repeatable: false,
+        rest: false,
         commands: &[Send],
         help: "Fill a missing external id with one unique to this device",
     },
@@ -809,6 +892,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         complete: Complete::Dir,
         env: Some("SFPAIR_OUTBOX"),
         repeatable: false,
+        rest: false,
         commands: OUTBOX,
         help: "The outbox (default: outbox/ beside the file store)",
     },
@@ -819,6 +903,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         complete: Complete::Text,
         env: Some("SFPAIR_OUTBOX_MAX_BYTES"),
         repeatable: false,
+        rest: false,
         commands: OUTBOX,
         help: "Most bytes queued: bytes, or a number with K, M or G (default 16M, at least 64K)",
     },
@@ -829,9 +914,129 @@ pub const OPTIONS: &[OptionSpec] = &[
         complete: Complete::Text,
         env: Some("SFPAIR_API_RESERVE"),
         repeatable: false,
+        rest: false,
         commands: &[Outbox, Serve, Run],
         help: "Pause delivery once the org has used this much of its daily API requests \
             (Sforce-Limit-Info; default 90)",
+    },
+    OptionSpec {
+        opt: Opt::Listen,
+        long: "listen",
+        value: "CHANNEL",
+        complete: Complete::Text,
+        env: Some("SFPAIR_LISTEN"),
+        repeatable: true,
+        rest: false,
+        commands: &[Run],
+        help: "Receive the org's commands on this channel (Device_Command__e, /event/NAME__e), as \
+            `sfpair listen` does; repeatable (the variable: channels separated by spaces)",
+    },
+    OptionSpec {
+        opt: Opt::Match,
+        long: "match",
+        value: "FIELD=VALUE",
+        complete: Complete::Text,
+        env: Some("SFPAIR_MATCH"),
+        repeatable: true,
+        rest: false,
+        commands: LISTENING,
+        help: "Act only on events whose payload FIELD equals VALUE (this device's id); others \
+            still move the stored position; repeatable, all must hold",
+    },
+    OptionSpec {
+        opt: Opt::Exec,
+        long: "exec",
+        value: "PROGRAM [ARG...]",
+        complete: Complete::File,
+        env: Some("SFPAIR_EXEC"),
+        repeatable: false,
+        rest: true,
+        commands: LISTENING,
+        help: "Run PROGRAM for each event (no shell; the rest of the command line is its \
+            arguments, so --exec comes last; the variable: the program alone)",
+    },
+    OptionSpec {
+        opt: Opt::ExecTimeout,
+        long: "exec-timeout",
+        value: "SECONDS",
+        complete: Complete::Text,
+        env: Some("SFPAIR_EXEC_TIMEOUT"),
+        repeatable: false,
+        rest: false,
+        commands: LISTENING,
+        help: "Kill a program still running after this long: timed_out (default 60)",
+    },
+    OptionSpec {
+        opt: Opt::Replay,
+        long: "replay",
+        value: "MODE",
+        complete: Complete::Words(&["stored", "new", "all"]),
+        env: Some("SFPAIR_REPLAY"),
+        repeatable: false,
+        rest: false,
+        commands: LISTENING,
+        help: "Where a channel with no stored position starts: stored (everything the org still \
+            keeps; default), new (only what is published from now on), all (everything kept, at \
+            every subscription; nothing runs twice)",
+    },
+    OptionSpec {
+        opt: Opt::Results,
+        long: "results",
+        value: "SOBJECT",
+        complete: Complete::Text,
+        env: Some("SFPAIR_RESULTS"),
+        repeatable: false,
+        rest: false,
+        commands: LISTENING,
+        help: "Queue each outcome as a record of SOBJECT upserted by Event_Uuid__c, with \
+            Status__c, Exit_Code__c, Output__c and Finished_At__c",
+    },
+    OptionSpec {
+        opt: Opt::ExpiresField,
+        long: "expires-field",
+        value: "FIELD",
+        complete: Complete::Text,
+        env: Some("SFPAIR_EXPIRES_FIELD"),
+        repeatable: false,
+        rest: false,
+        commands: LISTENING,
+        help: "A datetime field of the payload: an event past it is not run (expired), when the \
+            clock can be trusted",
+    },
+    OptionSpec {
+        opt: Opt::ListenDuty,
+        long: "listen-duty",
+        value: "ON/EVERY",
+        complete: Complete::Text,
+        env: Some("SFPAIR_LISTEN_DUTY"),
+        repeatable: false,
+        rest: false,
+        commands: LISTENING,
+        help: "Connect for ON out of every EVERY (2m/20m), in this device's own slot, so a fleet \
+            larger than the org's streaming client limit shares it",
+    },
+    OptionSpec {
+        opt: Opt::Inbox,
+        long: "inbox",
+        value: "DIR",
+        complete: Complete::Dir,
+        env: Some("SFPAIR_INBOX"),
+        repeatable: false,
+        rest: false,
+        commands: LISTENING,
+        help: "The inbox (default: inbox/ beside the file store)",
+    },
+    OptionSpec {
+        opt: Opt::InboxMaxBytes,
+        long: "inbox-max-bytes",
+        value: "N",
+        complete: Complete::Text,
+        env: Some("SFPAIR_INBOX_MAX_BYTES"),
+        repeatable: false,
+        rest: false,
+        commands: LISTENING,
+        help: "Most bytes the inbox holds: bytes, or a number with K, M or G (default 4M, at \
+            least 64K); a full inbox takes no more commands until some have run",
     },
 ];
 
@@ -879,7 +1084,7 @@ mod tests {
     fn every_option_has_one_entry_with_a_unique_name_and_a_command() {
         assert_eq!(
             OPTIONS.len(),
-            Opt::ApiReserve as usize + 1,
+            LAST_OPTION as usize + 1,
             "one entry per option"
         );
         for (n, o) in OPTIONS.iter().enumerate() {

@@ -36,7 +36,7 @@ pub fn place(
     };
     let dir = match sources.path(Opt::Outbox)? {
         Some(dir) => dir,
-        None => match beside(store, sources, is_root) {
+        None => match beside(store, sources, is_root, "outbox") {
             Some(dir) => dir,
             None => return Ok(None),
         },
@@ -44,19 +44,24 @@ pub fn place(
     Ok(Some(Place { dir, max_bytes }))
 }
 
-/// `outbox/` in the directory of the file store, or of the default file store when the
-/// pairing lives in raw flash.
-fn beside(store: &store::Spec, sources: &Sources, is_root: bool) -> Option<PathBuf> {
+/// `name` (`outbox`, `inbox`) in the directory of the file store, or of the default file store
+/// when the pairing lives in raw flash.
+pub(super) fn beside(
+    store: &store::Spec,
+    sources: &Sources,
+    is_root: bool,
+    name: &str,
+) -> Option<PathBuf> {
     let token = match store {
         store::Spec::File(path) => path.clone(),
         #[allow(unreachable_patterns)]
         _ => FileStore::default_path(|k| sources.raw(k), is_root)?,
     };
-    Some(token.parent().unwrap_or(Path::new("/")).join("outbox"))
+    Some(token.parent().unwrap_or(Path::new("/")).join(name))
 }
 
 /// `16777216`, `64K`, `16M`, `1G` (binary multiples); `from` names where it came from.
-fn bytes(text: &str, from: &str) -> Result<u64, Error> {
+pub(super) fn bytes(text: &str, from: &str) -> Result<u64, Error> {
     let t = text.trim();
     let (digits, unit) = match t.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
         Some((i, _)) => t.split_at(i),
@@ -81,7 +86,7 @@ fn bytes(text: &str, from: &str) -> Result<u64, Error> {
         })?;
     if n < MIN_MAX_BYTES {
         return Err(Error::config(format!(
-            "{from} '{t}' is below the smallest outbox, {} KiB",
+            "{from} '{t}' is below the smallest allowed, {} KiB",
             MIN_MAX_BYTES / 1024
         )));
     }

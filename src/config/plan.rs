@@ -110,6 +110,23 @@ pub fn plan(
                 "outbox",
             ));
         }
+        #[cfg(feature = "listen")]
+        Some(Cli::Listen) => Command::Listen(Box::new(commands::listen::Options {
+            listen: settings
+                .listen
+                .clone()
+                .ok_or_else(|| Error::config("sfpair listen needs a CHANNEL"))?,
+            outbox: settings.outbox.clone(),
+            delivery: settings.delivery.clone(),
+        })),
+        #[cfg(not(feature = "listen"))]
+        Some(Cli::Listen) => {
+            return Err(commands::not_built(
+                "sfpair listen",
+                "the Streaming API listener",
+                "listen",
+            ));
+        }
         Some(Cli::Help | Cli::Version) | None => {
             return Err(Error::config("no command to run (see `sfpair --help`)"));
         }

@@ -110,6 +110,9 @@ pub struct Settings {
     /// How delivery talks to the org (`--api-reserve`, `--api-version`).
     #[cfg(feature = "outbox")]
     pub delivery: crate::delivery::Options,
+    /// The listener (`listen`, `run --listen`); `None` when the command listens to nothing.
+    #[cfg(feature = "listen")]
+    pub listen: Option<crate::listen::Options>,
 }
 
 /// An https endpoint given on the command line (`--issuer`, `--device-url`, ...).
@@ -336,7 +339,9 @@ impl Settings {
         let outbox = super::outbox::place(&sources, &store, is_root)?;
         #[cfg(feature = "outbox")]
         let delivery = super::outbox::delivery(&sources, api_version.as_deref())?;
-        Ok(Settings {
+        let settings = Settings {
+            #[cfg(feature = "listen")]
+            listen: None,
             #[cfg(feature = "outbox")]
             outbox,
             #[cfg(feature = "outbox")]
@@ -380,7 +385,13 @@ impl Settings {
                 })?,
             },
             issuer,
-        })
+        };
+        #[cfg(feature = "listen")]
+        let settings = Settings {
+            listen: super::listen::options(&sources, args, &settings, is_root)?,
+            ..settings
+        };
+        Ok(settings)
     }
 
     /// The flow configuration for the device flow; needs a client id.

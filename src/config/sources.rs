@@ -105,6 +105,24 @@ impl<'a> Sources<'a> {
         self.args.values(opt).collect()
     }
 
+    /// A list setting: every value of its repeatable flag, else its variable (or the board's
+    /// value) split at white space.
+    #[cfg(feature = "listen")]
+    pub fn list(&self, opt: Opt) -> Result<Vec<String>, Error> {
+        let flag = format!("--{}", spec(opt).long);
+        let flags = self.all(opt);
+        if !flags.is_empty() {
+            return flags
+                .into_iter()
+                .map(|v| given(Some(v.to_string()), &flag).map(Option::unwrap_or_default))
+                .collect();
+        }
+        Ok(self
+            .given(opt)?
+            .map(|(v, _)| v.split_whitespace().map(str::to_string).collect())
+            .unwrap_or_default())
+    }
+
     /// The setting as a number of type `T`; `what` says what it must be ("a whole number").
     pub fn number<T: FromStr>(&self, opt: Opt, what: &str) -> Result<Option<T>, Error> {
         let Some((text, from)) = self.given(opt)? else {

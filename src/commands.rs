@@ -10,6 +10,8 @@
 pub mod asset_token;
 #[cfg(feature = "rest")]
 pub mod call;
+#[cfg(feature = "desired")]
+pub mod desired;
 #[cfg(feature = "doctor")]
 pub mod doctor;
 pub mod forget;
@@ -89,6 +91,8 @@ pub enum Command {
     Outbox(Box<outbox::Options>),
     #[cfg(feature = "listen")]
     Listen(Box<listen::Options>),
+    #[cfg(feature = "desired")]
+    Desired(Box<crate::desired::Options>),
 }
 
 /// A validated command line: what to run, and with what.
@@ -125,6 +129,8 @@ impl Plan {
             Command::Outbox(options) => outbox::run(options, &self.backends, out),
             #[cfg(feature = "listen")]
             Command::Listen(options) => listen::run(agent()?, &self.backends, options, out),
+            #[cfg(feature = "desired")]
+            Command::Desired(options) => desired::run(&mut agent()?, options, wait, out),
         }
     }
 }

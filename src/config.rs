@@ -7,6 +7,8 @@
 //! outbox's. Which flag and which variable give a setting is the command table's
 //! (`cli/table.rs`).
 
+#[cfg(feature = "desired")]
+mod desired;
 #[cfg(feature = "listen")]
 mod listen;
 #[cfg(feature = "outbox")]

@@ -150,6 +150,8 @@ pub mod commands;
 pub mod config;
 #[cfg(feature = "outbox")]
 pub mod delivery;
+#[cfg(feature = "desired")]
+pub mod desired;
 pub mod error;
 pub mod event;
 #[cfg(feature = "std")]

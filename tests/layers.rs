@@ -213,7 +213,8 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "parts the agent and the commands use",
         &[
-            "board", "call", "delivery", "headless", "listen", "outbox", "present", "testing",
+            "board", "call", "delivery", "desired", "headless", "listen", "outbox", "present",
+            "testing",
         ],
     ),
     (

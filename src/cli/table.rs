@@ -22,6 +22,7 @@ pub enum CommandName {
     Send,
     Outbox,
     Listen,
+    Desired,
     Help,
     Version,
 }
@@ -87,10 +88,15 @@ pub enum Opt {
     ListenDuty,
     Inbox,
     InboxMaxBytes,
+    Desired,
+    DesiredFile,
+    DesiredExec,
+    DesiredFields,
+    DesiredEvery,
 }
 
 /// The last option: the table has one entry per option up to it (tested).
-pub const LAST_OPTION: Opt = Opt::InboxMaxBytes;
+pub const LAST_OPTION: Opt = Opt::DesiredEvery;
 
 /// What a shell may complete an option's value with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -161,11 +167,12 @@ pub struct CommandSpec {
 
 /// The commands that talk to the org.
 const ORG: &[CommandName] = &[
-    Pair, Token, Status, Forget, Call, Serve, Run, Doctor, AssetToken, Outbox, Listen,
+    Pair, Token, Status, Forget, Call, Serve, Run, Doctor, AssetToken, Outbox, Listen, Desired,
 ];
 /// Every command that runs (not `help` or `version`).
 const ALL: &[CommandName] = &[
     Pair, Token, Status, Forget, Call, Serve, Run, Doctor, AssetToken, Send, Outbox, Listen,
+    Desired,
 ];
 /// The commands that pair (`run` pairs when nothing is paired).
 const PAIRING: &[CommandName] = &[Pair, Run];
@@ -177,6 +184,8 @@ const SERVING: &[CommandName] = &[Serve, Run];
 const OUTBOX: &[CommandName] = &[Send, Outbox, Serve, Run, Listen];
 /// The commands that listen for the org's commands.
 const LISTENING: &[CommandName] = &[Listen, Run];
+/// The commands that follow the device's record.
+const DESIRED: &[CommandName] = &[Desired, Run];
 
 /// Every command, in the order `sfpair --help` lists them.
 pub const COMMANDS: &[CommandSpec] = &[
@@ -360,6 +369,23 @@ pub const COMMANDS: &[CommandSpec] = &[
             reconnects and replays; a run cut by a crash runs again with the next attempt \
             number. With --results, each outcome is queued in the outbox (and delivered) as a \
             record upserted by Event_Uuid__c. Runs until SIGTERM or SIGINT (docs/listen.md).",
+    },
+    CommandSpec {
+        name: Desired,
+        word: "desired",
+        summary: "Read the device's record in the org and apply it to a file, once per change",
+        usage: &[
+            "desired --desired SOBJECT/FIELD/VALUE --desired-file PATH [--desired-exec PROGRAM]",
+        ],
+        positionals: &[],
+        about: "Reads the device's record by its external id (GET \
+            /services/data/vXX.X/sobjects/SOBJECT/FIELD/VALUE), and when its content differs \
+            from what PATH holds, replaces PATH atomically (mode 0640) and runs PROGRAM once, \
+            with the new JSON on standard input and SFPAIR_PREVIOUS naming a file with the old. \
+            A record that does not exist, a field the org lacks, or a network failure leaves PATH \
+            as it is (exit 9, or 7). `sfpair run --desired ...` follows the record: at start, on \
+            each change event for it, after each reconnect and every --desired-every \
+            (docs/desired.md).",
     },
     CommandSpec {
         name: Help,
@@ -805,7 +831,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         env: Some("SFPAIR_API_VERSION"),
         repeatable: false,
         rest: false,
-        commands: &[Call, Outbox, Serve, Run, Listen],
+        commands: &[Call, Outbox, Serve, Run, Listen, Desired],
         help: "API version: fills vXX.X in a call's PATH; the outbox's requests (default 62.0)",
     },
     OptionSpec {
@@ -1037,6 +1063,63 @@ pub const OPTIONS: &[OptionSpec] = &[
         commands: LISTENING,
         help: "Most bytes the inbox holds: bytes, or a number with K, M or G (default 4M, at \
             least 64K); a full inbox takes no more commands until some have run",
+    },
+    OptionSpec {
+        opt: Opt::Desired,
+        long: "desired",
+        value: "SOBJECT/FIELD/VALUE",
+        complete: Complete::Text,
+        env: Some("SFPAIR_DESIRED"),
+        repeatable: false,
+        rest: false,
+        commands: DESIRED,
+        help: "The device's record by its external id (Device__c/Device_Id__c/GW-0042), whose \
+            content is the desired state",
+    },
+    OptionSpec {
+        opt: Opt::DesiredFile,
+        long: "desired-file",
+        value: "PATH",
+        complete: Complete::File,
+        env: Some("SFPAIR_DESIRED_FILE"),
+        repeatable: false,
+        rest: false,
+        commands: DESIRED,
+        help: "Where the record goes, as JSON, replaced atomically when it changes",
+    },
+    OptionSpec {
+        opt: Opt::DesiredExec,
+        long: "desired-exec",
+        value: "PROGRAM",
+        complete: Complete::File,
+        env: Some("SFPAIR_DESIRED_EXEC"),
+        repeatable: false,
+        rest: false,
+        commands: DESIRED,
+        help: "Run PROGRAM once after each change, the new JSON on standard input, \
+            SFPAIR_PREVIOUS naming a file with the old",
+    },
+    OptionSpec {
+        opt: Opt::DesiredFields,
+        long: "desired-fields",
+        value: "FIELD,...",
+        complete: Complete::Text,
+        env: Some("SFPAIR_DESIRED_FIELDS"),
+        repeatable: false,
+        rest: false,
+        commands: DESIRED,
+        help: "Read only these fields of the record (and so compare only them)",
+    },
+    OptionSpec {
+        opt: Opt::DesiredEvery,
+        long: "desired-every",
+        value: "DURATION",
+        complete: Complete::Text,
+        env: Some("SFPAIR_DESIRED_EVERY"),
+        repeatable: false,
+        rest: false,
+        commands: &[Run],
+        help: "Read the record at least this often, under the change events (default 6h)",
     },
 ];
 

@@ -51,6 +51,8 @@ pub fn run(
     let stop = Stop::new();
     crate::broker::stop_on_signals(&stop)?;
     agent.set_stop(stop.clone());
+    agent.stored()?;
+    agent.wait_for_clock(backends.wait_for_clock)?;
     let listener = Listener::open(options.listen.clone())?;
     let outbox = match (&options.listen.results, &options.outbox) {
         (Some(_), Some(place)) => Some(Mutex::new(place.open()?)),

@@ -119,6 +119,21 @@ pub fn plan(
             outbox: settings.outbox.clone(),
             delivery: settings.delivery.clone(),
         })),
+        #[cfg(feature = "desired")]
+        Some(Cli::Desired) => Command::Desired(Box::new(
+            settings
+                .desired
+                .clone()
+                .ok_or_else(|| Error::config("sfpair desired needs --desired"))?,
+        )),
+        #[cfg(not(feature = "desired"))]
+        Some(Cli::Desired) => {
+            return Err(commands::not_built(
+                "sfpair desired",
+                "the desired state",
+                "desired",
+            ));
+        }
         #[cfg(not(feature = "listen"))]
         Some(Cli::Listen) => {
             return Err(commands::not_built(

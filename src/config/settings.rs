@@ -113,6 +113,9 @@ pub struct Settings {
     /// The listener (`listen`, `run --listen`); `None` when the command listens to nothing.
     #[cfg(feature = "listen")]
     pub listen: Option<crate::listen::Options>,
+    /// The desired state (`desired`, `run --desired`); `None` when the command follows none.
+    #[cfg(feature = "desired")]
+    pub desired: Option<crate::desired::Options>,
 }
 
 /// An https endpoint given on the command line (`--issuer`, `--device-url`, ...).
@@ -342,6 +345,8 @@ impl Settings {
         let settings = Settings {
             #[cfg(feature = "listen")]
             listen: None,
+            #[cfg(feature = "desired")]
+            desired: None,
             #[cfg(feature = "outbox")]
             outbox,
             #[cfg(feature = "outbox")]
@@ -389,6 +394,11 @@ impl Settings {
         #[cfg(feature = "listen")]
         let settings = Settings {
             listen: super::listen::options(&sources, args, &settings, is_root)?,
+            ..settings
+        };
+        #[cfg(feature = "desired")]
+        let settings = Settings {
+            desired: super::desired::options(&sources, args.command, &settings)?,
             ..settings
         };
         Ok(settings)

@@ -1,4 +1,5 @@
-//! `--exec PROGRAM [ARG…]`: one run of the device's own program for one command.
+//! `--exec PROGRAM [ARG…]`: one run of the device's own program for one command (and, through
+//! [`run_program`], for a change of the desired state).
 //!
 //! The program is started directly (no shell), in its own process group, with the event's
 //! payload (the exact JSON text the org sent) on standard input and these variables:
@@ -55,15 +56,31 @@ pub struct Ran {
 
 /// Runs `exec` for `event`, its `attempt`th run.
 pub fn run(exec: &Exec, event: &Pending, attempt: u32, stop: &Stop) -> Option<Ran> {
+    let vars = [
+        ("SFPAIR_CHANNEL", event.channel.clone()),
+        ("SFPAIR_EVENT_UUID", event.uuid.clone()),
+        ("SFPAIR_REPLAY_ID", event.replay_id.to_string()),
+        ("SFPAIR_ATTEMPT", attempt.to_string()),
+    ];
+    let what = format!("command {} (attempt {attempt})", event.uuid);
+    run_program(exec, event.payload.as_bytes(), &vars, stop, &what)
+}
+
+/// Runs `exec` with `input` on its standard input and `vars` beside the passed environment;
+/// `what` names the run in the log. The one way sfpair runs the device's programs.
+pub fn run_program(
+    exec: &Exec,
+    input: &[u8],
+    vars: &[(&str, String)],
+    stop: &Stop,
+    what: &str,
+) -> Option<Ran> {
     let mut command = Command::new(&exec.program);
     command
         .args(&exec.args)
         .env_clear()
         .envs(passed_environment())
-        .env("SFPAIR_CHANNEL", &event.channel)
-        .env("SFPAIR_EVENT_UUID", &event.uuid)
-        .env("SFPAIR_REPLAY_ID", event.replay_id.to_string())
-        .env("SFPAIR_ATTEMPT", attempt.to_string())
+        .envs(vars.iter().map(|(k, v)| (*k, v.as_str())))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -71,11 +88,7 @@ pub fn run(exec: &Exec, event: &Pending, attempt: u32, stop: &Stop) -> Option<Ra
     let mut child = match command.spawn() {
         Ok(child) => child,
         Err(e) => {
-            warn!(
-                "command {} (attempt {attempt}): cannot start {}: {e}",
-                event.uuid,
-                exec.program.display()
-            );
+            warn!("{what}: cannot start {}: {e}", exec.program.display());
             return Some(Ran {
                 status: Status::Failed,
                 exit_code: None,
@@ -85,10 +98,10 @@ pub fn run(exec: &Exec, event: &Pending, attempt: u32, stop: &Stop) -> Option<Ra
     };
     // Feeding and draining on their own threads: a program that does not read its input, or
     // writes a lot, must not block sfpair.
-    let payload = event.payload.clone().into_bytes();
+    let input = input.to_vec();
     if let Some(mut stdin) = child.stdin.take() {
         thread::spawn(move || {
-            let _ = stdin.write_all(&payload);
+            let _ = stdin.write_all(&input);
         });
     }
     let (kept_tx, kept) = channel();
@@ -118,8 +131,7 @@ pub fn run(exec: &Exec, event: &Pending, attempt: u32, stop: &Stop) -> Option<Ra
         },
     };
     info!(
-        "command {} (attempt {attempt}): {}{}",
-        event.uuid,
+        "{what}: {}{}",
         ran.status.name(),
         ran.exit_code
             .map(|c| format!(", exit {c}"))

@@ -43,6 +43,8 @@ const RETRY_CAP: Duration = Duration::from_secs(8);
 /// The countdown ticks about once a second.
 pub(super) const TICK: Duration = Duration::from_secs(1);
 
+/// The agent: pairs, keeps the session, refreshes, forgets, makes REST calls. Built from
+/// a clock, a transport and a store ([`Agent::new`]); presenters show the pairing.
 pub struct Agent {
     clock: Box<dyn Clock>,
     transport: Box<dyn Transport>,
@@ -71,6 +73,8 @@ pub struct Agent {
 }
 
 impl Agent {
+    /// An agent over `clock`, `transport` and `store`, with no presenter yet and a jitter seed
+    /// from the kernel.
     pub fn new(
         clock: Box<dyn Clock>,
         transport: Box<dyn Transport>,
@@ -101,6 +105,7 @@ impl Agent {
         self
     }
 
+    /// Adds a presenter: it is shown every event of the pairings this agent runs.
     pub fn add_presenter(&mut self, presenter: Box<dyn Presenter>) {
         self.presenters.push(presenter);
     }
@@ -152,6 +157,7 @@ impl Agent {
         self.expected_client_id = client_id;
     }
 
+    /// The store, as people say it (`file:/var/lib/sfpair/token`, `mtd:/dev/mtd3`).
     pub fn store_description(&self) -> String {
         self.store.describe()
     }

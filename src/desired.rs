@@ -33,8 +33,11 @@ pub const DEFAULT_EVERY: std::time::Duration = std::time::Duration::from_secs(6 
 /// Which record, by external id.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Target {
+    /// The record's object (`Device__c`).
     pub sobject: String,
+    /// Its external id field (`Device_Id__c`).
     pub field: String,
+    /// This device's value of that field (`GW-0042`).
     pub value: String,
 }
 
@@ -80,13 +83,17 @@ impl Target {
 /// What to follow and how to apply it.
 #[derive(Clone, Debug)]
 pub struct Options {
+    /// Which record.
     pub target: Target,
+    /// Where it goes (`--desired-file`).
     pub file: std::path::PathBuf,
+    /// The program run after each change (`--desired-exec`).
     pub exec: Option<Exec>,
     /// `--desired-fields`: only these fields are read (and so compared).
     pub fields: Vec<String>,
     /// `--desired-every`.
     pub every: std::time::Duration,
+    /// The API version of the read (`62.0`).
     pub api_version: String,
 }
 
@@ -95,6 +102,7 @@ pub struct Options {
 pub struct Read {
     /// The record's Salesforce id (for change events' `recordIds`).
     pub id: Option<String>,
+    /// Its `LastModifiedDate`, as the org wrote it.
     pub last_modified: Option<String>,
     /// The record as the org sent it.
     pub body: Vec<u8>,

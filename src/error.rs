@@ -138,6 +138,7 @@ pub struct Error {
 }
 
 impl Error {
+    /// An error of `kind` saying `message` (fit for a person: what went wrong and what to do).
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         Error {
             kind,
@@ -157,30 +158,37 @@ impl Error {
         self
     }
 
+    /// A configuration or usage error (exit 2).
     pub fn config(message: impl Into<String>) -> Self {
         Error::new(ErrorKind::Config, message)
     }
 
+    /// A network or TLS failure (exit 7).
     pub fn network(message: impl Into<String>) -> Self {
         Error::new(ErrorKind::Network, message)
     }
 
+    /// A store that could not be read or written (exit 8).
     pub fn storage(message: impl Into<String>) -> Self {
         Error::new(ErrorKind::Storage, message)
     }
 
+    /// A server reply this agent does not understand (exit 1).
     pub fn server(message: impl Into<String>) -> Self {
         Error::new(ErrorKind::Server, message)
     }
 
+    /// What kind of failure it is.
     pub fn kind(&self) -> ErrorKind {
         self.kind
     }
 
+    /// What went wrong and what to do, for a person.
     pub fn message(&self) -> &str {
         &self.message
     }
 
+    /// The process exit code ([`ErrorKind::exit_code`]).
     pub fn exit_code(&self) -> u8 {
         self.kind.exit_code()
     }

@@ -61,8 +61,11 @@ pub const CODE_RETRY_BASE: Duration = Duration::from_secs(2);
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct FlowConfig {
+    /// Salesforce's dialect or standard RFC 8628.
     pub dialect: Dialect,
+    /// Where the device, token and revocation requests go.
     pub endpoints: Endpoints,
+    /// The client id and the scopes asked for.
     pub client: Client,
     /// How many user codes to show before giving up (a fresh one after each expiry).
     pub max_codes: u32,

@@ -71,16 +71,21 @@ pub struct Options {
     pub channels: Vec<String>,
     /// `--match FIELD=VALUE`: all must hold for an event to be acted on.
     pub matches: Vec<(String, String)>,
+    /// `--exec`: what to run for each event; `None` prints each as a JSON line.
     pub exec: Option<Exec>,
+    /// `--replay`: where a channel with no stored position starts.
     pub replay: Replay,
     /// `--results SOBJECT`: one record per acted-on event, upserted by `Event_Uuid__c`.
     pub results: Option<String>,
     /// `--expires-field FIELD`: a datetime in the payload past which the event is not run.
     pub expires_field: Option<String>,
+    /// `--listen-duty`.
     pub duty: Option<Duty>,
     /// The inbox's directory and size limit.
     pub inbox: PathBuf,
+    /// `--inbox-max-bytes`.
     pub inbox_max_bytes: u64,
+    /// The Streaming API's version (`62.0`).
     pub api_version: String,
     /// How to reach the org (the stream's own connection gets a longer read timeout).
     pub http: HttpConfig,
@@ -153,8 +158,11 @@ pub fn health(shared: &Shared, inbox: Option<&inbox::Figures>) -> Value {
 
 /// The listener's running parts, for `listen` and `run --listen`.
 pub struct Listener {
+    /// What to listen to and what to do.
     pub options: Options,
+    /// The inbox, shared by the receiver and the worker.
     pub inbox: Arc<Mutex<Inbox>>,
+    /// What it is doing, for health.
     pub shared: Arc<Mutex<Shared>>,
 }
 

@@ -48,6 +48,7 @@ use crate::event::Event;
 
 /// Shows pairing events somewhere.
 pub trait Presenter: Send {
+    /// Shows `event` (a presenter ignores the kinds it does not know).
     fn show(&mut self, event: &Event);
 
     /// Why this presenter can no longer show anything (its output failed: standard output

@@ -12,7 +12,9 @@ use crate::time::Instant;
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct Session {
+    /// The access token (secret).
     pub access_token: Secret,
+    /// The instance it works with.
     pub instance_url: String,
     /// When it was obtained, on the agent's monotonic clock.
     pub obtained_at: Instant,

@@ -14,12 +14,15 @@ use core::time::Duration;
 pub struct Instant(Duration);
 
 impl Instant {
+    /// The clock's origin.
     pub const ZERO: Instant = Instant(Duration::ZERO);
 
+    /// `ms` milliseconds after the origin.
     pub const fn from_millis(ms: u64) -> Self {
         Instant(Duration::from_millis(ms))
     }
 
+    /// `s` seconds after the origin.
     pub const fn from_secs(s: u64) -> Self {
         Instant(Duration::from_secs(s))
     }
@@ -68,6 +71,7 @@ pub struct SystemClock {
 
 #[cfg(feature = "std")]
 impl SystemClock {
+    /// The system's clocks.
     pub fn new() -> Self {
         SystemClock {
             origin: std::time::Instant::now(),

@@ -16,9 +16,17 @@ pub enum Forgotten {
     /// Revoked at the server and wiped.
     Revoked,
     /// Wiped, but the server was not told: the token may still be valid there.
-    WipedOnly { reason: String },
+    /// Wiped, but the server was not told (`reason`): the token may still be valid there.
+    WipedOnly {
+        /// Why the server was not told.
+        reason: String,
+    },
     /// The record was unreadable, so there was nothing to revoke with; it was wiped.
-    WipedUnreadable { reason: String },
+    /// The record was unreadable (`reason`), so there was nothing to revoke with; wiped.
+    WipedUnreadable {
+        /// Why the record could not be read.
+        reason: String,
+    },
     /// Wiped a headless enrolment: it holds no refresh token, so nothing was revoked; the app
     /// accepts the device's grant again until an admin changes the app or the user.
     NoRefreshToken,

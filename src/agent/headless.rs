@@ -48,6 +48,7 @@ use crate::url;
 pub struct Enrolment {
     /// The normalized login URL (My Domain, login or test host).
     pub login_url: String,
+    /// The app's consumer key.
     pub client_id: String,
     /// A headless grant (not `Grant::Device`).
     pub grant: Grant,

@@ -18,7 +18,9 @@ use crate::url;
 /// it failed. Holds no token.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RefreshOutcome {
+    /// When it ended, in seconds since the epoch.
     pub at: u64,
+    /// Why it failed; `None` when it succeeded.
     pub error: Option<Error>,
 }
 

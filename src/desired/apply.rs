@@ -34,7 +34,11 @@ pub enum Applied {
     Unchanged,
     /// PATH was replaced; how the program ran (`None` without a program, or when a stop cut
     /// it: it runs again at the next start).
-    Changed { program: Option<Ran> },
+    /// PATH was replaced.
+    Changed {
+        /// How the program ran; `None` without one, or when a stop cut it.
+        program: Option<Ran>,
+    },
 }
 
 fn beside(path: &Path, suffix: &str) -> PathBuf {

@@ -43,6 +43,7 @@ pub enum Reconnect {
 /// A reply's advice.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Advice {
+    /// Whether and how to reconnect.
     pub reconnect: Option<Reconnect>,
     /// How long the server holds a `/meta/connect` (ms).
     pub timeout_ms: Option<u64>,
@@ -60,7 +61,11 @@ pub enum Refusal {
     Session,
     /// `400::The replayId {N} you provided was invalid`: the position is older than what the
     /// org retains. Subscribe with [`ALL_RETAINED`] (what was already run is not run again).
-    InvalidReplay { replay_id: Option<i64> },
+    /// The id the server refused, when it says.
+    InvalidReplay {
+        /// The id the server refused, when it says.
+        replay_id: Option<i64>,
+    },
     /// `403::Organization concurrent user limit exceeded`: too many streaming clients in the
     /// org. Back off; never a handshake loop.
     OrgLimit,
@@ -93,7 +98,9 @@ impl Refusal {
 /// One event as delivered, with its payload's exact text.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Delivered {
+    /// The channel it came on.
     pub channel: String,
+    /// Its replay id (growing, not contiguous).
     pub replay_id: i64,
     /// `EventUuid` (platform events), or the change event's `transactionKey` and sequence
     /// number, which identify it across redeliveries as well; `None` when the event has neither.
@@ -105,18 +112,26 @@ pub struct Delivered {
 /// A meta reply (`/meta/handshake`, `/meta/subscribe`, `/meta/connect`, `/meta/disconnect`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MetaReply {
+    /// The meta channel (`/meta/connect`).
     pub channel: String,
+    /// Whether it succeeded.
     pub successful: bool,
+    /// The client's id (handshake).
     pub client_id: Option<String>,
+    /// The channel subscribed to (subscribe).
     pub subscription: Option<String>,
+    /// Why it failed, classified.
     pub refusal: Option<Refusal>,
+    /// The server's advice.
     pub advice: Advice,
 }
 
 /// A reply body: its events, in order, and its meta replies.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Parsed {
+    /// The events, in the order sent.
     pub events: Vec<Delivered>,
+    /// The meta replies.
     pub meta: Vec<MetaReply>,
 }
 

@@ -87,28 +87,47 @@ impl Status {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "t", rename_all = "snake_case")]
 pub enum Entry {
+    /// An event to act on.
     Accept {
+        /// Its channel.
         ch: String,
+        /// Its replay id.
         id: i64,
+        /// Its identity ([`identity`]).
         u: String,
+        /// Its payload, as sent.
         p: String,
+        /// When it arrived (seconds since the epoch).
         at: u64,
     },
+    /// A channel's newest replay id, for events that run nothing.
     Position {
+        /// The channel.
         ch: String,
+        /// The replay id.
         id: i64,
     },
+    /// A run begins.
     Start {
+        /// The event's identity.
         u: String,
     },
+    /// A run ended.
     Done {
+        /// The event's identity.
         u: String,
+        /// How.
         s: Status,
+        /// The program's exit code.
         x: Option<i32>,
+        /// The program's kept output, until the result is queued.
         o: Option<String>,
+        /// When (seconds since the epoch).
         at: u64,
     },
+    /// The result is queued in the outbox.
     Sent {
+        /// The event's identity.
         u: String,
     },
 }
@@ -116,10 +135,15 @@ pub enum Entry {
 /// An event to run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Pending {
+    /// Its identity ([`identity`]).
     pub uuid: String,
+    /// The channel it came on.
     pub channel: String,
+    /// Its replay id.
     pub replay_id: i64,
+    /// Its payload, as sent.
     pub payload: String,
+    /// When it arrived (seconds since the epoch).
     pub received_at: u64,
     /// Runs started before (a crash cut them).
     pub attempts: u32,
@@ -128,10 +152,13 @@ pub struct Pending {
 /// A finished event.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Finished {
+    /// How it ended.
     pub status: Status,
+    /// The program's exit code.
     pub exit_code: Option<i32>,
     /// The program's kept output, until the result is queued.
     pub output: Option<String>,
+    /// When (seconds since the epoch).
     pub at: u64,
     /// Whether the result is queued in the outbox.
     pub sent: bool,
@@ -149,11 +176,17 @@ pub struct Accepted {
 /// The figures health shows.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Figures {
+    /// Events waiting to run.
     pub pending: usize,
+    /// Events that ran and succeeded (since the inbox was made).
     pub done: u64,
+    /// Events that failed, timed out or expired.
     pub failed: u64,
+    /// The log's bytes.
     pub bytes: u64,
+    /// The limit (`--inbox-max-bytes`).
     pub max_bytes: u64,
+    /// The stored position of each channel.
     pub positions: BTreeMap<String, i64>,
 }
 

@@ -41,16 +41,22 @@ const PASSED: &[&str] = &["PATH", "HOME", "LANG", "TZ", "USER", "LOGNAME"];
 /// What to run for each command.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Exec {
+    /// The program, run directly (no shell).
     pub program: PathBuf,
+    /// Its arguments.
     pub args: Vec<String>,
+    /// Past this it is killed (`--exec-timeout`).
     pub timeout: Duration,
 }
 
 /// How a run ended: `None` when a stop cut it (it runs again after the restart).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Ran {
+    /// How it ended.
     pub status: Status,
+    /// Its exit code (128 + the signal when a signal ended it).
     pub exit_code: Option<i32>,
+    /// The first [`KEEP_OUTPUT`] bytes of its standard output.
     pub output: String,
 }
 

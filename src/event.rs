@@ -58,13 +58,11 @@ pub enum Event {
         reason: String,
     },
     /// The server asked us to poll less often; `interval` is the new one, for good.
-    /// The server asked to poll more slowly: polls every `interval` from now on.
     SlowDown {
         /// The new polling interval.
         interval: Duration,
     },
     /// A request failed in a way that may pass; the next try is in `delay`.
-    /// A request failed (`reason`) and is tried again after `delay`.
     Retrying {
         /// What failed.
         reason: String,
@@ -72,7 +70,6 @@ pub enum Event {
         delay: Duration,
     },
     /// Time left on the shown code (sent about once a second while waiting).
-    /// The code is still valid this long (about once a second).
     Countdown {
         /// How long the code is still valid.
         remaining: Duration,

@@ -16,13 +16,11 @@ pub enum Forgotten {
     /// Revoked at the server and wiped.
     Revoked,
     /// Wiped, but the server was not told: the token may still be valid there.
-    /// Wiped, but the server was not told (`reason`): the token may still be valid there.
     WipedOnly {
         /// Why the server was not told.
         reason: String,
     },
     /// The record was unreadable, so there was nothing to revoke with; it was wiped.
-    /// The record was unreadable (`reason`), so there was nothing to revoke with; wiped.
     WipedUnreadable {
         /// Why the record could not be read.
         reason: String,

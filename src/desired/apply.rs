@@ -34,7 +34,6 @@ pub enum Applied {
     Unchanged,
     /// PATH was replaced; how the program ran (`None` without a program, or when a stop cut
     /// it: it runs again at the next start).
-    /// PATH was replaced.
     Changed {
         /// How the program ran; `None` without one, or when a stop cut it.
         program: Option<Ran>,

@@ -61,7 +61,6 @@ pub enum Refusal {
     Session,
     /// `400::The replayId {N} you provided was invalid`: the position is older than what the
     /// org retains. Subscribe with [`ALL_RETAINED`] (what was already run is not run again).
-    /// The id the server refused, when it says.
     InvalidReplay {
         /// The id the server refused, when it says.
         replay_id: Option<i64>,

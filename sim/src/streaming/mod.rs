@@ -35,10 +35,7 @@ pub fn owns(path: &str) -> bool {
 }
 
 pub fn handle(shared: &Shared, request: &Request) -> Reply {
-    Reply::Send(match answer(shared, request) {
-        Ok(reply) => return reply,
-        Err(refusal) => refusal,
-    })
+    answer(shared, request).unwrap_or_else(Reply::Send)
 }
 
 fn answer(shared: &Shared, request: &Request) -> Result<Reply, Response> {

@@ -20,8 +20,7 @@ use serde_json::{Map, Value, json};
 use crate::bus::Bus;
 use crate::codes::{USER_ID, base64url, uuid_v4};
 use crate::schema::{Object, Schema};
-use crate::state::epoch_millis;
-use crate::store::{Change, ChangeKind, datetime_z};
+use crate::store::{Change, ChangeKind, datetime_z, epoch_millis};
 
 /// Fields every record has that a change event never carries: the id is in `recordIds`.
 const NOT_IN_CHANGE_EVENTS: [&str; 3] = ["Id", "IsDeleted", "SystemModstamp"];

@@ -8,7 +8,7 @@
 
 use std::sync::atomic::AtomicU64;
 use std::sync::{Condvar, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use crate::bus::Bus;
 use crate::config::Config;
@@ -18,7 +18,7 @@ use crate::faults::FaultQueue;
 use crate::grants::{Grants, Policy};
 use crate::log::RequestLog;
 use crate::store::{Cursors, Records};
-use crate::streaming::Streaming;
+use crate::streaming::clients::Streaming;
 
 pub struct Shared {
     pub config: Config,
@@ -194,12 +194,4 @@ impl Shared {
             crate::codes::USER_ID
         )
     }
-}
-
-/// Wall-clock milliseconds, as Salesforce's `issued_at` carries them.
-pub fn epoch_millis() -> u128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0)
 }

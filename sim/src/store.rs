@@ -286,6 +286,14 @@ fn format_datetime(secs: u64, millis: u32) -> String {
     )
 }
 
+/// Wall-clock milliseconds, as Salesforce's `issued_at` carries them.
+pub fn epoch_millis() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

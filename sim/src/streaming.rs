@@ -7,7 +7,7 @@
 //! Streaming requests do not count against the daily API allocation, as on Salesforce.
 //! The session is looked up, never logged or echoed.
 
-mod clients;
+pub(crate) mod clients;
 mod meta;
 
 use std::time::Instant;
@@ -19,7 +19,7 @@ use crate::http::{Body, Request, Response, TEXT};
 use crate::reply::Reply;
 use crate::state::Shared;
 
-pub use clients::{Streaming, StreamingClient, StreamingStats};
+pub use clients::{StreamingClient, StreamingStats};
 use meta::{BROWSER_COOKIE, Ctx, STREAM_COOKIE};
 
 /// The oldest `/cometd/NN.0` served (Salesforce's error list: "Only API versions '37.0'

@@ -309,9 +309,10 @@ impl Inbox {
                 }
                 Err(e) => {
                     return Err(Error::storage(format!(
-                        "the inbox log in {} is damaged at byte {at} ({e:?}); it is kept as it \
+                        "the inbox log in {} is damaged at byte {at} ({}); it is kept as it \
                          is: move the directory aside to start a new inbox",
-                        self.dir.display()
+                        self.dir.display(),
+                        e.describe()
                     )));
                 }
             }

@@ -77,7 +77,9 @@ impl Refusal {
     pub fn of(error: &str) -> Refusal {
         let (code, text) = error.split_once("::").unwrap_or(("", error));
         let text_lower = text.to_ascii_lowercase();
-        if text_lower.contains("unknown client") {
+        // A client whose cookies went missing is as good as unknown: shake hands again.
+        if text_lower.contains("unknown client") || text_lower.contains("no bayeux_browser cookie")
+        {
             Refusal::UnknownClient
         } else if code == "401" {
             Refusal::Session
@@ -153,6 +155,21 @@ struct RawMessage<'a> {
     advice: Option<RawAdvice>,
     #[serde(borrow)]
     data: Option<&'a RawValue>,
+    ext: Option<RawExt>,
+}
+
+#[derive(Deserialize)]
+struct RawExt {
+    sfdc: Option<RawSfdc>,
+}
+
+/// Salesforce puts the real reason of a refused handshake here (`403::Handshake denied` in
+/// `error`, `403::Organization concurrent user limit exceeded` or `401::Authentication invalid`
+/// in `ext.sfdc.failureReason`).
+#[derive(Deserialize)]
+struct RawSfdc {
+    #[serde(rename = "failureReason")]
+    failure_reason: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -207,7 +224,13 @@ pub fn parse(body: &[u8]) -> Result<Parsed, Error> {
                 successful: m.successful.unwrap_or(false),
                 client_id: m.client_id,
                 subscription: m.subscription,
-                refusal: m.error.as_deref().map(Refusal::of),
+                refusal: m
+                    .ext
+                    .and_then(|e| e.sfdc)
+                    .and_then(|s| s.failure_reason)
+                    .or(m.error)
+                    .as_deref()
+                    .map(Refusal::of),
                 advice: m.advice.map(advice).unwrap_or_default(),
             });
         } else if let Some(data) = m.data {
@@ -379,6 +402,24 @@ mod tests {
             Refusal::OrgLimit
         );
         assert!(matches!(Refusal::of("500::boom"), Refusal::Other(_)));
+        assert_eq!(
+            Refusal::of(
+                "400::Client 1x2y has established a session, but no BAYEUX_BROWSER cookie present"
+            ),
+            Refusal::UnknownClient
+        );
+    }
+
+    #[test]
+    fn a_refused_handshake_is_classified_by_its_failure_reason() {
+        let body = br#"[{"channel":"/meta/handshake","successful":false,"error":"403::Handshake denied","ext":{"sfdc":{"failureReason":"403::Organization concurrent user limit exceeded"}},"advice":{"reconnect":"none"}}]"#;
+        let parsed = parse(body).unwrap();
+        assert_eq!(
+            parsed.meta_on("/meta/handshake").unwrap().refusal,
+            Some(Refusal::OrgLimit)
+        );
+        let body = br#"[{"channel":"/meta/handshake","successful":false,"error":"403::Handshake denied","ext":{"sfdc":{"failureReason":"401::Authentication invalid"}}}]"#;
+        assert_eq!(parse(body).unwrap().meta[0].refusal, Some(Refusal::Session));
     }
 
     #[test]

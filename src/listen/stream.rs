@@ -112,18 +112,17 @@ impl Stream {
                 self.cookies.push((name.to_string(), value.to_string()));
             }
         }
-        match reply.status {
-            200 => bayeux::parse(&reply.body).map_err(|e| Failure::Transient(e.message().into())),
-            401 => Err(Failure::Refused(Refusal::Session)),
-            403 => Err(Failure::Refused(match bayeux::parse(&reply.body) {
-                Ok(p) => p
-                    .meta
-                    .into_iter()
-                    .find_map(|m| m.refusal)
-                    .unwrap_or(Refusal::Session),
-                Err(_) => Refusal::Session,
-            })),
-            s => Err(Failure::Transient(format!(
+        if reply.status == 200 {
+            return bayeux::parse(&reply.body).map_err(|e| Failure::Transient(e.message().into()));
+        }
+        // An error status may still carry a Bayeux refusal that says what to do.
+        let refusal = bayeux::parse(&reply.body)
+            .ok()
+            .and_then(|p| p.meta.into_iter().find_map(|m| m.refusal));
+        match (reply.status, refusal) {
+            (_, Some(refusal)) => Err(Failure::Refused(refusal)),
+            (401 | 403, None) => Err(Failure::Refused(Refusal::Session)),
+            (s, None) => Err(Failure::Transient(format!(
                 "the Streaming API answered HTTP {s}"
             ))),
         }

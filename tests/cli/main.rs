@@ -21,6 +21,7 @@ mod hostile_store;
 mod hygiene;
 mod instance_host;
 mod library;
+mod listen;
 mod netfault;
 mod outbox;
 mod output;

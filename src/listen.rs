@@ -215,7 +215,10 @@ impl Listener {
             .unwrap_or_else(|_| self.options.inbox.clone())
             .display()
             .to_string();
-        let duty = self.options.duty.map(|d| (d, d.offset(&identity)));
+        let turns = self
+            .options
+            .duty
+            .map(|d| duty::Turns::new(d, d.offset(&identity), clock.unix_time().as_secs()));
         std::thread::scope(|scope| {
             scope.spawn(|| {
                 work::Worker {
@@ -238,7 +241,7 @@ impl Listener {
                 inbox: &self.inbox,
                 channels: &self.options.channels,
                 replay: self.options.replay,
-                duty,
+                turns,
                 ours: &ours,
                 bell: &bell,
                 shared: &self.shared,

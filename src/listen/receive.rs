@@ -12,7 +12,8 @@
 //! - network errors, 5xx, `403::Organization concurrent user limit exceeded`: capped backoff
 //!   with jitter, never a handshake loop; after a cut reply the next handshake resubscribes
 //!   from the stored position, so the events of the lost reply come again;
-//! - `--listen-duty ON/EVERY`: connected only in the device's window of each period, then
+//! - `--listen-duty ON/EVERY`: connected for ON from the device's slot in each period (or as
+//!   soon after it as the org's limit allows, retrying about once per ON), then
 //!   `/meta/disconnect`.
 //!
 //! It never runs a command (`work.rs` does) and never sleeps but on its [`Stop`].
@@ -23,7 +24,7 @@ use std::time::Duration;
 use log::{debug, info, warn};
 
 use super::bayeux::{self, Delivered, Reconnect, Refusal};
-use super::duty::Duty;
+use super::duty::Turns;
 use super::inbox::Inbox;
 use super::stream::{Failure, Stream};
 use super::{Bell, Replay, Shared};
@@ -47,7 +48,7 @@ pub struct Receiver<'a> {
     pub inbox: &'a Mutex<Inbox>,
     pub channels: &'a [String],
     pub replay: Replay,
-    pub duty: Option<(Duty, Duration)>,
+    pub turns: Option<Turns>,
     /// Which events are ours (`--match`).
     pub ours: &'a (dyn Fn(&Delivered) -> bool + Sync),
     /// Rung when events arrive, for the worker.
@@ -114,8 +115,7 @@ impl Receiver<'_> {
 
     /// `Some(wait)` when a duty cycle keeps the device off the stream now.
     fn outside_window(&self) -> Option<Duration> {
-        let (duty, offset) = self.duty?;
-        duty.window(self.clock.unix_time().as_secs(), offset).err()
+        self.turns?.check(self.clock.unix_time().as_secs()).err()
     }
 
     fn inbox_full(&self) -> bool {
@@ -149,6 +149,9 @@ impl Receiver<'_> {
                 other => other?,
             }
             debug!("streaming: subscribed to {channel} from {from}");
+        }
+        if let Some(turns) = &mut self.turns {
+            turns.connected(self.clock.unix_time().as_secs());
         }
         self.note("connected", None);
         Ok(())
@@ -217,9 +220,12 @@ impl Receiver<'_> {
             Failure::Fatal(e) => e.message().to_string(),
         };
         *failures += 1;
-        let delay = self
-            .jitter
-            .retry_delay(BACKOFF_BASE, *failures, BACKOFF_CAP);
+        // A device owed its turn keeps trying about once per ON, so that a crowded slot
+        // costs it a wait, not the period.
+        let cap = self.turns.map_or(BACKOFF_CAP, |t| {
+            t.duty().on.clamp(BACKOFF_BASE, BACKOFF_CAP)
+        });
+        let delay = self.jitter.retry_delay(BACKOFF_BASE, *failures, cap);
         let fatal = matches!(&failure, Failure::Fatal(e) if e.kind() == ErrorKind::RepairNeeded);
         warn!(
             "streaming: {why}; trying again in {} s{}",

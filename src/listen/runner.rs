@@ -91,6 +91,21 @@ pub fn run_program(
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .process_group(0);
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: the closure runs in the child between fork and exec and calls only prctl(2),
+    // getppid(2) and _exit(2), which are async-signal-safe.
+    unsafe {
+        command.pre_exec(move || {
+            // The program dies with sfpair: a daemon killed -9 and started again by a
+            // supervisor that does not kill the whole group (BusyBox init, sysvinit) must
+            // not find its first attempt still running beside the second.
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+            if libc::getppid() != parent {
+                libc::_exit(127);
+            }
+            Ok(())
+        });
+    }
     let mut child = match command.spawn() {
         Ok(child) => child,
         Err(e) => {

@@ -108,7 +108,7 @@ fn a_program_runs_for_each_command_and_its_outcome_reaches_the_org() {
         log = log.display()
     );
     let before = subscribes(&env);
-    let mut run = listen(
+    let run = listen(
         &env,
         &[
             "--replay",

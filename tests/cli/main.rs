@@ -22,6 +22,8 @@ mod hygiene;
 mod instance_host;
 mod library;
 mod listen;
+mod listen_fleet;
+mod listen_once;
 mod netfault;
 mod outbox;
 mod output;

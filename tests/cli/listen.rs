@@ -182,3 +182,54 @@ fn a_forgotten_client_shakes_hands_again_and_loses_nothing_published_meanwhile()
     run.terminate();
     assert_eq!(run.finish(RUN_LIMIT).code(), 0);
 }
+
+#[test]
+fn away_longer_than_the_org_keeps_events_warns_replays_what_is_kept_and_runs_nothing_twice() {
+    let env = env();
+    env.sim().set_event_retention(Duration::from_secs(3));
+    let log = env.scratch.0.join("ran");
+    let script = format!("cat >> {log}; echo >> {log}", log = log.display());
+    let start = |replay: &str| {
+        let before = subscribes(&env);
+        let run = listen(&env, &["--replay", replay, "--exec", "/bin/sh", "-c", &script]);
+        wait_until("the subscription", || subscribes(&env) > before);
+        run
+    };
+    let ran = || std::fs::read_to_string(&log).unwrap_or_default();
+
+    let run = start("new");
+    publish(&env, "GW-1", 1);
+    wait_until("the first command", || ran().contains("cmd-1"));
+    run.terminate();
+    assert_eq!(run.finish(RUN_LIMIT).code(), 0);
+
+    // Away: the stored position (cmd-1's) leaves the org's retention; cmd-2 is published
+    // meanwhile and is still kept when the device comes back.
+    std::thread::sleep(Duration::from_millis(3200));
+    publish(&env, "GW-1", 2);
+    let run = start("stored");
+    wait_until("the command published while away", || ran().contains("cmd-2"));
+    assert_eq!(env.sim().streaming_stats().invalid_replays, 1);
+    // Everything kept, again: nothing that ran runs twice.
+    run.terminate();
+    let out = run.finish(RUN_LIMIT);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert!(
+        out.stderr.contains("older than what the org keeps")
+            && out.stderr.contains("subscribing to everything retained (-2)"),
+        "the warning: {}",
+        out.stderr
+    );
+    let delivered = env.sim().streaming_stats().events_delivered;
+    let run = start("all");
+    publish(&env, "GW-1", 3);
+    wait_until("the third command", || ran().contains("cmd-3"));
+    // cmd-2 came again (still kept), beside cmd-3.
+    assert!(env.sim().streaming_stats().events_delivered >= delivered + 2);
+    run.terminate();
+    assert_eq!(run.finish(RUN_LIMIT).code(), 0);
+    let ran = ran();
+    for n in 1..=3 {
+        assert_eq!(ran.matches(&format!("\"cmd-{n}\"")).count(), 1, "{ran}");
+    }
+}

@@ -10,11 +10,12 @@
 //!
 //! `sfpair desired` reads once; `sfpair run --desired …` reads at start, after every
 //! (re)connect of the listener, on each change event for the record, and at least every
-//! `--desired-every` (`follow.rs` in `service/`).
+//! `--desired-every` (`follow.rs`).
 //!
 //! Must not log the record's content.
 
 pub mod apply;
+pub mod follow;
 
 use serde::Deserialize;
 

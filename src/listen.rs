@@ -91,6 +91,17 @@ pub struct Options {
     pub http: HttpConfig,
 }
 
+/// A channel whose events only wake someone (`run --desired`: a change event for the
+/// device's record means "read it again"): never stored, never run, subscribed from `-1`.
+pub struct Doorbell<'a> {
+    /// The channel (`/data/Device__ChangeEvent`).
+    pub channel: String,
+    /// Called with each event on it.
+    pub ring: &'a (dyn Fn(&Delivered) + Sync),
+    /// Called after each (re)subscription: events may have been missed meanwhile.
+    pub subscribed: &'a (dyn Fn() + Sync),
+}
+
 /// The read timeout of the stream's connection: above the 110 s Salesforce holds a connect.
 pub const STREAM_READ_TIMEOUT: Duration = Duration::from_secs(140);
 
@@ -160,19 +171,26 @@ pub fn health(shared: &Shared, inbox: Option<&inbox::Figures>) -> Value {
 pub struct Listener {
     /// What to listen to and what to do.
     pub options: Options,
-    /// The inbox, shared by the receiver and the worker.
-    pub inbox: Arc<Mutex<Inbox>>,
+    /// The inbox, shared by the receiver and the worker; `None` without command channels
+    /// (`run --desired` alone listens for its doorbell only).
+    pub inbox: Option<Arc<Mutex<Inbox>>>,
     /// What it is doing, for health.
     pub shared: Arc<Mutex<Shared>>,
 }
 
 impl Listener {
-    /// Opens the inbox (one listener per inbox).
+    /// Opens the inbox (one listener per inbox), when there are command channels.
     pub fn open(options: Options) -> Result<Listener, Error> {
-        let inbox = Inbox::open(&options.inbox, options.inbox_max_bytes)?;
+        let inbox = match options.channels.is_empty() {
+            true => None,
+            false => Some(Arc::new(Mutex::new(Inbox::open(
+                &options.inbox,
+                options.inbox_max_bytes,
+            )?))),
+        };
         Ok(Listener {
             options,
-            inbox: Arc::new(Mutex::new(inbox)),
+            inbox,
             shared: Arc::new(Mutex::new(Shared {
                 state: "starting",
                 ..Shared::default()
@@ -182,13 +200,14 @@ impl Listener {
 
     /// The health answer's part for the listener.
     pub fn health(&self) -> Value {
-        let figures = lock(&self.inbox).figures();
-        health(&lock(&self.shared), Some(&figures))
+        let figures = self.inbox.as_ref().map(|inbox| lock(inbox).figures());
+        health(&lock(&self.shared), figures.as_ref())
     }
 
-    /// Receives and works until `stop`: the receiver on this thread, the worker on another.
-    /// `results` is the outbox the results are queued in; `after_results` is called after
-    /// each batch of results (`listen` delivers them then).
+    /// Receives and works until `stop`: the receiver on this thread, the worker (when there
+    /// are command channels) on another. `results` is the outbox the results are queued in;
+    /// `after_results` is called after each batch of results (`listen` delivers them then);
+    /// `doorbell` is a channel whose events only ring.
     #[allow(clippy::too_many_arguments)]
     pub fn run(
         &self,
@@ -198,6 +217,7 @@ impl Listener {
         out: &Mutex<dyn Write + Send + '_>,
         clock: &(dyn Clock + Sync),
         seed: u64,
+        doorbell: Option<&Doorbell<'_>>,
         stop: &Stop,
     ) -> Result<(), Error> {
         let http = HttpConfig {
@@ -219,10 +239,12 @@ impl Listener {
             .options
             .duty
             .map(|d| duty::Turns::new(d, d.offset(&identity), clock.unix_time().as_secs()));
+        let inbox = self.inbox.as_deref();
         std::thread::scope(|scope| {
             scope.spawn(|| {
+                let Some(inbox) = inbox else { return };
                 work::Worker {
-                    inbox: &self.inbox,
+                    inbox,
                     exec: self.options.exec.as_ref(),
                     out,
                     results: self.options.results.as_deref().zip(results),
@@ -238,8 +260,9 @@ impl Listener {
             receive::Receiver {
                 stream: Stream::new(Box::new(transport), &self.options.api_version),
                 sessions,
-                inbox: &self.inbox,
+                inbox,
                 channels: &self.options.channels,
+                doorbell,
                 replay: self.options.replay,
                 turns,
                 ours: &ours,

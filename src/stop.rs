@@ -82,6 +82,19 @@ impl Bell {
         wake.notify_all();
     }
 
+    /// Waits for a ring, the stop, or `limit`; `true` when stopped. Takes the ring.
+    pub fn wait_at_most(&self, limit: Duration) -> bool {
+        let (stopped, wake) = &*self.stop.inner;
+        let guard = stopped.lock().unwrap_or_else(|p| p.into_inner());
+        let (guard, _) = wake
+            .wait_timeout_while(guard, limit, |stopped| {
+                !*stopped && !self.rung.load(std::sync::atomic::Ordering::SeqCst)
+            })
+            .unwrap_or_else(|p| p.into_inner());
+        self.rung.store(false, std::sync::atomic::Ordering::SeqCst);
+        *guard
+    }
+
     /// Waits for a ring or the stop; `true` when stopped. Takes the ring.
     pub fn wait(&self) -> bool {
         let (stopped, wake) = &*self.stop.inner;

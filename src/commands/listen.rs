@@ -101,6 +101,7 @@ pub fn run(
         &out,
         &clock,
         random_seed(),
+        None,
         &stop,
     )?;
     Ok(0)

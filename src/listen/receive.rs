@@ -12,6 +12,9 @@
 //! - network errors, 5xx, `403::Organization concurrent user limit exceeded`: capped backoff
 //!   with jitter, never a handshake loop; after a cut reply the next handshake resubscribes
 //!   from the stored position, so the events of the lost reply come again;
+//! - a doorbell channel (`run --desired`'s change events) is subscribed from `-1` at every
+//!   subscription and its events only ring: nothing is stored or run, and what it missed
+//!   while away is covered by the doorbell's `subscribed` call (the follower reads anew);
 //! - `--listen-duty ON/EVERY`: connected for ON from the device's slot in each period (or as
 //!   soon after it as the org's limit allows, retrying about once per ON), then
 //!   `/meta/disconnect`.
@@ -27,7 +30,7 @@ use super::bayeux::{self, Delivered, Reconnect, Refusal};
 use super::duty::Turns;
 use super::inbox::Inbox;
 use super::stream::{Failure, Stream};
-use super::{Bell, Replay, Shared};
+use super::{Bell, Doorbell, Replay, Shared};
 use crate::call::Caller;
 use crate::error::ErrorKind;
 use crate::flow::backoff::Jitter;
@@ -45,8 +48,10 @@ const FULL_WAIT: Duration = Duration::from_secs(30);
 pub struct Receiver<'a> {
     pub stream: Stream,
     pub sessions: &'a mut dyn Caller,
-    pub inbox: &'a Mutex<Inbox>,
+    /// Where command channels' events go; `None` with no command channels (a doorbell only).
+    pub inbox: Option<&'a Mutex<Inbox>>,
     pub channels: &'a [String],
+    pub doorbell: Option<&'a Doorbell<'a>>,
     pub replay: Replay,
     pub turns: Option<Turns>,
     /// Which events are ours (`--match`).
@@ -119,8 +124,10 @@ impl Receiver<'_> {
     }
 
     fn inbox_full(&self) -> bool {
-        let f = super::lock(self.inbox).figures();
-        f.bytes * 10 > f.max_bytes * 9
+        self.inbox.is_some_and(|inbox| {
+            let f = super::lock(inbox).figures();
+            f.bytes * 10 > f.max_bytes * 9
+        })
     }
 
     /// Handshake, then every channel from its stored position.
@@ -128,7 +135,9 @@ impl Receiver<'_> {
         self.note("connecting", None);
         self.stream.handshake(self.sessions)?;
         for channel in self.channels {
-            let stored = super::lock(self.inbox).position(channel);
+            let stored = self
+                .inbox
+                .and_then(|inbox| super::lock(inbox).position(channel));
             let from = match (stored, self.replay) {
                 (_, Replay::All) => bayeux::ALL_RETAINED,
                 (Some(id), _) => id,
@@ -150,6 +159,11 @@ impl Receiver<'_> {
             }
             debug!("streaming: subscribed to {channel} from {from}");
         }
+        if let Some(doorbell) = self.doorbell {
+            self.stream
+                .subscribe(self.sessions, &doorbell.channel, bayeux::NEW_ONLY)?;
+            (doorbell.subscribed)();
+        }
         if let Some(turns) = &mut self.turns {
             turns.connected(self.clock.unix_time().as_secs());
         }
@@ -157,12 +171,21 @@ impl Receiver<'_> {
         Ok(())
     }
 
-    /// One held `/meta/connect`; events into the inbox; the advice obeyed.
+    /// One held `/meta/connect`; events into the inbox (a doorbell's ring); the advice obeyed.
     fn connect(&mut self) -> Result<(), Failure> {
-        let parsed = self.stream.connect(self.sessions)?;
-        if !parsed.events.is_empty() {
+        let mut parsed = self.stream.connect(self.sessions)?;
+        if let Some(doorbell) = self.doorbell {
+            parsed.events.retain(|e| {
+                let rings = e.channel == doorbell.channel;
+                if rings {
+                    (doorbell.ring)(e);
+                }
+                !rings
+            });
+        }
+        if let (Some(inbox), false) = (self.inbox, parsed.events.is_empty()) {
             let now = self.clock.unix_time().as_secs();
-            let accepted = super::lock(self.inbox).accept(&parsed.events, now, self.ours);
+            let accepted = super::lock(inbox).accept(&parsed.events, now, self.ours);
             match accepted {
                 Ok(a) => {
                     debug!(

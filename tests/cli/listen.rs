@@ -191,7 +191,10 @@ fn away_longer_than_the_org_keeps_events_warns_replays_what_is_kept_and_runs_not
     let script = format!("cat >> {log}; echo >> {log}", log = log.display());
     let start = |replay: &str| {
         let before = subscribes(&env);
-        let run = listen(&env, &["--replay", replay, "--exec", "/bin/sh", "-c", &script]);
+        let run = listen(
+            &env,
+            &["--replay", replay, "--exec", "/bin/sh", "-c", &script],
+        );
         wait_until("the subscription", || subscribes(&env) > before);
         run
     };
@@ -208,7 +211,9 @@ fn away_longer_than_the_org_keeps_events_warns_replays_what_is_kept_and_runs_not
     std::thread::sleep(Duration::from_millis(3200));
     publish(&env, "GW-1", 2);
     let run = start("stored");
-    wait_until("the command published while away", || ran().contains("cmd-2"));
+    wait_until("the command published while away", || {
+        ran().contains("cmd-2")
+    });
     assert_eq!(env.sim().streaming_stats().invalid_replays, 1);
     // Everything kept, again: nothing that ran runs twice.
     run.terminate();
@@ -216,7 +221,9 @@ fn away_longer_than_the_org_keeps_events_warns_replays_what_is_kept_and_runs_not
     assert_eq!(out.code(), 0, "{out:?}");
     assert!(
         out.stderr.contains("older than what the org keeps")
-            && out.stderr.contains("subscribing to everything retained (-2)"),
+            && out
+                .stderr
+                .contains("subscribing to everything retained (-2)"),
         "the warning: {}",
         out.stderr
     );

@@ -139,8 +139,10 @@ impl UreqTransport {
 /// ECDSA and Ed25519 key parsing and signing) would otherwise be linked for nothing, since
 /// rustls reaches it through the provider whatever the configuration: 35,520 bytes on armv7
 /// (full build 1,178,308 -> 1,142,788; BENCHMARKS.md "Size (issue 15)"). Verifying the server's
-/// certificates and signatures is untouched.
-fn crypto_provider() -> rustls::crypto::CryptoProvider {
+/// certificates and signatures is untouched. `doctor`'s own handshake uses it too: its call to
+/// ring's `default_provider()` had linked the loader back (issue 28: BENCHMARKS.md "Memory and
+/// bytes").
+pub(crate) fn crypto_provider() -> rustls::crypto::CryptoProvider {
     rustls::crypto::CryptoProvider {
         key_provider: &NoClientKeys,
         ..rustls::crypto::ring::default_provider()

@@ -91,6 +91,9 @@ pub fn handle(shared: &Shared, request: &Request) -> Reply {
             version,
         };
         let response = dispatch(&mut ctx, version, &call);
+        if is_collections(resource) {
+            shared.delivery.keep_body(&request.body);
+        }
         lost = is_collections(resource) && shared.delivery.collections_request();
         response
     };

@@ -23,6 +23,7 @@ mod instance_host;
 mod library;
 mod netfault;
 mod outbox;
+mod outbox_values;
 mod output;
 mod pairing;
 mod proxy;

@@ -3,8 +3,8 @@
 //! Settings follow docs/development.md, "Design decisions": verification always on (a CA file or
 //! the compiled-in
 //! Mozilla roots), https only (plain http only to loopback), no redirects, connect/read
-//! timeouts, small buffers (16 KiB in, 4 KiB out: about 75 KB of heap per request instead of
-//! 550 KB), and one pooled keep-alive connection so every poll of a pairing reuses one TLS
+//! timeouts, small buffers ([`INPUT_BUFFER`] in, [`OUTPUT_BUFFER`] out: a pairing's whole heap
+//! peaks under 80 KB instead of about 550 KB with ureq's defaults), and one pooled keep-alive connection so every poll of a pairing reuses one TLS
 //! session. HTTP error statuses are replies, not errors: OAuth errors arrive as HTTP 400.
 //! Errors are classified for retrying; their text names the host and the reason, never a
 //! secret. Proxies come from `HTTPS_PROXY`/`NO_PROXY` (ureq reads them).
@@ -80,6 +80,16 @@ impl Default for HttpConfig {
     }
 }
 
+/// ureq's input buffer, per layer (HTTP, and TLS below it): the most of a reply held at once,
+/// and so the longest reply head accepted. Salesforce's reply heads are 1-3 KB (cookies, HSTS,
+/// `Sforce-Limit-Info`); 8 KiB leaves room for a proxy's additions. Was 16 KiB: issue 28 cut
+/// the heap of a pairing by 16 KiB (BENCHMARKS.md, "Memory and bytes"). Bodies stream through
+/// it, whatever their size.
+const INPUT_BUFFER: usize = 8 * 1024;
+/// ureq's output buffer, per layer: requests are a few hundred bytes plus a body written
+/// through it.
+const OUTPUT_BUFFER: usize = 4 * 1024;
+
 /// ureq with rustls: the transport the agent uses for real.
 pub struct UreqTransport {
     agent: ureq::Agent,
@@ -116,9 +126,9 @@ impl UreqTransport {
             .timeout_send_body(Some(config.read_timeout))
             .timeout_recv_response(Some(config.read_timeout))
             .timeout_recv_body(Some(config.read_timeout))
-            .input_buffer_size(16 * 1024)
-            .output_buffer_size(4 * 1024)
-            .max_response_header_size(16 * 1024)
+            .input_buffer_size(INPUT_BUFFER)
+            .output_buffer_size(OUTPUT_BUFFER)
+            .max_response_header_size(INPUT_BUFFER)
             .max_idle_connections(1)
             .max_idle_connections_per_host(1)
             .max_idle_age(Duration::from_secs(120))

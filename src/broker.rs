@@ -176,6 +176,7 @@ pub fn serve_with(
         );
         let spawned = thread::Builder::new()
             .name(format!("sfpair-broker-{n}"))
+            .stack_size(crate::http::THREAD_STACK)
             .spawn(move || work(&waiting, &shared, &*hooks))
             .map_err(|e| Error::config(format!("cannot start a worker thread: {e}")))?;
         workers.push(spawned);

@@ -90,6 +90,13 @@ const INPUT_BUFFER: usize = 8 * 1024;
 /// through it.
 const OUTPUT_BUFFER: usize = 4 * 1024;
 
+/// The stack of a thread that sends requests through this transport (`run`'s supervisor and
+/// delivery threads, the broker's workers). A TLS handshake through ureq, rustls and webpki is
+/// the deepest thing such a thread does: 64 KiB measured on x86_64 in a release build, 164 KiB
+/// in a debug build (issue 28). std's default of 2 MiB each is address space that a board with
+/// strict overcommit (`vm.overcommit_memory=2`) must still back with memory.
+pub const THREAD_STACK: usize = 256 * 1024;
+
 /// ureq with rustls: the transport the agent uses for real.
 pub struct UreqTransport {
     agent: ureq::Agent,

@@ -209,6 +209,7 @@ pub fn run(agent: Agent, make_agent: MakeAgent, options: Options) -> Result<(), 
     };
     let worker = std::thread::Builder::new()
         .name("sfpair-supervisor".into())
+        .stack_size(crate::http::THREAD_STACK)
         .spawn(move || supervisor.supervise(woken))
         .map_err(|e| Error::config(format!("cannot start the supervisor thread: {e}")))?;
     let served = broker::serve_with(shared, &serve, link, clock);

@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """Runs one command and prints the memory of that command's own process (issue 28).
 
-    python3 scripts/lib/peak_memory.py [--stdin FILE] [--stdout FILE] -- CMD [ARG...]
+    python3 scripts/lib/peak_memory.py [--stdin FILE | --pipe FILE] [--stdout FILE] -- CMD [ARG...]
+
+--stdin gives CMD the file itself as standard input; --pipe writes the file into a pipe that is
+CMD's standard input (what `producer | CMD` gives it).
 
 Prints one line: `peak_rss_kib peak_anon_kib samples exit_code wall_ms`.
 
@@ -21,6 +24,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 
@@ -47,12 +51,14 @@ def child_of(pid):
 
 
 def main(argv):
-    stdin = stdout = None
+    stdin = stdout = pipe = None
     timeout = 120.0
     while argv and argv[0] != "--":
         flag, value = argv[0], argv[1]
         if flag == "--stdin":
             stdin = open(value, "rb")
+        elif flag == "--pipe":
+            pipe = value
         elif flag == "--stdout":
             stdout = open(value, "wb")
         elif flag == "--timeout":
@@ -67,11 +73,21 @@ def main(argv):
         start = time.monotonic()
         timer = subprocess.Popen(
             ["/usr/bin/time", "-f", "%M", "-o", rss_file.name, *cmd],
-            stdin=stdin,
+            stdin=subprocess.PIPE if pipe else stdin,
             # Write-only, as a shell's >/dev/null: sfpair takes a /dev/null opened read-write
             # on fd 1 for a closed standard output (src/main.rs).
             stdout=stdout if stdout else open(os.devnull, "wb"),
         )
+        if pipe:
+            def feed():
+                with open(pipe, "rb") as f:
+                    try:
+                        timer.stdin.write(f.read())
+                    except BrokenPipeError:
+                        pass
+                timer.stdin.close()
+
+            threading.Thread(target=feed, daemon=True).start()
         pid = None
         peak_anon = 0
         samples = 0

@@ -127,7 +127,8 @@ fn raw_limit(max_record: usize) -> usize {
 ///
 /// The records are framed here (where each object ends, by its brackets outside strings) and
 /// parsed one by one from memory, rather than by serde_json's reader-based parser, which would
-/// link a second copy of the whole parser (about 18 KB on armv7).
+/// link a second copy of the parser (5,560 bytes more on armv7: BENCHMARKS.md, "Memory and
+/// bytes").
 pub fn each(
     data: &mut dyn Read,
     target: &Target,

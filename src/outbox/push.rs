@@ -238,3 +238,90 @@ fn with_auto_id(target: &Target, json: &str, id: &str, n: u64) -> Result<String,
         format!("{{{key}:{value},{body}")
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outbox::Limits;
+
+    fn temp_dir(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir()
+            .join("sfpair-push-tests")
+            .join(format!("{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.parent().unwrap()).unwrap();
+        dir
+    }
+
+    /// Hands over `first` (count, value size) records on the first visit and `then` on every
+    /// later one: data that changes between a push's two readings.
+    struct Changing {
+        visits: usize,
+        first: (usize, usize),
+        then: (usize, usize),
+    }
+
+    impl Records for Changing {
+        fn each(
+            &mut self,
+            visit: &mut dyn FnMut(&Target, &str, bool) -> Result<(), Error>,
+        ) -> Result<(), Error> {
+            self.visits += 1;
+            let (count, size) = if self.visits == 1 {
+                self.first
+            } else {
+                self.then
+            };
+            let target = Target::Upsert {
+                object: "A__c".into(),
+                field: "Key__c".into(),
+            };
+            for i in 0..count {
+                let json = format!(r#"{{"Key__c":"k{i}","V__c":"{}"}}"#, "x".repeat(size));
+                visit(&target, &json, false)?;
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn data_that_changes_between_the_two_readings_queues_nothing() {
+        let dir = temp_dir("changing");
+        let mut ob = Outbox::open(&dir, Limits::default()).unwrap();
+        let same = (2, 10);
+        let mut records = Changing {
+            visits: 0,
+            first: same,
+            then: same,
+        };
+        ob.push_all(&mut records, 1).unwrap();
+        let log = std::fs::metadata(dir.join(LOG)).unwrap().len();
+        // As many records but longer, past whole chunks (appended before the difference
+        // shows, so they must be cut off again); more; fewer; as many with other bytes.
+        for (first, then) in [
+            ((4000, 100), (4000, 101)),
+            ((3, 100), (4000, 100)),
+            ((3, 10), (2, 10)),
+            ((2, 10), (2, 11)),
+        ] {
+            let mut records = Changing {
+                visits: 0,
+                first,
+                then,
+            };
+            let e = ob.push_all(&mut records, 2).err().expect("refused");
+            assert!(
+                e.message().starts_with("the data changed"),
+                "{}",
+                e.message()
+            );
+            assert_eq!(std::fs::metadata(dir.join(LOG)).unwrap().len(), log);
+            assert_eq!(ob.status().unwrap().queued, 2);
+        }
+        // A new handle reads the same two records: nothing of the refused pushes is left.
+        let mut again = Outbox::open(&dir, Limits::default()).unwrap();
+        assert_eq!(again.status().unwrap().queued, 2);
+        assert_eq!(again.next_batch(10).unwrap().len(), 2);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

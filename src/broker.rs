@@ -225,6 +225,7 @@ pub fn serve_with(
         );
         let spawned = thread::Builder::new()
             .name(format!("sfpair-broker-{n}"))
+            .stack_size(crate::http::THREAD_STACK)
             .spawn(move || worker::work(&waiting, &shared, &*hooks))
             .map_err(|e| Error::config(format!("cannot start a worker thread: {e}")))?;
         workers.push(spawned);

@@ -29,7 +29,8 @@
 //! drives this one from outside.
 //!
 //! Storage files: `entry.rs` (payload codecs, pure), `scan.rs` (streaming, torn tails), `state.rs`
-//! (what the files say), `settle.rs` (the mark), `compact.rs`, `dead.rs`, `lock.rs`, `disk.rs`
+//! (what the files say), `push.rs` (queueing), `settle.rs` (the mark), `compact.rs`, `dead.rs`,
+//! `lock.rs`, `disk.rs`
 //! (the I/O seam the power-cut model replaces). This file must not log record contents: they
 //! are the customer's data.
 
@@ -40,6 +41,7 @@ mod entry;
 pub mod input;
 pub(crate) mod lock;
 pub mod place;
+mod push;
 mod scan;
 mod settle;
 mod state;
@@ -55,9 +57,10 @@ use std::path::{Path, PathBuf};
 
 pub use self::entry::{MAX_RECORD_LIMIT, Target};
 pub use self::lock::DeliverLock;
+pub use self::push::Records;
 
 use self::disk::{Disk, RealDisk};
-use self::entry::{Entry, LOG_MAGIC, LogHeader, LogItem, MAX_NAME};
+use self::entry::{Entry, LOG_MAGIC, LogHeader, LogItem};
 use self::scan::{Frames, Stop};
 use crate::error::Error;
 
@@ -283,72 +286,6 @@ impl Outbox {
         result
     }
 
-    /// Queues `records`, all or none, durably when it returns.
-    pub fn push(&mut self, records: Vec<NewRecord>, now: u64) -> Result<Pushed, Error> {
-        for (i, r) in records.iter().enumerate() {
-            check_target(&r.target, i, records.len())?;
-        }
-        self.locked(|ob| ob.push_locked(records, now))
-    }
-
-    fn push_locked(&mut self, records: Vec<NewRecord>, now: u64) -> Result<Pushed, Error> {
-        let total = records.len();
-        let first_seq = self.st.next_seq;
-        let mut bytes = Vec::new();
-        for (i, r) in records.into_iter().enumerate() {
-            let seq = first_seq + i as u64;
-            let json = if r.auto_id {
-                with_auto_id(&r.target, r.json, &format!("{}-{seq}", self.id), i, total)?
-            } else {
-                r.json
-            };
-            if json.len() > self.limits.max_record {
-                return Err(Error::config(format!(
-                    "record {} of {total} is {} bytes of JSON, more than the outbox's limit of \
-                     {} bytes: nothing was queued; split or shorten it",
-                    i + 1,
-                    json.len(),
-                    self.limits.max_record
-                )));
-            }
-            let e = Entry {
-                seq,
-                queued_at: now,
-                target: r.target,
-                json,
-            };
-            entry::encode_entry(&mut bytes, &e, i + 1 < total);
-        }
-        if total == 0 {
-            return Ok(Pushed {
-                count: 0,
-                first_seq,
-                queued: self.st.queued,
-            });
-        }
-        self.make_room(bytes.len() as u64, total, 0)?;
-        let at = self.st.log_len;
-        self.disk
-            .append(LOG, &bytes)
-            .and_then(|_| self.disk.fsync(LOG))
-            .map_err(|e| self.io("write to", LOG, e))?;
-        let st = &mut self.st;
-        if st.queued == 0 {
-            st.oldest_off = at;
-            st.oldest_queued_at = Some(now);
-            st.low = first_seq;
-        }
-        st.log_len += bytes.len() as u64;
-        st.next_seq += total as u64;
-        st.queued += total as u64;
-        st.queued_bytes += bytes.len() as u64;
-        Ok(Pushed {
-            count: total,
-            first_seq,
-            queued: st.queued,
-        })
-    }
-
     /// Makes sure `size` more bytes fit (compacting if that is what it takes), or refuses them
     /// whole. Dead letters count toward the limit: an org that refuses every record for good
     /// must fill the outbox and make `send` say so, not fill the flash. `releasing` is what
@@ -466,53 +403,4 @@ fn bad_frame(path: &str, at: u64) -> Error {
          outbox record (written by another program or a newer sfpair): upgrade sfpair, or move \
          the outbox directory aside"
     ))
-}
-
-fn check_target(t: &Target, i: usize, total: usize) -> Result<(), Error> {
-    let name_ok = |s: &str| !s.is_empty() && s.len() <= MAX_NAME;
-    let ok = match t {
-        Target::Upsert { object, field } => name_ok(object) && name_ok(field),
-        Target::Event { object } => name_ok(object),
-    };
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::config(format!(
-            "record {} of {total}: the sObject and external-id field names must be 1 to \
-             {MAX_NAME} bytes; nothing was queued",
-            i + 1
-        )))
-    }
-}
-
-/// `json` with `field: id` added at the front when the object lacks the field (upserts only).
-fn with_auto_id(
-    target: &Target,
-    json: String,
-    id: &str,
-    i: usize,
-    total: usize,
-) -> Result<String, Error> {
-    let Target::Upsert { field, .. } = target else {
-        return Ok(json);
-    };
-    let object: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_str(&json).map_err(|e| {
-            Error::config(format!(
-                "record {} of {total} is not a JSON object ({e}); nothing was queued",
-                i + 1
-            ))
-        })?;
-    if object.contains_key(field) {
-        return Ok(json);
-    }
-    // Spliced into the text, so the rest of the record stays exactly as it was given.
-    let key = serde_json::Value::String(field.clone()).to_string();
-    let value = serde_json::Value::String(id.into()).to_string();
-    let body = json.trim()[1..].trim_start();
-    Ok(if body.starts_with('}') {
-        format!("{{{key}:{value}}}")
-    } else {
-        format!("{{{key}:{value},{body}")
-    })
 }

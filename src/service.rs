@@ -156,9 +156,12 @@ impl Hooks for Link {
             send.event.as_deref(),
             send.auto_id,
         )?;
-        let records = input::records(&send.records, &target, send.auto_id, DEFAULT_MAX_RECORD)?;
+        // Streamed from the request line (at most MAX_SEND_LINE), one record at a time.
+        let mut line = std::io::Cursor::new(send.records.as_bytes());
+        let mut records = input::Input::new(&mut line, &target, send.auto_id, DEFAULT_MAX_RECORD)
+            .map_err(|e| Error::config(format!("cannot read the records: {e}")))?;
         let now = SystemClock::new().unix_time().as_secs();
-        let pushed = lock(outbox).push(records, now)?;
+        let pushed = lock(outbox).push_all(&mut records, now)?;
         Ok(place::receipt(&pushed))
     }
 }
@@ -206,6 +209,7 @@ pub fn run(agent: Agent, make_agent: MakeAgent, options: Options) -> Result<(), 
     };
     let worker = std::thread::Builder::new()
         .name("sfpair-supervisor".into())
+        .stack_size(crate::http::THREAD_STACK)
         .spawn(move || supervisor.supervise(woken))
         .map_err(|e| Error::config(format!("cannot start the supervisor thread: {e}")))?;
     let served = broker::serve_with(shared, &serve, link, clock);

@@ -224,6 +224,13 @@ impl Sim {
             .collect()
     }
 
+    /// The bodies of the last sObject Collections requests (at most 16), oldest first, byte
+    /// for byte as they arrived: what a test checks values against, since [`Sim::records`]
+    /// holds numbers as f64.
+    pub fn collection_bodies(&self) -> Vec<Vec<u8>> {
+        self.shared.delivery.bodies()
+    }
+
     /// Adds a field to an object while the org runs, as an admin would in Setup (the fix a
     /// dead letter waits for). `field` is one entry of a schema file's `fields`.
     pub fn add_field(&self, object: &str, field: serde_json::Value) -> Result<(), String> {

@@ -91,6 +91,9 @@ pub fn handle(shared: &Shared, request: &Request) -> Reply {
             version,
         };
         let response = dispatch(&mut ctx, version, &call);
+        if is_collections(resource) {
+            shared.delivery.keep_body(&request.body);
+        }
         // What the request committed is published now; a rolled-back write was taken
         // out of the journal with it.
         let origin = format!("com/salesforce/api/rest/{version}.0");

@@ -124,6 +124,7 @@ pub fn start(
     };
     let thread = std::thread::Builder::new()
         .name("sfpair-delivery".into())
+        .stack_size(crate::http::THREAD_STACK)
         .spawn(move || worker.serve(read, watch))
         .map_err(|e| Error::config(format!("cannot start the delivery thread: {e}")))?;
     Ok(Handle {

@@ -26,6 +26,7 @@ mod listen_fleet;
 mod listen_once;
 mod netfault;
 mod outbox;
+mod outbox_values;
 mod output;
 mod pairing;
 mod proxy;

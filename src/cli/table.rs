@@ -186,6 +186,8 @@ const OUTBOX: &[CommandName] = &[Send, Outbox, Serve, Run, Listen];
 const LISTENING: &[CommandName] = &[Listen, Run];
 /// The commands that follow the device's record.
 const DESIRED: &[CommandName] = &[Desired, Run];
+/// `--desired` itself: doctor checks the record's change event channel too.
+const DESIRED_CHECKED: &[CommandName] = &[Desired, Run, Doctor];
 
 /// Every command, in the order `sfpair --help` lists them.
 pub const COMMANDS: &[CommandSpec] = &[
@@ -953,9 +955,10 @@ pub const OPTIONS: &[OptionSpec] = &[
         env: Some("SFPAIR_LISTEN"),
         repeatable: true,
         rest: false,
-        commands: &[Run],
+        commands: &[Run, Doctor],
         help: "Receive the org's commands on this channel (Device_Command__e, /event/NAME__e), as \
-            `sfpair listen` does; repeatable (the variable: channels separated by spaces)",
+            `sfpair listen` does (doctor subscribes to it once); repeatable (the variable: \
+            channels separated by spaces)",
     },
     OptionSpec {
         opt: Opt::Match,
@@ -1072,7 +1075,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         env: Some("SFPAIR_DESIRED"),
         repeatable: false,
         rest: false,
-        commands: DESIRED,
+        commands: DESIRED_CHECKED,
         help: "The device's record by its external id (Device__c/Device_Id__c/GW-0042), whose \
             content is the desired state",
     },

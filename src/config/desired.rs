@@ -19,6 +19,9 @@ pub fn options(
     command: Option<CommandName>,
     settings: &Settings,
 ) -> Result<Option<Options>, Error> {
+    if !matches!(command, Some(CommandName::Desired | CommandName::Run)) {
+        return Ok(None);
+    }
     let Some(target) = sources.text(Opt::Desired)? else {
         if command == Some(CommandName::Desired) {
             return Err(Error::config(
@@ -53,9 +56,6 @@ pub fn options(
         }),
         fields,
         every,
-        api_version: settings
-            .api_version
-            .clone()
-            .unwrap_or_else(|| crate::delivery::DEFAULT_API_VERSION.into()),
+        api_version: settings.api_version_or_default(),
     }))
 }

@@ -14,6 +14,21 @@ use crate::error::Error;
 use crate::listen::{Options, Replay, bayeux, duty::Duty, inbox, runner};
 use crate::outbox::input::api_name;
 
+/// The channels `doctor` subscribes to once: each `--listen` channel, and the change event
+/// channel of the `--desired` record.
+pub fn checked_channels(sources: &Sources) -> Result<Vec<String>, Error> {
+    let mut channels = sources
+        .list(Opt::Listen)?
+        .iter()
+        .map(|c| bayeux::channel(c))
+        .collect::<Result<Vec<_>, _>>()?;
+    #[cfg(feature = "desired")]
+    if let Some(target) = sources.text(Opt::Desired)? {
+        channels.push(crate::desired::Target::parse(&target)?.change_channel());
+    }
+    Ok(channels)
+}
+
 /// The listener's options, or `None` when the command listens to nothing (`run` without
 /// `--listen`).
 pub fn options(
@@ -24,7 +39,8 @@ pub fn options(
 ) -> Result<Option<Options>, Error> {
     let named = match args.command {
         Some(CommandName::Listen) => args.positionals().to_vec(),
-        _ => sources.list(Opt::Listen)?,
+        Some(CommandName::Run) => sources.list(Opt::Listen)?,
+        _ => return Ok(None),
     };
     if named.is_empty() {
         if args.command == Some(CommandName::Listen) {
@@ -102,10 +118,7 @@ pub fn options(
         duty,
         inbox,
         inbox_max_bytes,
-        api_version: settings
-            .api_version
-            .clone()
-            .unwrap_or_else(|| crate::delivery::DEFAULT_API_VERSION.into()),
+        api_version: settings.api_version_or_default(),
         http: settings.http.clone(),
     }))
 }

@@ -74,6 +74,10 @@ pub fn plan(
             endpoints: settings.endpoints.clone(),
             scope: settings.scope.clone(),
             displays: settings.displays.clone(),
+            #[cfg(feature = "listen")]
+            channels: settings.checked_channels.clone(),
+            #[cfg(feature = "listen")]
+            api_version: settings.api_version_or_default(),
         }),
         #[cfg(not(feature = "doctor"))]
         Some(Cli::Doctor) => {

@@ -116,6 +116,9 @@ pub struct Settings {
     /// The desired state (`desired`, `run --desired`); `None` when the command follows none.
     #[cfg(feature = "desired")]
     pub desired: Option<crate::desired::Options>,
+    /// The channels `doctor` subscribes to once (`--listen`, and `--desired`'s change events).
+    #[cfg(feature = "listen")]
+    pub checked_channels: Vec<String>,
 }
 
 /// An https endpoint given on the command line (`--issuer`, `--device-url`, ...).
@@ -347,6 +350,8 @@ impl Settings {
             listen: None,
             #[cfg(feature = "desired")]
             desired: None,
+            #[cfg(feature = "listen")]
+            checked_channels: Vec::new(),
             #[cfg(feature = "outbox")]
             outbox,
             #[cfg(feature = "outbox")]
@@ -394,6 +399,10 @@ impl Settings {
         #[cfg(feature = "listen")]
         let settings = Settings {
             listen: super::listen::options(&sources, args, &settings, is_root)?,
+            checked_channels: match args.command {
+                Some(crate::cli::CommandName::Doctor) => super::listen::checked_channels(&sources)?,
+                _ => Vec::new(),
+            },
             ..settings
         };
         #[cfg(feature = "desired")]
@@ -402,6 +411,14 @@ impl Settings {
             ..settings
         };
         Ok(settings)
+    }
+
+    /// `--api-version`, or the version sfpair speaks when none is given.
+    #[cfg(feature = "outbox")]
+    pub fn api_version_or_default(&self) -> String {
+        self.api_version
+            .clone()
+            .unwrap_or_else(|| crate::delivery::DEFAULT_API_VERSION.into())
     }
 
     /// The flow configuration for the device flow; needs a client id.

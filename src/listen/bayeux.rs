@@ -73,6 +73,17 @@ pub enum Refusal {
 }
 
 impl Refusal {
+    /// What it means, in words for the log and `doctor`.
+    pub fn describe(&self) -> String {
+        match self {
+            Refusal::OrgLimit => "the org's concurrent streaming client limit is reached".into(),
+            Refusal::Session => "the session was refused".into(),
+            Refusal::InvalidReplay { .. } => "the replay position was refused".into(),
+            Refusal::UnknownClient => "the client was unknown".into(),
+            Refusal::Other(text) => text.clone(),
+        }
+    }
+
     /// Classifies a Bayeux `error` string (`CODE::text`).
     pub fn of(error: &str) -> Refusal {
         let (code, text) = error.split_once("::").unwrap_or(("", error));

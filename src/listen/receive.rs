@@ -230,15 +230,7 @@ impl Receiver<'_> {
     /// Waits before the next attempt, longer after each failure in a row.
     fn back_off(&mut self, failures: &mut u32, failure: Failure) {
         let why = match &failure {
-            Failure::Refused(Refusal::OrgLimit) => {
-                "the org's concurrent streaming client limit is reached".to_string()
-            }
-            Failure::Refused(Refusal::Session) => "the session was refused".to_string(),
-            Failure::Refused(Refusal::InvalidReplay { .. }) => {
-                "the replay position was refused".to_string()
-            }
-            Failure::Refused(Refusal::Other(text)) => text.clone(),
-            Failure::Refused(Refusal::UnknownClient) => "the client was unknown".to_string(),
+            Failure::Refused(refusal) => refusal.describe(),
             Failure::Transient(text) => text.clone(),
             Failure::Fatal(e) => e.message().to_string(),
         };

@@ -137,6 +137,9 @@ pub mod board;
 pub mod broker;
 #[cfg(feature = "rest")]
 pub mod call;
+#[cfg(feature = "listen")]
+#[doc(hidden)]
+pub mod child;
 #[cfg(feature = "std")]
 #[doc(hidden)]
 pub mod cli;

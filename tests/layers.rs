@@ -239,6 +239,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         "foundations",
         &[
             "access_expiry",
+            "child",
             "clock_check",
             "error",
             "files",

@@ -176,9 +176,13 @@ pub fn resume(path: &Path, program: Option<&Program>, stop: &Stop) -> Result<(),
 
 /// Runs the program with the new content on stdin and the old one's file in `SFPAIR_PREVIOUS`.
 fn run(p: &Program, path: &Path, content: &[u8], stop: &Stop) -> Option<Ran> {
+    let (previous, file) = (
+        previous(path).display().to_string(),
+        path.display().to_string(),
+    );
     let vars = [
-        ("SFPAIR_PREVIOUS", previous(path).display().to_string()),
-        ("SFPAIR_DESIRED_FILE", path.display().to_string()),
+        ("SFPAIR_PREVIOUS", &*previous),
+        ("SFPAIR_DESIRED_FILE", &*file),
     ];
     runner::run_program(p, content, &vars, stop, "the desired state's program")
 }

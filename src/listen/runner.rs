@@ -12,31 +12,33 @@
 //!
 //! A stop (SIGTERM to sfpair) ends the program the same way and reports no outcome: the event
 //! was not finished, so it runs again after the restart, with the next attempt number.
+//!
+//! The process itself (the group, the pipes, the time limit) is `child.rs`'s: this file says
+//! what the listener gives a program and what it keeps of the run.
 
-use std::ffi::OsString;
-use std::io::{Read, Write};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::ffi::OsStr;
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{RecvTimeoutError, channel};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use log::{info, warn};
 
 use super::inbox::{Pending, Status};
+use crate::child::{self, Ended, Spec};
 use crate::stop::Stop;
 
 /// Bytes of the program's standard output kept for the result.
 pub const KEEP_OUTPUT: usize = 4096;
 /// `--exec-timeout` when not given.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
-/// Between SIGTERM and SIGKILL.
-const GRACE: Duration = Duration::from_secs(1);
-/// How often a running program's end, its timeout and a stop are looked at.
-const TICK: Duration = Duration::from_millis(100);
-/// The variables of sfpair's environment a program is given (besides its own four).
-const PASSED: &[&str] = &["PATH", "HOME", "LANG", "TZ", "USER", "LOGNAME"];
+
+/// The variables of sfpair's environment a program is given (besides its own four): `PATH`,
+/// `HOME`, `LANG`, `LC_*`, `TZ`, `USER` and `LOGNAME`.
+fn passed(name: &[u8]) -> bool {
+    matches!(
+        name,
+        b"PATH" | b"HOME" | b"LANG" | b"TZ" | b"USER" | b"LOGNAME"
+    ) || name.starts_with(b"LC_")
+}
 
 /// What to run for each command.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -62,11 +64,13 @@ pub struct Ran {
 
 /// Runs `exec` for `event`, its `attempt`th run.
 pub fn run(exec: &Exec, event: &Pending, attempt: u32, stop: &Stop) -> Option<Ran> {
+    let replay_id = event.replay_id.to_string();
+    let attempt_text = attempt.to_string();
     let vars = [
-        ("SFPAIR_CHANNEL", event.channel.clone()),
-        ("SFPAIR_EVENT_UUID", event.uuid.clone()),
-        ("SFPAIR_REPLAY_ID", event.replay_id.to_string()),
-        ("SFPAIR_ATTEMPT", attempt.to_string()),
+        ("SFPAIR_CHANNEL", event.channel.as_str()),
+        ("SFPAIR_EVENT_UUID", event.uuid.as_str()),
+        ("SFPAIR_REPLAY_ID", replay_id.as_str()),
+        ("SFPAIR_ATTEMPT", attempt_text.as_str()),
     ];
     let what = format!("command {} (attempt {attempt})", event.uuid);
     run_program(exec, event.payload.as_bytes(), &vars, stop, &what)
@@ -77,79 +81,44 @@ pub fn run(exec: &Exec, event: &Pending, attempt: u32, stop: &Stop) -> Option<Ra
 pub fn run_program(
     exec: &Exec,
     input: &[u8],
-    vars: &[(&str, String)],
+    vars: &[(&str, &str)],
     stop: &Stop,
     what: &str,
 ) -> Option<Ran> {
-    let mut command = Command::new(&exec.program);
-    command
-        .args(&exec.args)
-        .env_clear()
-        .envs(passed_environment())
-        .envs(vars.iter().map(|(k, v)| (*k, v.as_str())))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .process_group(0);
-    let parent = std::process::id() as libc::pid_t;
-    // SAFETY: the closure runs in the child between fork and exec and calls only prctl(2),
-    // getppid(2) and _exit(2), which are async-signal-safe.
-    unsafe {
-        command.pre_exec(move || {
-            // The program dies with sfpair: a daemon killed -9 and started again by a
-            // supervisor that does not kill the whole group (BusyBox init, sysvinit) must
-            // not find its first attempt still running beside the second.
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
-            if libc::getppid() != parent {
-                libc::_exit(127);
-            }
-            Ok(())
-        });
-    }
-    let mut child = match command.spawn() {
-        Ok(child) => child,
+    let args: Vec<&OsStr> = exec.args.iter().map(OsStr::new).collect();
+    let spec = Spec {
+        program: exec.program.as_os_str(),
+        args: &args,
+        passes: passed,
+        vars,
+        input,
+        keep: KEEP_OUTPUT,
+        keep_stderr: false,
+        limit: exec.timeout,
+        stop: Some(stop),
+    };
+    let ran = match child::run(&spec) {
+        Ok(ran) => ran,
         Err(e) => {
-            warn!("{what}: cannot start {}: {e}", exec.program.display());
+            let output = format!("cannot start {}: {e}", exec.program.display());
+            warn!("{what}: {output}");
             return Some(Ran {
                 status: Status::Failed,
                 exit_code: None,
-                output: format!("cannot start {}: {e}", exec.program.display()),
+                output,
             });
         }
     };
-    // Feeding and draining on their own threads: a program that does not read its input, or
-    // writes a lot, must not block sfpair.
-    let input = input.to_vec();
-    if let Some(mut stdin) = child.stdin.take() {
-        thread::spawn(move || {
-            let _ = stdin.write_all(&input);
-        });
-    }
-    let (kept_tx, kept) = channel();
-    if let Some(stdout) = child.stdout.take() {
-        thread::spawn(move || {
-            let _ = kept_tx.send(keep(stdout));
-        });
-    }
-    let ended = wait(&mut child, exec.timeout, stop);
-    // A grandchild outside the process group may hold the pipe open: do not wait for it.
-    let output = kept.recv_timeout(GRACE).unwrap_or_default();
-    let ran = match ended {
+    let status = match ran.ended {
         Ended::Stopped => return None,
-        Ended::TimedOut => Ran {
-            status: Status::TimedOut,
-            exit_code: None,
-            output,
-        },
-        Ended::Exited(status) => Ran {
-            status: if status.success() {
-                Status::Done
-            } else {
-                Status::Failed
-            },
-            exit_code: status.code().or(status.signal().map(|s| 128 + s)),
-            output,
-        },
+        Ended::TimedOut => Status::TimedOut,
+        e if e.success() => Status::Done,
+        _ => Status::Failed,
+    };
+    let ran = Ran {
+        status,
+        exit_code: ran.ended.code(),
+        output: String::from_utf8_lossy(&ran.stdout).into_owned(),
     };
     info!(
         "{what}: {}{}",
@@ -159,95 +128,6 @@ pub fn run_program(
             .unwrap_or_default()
     );
     Some(ran)
-}
-
-fn passed_environment() -> Vec<(OsString, OsString)> {
-    std::env::vars_os()
-        .filter(|(k, _)| {
-            let k = k.to_string_lossy();
-            PASSED.contains(&k.as_ref()) || k.starts_with("LC_")
-        })
-        .collect()
-}
-
-/// The first [`KEEP_OUTPUT`] bytes, as text; the rest is read and dropped.
-fn keep(mut from: impl Read) -> String {
-    let mut kept = Vec::with_capacity(512);
-    let mut buf = [0u8; 1024];
-    loop {
-        match from.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                let room = KEEP_OUTPUT.saturating_sub(kept.len());
-                kept.extend_from_slice(&buf[..n.min(room)]);
-            }
-        }
-    }
-    String::from_utf8_lossy(&kept).into_owned()
-}
-
-enum Ended {
-    Exited(ExitStatus),
-    TimedOut,
-    Stopped,
-}
-
-/// Waits for the child, its timeout or a stop, whichever comes first.
-fn wait(child: &mut Child, timeout: Duration, stop: &Stop) -> Ended {
-    let started = Instant::now();
-    let pid = child.id() as libc::pid_t;
-    let (tx, rx) = channel();
-    // The child is waited for by its own handle below; this thread only watches the clock and
-    // the stop, so the wait is a plain blocking one.
-    let watcher = {
-        let stop = stop.clone();
-        thread::spawn(move || {
-            loop {
-                match rx.recv_timeout(TICK) {
-                    Ok(()) | Err(RecvTimeoutError::Disconnected) => return None,
-                    Err(RecvTimeoutError::Timeout) => {
-                        if stop.is_stopped() {
-                            end_group(pid);
-                            return Some(Ended::Stopped);
-                        }
-                        if started.elapsed() >= timeout {
-                            end_group(pid);
-                            return Some(Ended::TimedOut);
-                        }
-                    }
-                }
-            }
-        })
-    };
-    let status = child.wait();
-    let _ = tx.send(());
-    match watcher.join().ok().flatten() {
-        Some(cut) => cut,
-        None => match status {
-            Ok(status) => Ended::Exited(status),
-            Err(_) => Ended::Stopped,
-        },
-    }
-}
-
-/// SIGTERM to the program's process group, then SIGKILL after [`GRACE`].
-fn end_group(pid: libc::pid_t) {
-    // SAFETY: kill(2) on the process group our child leads (it was started with its own).
-    unsafe {
-        libc::kill(-pid, libc::SIGTERM);
-    }
-    let until = Instant::now() + GRACE;
-    while Instant::now() < until {
-        // SAFETY: signal 0 only asks whether the group still has a member.
-        if unsafe { libc::kill(-pid, 0) } != 0 {
-            return;
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-    // SAFETY: as above.
-    unsafe {
-        libc::kill(-pid, libc::SIGKILL);
-    }
 }
 
 #[cfg(test)]
@@ -319,8 +199,8 @@ mod tests {
         let exec = sh("sleep 600", Duration::from_secs(600));
         let stopper = {
             let stop = stop.clone();
-            thread::spawn(move || {
-                thread::sleep(Duration::from_millis(200));
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(200));
                 stop.stop();
             })
         };

@@ -169,6 +169,8 @@ pub mod headless;
 pub mod health;
 #[cfg(feature = "std")]
 pub mod http;
+#[doc(hidden)]
+pub mod json;
 #[cfg(any(feature = "jwt-bearer", feature = "asset-token"))]
 #[doc(hidden)]
 pub mod jwt;

@@ -243,6 +243,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "clock_check",
             "error",
             "files",
+            "json",
             "jwt",
             "logging",
             "process",

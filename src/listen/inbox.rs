@@ -31,10 +31,10 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use log::warn;
-use serde::{Deserialize, Serialize};
 
 use super::bayeux::Delivered;
 use crate::error::Error;
+use crate::json;
 use crate::outbox::disk::{Disk, RealDisk};
 use crate::store::frame::{self, FrameError, HEADER_LEN};
 
@@ -58,8 +58,7 @@ pub const DEFAULT_MAX_BYTES: u64 = 4 * 1024 * 1024;
 const COMPACT_AT: u64 = 64 * 1024;
 
 /// How a run ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {
     /// The program exited 0 (or, without a program, the event was printed).
     Done,
@@ -81,11 +80,24 @@ impl Status {
             Status::Expired => "expired",
         }
     }
+
+    /// The status [`Status::name`] gives.
+    pub fn from_name(name: &str) -> Option<Status> {
+        [
+            Status::Done,
+            Status::Failed,
+            Status::TimedOut,
+            Status::Expired,
+        ]
+        .into_iter()
+        .find(|s| s.name() == name)
+    }
 }
 
-/// One frame of the log.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "t", rename_all = "snake_case")]
+/// One frame of the log: a JSON object whose `t` names the kind (`accept`, `position`,
+/// `start`, `done`, `sent`) and whose other keys are the fields below ([`Entry::encode`],
+/// [`Entry::decode`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Entry {
     /// An event to act on.
     Accept {
@@ -130,6 +142,66 @@ pub enum Entry {
         /// The event's identity.
         u: String,
     },
+}
+
+impl Entry {
+    /// The frame's payload: `{"t":"accept","ch":…,"id":…,"u":…,"p":…,"at":…}` and so on,
+    /// fields in the order declared, absent options as `null`.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = json::Writer::new();
+        match self {
+            Entry::Accept { ch, id, u, p, at } => w
+                .string("t", "accept")
+                .string("ch", ch)
+                .number("id", id)
+                .string("u", u)
+                .string("p", p)
+                .number("at", at),
+            Entry::Position { ch, id } => {
+                w.string("t", "position").string("ch", ch).number("id", id)
+            }
+            Entry::Start { u } => w.string("t", "start").string("u", u),
+            Entry::Done { u, s, x, o, at } => {
+                w.string("t", "done").string("u", u).string("s", s.name());
+                match x {
+                    Some(x) => w.number("x", x),
+                    None => w.raw("x", "null"),
+                };
+                w.opt_string("o", o.as_deref()).number("at", at)
+            }
+            Entry::Sent { u } => w.string("t", "sent").string("u", u),
+        };
+        w.end().into_bytes()
+    }
+
+    /// Reads a frame's payload; `None` when it is not an entry this version knows.
+    pub fn decode(payload: &[u8]) -> Option<Entry> {
+        let o = json::Object::parse(core::str::from_utf8(payload).ok()?).ok()?;
+        let s = |k| o.string(k);
+        Some(match o.string("t")?.as_str() {
+            "accept" => Entry::Accept {
+                ch: s("ch")?,
+                id: o.int("id")?,
+                u: s("u")?,
+                p: s("p")?,
+                at: o.uint("at")?,
+            },
+            "position" => Entry::Position {
+                ch: s("ch")?,
+                id: o.int("id")?,
+            },
+            "start" => Entry::Start { u: s("u")? },
+            "done" => Entry::Done {
+                u: s("u")?,
+                s: Status::from_name(&s("s")?)?,
+                x: o.int("x").and_then(|x| i32::try_from(x).ok()),
+                o: s("o"),
+                at: o.uint("at")?,
+            },
+            "sent" => Entry::Sent { u: s("u")? },
+            _ => return None,
+        })
+    }
 }
 
 /// An event to run.
@@ -280,11 +352,10 @@ impl Inbox {
             match frame::decode(&bytes[at..], MAGIC, MAX_ENTRY, VERSION) {
                 Ok(h) => {
                     let payload = &bytes[at + HEADER_LEN..at + HEADER_LEN + h.len];
-                    let entry: Entry = serde_json::from_slice(payload).map_err(|e| {
+                    let entry = Entry::decode(payload).ok_or_else(|| {
                         Error::storage(format!(
-                            "the inbox log in {} has an entry sfpair cannot read at byte {at} \
-                             ({e}); it is kept as it is: move the directory aside to start a \
-                             new inbox",
+                            "the inbox log in {} has an entry sfpair cannot read at byte {at}; \
+                             it is kept as it is: move the directory aside to start a new inbox",
                             self.dir.display()
                         ))
                     })?;
@@ -389,7 +460,7 @@ impl Inbox {
     fn append(&mut self, entries: &[Entry]) -> Result<(), Error> {
         let mut bytes = Vec::new();
         for e in entries {
-            let payload = serde_json::to_vec(e).map_err(|e| storage(&self.dir, "encode", e))?;
+            let payload = e.encode();
             if payload.len() > MAX_ENTRY {
                 return Err(Error::storage(format!(
                     "an inbox entry of {} bytes is over the limit of {MAX_ENTRY}",
@@ -468,10 +539,7 @@ impl Inbox {
         if entries.is_empty() {
             return Ok(accepted);
         }
-        let size: u64 = entries
-            .iter()
-            .map(|e| serde_json::to_vec(e).map_or(0, |v| v.len()) as u64 + 20)
-            .sum();
+        let size: u64 = entries.iter().map(|e| e.encode().len() as u64 + 20).sum();
         if self.log_len + size > self.max_bytes {
             self.compact(received_at)?;
             if self.log_len + size > self.max_bytes {
@@ -616,7 +684,7 @@ impl Inbox {
     fn live_size(&self, now: u64) -> u64 {
         self.live_entries(now)
             .iter()
-            .map(|e| serde_json::to_vec(e).map_or(0, |v| v.len()) as u64 + 20)
+            .map(|e| e.encode().len() as u64 + 20)
             .sum()
     }
 
@@ -626,8 +694,7 @@ impl Inbox {
         let entries = self.live_entries(now);
         let mut bytes = Vec::new();
         for e in &entries {
-            let payload = serde_json::to_vec(e).map_err(|e| storage(&self.dir, "encode", e))?;
-            frame::encode(&mut bytes, MAGIC, VERSION, 0, 0, &payload);
+            frame::encode(&mut bytes, MAGIC, VERSION, 0, 0, &e.encode());
         }
         let write = |disk: &mut Box<dyn Disk>| -> io::Result<()> {
             disk.remove(LOG_NEW)?;

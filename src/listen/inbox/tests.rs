@@ -230,3 +230,74 @@ fn a_power_cut_at_every_write_loses_nothing_received_and_reruns_nothing_finished
     assert!(cases > 300, "{cases}");
     assert_eq!(steps.last().unwrap().finished.len(), 19);
 }
+
+#[test]
+fn entries_keep_the_log_format_of_the_first_release_and_read_back() {
+    // The text serde wrote for each kind before the codec was hand-written: logs written then
+    // must read the same now, and new ones are byte for byte what they were.
+    let cases = [
+        (
+            Entry::Accept {
+                ch: "/event/Device_Command__e".into(),
+                id: -2,
+                u: "u\"1".into(),
+                p: r#"{"Value__c":1.10}"#.into(),
+                at: 1_765_000_000,
+            },
+            r#"{"t":"accept","ch":"/event/Device_Command__e","id":-2,"u":"u\"1","p":"{\"Value__c\":1.10}","at":1765000000}"#,
+        ),
+        (
+            Entry::Position {
+                ch: "/event/X__e".into(),
+                id: 17,
+            },
+            r#"{"t":"position","ch":"/event/X__e","id":17}"#,
+        ),
+        (Entry::Start { u: "u1".into() }, r#"{"t":"start","u":"u1"}"#),
+        (
+            Entry::Done {
+                u: "u1".into(),
+                s: Status::TimedOut,
+                x: None,
+                o: None,
+                at: 5,
+            },
+            r#"{"t":"done","u":"u1","s":"timed_out","x":null,"o":null,"at":5}"#,
+        ),
+        (
+            Entry::Done {
+                u: "u2".into(),
+                s: Status::Failed,
+                x: Some(-3),
+                o: Some("line\n".into()),
+                at: 6,
+            },
+            r#"{"t":"done","u":"u2","s":"failed","x":-3,"o":"line\n","at":6}"#,
+        ),
+        (Entry::Sent { u: "u1".into() }, r#"{"t":"sent","u":"u1"}"#),
+    ];
+    for (entry, text) in cases {
+        assert_eq!(String::from_utf8(entry.encode()).unwrap(), text);
+        assert_eq!(Entry::decode(text.as_bytes()), Some(entry));
+    }
+    // Written by another program, in another order and spacing: the same entry.
+    let reordered = br#"{ "at": 6, "o": null, "u": "u3", "s": "expired", "t": "done" }"#;
+    assert!(matches!(
+        Entry::decode(reordered),
+        Some(Entry::Done {
+            s: Status::Expired,
+            x: None,
+            ..
+        })
+    ));
+    for unknown in [
+        &br#"{"t":"later","u":"u1"}"#[..],
+        br#"{"t":"start"}"#,
+        br#"{"t":"done","u":"u1","s":"maybe","at":1}"#,
+        br#"{"t":"position","ch":"/event/X__e","id":"17"}"#,
+        b"not json",
+        b"\xff",
+    ] {
+        assert_eq!(Entry::decode(unknown), None, "{unknown:?}");
+    }
+}

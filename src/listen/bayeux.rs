@@ -19,10 +19,10 @@ use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
-use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::error::Error;
+use crate::json::{self, Object};
 
 /// Replay from the newest event on: only what is published after the subscription.
 pub const NEW_ONLY: i64 = -1;
@@ -154,112 +154,52 @@ impl Parsed {
     }
 }
 
-#[derive(Deserialize)]
-struct RawMessage<'a> {
-    #[serde(borrow)]
-    channel: Option<&'a str>,
-    successful: Option<bool>,
-    #[serde(rename = "clientId")]
-    client_id: Option<String>,
-    subscription: Option<String>,
-    error: Option<String>,
-    advice: Option<RawAdvice>,
-    #[serde(borrow)]
-    data: Option<&'a RawValue>,
-    ext: Option<RawExt>,
-}
-
-#[derive(Deserialize)]
-struct RawExt {
-    sfdc: Option<RawSfdc>,
-}
-
-/// Salesforce puts the real reason of a refused handshake here (`403::Handshake denied` in
-/// `error`, `403::Organization concurrent user limit exceeded` or `401::Authentication invalid`
-/// in `ext.sfdc.failureReason`).
-#[derive(Deserialize)]
-struct RawSfdc {
-    #[serde(rename = "failureReason")]
-    failure_reason: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct RawAdvice {
-    reconnect: Option<String>,
-    timeout: Option<u64>,
-    interval: Option<u64>,
-}
-
-#[derive(Deserialize)]
-struct RawData<'a> {
-    #[serde(borrow)]
-    payload: Option<&'a RawValue>,
-    event: Option<RawEvent>,
-}
-
-#[derive(Deserialize)]
-struct RawEvent {
-    #[serde(rename = "replayId")]
-    replay_id: Option<i64>,
-    #[serde(rename = "EventUuid")]
-    event_uuid: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct ChangeHeaderOnly {
-    #[serde(rename = "ChangeEventHeader")]
-    header: Option<ChangeHeader>,
-}
-
-#[derive(Deserialize)]
-struct ChangeHeader {
-    #[serde(rename = "transactionKey")]
-    transaction_key: Option<String>,
-    #[serde(rename = "sequenceNumber")]
-    sequence_number: Option<u64>,
-}
-
 /// Reads a reply body. A body that is not a JSON array of messages is a server error.
 pub fn parse(body: &[u8]) -> Result<Parsed, Error> {
-    let messages: Vec<RawMessage> = serde_json::from_slice(body).map_err(|e| {
-        Error::server(format!(
-            "the Streaming API answered something that is not Bayeux JSON ({e})"
-        ))
-    })?;
+    let messages = core::str::from_utf8(body)
+        .map_err(|e| e.to_string())
+        .and_then(|text| Object::parse_array(text).map_err(|e| e.to_string()))
+        .map_err(|e| {
+            Error::server(format!(
+                "the Streaming API answered something that is not Bayeux JSON ({e})"
+            ))
+        })?;
     let mut parsed = Parsed::default();
     for m in messages {
-        let channel = m.channel.unwrap_or_default();
+        let channel = m.string("channel").unwrap_or_default();
         if channel.starts_with("/meta/") {
+            // Salesforce puts the real reason of a refused handshake in ext.sfdc.failureReason
+            // (`403::Handshake denied` in `error`, `403::Organization concurrent user limit
+            // exceeded` or `401::Authentication invalid` there).
+            let reason = m
+                .object("ext")
+                .and_then(|e| e.object("sfdc"))
+                .and_then(|s| s.string("failureReason"))
+                .or_else(|| m.string("error"));
             parsed.meta.push(MetaReply {
-                channel: channel.to_string(),
-                successful: m.successful.unwrap_or(false),
-                client_id: m.client_id,
-                subscription: m.subscription,
-                refusal: m
-                    .ext
-                    .and_then(|e| e.sfdc)
-                    .and_then(|s| s.failure_reason)
-                    .or(m.error)
-                    .as_deref()
-                    .map(Refusal::of),
-                advice: m.advice.map(advice).unwrap_or_default(),
+                successful: m.bool("successful").unwrap_or(false),
+                client_id: m.string("clientId"),
+                subscription: m.string("subscription"),
+                refusal: reason.as_deref().map(Refusal::of),
+                advice: m.object("advice").map(|a| advice(&a)).unwrap_or_default(),
+                channel,
             });
-        } else if let Some(data) = m.data {
-            parsed.events.push(event(channel, data)?);
+        } else if let Some(data) = m.raw("data") {
+            parsed.events.push(event(&channel, data)?);
         }
     }
     Ok(parsed)
 }
 
-fn advice(raw: RawAdvice) -> Advice {
+fn advice(raw: &Object) -> Advice {
     Advice {
-        reconnect: raw.reconnect.as_deref().map(|r| match r {
+        reconnect: raw.string("reconnect").map(|r| match r.as_str() {
             "handshake" => Reconnect::Handshake,
             "none" => Reconnect::None,
             _ => Reconnect::Retry,
         }),
-        timeout_ms: raw.timeout,
-        interval_ms: raw.interval,
+        timeout_ms: raw.uint("timeout"),
+        interval_ms: raw.uint("interval"),
     }
 }
 
@@ -270,19 +210,19 @@ fn event(channel: &str, data: &RawValue) -> Result<Delivered, Error> {
             crate::text::server_text(channel)
         ))
     };
-    let data: RawData = serde_json::from_str(data.get()).map_err(|_| bad("data object"))?;
-    let payload = data.payload.ok_or_else(|| bad("payload"))?;
-    let event = data.event.ok_or_else(|| bad("event header"))?;
-    let replay_id = event.replay_id.ok_or_else(|| bad("replayId"))?;
-    let uuid = event.event_uuid.or_else(|| {
+    let data = Object::parse(data.get()).map_err(|_| bad("data object"))?;
+    let payload = data.raw("payload").ok_or_else(|| bad("payload"))?;
+    let event = data.object("event").ok_or_else(|| bad("event header"))?;
+    let replay_id = event.int("replayId").ok_or_else(|| bad("replayId"))?;
+    let uuid = event.string("EventUuid").or_else(|| {
         // Change events: the transaction and the change's place in it identify one.
-        let header = serde_json::from_str::<ChangeHeaderOnly>(payload.get())
+        let header = Object::parse(payload.get())
             .ok()?
-            .header?;
+            .object("ChangeEventHeader")?;
         Some(format!(
             "{}:{}",
-            header.transaction_key?,
-            header.sequence_number.unwrap_or(0)
+            header.string("transactionKey")?,
+            header.uint("sequenceNumber").unwrap_or(0)
         ))
     });
     Ok(Delivered {
@@ -342,7 +282,9 @@ pub fn disconnect(ids: &mut Ids, client_id: &str) -> String {
 }
 
 fn json_string(s: &str) -> String {
-    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_string())
+    let mut quoted = String::new();
+    json::quote(&mut quoted, s);
+    quoted
 }
 
 /// The channel as Salesforce writes it: a bare `Device_Command__e` is the platform event's

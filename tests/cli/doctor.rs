@@ -135,6 +135,25 @@ fn a_certificate_from_another_ca_fails_tls_and_names_its_issuer() {
 }
 
 #[test]
+fn a_certificate_for_another_host_or_out_of_date_fails_tls_and_says_which() {
+    // The doctor verifies with rustls's steps called one by one (doctor/net.rs): each one
+    // must still refuse.
+    for (cert, needle) in [
+        (sfpair_sim::CertMode::WrongHost, "belongs to another host"),
+        (sfpair_sim::CertMode::Expired, "clock is wrong"),
+    ] {
+        let env = Env::start(Config { cert, ..fast() });
+        let out = env.run(&["doctor", "--json"]);
+        assert_eq!(out.code(), 1, "{out:?}");
+        let all = checks(&out);
+        let (level, tls) = status(&all, "tls");
+        assert_eq!(level, "failed", "{tls}");
+        assert!(tls.contains(needle), "{tls}");
+        assert!(tls.contains("issued by CN=sfpair-sim test CA"), "{tls}");
+    }
+}
+
+#[test]
 fn a_dead_port_fails_tcp_and_skips_what_needs_a_connection() {
     let env = Env::start(fast());
     let port = {

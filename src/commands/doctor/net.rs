@@ -11,9 +11,11 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::{verify_server_cert_signed_by_trust_anchor, verify_server_name};
+use rustls::crypto::{WebPkiSupportedAlgorithms, verify_tls12_signature, verify_tls13_signature};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::server::ParsedCertificate;
 use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 
 use super::x509;
@@ -195,10 +197,14 @@ impl TlsFinding {
     }
 }
 
-/// Records the chain, then lets webpki verify it.
+/// Records the chain, then verifies it as rustls's own verifier does (`WebPkiServerVerifier`,
+/// which the agent's connections use through ureq): the chain to a root, the name, the
+/// handshake signatures. Its steps are called directly because building that verifier here
+/// would link rustls's CRL parsing, which no part of sfpair uses (about 9.5 KB on armv7).
 #[derive(Debug)]
 struct Recording {
-    inner: Arc<WebPkiServerVerifier>,
+    roots: RootCertStore,
+    algorithms: WebPkiSupportedAlgorithms,
     seen: Arc<Mutex<Vec<Vec<u8>>>>,
 }
 
@@ -216,8 +222,17 @@ impl ServerCertVerifier for Recording {
             seen.push(end_entity.to_vec());
             seen.extend(intermediates.iter().map(|c| c.to_vec()));
         }
-        self.inner
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        let _ = ocsp_response; // not checked, as by rustls's verifier without CRLs
+        let cert = ParsedCertificate::try_from(end_entity)?;
+        verify_server_cert_signed_by_trust_anchor(
+            &cert,
+            &self.roots,
+            intermediates,
+            now,
+            self.algorithms.all,
+        )?;
+        verify_server_name(&cert, server_name)?;
+        Ok(ServerCertVerified::assertion())
     }
 
     fn verify_tls12_signature(
@@ -226,7 +241,7 @@ impl ServerCertVerifier for Recording {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
+        verify_tls12_signature(message, cert, dss, &self.algorithms)
     }
 
     fn verify_tls13_signature(
@@ -235,11 +250,11 @@ impl ServerCertVerifier for Recording {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
+        verify_tls13_signature(message, cert, dss, &self.algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
+        self.algorithms.supported_schemes()
     }
 }
 
@@ -269,11 +284,12 @@ fn handshake_inner(
 ) -> Result<String, String> {
     // The agent's own provider: the same suites, without ring's private-key loader (http.rs).
     let provider = Arc::new(crate::http::crypto_provider());
-    let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-        .build()
-        .map_err(|e| format!("cannot build the verifier: {e}"))?;
+    if roots.is_empty() {
+        return Err("cannot build the verifier: no root trust anchors were provided".into());
+    }
     let verifier = Recording {
-        inner,
+        roots,
+        algorithms: provider.signature_verification_algorithms,
         seen: seen.clone(),
     };
     let config = rustls::ClientConfig::builder_with_provider(provider)

@@ -16,6 +16,14 @@
 //! A pairing runs on an agent of its own, so broker clients keep being answered meanwhile; the
 //! new record replaces the old one only once it is stored (the old one survives a failed
 //! re-pair). Nothing here prints a token; STATUS lines carry codes, ids and ages only.
+//!
+//! Stopping (SIGTERM, SIGINT; docs/run.md, "Stopping"): one [`Stop`] for the whole run, set
+//! as soon as the broker stops accepting. Every wait ends on it: the pairing's countdown,
+//! polls and retries, the keepalive's backoff, the delivery thread's waits, an agent's retry
+//! backoff. The run then gives its threads [`GRACE`] to finish and does not wait for a pairing
+//! poll or a delivery request still in flight (neither loses anything: a poll's grant is
+//! simply not used, and a delivery is sent again by external id); only a refresh already sent
+//! is waited for, as its reply may hold a rotated refresh token that must be stored.
 
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::sync::{Arc, Mutex};
@@ -36,6 +44,7 @@ use crate::present::Presenter;
 use crate::present::select;
 use crate::present::spec::Display;
 use crate::refusal;
+use crate::stop::Stop;
 use crate::time::{Clock, Instant, SystemClock};
 
 #[cfg(feature = "outbox")]
@@ -104,6 +113,8 @@ enum Notice {
 struct Link {
     status: Arc<Mutex<RunStatus>>,
     wake: Mutex<Sender<Notice>>,
+    /// Set when the broker stops accepting.
+    stop: Stop,
     can_pair: bool,
     repair: Repair,
     /// A handle of its own on the outbox, for the broker's `send`.
@@ -114,6 +125,11 @@ struct Link {
 impl Hooks for Link {
     fn serving(&self) {
         let _ = lock(&self.wake).send(Notice::Serving);
+    }
+
+    fn stopping(&self) {
+        self.stop.stop();
+        let _ = lock(&self.wake).send(Notice::Stop);
     }
 
     fn health(&self, agent: &mut Agent) -> serde_json::Value {
@@ -163,9 +179,19 @@ impl Hooks for Link {
     }
 }
 
+/// How long a stopping run waits for its supervisor and delivery threads once every wait has
+/// been told to end: enough for a store write or an outbox step under way, well inside the 2 s
+/// a stop may take (docs/run.md, "Stopping").
+pub const GRACE: Duration = Duration::from_millis(1000);
+
 /// Serves until SIGTERM or SIGINT, keeping the pairing alive. `agent` serves the broker;
 /// `make_agent` builds the one a pairing runs on.
-pub fn run(agent: Agent, make_agent: MakeAgent, options: Options) -> Result<(), Error> {
+pub fn run(mut agent: Agent, make_agent: MakeAgent, options: Options) -> Result<(), Error> {
+    // Before any thread starts: a SIGTERM from now on stops the run, the threads included.
+    broker::signals::install()
+        .map_err(|e| Error::config(format!("cannot install signal handlers: {e}")))?;
+    let stop = Stop::new();
+    agent.set_stop(stop.clone());
     let clock: broker::SharedClock = Arc::new(SystemClock::new());
     let shared = Shared::new(agent, Arc::clone(&clock));
     let status = Arc::new(Mutex::new(RunStatus {
@@ -174,11 +200,22 @@ pub fn run(agent: Agent, make_agent: MakeAgent, options: Options) -> Result<(), 
         outbox: None,
     }));
     let (wake, woken) = channel();
+    // Each thread holds a sender until it ends: all gone means all ended.
+    let (running, ended) = channel::<()>();
     #[cfg(feature = "outbox")]
-    let delivery = start_delivery(&options, &shared, &make_agent, &status, &wake);
+    let delivery = start_delivery(
+        &options,
+        &shared,
+        &make_agent,
+        &status,
+        &wake,
+        &stop,
+        &running,
+    );
     let link = Arc::new(Link {
         status: Arc::clone(&status),
         wake: Mutex::new(wake.clone()),
+        stop: stop.clone(),
         can_pair: options.pair.is_some(),
         repair: options.repair,
         #[cfg(feature = "outbox")]
@@ -201,21 +238,39 @@ pub fn run(agent: Agent, make_agent: MakeAgent, options: Options) -> Result<(), 
         keepalive_due: None,
         failures: 0,
         last_ping: None,
+        stop: stop.clone(),
         #[cfg(feature = "outbox")]
         poker: delivery.as_ref().map(|d| d.poker()),
     };
-    let worker = std::thread::Builder::new()
+    let supervising = running.clone();
+    std::thread::Builder::new()
         .name("sfpair-supervisor".into())
-        .spawn(move || supervisor.supervise(woken))
+        .spawn(move || {
+            let _running = supervising;
+            supervisor.supervise(woken)
+        })
         .map_err(|e| Error::config(format!("cannot start the supervisor thread: {e}")))?;
-    let served = broker::serve_with(shared, &serve, link, clock);
+    drop(running);
+    let served = broker::serve_with(Arc::clone(&shared), &serve, link, clock);
+    // Also when the broker could not start: nothing may go on pairing without it.
+    stop.stop();
     let _ = wake.send(Notice::Stop);
-    let _ = worker.join();
-    #[cfg(feature = "outbox")]
-    if let Some(d) = delivery {
-        d.stop();
-    }
+    finish(&ended, &shared);
     served
+}
+
+/// Waits [`GRACE`] for the threads, then for a refresh in flight: every refresh of the run goes
+/// through the shared agent under its lock, so taking the lock waits for exactly that one
+/// request (a single attempt: the stop ends its retries), whose reply may hold a rotated refresh
+/// token that must be stored. Nothing else is waited for.
+fn finish(ended: &Receiver<()>, shared: &Arc<Mutex<Shared>>) {
+    if let Err(RecvTimeoutError::Timeout) = ended.recv_timeout(GRACE) {
+        info!(
+            "stopping without waiting for the request in flight (a pairing's poll or a \
+             delivery: nothing is lost, a delivery is sent again by external id)"
+        );
+    }
+    drop(lock(shared));
 }
 
 /// The delivery thread, when `run` has an outbox; a run without one (no place for it, or it
@@ -227,6 +282,8 @@ fn start_delivery(
     make_agent: &MakeAgent,
     status: &Arc<Mutex<RunStatus>>,
     wake: &Sender<Notice>,
+    stop: &Stop,
+    running: &Sender<()>,
 ) -> Option<delivery_thread::Handle> {
     let run = options.outbox.as_ref()?;
     // A refresh refused during delivery is news for the supervisor, as in a broker request.
@@ -242,6 +299,8 @@ fn start_delivery(
             make_agent()?,
             Arc::clone(status),
             died,
+            stop.clone(),
+            running.clone(),
         )
     });
     match started {
@@ -268,6 +327,8 @@ struct Supervisor {
     /// Keepalive refreshes that failed in a row without killing the pairing (network).
     failures: u32,
     last_ping: Option<Instant>,
+    /// The run's stop: a pairing's waits end on it.
+    stop: Stop,
     /// Wakes the delivery thread once a pairing is stored.
     #[cfg(feature = "outbox")]
     poker: Option<delivery_thread::Poker>,
@@ -472,6 +533,7 @@ impl Supervisor {
                 return;
             }
         };
+        agent.set_stop(self.stop.clone());
         for p in self.presenters.drain(..) {
             agent.add_presenter(p);
         }
@@ -503,7 +565,11 @@ impl Supervisor {
                 self.schedule_keepalive();
             }
             Err(e) => {
-                warn!("the pairing did not complete: {e}");
+                if e.kind() == crate::error::ErrorKind::Stopped {
+                    info!("the pairing did not complete: {e}");
+                } else {
+                    warn!("the pairing did not complete: {e}");
+                }
                 let back = match before {
                     State::Pairing { .. } => State::NotPaired,
                     other => other,

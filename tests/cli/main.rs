@@ -29,6 +29,7 @@ mod proxy;
 mod run;
 mod signature;
 mod status;
+mod stop;
 #[path = "../support/terminal_qr.rs"]
 mod terminal_qr;
 mod tokens;

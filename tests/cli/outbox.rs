@@ -14,15 +14,15 @@ use serde_json::{Value, json};
 
 use crate::harness::{Env, Output, RUN_LIMIT, Running, fast};
 
-const OBJECT: &str = "Device_Reading__c";
-const KEY: &str = "Reading_Key__c";
+pub(crate) const OBJECT: &str = "Device_Reading__c";
+pub(crate) const KEY: &str = "Reading_Key__c";
 
-fn outbox_dir(env: &Env) -> PathBuf {
+pub(crate) fn outbox_dir(env: &Env) -> PathBuf {
     env.scratch.0.join("state/outbox")
 }
 
 /// `count` readings `{prefix}-{i}` with a value each, as JSON lines.
-fn readings(prefix: &str, count: usize) -> (String, BTreeMap<String, f64>) {
+pub(crate) fn readings(prefix: &str, count: usize) -> (String, BTreeMap<String, f64>) {
     let mut lines = String::new();
     let mut sent = BTreeMap::new();
     for i in 0..count {
@@ -36,7 +36,7 @@ fn readings(prefix: &str, count: usize) -> (String, BTreeMap<String, f64>) {
 }
 
 /// `sfpair send Device_Reading__c --external-id Reading_Key__c --data @file` with `lines`.
-fn send(env: &Env, name: &str, lines: &str, extra: &[&str]) -> Output {
+pub(crate) fn send(env: &Env, name: &str, lines: &str, extra: &[&str]) -> Output {
     let file = env.scratch.0.join(format!("{name}.jsonl"));
     std::fs::write(&file, lines).unwrap();
     let data = format!("@{}", file.display());
@@ -46,7 +46,7 @@ fn send(env: &Env, name: &str, lines: &str, extra: &[&str]) -> Output {
 }
 
 /// The simulator's rows of `OBJECT` by external id, failing on a duplicate key.
-fn rows(env: &Env) -> BTreeMap<String, f64> {
+pub(crate) fn rows(env: &Env) -> BTreeMap<String, f64> {
     let mut by_key = BTreeMap::new();
     for row in env.sim().records(OBJECT) {
         let key = row[KEY]
@@ -64,7 +64,7 @@ fn rows(env: &Env) -> BTreeMap<String, f64> {
 
 /// `stored == sent`, reporting only what differs (the maps are large).
 #[track_caller]
-fn assert_delivered(stored: &BTreeMap<String, f64>, sent: &BTreeMap<String, f64>) {
+pub(crate) fn assert_delivered(stored: &BTreeMap<String, f64>, sent: &BTreeMap<String, f64>) {
     let missing: Vec<_> = sent
         .keys()
         .filter(|k| !stored.contains_key(*k))
@@ -488,7 +488,7 @@ fn run_delivers_soon_after_a_send_and_health_shows_the_queue() {
 }
 
 /// `sfpair run --socket … extra…`, once its socket is there; the socket's path as an argument.
-fn start_run(env: &Env, extra: &[&str]) -> (Running, String) {
+pub(crate) fn start_run(env: &Env, extra: &[&str]) -> (Running, String) {
     let socket = env.scratch.0.join("agent.sock");
     let socket_arg = socket.display().to_string();
     let mut args = vec!["run", "--socket", &socket_arg];

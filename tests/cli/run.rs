@@ -14,10 +14,10 @@ use sfpair_sim::Config;
 
 use crate::harness::{Env, Running, fast, stored_record};
 
-const LIMIT: Duration = Duration::from_secs(30);
+pub(crate) const LIMIT: Duration = Duration::from_secs(30);
 
 /// One request line to the broker and its answer.
-fn ask(socket: &Path, line: &str) -> Value {
+pub(crate) fn ask(socket: &Path, line: &str) -> Value {
     let mut stream = UnixStream::connect(socket).unwrap();
     stream.set_read_timeout(Some(LIMIT)).unwrap();
     stream.write_all(line.as_bytes()).unwrap();
@@ -27,7 +27,7 @@ fn ask(socket: &Path, line: &str) -> Value {
     serde_json::from_str(&answer).unwrap_or_else(|e| panic!("{answer:?}: {e}"))
 }
 
-fn wait_for_socket(socket: &Path) {
+pub(crate) fn wait_for_socket(socket: &Path) {
     let deadline = Instant::now() + LIMIT;
     while UnixStream::connect(socket).is_err() {
         assert!(
@@ -40,7 +40,7 @@ fn wait_for_socket(socket: &Path) {
 }
 
 /// Polls health until its state is `state` (bounded), and returns it.
-fn health_until(socket: &Path, state: &str) -> Value {
+pub(crate) fn health_until(socket: &Path, state: &str) -> Value {
     let deadline = Instant::now() + LIMIT;
     loop {
         let health = ask(socket, r#"{"get":"health"}"#);
@@ -56,7 +56,7 @@ fn health_until(socket: &Path, state: &str) -> Value {
 }
 
 /// `sfpair run --socket … --json` with `extra`.
-fn start(env: &Env, extra: &[&str]) -> (Running, PathBuf) {
+pub(crate) fn start(env: &Env, extra: &[&str]) -> (Running, PathBuf) {
     let socket = env.scratch.0.join("run.sock");
     let mut args = vec!["run", "--socket", socket.to_str().unwrap(), "--json"];
     args.extend_from_slice(extra);

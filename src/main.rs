@@ -95,6 +95,7 @@ fn run(args: &Args) -> Result<u8, Error> {
     }
     // SAFETY: geteuid has no preconditions and cannot fail.
     let is_root = unsafe { libc::geteuid() } == 0;
-    let plan = config::plan(args, &|k| std::env::var(k).ok(), is_root)?;
+    let env = |k: &str| std::env::var(k).ok();
+    let plan = config::plan(args, &env, is_root, &commands::stored_pairing)?;
     plan.run(&mut out)
 }

@@ -31,11 +31,10 @@ use std::time::Duration;
 
 use log::{error, info, warn};
 
-use crate::agent::Agent;
+use crate::agent::{Agent, Pairing};
 use crate::broker::{self, ServeOptions, Shared, hooks::Hooks, lock};
 use crate::error::Error;
 use crate::event::Event;
-use crate::flow::FlowConfig;
 use crate::flow::backoff::Jitter;
 use crate::health::{self, RunStatus, State};
 use crate::keepalive;
@@ -84,7 +83,7 @@ impl Repair {
 #[derive(Clone, Debug)]
 pub struct Options {
     /// How to pair (`run`); `None` for `serve`, which never pairs.
-    pub pair: Option<FlowConfig>,
+    pub pair: Option<Pairing>,
     pub displays: Vec<Display>,
     pub json: bool,
     /// Refresh at least this often; `None`: only when asked.
@@ -520,7 +519,7 @@ impl Supervisor {
     /// A pairing on an agent of its own, with the displays lent to it. The broker goes on
     /// answering from the old pairing (or `not_paired`) until the new one is stored.
     fn pair(&mut self) {
-        let Some(flow) = self.options.pair.clone() else {
+        let Some(how) = self.options.pair.clone() else {
             return;
         };
         let before = lock(&self.status).state.clone();
@@ -545,7 +544,7 @@ impl Supervisor {
         }));
         let paired = agent
             .wait_for_clock(self.options.wait_for_clock)
-            .and_then(|()| agent.pair(flow));
+            .and_then(|()| agent.pair_by(&how));
         let mut presenters = agent.take_presenters();
         presenters.pop(); // the Beat
         self.presenters = presenters;

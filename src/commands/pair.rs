@@ -8,26 +8,21 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::say;
-use crate::agent::{Agent, Enrolment};
+use crate::agent::{Agent, Pairing};
 use crate::error::Error;
-use crate::flow::FlowConfig;
 use crate::present::select;
 use crate::present::spec::Display;
 use crate::store::Loaded;
 
 #[derive(Clone, Debug)]
 pub struct Options {
-    pub flow: FlowConfig,
-    /// A headless grant instead of the device flow (`flow` is then unused); boxed, so the
-    /// command stays small.
-    pub enrol: Option<Box<Enrolment>>,
+    /// The device flow or a headless grant.
+    pub how: Pairing,
     /// Where the code goes; empty: the console (or only JSON lines with `json`).
     pub displays: Vec<Display>,
     /// JSON lines on standard output.
     pub json: bool,
     pub force: bool,
-    /// `--issuer`: read the endpoints from this provider's metadata before pairing.
-    pub issuer: Option<String>,
 }
 
 pub fn run(
@@ -65,15 +60,6 @@ pub fn run(
     for presenter in select::presenters(&options.displays, options.json) {
         agent.add_presenter(presenter);
     }
-    match &options.enrol {
-        Some(enrolment) => agent.enrol((**enrolment).clone()).map(|_| ())?,
-        None => {
-            let mut flow = options.flow.clone();
-            if let Some(issuer) = &options.issuer {
-                flow.endpoints = agent.discover(issuer)?;
-            }
-            agent.pair(flow).map(|_| ())?;
-        }
-    }
+    agent.pair_by(&options.how)?;
     Ok(0)
 }

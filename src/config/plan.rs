@@ -4,13 +4,12 @@
 //!
 //! No I/O.
 
-use crate::agent::Enrolment;
+use crate::agent::{Enrolment, Pairing};
 #[cfg(feature = "broker")]
 use crate::broker::ServeOptions;
 use crate::cli::{Args, CommandName as Cli, Opt};
 use crate::commands::{self, Backends, Command, Plan};
 use crate::error::Error;
-use crate::flow::FlowConfig;
 use crate::flow::dialect::Dialect;
 #[cfg(feature = "rest")]
 use crate::rest::RestRequest;
@@ -20,26 +19,22 @@ use crate::wire::Method;
 
 use super::settings::{FlowName, Settings, endpoint};
 
-/// The command line, the environment and the board profile, validated into what to run.
-/// `Help` and `Version` are the binary's own and have no plan.
+/// The command line, the environment, the board profile and the stored pairing (read by
+/// `stored`, `commands::stored_pairing` for the binary), validated into what to run. `Help`
+/// and `Version` are the binary's own and have no plan.
 pub fn plan(
     args: &Args,
     env: &dyn Fn(&str) -> Option<String>,
     is_root: bool,
+    stored: &dyn Fn(&crate::store::Spec) -> Option<crate::store::Record>,
 ) -> Result<Plan, Error> {
-    let settings = Settings::resolve(args, env, is_root)?;
+    let settings = Settings::resolve(args, env, is_root, stored)?;
     let command = match args.command {
         Some(Cli::Pair) => Command::Pair(Box::new(commands::pair::Options {
-            enrol: enrolment(&settings)?.map(Box::new),
-            flow: match settings.flow {
-                FlowName::Device => settings.flow_config()?,
-                // Not used by a headless enrolment; built without its client-id rule.
-                _ => FlowConfig::salesforce(&settings.login_url, ""),
-            },
+            how: pairing(&settings)?,
             displays: settings.displays.clone(),
             json: settings.json,
             force: args.has(Opt::Force),
-            issuer: settings.issuer.clone(),
         })),
         Some(Cli::Token) => Command::Token(commands::token::Options {
             json: settings.json,
@@ -181,11 +176,7 @@ fn service_options(
     pair: bool,
 ) -> Result<commands::run::Options, Error> {
     Ok(commands::run::Options {
-        pair: if pair {
-            Some(settings.flow_config()?)
-        } else {
-            None
-        },
+        pair: if pair { Some(pairing(settings)?) } else { None },
         displays: settings.displays.clone(),
         json: settings.json,
         keepalive: settings.keepalive,
@@ -252,6 +243,18 @@ fn asset_token_options(
         },
         device_key: args.value(Opt::DeviceKey).map(Into::into),
         json: settings.json,
+    })
+}
+
+/// How `pair` and `run` pair: the device flow, or the headless grant `--flow` names (or the
+/// stored pairing's), checked before any request.
+fn pairing(settings: &Settings) -> Result<Pairing, Error> {
+    Ok(match enrolment(settings)? {
+        Some(enrolment) => Pairing::Headless(Box::new(enrolment)),
+        None => Pairing::Device {
+            flow: Box::new(settings.flow_config()?),
+            issuer: settings.issuer.clone(),
+        },
     })
 }
 
@@ -324,7 +327,13 @@ pub(super) fn enrolment(settings: &Settings) -> Result<Option<Enrolment>, Error>
                  or SFPAIR_CLIENT_SECRET_FILE (never an argument)",
             ));
         }
-        Grant::client_credentials()
+        // The file's path is kept (never the secret), as the JWT grant keeps its key file's.
+        let secret_file = settings
+            .client_secret_file
+            .as_ref()
+            .and_then(|p| p.to_str())
+            .map(str::to_string);
+        Grant::client_credentials_from(secret_file)
     };
     Ok(Some(Enrolment {
         login_url: settings.login_url.clone(),

@@ -30,6 +30,7 @@ mod run;
 mod signature;
 mod status;
 mod stop;
+mod stored;
 #[path = "../support/terminal_qr.rs"]
 mod terminal_qr;
 mod tokens;

@@ -1,0 +1,41 @@
+//! How a pairing is made, whichever way: the device flow (its endpoints read first from an
+//! RFC 8628 provider's metadata when an issuer is given) or a headless grant. `sfpair pair` and
+//! `sfpair run` both pair through [`Pairing`], so a setting that one honours the other cannot
+//! drop (`run --flow jwt-bearer` used to pair with the device flow).
+//!
+//! Chooses only; the work is `pair.rs`'s and `headless.rs`'s.
+
+use super::{Agent, Enrolment};
+use crate::error::Error;
+use crate::event::Paired;
+use crate::flow::FlowConfig;
+
+/// One way to pair.
+#[derive(Clone, Debug)]
+pub enum Pairing {
+    /// The device flow: a person approves a code.
+    Device {
+        flow: Box<FlowConfig>,
+        /// An RFC 8628 provider whose metadata gives the endpoints (`--issuer`).
+        issuer: Option<String>,
+    },
+    /// A headless grant (JWT bearer, client credentials): no person.
+    Headless(Box<Enrolment>),
+}
+
+impl Agent {
+    /// Pairs as `how` says, storing the pairing; the previous one is replaced only once the new
+    /// one is stored.
+    pub fn pair_by(&mut self, how: &Pairing) -> Result<Paired, Error> {
+        match how {
+            Pairing::Device { flow, issuer } => {
+                let mut flow = (**flow).clone();
+                if let Some(issuer) = issuer {
+                    flow.endpoints = self.discover(issuer)?;
+                }
+                self.pair(flow)
+            }
+            Pairing::Headless(enrolment) => self.enrol((**enrolment).clone()),
+        }
+    }
+}

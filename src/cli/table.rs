@@ -198,7 +198,8 @@ pub const COMMANDS: &[CommandSpec] = &[
         about: "Shows where the pairing is stored, the org and instance, the client id and when \
             it was paired; never a token. Exit code 5 when not paired. With --socket, asks the \
             running agent (`sfpair run`) for its health instead: the state, the last refresh, \
-            the next keepalive, and why the pairing died when it did.",
+            the next keepalive, and why the pairing died when it did; the exit code follows the \
+            state: 0 paired, 5 not paired (or only a code up), 6 re-pair needed.",
     },
     CommandSpec {
         name: Forget,

@@ -70,7 +70,7 @@ pub(crate) fn jwt_env(knobs: &str, config: Config) -> (Env, PathBuf) {
     (env, kept)
 }
 
-fn jwt_pair(env: &Env, key: &Path, extra: &[&str]) -> Output {
+pub(crate) fn jwt_pair(env: &Env, key: &Path, extra: &[&str]) -> Output {
     let mut args = vec![
         "pair",
         "--flow",
@@ -269,7 +269,7 @@ fn a_readable_or_wrong_key_file_is_refused_before_any_request() {
     assert!(!env.token_path().exists());
 }
 
-fn cc_env(knobs: &str) -> (Env, PathBuf) {
+pub(crate) fn cc_env(knobs: &str) -> (Env, PathBuf) {
     let mut config = Config {
         consumer_secret: Some(SECRET.into()),
         ..fast()
@@ -281,7 +281,7 @@ fn cc_env(knobs: &str) -> (Env, PathBuf) {
     (env, file)
 }
 
-fn cc(env: &Env, secret: &Path, args: &[&str]) -> Output {
+pub(crate) fn cc(env: &Env, secret: &Path, args: &[&str]) -> Output {
     let mut command = env.command(args);
     command.env("SFPAIR_CLIENT_SECRET_FILE", secret);
     crate::harness::Running::spawn(command).finish(crate::harness::RUN_LIMIT)

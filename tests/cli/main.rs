@@ -13,6 +13,7 @@ mod field;
 mod flash;
 mod harness;
 mod headless;
+mod health;
 mod hostile_broker;
 mod hostile_call;
 mod hostile_concurrency;

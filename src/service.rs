@@ -55,6 +55,27 @@ pub mod delivery_thread;
 pub struct OutboxRun {
     pub place: crate::outbox::place::Place,
     pub delivery: crate::delivery::Options,
+    /// Named on purpose (`--outbox`, `SFPAIR_OUTBOX`): one that cannot be opened stops the
+    /// run at start. The default place beside the store only costs the outbox (a warning).
+    pub required: bool,
+}
+
+/// The broker's handle on the outbox, opened at start: `None` without one, or when the default
+/// place cannot be opened (said once); an outbox named on purpose that cannot be opened is the
+/// run's error.
+#[cfg(feature = "outbox")]
+fn open_outbox(options: &Options) -> Result<Option<crate::outbox::Outbox>, Error> {
+    let Some(run) = &options.outbox else {
+        return Ok(None);
+    };
+    match run.place.open() {
+        Ok(outbox) => Ok(Some(outbox)),
+        Err(e) if run.required => Err(e),
+        Err(e) => {
+            warn!("no outbox: {e}; tokens are served, records are not queued");
+            Ok(None)
+        }
+    }
 }
 
 /// What to do when the pairing dies.
@@ -198,19 +219,23 @@ pub fn run(mut agent: Agent, make_agent: MakeAgent, options: Options) -> Result<
         next_keepalive: None,
         outbox: None,
     }));
+    #[cfg(feature = "outbox")]
+    let outbox = open_outbox(&options)?;
     let (wake, woken) = channel();
     // Each thread holds a sender until it ends: all gone means all ended.
     let (running, ended) = channel::<()>();
     #[cfg(feature = "outbox")]
-    let delivery = start_delivery(
-        &options,
-        &shared,
-        &make_agent,
-        &status,
-        &wake,
-        &stop,
-        &running,
-    );
+    let delivery = outbox.as_ref().and_then(|_| {
+        start_delivery(
+            &options,
+            &shared,
+            &make_agent,
+            &status,
+            &wake,
+            &stop,
+            &running,
+        )
+    });
     let link = Arc::new(Link {
         status: Arc::clone(&status),
         wake: Mutex::new(wake.clone()),
@@ -218,11 +243,7 @@ pub fn run(mut agent: Agent, make_agent: MakeAgent, options: Options) -> Result<
         can_pair: options.pair.is_some(),
         repair: options.repair,
         #[cfg(feature = "outbox")]
-        outbox: options
-            .outbox
-            .as_ref()
-            .and_then(|o| o.place.open().ok())
-            .map(Mutex::new),
+        outbox: outbox.map(Mutex::new),
     });
     let serve = options.serve.clone();
     let supervisor = Supervisor {

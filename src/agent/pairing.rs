@@ -5,6 +5,8 @@
 //!
 //! Chooses only; the work is `pair.rs`'s and `headless.rs`'s.
 
+use std::time::Duration;
+
 use super::{Agent, Enrolment};
 use crate::error::Error;
 use crate::event::Paired;
@@ -19,8 +21,12 @@ pub enum Pairing {
         /// An RFC 8628 provider whose metadata gives the endpoints (`--issuer`).
         issuer: Option<String>,
     },
-    /// A headless grant (JWT bearer, client credentials): no person.
-    Headless(Box<Enrolment>),
+    /// A headless grant (JWT bearer, client credentials): no person. Its first request waits
+    /// a random time below `start_spread`, as the device flow's does (`--start-jitter`).
+    Headless {
+        enrolment: Box<Enrolment>,
+        start_spread: Duration,
+    },
 }
 
 impl Agent {
@@ -35,7 +41,15 @@ impl Agent {
                 }
                 self.pair(flow)
             }
-            Pairing::Headless(enrolment) => self.enrol((**enrolment).clone()),
+            Pairing::Headless {
+                enrolment,
+                start_spread,
+            } => {
+                // A fleet that boots together spreads its grants as it spreads its codes.
+                let wait = self.jitter.below(*start_spread);
+                self.pause(wait, "waiting out the start jitter")?;
+                self.enrol((**enrolment).clone())
+            }
         }
     }
 }

@@ -31,7 +31,7 @@ pub fn plan(
     let settings = Settings::resolve(args, env, is_root, stored)?;
     let command = match args.command {
         Some(Cli::Pair) => Command::Pair(Box::new(commands::pair::Options {
-            how: pairing(&settings)?,
+            how: pairing(&settings, args)?,
             displays: settings.displays.clone(),
             json: settings.json,
             force: args.has(Opt::Force),
@@ -176,7 +176,11 @@ fn service_options(
     pair: bool,
 ) -> Result<commands::run::Options, Error> {
     Ok(commands::run::Options {
-        pair: if pair { Some(pairing(settings)?) } else { None },
+        pair: if pair {
+            Some(pairing(settings, args)?)
+        } else {
+            None
+        },
         displays: settings.displays.clone(),
         json: settings.json,
         keepalive: settings.keepalive,
@@ -190,6 +194,7 @@ fn service_options(
             .map(|place| crate::service::OutboxRun {
                 place,
                 delivery: settings.delivery.clone(),
+                required: settings.outbox_given,
             }),
     })
 }
@@ -246,11 +251,45 @@ fn asset_token_options(
     })
 }
 
+/// Flags only the device flow uses (codes a person approves, and its provider).
+const DEVICE_FLOW_ONLY: [Opt; 9] = [
+    Opt::MaxCodes,
+    Opt::CodeLifetime,
+    Opt::PromptLogin,
+    Opt::RetryFor,
+    Opt::Scope,
+    Opt::Issuer,
+    Opt::DeviceUrl,
+    Opt::TokenUrl,
+    Opt::RevokeUrl,
+];
+/// Flags only the JWT bearer grant uses.
+const JWT_BEARER_ONLY: [Opt; 3] = [Opt::KeyFile, Opt::Username, Opt::Audience];
+
 /// How `pair` and `run` pair: the device flow, or the headless grant `--flow` names (or the
-/// stored pairing's), checked before any request.
-fn pairing(settings: &Settings) -> Result<Pairing, Error> {
+/// stored pairing's), checked before any request. A flag the chosen flow would not use is a
+/// usage error, not a value dropped without a word.
+fn pairing(settings: &Settings, args: &Args) -> Result<Pairing, Error> {
+    let unused = |opt: &Opt| match settings.flow {
+        FlowName::Device => JWT_BEARER_ONLY.contains(opt),
+        FlowName::JwtBearer => DEVICE_FLOW_ONLY.contains(opt),
+        FlowName::ClientCredentials => true,
+    };
+    let given = |opt: &Opt| args.has(*opt) || args.value(*opt).is_some();
+    let all = DEVICE_FLOW_ONLY.iter().chain(&JWT_BEARER_ONLY);
+    if let Some(opt) = all.filter(|o| unused(o)).find(|o| given(o)) {
+        return Err(Error::config(format!(
+            "--{} does not apply to the {} flow, which this pairing uses: leave it out, or \
+             give the --flow it belongs to",
+            crate::cli::table::spec(*opt).long,
+            settings.flow.name()
+        )));
+    }
     Ok(match enrolment(settings)? {
-        Some(enrolment) => Pairing::Headless(Box::new(enrolment)),
+        Some(enrolment) => Pairing::Headless {
+            enrolment: Box::new(enrolment),
+            start_spread: settings.start_jitter,
+        },
         None => Pairing::Device {
             flow: Box::new(settings.flow_config()?),
             issuer: settings.issuer.clone(),

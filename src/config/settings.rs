@@ -112,6 +112,9 @@ pub struct Settings {
     /// The outbox, for `send`, `outbox` and `run`/`serve`; `None` for the other commands.
     #[cfg(feature = "outbox")]
     pub outbox: Option<crate::commands::outbox::Place>,
+    /// Whether `--outbox` or `SFPAIR_OUTBOX` named it (else it is the default place).
+    #[cfg(feature = "outbox")]
+    pub outbox_given: bool,
     /// How delivery talks to the org (`--api-reserve`, `--api-version`).
     #[cfg(feature = "outbox")]
     pub delivery: crate::delivery::Options,
@@ -360,6 +363,8 @@ impl Settings {
         Ok(Settings {
             #[cfg(feature = "outbox")]
             outbox,
+            #[cfg(feature = "outbox")]
+            outbox_given: sources.given(Opt::Outbox)?.is_some(),
             #[cfg(feature = "outbox")]
             delivery,
             flow: sources

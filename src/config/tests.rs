@@ -161,7 +161,10 @@ fn headless_flows_are_checked_before_any_request() {
     let Command::Pair(pair) = plan.command else {
         panic!("{:?}", plan.command)
     };
-    let crate::agent::Pairing::Headless(enrol) = pair.how else {
+    let crate::agent::Pairing::Headless {
+        enrolment: enrol, ..
+    } = pair.how
+    else {
         panic!("a headless enrolment: {:?}", pair.how)
     };
     assert_eq!(

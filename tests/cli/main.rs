@@ -28,6 +28,7 @@ mod output;
 mod pairing;
 mod proxy;
 mod run;
+mod settings;
 mod signature;
 mod status;
 mod stop;

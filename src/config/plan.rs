@@ -152,7 +152,15 @@ fn call_options(settings: &Settings, args: &Args) -> Result<commands::call::Opti
     };
     let mut request = RestRequest {
         method,
-        path: crate::rest::resolve_path(path, settings.api_version.as_deref())?,
+        path: crate::rest::resolve_path(
+            path,
+            Some(
+                settings
+                    .api_version
+                    .as_deref()
+                    .unwrap_or(crate::rest::DEFAULT_API_VERSION),
+            ),
+        )?,
         body: None,
         headers: Vec::new(),
     };

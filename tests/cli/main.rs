@@ -33,6 +33,7 @@ mod signature;
 mod status;
 mod stop;
 mod stored;
+mod terminal;
 #[path = "../support/terminal_qr.rs"]
 mod terminal_qr;
 mod tokens;

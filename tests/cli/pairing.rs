@@ -233,7 +233,8 @@ fn the_console_screen_off_a_tty_is_plain_and_its_qr_scans() {
     );
     let code = url.rsplit('=').next().unwrap();
     assert!(
-        out.stdout.contains(&format!("and enter {code}\n")),
+        out.stdout
+            .contains(&format!("and enter the code {code} (valid for")),
         "{}",
         out.stdout
     );

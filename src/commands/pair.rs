@@ -31,7 +31,9 @@ pub fn run(
     wait_for_clock: Duration,
     out: &mut dyn Write,
 ) -> Result<u8, Error> {
-    match agent.load()? {
+    let loaded = agent.load()?;
+    let never_paired = matches!(loaded, Loaded::Empty);
+    match loaded {
         Loaded::Paired(record) if !options.force => {
             if options.json {
                 let line = json!({"event": "already_paired", "instance_url": record.instance_url});
@@ -60,6 +62,11 @@ pub fn run(
     for presenter in select::presenters(&options.displays, options.json) {
         agent.add_presenter(presenter);
     }
-    agent.pair_by(&options.how)?;
+    let mut how = options.how.clone();
+    if let Pairing::Device { flow, .. } = &mut how {
+        // A person at a new device: a mistyped URL says so now, not after minutes of retries.
+        flow.fail_fast_unreachable = never_paired;
+    }
+    agent.pair_by(&how)?;
     Ok(0)
 }

@@ -423,3 +423,46 @@ fn the_console_screen_on_a_tty_sets_the_qr_colours_and_scans_on_any_theme() {
     }
     assert!(out.stdout.contains("Paired."), "{:?}", out.stdout);
 }
+
+/// A login URL nobody answers: on a device never paired, the first refused connection ends the
+/// pairing at once with the doctor's advice (it cost five minutes of retries); on a device
+/// paired before, the network may just be down, so it is retried, and the end says the same.
+#[test]
+fn an_unreachable_login_url_fails_at_once_when_nothing_was_ever_paired() {
+    let env = Env::start(fast());
+    let dead = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let dead_url = format!("https://127.0.0.1:{dead}");
+    let started = std::time::Instant::now();
+    let out = crate::harness::Running::spawn({
+        let mut c = env.command(&["pair"]);
+        c.env("SFPAIR_LOGIN_URL", &dead_url);
+        c
+    })
+    .finish(RUN_LIMIT);
+    assert_eq!(out.code(), 7, "{out:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(out.stderr.contains("--login-url"), "{}", out.stderr);
+    assert!(out.stderr.contains("sfpair doctor"), "{}", out.stderr);
+    assert!(!env.token_path().exists());
+
+    env.pair_approved();
+    let out = crate::harness::Running::spawn({
+        let mut c = env.command(&["pair", "--force", "--json", "--retry-for", "2"]);
+        c.env("SFPAIR_LOGIN_URL", &dead_url);
+        c
+    })
+    .finish(RUN_LIMIT);
+    assert_eq!(out.code(), 7, "{out:?}");
+    assert!(
+        out.events().iter().any(|e| e["event"] == "retrying"),
+        "retried: {out:?}"
+    );
+    assert!(out.stderr.contains("sfpair doctor"), "{}", out.stderr);
+}

@@ -7,7 +7,8 @@
 //!
 //! The store has the last word: the flow is the stored grant's, and a supervisor that believes
 //! it is paired (or that its pairing died) is not believed once the store holds nothing (a
-//! `sfpair forget`, a deleted file): health then says `not_paired`.
+//! `sfpair forget`, a deleted file): health then says `not_paired`; nor one that believes
+//! nothing is paired once another process stored a pairing.
 
 use serde_json::{Value, json};
 
@@ -59,6 +60,8 @@ pub fn of_agent(agent: &mut Agent, status: Option<&RunStatus>) -> Value {
     let record = agent.stored().ok();
     let state = match status.map(|s| &s.state) {
         Some(State::Paired | State::RepairNeeded { .. }) if record.is_none() => State::NotPaired,
+        // Paired by another process (`sfpair pair`) while this one was not: the broker serves it.
+        Some(State::NotPaired) if record.is_some() => State::Paired,
         Some(state) => state.clone(),
         None if record.is_some() => State::Paired,
         None => State::NotPaired,

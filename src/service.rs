@@ -590,7 +590,10 @@ impl Supervisor {
                 } else {
                     warn!("the pairing did not complete: {e}");
                 }
+                // Another process may have paired meanwhile (`sfpair pair` holding the lock).
+                let stored = lock(&self.shared).agent().stored().is_ok();
                 let back = match before {
+                    State::NotPaired | State::Pairing { .. } if stored => State::Paired,
                     State::Pairing { .. } => State::NotPaired,
                     other => other,
                 };

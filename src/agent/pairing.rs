@@ -3,13 +3,14 @@
 //! `sfpair run` both pair through [`Pairing`], so a setting that one honours the other cannot
 //! drop (`run --flow jwt-bearer` used to pair with the device flow).
 //!
-//! Chooses only; the work is `pair.rs`'s and `headless.rs`'s.
+//! Chooses, and holds the store's pairing lock for the whole of it; the work is `pair.rs`'s and
+//! `headless.rs`'s.
 
 use std::time::Duration;
 
 use super::{Agent, Enrolment};
 use crate::error::Error;
-use crate::event::Paired;
+use crate::event::{Event, Paired};
 use crate::flow::FlowConfig;
 
 /// One way to pair.
@@ -31,8 +32,24 @@ pub enum Pairing {
 
 impl Agent {
     /// Pairs as `how` says, storing the pairing; the previous one is replaced only once the new
-    /// one is stored.
+    /// one is stored. One pairing of a store at a time: while another process pairs it, this
+    /// one is refused at once (exit 2), saying so, rather than replacing the other's approval.
     pub fn pair_by(&mut self, how: &Pairing) -> Result<Paired, Error> {
+        if !self.store.try_lock_pairing()? {
+            let e = Error::config(format!(
+                "another sfpair is pairing {} right now (its code is on show): approve that \
+                 one, or stop it and try again",
+                self.store.describe()
+            ));
+            self.emit(&Event::Failed(e.clone()));
+            return Err(e);
+        }
+        let paired = self.pair_locked(how);
+        self.store.unlock_pairing();
+        paired
+    }
+
+    fn pair_locked(&mut self, how: &Pairing) -> Result<Paired, Error> {
         match how {
             Pairing::Device { flow, issuer } => {
                 let mut flow = (**flow).clone();

@@ -466,3 +466,42 @@ fn an_unreachable_login_url_fails_at_once_when_nothing_was_ever_paired() {
     );
     assert!(out.stderr.contains("sfpair doctor"), "{}", out.stderr);
 }
+
+/// Two `sfpair pair` at once: the second is refused at once, saying why, and the first goes on
+/// to store its own pairing (the second used to replace it silently).
+#[test]
+fn a_second_pairing_at_once_is_refused_and_the_first_goes_on() {
+    let env = Env::start(fast());
+    let mut first = env.spawn(&["pair", "--json"]);
+    let code = first.event("code", RUN_LIMIT);
+    let second = env.run(&["pair", "--json"]);
+    assert_eq!(second.code(), 2, "{second:?}");
+    assert!(
+        second.stderr.contains("another sfpair is pairing"),
+        "{}",
+        second.stderr
+    );
+    assert_eq!(
+        env.requests()
+            .iter()
+            .filter(|l| l.contains(" device_code "))
+            .count(),
+        1,
+        "the second asked for no code: {:?}",
+        env.requests()
+    );
+    env.approve(code["verification_uri_complete"].as_str().unwrap());
+    let out = first.finish(RUN_LIMIT);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert!(env.token_path().exists());
+    // Once it is done, the next pairing may run.
+    let again = env.run(&[
+        "pair",
+        "--force",
+        "--max-codes",
+        "1",
+        "--code-lifetime",
+        "1",
+    ]);
+    assert_eq!(again.code(), 4, "nobody approved, but it ran: {again:?}");
+}

@@ -25,6 +25,7 @@
 //! simply not used, and a delivery is sent again by external id); only a refresh already sent
 //! is waited for, as its reply may hold a rotated refresh token that must be stored.
 
+use std::io::Write;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -388,6 +389,7 @@ impl Supervisor {
                 Ok(Notice::Serving) => {
                     let _ = self.notifier.ready();
                     self.announce();
+                    self.say_serving();
                 }
                 Ok(Notice::Pair) => self.pair(),
                 Ok(Notice::Died(e)) => self.died(e),
@@ -402,6 +404,51 @@ impl Supervisor {
             }
         }
         let _ = self.notifier.stopping();
+    }
+
+    /// One line on standard output when the broker starts serving a pairing that was stored
+    /// already (a pairing shows its own screens): where, for which org and user, and when the
+    /// next keepalive comes, for whoever reads the journal. A JSON event with `--json`.
+    fn say_serving(&self) {
+        if lock(&self.status).state != State::Paired {
+            return;
+        }
+        let record = lock(&self.shared).agent().stored().ok();
+        let (org, user) = record
+            .as_ref()
+            .map(|r| crate::api::org_and_user(&r.identity_url))
+            .unwrap_or_default();
+        let socket = self.options.serve.socket.display().to_string();
+        let line = if self.options.json {
+            crate::sanitize::json_line(&serde_json::json!({
+                "event": "serving",
+                "socket": socket,
+                "org_id": org,
+                "user_id": user,
+                "instance_url": record.as_ref().map(|r| r.instance_url.clone()),
+                "next_keepalive": lock(&self.status).next_keepalive,
+            }))
+        } else {
+            let keepalive = match self.keepalive_due {
+                Some(due) => format!(
+                    "next keepalive in {}",
+                    crate::time::format_age(due.saturating_since(self.clock.now()).as_secs())
+                ),
+                None => "no keepalive (--keepalive 0)".into(),
+            };
+            let shown = |id: Option<String>| {
+                id.map_or("?".into(), |s| crate::text::server_text(&s).into_owned())
+            };
+            format!(
+                "serving on {socket}, paired with org {} as {}, {keepalive}",
+                shown(org),
+                shown(user)
+            )
+        };
+        let mut out = std::io::stdout().lock();
+        if let Err(e) = writeln!(out, "{line}").and_then(|()| out.flush()) {
+            log::debug!("the serving line could not be written: {e}");
+        }
     }
 
     /// The earlier of the next keepalive and the next watchdog ping.

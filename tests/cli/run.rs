@@ -370,3 +370,33 @@ fn systemd_hears_ready_status_and_the_watchdog() {
         );
     }
 }
+
+/// `run` that starts with a pairing stored says so in one line (it printed nothing): where it
+/// serves, for which org and user, and when the next keepalive comes; a JSON event with --json.
+#[test]
+fn run_says_one_line_when_it_starts_already_paired() {
+    let env = Env::start(fast());
+    env.pair_approved();
+    let (mut running, socket) = start(&env, &[]);
+    let serving = running.event("serving", LIMIT);
+    assert_eq!(serving["socket"], socket.to_str().unwrap(), "{serving}");
+    assert_eq!(serving["org_id"], "00DSIM0000000012BA", "{serving}");
+    assert!(serving["next_keepalive"].as_u64().is_some(), "{serving}");
+    running.terminate();
+    assert_eq!(running.finish(LIMIT).code(), 0);
+
+    let mut command = env.command(&["run", "--socket", socket.to_str().unwrap()]);
+    command.env("RUST_LOG", "off");
+    let running = Running::spawn(command);
+    wait_for_socket(&socket);
+    // The broker says it serves before it reads a signal, and the line comes before the stop.
+    running.terminate();
+    let out = running.finish(LIMIT);
+    let expected = format!(
+        "serving on {}, paired with org 00DSIM0000000012BA as 005SIM000000001YBA, next \
+         keepalive in ",
+        socket.display()
+    );
+    assert!(out.stdout.starts_with(&expected), "{:?}", out.stdout);
+    assert_eq!(out.stdout.lines().count(), 1, "{:?}", out.stdout);
+}

@@ -482,7 +482,8 @@ fn run_delivers_soon_after_a_send_and_health_shows_the_queue() {
         let out = env.run(&["status", "--socket", &socket_arg, "--json"]);
         assert_eq!(out.code(), 0, "{out:?}");
         let health: Value = serde_json::from_str(out.stdout.trim()).unwrap();
-        if health["outbox"]["queued"] == 0 || Instant::now() > deadline {
+        let settled = health["outbox"]["queued"] == 0 && health["outbox"]["delivered"] == 31;
+        if settled || Instant::now() > deadline {
             break health;
         }
         std::thread::sleep(Duration::from_millis(50));

@@ -25,6 +25,8 @@
 //!
 //! This file must not log the record's contents.
 
+mod pairing_lock;
+
 use std::fs::{self, DirBuilder, File, Metadata, OpenOptions};
 use std::io::{self, Read};
 use std::os::unix::fs::{DirBuilderExt, FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
@@ -52,6 +54,8 @@ pub struct FileStore {
     /// A temporary file written and fsynced by `prepare_save`, overwritten in place by the next
     /// save so that save needs no new blocks.
     prepared: Option<(PathBuf, File)>,
+    /// The pairing lock (`pairing_lock.rs`), while a pairing holds it.
+    pairing: Option<File>,
 }
 
 fn kind_name(meta: &Metadata) -> &'static str {
@@ -79,6 +83,7 @@ impl FileStore {
             path: path.into(),
             held: None,
             prepared: None,
+            pairing: None,
         }
     }
 
@@ -486,6 +491,15 @@ impl TokenStore for FileStore {
             self.held = self.lock_dir(&target)?;
         }
         Ok(())
+    }
+
+    fn try_lock_pairing(&mut self) -> Result<bool, Error> {
+        self.lock_pairing()
+    }
+
+    fn unlock_pairing(&mut self) {
+        // Dropping the handle releases the flock.
+        self.pairing = None;
     }
 
     fn unlock(&mut self) {

@@ -105,6 +105,10 @@ pub struct Doorbell<'a> {
 /// The read timeout of the stream's connection: above the 110 s Salesforce holds a connect.
 pub const STREAM_READ_TIMEOUT: Duration = Duration::from_secs(140);
 
+/// The disconnect after a stop gets this long to connect and this long for its answer: the
+/// stop as a whole has 2 s (docs/run.md, "Stopping").
+const FAREWELL_TIMEOUT: Duration = Duration::from_millis(700);
+
 /// What the listener is doing, for health and `doctor`.
 #[derive(Clone, Debug, Default)]
 pub struct Shared {
@@ -225,6 +229,14 @@ impl Listener {
             ..self.options.http.clone()
         };
         let transport = UreqTransport::new(&http)?;
+        // A stop ends the held connect at once instead of after the server's hold.
+        let interrupter = transport.interrupter();
+        stop.on_stop(move || interrupter.interrupt());
+        let farewell = HttpConfig {
+            connect_timeout: FAREWELL_TIMEOUT,
+            read_timeout: FAREWELL_TIMEOUT,
+            ..self.options.http.clone()
+        };
         let bell = Bell::new(stop);
         let rules = self.options.matches.clone();
         let ours = move |e: &Delivered| matches(e, &rules);
@@ -271,6 +283,7 @@ impl Listener {
                 clock,
                 stop,
                 jitter: Jitter::new(seed),
+                farewell: &farewell,
             }
             .run();
         });

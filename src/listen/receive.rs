@@ -34,6 +34,7 @@ use super::{Bell, Doorbell, Replay, Shared};
 use crate::call::Caller;
 use crate::error::ErrorKind;
 use crate::flow::backoff::Jitter;
+use crate::http::{HttpConfig, UreqTransport};
 use crate::stop::Stop;
 use crate::time::Clock;
 
@@ -62,6 +63,9 @@ pub struct Receiver<'a> {
     pub clock: &'a dyn Clock,
     pub stop: &'a Stop,
     pub jitter: Jitter,
+    /// Where the disconnect goes after a stop interrupted the stream's own connection: a
+    /// fresh one with short timeouts (best effort: it frees the org's slot at once).
+    pub farewell: &'a HttpConfig,
 }
 
 impl Receiver<'_> {
@@ -93,6 +97,9 @@ impl Receiver<'_> {
                 self.subscribe_all()
             };
             match step {
+                // The stop interrupted the request: the client is still known to the org,
+                // and the disconnect below frees it.
+                Err(_) if self.stop.is_stopped() => break,
                 Ok(()) => {
                     failures = 0;
                     renewed = false;
@@ -113,6 +120,11 @@ impl Receiver<'_> {
                     self.back_off(&mut failures, f);
                 }
             }
+        }
+        if self.stream.is_connected()
+            && let Ok(fresh) = UreqTransport::new(self.farewell)
+        {
+            self.stream.set_transport(Box::new(fresh));
         }
         self.stream.disconnect(self.sessions);
         self.note("stopped", None);

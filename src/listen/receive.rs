@@ -63,6 +63,8 @@ pub struct Receiver<'a> {
     pub clock: &'a dyn Clock,
     pub stop: &'a Stop,
     pub jitter: Jitter,
+    /// Ends a backoff early (a new pairing was stored), besides the stop.
+    pub nudge: &'a Bell,
     /// Where the disconnect goes after a stop interrupted the stream's own connection: a
     /// fresh one with short timeouts (best effort: it frees the org's slot at once).
     pub farewell: &'a HttpConfig,
@@ -264,7 +266,7 @@ impl Receiver<'_> {
             }
         );
         self.note("backing off", Some(why));
-        self.stop.sleep(delay);
+        self.nudge.wait_at_most(delay);
     }
 
     fn note(&self, state: &'static str, error: Option<String>) {

@@ -32,6 +32,7 @@ mod output;
 mod pairing;
 mod proxy;
 mod run;
+mod run_listen;
 mod settings;
 mod signature;
 mod status;

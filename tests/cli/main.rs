@@ -6,6 +6,7 @@ mod boards;
 mod broker;
 mod call;
 mod connect_proxy;
+mod desired;
 mod display;
 mod doctor;
 mod faults;

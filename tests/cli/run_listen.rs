@@ -56,11 +56,13 @@ fn health_answers_the_listener_and_sigterm_ends_a_held_connect_within_two_second
     wait_until("the command's run", || {
         std::fs::read_to_string(&ran).is_ok_and(|t| t.contains("reboot"))
     });
+    let deadline = Instant::now() + LIMIT;
     let health = loop {
         let health = ask(&socket, r#"{"get":"health"}"#);
         if health["listen"]["inbox"]["done"] == 1 {
             break health;
         }
+        assert!(Instant::now() < deadline, "health: {health}");
         std::thread::sleep(Duration::from_millis(50));
     };
     let listen = &health["listen"];

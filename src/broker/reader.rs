@@ -46,10 +46,13 @@ enum Line {
 }
 
 /// Adds bytes read from a connection to its line (the newline and anything after it dropped).
+/// The limit counts the newline (`protocol::MAX_LINE`): a line may hold one byte less. A line
+/// that has no newline yet is too long once it holds the limit, since its newline would pass
+/// it; a line ended by closing the connection counts as if it had one.
 fn feed(line: &mut Vec<u8>, bytes: &[u8]) -> Line {
     let end = bytes.iter().position(|&b| b == b'\n');
     line.extend_from_slice(&bytes[..end.unwrap_or(bytes.len())]);
-    if line.len() > protocol::line_limit(line) {
+    if line.len() + 1 > protocol::line_limit(line) {
         Line::TooLong
     } else if end.is_some() {
         Line::Complete
@@ -244,8 +247,8 @@ impl Reader<'_> {
                 p.stream,
                 "bad_request",
                 &format!(
-                    "the request line is longer than {} bytes",
-                    protocol::MAX_LINE
+                    "the request line is longer than {} bytes, its newline included",
+                    protocol::line_limit(&p.line)
                 ),
             ),
             Err(None) => {} // closed before sending anything
@@ -358,6 +361,41 @@ mod tests {
             feed(&mut line, &[b'x'; protocol::MAX_LINE + 1]),
             Line::TooLong
         );
+    }
+
+    /// Both limits count the newline, as documented (docs/broker.md): a line of exactly the
+    /// limit passes, one byte more does not, whether it arrives at once or a byte at a time.
+    #[test]
+    fn each_line_limit_admits_exactly_its_documented_bytes() {
+        let send = |len: usize| {
+            let mut l = protocol::SEND_PREFIX.to_vec();
+            l.resize(len - 1, b' ');
+            l.push(b'\n');
+            l
+        };
+        let other = |len: usize| {
+            let mut l = vec![b' '; len - 1];
+            l.push(b'\n');
+            l
+        };
+        for (limit, make) in [
+            (protocol::MAX_LINE, &other as &dyn Fn(usize) -> Vec<u8>),
+            (protocol::MAX_SEND_LINE, &send),
+        ] {
+            for (len, want) in [(limit, Line::Complete), (limit + 1, Line::TooLong)] {
+                let bytes = make(len);
+                assert_eq!(feed(&mut Vec::new(), &bytes), want, "{len} of {limit}");
+                let mut line = Vec::new();
+                let mut got = Line::Incomplete;
+                for chunk in bytes.chunks(7) {
+                    got = feed(&mut line, chunk);
+                    if got != Line::Incomplete {
+                        break;
+                    }
+                }
+                assert_eq!(got, want, "{len} of {limit}, in pieces");
+            }
+        }
     }
 
     fn peer(uid: u32) -> Peer {

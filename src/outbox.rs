@@ -264,6 +264,10 @@ impl Outbox {
             io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => {
                 " (the filesystem is full: free some space)"
             }
+            io::ErrorKind::FileTooLarge => {
+                " (the process's file size limit is reached, ulimit -f or systemd's LimitFSIZE=: \
+                 raise it, or lower --outbox-max-bytes below it)"
+            }
             _ => "",
         };
         Error::storage(format!("cannot {what} {}: {e}{hint}", self.path(name)))
@@ -328,10 +332,16 @@ impl Outbox {
         }
         self.make_room(bytes.len() as u64, total, 0)?;
         let at = self.st.log_len;
-        self.disk
+        let written = self
+            .disk
             .append(LOG, &bytes)
-            .and_then(|_| self.disk.fsync(LOG))
-            .map_err(|e| self.io("write to", LOG, e))?;
+            .and_then(|_| self.disk.fsync(LOG));
+        if let Err(e) = written {
+            // Part of the push may be on disk (a write cut at the file size limit): take it
+            // back now, as the next open would, since its sender is told nothing was queued.
+            let _ = self.disk.truncate(LOG, at);
+            return Err(self.io("write to", LOG, e));
+        }
         let st = &mut self.st;
         if st.queued == 0 {
             st.oldest_off = at;

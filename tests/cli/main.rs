@@ -17,6 +17,7 @@ mod hostile_broker;
 mod hostile_call;
 mod hostile_concurrency;
 mod hostile_server;
+mod hostile_signals;
 mod hostile_store;
 mod hygiene;
 mod instance_host;

@@ -188,11 +188,16 @@ impl Deliverer {
     fn judge(&mut self, pending: &Pending, verdict: Verdict, settled: &mut Vec<Settle>) {
         match verdict {
             Verdict::Delivered => settled.push(Settle::Delivered(pending.seq)),
-            Verdict::Dead(error) => {
-                warn!("outbox: record {} refused for good: {error}", pending.seq);
+            // Logs name the codes and fields only: the messages may quote the record's values
+            // (batch::Refusal); they go to the dead letter, which holds the record anyway.
+            Verdict::Dead(why) => {
+                warn!(
+                    "outbox: record {} refused for good: {}",
+                    pending.seq, why.codes
+                );
                 settled.push(Settle::Dead {
                     seq: pending.seq,
-                    error,
+                    error: why.text,
                 });
             }
             Verdict::Retry(why) => {
@@ -201,10 +206,16 @@ impl Deliverer {
                 if *tries >= MAX_RECORD_RETRIES {
                     settled.push(Settle::Dead {
                         seq: pending.seq,
-                        error: format!("still failing after {MAX_RECORD_RETRIES} attempts: {why}"),
+                        error: format!(
+                            "still failing after {MAX_RECORD_RETRIES} attempts: {}",
+                            why.text
+                        ),
                     });
                 } else {
-                    debug!("outbox: record {} will be retried: {why}", pending.seq);
+                    debug!(
+                        "outbox: record {} will be retried: {}",
+                        pending.seq, why.codes
+                    );
                 }
             }
         }

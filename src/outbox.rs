@@ -29,11 +29,13 @@
 //! drives this one from outside.
 //!
 //! Storage files: `entry.rs` (payload codecs, pure), `scan.rs` (streaming, torn tails), `state.rs`
-//! (what the files say), `settle.rs` (the mark), `compact.rs`, `dead.rs`, `lock.rs`, `disk.rs`
-//! (the I/O seam the power-cut model replaces). This file must not log record contents: they
+//! (what the files say), `damaged.rs` (a log without a readable header), `settle.rs` (the
+//! mark), `compact.rs`, `dead.rs`, `lock.rs`, `disk.rs` (the I/O seam the power-cut model
+//! replaces). This file must not log record contents: they
 //! are the customer's data.
 
 mod compact;
+mod damaged;
 mod dead;
 mod disk;
 mod entry;

@@ -440,10 +440,14 @@ fn a_torn_tail_is_cut_with_a_warning_and_nothing_before_it_is_lost() {
         assert_eq!(all_pending(&mut ob).len(), 3, "cut {cut}");
         assert_eq!(fs::read(&log_path).unwrap(), good, "cut {cut}");
         let w = warnings_about(&log_path);
-        assert!(
-            w.iter().any(|w| w.contains(&format!("cut {cut} bytes"))),
-            "{w:?}"
-        );
+        let said = w
+            .iter()
+            .find(|w| w.contains(&format!("cut {cut} bytes")))
+            .unwrap_or_else(|| panic!("{w:?}"));
+        // A push is acknowledged after its fsync: a cut one was acknowledged only if the
+        // storage lost a confirmed write, and the warning must not claim it never was.
+        assert!(!said.contains("had not been acknowledged"), "{said}");
+        assert!(said.contains("unless the storage lost a write"), "{said}");
     }
     // Garbage, then a good frame: damage in the middle, refused with the offset, not cut.
     let mut bytes = good.clone();
@@ -470,6 +474,63 @@ fn a_torn_tail_is_cut_with_a_warning_and_nothing_before_it_is_lost() {
         "{}",
         err.message()
     );
+}
+
+/// A log whose header frame is damaged and that holds nothing else was cut to an empty file,
+/// which every later open refused: the queue was dead until someone came. Now it is set aside
+/// whole and an empty queue starts, numbering above what the mark and dead letters name; an
+/// empty log left by an older sfpair starts over too; a damaged header with records after it
+/// is refused and left as it is.
+#[test]
+fn a_damaged_header_is_never_cut_and_a_log_with_nothing_readable_is_set_aside() {
+    let dir = temp_dir("header");
+    let log_path = dir.join("log");
+    warnings_about(&log_path);
+    let mut ob = Outbox::open(&dir, Limits::default()).unwrap();
+    ob.push(recs("A__c", "a", 2), 1).unwrap();
+    let batch = ob.next_batch(10).unwrap();
+    ob.settle(&delivered(&batch), 2).unwrap(); // compacts: a header-only log
+    let old_id = ob.id().to_string();
+    let header_only = fs::read(&log_path).unwrap();
+    assert_eq!(header_only.len() as u64, ob.st.header_len);
+    let mut damaged = header_only.clone();
+    damaged[20] ^= 0x10;
+    fs::write(&log_path, &damaged).unwrap();
+    for pushed_before in 0..2 {
+        let mut ob = Outbox::open(&dir, Limits::default()).unwrap();
+        assert_eq!(ob.status().unwrap().queued, pushed_before);
+        assert_ne!(ob.id(), old_id, "a new log");
+        let pushed = ob.push(recs("A__c", "b", 1), 3).unwrap();
+        assert!(pushed.first_seq >= 1);
+    }
+    assert_eq!(
+        fs::read(dir.join("log.damaged.1")).unwrap(),
+        damaged,
+        "kept whole"
+    );
+    assert!(!dir.join("log.damaged.2").exists(), "set aside once");
+    let w = warnings_about(&log_path);
+    assert!(w.iter().any(|w| w.contains("log.damaged.1")), "{w:?}");
+
+    // An empty log (what the old cut left): a new one starts.
+    fs::write(&log_path, b"").unwrap();
+    let mut ob = Outbox::open(&dir, Limits::default()).unwrap();
+    assert_eq!(ob.status().unwrap().queued, 0);
+
+    // A damaged header with a record after it: refused, nothing cut or moved.
+    ob.push(recs("A__c", "c", 1), 4).unwrap();
+    let mut bytes = fs::read(&log_path).unwrap();
+    bytes[20] ^= 0x10;
+    fs::write(&log_path, &bytes).unwrap();
+    let err = Outbox::open(&dir, Limits::default()).err().unwrap();
+    assert_eq!(err.kind(), ErrorKind::Storage);
+    assert!(
+        err.message().contains("holds a good record frame"),
+        "{}",
+        err.message()
+    );
+    assert_eq!(fs::read(&log_path).unwrap(), bytes, "nothing cut");
+    assert!(!dir.join("log.damaged.2").exists());
 }
 
 #[test]

@@ -191,8 +191,7 @@ fn default_roots() -> Result<RootCerts, Error> {
 /// Reads a PEM bundle; a file with no certificate is a configuration error, not "trust nothing".
 fn load_roots(path: &Path) -> Result<RootCerts, Error> {
     // A CA bundle is at most a few hundred KB (Mozilla's whole set is about 220 KB).
-    let pem = crate::files::read_small(path, 4 << 20)
-        .map_err(|e| Error::config(format!("cannot read the CA file {}: {e}", path.display())))?;
+    let pem = crate::files::read_trusted(path, 4 << 20, "the CA file")?;
     let mut certs = Vec::new();
     for item in ureq::tls::parse_pem(pem.as_bytes()) {
         match item {

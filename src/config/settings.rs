@@ -167,20 +167,11 @@ fn client_secret(sources: &Sources) -> Result<Option<Secret>, Error> {
     let Some(path) = sources.path(Opt::ClientSecretFile)? else {
         return Ok(sources.var("SFPAIR_CLIENT_SECRET")?.map(Secret::new));
     };
-    let text = crate::files::read_small(&path, 4096).map_err(|e| {
-        Error::config(format!(
-            "cannot read the client secret file {}: {e}",
-            path.display()
-        ))
-    })?;
-    let secret = Secret::new(text.trim_end_matches(['\r', '\n']));
-    if secret.is_empty() {
-        return Err(Error::config(format!(
-            "the client secret file {} is empty",
-            path.display()
-        )));
-    }
-    Ok(Some(secret))
+    // The rules for secret files (not blocking, a regular file, ours, 0600, one final newline
+    // off) have one home: files.rs.
+    let what = "the client secret file";
+    let bytes = crate::files::read_secret(&path, 4096, what)?;
+    Ok(Some(crate::files::secret_text(&bytes, &path, what)?))
 }
 
 /// The dialect, the login URL, the endpoints and the issuer, checked together.

@@ -39,6 +39,9 @@ pub const MAX_RECORD_RETRIES: u32 = 20;
 /// `flush` gives up after this many failed rounds in a row without any progress.
 pub const FLUSH_GIVE_UP: u32 = 5;
 
+/// The whole of one delivery request when `--timeout` is not given (its default).
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(30);
+
 /// How delivery talks to the org.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Options {
@@ -46,6 +49,12 @@ pub struct Options {
     pub api_version: String,
     /// `--api-reserve`: pause at this percentage of the daily API allocation.
     pub reserve: u8,
+    /// `--timeout`: the whole of one request, from connecting to the reply's last byte. A
+    /// reply is at most [`batch::MAX_REPLY`] bytes, so a server that paces it out more slowly
+    /// (a byte a second keeps every per-read timeout happy) is a lost reply, not a wait for
+    /// ever: `flush` then ends within [`FLUSH_GIVE_UP`] deadlines plus its backoff, and `run`'s
+    /// delivery thread stays free to stop.
+    pub deadline: Duration,
 }
 
 impl Default for Options {
@@ -53,6 +62,7 @@ impl Default for Options {
         Options {
             api_version: DEFAULT_API_VERSION.into(),
             reserve: pace::DEFAULT_RESERVE_PERCENT,
+            deadline: DEFAULT_DEADLINE,
         }
     }
 }
@@ -223,10 +233,20 @@ impl Deliverer {
 
     /// One request for `part`: its outcome, or why nothing can be concluded from it.
     fn send(&mut self, part: &[Pending], via: &mut dyn Caller) -> Result<Sent, Error> {
-        let request = batch::request(part, &self.options.api_version)?;
+        let mut request = batch::request(part, &self.options.api_version)?;
+        request.deadline = Some(self.options.deadline);
         let mut body = Bounded::default();
         let reply = match call::call(via, &request, &mut body) {
             Ok(reply) => reply,
+            // Reading stopped at the limit: no reply to this batch is that long.
+            Err(_) if body.over => {
+                return Ok(Sent::Lost(format!(
+                    "the server's reply passed {} bytes, more than any reply to {} records: \
+                     reading stopped there",
+                    batch::MAX_REPLY,
+                    part.len()
+                )));
+            }
             // The request may or may not have reached the org: send it again later.
             Err(e) if matches!(e.kind(), ErrorKind::Network | ErrorKind::Server) => {
                 return Ok(Sent::Lost(e.message().to_string()));
@@ -277,17 +297,26 @@ enum Sent {
     Limited(Option<Duration>, String),
 }
 
-/// Keeps the first [`batch::MAX_REPLY`] bytes of a reply; a longer one cannot be a reply to
-/// 200 records, and fails to parse as one.
+/// Holds a reply of up to [`batch::MAX_REPLY`] bytes; a longer one cannot be a reply to 200
+/// records. Past the limit a write fails, which stops the reading at once (it used to go on
+/// discarding, for as long as the server kept sending).
 #[derive(Default)]
 struct Bounded {
     bytes: Vec<u8>,
+    /// The reply passed the limit.
+    over: bool,
 }
 
 impl Write for Bounded {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let room = batch::MAX_REPLY.saturating_sub(self.bytes.len());
-        self.bytes.extend_from_slice(&buf[..buf.len().min(room)]);
+        if self.bytes.len() + buf.len() > batch::MAX_REPLY {
+            self.over = true;
+            return Err(std::io::Error::other(format!(
+                "the reply is longer than {} bytes",
+                batch::MAX_REPLY
+            )));
+        }
+        self.bytes.extend_from_slice(buf);
         Ok(buf.len())
     }
 

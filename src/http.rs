@@ -3,7 +3,8 @@
 //! Settings follow docs/development.md, "Design decisions": verification always on (a CA file or
 //! the compiled-in
 //! Mozilla roots), https only (plain http only to loopback), no redirects, connect/read
-//! timeouts, small buffers (16 KiB in, 4 KiB out: about 75 KB of heap per request instead of
+//! timeouts and a deadline for the whole exchange (a server that trickles its reply a byte at
+//! a time defeats a per-read timeout; `Request::deadline`), small buffers (16 KiB in, 4 KiB out: about 75 KB of heap per request instead of
 //! 550 KB), and one pooled keep-alive connection so every poll of a pairing reuses one TLS
 //! session. HTTP error statuses are replies, not errors: OAuth errors arrive as HTTP 400.
 //! Errors are classified for retrying; their text names the host and the reason, never a
@@ -126,6 +127,8 @@ impl UreqTransport {
             .timeout_send_body(Some(config.read_timeout))
             .timeout_recv_response(Some(config.read_timeout))
             .timeout_recv_body(Some(config.read_timeout))
+            // The whole of one exchange read whole, however its bytes are paced.
+            .timeout_per_call(Some(config.connect_timeout + config.read_timeout))
             .input_buffer_size(16 * 1024)
             .output_buffer_size(4 * 1024)
             .max_response_header_size(16 * 1024)
@@ -222,6 +225,8 @@ fn load_roots(path: &Path) -> Result<RootCerts, Error> {
 impl UreqTransport {
     /// Builds and runs `request`; `streaming` lifts the total body time limit (a big body may
     /// take minutes) and keeps a per-read timeout instead, so a stalled server still fails.
+    /// The request's own deadline, when it has one, bounds the whole exchange either way
+    /// (delivery's replies are small, and must not be trickled out for ever).
     fn run(
         &mut self,
         request: &Request,
@@ -281,6 +286,12 @@ impl UreqTransport {
                 .configure_request(http_request)
                 .timeout_recv_body(None)
                 .timeout_per_read(Some(self.read_timeout))
+                .timeout_per_call(request.deadline)
+                .build()
+        } else if request.deadline.is_some() {
+            self.agent
+                .configure_request(http_request)
+                .timeout_per_call(request.deadline)
                 .build()
         } else {
             http_request
@@ -341,7 +352,28 @@ impl Transport for UreqTransport {
                 .to_ascii_lowercase(),
             retry_after: retry_after_of(&response),
             limit_info: header_of(&response, "sforce-limit-info"),
-            body: Box::new(response.into_body().into_reader()),
+            body: Box::new(Deadlined(response.into_body().into_reader())),
+        })
+    }
+}
+
+/// A streamed body whose read errors say plainly when the request's deadline ended it (ureq
+/// says "timeout: per call").
+struct Deadlined<R>(R);
+
+impl<R: io::Read> io::Read for Deadlined<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf).map_err(|e| {
+            let ended = e
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<ureq::Error>());
+            match ended {
+                Some(ureq::Error::Timeout(ureq::Timeout::PerCall)) => io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "timed out: the whole exchange took longer than its deadline",
+                ),
+                _ => e,
+            }
         })
     }
 }
@@ -357,6 +389,10 @@ fn classify(host: &str, proxy: Option<&str>, e: ureq::Error) -> TransportError {
     use TransportErrorKind as K;
     let (kind, what) = match e {
         ureq::Error::HostNotFound => (K::Dns, "the host name does not resolve (DNS)".to_string()),
+        ureq::Error::Timeout(ureq::Timeout::PerCall) => (
+            K::Timeout,
+            "timed out: the whole exchange took longer than its deadline".to_string(),
+        ),
         ureq::Error::Timeout(t) => (K::Timeout, format!("timed out ({t})")),
         ureq::Error::Io(io) => return classify_io(host, io),
         ureq::Error::Rustls(tls) => return classify_tls(host, &tls),

@@ -47,6 +47,9 @@ pub struct RestRequest {
     pub body: Option<Vec<u8>>,
     /// Extra headers; `Authorization` is refused (the agent sets it).
     pub headers: Vec<(String, String)>,
+    /// The whole exchange must end within this ([`Request::deadline`]); `None` streams a
+    /// reply of any size, bounded only per read (`sfpair call`).
+    pub deadline: Option<Duration>,
 }
 
 impl RestRequest {
@@ -57,6 +60,7 @@ impl RestRequest {
             path: resolve_path(path, None)?,
             body: None,
             headers: Vec::new(),
+            deadline: None,
         })
     }
 
@@ -85,6 +89,7 @@ impl RestRequest {
             request.body = Body::Json(body.clone());
         }
         request.headers = self.headers.clone();
+        request.deadline = self.deadline;
         request
     }
 }

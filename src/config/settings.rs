@@ -325,8 +325,10 @@ impl Settings {
             .transpose()?;
         #[cfg(feature = "outbox")]
         let outbox = super::outbox::place(&sources, &store, is_root)?;
+        let http = http(&sources)?;
         #[cfg(feature = "outbox")]
-        let delivery = super::outbox::delivery(&sources, api_version.as_deref())?;
+        let delivery =
+            super::outbox::delivery(&sources, api_version.as_deref(), http.read_timeout)?;
         Ok(Settings {
             #[cfg(feature = "outbox")]
             outbox,
@@ -348,7 +350,7 @@ impl Settings {
             scope: sources
                 .text(Opt::Scope)?
                 .unwrap_or_else(|| DEFAULT_SCOPE.into()),
-            http: http(&sources)?,
+            http,
             store,
             displays,
             json: sources.switch(Opt::Json),

@@ -9,15 +9,22 @@
 //!   once, as for a broker client); requests go over the thread's own pooled connection, so a
 //!   slow org never holds the lock the broker's clients wait on.
 //! - The figures health shows (queue depth, dead letters, paused or not) are kept in the
-//!   supervisor's status after every round; health never reads the outbox itself.
+//!   supervisor's status before delivering and after every round (so a slow request does not
+//!   leave health saying nothing is queued); health never reads the outbox itself.
+//! - Stopping is bounded: the thread looks at the stop flag before every round, and
+//!   [`Handle::stop`] waits at most [`STOP_WAIT`] for a request in flight (each has the
+//!   delivery deadline, `--timeout`, which may be longer). Past that it is left to end with the
+//!   process: like a `kill -9`, that loses nothing, and its batch is sent again at the next
+//!   start, as after a lost reply (docs/run.md, "Signals").
 //!
 //! Nothing here decides what a reply means (`delivery`, `delivery::batch`) or when to
 //! retry (`delivery::pace`).
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use log::{info, warn};
 use serde_json::json;
@@ -39,6 +46,8 @@ use crate::wire::{Request, TransportError};
 pub const LINGER: Duration = Duration::from_millis(200);
 /// Look at the outbox at least this often even without a wake (no inotify, or a missed one).
 pub const IDLE_CHECK: Duration = Duration::from_secs(300);
+/// [`Handle::stop`] waits this long for a delivery in flight, then stops without it.
+pub const STOP_WAIT: Duration = Duration::from_secs(5);
 
 /// Sessions from the shared agent, requests over an agent of the thread's own that never
 /// refreshes (only its transport is used).
@@ -67,6 +76,7 @@ impl Caller for SharedCaller {
 pub struct Handle {
     poker: Poker,
     thread: Option<std::thread::JoinHandle<()>>,
+    stopping: Arc<AtomicBool>,
 }
 
 impl Handle {
@@ -75,10 +85,24 @@ impl Handle {
         self.poker.clone()
     }
 
+    /// Ends the thread, waiting at most [`STOP_WAIT`] for a request in flight.
     pub fn stop(mut self) {
+        self.stopping.store(true, Ordering::SeqCst);
         self.poker.send(b's');
-        if let Some(t) = self.thread.take() {
+        let Some(t) = self.thread.take() else {
+            return;
+        };
+        let end = Instant::now() + STOP_WAIT;
+        while !t.is_finished() && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if t.is_finished() {
             let _ = t.join();
+        } else {
+            info!(
+                "outbox: stopping with a delivery request still in flight; its batch is sent \
+                 again at the next start, as after a lost reply"
+            );
         }
     }
 }
@@ -112,7 +136,9 @@ pub fn start(
 ) -> Result<Handle, Error> {
     let (read, write) = pipe()?;
     let watch = watch(&outbox);
+    let stopping = Arc::new(AtomicBool::new(false));
     let mut worker = Worker {
+        stopping: Arc::clone(&stopping),
         outbox,
         deliverer: Deliverer::new(options),
         caller: SharedCaller { shared, sender },
@@ -129,10 +155,13 @@ pub fn start(
     Ok(Handle {
         poker: Poker(Arc::new(write)),
         thread: Some(thread),
+        stopping,
     })
 }
 
 struct Worker {
+    /// Set by [`Handle::stop`]: no new round starts.
+    stopping: Arc<AtomicBool>,
     outbox: Outbox,
     deliverer: Deliverer,
     caller: SharedCaller,
@@ -168,6 +197,7 @@ impl Worker {
                 Woke::Changed => std::thread::sleep(LINGER),
                 Woke::Timeout => {}
             }
+            self.publish();
             wait = self.deliver();
             self.publish();
         }
@@ -182,6 +212,9 @@ impl Worker {
     fn deliver(&mut self) -> Option<Duration> {
         // Bounded: each round settles at least one record or returns a wait.
         loop {
+            if self.stopping.load(Ordering::SeqCst) {
+                return None;
+            }
             let now = self.clock.unix_time().as_secs();
             let round = self
                 .deliverer

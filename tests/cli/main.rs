@@ -16,6 +16,7 @@ mod headless;
 mod hostile_broker;
 mod hostile_call;
 mod hostile_concurrency;
+mod hostile_delivery;
 mod hostile_keys;
 mod hostile_server;
 mod hostile_signals;

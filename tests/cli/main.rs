@@ -18,6 +18,7 @@ mod hostile_call;
 mod hostile_concurrency;
 mod hostile_delivery;
 mod hostile_keys;
+mod hostile_lanes;
 mod hostile_server;
 mod hostile_signals;
 mod hostile_store;

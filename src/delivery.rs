@@ -14,6 +14,7 @@
 
 pub mod batch;
 pub mod pace;
+pub mod sendable;
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -116,10 +117,15 @@ impl Deliverer {
         if batch.is_empty() {
             return Ok(Round::Idle);
         }
-        let mut settled = Vec::new();
+        // Read back from disk: checked again before anything of it goes on the wire.
+        let (batch, mut settled) = sendable::split(batch);
         let mut stopped = None;
         // Halves of a batch the server refused whole (400), sent one after another.
-        let mut parts: Vec<&[Pending]> = vec![&batch];
+        let mut parts: Vec<&[Pending]> = if batch.is_empty() {
+            Vec::new()
+        } else {
+            vec![&batch]
+        };
         while let Some(part) = parts.pop() {
             match self.send(part, via)? {
                 Sent::Outcome(Outcome::Each(verdicts)) => {

@@ -218,12 +218,7 @@ pub struct Outbox {
 impl Outbox {
     /// Opens the outbox in `dir`, creating it (0700) if missing; cuts a torn tail.
     pub fn open(dir: &Path, limits: Limits) -> Result<Outbox, Error> {
-        let disk = RealDisk::open(dir).map_err(|e| {
-            Error::storage(format!(
-                "cannot open the outbox directory {}: {e} (choose another with --outbox)",
-                dir.display()
-            ))
-        })?;
+        let disk = RealDisk::open(dir)?;
         Outbox::with_disk(dir, Box::new(disk), limits)
     }
 
@@ -260,6 +255,9 @@ impl Outbox {
     }
 
     fn io(&self, what: &str, name: &str, e: io::Error) -> Error {
+        if let Some(refused) = disk::untrusted_error(&self.dir.join(name), &e) {
+            return refused;
+        }
         let hint = match e.kind() {
             io::ErrorKind::PermissionDenied => " (run as the user that owns the outbox)",
             io::ErrorKind::ReadOnlyFilesystem => " (the filesystem is read-only)",
@@ -435,7 +433,10 @@ impl Outbox {
 
     /// The delivery lock (`lock.rs`), `None` when another process delivers now.
     pub fn try_deliver_lock(&self) -> Result<Option<DeliverLock>, Error> {
-        lock::try_deliver_lock(&self.dir).map_err(|e| self.io("lock", "deliver.lock", e))
+        self.disk
+            .open_lock("deliver.lock")
+            .and_then(lock::try_deliver_lock)
+            .map_err(|e| self.io("lock", "deliver.lock", e))
     }
 
     /// Calls `visit(state, entry, frame length)` for each entry of the log in `[from, end)`

@@ -558,7 +558,101 @@ fn the_directory_is_0700_and_every_file_0600() {
     // A directory others can write to is refused.
     fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
     let err = Outbox::open(&dir, Limits::default()).err().unwrap();
+    assert_eq!(err.kind(), ErrorKind::Config);
+    assert!(err.message().contains("chmod go-w"), "{}", err.message());
+    // Sticky does not make the outbox's own directory private.
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o1777)).unwrap();
+    let err = Outbox::open(&dir, Limits::default()).err().unwrap();
     assert!(err.message().contains("chmod 700"), "{}", err.message());
+}
+
+/// An outbox whose parent others may write (not sticky) was accepted, so another user could
+/// move it aside and put theirs in its place. Now every directory above it is checked.
+#[test]
+fn a_parent_others_may_write_is_refused_unless_sticky() {
+    let top = temp_dir("parent");
+    fs::create_dir_all(&top).unwrap();
+    fs::set_permissions(&top, fs::Permissions::from_mode(0o777)).unwrap();
+    let dir = top.join("outbox");
+    let err = Outbox::open(&dir, Limits::default()).err().unwrap();
+    assert_eq!(err.kind(), ErrorKind::Config);
+    assert!(
+        err.message().contains("writable by other users"),
+        "{}",
+        err.message()
+    );
+    assert!(err.message().contains("--outbox"), "{}", err.message());
+    assert!(!dir.exists(), "nothing created there");
+    fs::set_permissions(&top, fs::Permissions::from_mode(0o1777)).unwrap();
+    Outbox::open(&dir, Limits::default()).unwrap();
+}
+
+/// Files were opened by path and never checked: a world-writable log planted in the outbox
+/// was written to and read from. Now each is checked on its descriptor: a file others may read
+/// or write, a symbolic link, a FIFO are refused (exit 2) and left as they are.
+#[test]
+fn a_planted_or_shared_file_in_the_outbox_is_refused_and_left_alone() {
+    let dir = temp_dir("planted");
+    let mut ob = Outbox::open(&dir, Limits::default()).unwrap();
+    ob.push(recs("A__c", "a", 1), 1).unwrap();
+    drop(ob);
+    let log = dir.join("log");
+    let before = fs::read(&log).unwrap();
+    fs::set_permissions(&log, fs::Permissions::from_mode(0o666)).unwrap();
+    let err = Outbox::open(&dir, Limits::default()).err().unwrap();
+    assert_eq!(err.kind(), ErrorKind::Config);
+    assert!(err.message().contains("chmod 600"), "{}", err.message());
+    assert!(err.message().contains(&log.display().to_string()));
+    assert_eq!(fs::read(&log).unwrap(), before);
+    fs::set_permissions(&log, fs::Permissions::from_mode(0o600)).unwrap();
+
+    let elsewhere = dir.parent().unwrap().join("planted-target");
+    fs::write(&elsewhere, b"not yours").unwrap();
+    std::os::unix::fs::symlink(&elsewhere, dir.join("mark")).unwrap();
+    let err = Outbox::open(&dir, Limits::default()).err().unwrap();
+    assert_eq!(err.kind(), ErrorKind::Config);
+    assert!(err.message().contains("symbolic link"), "{}", err.message());
+    fs::remove_file(dir.join("mark")).unwrap();
+    assert_eq!(fs::read(&elsewhere).unwrap(), b"not yours");
+
+    let fifo = std::ffi::CString::new(dir.join("dead").to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    let err = Outbox::open(&dir, Limits::default()).err().unwrap();
+    assert!(
+        err.message().contains("not a regular file"),
+        "{}",
+        err.message()
+    );
+    fs::remove_file(dir.join("dead")).unwrap();
+    let mut ob = Outbox::open(&dir, Limits::default()).unwrap();
+    assert_eq!(ob.status().unwrap().queued, 1);
+}
+
+/// The directory is held open and every file is reached through it: once open, a name
+/// swapped at the outbox's path (by its own user, the only one who still can) does not
+/// redirect a push.
+#[test]
+fn an_open_outbox_works_in_the_directory_it_opened_not_at_its_path() {
+    let dir = temp_dir("held");
+    let mut ob = Outbox::open(&dir, Limits::default()).unwrap();
+    ob.push(recs("A__c", "a", 1), 1).unwrap();
+    let moved = dir.with_file_name(format!(
+        "{}-moved",
+        dir.file_name().unwrap().to_str().unwrap()
+    ));
+    fs::rename(&dir, &moved).unwrap();
+    fs::create_dir(&dir).unwrap();
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
+    ob.push(recs("A__c", "b", 1), 2).unwrap();
+    assert_eq!(
+        fs::read_dir(&dir).unwrap().count(),
+        0,
+        "nothing at the path"
+    );
+    assert_eq!(ob.status().unwrap().queued, 2);
+    let mut reopened = Outbox::open(&moved, Limits::default()).unwrap();
+    assert_eq!(reopened.status().unwrap().queued, 2);
 }
 
 #[test]

@@ -19,6 +19,7 @@ mod hostile_concurrency;
 mod hostile_delivery;
 mod hostile_keys;
 mod hostile_lanes;
+mod hostile_outbox;
 mod hostile_server;
 mod hostile_signals;
 mod hostile_store;

@@ -10,7 +10,9 @@
 //! upserted, so a lost reply can publish an event twice: at least once, never lost.
 //!
 //! The deliver lock keeps two deliverers (a `flush` and a `run`) from sending the same batch
-//! at once; it is not held by `send`, which only appends.
+//! at once; it is not held by `send`, which only appends. Before a batch is sent, the outbox
+//! sets aside the room to record its outcome (`Outbox::reserve_outcome`): a full disk sends
+//! nothing, rather than the same batch at every attempt.
 
 pub mod batch;
 pub mod pace;
@@ -119,6 +121,11 @@ impl Deliverer {
         }
         // Read back from disk: checked again before anything of it goes on the wire.
         let (batch, mut settled) = sendable::split(batch);
+        if !batch.is_empty() {
+            // Room to record the answer first: on a full disk, a batch sent without it would
+            // be sent again at every attempt (events published each time).
+            outbox.reserve_outcome(batch.len() + settled.len())?;
+        }
         let mut stopped = None;
         // Halves of a batch the server refused whole (400), sent one after another.
         let mut parts: Vec<&[Pending]> = if batch.is_empty() {

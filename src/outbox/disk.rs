@@ -52,6 +52,10 @@ pub trait Disk: Send {
     fn unlock(&mut self);
     /// Opens (creating 0600) a lock file of the directory, for the delivery lock.
     fn open_lock(&self, name: &str) -> io::Result<File>;
+    /// Sets aside room for `bytes` more at the end of `name` (creating it empty, 0600, if
+    /// missing: `true` when it did, and the caller syncs the directory), so that appending
+    /// them later cannot fail for want of space; `StorageFull` when there is no such room.
+    fn reserve(&mut self, name: &str, bytes: u64) -> io::Result<bool>;
 }
 
 /// The outbox directory on the filesystem, held open.
@@ -338,6 +342,47 @@ impl Disk for RealDisk {
 
     fn open_lock(&self, name: &str) -> io::Result<File> {
         open_lock_at(&self.fd, name)
+    }
+
+    /// `fallocate(FALLOC_FL_KEEP_SIZE)` past the end: blocks that belong to the file, for the
+    /// appends to come, without changing what it holds. Where the filesystem cannot do that
+    /// (some flash filesystems), the free space is checked instead: no reservation then, but a
+    /// full disk is still seen before the request that would need it.
+    fn reserve(&mut self, name: &str, bytes: u64) -> io::Result<bool> {
+        let (file, created) = match self.open_at(name, libc::O_WRONLY) {
+            Ok(f) => (f, false),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let flags = libc::O_WRONLY
+                    | libc::O_CREAT
+                    | libc::O_EXCL
+                    | libc::O_NOFOLLOW
+                    | libc::O_CLOEXEC;
+                (open_at(&self.fd, name, flags, 0o600)?, true)
+            }
+            Err(e) => return Err(e),
+        };
+        let end = file.metadata()?.len();
+        let (Ok(at), Ok(len)) = (libc::off_t::try_from(end), libc::off_t::try_from(bytes)) else {
+            return Err(io::Error::from(io::ErrorKind::InvalidInput));
+        };
+        // SAFETY: an open descriptor and plain integers; the result is checked.
+        let rc = unsafe { libc::fallocate(file.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, at, len) };
+        if rc == 0 {
+            return Ok(created);
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EOPNOTSUPP) {
+            return Err(e);
+        }
+        // SAFETY: a zeroed statvfs is a valid out-parameter; the result is checked.
+        let mut fs: libc::statvfs = unsafe { std::mem::zeroed() };
+        // SAFETY: an open descriptor and a statvfs to fill.
+        check(unsafe { libc::fstatvfs(file.as_raw_fd(), &mut fs) })?;
+        let free = (fs.f_bavail as u64).saturating_mul(fs.f_frsize as u64);
+        if free < bytes.saturating_add(fs.f_frsize as u64) {
+            return Err(io::Error::from(io::ErrorKind::StorageFull));
+        }
+        Ok(created)
     }
 }
 

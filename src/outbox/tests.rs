@@ -655,6 +655,58 @@ fn an_open_outbox_works_in_the_directory_it_opened_not_at_its_path() {
     assert_eq!(reopened.status().unwrap().queued, 2);
 }
 
+/// A full disk: the room for the mark is set aside before a batch is sent, so the outcome of
+/// a reply can always be recorded, and without that room nothing is sent. Dead letters that
+/// cannot be written leave their records queued and the delivered ones recorded; a compaction
+/// that cannot be written does not undo a settle.
+#[test]
+fn on_a_full_disk_the_outcome_is_reserved_before_sending_and_nothing_is_recorded_twice() {
+    let power = Power::default();
+    let mut ob = model_outbox(&power).unwrap();
+    ob.push(recs("A__c", "a", 3), 1).unwrap();
+    power.set_full(true);
+    let e = ob.reserve_outcome(3).err().unwrap();
+    assert_eq!(e.kind(), ErrorKind::Storage);
+    assert!(e.message().contains("Nothing was sent"), "{}", e.message());
+    power.set_full(false);
+    ob.reserve_outcome(3).unwrap();
+    power.set_full(true);
+    // The reply came back: recorded in the room set aside, though the disk is full (and the
+    // compaction that an empty queue starts fails, without undoing it).
+    let batch = ob.next_batch(10).unwrap();
+    ob.settle(&delivered(&batch), 2).unwrap();
+    let mut again = model_outbox(&power).unwrap();
+    let s = again.status().unwrap();
+    assert_eq!((s.queued, s.delivered), (0, 3));
+
+    // Dead letters without room: the delivered one is recorded, the refused one stays queued.
+    power.set_full(false);
+    let mut ob = model_outbox(&power).unwrap();
+    let pushed = ob.push(recs("A__c", "b", 2), 3).unwrap();
+    ob.reserve_outcome(2).unwrap();
+    power.set_full(true);
+    let (first, second) = (pushed.first_seq, pushed.first_seq + 1);
+    let e = ob
+        .settle(
+            &[
+                Settle::Delivered(first),
+                Settle::Dead {
+                    seq: second,
+                    error: "INVALID_FIELD".into(),
+                },
+            ],
+            4,
+        )
+        .err()
+        .unwrap();
+    assert!(e.message().contains("stay queued"), "{}", e.message());
+    power.set_full(false);
+    let mut ob = model_outbox(&power).unwrap();
+    let left: Vec<u64> = ob.next_batch(10).unwrap().iter().map(|p| p.seq).collect();
+    assert_eq!(left, [second]);
+    assert_eq!(ob.status().unwrap().dead, 0);
+}
+
 #[test]
 fn one_deliverer_at_a_time() {
     let dir = temp_dir("deliver");

@@ -476,9 +476,18 @@ fn run_delivers_soon_after_a_send_and_health_shows_the_queue() {
     sent.insert("via-broker".into(), 7.5);
     wait_for_rows(&env, &sent);
 
-    let health = env.run(&["status", "--socket", &socket_arg, "--json"]);
-    assert_eq!(health.code(), 0, "{health:?}");
-    let health: Value = serde_json::from_str(health.stdout.trim()).unwrap();
+    // The rows are at the org a moment before delivery records them: health says queued
+    // until then (it shows the queue before and after each delivery), so wait for it.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let health = loop {
+        let health = env.run(&["status", "--socket", &socket_arg, "--json"]);
+        assert_eq!(health.code(), 0, "{health:?}");
+        let health: Value = serde_json::from_str(health.stdout.trim()).unwrap();
+        if health["outbox"]["queued"] == 0 || Instant::now() > deadline {
+            break health;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
     assert_eq!(health["outbox"]["queued"], 0, "{health}");
     assert_eq!(health["outbox"]["dead"], 0, "{health}");
     assert_eq!(health["outbox"]["delivered"], 31, "{health}");

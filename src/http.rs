@@ -357,6 +357,9 @@ impl Transport for UreqTransport {
     }
 }
 
+/// What a request's whole-exchange deadline ending it is called.
+const PAST_DEADLINE: &str = "timed out: the whole exchange took longer than its deadline";
+
 /// A streamed body whose read errors say plainly when the request's deadline ended it (ureq
 /// says "timeout: per call").
 struct Deadlined<R>(R);
@@ -368,10 +371,9 @@ impl<R: io::Read> io::Read for Deadlined<R> {
                 .get_ref()
                 .and_then(|inner| inner.downcast_ref::<ureq::Error>());
             match ended {
-                Some(ureq::Error::Timeout(ureq::Timeout::PerCall)) => io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "timed out: the whole exchange took longer than its deadline",
-                ),
+                Some(ureq::Error::Timeout(ureq::Timeout::PerCall)) => {
+                    io::Error::new(io::ErrorKind::TimedOut, PAST_DEADLINE)
+                }
                 _ => e,
             }
         })
@@ -389,10 +391,7 @@ fn classify(host: &str, proxy: Option<&str>, e: ureq::Error) -> TransportError {
     use TransportErrorKind as K;
     let (kind, what) = match e {
         ureq::Error::HostNotFound => (K::Dns, "the host name does not resolve (DNS)".to_string()),
-        ureq::Error::Timeout(ureq::Timeout::PerCall) => (
-            K::Timeout,
-            "timed out: the whole exchange took longer than its deadline".to_string(),
-        ),
+        ureq::Error::Timeout(ureq::Timeout::PerCall) => (K::Timeout, PAST_DEADLINE.to_string()),
         ureq::Error::Timeout(t) => (K::Timeout, format!("timed out ({t})")),
         ureq::Error::Io(io) => return classify_io(host, io),
         ureq::Error::Rustls(tls) => return classify_tls(host, &tls),

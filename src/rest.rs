@@ -266,6 +266,13 @@ fn rest_errors(body: &[u8]) -> Vec<RestErrorItem> {
     serde_json::from_slice::<Vec<RestErrorItem>>(body).unwrap_or_default()
 }
 
+/// The `errorCode` of the first REST error, without its message (which may quote what was
+/// sent), for logs; sanitized.
+pub fn first_code(body: &[u8]) -> Option<String> {
+    let code = rest_errors(body).into_iter().next()?.error_code?;
+    Some(crate::sanitize::text(&server_text(&code)))
+}
+
 /// `errorCode: message` of the first REST error (or `error: description` of an OAuth error),
 /// for messages. Server-chosen text, never a token: passed through `sanitize::text`, so no
 /// control sequence or forged line reaches a terminal.

@@ -206,18 +206,9 @@ fn describe(e: &ItemError, message: bool) -> String {
 /// ` errorCode` of the first REST error in `body` (`[{"errorCode":…}]`), or nothing: for
 /// reasons that are logged, where a message could quote a record.
 fn code(body: &[u8]) -> String {
-    #[derive(Deserialize)]
-    struct Coded {
-        #[serde(rename = "errorCode")]
-        error_code: Option<String>,
-    }
-    let prefix = &body[..body.len().min(crate::rest::ERROR_PREFIX)];
-    match serde_json::from_slice::<Vec<Coded>>(prefix) {
-        Ok(list) => match list.into_iter().next().and_then(|c| c.error_code) {
-            Some(c) => format!(" {}", server_text(&c)),
-            None => String::new(),
-        },
-        Err(_) => String::new(),
+    match crate::rest::first_code(&body[..body.len().min(crate::rest::ERROR_PREFIX)]) {
+        Some(c) => format!(" {c}"),
+        None => String::new(),
     }
 }
 

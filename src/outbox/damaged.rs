@@ -53,9 +53,8 @@ impl Outbox {
         }
         let Some(aside) = aside else {
             return Err(Error::storage(format!(
-                "{path} does not start with a readable outbox header, and {MAX_ASIDE} damaged \
-                 logs are already set aside beside it: the storage keeps losing data. Check it, \
-                 remove the {LOG}.damaged.* files you have looked at, and start sfpair again"
+                "{path} has no readable header, and {MAX_ASIDE} damaged logs are set aside \
+                 beside it already: check the storage, then remove the {LOG}.damaged.* files"
             )));
         };
         self.disk

@@ -18,6 +18,10 @@ pub mod flash;
 pub mod image;
 #[cfg(all(feature = "std", feature = "flash"))]
 pub mod mtd;
+#[cfg(all(test, feature = "std"))]
+mod power;
+#[cfg(feature = "std")]
+mod replace;
 
 #[cfg(feature = "std")]
 use alloc::boxed::Box;

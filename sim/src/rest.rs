@@ -92,6 +92,8 @@ pub fn handle(shared: &Shared, request: &Request) -> Reply {
         };
         let response = dispatch(&mut ctx, version, &call);
         lost = is_collections(resource) && shared.delivery.collections_request();
+        let saved = world.records.take_saved();
+        world.writes.record(saved, !lost);
         response
     };
     let usage = world.api_usage;

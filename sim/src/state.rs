@@ -52,6 +52,8 @@ pub struct World {
     /// The org's objects and fields: the configured schema, plus fields an admin added while
     /// it runs (`Sim::add_field`).
     pub schema: crate::schema::Schema,
+    /// Every save through REST, and whether its reply was sent (`writes.rs`).
+    pub writes: crate::writes::Ledger,
 }
 
 impl World {

@@ -368,6 +368,27 @@ impl Running {
     }
 }
 
+/// Waits for a condition, not for a time: polls `ready` every 20 ms until it gives a value,
+/// and fails with `what` once `limit` has passed (a loaded machine makes things late, never
+/// out of order, so a deadline only has to be generous).
+#[track_caller]
+pub fn wait_until<T>(limit: Duration, what: &str, mut ready: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(value) = ready() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "not within {limit:?}: {what}");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// [`wait_until`] for a condition that carries no value.
+#[track_caller]
+pub fn wait_for(limit: Duration, what: &str, mut ready: impl FnMut() -> bool) {
+    wait_until(limit, what, || ready().then_some(()))
+}
+
 /// Every line the binary writes to stderr is a message for people (a log line, the final
 /// error, the fallback console's prose) and must pass `sfpair::text::is_clean`: no double
 /// spaces, no control characters. The QR drawing is not a message: its lines (half blocks) are

@@ -153,10 +153,10 @@ pub fn create(
     if let Some(name) = computed_name(object, &fields) {
         fields.insert("Name".into(), Value::String(name));
     }
-    Ok(ctx
-        .world
-        .records
-        .insert(&object.name, &object.key_prefix, fields))
+    let records = &mut ctx.world.records;
+    let id = records.insert(&object.name, &object.key_prefix, fields);
+    records.note_save(&object.name, &id);
+    Ok(id)
 }
 
 /// Validates and applies changes to a live record of `object`.
@@ -186,6 +186,7 @@ pub fn update(
         fields.insert("Name".into(), Value::String(name));
         ctx.world.records.update(&id, fields);
     }
+    ctx.world.records.note_save(&object.name, &id);
     Ok(())
 }
 

@@ -383,6 +383,21 @@ pub fn wait_until<T>(limit: Duration, what: &str, mut ready: impl FnMut() -> Opt
     }
 }
 
+/// Whether `ready` became true within `limit` (polled every 20 ms): for a caller whose failure
+/// message needs what it sees at the deadline.
+pub fn within(limit: Duration, mut ready: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if ready() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// [`wait_until`] for a condition that carries no value.
 #[track_caller]
 pub fn wait_for(limit: Duration, what: &str, mut ready: impl FnMut() -> bool) {

@@ -196,7 +196,7 @@ const SWEEP: &[Step] = &[
             "--force",
             "--json",
             "--code-lifetime",
-            "2",
+            "5",
             "--max-codes",
             "1",
         ],

@@ -9,6 +9,8 @@
 pub mod crc32;
 pub mod frame;
 pub mod record;
+#[cfg(test)]
+mod record_cases;
 
 #[cfg(feature = "std")]
 pub mod file;

@@ -829,6 +829,12 @@ mod tests {
         store.unlock();
         assert!(!temp.exists());
         assert_eq!(store.load().unwrap(), Loaded::Paired(sample("rt-2")));
+        // Cut to the record's length: no reserved zeros are left behind it.
+        let encoded = record::to_bytes(&sample("rt-2"), 0).unwrap();
+        assert_eq!(
+            fs::metadata(dir.join("token")).unwrap().len(),
+            encoded.len() as u64
+        );
         // Unlocked: only a check, nothing left behind.
         store.prepare_save().unwrap();
         assert!(!temp.exists());

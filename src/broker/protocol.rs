@@ -83,9 +83,13 @@ pub fn line_limit(line: &[u8]) -> usize {
 /// `{"do":"send",…}`: records for the outbox, as `sfpair send` takes them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SendAsk {
+    /// Upsert into this sObject (with `external_id`).
     pub sobject: Option<String>,
+    /// The external id field the records upsert by.
     pub external_id: Option<String>,
+    /// A platform event to publish the records as (instead of `sobject`).
     pub event: Option<String>,
+    /// Fill the external id of each record from the outbox's id and the record's seq.
     pub auto_id: bool,
     /// The records as JSON text: an object or an array of objects.
     pub records: String,
@@ -94,8 +98,11 @@ pub struct SendAsk {
 /// What a client asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Ask {
-    /// An access token; `refused` names a session the server refused.
-    AccessToken { refused: Option<u64> },
+    /// An access token.
+    AccessToken {
+        /// The generation of a session the server refused: a fresh one is wanted.
+        refused: Option<u64>,
+    },
     /// The instance URL only (no token, no request to the server).
     InstanceUrl,
     /// How the long-running agent is (no token, no request to the server).
@@ -221,10 +228,13 @@ fn send_request(send: &SendAsk) -> String {
 #[derive(Debug, Deserialize)]
 pub struct Answer {
     #[serde(default)]
+    /// The access token (`get access_token`).
     pub access_token: Option<Secret>,
     #[serde(default)]
+    /// The org's instance URL (`get access_token`, `get instance_url`).
     pub instance_url: Option<String>,
     #[serde(default)]
+    /// Which session the token belongs to, to name in `refused` when the server refuses it.
     pub generation: Option<u64>,
     /// Seconds left under `--session-lifetime`, when one is configured.
     #[serde(default)]
@@ -233,8 +243,10 @@ pub struct Answer {
     #[serde(default)]
     pub error: Option<String>,
     #[serde(default)]
+    /// The exit code a command would end with for this error.
     pub exit_code: Option<u8>,
     #[serde(default)]
+    /// What went wrong, for a person.
     pub message: Option<String>,
 }
 
@@ -269,6 +281,7 @@ pub fn token_answer(session: &Session, expires_in: Option<Duration>) -> Zeroizin
     line
 }
 
+/// The answer line to `{"get":"instance_url"}`.
 pub fn instance_answer(instance_url: &str) -> String {
     format!(
         "{}\n",

@@ -30,7 +30,7 @@ mod pairing_lock;
 use std::ffi::OsString;
 use std::fs::{self, DirBuilder, File, Metadata, OpenOptions};
 use std::io::{self, Read};
-use std::os::unix::fs::{DirBuilderExt, FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use log::{debug, warn};
@@ -58,25 +58,6 @@ pub struct FileStore {
     prepared: Option<(PathBuf, File)>,
     /// The pairing lock (`pairing_lock.rs`), while a pairing holds it.
     pairing: Option<File>,
-}
-
-fn kind_name(meta: &Metadata) -> &'static str {
-    let t = meta.file_type();
-    if t.is_dir() {
-        "a directory"
-    } else if t.is_fifo() {
-        "a FIFO"
-    } else if t.is_char_device() {
-        "a character device"
-    } else if t.is_block_device() {
-        "a block device"
-    } else if t.is_socket() {
-        "a socket"
-    } else if t.is_symlink() {
-        "a symbolic link"
-    } else {
-        "not a regular file"
-    }
 }
 
 impl FileStore {
@@ -184,10 +165,8 @@ impl FileStore {
         Ok(Some(file))
     }
 
-    /// The directory for the record: created (0700) if missing, checked, and locked for
-    /// writing unless [`TokenStore::lock`] holds the lock already.
-    fn lock_dir(&self, target: &Path) -> Result<Option<File>, Error> {
-        let dir = dir_of(target);
+    /// Creates `dir` (0700, with its parents) when it is missing.
+    fn make_dir(&self, dir: &Path) -> Result<(), Error> {
         if !dir.exists() {
             DirBuilder::new()
                 .recursive(true)
@@ -195,6 +174,14 @@ impl FileStore {
                 .create(dir)
                 .map_err(|e| self.fail("create the directory for", e))?;
         }
+        Ok(())
+    }
+
+    /// The directory for the record: created (0700) if missing, checked, and locked for
+    /// writing unless [`TokenStore::lock`] holds the lock already.
+    fn lock_dir(&self, target: &Path) -> Result<Option<File>, Error> {
+        let dir = dir_of(target);
+        self.make_dir(dir)?;
         check_dir(dir)?;
         if self.held.is_some() {
             return Ok(None);
@@ -292,7 +279,7 @@ fn check_dir(dir: &Path) -> Result<(), Error> {
         return Err(Error::config(format!(
             "{} is {}, not a directory: --store file:PATH needs a directory to keep the file in",
             dir.display(),
-            kind_name(&meta)
+            crate::files::kind_name(&meta)
         )));
     }
     check_owner(dir, &meta, "700")
@@ -328,7 +315,7 @@ fn check_file(path: &Path, meta: &Metadata) -> Result<(), Error> {
             "{} is {}: --store file:PATH names a regular file. sfpair neither reads nor \
              replaces it; point --store at a file of its own",
             path.display(),
-            kind_name(meta)
+            crate::files::kind_name(meta)
         )));
     }
     check_owner(path, meta, "600")?;
@@ -538,6 +525,7 @@ mod tests {
     use super::*;
     use crate::flow::dialect::Dialect;
     use crate::secret::Secret;
+    use std::os::unix::fs::FileTypeExt;
 
     fn sample(rt: &str) -> Record {
         Record {

@@ -2,8 +2,8 @@
 //! validated with messages that say what to fix, and turned into each command's options
 //! ([`plan`]), so no command reads the arguments or the environment again.
 //!
-//! `sources.rs` owns the order of the layers and types each value; `settings.rs` resolves the
-//! settings every command shares; `plan.rs` builds the command's options; `outbox.rs` the
+//! `sources.rs` owns the order of the layers and types each value; `stored.rs` is the stored
+//! pairing's layer; `settings.rs` resolves the settings every command shares; `plan.rs` builds the command's options; `outbox.rs` the
 //! outbox's. Which flag and which variable give a setting is the command table's
 //! (`cli/table.rs`).
 
@@ -16,6 +16,7 @@ mod outbox;
 mod plan;
 mod settings;
 mod sources;
+mod stored;
 #[cfg(test)]
 pub(crate) mod tests;
 

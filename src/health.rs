@@ -4,6 +4,11 @@
 //!
 //! Never holds or prints a token: the answer is built from the state, the stored record's
 //! ids and flow, and how the last refresh ended.
+//!
+//! The store has the last word: the flow is the stored grant's, and a supervisor that believes
+//! it is paired (or that its pairing died) is not believed once the store holds nothing (a
+//! `sfpair forget`, a deleted file): health then says `not_paired`; nor one that believes
+//! nothing is paired once another process stored a pairing.
 
 use serde_json::{Value, json};
 
@@ -53,8 +58,11 @@ pub struct RunStatus {
 /// store alone says whether the device is paired).
 pub fn of_agent(agent: &mut Agent, status: Option<&RunStatus>) -> Value {
     let record = agent.stored().ok();
-    let state = match status {
-        Some(s) => s.state.clone(),
+    let state = match status.map(|s| &s.state) {
+        Some(State::Paired | State::RepairNeeded { .. }) if record.is_none() => State::NotPaired,
+        // Paired by another process (`sfpair pair`) while this one was not: the broker serves it.
+        Some(State::NotPaired) if record.is_some() => State::Paired,
+        Some(state) => state.clone(),
         None if record.is_some() => State::Paired,
         None => State::NotPaired,
     };
@@ -64,7 +72,7 @@ pub fn of_agent(agent: &mut Agent, status: Option<&RunStatus>) -> Value {
         .unwrap_or_default();
     let mut value = json!({
         "state": state.name(),
-        "flow": record.as_ref().map(|_| "device"),
+        "flow": record.as_ref().map(|r| r.grant.name()),
         "org_id": org_id,
         "user_id": user_id,
         "instance_url": record.as_ref().map(|r| r.instance_url.clone()),

@@ -16,6 +16,8 @@
 //!    `/services/data/v62.0/` in front: `limits`, `/limits` and `sobjects/Account` become
 //!    `/services/data/v62.0/limits` … `/services/data/v62.0/sobjects/Account`.
 //! 3. Without one, PATH is used as it is, and a `vXX.X` placeholder in it is an error.
+//!    `sfpair call` always has one: `--api-version`, else [`DEFAULT_API_VERSION`], so
+//!    `sfpair call GET limits` reaches the data API instead of a 404 at `/limits`.
 
 use alloc::format;
 use alloc::string::{String, ToString};
@@ -28,6 +30,9 @@ use crate::error::{Error, ErrorKind, OAuthFields};
 use crate::text::server_text;
 use crate::wire::{Body, Method, Request};
 
+/// The API version when `--api-version` is not given, for `sfpair call` and the outbox's
+/// requests alike (sObject Collections upsert needs v46.0 or later).
+pub const DEFAULT_API_VERSION: &str = "62.0";
 /// The placeholder an API version fills in.
 pub const VERSION_PLACEHOLDER: &str = "vXX.X";
 /// Longest PATH accepted (a SOQL query in the query string can be long, not unbounded).
@@ -48,6 +53,9 @@ pub struct RestRequest {
     pub body: Option<Vec<u8>>,
     /// Extra headers; `Authorization` is refused (the agent sets it).
     pub headers: Vec<(String, String)>,
+    /// The whole exchange must end within this ([`Request::deadline`]); `None` streams a
+    /// reply of any size, bounded only per read (`sfpair call`).
+    pub deadline: Option<Duration>,
 }
 
 impl RestRequest {
@@ -58,6 +66,7 @@ impl RestRequest {
             path: resolve_path(path, None)?,
             body: None,
             headers: Vec::new(),
+            deadline: None,
         })
     }
 
@@ -87,6 +96,7 @@ impl RestRequest {
             request.body = Body::Json(body.clone());
         }
         request.headers = self.headers.clone();
+        request.deadline = self.deadline;
         request
     }
 }
@@ -261,6 +271,13 @@ struct RestErrorItem {
 /// REST's error envelope, `[{"message": …, "errorCode": …}]`; empty when the body is not one.
 fn rest_errors(body: &[u8]) -> Vec<RestErrorItem> {
     serde_json::from_slice::<Vec<RestErrorItem>>(body).unwrap_or_default()
+}
+
+/// The `errorCode` of the first REST error, without its message (which may quote what was
+/// sent), for logs; sanitized.
+pub fn first_code(body: &[u8]) -> Option<String> {
+    let code = rest_errors(body).into_iter().next()?.error_code?;
+    Some(crate::sanitize::text(&server_text(&code)))
 }
 
 /// `errorCode: message` of the first REST error (or `error: description` of an OAuth error),

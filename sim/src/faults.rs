@@ -16,7 +16,8 @@ use crate::reply::Reply;
 
 /// One thing to go wrong, for one request. Each is taken by the next request of its
 /// kind: REST faults (`InvalidSession`, `RequestLimit`, `RestMaintenance`,
-/// `SessionNotValidForRest`) by the next request to a versioned REST resource
+/// `SessionNotValidForRest`, `RestTrickle`, `RestEndless`) by the next request to a versioned
+/// REST resource
 /// (`/services/data/vNN.N/…`), all others by the next request to `/services/oauth2/*`,
 /// `/rfc8628/device` or `/rfc8628/token`.
 #[derive(Clone, Debug, PartialEq)]
@@ -37,6 +38,12 @@ pub enum Fault {
     TruncatedReply,
     /// Read the request, answer nothing for this long, then close.
     Stall(Duration),
+    /// Answer normally, this long after the request (a slow server): the answer's effect (a
+    /// rotated refresh token, a new code) is in the simulator's state at once.
+    Slow(Duration),
+    /// REST: answer normally, this long after the request (a slow org): the records a
+    /// collections request carries are committed at once.
+    RestSlow(Duration),
     /// REST: 401 `INVALID_SESSION_ID`, even with a valid session.
     InvalidSession,
     /// REST: 403 `REQUEST_LIMIT_EXCEEDED` with `Retry-After: 30`.
@@ -51,7 +58,16 @@ pub enum Fault {
     /// 200 with this JSON body verbatim: a hostile server's reply. Its values are
     /// the test's own, never a real token.
     Json(String),
+    /// REST: a 200 head announcing a large JSON body, then one byte of it every this long,
+    /// never finishing (a hostile server that keeps every per-read timeout happy). The
+    /// simulator gives up after [`TRICKLE_FOR`] or when the client goes away.
+    RestTrickle(Duration),
+    /// REST: 200 with a JSON array of a terabyte, written for as long as the client reads.
+    RestEndless,
 }
+
+/// How long the simulator trickles one reply at most.
+pub const TRICKLE_FOR: Duration = Duration::from_secs(600);
 
 /// Which requests a fault may be applied to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,16 +80,23 @@ impl Fault {
     fn scope(&self) -> Scope {
         match self {
             Fault::InvalidSession
+            | Fault::RestSlow(_)
             | Fault::RequestLimit
             | Fault::RestMaintenance
-            | Fault::SessionNotValidForRest => Scope::Rest,
+            | Fault::SessionNotValidForRest
+            | Fault::RestTrickle(_)
+            | Fault::RestEndless => Scope::Rest,
             _ => Scope::OAuth,
         }
     }
 
-    /// What the server does instead of answering normally.
-    pub fn reply(self) -> Reply {
+    /// What the server does instead of answering normally (`normal` answers as it would).
+    pub fn reply(self, normal: impl FnOnce() -> Reply) -> Reply {
         match self {
+            Fault::Slow(delay) | Fault::RestSlow(delay) => match normal() {
+                Reply::Send(response) => Reply::Late(delay, response),
+                other => other,
+            },
             Fault::Html503 => Reply::Send(maintenance_page()),
             Fault::CaptivePortal => Reply::Send(Response::new(
                 200,
@@ -107,6 +130,12 @@ impl Fault {
             )),
             Fault::Status(status) => Reply::Send(Response::json(status, &json!({"error": "server_error"}))),
             Fault::Json(body) => Reply::Send(Response::new(200, JSON, body)),
+            Fault::RestTrickle(every) => Reply::Trickle(Response::new(200, JSON, "["), every),
+            Fault::RestEndless => Reply::Send(Response {
+                status: 200,
+                headers: vec![("Content-Type", JSON.to_string())],
+                body: Body::JsonArray(1 << 40),
+            }),
         }
     }
 }

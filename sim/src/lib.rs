@@ -79,6 +79,7 @@ mod streaming;
 mod tls;
 mod token_exchange;
 mod validate;
+mod writes;
 
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::Path;
@@ -92,6 +93,7 @@ pub use headless::{Headless, public_key_der};
 pub use log::LogEntry;
 pub use schema::Schema;
 pub use streaming::{StreamingClient, StreamingStats};
+pub use writes::Write;
 
 use device::Decision;
 use server::Acceptor;
@@ -249,6 +251,20 @@ impl Sim {
         self.shared.delivery.set_drop_every(n);
     }
 
+    /// The next `n` sObject Collections requests are committed and then their connections
+    /// closed without a reply, whatever `commit_then_drop_every` says: one lost reply at a
+    /// moment the test chooses.
+    pub fn drop_next_collections_replies(&self, n: u32) {
+        self.shared.delivery.drop_next(n);
+    }
+
+    /// Every save of a record through the REST API so far (creates and updates, upserts
+    /// included), in order: which row, in which request, and whether that request's reply
+    /// was sent. A row with two acknowledged writes was sent twice (see `writes.rs`).
+    pub fn writes(&self) -> Vec<Write> {
+        self.shared.world().writes.all()
+    }
+
     /// From now on every `n`-th record submitted through sObject Collections (0: none)
     /// is refused `UNABLE_TO_LOCK_ROW`, each distinct record at most once
     /// (`Config::lock_row_every`).
@@ -351,6 +367,22 @@ impl Sim {
                 payload: e.payload.clone(),
             })
             .collect()
+    }
+
+    /// Creates or updates `object`'s record whose external id `field` is `value` with
+    /// `fields`, as an admin would in Setup (also while the simulator is offline): the REST
+    /// upsert's rules, and the change event it raises. Returns the record's id.
+    pub fn upsert_record(
+        &self,
+        object: &str,
+        field: &str,
+        value: &str,
+        fields: serde_json::Value,
+    ) -> Result<String, String> {
+        let serde_json::Value::Object(fields) = fields else {
+            return Err("the fields must be a JSON object".into());
+        };
+        rest::upsert_by_hand(&self.shared, object, field, value, &fields)
     }
 
     /// How long events are kept for replay (`Config::event_retention`, 72 h by default).

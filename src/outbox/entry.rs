@@ -42,12 +42,21 @@ pub const MAX_NAME: usize = 255;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Target {
     /// Upsert into `object` by the external-id field `field`.
-    Upsert { object: String, field: String },
+    Upsert {
+        /// The sObject.
+        object: String,
+        /// Its external id field.
+        field: String,
+    },
     /// A platform event (`…__e`): insert only.
-    Event { object: String },
+    Event {
+        /// The platform event.
+        object: String,
+    },
 }
 
 impl Target {
+    /// The sObject or platform event's API name.
     pub fn object(&self) -> &str {
         match self {
             Target::Upsert { object, .. } | Target::Event { object } => object,
@@ -172,6 +181,14 @@ pub fn entry_len(e: &Entry) -> usize {
         Target::Event { object } => 2 + object.len(),
     };
     frame::HEADER_LEN + 1 + 16 + 1 + names + 4 + e.json.len() + frame::CRC_LEN
+}
+
+/// The bytes [`encode_mark_header`] writes.
+pub const MARK_HEADER_LEN: usize = frame::HEADER_LEN + 9 + frame::CRC_LEN;
+
+/// The bytes [`encode_settled`] writes for `n` seqs.
+pub fn settled_len(n: usize) -> usize {
+    frame::HEADER_LEN + 13 + 9 * n + frame::CRC_LEN
 }
 
 pub fn encode_mark_header(out: &mut Vec<u8>, generation: u64) {
@@ -391,9 +408,17 @@ mod tests {
         };
         let mut out = Vec::new();
         encode_settled(&mut out, &s);
+        assert_eq!(
+            out.len(),
+            settled_len(2),
+            "settle.rs reserves this many bytes"
+        );
         assert!(
             matches!(decode_mark(&payload(&out, &MARK_MAGIC)), Ok(MarkItem::Settled(x)) if x == s)
         );
+        let mut out = Vec::new();
+        encode_mark_header(&mut out, 7);
+        assert_eq!(out.len(), MARK_HEADER_LEN);
 
         let d = Dead {
             entry: e,

@@ -12,12 +12,12 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use sfpair_sim::Config;
 
-use crate::harness::{Env, Running, fast, stored_record};
+use crate::harness::{Env, Running, fast, stored_record, wait_for};
 
-const LIMIT: Duration = Duration::from_secs(30);
+pub(crate) const LIMIT: Duration = Duration::from_secs(30);
 
 /// One request line to the broker and its answer.
-fn ask(socket: &Path, line: &str) -> Value {
+pub(crate) fn ask(socket: &Path, line: &str) -> Value {
     let mut stream = UnixStream::connect(socket).unwrap();
     stream.set_read_timeout(Some(LIMIT)).unwrap();
     stream.write_all(line.as_bytes()).unwrap();
@@ -27,7 +27,7 @@ fn ask(socket: &Path, line: &str) -> Value {
     serde_json::from_str(&answer).unwrap_or_else(|e| panic!("{answer:?}: {e}"))
 }
 
-fn wait_for_socket(socket: &Path) {
+pub(crate) fn wait_for_socket(socket: &Path) {
     let deadline = Instant::now() + LIMIT;
     while UnixStream::connect(socket).is_err() {
         assert!(
@@ -40,7 +40,7 @@ fn wait_for_socket(socket: &Path) {
 }
 
 /// Polls health until its state is `state` (bounded), and returns it.
-fn health_until(socket: &Path, state: &str) -> Value {
+pub(crate) fn health_until(socket: &Path, state: &str) -> Value {
     let deadline = Instant::now() + LIMIT;
     loop {
         let health = ask(socket, r#"{"get":"health"}"#);
@@ -56,7 +56,7 @@ fn health_until(socket: &Path, state: &str) -> Value {
 }
 
 /// `sfpair run --socket … --json` with `extra`.
-fn start(env: &Env, extra: &[&str]) -> (Running, PathBuf) {
+pub(crate) fn start(env: &Env, extra: &[&str]) -> (Running, PathBuf) {
     let socket = env.scratch.0.join("run.sock");
     let mut args = vec!["run", "--socket", socket.to_str().unwrap(), "--json"];
     args.extend_from_slice(extra);
@@ -150,18 +150,38 @@ fn keepalive_refreshes_while_nobody_asks() {
     assert_eq!(running.finish(LIMIT).code(), 0);
 }
 
+/// The refresh requests the simulator answered so far.
+fn refreshes(env: &Env) -> usize {
+    env.requests()
+        .iter()
+        .filter(|l| l.contains(" refresh_token 200"))
+        .count()
+}
+
 #[test]
 fn keepalive_carries_a_pairing_through_an_idle_limit_and_without_it_the_pairing_dies() {
-    // The app's refresh token policy: "expire if not used for 3 seconds".
+    // The app's refresh token policy: "expire if not used for 5 seconds". The keepalive
+    // refreshes every second, so a loaded machine may be 4 s late before the pairing dies.
+    let limit = Duration::from_secs(5);
     let idle = Config {
-        refresh_idle: Some(Duration::from_secs(3)),
+        refresh_idle: Some(limit),
         ..fast()
     };
     let env = Env::start(idle.clone());
     env.pair_approved();
     let (running, socket) = start(&env, &["--keepalive", "1s"]);
     wait_for_socket(&socket);
-    std::thread::sleep(Duration::from_secs(7));
+    // Kept alive for longer than the limit: counted in keepalives (each at least 1 s apart),
+    // not in a sleep.
+    let before = refreshes(&env);
+    let started = Instant::now();
+    wait_for(2 * LIMIT, "eight keepalive refreshes", || {
+        refreshes(&env) >= before + 8
+    });
+    assert!(
+        started.elapsed() > limit,
+        "the keepalives outlived the limit"
+    );
     let token = ask(&socket, r#"{"get":"access_token","refused":1}"#);
     assert!(token["access_token"].is_string(), "kept alive: {token}");
     assert_eq!(ask(&socket, r#"{"get":"health"}"#)["state"], "paired");
@@ -172,7 +192,15 @@ fn keepalive_carries_a_pairing_through_an_idle_limit_and_without_it_the_pairing_
     env.pair_approved();
     let (running, socket) = start(&env, &["--keepalive", "0"]);
     wait_for_socket(&socket);
-    std::thread::sleep(Duration::from_secs(4));
+    // Idle for longer than the limit: no refresh at all while we wait (counted), however late
+    // the last one before it came.
+    let before = refreshes(&env);
+    std::thread::sleep(limit + Duration::from_secs(1));
+    assert_eq!(
+        refreshes(&env),
+        before,
+        "nothing used the refresh token meanwhile"
+    );
     let token = ask(&socket, r#"{"get":"access_token"}"#);
     assert_eq!(
         token["error"], "repair_needed",
@@ -369,4 +397,34 @@ fn systemd_hears_ready_status_and_the_watchdog() {
             "a token in a notify message"
         );
     }
+}
+
+/// `run` that starts with a pairing stored says so in one line (it printed nothing): where it
+/// serves, for which org and user, and when the next keepalive comes; a JSON event with --json.
+#[test]
+fn run_says_one_line_when_it_starts_already_paired() {
+    let env = Env::start(fast());
+    env.pair_approved();
+    let (mut running, socket) = start(&env, &[]);
+    let serving = running.event("serving", LIMIT);
+    assert_eq!(serving["socket"], socket.to_str().unwrap(), "{serving}");
+    assert_eq!(serving["org_id"], "00DSIM0000000012BA", "{serving}");
+    assert!(serving["next_keepalive"].as_u64().is_some(), "{serving}");
+    running.terminate();
+    assert_eq!(running.finish(LIMIT).code(), 0);
+
+    let mut command = env.command(&["run", "--socket", socket.to_str().unwrap()]);
+    command.env("RUST_LOG", "off");
+    let running = Running::spawn(command);
+    wait_for_socket(&socket);
+    // The broker says it serves before it reads a signal, and the line comes before the stop.
+    running.terminate();
+    let out = running.finish(LIMIT);
+    let expected = format!(
+        "serving on {}, paired with org 00DSIM0000000012BA as 005SIM000000001YBA, next \
+         keepalive in ",
+        socket.display()
+    );
+    assert!(out.stdout.starts_with(&expected), "{:?}", out.stdout);
+    assert_eq!(out.stdout.lines().count(), 1, "{:?}", out.stdout);
 }

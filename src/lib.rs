@@ -124,6 +124,8 @@ pub mod login_url;
 pub mod notify;
 #[cfg(feature = "outbox")]
 pub mod outbox;
+#[cfg(feature = "pkcs11")]
+pub mod pkcs11;
 #[cfg(feature = "std")]
 pub mod present;
 #[cfg(feature = "std")]
@@ -131,6 +133,8 @@ pub mod process;
 pub mod refusal;
 pub mod rest;
 pub mod sanitize;
+#[cfg(feature = "seal")]
+pub mod seal;
 pub mod secret;
 #[cfg(feature = "broker")]
 pub mod service;

@@ -354,6 +354,15 @@ fn store_checks(
             )
             .fix("pair again with `sfpair pair --force` (the record is replaced when it succeeds)"),
         ),
+        Ok(Loaded::Unopened(why)) => (
+            None,
+            Check::new(
+                "store",
+                Level::Failed,
+                store::unopened(&spec, &why).message().to_string(),
+            )
+            .fix("put the seal back (the TPM, the token, the unit's credential), or pair again"),
+        ),
         Err(e) => (
             None,
             Check::new("store", Level::Failed, e.message().to_string())

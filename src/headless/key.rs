@@ -105,7 +105,7 @@ impl SigningKey {
 
 /// Refuses a key file that the group or others may read or write.
 #[cfg(unix)]
-fn check_private(path: &Path, what: &str) -> Result<(), Error> {
+pub(crate) fn check_private(path: &Path, what: &str) -> Result<(), Error> {
     use std::os::unix::fs::MetadataExt;
     let meta = std::fs::metadata(path)
         .map_err(|e| Error::config(format!("cannot read the {what} {}: {e}", path.display())))?;
@@ -122,7 +122,7 @@ fn check_private(path: &Path, what: &str) -> Result<(), Error> {
 }
 
 #[cfg(not(unix))]
-fn check_private(_path: &Path, _what: &str) -> Result<(), Error> {
+pub(crate) fn check_private(_path: &Path, _what: &str) -> Result<(), Error> {
     Ok(())
 }
 

@@ -32,7 +32,8 @@ use std::path::{Path, PathBuf};
 use log::{debug, warn};
 use zeroize::Zeroizing;
 
-use super::record::{self, DecodeError, MAGIC};
+use super::record::{self, DecodeError, Frame, MAGIC};
+use super::sealed::{Envelope, Plain};
 use super::{Loaded, Record, SaveCheck, TokenStore};
 use crate::error::Error;
 
@@ -50,6 +51,8 @@ pub struct FileStore {
     /// A temporary file written and fsynced by `prepare_save`, overwritten in place by the next
     /// save so that save needs no new blocks.
     prepared: Option<(PathBuf, File)>,
+    /// How records are sealed and opened (`store/sealed.rs`); plain unless given.
+    envelope: Box<dyn Envelope>,
 }
 
 /// The running user.
@@ -83,7 +86,14 @@ impl FileStore {
             path: path.into(),
             held: None,
             prepared: None,
+            envelope: Box::new(Plain),
         }
+    }
+
+    /// Seals and opens records through `envelope`.
+    pub fn with_envelope(mut self, envelope: Box<dyn Envelope>) -> Self {
+        self.envelope = envelope;
+        self
     }
 
     pub fn path(&self) -> &Path {
@@ -232,11 +242,12 @@ impl FileStore {
         }
     }
 
-    /// Fails unless `target` is missing or a regular file holding something of ours.
-    fn check_replaceable(&self, target: &Path) -> Result<(), Error> {
+    /// Fails unless `target` is missing or a regular file holding something of ours; else
+    /// the sealer of what is there (`None`: nothing, or a plain record).
+    fn check_replaceable(&self, target: &Path) -> Result<Option<String>, Error> {
         match self.load_from(target)? {
-            Some(bytes) => refuse_foreign(target, &bytes),
-            None => Ok(()),
+            Some(bytes) => refuse_foreign(target, &bytes).map(|()| record::sealer_of(&bytes)),
+            None => Ok(None),
         }
     }
 
@@ -382,20 +393,68 @@ impl TokenStore for FileStore {
                 "file is empty (a crash during an unsafe write?)".into(),
             ));
         }
-        match record::decode(&bytes) {
+        let decoded = match record::decode_frame(&bytes) {
+            Ok(Frame::Plain(decoded)) => Ok(decoded),
+            Ok(Frame::Sealed { .. }) => self.envelope.open(&bytes),
+            Err(e) => Err(e),
+        };
+        match decoded {
             Ok(decoded) => Ok(Loaded::Paired(decoded.record)),
             Err(DecodeError::Blank) => Ok(Loaded::Corrupt("file holds only zero bytes".into())),
+            Err(DecodeError::Unopened(reason)) => Ok(Loaded::Unopened(reason)),
             Err(e) => Ok(Loaded::Corrupt(e.to_string())),
         }
     }
 
     fn save(&mut self, record: &Record) -> Result<(), Error> {
-        let bytes = record::to_bytes(record, 0).map_err(|e| Error::storage(e.to_string()))?;
+        self.save_as(record, true)
+    }
+
+    fn save_rotated(&mut self, record: &Record) -> Result<(), Error> {
+        self.save_as(record, false)
+    }
+
+    fn wipe(&mut self) -> Result<(), Error> {
+        self.wipe_file()
+    }
+
+    fn check_writable(&mut self) -> Result<(), Error> {
+        let target = self.target()?;
+        let stored = self.check_replaceable(&target)?;
+        self.envelope.prepare(stored.as_deref())
+    }
+
+    fn stored_format(&mut self) -> Result<Option<u8>, Error> {
+        self.stored_format_of()
+    }
+
+    fn lock(&mut self) -> Result<(), Error> {
+        self.lock_held()
+    }
+
+    fn unlock(&mut self) {
+        self.unlock_held()
+    }
+
+    fn prepare_save(&mut self) -> Result<SaveCheck, Error> {
+        self.reserve()
+    }
+
+    fn describe(&self) -> String {
+        format!("file:{}", self.path.display())
+    }
+}
+
+impl FileStore {
+    /// One atomic replace: the record sealed or plain as `fresh` and the envelope say
+    /// ([`TokenStore::save`]: a new pairing; `save_rotated`: a refresh).
+    fn save_as(&mut self, record: &Record, fresh: bool) -> Result<(), Error> {
         let target = self.target()?;
         let _lock = self.lock_dir(&target)?;
         // What is there must be a regular file of ours to be replaced (a device node, a FIFO
         // or somebody's config file is refused, not renamed over).
-        self.check_replaceable(&target)?;
+        let stored = self.check_replaceable(&target)?;
+        let bytes = self.envelope.encode(record, 0, fresh, stored.as_deref())?;
         let (temp, file, reused) = match self.prepared.take() {
             Some((temp, file)) if self.held.is_some() && temp == temp_path(&target) => {
                 (temp, file, true)
@@ -429,7 +488,7 @@ impl TokenStore for FileStore {
         Ok(())
     }
 
-    fn wipe(&mut self) -> Result<(), Error> {
+    fn wipe_file(&mut self) -> Result<(), Error> {
         let target = self.target()?;
         if !dir_of(&target).exists() {
             return Ok(());
@@ -463,12 +522,7 @@ impl TokenStore for FileStore {
         Ok(())
     }
 
-    fn check_writable(&mut self) -> Result<(), Error> {
-        let target = self.target()?;
-        self.check_replaceable(&target)
-    }
-
-    fn stored_format(&mut self) -> Result<Option<u8>, Error> {
+    fn stored_format_of(&mut self) -> Result<Option<u8>, Error> {
         let target = self.target()?;
         Ok(match self.load_from(&target)? {
             Some(bytes) => match record::decode(&bytes) {
@@ -479,7 +533,7 @@ impl TokenStore for FileStore {
         })
     }
 
-    fn lock(&mut self) -> Result<(), Error> {
+    fn lock_held(&mut self) -> Result<(), Error> {
         if self.held.is_none() {
             let target = self.target()?;
             // No directory, no record: nothing to guard, and `token` or `forget` on an empty
@@ -492,7 +546,7 @@ impl TokenStore for FileStore {
         Ok(())
     }
 
-    fn unlock(&mut self) {
+    fn unlock_held(&mut self) {
         // Dropping the handle releases the flock.
         self.held = None;
         if let Some((temp, _)) = self.prepared.take() {
@@ -500,7 +554,7 @@ impl TokenStore for FileStore {
         }
     }
 
-    fn prepare_save(&mut self) -> Result<SaveCheck, Error> {
+    fn reserve(&mut self) -> Result<SaveCheck, Error> {
         let target = self.target()?;
         let _lock = self.lock_dir(&target)?;
         self.check_replaceable(&target)?;
@@ -532,10 +586,6 @@ impl TokenStore for FileStore {
             let _ = fs::remove_file(temp);
         }
         Ok(SaveCheck::Ready)
-    }
-
-    fn describe(&self) -> String {
-        format!("file:{}", self.path.display())
     }
 }
 

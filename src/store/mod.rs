@@ -9,6 +9,7 @@
 pub mod crc32;
 pub mod frame;
 pub mod record;
+pub mod sealed;
 
 #[cfg(feature = "std")]
 pub mod file;
@@ -34,6 +35,30 @@ pub enum Loaded {
     Paired(Record),
     /// Something is stored but does not decode; the reason says why. Reads as "not paired".
     Corrupt(String),
+    /// A sealed pairing whose seal cannot be opened here (a store copied from another board, a
+    /// cleared TPM, a missing token); the reason says which and what to do. Kept as it is until
+    /// a new pairing replaces it: putting the seal back opens it again. See [`unopened`].
+    Unopened(String),
+}
+
+/// The error for a stored pairing whose seal cannot be opened (exit 6, "re-pair needed"): what
+/// every command, the health answer and `doctor` say. `store`: the store's description.
+pub fn unopened(store: &str, reason: &str) -> Error {
+    Error::new(
+        crate::error::ErrorKind::RepairNeeded,
+        alloc::format!(
+            "{UNOPENED} in {store} cannot be opened here: {reason}. It is kept as it is, so \
+             putting the seal back opens it again; or pair again with `sfpair pair --force` \
+             (docs/sealing.md)"
+        ),
+    )
+}
+
+const UNOPENED: &str = "the sealed pairing";
+
+/// Whether `e` is [`unopened`]'s error.
+pub fn is_unopened(e: &Error) -> bool {
+    e.message().starts_with(UNOPENED)
 }
 
 /// What [`TokenStore::prepare_save`] found.
@@ -82,7 +107,9 @@ pub trait TokenStore: Send {
         self.check_writable().map(|()| SaveCheck::Ready)
     }
     /// Saves a refresh token the server has just rotated. Like `save`, but a store that can
-    /// (see [`Checked`]) keeps the record in memory when the write fails, so it is not lost.
+    /// (see [`Checked`]) keeps the record in memory when the write fails, so it is not lost;
+    /// and a sealed store keeps the data key of the record it replaces (`save` is a new
+    /// pairing: a new data key, sealed as the settings say; `sealed.rs`).
     fn save_rotated(&mut self, record: &Record) -> Result<(), Error> {
         self.save(record)
     }
@@ -138,7 +165,10 @@ impl Checked {
 impl TokenStore for Checked {
     fn load(&mut self) -> Result<Loaded, Error> {
         if let Some(pending) = self.pending.take() {
-            match self.save_checked(&pending) {
+            match self
+                .refuse_newer()
+                .and_then(|()| self.inner.save_rotated(&pending))
+            {
                 Ok(()) => {
                     log::warn!("stored the rotated refresh token that could not be stored earlier")
                 }
@@ -154,9 +184,12 @@ impl TokenStore for Checked {
         Ok(())
     }
     fn save_rotated(&mut self, record: &Record) -> Result<(), Error> {
-        let saved = self.save(record);
-        if saved.is_err() {
-            self.pending = Some(record.clone());
+        let saved = self
+            .refuse_newer()
+            .and_then(|()| self.inner.save_rotated(record));
+        match saved {
+            Ok(()) => self.pending = None,
+            Err(_) => self.pending = Some(record.clone()),
         }
         saved
     }
@@ -245,22 +278,44 @@ impl core::fmt::Display for Spec {
     }
 }
 
-/// Opens the store a [`Spec`] names, behind the rules every backend shares ([`Checked`]).
+/// Opens the store a [`Spec`] names, behind the rules every backend shares ([`Checked`]),
+/// writing plain records ([`sealed::Plain`]).
 #[cfg(feature = "std")]
 pub fn open(spec: &Spec) -> Result<Box<dyn TokenStore>, Error> {
+    open_with(spec, Box::new(sealed::Plain))
+}
+
+/// [`open`], with records sealed and opened through `envelope` (`seal::open_store`).
+#[cfg(feature = "std")]
+pub fn open_with(
+    spec: &Spec,
+    envelope: Box<dyn sealed::Envelope>,
+) -> Result<Box<dyn TokenStore>, Error> {
     Ok(match spec {
-        Spec::File(path) => Box::new(Checked::new(file::FileStore::new(path))),
+        Spec::File(path) => Box::new(Checked::new(
+            file::FileStore::new(path).with_envelope(envelope),
+        )),
         #[cfg(feature = "flash")]
-        Spec::Mtd(path) => flash_store(Box::new(mtd::MtdFlash::open(&path.to_string_lossy())?))?,
+        Spec::Mtd(path) => flash_store(
+            Box::new(mtd::MtdFlash::open(&path.to_string_lossy())?),
+            envelope,
+        )?,
         #[cfg(feature = "flash")]
-        Spec::FlashImage(image) => flash_store(Box::new(image::ImageFlash::open(image.clone())?))?,
+        Spec::FlashImage(image) => {
+            flash_store(Box::new(image::ImageFlash::open(image.clone())?), envelope)?
+        }
     })
 }
 
 /// The slot store over a boxed medium: one copy of its code for every backend.
 #[cfg(all(feature = "std", feature = "flash"))]
-fn flash_store(medium: Box<dyn flash::Flash + Send>) -> Result<Box<dyn TokenStore>, Error> {
-    Ok(Box::new(Checked::new(flash::SlotStore::new(medium)?)))
+fn flash_store(
+    medium: Box<dyn flash::Flash + Send>,
+    envelope: Box<dyn sealed::Envelope>,
+) -> Result<Box<dyn TokenStore>, Error> {
+    Ok(Box::new(Checked::new(
+        flash::SlotStore::new(medium)?.with_envelope(envelope),
+    )))
 }
 
 #[cfg(all(test, feature = "std", feature = "flash"))]

@@ -99,6 +99,8 @@ pub struct Agent {
     session_deadline: Option<Instant>,
     /// Why the last refresh was refused, if it was (`refusal.rs`); cleared by a success.
     last_refusal: Option<crate::refusal::Cause>,
+    /// How to reach a JWT bearer key in a PKCS#11 token (`headless/signer.rs`).
+    key_access: crate::headless::signer::KeyAccess,
 }
 
 impl Agent {
@@ -122,7 +124,13 @@ impl Agent {
             last_refresh: None,
             last_refusal: None,
             session_deadline: None,
+            key_access: Default::default(),
         }
+    }
+
+    /// How to reach a JWT bearer key in a token (`--pkcs11-module`, `--pkcs11-pin-file`).
+    pub fn set_key_access(&mut self, access: crate::headless::signer::KeyAccess) {
+        self.key_access = access;
     }
 
     /// Fixes the jitter seed (tests).

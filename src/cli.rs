@@ -27,6 +27,9 @@ pub enum Command {
     Send,
     /// `outbox flush|status|retry-dead`.
     Outbox,
+    /// `seal` / `unseal`: move the stored pairing to sealed, or back to plain.
+    Seal,
+    Unseal,
     Help,
     Version,
 }
@@ -109,6 +112,12 @@ pub struct Args {
     pub outbox_max_bytes: Option<String>,
     /// `--api-reserve PERCENT` [SFPAIR_API_RESERVE].
     pub api_reserve: Option<String>,
+    /// `--seal none|systemd-creds|tpm2|pkcs11:URI`, `--tpm TCTI`, `--pkcs11-module PATH`,
+    /// `--pkcs11-pin-file PATH` (checked by `seal::Settings`).
+    pub seal: Option<String>,
+    pub tpm: Option<String>,
+    pub pkcs11_module: Option<PathBuf>,
+    pub pkcs11_pin_file: Option<PathBuf>,
 }
 
 fn usage(msg: impl std::fmt::Display) -> Error {
@@ -242,6 +251,18 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, Error> {
             Long("api-reserve") => {
                 a.api_reserve = Some(text(parser.value().map_err(err)?, "--api-reserve")?)
             }
+            Long("seal") => a.seal = Some(text(parser.value().map_err(err)?, "--seal")?),
+            Long("tpm") => a.tpm = Some(text(parser.value().map_err(err)?, "--tpm")?),
+            Long("pkcs11-module") => a.pkcs11_module = Some(parser.value().map_err(err)?.into()),
+            Long("pkcs11-pin-file") => {
+                a.pkcs11_pin_file = Some(parser.value().map_err(err)?.into())
+            }
+            Long("pkcs11-pin") => {
+                return Err(usage(
+                    "--pkcs11-pin is not accepted: arguments are visible to every user. Put the \
+                     PIN in a file (--pkcs11-pin-file) or in the service's pkcs11-pin credential",
+                ));
+            }
             Value(v) if a.command.is_none() => {
                 a.command = Some(match text(v, "command")?.as_str() {
                     "pair" => Command::Pair,
@@ -255,6 +276,8 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, Error> {
                     "asset-token" => Command::AssetToken,
                     "send" => Command::Send,
                     "outbox" => Command::Outbox,
+                    "seal" => Command::Seal,
+                    "unseal" => Command::Unseal,
                     "help" => Command::Help,
                     other => return Err(usage(format!("unknown command '{other}'"))),
                 });
@@ -294,6 +317,7 @@ Commands:
   asset-token  Exchange the session for an asset token about this device
   send     Queue records for delivery to the org, durably, exactly once (upserts)
   outbox   Deliver the queue now (flush), show it (status), requeue dead letters (retry-dead)
+  seal     Seal the stored pairing to this board (--seal); unseal: store it plain again
   help     Show this text; `sfpair <COMMAND> --help` shows a command's options
 
 Common options (environment variable in brackets):
@@ -317,6 +341,9 @@ Common options (environment variable in brackets):
                            [SFPAIR_WAIT_FOR_CLOCK]
   --board FILE             Board profile (boards/*.toml): target, display, store, login URL;
                            flags and SFPAIR_* variables beat it [SFPAIR_BOARD]
+  --seal SEALER            Seal new pairings to this board [SFPAIR_SEAL]: none, systemd-creds,
+                           tpm2 or pkcs11:URI (default: like the pairing it replaces; a sealed
+                           store opens without it). See `sfpair seal --help`
   -h, --help               Help;  -V, --version  Version
 
 Exit codes: 0 ok, 1 unexpected server reply, 2 usage or configuration error, 3 denied,
@@ -363,7 +390,8 @@ Options:
 
 Without a person (docs/headless.md) [SFPAIR_FLOW]:
   --flow jwt-bearer        A signed assertion; the admin pre-approved the user for the app
-    --key-file PEM         RSA private key (PKCS#8 or PKCS#1, mode 0600) [SFPAIR_KEY_FILE]
+    --key-file PEM         RSA private key (PKCS#8 or PKCS#1, mode 0600) [SFPAIR_KEY_FILE],
+                           or pkcs11:URI: the key stays in the token, which signs
     --username USER        The Salesforce user to act as [SFPAIR_USERNAME]
     --audience URL         aud (default: the login or test host) [SFPAIR_AUDIENCE]
   --flow client-credentials  The app's key and secret for its run-as user; My Domain only
@@ -421,6 +449,29 @@ Options:
   --api-reserve PERCENT    Pause delivery once the org has used this much of its daily API
                            requests (Sforce-Limit-Info; default 90) [SFPAIR_API_RESERVE]
   --api-version V          API version of the requests (default 62.0) [SFPAIR_API_VERSION]
+";
+
+pub const HELP_SEAL: &str = "\
+Usage: sfpair seal --seal systemd-creds|tpm2|pkcs11:URI
+       sfpair unseal
+
+seal encrypts the stored pairing with a new data key that the sealer keeps bound to this board
+(a copied store is worth nothing elsewhere); unseal stores it plain again. Either way the
+pairing is kept: one atomic replace, safe across a power cut. A sealed store opens with the way
+to its sealer alone; --seal only says what new pairings are sealed with. See docs/sealing.md.
+
+Options:
+  --seal SEALER            none, systemd-creds (systemd-creds encrypt --with-key=auto), tpm2
+                           (tpm2-tools), or pkcs11:URI (RFC 7512: the key that wraps the data
+                           key) [SFPAIR_SEAL]
+  --tpm TCTI               The TPM (default /dev/tpmrm0; e.g. swtpm:host=127.0.0.1,port=2321)
+                           [SFPAIR_TPM]
+  --pkcs11-module PATH     The PKCS#11 module, when the URI has no module-path
+                           [SFPAIR_PKCS11_MODULE]
+  --pkcs11-pin-file PATH   The token's user PIN (mode 0600; else the pkcs11-pin credential)
+                           [SFPAIR_PKCS11_PIN_FILE]
+Exit code 6 when a stored seal cannot be opened here (another board, a cleared TPM, a
+missing token): the sealed pairing is kept as it is.
 ";
 
 pub const HELP_TOKEN: &str = "\

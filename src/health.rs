@@ -52,7 +52,14 @@ pub struct Status {
 /// The health answer: `status` from the supervisor (`None` under a plain `serve`, where the
 /// store alone says whether the device is paired).
 pub fn of_agent(agent: &mut Agent, status: Option<&Status>) -> Value {
-    let record = agent.stored().ok();
+    let stored = agent.stored();
+    // A seal that cannot be opened: the same message as every command and `doctor` give.
+    let unopened = stored
+        .as_ref()
+        .err()
+        .filter(|e| crate::store::is_unopened(e))
+        .map(|e| e.message().to_string());
+    let record = stored.ok();
     let state = match status {
         Some(s) => s.state.clone(),
         None if record.is_some() => State::Paired,
@@ -76,6 +83,9 @@ pub fn of_agent(agent: &mut Agent, status: Option<&Status>) -> Value {
         "next_keepalive": status.and_then(|s| s.next_keepalive),
         "outbox": status.and_then(|s| s.outbox.clone()),
     });
+    if let Some(message) = unopened {
+        value["store"] = json!(message);
+    }
     match &state {
         State::RepairNeeded { cause } => {
             value["cause"] = json!(cause.name());

@@ -99,6 +99,7 @@ fn run(args: &Args) -> Result<u8, Error> {
             Command::AssetToken => cli::HELP_ASSET_TOKEN,
             Command::Send => cli::HELP_SEND,
             Command::Outbox => cli::HELP_OUTBOX,
+            Command::Seal | Command::Unseal => cli::HELP_SEAL,
             Command::Help | Command::Version => cli::HELP,
         };
         return commands::say(&mut out, help.trim_end()).map(|()| 0);

@@ -315,7 +315,7 @@ fn store_checks(
     checks: &mut Vec<Check>,
 ) -> Option<crate::store::Record> {
     let spec = backends.store.to_string();
-    let mut opened = match store::open(&backends.store) {
+    let mut opened = match backends.open_store() {
         Ok(s) => s,
         Err(e) => {
             checks.push(
@@ -327,11 +327,15 @@ fn store_checks(
     let (record, check) = match opened.load() {
         Ok(Loaded::Paired(r)) => {
             let age = clock.unix_time().as_secs().saturating_sub(r.paired_at);
+            let sealed = match opened.sealer() {
+                Ok(Some(sealer)) => format!(", sealed with {sealer}"),
+                _ => ", not sealed".into(),
+            };
             let check = Check::new(
                 "store",
                 Level::Ok,
                 format!(
-                    "{spec}: paired {} ago with {} ({} flow), org instance {}",
+                    "{spec}: paired {} ago with {} ({} flow), org instance {}{sealed}",
                     crate::time::format_age(age),
                     r.client_id,
                     r.dialect.name(),

@@ -18,6 +18,7 @@ pub mod outbox;
 pub mod pair;
 #[cfg(feature = "broker")]
 pub mod run;
+pub mod seal;
 #[cfg(feature = "outbox")]
 pub mod send;
 pub mod status;
@@ -47,16 +48,24 @@ pub struct Backends {
     /// The client id given in the settings, if any: a stored pairing of another app is
     /// warned about.
     pub client_id: Option<String>,
+    /// How records are sealed and keys in tokens reached (`--seal`, `--tpm`, `--pkcs11-*`).
+    pub seal: seal::Settings,
 }
 
 impl Backends {
+    /// The configured store, sealing as the settings say.
+    pub fn open_store(&self) -> Result<Box<dyn store::TokenStore>, Error> {
+        seal::open_store(&self.store, &self.seal)
+    }
+
     /// The agent over the real clock, HTTPS and the configured store.
     pub fn agent(&self) -> Result<Agent, Error> {
         let mut agent = Agent::new(
             Box::new(SystemClock::new()),
             Box::new(UreqTransport::new(&self.http)?),
-            store::open(&self.store)?,
+            self.open_store()?,
         );
+        agent.set_key_access(seal::key_access(&self.seal));
         agent.set_client_secret(self.client_secret.clone());
         agent.set_session_lifetime(self.session_lifetime);
         agent.set_expected_client_id(self.client_id.clone());
@@ -85,6 +94,8 @@ pub enum Command {
     Send(Box<send::Options>),
     #[cfg(feature = "outbox")]
     Outbox(Box<outbox::Options>),
+    /// `seal` (true) or `unseal` (false).
+    Seal(bool),
 }
 
 /// A validated command line: what to run, and with what.
@@ -111,6 +122,10 @@ impl Plan {
             Command::Outbox(options) => return outbox::run(options, &self.backends, out),
             _ => {}
         }
+        // Sealing needs no network: no agent (and no CA file) for it.
+        if let Command::Seal(seal) = &self.command {
+            return seal::run(&self.backends, *seal, out);
+        }
         let mut agent = self.backends.agent()?;
         let wait = self.backends.wait_for_clock;
         match &self.command {
@@ -130,6 +145,7 @@ impl Plan {
             Command::Send(options) => send::run(options, out),
             #[cfg(feature = "outbox")]
             Command::Outbox(options) => outbox::run(options, &self.backends, out),
+            Command::Seal(seal) => seal::run(&self.backends, *seal, out),
         }
     }
 }

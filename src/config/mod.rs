@@ -91,6 +91,8 @@ pub struct Settings {
     /// How delivery talks to the org (`--api-reserve`, `--api-version`).
     #[cfg(feature = "outbox")]
     pub delivery: crate::outbox::deliver::Options,
+    /// `--seal`, `--tpm`, `--pkcs11-module`, `--pkcs11-pin-file` (docs/sealing.md).
+    pub seal: crate::commands::seal::Settings,
 }
 
 /// `--keepalive` when none is given: well inside the 30-day idle limit of a refresh token
@@ -178,6 +180,8 @@ pub fn plan(
                 "outbox",
             ));
         }
+        Some(Cli::Seal) => Command::Seal(true),
+        Some(Cli::Unseal) => Command::Seal(false),
         Some(Cli::Help | Cli::Version) | None => {
             return Err(Error::config("no command to run (see `sfpair --help`)"));
         }
@@ -190,6 +194,7 @@ pub fn plan(
             session_lifetime: settings.session_lifetime,
             wait_for_clock: settings.wait_for_clock,
             client_id: settings.client_id.clone(),
+            seal: settings.seal.clone(),
         },
         command,
     })
@@ -499,7 +504,29 @@ impl Settings {
         };
         #[cfg(feature = "outbox")]
         let delivery = outbox::delivery(args, &sources, api_version.as_deref())?;
+        let path = |flag: &Option<PathBuf>, name: &str, var: &str| match flag {
+            Some(p) if p.as_os_str().is_empty() => Err(Error::config(format!(
+                "{name} is empty: give a file, or leave it out"
+            ))),
+            Some(p) => Ok(Some(p.clone())),
+            None => Ok(sources.var(var)?.map(PathBuf::from)),
+        };
+        let seal = crate::commands::seal::settings(
+            sources.text(&args.seal, "--seal", "SFPAIR_SEAL")?,
+            sources.text(&args.tpm, "--tpm", "SFPAIR_TPM")?,
+            path(
+                &args.pkcs11_module,
+                "--pkcs11-module",
+                "SFPAIR_PKCS11_MODULE",
+            )?,
+            path(
+                &args.pkcs11_pin_file,
+                "--pkcs11-pin-file",
+                "SFPAIR_PKCS11_PIN_FILE",
+            )?,
+        )?;
         Ok(Settings {
+            seal,
             #[cfg(feature = "outbox")]
             outbox,
             #[cfg(feature = "outbox")]
@@ -648,9 +675,14 @@ impl Settings {
                 )
             })?;
             // Stored in the record and read again at every new session, maybe from another
-            // working directory (a service): so absolute.
-            let key_file = std::path::absolute(key_file)
-                .map_err(|e| Error::config(format!("--key-file {}: {e}", key_file.display())))?;
+            // working directory (a service): so absolute. A `pkcs11:` URI names a key in a
+            // token instead (`headless/signer.rs`).
+            let key_file = match crate::headless::signer::token_key(key_file)? {
+                Some(uri) => PathBuf::from(uri),
+                None => std::path::absolute(key_file).map_err(|e| {
+                    Error::config(format!("--key-file {}: {e}", key_file.display()))
+                })?,
+            };
             let key_file = key_file.to_str().ok_or_else(|| {
                 Error::config("--key-file must be a UTF-8 path (it is stored in the record)")
             })?;

@@ -149,8 +149,8 @@ pub const CKO_PRIVATE_KEY: Ulong = 3;
 
 pub const CKM_RSA_PKCS_OAEP: Ulong = 9;
 pub const CKM_SHA256_RSA_PKCS: Ulong = 0x40;
-pub const CKM_SHA256: Ulong = 0x250;
-pub const CKG_MGF1_SHA256: Ulong = 2;
+pub const CKM_SHA_1: Ulong = 0x220;
+pub const CKG_MGF1_SHA1: Ulong = 1;
 pub const CKZ_DATA_SPECIFIED: Ulong = 1;
 
 #[cfg(test)]

@@ -1,7 +1,9 @@
 //! PKCS#11 tokens (a TPM through tpm2-pkcs11, a secure element, OP-TEE, SoftHSM): the module
 //! loaded at run time with `dlopen`, and the few operations sfpair needs, each a safe function:
 //! sign RS256 (`CKM_SHA256_RSA_PKCS`, the JWT bearer assertion) and wrap or unwrap a data key
-//! (`CKM_RSA_PKCS_OAEP` with SHA-256) with an RSA key pair in the token.
+//! (`CKM_RSA_PKCS_OAEP` with SHA-1 and MGF1-SHA-1, the one parameter set every token has:
+//! SoftHSM 2.6 refuses the others; SHA-1's collisions do not weaken OAEP) with an RSA key pair
+//! in the token.
 //!
 //! Our own binding of a dozen `C_*` calls (`ffi.rs`), not the cryptoki crate: smaller on armv7
 //! for the same calls (BENCHMARKS.md, "Sealing"), and libc's `dlopen` is already linked. A
@@ -364,7 +366,7 @@ impl Session {
         Ok(signature.to_vec())
     }
 
-    /// `data` encrypted (RSA-OAEP, SHA-256) with the public key the URI names.
+    /// `data` encrypted (RSA-OAEP) with the public key the URI names.
     pub fn wrap(&self, uri: &Uri, data: &[u8]) -> Result<Vec<u8>, Error> {
         let key = self.find(uri, Class::Public)?;
         let mut params = oaep();
@@ -401,8 +403,8 @@ impl Session {
 
 fn oaep() -> ffi::OaepParams {
     ffi::OaepParams {
-        hash: ffi::CKM_SHA256,
-        mgf: ffi::CKG_MGF1_SHA256,
+        hash: ffi::CKM_SHA_1,
+        mgf: ffi::CKG_MGF1_SHA1,
         source: ffi::CKZ_DATA_SPECIFIED,
         source_data: core::ptr::null_mut(),
         source_len: 0,

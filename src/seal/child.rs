@@ -5,11 +5,13 @@
 //! The child gets a small environment, not ours (which may hold `SFPAIR_CLIENT_SECRET`):
 //! `PATH` and the variables the tools themselves read (`SYSTEMD_*`, `TPM2TOOLS_*`, `TSS2_*`).
 //! Every run is bounded: a time limit (then the child is killed) and at most 64 KiB of
-//! output. Standard output is wiped when dropped; standard error is for messages and must not
+//! output; and a child never outlives sfpair (it is killed when sfpair dies, so a `kill -9`
+//! of sfpair does not leave a tool half way through a TPM operation). Standard output is wiped when dropped; standard error is for messages and must not
 //! be logged whole (a tool may echo what it was given).
 
 use std::ffi::OsStr;
 use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -33,14 +35,19 @@ pub struct Ran {
 }
 
 impl Ran {
-    /// The last line of standard error that says something, for a message.
-    pub fn said(&self) -> &str {
-        self.stderr
+    /// What standard error said, for a message: its last three lines that say something
+    /// (tools end with "Unable to run X" after the line with the reason), on one line.
+    pub fn said(&self) -> String {
+        let lines: Vec<&str> = self
+            .stderr
             .lines()
-            .rev()
             .map(str::trim)
-            .find(|l| !l.is_empty())
-            .unwrap_or("no message")
+            .filter(|l| !l.is_empty())
+            .collect();
+        match lines.len() {
+            0 => "no message".into(),
+            n => lines[n.saturating_sub(3)..].join("; "),
+        }
     }
 }
 
@@ -63,6 +70,14 @@ pub fn run(program: &str, args: &[&OsStr], input: &[u8], package: &str) -> Resul
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    // SAFETY: prctl is async-signal-safe; it only asks the kernel to SIGKILL the child when
+    // the thread that made it (which waits for it below) goes away.
+    unsafe {
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
     let mut child = command.spawn().map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             Error::config(format!(

@@ -11,8 +11,10 @@
 //!
 //! The key only goes through pipes (`child.rs`). The context files the tools exchange live in
 //! a private directory (0700, removed afterwards); they hold TPM-wrapped blobs, never the key.
-//! Transient objects are flushed after each step: without a resource manager (a software TPM
-//! reached directly) the TPM has room for three.
+//! Transient objects and sessions are flushed before the first step and after each: without a
+//! resource manager (a software TPM reached directly) the TPM has room for three of each, and a
+//! process killed in the middle of a step leaves its own behind. (The kernel's `/dev/tpmrm0` flushes a
+//! closed connection's objects itself; the flush is then a no-op.)
 
 use std::ffi::OsStr;
 use std::fs::{self, DirBuilder};
@@ -50,7 +52,12 @@ impl Tpm2 {
     fn tool(&self, program: &str, args: &[&OsStr], input: &[u8]) -> Result<Ran, Error> {
         let mut all: Vec<&OsStr> = vec![OsStr::new("-T"), OsStr::new(&self.tcti)];
         all.extend_from_slice(args);
-        let ran = child::run(program, &all, input, PACKAGE)?;
+        let mut ran = child::run(program, &all, input, PACKAGE)?;
+        if !ran.status.success() && ran.stderr.contains("out of memory for") {
+            // Another process's leftovers filled the TPM's few slots meanwhile: once more.
+            self.flush();
+            ran = child::run(program, &all, input, PACKAGE)?;
+        }
         if ran.status.success() {
             return Ok(ran);
         }
@@ -72,14 +79,17 @@ impl Tpm2 {
         Err(Error::config(why))
     }
 
-    /// Drops the transient objects the last step left in the TPM.
-    fn flush(&self) -> Result<(), Error> {
-        self.tool("tpm2_flushcontext", &[OsStr::new("-t")], b"")
-            .map(drop)
+    /// Drops the transient objects and sessions the last step (or a killed process) left in
+    /// the TPM. Best effort: a handle can go away between listing and flushing (its owner
+    /// flushed it), and a step that still finds no room says so itself.
+    fn flush(&self) {
+        let args = ["-T", &self.tcti, "-t", "-l", "-s"].map(OsStr::new);
+        let _ = child::run("tpm2_flushcontext", &args, b"", PACKAGE);
     }
 
     /// Makes the primary key into `dir/primary.ctx` (and flushes it: the context stays usable).
     fn primary(&self, dir: &Scratch) -> Result<PathBuf, Error> {
+        self.flush();
         let ctx = dir.file("primary.ctx");
         let mut args: Vec<&OsStr> = PRIMARY.iter().map(OsStr::new).collect();
         args.extend([
@@ -89,7 +99,7 @@ impl Tpm2 {
             ctx.as_os_str(),
         ]);
         self.tool("tpm2_createprimary", &args, b"")?;
-        self.flush()?;
+        self.flush();
         Ok(ctx)
     }
 }
@@ -157,7 +167,7 @@ impl Sealer for Tpm2 {
             private.as_os_str(),
         ];
         self.tool("tpm2_create", &args, key)?;
-        self.flush()?;
+        self.flush();
         let (public, private) = (read(&public)?, read(&private)?);
         // The public part's length, then both parts.
         let mut sealed = Vec::with_capacity(2 + public.len() + private.len());
@@ -192,11 +202,10 @@ impl Sealer for Tpm2 {
             object.as_os_str(),
         ];
         self.tool("tpm2_load", &args, b"")?;
-        self.flush()?;
+        self.flush();
         let ran = self.tool("tpm2_unseal", &[OsStr::new("-c"), object.as_os_str()], b"");
-        let flushed = self.flush();
+        self.flush();
         let ran = ran?;
-        flushed?;
         if ran.stdout.len() != KEY_LEN {
             return Err(Error::config(
                 "the TPM unsealed something that is not a data key",

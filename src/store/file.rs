@@ -443,6 +443,13 @@ impl TokenStore for FileStore {
     fn describe(&self) -> String {
         format!("file:{}", self.path.display())
     }
+
+    fn sealer(&mut self) -> Result<Option<String>, Error> {
+        let target = self.target()?;
+        Ok(self
+            .load_from(&target)?
+            .and_then(|bytes| record::sealer_of(&bytes)))
+    }
 }
 
 impl FileStore {

@@ -647,6 +647,14 @@ impl<F: Flash + Send> TokenStore for SlotStore<F> {
     fn describe(&self) -> String {
         self.flash.describe()
     }
+
+    fn sealer(&mut self) -> Result<Option<String>, Error> {
+        let view = self.frames()?;
+        Ok(view
+            .newest()
+            .and_then(|i| view.0[i].sealer())
+            .map(String::from))
+    }
 }
 
 #[cfg(all(test, feature = "std"))]

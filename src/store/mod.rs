@@ -115,6 +115,11 @@ pub trait TokenStore: Send {
     }
     /// Where it is, for messages (`file:/var/lib/sfpair/token`).
     fn describe(&self) -> String;
+    /// The sealer of the stored record (`tpm2`, `pkcs11:…`): `None` when it is plain or there
+    /// is none. Nothing is opened.
+    fn sealer(&mut self) -> Result<Option<String>, Error> {
+        Ok(None)
+    }
 }
 
 /// The store rules that are the same for every backend, applied once around any of them
@@ -216,6 +221,9 @@ impl TokenStore for Checked {
     }
     fn describe(&self) -> String {
         self.inner.describe()
+    }
+    fn sealer(&mut self) -> Result<Option<String>, Error> {
+        self.inner.sealer()
     }
 }
 

@@ -27,6 +27,7 @@ mod output;
 mod pairing;
 mod proxy;
 mod run;
+mod seal;
 mod signature;
 mod status;
 #[path = "../support/terminal_qr.rs"]

@@ -9,10 +9,16 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use super::{Backends, say};
-use crate::error::{Error, ErrorKind};
+use super::Backends;
+#[cfg(feature = "seal")]
+use super::say;
+use crate::error::Error;
+#[cfg(feature = "seal")]
+use crate::error::ErrorKind;
 use crate::headless::signer::KeyAccess;
-use crate::store::{self, Loaded, TokenStore};
+#[cfg(feature = "seal")]
+use crate::store::Loaded;
+use crate::store::{self, TokenStore};
 
 /// The sealing settings (`seal::Settings`; in a build without sealing, nothing).
 #[cfg(feature = "seal")]
@@ -232,6 +238,42 @@ mod tests {
             .unwrap_err();
         assert!(e.message().contains("--pkcs11-pin-file"), "{e}");
         assert!(!e.message().contains("4321"), "{e}");
+    }
+
+    #[cfg(feature = "boards")]
+    #[test]
+    fn a_board_profile_seals_and_flags_and_the_environment_beat_it() {
+        let dir = std::env::temp_dir().join(format!("sfpair-seal-board-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let profile = dir.join("board.toml");
+        let text = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("boards/raspberry-pi-4.toml"),
+        )
+        .unwrap()
+        .replace(
+            "[store]\n",
+            "[store]\nseal = \"tpm2\"\ntpm = \"/dev/tpmrm1\"\n",
+        )
+        .replace("MYDOMAIN", "acme");
+        std::fs::write(&profile, text).unwrap();
+        std::fs::copy(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("boards/raspberry-pi-4.service"),
+            dir.join("raspberry-pi-4.service"),
+        )
+        .unwrap();
+        let board = [("SFPAIR_BOARD", profile.to_str().unwrap())];
+        let s = resolve(&["pair"], &board).unwrap();
+        assert_eq!(s.seal.seal, Some(Choice::Tpm2));
+        assert_eq!(s.seal.ways.tpm, "/dev/tpmrm1");
+        let s = resolve(&["pair", "--seal", "none"], &board).unwrap();
+        assert_eq!(s.seal.seal, Some(Choice::None));
+        let mut env = board.to_vec();
+        env.push(("SFPAIR_SEAL", "systemd-creds"));
+        assert_eq!(
+            resolve(&["pair"], &env).unwrap().seal.seal,
+            Some(Choice::SystemdCreds)
+        );
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

@@ -94,6 +94,9 @@ pub struct Ways {
     pub pkcs11_module: Option<PathBuf>,
     /// `--pkcs11-pin-file`: the token's user PIN (else the `pkcs11-pin` credential).
     pub pkcs11_pin_file: Option<PathBuf>,
+    /// Where a `systemd-creds` seal also writes its credential for a unit's
+    /// `LoadCredentialEncrypted=`: beside a file store (`open_store` sets it).
+    pub credential_file: Option<PathBuf>,
 }
 
 /// The TPM when `--tpm` is not given: the kernel's resource manager.
@@ -105,6 +108,7 @@ impl Default for Ways {
             tpm: DEFAULT_TPM.into(),
             pkcs11_module: None,
             pkcs11_pin_file: None,
+            credential_file: None,
         }
     }
 }
@@ -133,6 +137,7 @@ impl Settings {
                 tpm: tpm.unwrap_or(DEFAULT_TPM).into(),
                 pkcs11_module,
                 pkcs11_pin_file,
+                credential_file: None,
             },
         })
     }
@@ -140,11 +145,19 @@ impl Settings {
 
 /// Opens the store `spec` names with records sealed as `settings` say.
 pub fn open_store(spec: &store::Spec, settings: &Settings) -> Result<Box<dyn TokenStore>, Error> {
+    let mut settings = settings.clone();
+    if let store::Spec::File(path) = spec {
+        settings.ways.credential_file = Some(path.with_file_name(CREDENTIAL_FILE));
+    }
     store::open_with(
         spec,
-        Box::new(envelope::Sealing::new(settings.clone(), Box::new(maker))),
+        Box::new(envelope::Sealing::new(settings, Box::new(maker))),
     )
 }
+
+/// The `systemd-creds` credential written beside a file store, for a unit's
+/// `LoadCredentialEncrypted=sfpair-data-key:PATH` (docs/sealing.md).
+pub const CREDENTIAL_FILE: &str = "sfpair-data-key.cred";
 
 /// Builds the sealer a record names, reached as `Ways` say (`Err`: why this build cannot).
 pub type Maker = Box<dyn Fn(&str, &Ways) -> Result<Box<dyn Sealer>, String> + Send>;
@@ -156,7 +169,11 @@ pub fn maker(name: &str, ways: &Ways) -> Result<Box<dyn Sealer>, String> {
     let _ = ways;
     let feature = match name {
         #[cfg(feature = "systemd-creds")]
-        "systemd-creds" => return Ok(Box::new(systemd_creds::SystemdCreds)),
+        "systemd-creds" => {
+            return Ok(Box::new(systemd_creds::SystemdCreds {
+                credential_file: ways.credential_file.clone(),
+            }));
+        }
         #[cfg(feature = "tpm2")]
         "tpm2" => return Ok(Box::new(tpm2::Tpm2::new(&ways.tpm))),
         #[cfg(feature = "pkcs11")]

@@ -9,10 +9,17 @@
 //! 2. `systemd-creds decrypt`, with the sealed key from the record.
 //!
 //! The key goes to and from `systemd-creds` through pipes (`child.rs`); the credential's name
-//! (`sfpair-data-key`) is sealed into it and checked when it is opened.
+//! (`sfpair-data-key`) is sealed into it and checked when it is opened. Each seal also writes
+//! the sealed key (a credential file as systemd reads it) beside a file store, for the unit:
+//! 0600 from its first byte, through a temporary file and a rename. It is sealed, so it holds
+//! nothing secret; a new pairing replaces it, and the service then needs a restart to be
+//! given the new one.
 
 use std::ffi::OsStr;
-use std::path::PathBuf;
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
 
@@ -25,7 +32,33 @@ pub const NAME: &str = "sfpair-data-key";
 const PROGRAM: &str = "systemd-creds";
 const PACKAGE: &str = "systemd (250 or later)";
 
-pub struct SystemdCreds;
+pub struct SystemdCreds {
+    /// Where the credential is written for the unit, if anywhere.
+    pub credential_file: Option<PathBuf>,
+}
+
+/// Writes `credential` to `path` atomically, 0600 from the first byte, never through a link.
+fn write_credential(path: &Path, credential: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.exists()) {
+        // As the store makes its directory: a new pairing's seal comes before its first save.
+        std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+            .create(dir)?;
+    }
+    let temp = path.with_extension("cred.tmp");
+    let _ = std::fs::remove_file(&temp);
+    let written = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&temp)
+        .and_then(|mut f| f.write_all(credential).and_then(|()| f.sync_all()))
+        .and_then(|()| std::fs::rename(&temp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    written
+}
 
 /// The key the unit passed, if it did.
 fn from_unit() -> Option<PathBuf> {
@@ -57,12 +90,21 @@ impl Sealer for SystemdCreds {
             OsStr::new("-"),
         ];
         let ran = child::run(PROGRAM, &args, key, PACKAGE)?;
-        if !ran.status.success() || ran.stdout.is_empty() {
+        if !ran.success || ran.stdout.is_empty() {
             return Err(Error::config(format!(
                 "systemd-creds could not seal the data key ({}). Its host key needs root; a \
                  service of another user gets the key from its unit (docs/sealing.md)",
                 ran.said()
             )));
+        }
+        if let Some(path) = &self.credential_file {
+            // Best effort: the record holds the sealed key too, and opens without the unit.
+            if let Err(e) = write_credential(path, &ran.stdout) {
+                log::warn!(
+                    "could not write the credential {} for the service's unit: {e}",
+                    path.display()
+                );
+            }
         }
         Ok(ran.stdout.to_vec())
     }
@@ -85,7 +127,7 @@ impl Sealer for SystemdCreds {
             OsStr::new("-"),
         ];
         let ran = child::run(PROGRAM, &args, sealed, PACKAGE)?;
-        if !ran.status.success() {
+        if !ran.success {
             return Err(Error::config(format!(
                 "systemd-creds cannot open it ({}): it was sealed on another machine, or this \
                  machine's credential key (its TPM, or /var/lib/systemd/credential.secret) \

@@ -53,12 +53,12 @@ impl Tpm2 {
         let mut all: Vec<&OsStr> = vec![OsStr::new("-T"), OsStr::new(&self.tcti)];
         all.extend_from_slice(args);
         let mut ran = child::run(program, &all, input, PACKAGE)?;
-        if !ran.status.success() && ran.stderr.contains("out of memory for") {
+        if !ran.success && ran.stderr.contains("out of memory for") {
             // Another process's leftovers filled the TPM's few slots meanwhile: once more.
             self.flush();
             ran = child::run(program, &all, input, PACKAGE)?;
         }
-        if ran.status.success() {
+        if ran.success {
             return Ok(ran);
         }
         let said = ran.said();

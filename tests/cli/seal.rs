@@ -496,18 +496,28 @@ fn systemd_creds_opens_from_the_units_credential_and_not_with_another_host_key()
     );
     refused_with_exit_6(&other.run(&env, &["token"]), "sealed on another machine");
     assert_eq!(std::fs::read(env.token_path()).unwrap(), sealed);
-    // A service whose unit passes the credential (LoadCredentialEncrypted=): the service
-    // manager decrypts it into $CREDENTIALS_DIRECTORY; sfpair needs no host key then.
+    // A service whose unit passes the credential sfpair wrote beside the store
+    // (LoadCredentialEncrypted=sfpair-data-key:PATH): the service manager decrypts it into
+    // $CREDENTIALS_DIRECTORY, as systemd-creds does here; sfpair needs no host key then.
     let h = sfpair::store::frame::decode(&sealed, b"SFPR", 8192, 3).unwrap();
     let payload = &sealed[16..16 + h.len];
     let blob = sfpair::store::sealed::Sealed::parse(payload)
         .unwrap()
         .key
         .to_vec();
+    let cred_file = env.token_path().with_file_name("sfpair-data-key.cred");
+    assert_eq!(
+        std::fs::read(&cred_file).unwrap(),
+        blob,
+        "the unit's credential"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&cred_file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     let creds = env.scratch.0.join("credentials");
     std::fs::create_dir_all(&creds).unwrap();
-    let cred_file = env.scratch.0.join("data-key.cred");
-    std::fs::write(&cred_file, &blob).unwrap();
     tool(
         "systemd-creds",
         &[

@@ -451,6 +451,12 @@ Options:
   --api-version V          API version of the requests (default 62.0) [SFPAIR_API_VERSION]
 ";
 
+/// A build without sealing says so instead (its bytes are a budget: BENCHMARKS.md, "Sealing").
+#[cfg(not(feature = "seal"))]
+pub const HELP_SEAL: &str =
+    "sfpair seal and unseal: this sfpair is built without sealing (the `seal` feature)";
+
+#[cfg(feature = "seal")]
 pub const HELP_SEAL: &str = "\
 Usage: sfpair seal --seal systemd-creds|tpm2|pkcs11:URI
        sfpair unseal

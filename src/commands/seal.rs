@@ -164,7 +164,8 @@ fn reform(store: &mut dyn TokenStore, target: Option<String>) -> Result<bool, Er
     Ok(true)
 }
 
-#[cfg(all(test, feature = "seal"))]
+#[cfg(test)]
+#[cfg(feature = "seal")]
 mod tests {
     use crate::config::Settings;
     use crate::error::Error;

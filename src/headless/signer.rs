@@ -30,11 +30,7 @@ pub fn token_key(key_file: &Path) -> Result<Option<String>, Error> {
     #[cfg(not(feature = "pkcs11"))]
     {
         let _ = uri;
-        Err(crate::commands::not_built(
-            "--key-file pkcs11:",
-            "PKCS#11 tokens",
-            "pkcs11",
-        ))
+        Err(not_built())
     }
 }
 
@@ -55,12 +51,18 @@ pub fn sign_rs256(key_file: &str, message: &[u8], access: &KeyAccess) -> Result<
             return session.sign_rs256(&uri, message);
         }
         #[cfg(not(feature = "pkcs11"))]
-        return Err(crate::commands::not_built(
-            "a key in a PKCS#11 token",
-            "PKCS#11 tokens",
-            "pkcs11",
-        ));
+        return Err(not_built());
     }
     let _ = access;
     super::key::SigningKey::load(Path::new(key_file), "key file (--key-file)")?.sign_rs256(message)
+}
+
+/// A key in a token, in a build without PKCS#11 (exit 2). (Not `commands::not_built`: the
+/// agent reaches this file, and commands depend on the agent, not the other way.)
+#[cfg(not(feature = "pkcs11"))]
+fn not_built() -> Error {
+    Error::config(
+        "--key-file pkcs11: names a key in a PKCS#11 token, and this sfpair is built without \
+         PKCS#11 tokens (the `pkcs11` feature); use a build with it (the default build has it)",
+    )
 }

@@ -63,9 +63,9 @@ fn run() -> Result<(), Error> {
     let store_spec = env("SFPAIR_STORE").unwrap_or_else(|| "file:/var/lib/sfpair/token".into());
     let iterations = number("SFPAIR_EXAMPLE_ITERATIONS")?;
     let interval = Duration::from_secs(number("SFPAIR_EXAMPLE_INTERVAL")?.unwrap_or(60));
-    let http = HttpConfig {
-        ca_file: env("SFPAIR_CA_FILE").map(Into::into),
-        ..HttpConfig::default()
+    let http = match env("SFPAIR_CA_FILE") {
+        Some(ca) => HttpConfig::default().with_ca_file(ca),
+        None => HttpConfig::default(),
     };
 
     let mut agent = Agent::new(

@@ -1,4 +1,4 @@
-//! Figures for BENCHMARKS.md "Flash store (issue 4)": erases and bytes programmed per pairing,
+//! Figures for BENCHMARKS.md "Flash store": erases and bytes programmed per pairing,
 //! per refresh (with and without rotation) and per forget, and the power cuts exercised and
 //! survived, on a NOR and a NAND geometry. Run by `scripts/bench-flash`
 //! (`cargo run --release --example flash_bench`).

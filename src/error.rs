@@ -40,6 +40,9 @@ pub enum ErrorKind {
     /// The command's own output could not be written (standard output closed, full, or a
     /// reader that went away).
     Output,
+    /// Stopped on request before it finished (a [`Stop`](crate::stop::Stop) was set: SIGTERM
+    /// to `sfpair run`, or an embedder cancelling a pairing). Not a failure: exit code 0.
+    Stopped,
 }
 
 impl ErrorKind {
@@ -56,11 +59,29 @@ impl ErrorKind {
             ErrorKind::Storage => 8,
             ErrorKind::Http => 9,
             ErrorKind::Output => 10,
+            ErrorKind::Stopped => 0,
+        }
+    }
+
+    /// A few words on what the exit code means, for `--help` and the man page.
+    pub const fn short(self) -> &'static str {
+        match self {
+            ErrorKind::Server => "unexpected server reply",
+            ErrorKind::Config => "usage or configuration error",
+            ErrorKind::Denied => "denied",
+            ErrorKind::Expired => "expired after the last code",
+            ErrorKind::NotPaired => "not paired",
+            ErrorKind::RepairNeeded => "re-pair needed",
+            ErrorKind::Network => "network or TLS failure",
+            ErrorKind::Storage => "storage failure",
+            ErrorKind::Http => "HTTP error status from a REST call",
+            ErrorKind::Output => "output could not be written",
+            ErrorKind::Stopped => "stopped on request",
         }
     }
 
     /// Every kind, for tests and for mapping names back.
-    pub const ALL: [ErrorKind; 10] = [
+    pub const ALL: [ErrorKind; 11] = [
         ErrorKind::Config,
         ErrorKind::Denied,
         ErrorKind::Expired,
@@ -71,6 +92,7 @@ impl ErrorKind {
         ErrorKind::Server,
         ErrorKind::Http,
         ErrorKind::Output,
+        ErrorKind::Stopped,
     ];
 
     /// A stable lower-case name, used in JSON events and broker answers.
@@ -86,6 +108,7 @@ impl ErrorKind {
             ErrorKind::Server => "server",
             ErrorKind::Http => "http",
             ErrorKind::Output => "output",
+            ErrorKind::Stopped => "stopped",
         }
     }
 
@@ -115,6 +138,7 @@ pub struct Error {
 }
 
 impl Error {
+    /// An error of `kind` saying `message` (fit for a person: what went wrong and what to do).
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         Error {
             kind,
@@ -134,30 +158,37 @@ impl Error {
         self
     }
 
+    /// A configuration or usage error (exit 2).
     pub fn config(message: impl Into<String>) -> Self {
         Error::new(ErrorKind::Config, message)
     }
 
+    /// A network or TLS failure (exit 7).
     pub fn network(message: impl Into<String>) -> Self {
         Error::new(ErrorKind::Network, message)
     }
 
+    /// A store that could not be read or written (exit 8).
     pub fn storage(message: impl Into<String>) -> Self {
         Error::new(ErrorKind::Storage, message)
     }
 
+    /// A server reply this agent does not understand (exit 1).
     pub fn server(message: impl Into<String>) -> Self {
         Error::new(ErrorKind::Server, message)
     }
 
+    /// What kind of failure it is.
     pub fn kind(&self) -> ErrorKind {
         self.kind
     }
 
+    /// What went wrong and what to do, for a person.
     pub fn message(&self) -> &str {
         &self.message
     }
 
+    /// The process exit code ([`ErrorKind::exit_code`]).
     pub fn exit_code(&self) -> u8 {
         self.kind.exit_code()
     }
@@ -193,7 +224,14 @@ mod tests {
         codes.sort_unstable();
         codes.dedup();
         assert_eq!(codes.len(), kinds.len());
-        assert!(!codes.contains(&0));
+        // Every failure is non-zero; only a stop someone asked for is 0.
+        for kind in kinds {
+            assert_eq!(
+                kind.exit_code() == 0,
+                kind == ErrorKind::Stopped,
+                "{kind:?}"
+            );
+        }
     }
 
     #[test]
@@ -210,6 +248,7 @@ mod tests {
             ErrorKind::Server => 7,
             ErrorKind::Http => 8,
             ErrorKind::Output => 9,
+            ErrorKind::Stopped => 10,
         };
         for (i, kind) in ErrorKind::ALL.into_iter().enumerate() {
             assert_eq!(place(kind), i);

@@ -32,29 +32,48 @@ pub struct ShownCode {
 /// Who the device is now paired as (no secrets).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Paired {
+    /// The instance the session works with.
     pub instance_url: String,
     /// From the identity URL's last two path segments, when present.
     pub org_id: Option<String>,
+    /// The paired user's id, from the identity URL.
     pub user_id: Option<String>,
 }
 
+/// What happens during a pairing, for presenters to show. New kinds of events may come: a
+/// presenter ignores the ones it does not know (`_ => {}`).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Event {
     /// A code to show: the first one when `number == 1`, a fresh one after expiry otherwise.
     CodeIssued(ShownCode),
     /// The shown code can no longer be used (it ran out, or the server refused it); `last` when
     /// no other code will follow. `reason` is for people.
     CodeExpired {
+        /// Which code expired: 1 for the first.
         number: u32,
+        /// Whether it was the last one (`--max-codes`): the pairing ends.
         last: bool,
+        /// Why, for a person.
         reason: String,
     },
     /// The server asked us to poll less often; `interval` is the new one, for good.
-    SlowDown { interval: Duration },
+    SlowDown {
+        /// The new polling interval.
+        interval: Duration,
+    },
     /// A request failed in a way that may pass; the next try is in `delay`.
-    Retrying { reason: String, delay: Duration },
+    Retrying {
+        /// What failed.
+        reason: String,
+        /// How long until the next try.
+        delay: Duration,
+    },
     /// Time left on the shown code (sent about once a second while waiting).
-    Countdown { remaining: Duration },
+    Countdown {
+        /// How long the code is still valid.
+        remaining: Duration,
+    },
     /// Pairing succeeded and the pairing is stored.
     Paired(Paired),
     /// Pairing stopped for good.

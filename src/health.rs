@@ -40,7 +40,7 @@ impl State {
 
 /// What the supervisor knows beyond the agent.
 #[derive(Clone, Debug)]
-pub struct Status {
+pub struct RunStatus {
     pub state: State,
     /// When the next keepalive refresh is due, in seconds since the epoch.
     pub next_keepalive: Option<u64>,
@@ -51,7 +51,7 @@ pub struct Status {
 
 /// The health answer: `status` from the supervisor (`None` under a plain `serve`, where the
 /// store alone says whether the device is paired).
-pub fn of_agent(agent: &mut Agent, status: Option<&Status>) -> Value {
+pub fn of_agent(agent: &mut Agent, status: Option<&RunStatus>) -> Value {
     let stored = agent.stored();
     // A seal that cannot be opened: the same message as every command and `doctor` give.
     let unopened = stored

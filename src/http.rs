@@ -3,8 +3,8 @@
 //! Settings follow docs/development.md, "Design decisions": verification always on (a CA file or
 //! the compiled-in
 //! Mozilla roots), https only (plain http only to loopback), no redirects, connect/read
-//! timeouts, small buffers (16 KiB in, 4 KiB out: about 75 KB of heap per request instead of
-//! 550 KB), and one pooled keep-alive connection so every poll of a pairing reuses one TLS
+//! timeouts, small buffers ([`INPUT_BUFFER`] in, [`OUTPUT_BUFFER`] out: a pairing's whole heap
+//! peaks under 80 KB instead of about 550 KB with ureq's defaults), and one pooled keep-alive connection so every poll of a pairing reuses one TLS
 //! session. HTTP error statuses are replies, not errors: OAuth errors arrive as HTTP 400.
 //! Errors are classified for retrying; their text names the host and the reason, never a
 //! secret. Proxies come from `HTTPS_PROXY`/`NO_PROXY` (ureq reads them).
@@ -57,8 +57,10 @@ pub struct OpenReply {
     pub body: Box<dyn io::Read + Send>,
 }
 
-/// How to reach servers.
+/// How to reach servers: [`HttpConfig::default`], then what differs
+/// ([`with_ca_file`](HttpConfig::with_ca_file)).
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct HttpConfig {
     /// PEM bundle to trust instead of the compiled-in Mozilla roots.
     pub ca_file: Option<std::path::PathBuf>,
@@ -79,6 +81,31 @@ impl Default for HttpConfig {
         }
     }
 }
+
+impl HttpConfig {
+    /// Trust the PEM certificates in `path` instead of the compiled-in Mozilla roots.
+    pub fn with_ca_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.ca_file = Some(path.into());
+        self
+    }
+}
+
+/// ureq's input buffer, per layer (HTTP, and TLS below it): the most of a reply held at once,
+/// and so the longest reply head accepted. Salesforce's reply heads are 1-3 KB (cookies, HSTS,
+/// `Sforce-Limit-Info`); 8 KiB leaves room for a proxy's additions. Was 16 KiB: that cut
+/// the heap of a pairing by 16 KiB (BENCHMARKS.md, "Memory and bytes"). Bodies stream through
+/// it, whatever their size.
+const INPUT_BUFFER: usize = 8 * 1024;
+/// ureq's output buffer, per layer: requests are a few hundred bytes plus a body written
+/// through it.
+const OUTPUT_BUFFER: usize = 4 * 1024;
+
+/// The stack of a thread that sends requests through this transport (`run`'s supervisor and
+/// delivery threads, the broker's workers). A TLS handshake through ureq, rustls and webpki is
+/// the deepest thing such a thread does: 64 KiB measured on x86_64 in a release build, 164 KiB
+/// in a debug build. std's default of 2 MiB each is address space that a board with
+/// strict overcommit (`vm.overcommit_memory=2`) must still back with memory.
+pub const THREAD_STACK: usize = 256 * 1024;
 
 /// ureq with rustls: the transport the agent uses for real.
 pub struct UreqTransport {
@@ -116,9 +143,9 @@ impl UreqTransport {
             .timeout_send_body(Some(config.read_timeout))
             .timeout_recv_response(Some(config.read_timeout))
             .timeout_recv_body(Some(config.read_timeout))
-            .input_buffer_size(16 * 1024)
-            .output_buffer_size(4 * 1024)
-            .max_response_header_size(16 * 1024)
+            .input_buffer_size(INPUT_BUFFER)
+            .output_buffer_size(OUTPUT_BUFFER)
+            .max_response_header_size(INPUT_BUFFER)
             .max_idle_connections(1)
             .max_idle_connections_per_host(1)
             .max_idle_age(Duration::from_secs(120))
@@ -138,9 +165,11 @@ impl UreqTransport {
 /// private-key loader: sfpair never presents a client certificate, and ring's loader (RSA,
 /// ECDSA and Ed25519 key parsing and signing) would otherwise be linked for nothing, since
 /// rustls reaches it through the provider whatever the configuration: 35,520 bytes on armv7
-/// (full build 1,178,308 -> 1,142,788; BENCHMARKS.md "Size (issue 15)"). Verifying the server's
-/// certificates and signatures is untouched.
-fn crypto_provider() -> rustls::crypto::CryptoProvider {
+/// (full build 1,178,308 -> 1,142,788; BENCHMARKS.md, "Size"). Verifying the server's
+/// certificates and signatures is untouched. `doctor`'s own handshake uses it too: its call to
+/// ring's `default_provider()` had linked the loader back (BENCHMARKS.md, "Memory and
+/// bytes").
+pub(crate) fn crypto_provider() -> rustls::crypto::CryptoProvider {
     rustls::crypto::CryptoProvider {
         key_provider: &NoClientKeys,
         ..rustls::crypto::ring::default_provider()
@@ -312,6 +341,14 @@ impl Transport for UreqTransport {
         let status = response.status().as_u16();
         let content_type = header_of(&response, "content-type").unwrap_or_default();
         let retry_after = retry_after_of(&response);
+        let cookies = response
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter_map(|v| v.split(';').next())
+            .map(|v| v.trim().to_string())
+            .collect();
         let bytes = response
             .body_mut()
             .with_config()
@@ -320,6 +357,7 @@ impl Transport for UreqTransport {
             .map_err(|e| classify(&host, self.proxy.as_deref(), e))?;
         let mut reply = Reply::new(status, &content_type, bytes);
         reply.retry_after = retry_after;
+        reply.cookies = cookies;
         Ok(reply)
     }
 

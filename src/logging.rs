@@ -5,7 +5,7 @@
 //! (`sfpair=debug,ureq=info`); the longest matching target prefix wins. A directive that does
 //! not parse is reported once on standard error and ignored. This is our own ~100 lines instead
 //! of env_logger: the same behaviour for what sfpair needs, 2 KB less on armv7 and two crates
-//! fewer (Cargo.toml, BENCHMARKS.md "Size (issue 15)").
+//! fewer (Cargo.toml, BENCHMARKS.md, "Size").
 //!
 //! At trace level `ureq_proto` hex-dumps every request it sends, Authorization header and form
 //! body included, so the HTTP and TLS crates are clamped to debug whatever `RUST_LOG` says: no

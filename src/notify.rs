@@ -8,7 +8,7 @@
 //! line says why): sfpair runs the same under systemd, another supervisor or a shell.
 //!
 //! `STATUS=` is shown by `systemctl status` to anyone who asks, so it must never carry a token
-//! or a secret. [`Status`] can only be made by the formatting functions below
+//! or a secret. [`StatusLine`] can only be made by the formatting functions below
 //! ([`status_waiting`], [`status_paired`], [`status_repair_needed`]), whose inputs are a user
 //! code (shown on screen anyway), an org id, an age and a [`Cause`]; callers cannot pass free
 //! text. This file sends; it decides nothing about when (that is the coming `sfpair run`).
@@ -21,6 +21,7 @@ use std::time::Duration;
 use log::debug;
 
 use crate::refusal::Cause;
+use crate::time::Instant;
 
 /// Where the datagrams go.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,50 +43,50 @@ const SUN_PATH: usize = 108;
 
 /// A `STATUS=` line that is safe to show: only the functions below make one.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Status(String);
+pub struct StatusLine(String);
 
-impl Status {
+impl StatusLine {
     pub fn as_str(&self) -> &str {
         &self.0
     }
 
-    fn new(text: String) -> Status {
+    fn new(text: String) -> StatusLine {
         // A newline would start a new assignment in the datagram.
-        Status(text.replace(['\n', '\r'], " "))
+        StatusLine(text.replace(['\n', '\r'], " "))
     }
 }
 
 /// `waiting for approval: code WXYZ-1234, 9 min left`.
-pub fn status_waiting(user_code: &str, minutes_left: u64) -> Status {
-    Status::new(format!(
+pub fn status_waiting(user_code: &str, minutes_left: u64) -> StatusLine {
+    StatusLine::new(format!(
         "waiting for approval: code {user_code}, {minutes_left} min left"
     ))
 }
 
 /// `paired with org 00D…, last refresh 2 hours ago` (or without the refresh, before the first).
-pub fn status_paired(org_id: &str, last_refresh_age: Option<Duration>) -> Status {
+pub fn status_paired(org_id: &str, last_refresh_age: Option<Duration>) -> StatusLine {
     match last_refresh_age {
-        Some(age) => Status::new(format!(
+        Some(age) => StatusLine::new(format!(
             "paired with org {org_id}, last refresh {} ago",
             crate::time::format_age(age.as_secs())
         )),
-        None => Status::new(format!("paired with org {org_id}")),
+        None => StatusLine::new(format!("paired with org {org_id}")),
     }
 }
 
 /// `not paired`.
-pub fn status_not_paired() -> Status {
-    Status::new("not paired".into())
+pub fn status_not_paired() -> StatusLine {
+    StatusLine::new("not paired".into())
 }
 
 /// `pairing: asking for a code`, before the code is there.
-pub fn status_asking_for_code() -> Status {
-    Status::new("pairing: asking for a code".into())
+pub fn status_asking_for_code() -> StatusLine {
+    StatusLine::new("pairing: asking for a code".into())
 }
 
 /// `re-pair needed: the refresh token was revoked or expired`.
-pub fn status_repair_needed(cause: Cause) -> Status {
-    Status::new(format!("re-pair needed: {}", cause.short()))
+pub fn status_repair_needed(cause: Cause) -> StatusLine {
+    StatusLine::new(format!("re-pair needed: {}", cause.short()))
 }
 
 impl Notifier {
@@ -151,13 +152,33 @@ impl Notifier {
         self.watchdog.map(|t| t / 2)
     }
 
-    /// `READY=1`: the service is up (after pairing, when the broker answers).
+    /// Sends `WATCHDOG=1` if one is due: none sent yet (`last` is `None`), or the interval has
+    /// passed since `last`, which is then set to `now`. The one home of the ping rule, for the
+    /// supervisor and for the presenter that rides along with a pairing.
+    pub fn ping_if_due(&self, last: &mut Option<Instant>, now: Instant) {
+        let Some(every) = self.watchdog_interval() else {
+            return;
+        };
+        if last.is_none_or(|at| now.saturating_since(at) >= every) {
+            let _ = self.watchdog();
+            *last = Some(now);
+        }
+    }
+
+    /// When the next `WATCHDOG=1` is due (`now` if none was sent yet); `None` without a
+    /// watchdog.
+    pub fn next_ping(&self, last: Option<Instant>, now: Instant) -> Option<Instant> {
+        let every = self.watchdog_interval()?;
+        Some(last.map_or(now, |at| at + every))
+    }
+
+    /// `READY=1`: the service is up: the broker answers, with a pairing or while waiting for one.
     pub fn ready(&self) -> io::Result<()> {
         self.send("READY=1")
     }
 
-    /// `STATUS=...`, from a [`Status`] helper only.
-    pub fn status(&self, status: &Status) -> io::Result<()> {
+    /// `STATUS=...`, from a [`StatusLine`] helper only.
+    pub fn status(&self, status: &StatusLine) -> io::Result<()> {
         self.send(&format!("STATUS={}", status.as_str()))
     }
 

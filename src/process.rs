@@ -1,6 +1,6 @@
 //! Process-wide hardening that must happen before any secret is in memory.
 //!
-//! A core dump of sfpair holds the refresh token (issue 16: SIGQUIT to `serve` with
+//! A core dump of sfpair holds the refresh token (SIGQUIT to `serve` with
 //! `ulimit -c unlimited` wrote it five times), and a process that is "dumpable" can also be
 //! read by other processes of the same user through ptrace and /proc/PID/mem. Clearing the
 //! dumpable flag (prctl(2) PR_SET_DUMPABLE) stops both: no core file, no ptrace attach without

@@ -38,7 +38,9 @@ pub const ERROR_PREFIX: usize = 4 * 1024;
 /// A REST request relative to the paired instance. The body is kept in memory so a retry after
 /// a refresh can send it again.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RestRequest {
+    /// GET, POST, PATCH, PUT or DELETE.
     pub method: Method,
     /// An absolute path on the instance (`/services/data/v62.0/limits`), query included.
     pub path: String,
@@ -59,6 +61,7 @@ impl RestRequest {
         })
     }
 
+    /// `GET path`.
     pub fn get(path: &str) -> Result<Self, Error> {
         RestRequest::new(Method::Get, path)
     }
@@ -288,9 +291,11 @@ fn summary_raw(body: &[u8]) -> Option<String> {
 /// How a REST call turned out; the body itself went to the caller's sink.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RestReply {
+    /// The HTTP status.
     pub status: u16,
     /// The `Content-Type` header, lower-cased, or empty.
     pub content_type: String,
+    /// `Retry-After`, when the server sent one.
     pub retry_after: Option<Duration>,
     /// `Sforce-Limit-Info` (`api-usage=N/M`), when the server sent it.
     pub limit_info: Option<String>,
@@ -308,6 +313,7 @@ pub struct RestReply {
 }
 
 impl RestReply {
+    /// Whether the status is 2xx.
     pub fn is_success(&self) -> bool {
         (200..300).contains(&self.status)
     }

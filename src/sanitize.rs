@@ -1,5 +1,5 @@
 //! The one sanitiser for text a server chose (error descriptions, REST error messages, user
-//! info) before it reaches a terminal, a log line or a display (issue 16: `ESC[2J`, OSC
+//! info) before it reaches a terminal, a log line or a display (`ESC[2J`, OSC
 //! sequences and forged `error:` lines came through raw).
 //!
 //! [`text`] replaces, so that nothing a server sends can move the cursor, retitle the terminal,
@@ -44,14 +44,19 @@ pub fn is_clean(s: &str) -> bool {
 }
 
 /// One JSON line (no newline) for `value`, with DEL, C1 and the bidi and zero-width format
-/// characters escaped as `\uXXXX`. Such characters can only occur inside JSON strings, so
-/// escaping them in the serialised text keeps it valid and equal in meaning.
+/// characters escaped as `\uXXXX` ([`json_text`]).
 pub fn json_line(value: &serde_json::Value) -> String {
-    let raw = serde_json::to_string(value).unwrap_or_default();
+    json_text(&serde_json::to_string(value).unwrap_or_default())
+}
+
+/// JSON text (already valid: a payload as the server sent it) with DEL, C1 and the bidi and
+/// zero-width format characters escaped as `\uXXXX`. Such characters can only occur inside
+/// JSON strings, so escaping them keeps the text valid and equal in meaning.
+pub fn json_text(raw: &str) -> String {
     let mut out = String::with_capacity(raw.len());
     for c in raw.chars() {
         if replacement(c).is_some() && !matches!(c, '\r' | '\n' | '\t') {
-            // C0 controls are escaped by serde_json already; what is left is DEL, C1, the
+            // C0 controls are escaped in valid JSON already; what is left is DEL, C1, the
             // format characters and the line separators.
             let _ = write!(out, "\\u{:04x}", c as u32);
         } else {

@@ -10,8 +10,11 @@ use crate::time::Instant;
 
 /// An access token and where to use it. Lives in memory only, never in the store.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Session {
+    /// The access token (secret).
     pub access_token: Secret,
+    /// The instance it works with.
     pub instance_url: String,
     /// When it was obtained, on the agent's monotonic clock.
     pub obtained_at: Instant,

@@ -73,6 +73,7 @@ impl FakeClock {
         })))
     }
 
+    /// Moves the clock `d` ahead.
     pub fn advance(&self, d: Duration) {
         let mut s = lock(&self.0);
         s.now = s.now + d;
@@ -126,6 +127,7 @@ pub struct ScriptedTransport {
 }
 
 impl ScriptedTransport {
+    /// A transport with nothing scripted yet.
     pub fn new() -> Self {
         ScriptedTransport {
             script: Arc::new(Mutex::new(Script {
@@ -143,15 +145,18 @@ impl ScriptedTransport {
         self
     }
 
+    /// Scripts the next reply (or failure).
     pub fn push(&self, outcome: Result<Reply, TransportError>) -> &Self {
         lock(&self.script).queue.push_back(outcome);
         self
     }
 
+    /// Scripts the next reply: `status` with a JSON body.
     pub fn push_json(&self, status: u16, body: &str) -> &Self {
         self.push(Ok(Reply::json(status, body)))
     }
 
+    /// Scripts the next request to fail with `kind`.
     pub fn push_failure(&self, kind: TransportErrorKind) -> &Self {
         self.push(Err(TransportError::new(
             kind,
@@ -209,6 +214,7 @@ struct Memory {
 pub struct MemoryStore(Arc<Mutex<Memory>>);
 
 impl MemoryStore {
+    /// An empty store.
     pub fn new() -> Self {
         MemoryStore::default()
     }
@@ -223,10 +229,12 @@ impl MemoryStore {
         lock(&self.0).bytes = bytes;
     }
 
+    /// The record's bytes, as stored.
     pub fn bytes(&self) -> Option<Vec<u8>> {
         lock(&self.0).bytes.clone()
     }
 
+    /// How many saves were made.
     pub fn saves(&self) -> usize {
         lock(&self.0).saves
     }
@@ -269,10 +277,12 @@ impl TokenStore for MemoryStore {
 pub struct EventLog(Arc<Mutex<Vec<crate::event::Event>>>);
 
 impl EventLog {
+    /// An empty log.
     pub fn new() -> Self {
         EventLog::default()
     }
 
+    /// The events shown so far.
     pub fn events(&self) -> Vec<crate::event::Event> {
         lock(&self.0).clone()
     }

@@ -14,12 +14,15 @@ use core::time::Duration;
 pub struct Instant(Duration);
 
 impl Instant {
+    /// The clock's origin.
     pub const ZERO: Instant = Instant(Duration::ZERO);
 
+    /// `ms` milliseconds after the origin.
     pub const fn from_millis(ms: u64) -> Self {
         Instant(Duration::from_millis(ms))
     }
 
+    /// `s` seconds after the origin.
     pub const fn from_secs(s: u64) -> Self {
         Instant(Duration::from_secs(s))
     }
@@ -51,6 +54,13 @@ pub trait Clock: Send {
     fn sleep(&self, d: Duration);
     /// Wall-clock time since the Unix epoch (may be wrong on boards without an RTC).
     fn unix_time(&self) -> Duration;
+    /// Sleeps for `d` or until `stop` is set, whichever comes first; `true` when stopped. A
+    /// fake clock advances by `d`, then looks at the stop.
+    #[cfg(feature = "std")]
+    fn sleep_or_stop(&self, d: Duration, stop: &crate::stop::Stop) -> bool {
+        self.sleep(d);
+        stop.is_stopped()
+    }
 }
 
 /// `std::time::Instant` (CLOCK_MONOTONIC) and `SystemTime`.
@@ -61,6 +71,7 @@ pub struct SystemClock {
 
 #[cfg(feature = "std")]
 impl SystemClock {
+    /// The system's clocks.
     pub fn new() -> Self {
         SystemClock {
             origin: std::time::Instant::now(),
@@ -83,6 +94,10 @@ impl Clock for SystemClock {
 
     fn sleep(&self, d: Duration) {
         std::thread::sleep(d)
+    }
+
+    fn sleep_or_stop(&self, d: Duration, stop: &crate::stop::Stop) -> bool {
+        stop.sleep(d)
     }
 
     fn unix_time(&self) -> Duration {
@@ -132,6 +147,79 @@ pub fn format_utc(unix_secs: u64) -> alloc::string::String {
     )
 }
 
+/// Year, month, day and seconds of the day for Unix seconds (days-to-civil, as above).
+fn civil(unix_secs: u64) -> (i64, i64, i64, u64) {
+    let days = (unix_secs / 86_400) as i64;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    (
+        yoe + era * 400 + i64::from(month <= 2),
+        month,
+        day,
+        unix_secs % 86_400,
+    )
+}
+
+/// `2026-12-07T06:24:55Z`: a Salesforce datetime field's value for Unix seconds.
+pub fn format_iso8601(unix_secs: u64) -> alloc::string::String {
+    let (year, month, day, secs) = civil(unix_secs);
+    alloc::format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+/// Unix seconds of a datetime as Salesforce writes them (`2026-12-07T06:24:55.000+0000`,
+/// `…Z`, `…+01:00`); `None` for anything else. Fractions of a second are dropped.
+pub fn parse_datetime(text: &str) -> Option<u64> {
+    let t = text.trim();
+    let num = |s: &str| -> Option<i64> {
+        s.bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| s.parse().ok())?
+    };
+    let (date, rest) = t.split_once('T')?;
+    let mut d = date.splitn(3, '-');
+    let (year, month, day) = (num(d.next()?)?, num(d.next()?)?, num(d.next()?)?);
+    let time = rest.get(..8)?;
+    let mut hms = time.splitn(3, ':');
+    let (h, m, sec) = (num(hms.next()?)?, num(hms.next()?)?, num(hms.next()?)?);
+    let mut zone = &rest[8..];
+    if let Some(frac) = zone.strip_prefix('.') {
+        zone = frac.trim_start_matches(|c: char| c.is_ascii_digit());
+    }
+    let offset = match zone {
+        "Z" | "" => 0,
+        z if z.len() >= 5 && (z.starts_with('+') || z.starts_with('-')) => {
+            let digits = z[1..].replace(':', "");
+            let (zh, zm) = (num(digits.get(..2)?)?, num(digits.get(2..4)?)?);
+            let sign = if z.starts_with('-') { -1 } else { 1 };
+            sign * (zh * 3600 + zm * 60)
+        }
+        _ => return None,
+    };
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 {
+        return None;
+    }
+    // Days from civil (the inverse of `civil`).
+    let y = year - i64::from(month <= 2);
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    u64::try_from(days * 86_400 + h * 3600 + m * 60 + sec - offset).ok()
+}
+
 #[cfg(test)]
 mod format_tests {
     use super::format_utc;
@@ -142,6 +230,33 @@ mod format_tests {
         // `date -u -d @1477674717` → Fri Oct 28 17:11:57 UTC 2016 (the SalesforcePy sample).
         assert_eq!(format_utc(1_477_674_717), "2016-10-28 17:11 UTC");
         assert_eq!(format_utc(951_782_400), "2000-02-29 00:00 UTC");
+    }
+
+    #[test]
+    fn salesforce_datetimes_round_trip() {
+        use super::{format_iso8601, parse_datetime};
+        assert_eq!(format_iso8601(1_477_674_717), "2016-10-28T17:11:57Z");
+        assert_eq!(parse_datetime("2016-10-28T17:11:57Z"), Some(1_477_674_717));
+        assert_eq!(
+            parse_datetime("2016-10-28T17:11:57.000+0000"),
+            Some(1_477_674_717)
+        );
+        assert_eq!(
+            parse_datetime("2016-10-28T18:11:57+01:00"),
+            Some(1_477_674_717)
+        );
+        assert_eq!(parse_datetime("2000-02-29T00:00:00Z"), Some(951_782_400));
+        for bad in [
+            "",
+            "2016-10-28",
+            "2016-13-28T00:00:00Z",
+            "2016-10-28T17:11:57 UTC",
+        ] {
+            assert_eq!(parse_datetime(bad), None, "{bad}");
+        }
+        for t in [0u64, 86_399, 951_782_400, 1_795_000_000] {
+            assert_eq!(parse_datetime(&format_iso8601(t)), Some(t));
+        }
     }
 }
 

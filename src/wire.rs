@@ -117,13 +117,22 @@ impl fmt::Debug for Form {
 /// `application/x-www-form-urlencoded` encoding (WHATWG URL spec): unreserved bytes as they
 /// are, space as `+`, everything else as `%XX`.
 pub fn percent_encode(input: &str, out: &mut String) {
+    encode(input, out, true);
+}
+
+/// One path segment (an external id in `/sobjects/X/Field/VALUE`): unreserved bytes as they
+/// are, everything else, `/` and space included, as `%XX` (RFC 3986).
+pub fn percent_encode_segment(input: &str, out: &mut String) {
+    encode(input, out, false);
+}
+
+fn encode(input: &str, out: &mut String, form: bool) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     for &b in input.as_bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
-                out.push(b as char)
-            }
-            b' ' => out.push('+'),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' => out.push(b as char),
+            b'*' if form => out.push('*'),
+            b' ' if form => out.push('+'),
             _ => {
                 out.push('%');
                 out.push(HEX[(b >> 4) as usize] as char);
@@ -207,6 +216,9 @@ pub struct Reply {
     pub retry_after: Option<Duration>,
     /// The body; wiped on drop because token replies carry secrets.
     pub body: Zeroizing<Vec<u8>>,
+    /// The `name=value` part of each `Set-Cookie` header, for the Streaming API's client,
+    /// which must send them back (the cookies pin it to the server that knows it).
+    pub cookies: Vec<String>,
 }
 
 impl Reply {
@@ -216,6 +228,7 @@ impl Reply {
             content_type: content_type.to_ascii_lowercase(),
             retry_after: None,
             body: Zeroizing::new(body.into()),
+            cookies: Vec::new(),
         }
     }
 

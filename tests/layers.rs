@@ -1,15 +1,71 @@
-//! Two rules checked on the source. The dependency rule: no circle of `use crate::…` references between
-//! files, in the agent (`src/`) and in the simulator (`sim/src/`). Dependencies point one way
-//! (main -> config -> commands -> agent -> adapters -> pure core); a circle is how a rule ends
-//! up with two homes. A file and its own submodules (`broker.rs` and `broker/peer.rs`) may
-//! refer to each other: that is one concept split into files, not a circle.
+//! The house's dependency rules, checked on the source. This file is the one home of the layer
+//! list: `src/lib.rs` and `docs/development.md` point here instead of restating it.
+//!
+//! 1. **Layers**: every top-level module of the agent (`src/`) has a rank in [`LAYERS`]; a file
+//!    may use (`crate::…`) modules of its own layer or a lower one, never a higher one. A new
+//!    top-level module must be given a layer here, or the test fails.
+//! 2. **No circles** of `use crate::…` references between files, in the agent and in the
+//!    simulator (`sim/src/`): a circle is how a rule ends up with two homes. A file and its own
+//!    submodules (`broker.rs` and `broker/peer.rs`) may refer to each other: that is one
+//!    concept split into files.
+//! 3. **No Debug formatting** in shipped code (see [`shipped_code_never_formats_with_debug`]).
 //!
 //! Reads the text only: every `crate::a::b` path in a file is resolved to the longest module
 //! path that exists as a file. `super::` and glob re-exports are not followed (they stay within
-//! a module and its parent).
+//! a module and its parent). Test code may reach anywhere: files named `tests.rs` and whatever
+//! follows `#[cfg(test)]` in a file are not read.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+
+/// `text` without the items marked `#[cfg(test)]` (a `mod x;` line, or an item with its braced
+/// body), so test code may reach anywhere while code after a `#[cfg(test)] mod tests;` near the
+/// top of a file is still read. Braces inside string and character literals are not counted.
+fn shipped_code(text: &str) -> String {
+    const MARK: &str = "#[cfg(test)]";
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find(MARK) {
+        out.push_str(&rest[..at]);
+        rest = &rest[at + MARK.len()..];
+        rest = skip_item(rest);
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Skips one item: up to its `;` if that comes before any `{`, else to the brace that closes
+/// the first `{`.
+fn skip_item(text: &str) -> &str {
+    let bytes = text.as_bytes();
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b';' if depth == 0 => return &text[i + 1..],
+            b'{' => depth += 1,
+            b'}' => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    return &text[i + 1..];
+                }
+            }
+            b'"' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'\'' if i + 2 < bytes.len() && bytes[i + 2] == b'\'' => i += 2,
+            b'\'' if i + 3 < bytes.len() && bytes[i + 1] == b'\\' && bytes[i + 3] == b'\'' => {
+                i += 3
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    ""
+}
 
 /// `src/broker/client.rs` -> `["broker", "client"]`; `src/lib.rs` -> `[]`.
 fn module_of(root: &Path, file: &Path) -> Vec<String> {
@@ -99,8 +155,8 @@ fn circles(root: &Path) -> Vec<Vec<String>> {
         let from = module_of(root, file);
         let text = std::fs::read_to_string(file).unwrap();
         // Tests may reach anywhere: only the code above `#[cfg(test)]` counts.
-        let text = text.split("#[cfg(test)]").next().unwrap_or("");
-        for path in references(text) {
+        let text = shipped_code(&text);
+        for path in references(&text) {
             let target = (1..=path.len())
                 .rev()
                 .map(|n| path[..n].to_vec())
@@ -144,6 +200,158 @@ fn circles(root: &Path) -> Vec<Vec<String>> {
     found
 }
 
+/// The layers of the agent, highest first. A module may use its own layer and those below.
+const LAYERS: &[(&str, &[&str])] = &[
+    ("the command line: parsing and settings", &["cli", "config"]),
+    ("the commands", &["commands"]),
+    ("the long-running agent (`run`)", &["service"]),
+    (
+        "the token broker and its health answer",
+        &["broker", "health"],
+    ),
+    ("the agent: pairing, sessions, refresh", &["agent"]),
+    (
+        "parts the agent and the commands use",
+        &[
+            "board", "call", "delivery", "desired", "headless", "listen", "outbox", "pkcs11",
+            "present", "seal", "testing",
+        ],
+    ),
+    (
+        "the protocol core and the seams with their backends",
+        &[
+            "api",
+            "event",
+            "flow",
+            "http",
+            "keepalive",
+            "login_url",
+            "notify",
+            "refusal",
+            "rest",
+            "session",
+            "signature",
+            "store",
+            "wire",
+        ],
+    ),
+    (
+        "foundations",
+        &[
+            "access_expiry",
+            "clock_check",
+            "error",
+            "files",
+            "jwt",
+            "logging",
+            "process",
+            "sanitize",
+            "secret",
+            "stop",
+            "text",
+            "time",
+            "trust",
+            "url",
+        ],
+    ),
+];
+
+/// The rank of a top-level module in [`LAYERS`] (0 is the highest layer).
+fn rank(module: &str) -> Option<usize> {
+    LAYERS.iter().position(|(_, names)| names.contains(&module))
+}
+
+/// The files under `root` that are shipped code, with that code (test parts cut off).
+fn shipped_sources(root: &Path) -> Vec<(PathBuf, String)> {
+    let mut files = Vec::new();
+    rust_files(root, &mut files);
+    files
+        .into_iter()
+        .filter(|f| f.file_name().is_some_and(|n| n != "tests.rs"))
+        .map(|f| {
+            let text = std::fs::read_to_string(&f).unwrap();
+            let shipped = shipped_code(&text);
+            (f, shipped)
+        })
+        .collect()
+}
+
+/// Every `use` of a higher layer, and every top-level module with no layer, under `root`.
+fn layer_breaches(root: &Path) -> Vec<String> {
+    let mut found = BTreeSet::new();
+    for (file, text) in shipped_sources(root) {
+        let from = module_of(root, &file);
+        let Some(top) = from.first() else { continue }; // lib.rs, main.rs
+        let rel = file.strip_prefix(root).unwrap().display().to_string();
+        let Some(from_rank) = rank(top) else {
+            found.insert(format!(
+                "{rel}: module `{top}` has no layer in tests/layers.rs"
+            ));
+            continue;
+        };
+        for path in references(&text) {
+            let to = &path[0];
+            if to == top {
+                continue;
+            }
+            match rank(to) {
+                Some(to_rank) if to_rank < from_rank => {
+                    found.insert(format!(
+                        "{rel} uses `{to}` ({}), a layer above `{top}` ({})",
+                        LAYERS[to_rank].0, LAYERS[from_rank].0
+                    ));
+                }
+                _ => {}
+            }
+        }
+    }
+    found.into_iter().collect()
+}
+
+#[test]
+fn every_module_uses_only_its_own_layer_and_those_below() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let found = layer_breaches(&root);
+    assert!(
+        found.is_empty(),
+        "layer rule broken (tests/layers.rs, LAYERS):\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+fn the_layer_check_finds_an_import_upwards_and_a_module_without_a_layer() {
+    let dir = std::env::temp_dir().join(format!("sfpair-ranks-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("lib.rs"), "pub mod store;\npub mod agent;\n").unwrap();
+    std::fs::write(dir.join("agent.rs"), "use crate::store::Record;\n").unwrap();
+    std::fs::write(dir.join("store.rs"), "pub struct Record;\n").unwrap();
+    assert!(layer_breaches(&dir).is_empty(), "downwards is fine");
+    std::fs::write(dir.join("store.rs"), "use crate::agent::Agent;\n").unwrap();
+    let found = layer_breaches(&dir);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].starts_with("store.rs uses `agent`"), "{found:?}");
+    // Test code may reach up; code after a test module declared at the top is still read.
+    let test_code = "#[cfg(test)]\nmod tests;\n#[cfg(test)]\nmod t { fn f() { let _ = \"}\"; crate::agent::g() } }\n";
+    std::fs::write(dir.join("store.rs"), test_code).unwrap();
+    assert!(
+        layer_breaches(&dir).is_empty(),
+        "{:?}",
+        layer_breaches(&dir)
+    );
+    std::fs::write(
+        dir.join("store.rs"),
+        format!("{test_code}use crate::agent::Agent;\n"),
+    )
+    .unwrap();
+    assert_eq!(layer_breaches(&dir).len(), 1);
+    std::fs::write(dir.join("gadget.rs"), "pub fn f() {}\n").unwrap();
+    let found = layer_breaches(&dir);
+    assert!(found[0].contains("`gadget` has no layer"), "{found:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 fn check(dir: &str) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
     let found = circles(&root);
@@ -183,7 +391,7 @@ fn shipped_code_never_formats_with_debug() {
             continue;
         }
         let text = std::fs::read_to_string(&file).unwrap();
-        let shipped = text.split("#[cfg(test)]").next().unwrap_or("");
+        let shipped = shipped_code(&text);
         for (n, line) in shipped.lines().enumerate() {
             let code = line.split("//").next().unwrap_or("");
             if code.contains(":?}") || code.contains(":#?}") {

@@ -27,7 +27,7 @@ GLIBC_FLOOR=2.28
 #                              the exit status, with no text (tests and debug builds keep it).
 SIZE_RUSTFLAGS="-C force-unwind-tables=no -Zlocation-detail=none -Zfmt-debug=shallow -Zunstable-options -Cpanic=immediate-abort"
 
-# size_rustflags TARGET: SIZE_RUSTFLAGS plus what only that target takes (issue 13, measured
+# size_rustflags TARGET: SIZE_RUSTFLAGS plus what only that target takes (measured
 # with scripts/cross-build, stripped, 2026-12-01; BENCHMARKS.md "Bytes found for the outbox"):
 #   armv7: -C target-feature=+thumb-mode   Thumb-2 instead of A32 code, for our code and the
 #                              rebuilt std alike: 1,256,524 -> 929,980 bytes (-326,544; the
@@ -49,6 +49,31 @@ size_rustflags() {
   case $1 in
     armv7-unknown-linux-gnueabihf) echo "$SIZE_RUSTFLAGS -C target-feature=+thumb-mode" ;;
     *) echo "$SIZE_RUSTFLAGS" ;;
+  esac
+}
+
+# size_cflags TARGET: what the target's C compiler (zig's clang, for ring's C) takes besides
+# its defaults (measured with scripts/cross-build, stripped, 2026-12-07; BENCHMARKS.md
+# "Memory and bytes"):
+#   armv7: Thumb-2 for ring's C too (-Xclang -target-feature -Xclang +thumb-mode: zig cc
+#                              ignores -mthumb and compiles A32): 1,004,964 -> 986,724 bytes
+#                              (-18,240; fiat_p256_mul 7,136 -> 4,984). ring's assembly keeps
+#                              its `.code 32` (__thumb2__ stays undefined) and A32 and Thumb
+#                              call each other under the EABI, as with the Rust code above.
+#                              Checked: a known-answer run of ring built this way under
+#                              qemu-arm (SHA-1/2, HMAC, AES-GCM, ChaCha20-Poly1305, Ed25519,
+#                              RSA PKCS#1 signing) gave the x86_64 outputs byte for byte, each
+#                              side verified the other's ECDSA P-256/P-384 and RSA-PSS
+#                              signatures, X25519/P-256/P-384 agreement matched; and the qemu
+#                              pairing of scripts/test-arm (TLS 1.3, X25519, P-256 certificates).
+#                              Android builds BoringSSL, ring's C, as Thumb-2 by default.
+#   Other targets: nothing (ARMv6 has no Thumb-2, aarch64 no Thumb).
+# The library's unit tests under qemu (need_armv7_tests) are built by Debian's gcc, which takes
+# none of this.
+size_cflags() {
+  case $1 in
+    armv7-unknown-linux-gnueabihf) echo "-Xclang -target-feature -Xclang +thumb-mode" ;;
+    *) echo "" ;;
   esac
 }
 

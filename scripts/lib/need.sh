@@ -48,8 +48,13 @@ _pip_paths() {
   export PATH
 }
 
-# _tc TOOLCHAIN: rustup's +TOOLCHAIN argument; none for the default (the one cargo uses here).
-_tc() { if [ "$1" != default ]; then echo "+$1"; fi; }
+# _rustup TOOLCHAIN ARGS...: rustup with +TOOLCHAIN in front, or nothing for the default (the
+# one cargo uses here).
+_rustup() {
+  local tc=$1
+  shift
+  if [ "$tc" != default ]; then rustup "+$tc" "$@"; else rustup "$@"; fi
+}
 
 # _have KIND CHECK NAME: whether the thing is present.
 _have() {
@@ -62,8 +67,8 @@ _have() {
         *) command -v "$check" >/dev/null 2>&1 ;;
       esac
       ;;
-    target) rustup $(_tc "$check") target list --installed 2>/dev/null | grep -qx "$name" ;;
-    component) rustup $(_tc "$check") component list --installed 2>/dev/null | grep -q "^$name\(-\|$\)" ;;
+    target) _rustup "$check" target list --installed 2>/dev/null | grep -qx "$name" ;;
+    component) _rustup "$check" component list --installed 2>/dev/null | grep -q "^$name\(-\|$\)" ;;
     toolchain) rustup toolchain list 2>/dev/null | grep -q "^$name" ;;
     *) echo "error: scripts/lib/needs.txt: $name has an unknown kind '$kind'" >&2; return 2 ;;
   esac
@@ -110,10 +115,10 @@ need() {
         rustup toolchain install "$name" --profile minimal >&2 ;;
       target)
         echo "== adding rustup target $name ($check)" >&2
-        rustup $(_tc "$check") target add "$name" >&2 ;;
+        _rustup "$check" target add "$name" >&2 ;;
       component)
         echo "== adding rustup component $name ($check)" >&2
-        rustup $(_tc "$check") component add "$name" >&2 ;;
+        _rustup "$check" component add "$name" >&2 ;;
       pip)
         _have apt py:pip python3-pip || need python3 python3-pip || return 1
         echo "== installing $name==$version with pip" >&2

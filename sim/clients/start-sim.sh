@@ -1,11 +1,13 @@
 # Sourced by scripts/test-clients and scripts/screens-sim: builds and starts sfpair-sim on
 # 127.0.0.1 with the clients' schema, a 3-record query page, `localhost` as the instance
-# host and a 1 s polling interval; exports SIM_LOGIN_URL, SIM_INSTANCE_URL and
+# host, a 1 s polling interval and a 2 s Streaming API hold (so a held /meta/connect ends
+# within a test); exports SIM_LOGIN_URL, SIM_INSTANCE_URL and
 # NODE_EXTRA_CA_CERTS, and a temporary HOME; stops the simulator on exit.
 # Expects: the repository root as the working directory, and $work (a temporary directory).
 
 cargo build --quiet -p sfpair-sim
 target/debug/sfpair-sim --quiet --interval 1 --query-page-size 3 --instance-host localhost \
+  --streaming-hold 2 \
   --schema sim/clients/schema.json --port-file "$work/port" --ca-file "$work/ca.pem" \
   2>"$work/sim.log" &
 sim_pid=$!

@@ -82,6 +82,29 @@ pub fn opaque_token() -> String {
     base64url(&random_bytes(32))
 }
 
+/// A random (version 4) UUID in its usual text form, as `EventUuid` values and CDC
+/// `transactionKey`s look: `28c52274-5f0b-4a5e-9d3e-0b2f5cfa7c1d`.
+pub fn uuid_v4() -> String {
+    let mut b = random_bytes(16);
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let hex: String = b.iter().map(|byte| format!("{byte:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
+}
+
+/// `len` random characters of `[0-9a-z]`: the shape of a Streaming API `clientId`
+/// (`1cyu4thyxh3fgv1nqwcvebt3o9x`, as client logs show them) and of cookie values.
+pub fn base36(len: usize) -> String {
+    random_string(b"0123456789abcdefghijklmnopqrstuvwxyz", len)
+}
+
 /// How user codes are compared: case-insensitively, ignoring spaces and dashes
 /// (RFC 8628 section 6.1), so `wdjb mjht` finds `WDJB-MJHT`.
 pub fn normalise_user_code(code: &str) -> String {
@@ -120,7 +143,7 @@ pub fn base64_encode(data: &[u8]) -> String {
 }
 
 /// base64url without padding (RFC 4648 section 5), for opaque tokens.
-fn base64url(data: &[u8]) -> String {
+pub fn base64url(data: &[u8]) -> String {
     base64_encode(data)
         .trim_end_matches('=')
         .replace('+', "-")
@@ -149,6 +172,25 @@ pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn uuids_are_version_4_and_distinct() {
+        let (a, b) = (uuid_v4(), uuid_v4());
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 36);
+        let parts: Vec<&str> = a.split('-').collect();
+        assert_eq!(
+            parts.iter().map(|p| p.len()).collect::<Vec<_>>(),
+            [8, 4, 4, 4, 12]
+        );
+        assert!(parts[2].starts_with('4'));
+        assert!(matches!(&parts[3][..1], "8" | "9" | "a" | "b"));
+        assert!(
+            base36(27)
+                .bytes()
+                .all(|c| c.is_ascii_digit() || c.is_ascii_lowercase())
+        );
+    }
 
     #[test]
     fn base64_matches_rfc4648_vectors() {

@@ -78,6 +78,26 @@ pub struct Config {
     /// the usage reaches it every REST request gets 403 `REQUEST_LIMIT_EXCEEDED`. `None`
     /// reports Salesforce's 15000 and enforces nothing. `Sim::set_api_limit`.
     pub api_limit: Option<u64>,
+    /// How long platform events and change events are kept for replay (Salesforce: 72 h).
+    /// `Sim::set_event_retention`.
+    pub event_retention: Duration,
+    /// How long a `/meta/connect` is held when no event comes (Salesforce: 110 s, its
+    /// `advice.timeout`). `Sim::set_streaming_hold`.
+    pub streaming_hold: Duration,
+    /// A streaming client silent this long is forgotten; its next request gets
+    /// `403::Unknown client` (Salesforce: about 40 s). `Sim::set_streaming_silence`.
+    pub streaming_silence: Duration,
+    /// The org's concurrent streaming clients (Salesforce: 2,000 Performance and
+    /// Unlimited, 1,000 Enterprise, 20 Developer Edition); one more handshake is denied.
+    /// `Sim::set_streaming_client_limit`.
+    pub streaming_client_limit: usize,
+    /// When n > 0, every n-th `/meta/connect` forgets its client (`403::Unknown client`).
+    /// `Sim::set_forget_client_every`.
+    pub forget_client_every_connect: u32,
+    /// When n > 0, every n-th `/meta/connect` reply that carries events is cut after the
+    /// events were taken: the client must replay them from its stored position.
+    /// `Sim::set_cut_event_reply_every`.
+    pub cut_event_reply_every: u32,
 }
 
 /// How a refresh is refused in the field scenarios (docs/protocol.md, "When a pairing dies").
@@ -120,6 +140,12 @@ impl Default for Config {
             commit_then_drop_every: 0,
             lock_row_every: 0,
             api_limit: None,
+            event_retention: crate::bus::DEFAULT_RETENTION,
+            streaming_hold: Duration::from_secs(110),
+            streaming_silence: Duration::from_secs(40),
+            streaming_client_limit: 1000,
+            forget_client_every_connect: 0,
+            cut_event_reply_every: 0,
         }
     }
 }
@@ -170,6 +196,15 @@ impl fmt::Debug for Config {
             .field("commit_then_drop_every", &self.commit_then_drop_every)
             .field("lock_row_every", &self.lock_row_every)
             .field("api_limit", &self.api_limit)
+            .field("event_retention", &self.event_retention)
+            .field("streaming_hold", &self.streaming_hold)
+            .field("streaming_silence", &self.streaming_silence)
+            .field("streaming_client_limit", &self.streaming_client_limit)
+            .field(
+                "forget_client_every_connect",
+                &self.forget_client_every_connect,
+            )
+            .field("cut_event_reply_every", &self.cut_event_reply_every)
             .finish()
     }
 }

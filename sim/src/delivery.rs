@@ -1,4 +1,4 @@
-//! The delivery faults of a durable outbox's tests (issue 13): persistent knobs, not the
+//! The delivery faults of a durable outbox's tests: persistent knobs, not the
 //! one-shot queue of `faults.rs`, that a test may flip on a running simulator.
 //!
 //! - every N-th sObject Collections request is committed, then its reply is lost;
@@ -7,15 +7,22 @@
 //! - a daily API allocation that, once used up, refuses REST requests with 403;
 //! - offline: every connection is cut before it can carry a request.
 //!
+//! It also keeps the last [`KEPT_BODIES`] collections request bodies byte for byte, so a
+//! test sees exactly what arrived (the org's records are `serde_json::Value`s, whose numbers
+//! are f64: `123456789.123456789` stored is not what was sent).
+//!
 //! Knobs and counters only, in atomics (and one small lock for the records already
 //! refused), so the setters never wait for the org's lock. What the refusals look like
 //! on the wire is `rest.rs`'s and `rest/collections.rs`'s; cutting sockets is `server.rs`'s.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use crate::config::Config;
+
+/// Collections request bodies kept for tests (the newest).
+pub const KEPT_BODIES: usize = 16;
 
 /// `api_limit` when no allocation is enforced.
 const UNLIMITED: u64 = u64::MAX;
@@ -31,6 +38,7 @@ pub struct Delivery {
     dropped: AtomicU64,
     lock_refusals: AtomicU64,
     locks: Mutex<Locks>,
+    bodies: Mutex<VecDeque<Vec<u8>>>,
 }
 
 /// Records seen through collections, and those already refused once.
@@ -87,6 +95,21 @@ impl Delivery {
             self.dropped.fetch_add(1, Ordering::SeqCst);
         }
         drop
+    }
+
+    /// Keeps one collections request body as it arrived (the newest [`KEPT_BODIES`]).
+    pub fn keep_body(&self, body: &[u8]) {
+        let mut bodies = self.bodies.lock().unwrap_or_else(|e| e.into_inner());
+        if bodies.len() == KEPT_BODIES {
+            bodies.pop_front();
+        }
+        bodies.push_back(body.to_vec());
+    }
+
+    /// The kept collections request bodies, oldest first.
+    pub fn bodies(&self) -> Vec<Vec<u8>> {
+        let bodies = self.bodies.lock().unwrap_or_else(|e| e.into_inner());
+        bodies.iter().cloned().collect()
     }
 
     /// Counts one record submitted through collections; true when it must be refused

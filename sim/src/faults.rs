@@ -48,7 +48,7 @@ pub enum Fault {
     SessionNotValidForRest,
     /// This status, with the JSON body `{"error":"server_error"}`.
     Status(u16),
-    /// 200 with this JSON body verbatim: a hostile server's reply (issue 16). Its values are
+    /// 200 with this JSON body verbatim: a hostile server's reply. Its values are
     /// the test's own, never a real token.
     Json(String),
 }

@@ -1,4 +1,4 @@
-//! What happens to a pairing in the field (issue 12): refresh tokens that expire by the app's
+//! What happens to a pairing in the field: refresh tokens that expire by the app's
 //! refresh token policy (idle or absolute lifetime), an admin who revokes a user's grants, the
 //! refusals a refresh gets when the org blocks the device's network or starts to require the
 //! consumer secret, and access tokens that are JWTs carrying `exp`.

@@ -27,6 +27,7 @@
 //! | `POST /rfc8628/device`, `POST /rfc8628/token`, `GET/POST /rfc8628/verify` | the RFC 8628 dialect |
 //! | `POST /__mock/{approve,deny,expire,ip_block}?user_code=…` | test hooks: 200, or 404 |
 //! | `POST /__mock/revoke_user` | revokes all of the user's grants, as an admin would: 200 |
+//! | `POST /cometd/{version}` | the Streaming API: Bayeux long polling, platform events and change events with replay (see `streaming/`) |
 //!
 //! ```no_run
 //! use sfpair_sim::{Config, Sim};
@@ -44,6 +45,7 @@
 //! protocol logic. Secrets (device codes, tokens, the client secret) never reach the
 //! request log, stderr or a panic message.
 
+mod bus;
 mod client_credentials;
 mod codes;
 mod config;
@@ -51,6 +53,7 @@ mod delivery;
 mod device;
 mod discovery;
 mod errors;
+mod events;
 mod faults;
 mod field;
 mod form;
@@ -72,6 +75,7 @@ mod server;
 mod soql;
 mod state;
 mod store;
+mod streaming;
 mod tls;
 mod token_exchange;
 mod validate;
@@ -80,13 +84,14 @@ use std::net::{Ipv4Addr, TcpListener};
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 pub use config::{AppState, CertMode, Config, DenyMode, RefreshRefusal, SlowDown};
 pub use faults::Fault;
 pub use headless::{Headless, public_key_der};
 pub use log::LogEntry;
 pub use schema::Schema;
+pub use streaming::{StreamingClient, StreamingStats};
 
 use device::Decision;
 use server::Acceptor;
@@ -219,6 +224,13 @@ impl Sim {
             .collect()
     }
 
+    /// The bodies of the last sObject Collections requests (at most 16), oldest first, byte
+    /// for byte as they arrived: what a test checks values against, since [`Sim::records`]
+    /// holds numbers as f64.
+    pub fn collection_bodies(&self) -> Vec<Vec<u8>> {
+        self.shared.delivery.bodies()
+    }
+
     /// Adds a field to an object while the org runs, as an admin would in Setup (the fix a
     /// dead letter waits for). `field` is one entry of a schema file's `fields`.
     pub fn add_field(&self, object: &str, field: serde_json::Value) -> Result<(), String> {
@@ -271,6 +283,8 @@ impl Sim {
     /// Off restores service on the same port, with the same org and valid tokens.
     pub fn set_offline(&self, offline: bool) {
         self.shared.delivery.set_offline(offline);
+        // A held connect's connection dies too.
+        self.shared.wake();
     }
 
     /// sObject Collections requests run so far (authenticated, within the API
@@ -289,16 +303,146 @@ impl Sim {
         self.shared.delivery.lock_row_refusals()
     }
 
+    /// Publishes a platform event as an admin, a flow or Apex would: `name` is the
+    /// event object (`Device_Command__e`), `payload` its fields as JSON. It is checked
+    /// like a REST publish, stored (`records(name)` shows it, with its `EventUuid`) and
+    /// delivered to the subscribers of `/event/{name}`. Returns its replay id and
+    /// `EventUuid`, or why it was refused.
+    pub fn publish_event(
+        &self,
+        name: &str,
+        payload: serde_json::Value,
+    ) -> Result<(i64, String), String> {
+        let mut world = self.shared.world();
+        let object = world
+            .schema
+            .object(name)
+            .filter(|o| o.platform_event)
+            .cloned()
+            .ok_or_else(|| format!("{name} is not a platform event of this org"))?;
+        let serde_json::Value::Object(body) = payload else {
+            return Err("the payload must be a JSON object".into());
+        };
+        let mut fields = validate::check(&world.schema, &object, &body, validate::Write::Create)
+            .map_err(|e| format!("{}: {}", e.code, e.message))?;
+        let uuid = codes::uuid_v4();
+        fields.insert("EventUuid".into(), serde_json::Value::String(uuid.clone()));
+        world
+            .records
+            .insert(&object.name, &object.key_prefix, fields);
+        let published = self.shared.commit(&mut world, None);
+        let replay_id = published
+            .last()
+            .map(|p| p.replay_id)
+            .ok_or("the event was not published")?;
+        Ok((replay_id, uuid))
+    }
+
+    /// The events still retained, oldest first: platform events and change events.
+    pub fn published_events(&self) -> Vec<PublishedEvent> {
+        let world = self.shared.world();
+        world
+            .bus
+            .retained_events()
+            .map(|e| PublishedEvent {
+                channel: e.channel.clone(),
+                replay_id: e.replay_id,
+                uuid: e.uuid.clone(),
+                payload: e.payload.clone(),
+            })
+            .collect()
+    }
+
+    /// How long events are kept for replay (`Config::event_retention`, 72 h by default).
+    /// Events older than this leave at once; a replay id of theirs is refused from now.
+    pub fn set_event_retention(&self, retention: Duration) {
+        let mut world = self.shared.world();
+        world.bus.set_retention(retention);
+        world.bus.expire(Instant::now());
+    }
+
+    /// How long a `/meta/connect` is held without events (`Config::streaming_hold`);
+    /// `advice.timeout` tells clients this. Connects held now keep their old deadline.
+    pub fn set_streaming_hold(&self, hold: Duration) {
+        self.shared.world().streaming.knobs.hold = hold;
+    }
+
+    /// A client silent longer than this is forgotten (`Config::streaming_silence`).
+    pub fn set_streaming_silence(&self, silence: Duration) {
+        self.shared.world().streaming.knobs.silence = silence;
+    }
+
+    /// The org's concurrent streaming clients (`Config::streaming_client_limit`).
+    pub fn set_streaming_client_limit(&self, limit: usize) {
+        self.shared.world().streaming.knobs.limit = limit;
+    }
+
+    /// From now on every `n`-th `/meta/connect` (0: none) forgets its client
+    /// (`Config::forget_client_every_connect`).
+    pub fn set_forget_client_every(&self, n: u32) {
+        self.shared.world().streaming.knobs.forget_every = n;
+    }
+
+    /// From now on every `n`-th connect reply carrying events (0: none) is cut after the
+    /// events were taken (`Config::cut_event_reply_every`).
+    pub fn set_cut_event_reply_every(&self, n: u32) {
+        self.shared.world().streaming.knobs.cut_every = n;
+    }
+
+    /// Forgets every streaming client now, as Salesforce does every few hours: each
+    /// one's next request gets `403::Unknown client`. Returns how many were known.
+    pub fn forget_streaming_clients(&self) -> usize {
+        let forgotten = self.shared.world().streaming.forget_all();
+        self.shared.wake();
+        forgotten
+    }
+
+    /// The Streaming API's counters since the start.
+    pub fn streaming_stats(&self) -> StreamingStats {
+        let mut world = self.shared.world();
+        world.streaming.expire(Instant::now());
+        let mut stats = world.streaming.stats;
+        stats.clients_now = world.streaming.len();
+        stats.events_published = world.bus.published();
+        stats
+    }
+
+    /// The streaming clients known now: subscriptions, positions, deliveries.
+    pub fn streaming_clients(&self) -> Vec<StreamingClient> {
+        let mut world = self.shared.world();
+        world.streaming.expire(Instant::now());
+        world.streaming.views()
+    }
+
     /// Stops accepting and joins the accept thread.
     pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        // Held connects answer now instead of at the end of their hold.
+        self.shared.world().streaming.stopping = true;
+        self.shared.wake();
         self.acceptor.stop();
     }
 }
 
 impl Drop for Sim {
     fn drop(&mut self) {
-        self.acceptor.stop();
+        self.stop();
     }
+}
+
+/// One retained event, as [`Sim::published_events`] lists it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PublishedEvent {
+    /// `/event/X__e` or `/data/XChangeEvent`.
+    pub channel: String,
+    pub replay_id: i64,
+    /// A platform event's `EventUuid`; change events have none.
+    pub uuid: Option<String>,
+    /// `data.payload` as subscribers receive it.
+    pub payload: serde_json::Value,
 }
 
 /// Locks a mutex even if a connection thread panicked while holding it: the data is

@@ -55,6 +55,16 @@ RFC 8628 provider) for testing sfpair. Listens on 127.0.0.1 only.
   --api-limit N               the daily API allocation: reported in Sforce-Limit-Info, and
                               REST answers 403 REQUEST_LIMIT_EXCEEDED once N are used
                               [none: 15000 reported, nothing refused]
+  --event-retention S         how long platform events and change events stay replayable;
+                              decimals allowed [259200: 72 h]
+  --streaming-hold S          how long /meta/connect is held without events (advice.timeout);
+                              decimals allowed [110]
+  --streaming-silence S       a streaming client silent this long is forgotten [40]
+  --streaming-clients N       the org's concurrent streaming clients [1000]
+  --forget-client-every N     every N-th /meta/connect forgets its client, which gets
+                              403::Unknown client [0: never]
+  --cut-event-reply-every N   every N-th connect reply carrying events is cut after the
+                              events were taken [0: never]
   --quiet                     do not log requests to stderr
   --help                      show this help
 ";
@@ -200,6 +210,24 @@ fn parse(mut parser: lexopt::Parser) -> Result<Option<Options>, lexopt::Error> {
                 config.lock_row_every = number(&mut parser, "lock-row-every")?
             }
             Long("api-limit") => config.api_limit = Some(number(&mut parser, "api-limit")?),
+            Long("event-retention") => {
+                config.event_retention = fractional(&mut parser, "event-retention")?
+            }
+            Long("streaming-hold") => {
+                config.streaming_hold = fractional(&mut parser, "streaming-hold")?
+            }
+            Long("streaming-silence") => {
+                config.streaming_silence = fractional(&mut parser, "streaming-silence")?
+            }
+            Long("streaming-clients") => {
+                config.streaming_client_limit = number(&mut parser, "streaming-clients")?
+            }
+            Long("forget-client-every") => {
+                config.forget_client_every_connect = number(&mut parser, "forget-client-every")?
+            }
+            Long("cut-event-reply-every") => {
+                config.cut_event_reply_every = number(&mut parser, "cut-event-reply-every")?
+            }
             Long("quiet") => config.log_to_stderr = false,
             Long("help") | Short('h') => return Ok(None),
             _ => return Err(arg.unexpected()),
@@ -227,6 +255,16 @@ fn number<T: FromStr>(parser: &mut lexopt::Parser, flag: &str) -> Result<T, lexo
 
 fn seconds(parser: &mut lexopt::Parser, flag: &str) -> Result<Duration, lexopt::Error> {
     Ok(Duration::from_secs(number(parser, flag)?))
+}
+
+/// Seconds with an optional fraction (`1.5`), for the knobs tests shorten below a second.
+fn fractional(parser: &mut lexopt::Parser, flag: &str) -> Result<Duration, lexopt::Error> {
+    let value = parser.value()?.string()?;
+    value
+        .parse::<f64>()
+        .ok()
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .ok_or_else(|| format!("--{flag}: expected seconds such as 2 or 0.5, not {value:?}").into())
 }
 
 fn run(mut options: Options) -> Result<(), String> {
@@ -309,5 +347,39 @@ mod tests {
             (0, 0, None)
         );
         assert!(parse(lexopt::Parser::from_args(["--lock-row-every", "-1"])).is_err());
+    }
+
+    #[test]
+    fn streaming_flags_reach_the_config() {
+        let set = config(&[
+            "--event-retention",
+            "2.5",
+            "--streaming-hold",
+            "0.5",
+            "--streaming-silence",
+            "3",
+            "--streaming-clients",
+            "4",
+            "--forget-client-every",
+            "5",
+            "--cut-event-reply-every",
+            "4",
+        ]);
+        assert_eq!(set.event_retention, Duration::from_millis(2500));
+        assert_eq!(set.streaming_hold, Duration::from_millis(500));
+        assert_eq!(set.streaming_silence, Duration::from_secs(3));
+        assert_eq!(
+            (
+                set.streaming_client_limit,
+                set.forget_client_every_connect,
+                set.cut_event_reply_every
+            ),
+            (4, 5, 4)
+        );
+        let unset = config(&[]);
+        assert_eq!(unset.streaming_hold, Duration::from_secs(110));
+        assert_eq!(unset.event_retention, Duration::from_secs(72 * 3600));
+        assert!(parse(lexopt::Parser::from_args(["--streaming-hold", "-1"])).is_err());
+        assert!(parse(lexopt::Parser::from_args(["--streaming-hold", "soon"])).is_err());
     }
 }

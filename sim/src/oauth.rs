@@ -18,7 +18,8 @@ use crate::errors::{oauth_error as error, oauth_json};
 use crate::form::Params;
 use crate::grants::{Fresh, Minted};
 use crate::http::{Request, Response};
-use crate::state::{Shared, epoch_millis};
+use crate::state::Shared;
+use crate::store::epoch_millis;
 
 /// Granted when the request names no scope.
 const DEFAULT_SCOPE: &str = "api refresh_token";

@@ -26,8 +26,8 @@ use crate::http::{Body, JSON, Request, Response};
 use crate::reply::Reply;
 use crate::state::Shared;
 
-pub use call::versioned;
-use call::{Call, Ctx, Handler, LATEST_VERSION, OLDEST_VERSION};
+use call::{Call, Ctx, Handler, OLDEST_VERSION};
+pub use call::{LATEST_VERSION, versioned};
 
 /// The daily API request allocation reported by `limits` and `Sforce-Limit-Info` when
 /// `Config::api_limit` sets none.
@@ -91,6 +91,13 @@ pub fn handle(shared: &Shared, request: &Request) -> Reply {
             version,
         };
         let response = dispatch(&mut ctx, version, &call);
+        if is_collections(resource) {
+            shared.delivery.keep_body(&request.body);
+        }
+        // What the request committed is published now; a rolled-back write was taken
+        // out of the journal with it.
+        let origin = format!("com/salesforce/api/rest/{version}.0");
+        shared.commit(&mut world, Some(&origin));
         lost = is_collections(resource) && shared.delivery.collections_request();
         response
     };
@@ -220,6 +227,10 @@ fn limits(ctx: &mut Ctx, _call: &Call, _segments: &[&str]) -> Response {
             "DailyApiRequests": entry(daily_max, api_usage),
             "DailyBulkApiRequests": entry(5000, 0),
             "DataStorageMB": entry(5, 0),
+            "DurableStreamingApiConcurrentClients": entry(
+                ctx.world.streaming.knobs.limit as u64,
+                ctx.world.streaming.len() as u64
+            ),
             "FileStorageMB": entry(20, 0),
         }),
     )

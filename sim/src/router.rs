@@ -12,7 +12,7 @@ use crate::form::Params;
 use crate::http::{Body, Request, Response};
 use crate::reply::Reply;
 use crate::state::Shared;
-use crate::{discovery, identity, oauth, page, rest, rfc8628};
+use crate::{discovery, identity, oauth, page, rest, rfc8628, streaming};
 
 const TOKEN_PATH: &str = "/services/oauth2/token";
 const RFC_DEVICE_PATH: &str = "/rfc8628/device";
@@ -56,9 +56,14 @@ pub fn route(shared: &Shared, request: &Request) -> Answer {
         },
         None if flaky => Reply::Send(maintenance_page()),
         None if rest::owns(path) => rest::handle(shared, request),
+        None if streaming::owns(path) => streaming::handle(shared, request),
         None => Reply::Send(dispatch(shared, request, &params)),
     };
     let error = match &reply {
+        // A Bayeux error rides in a 200: the log shows the first one (`403::Unknown client`).
+        Reply::Send(response) if streaming::owns(path) => {
+            error_code(response).or_else(|| streaming::error_of(response))
+        }
         Reply::Send(response) => error_code(response),
         _ => None,
     };

@@ -7,9 +7,10 @@
 //! must not hold the lock while writing to a socket.
 
 use std::sync::atomic::AtomicU64;
-use std::sync::{Mutex, MutexGuard};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
+use crate::bus::Bus;
 use crate::config::Config;
 use crate::delivery::Delivery;
 use crate::device::{Devices, Rules};
@@ -17,6 +18,7 @@ use crate::faults::FaultQueue;
 use crate::grants::{Grants, Policy};
 use crate::log::RequestLog;
 use crate::store::{Cursors, Records};
+use crate::streaming::clients::Streaming;
 
 pub struct Shared {
     pub config: Config,
@@ -29,6 +31,9 @@ pub struct Shared {
     pub instance_url: String,
     pub port: u16,
     world: Mutex<World>,
+    /// Signalled when something a held `/meta/connect` waits for happens: an event is
+    /// published, a client goes, the network goes, the simulator stops.
+    wake: Condvar,
     pub faults: FaultQueue,
     /// The persistent delivery faults and their counters, settable at run time.
     pub delivery: Delivery,
@@ -38,7 +43,6 @@ pub struct Shared {
 }
 
 /// The simulated org.
-#[derive(Default)]
 pub struct World {
     pub devices: Devices,
     pub grants: Grants,
@@ -52,15 +56,26 @@ pub struct World {
     /// The org's objects and fields: the configured schema, plus fields an admin added while
     /// it runs (`Sim::add_field`).
     pub schema: crate::schema::Schema,
+    /// Published platform events and change events (`bus.rs`).
+    pub bus: Bus,
+    /// The Streaming API's clients, knobs and counters (`streaming/`).
+    pub streaming: Streaming,
 }
 
 impl World {
     /// An org holding only the paired user, so `sobjects/User/{id}` of the identity
     /// URL answers as on Salesforce.
-    fn seeded(schema: crate::schema::Schema) -> World {
+    fn seeded(config: &Config) -> World {
         let mut world = World {
-            schema,
-            ..World::default()
+            devices: Devices::default(),
+            grants: Grants::default(),
+            records: Records::default(),
+            cursors: Cursors::default(),
+            token_requests: 0,
+            api_usage: 0,
+            schema: config.schema.clone(),
+            bus: Bus::new(config.event_retention),
+            streaming: Streaming::new(config),
         };
         let user = serde_json::json!({
             "Username": crate::codes::USERNAME,
@@ -76,6 +91,8 @@ impl World {
                 .records
                 .insert_with_id("User", crate::codes::USER_ID, fields);
         }
+        // The seeded user was there before anyone could subscribe: no change event.
+        world.records.take_journal();
         world
     }
 }
@@ -100,7 +117,8 @@ impl Shared {
             },
             log: RequestLog::new(config.log_to_stderr),
             delivery: Delivery::new(&config),
-            world: Mutex::new(World::seeded(config.schema.clone())),
+            world: Mutex::new(World::seeded(&config)),
+            wake: Condvar::new(),
             config,
             base_url,
             faults: FaultQueue::default(),
@@ -110,6 +128,42 @@ impl Shared {
 
     pub fn world(&self) -> MutexGuard<'_, World> {
         crate::lock(&self.world)
+    }
+
+    /// Lets go of the org for up to `timeout`, until [`Shared::wake`] (or a spurious
+    /// wake-up: callers check what they wait for again), and takes it back.
+    pub fn wait_world<'a>(
+        &self,
+        guard: MutexGuard<'a, World>,
+        timeout: Duration,
+    ) -> MutexGuard<'a, World> {
+        match self.wake.wait_timeout(guard, timeout) {
+            Ok((guard, _)) => guard,
+            Err(poisoned) => poisoned.into_inner().0,
+        }
+    }
+
+    /// Wakes every held `/meta/connect` to look again.
+    pub fn wake(&self) {
+        self.wake.notify_all();
+    }
+
+    /// Publishes what a committed request wrote (platform events, change events) and
+    /// wakes the held connects. `origin` is the `changeOrigin` of its change events.
+    pub fn commit(&self, world: &mut World, origin: Option<&str>) -> Vec<crate::events::Published> {
+        let changes = world.records.take_journal();
+        if changes.is_empty() {
+            return Vec::new();
+        }
+        let published = crate::events::publish(
+            &world.schema,
+            &mut world.bus,
+            changes,
+            origin,
+            Instant::now(),
+        );
+        self.wake();
+        published
     }
 
     /// `https://HOST:PORT` for the host the client called, when it is one this
@@ -140,12 +194,4 @@ impl Shared {
             crate::codes::USER_ID
         )
     }
-}
-
-/// Wall-clock milliseconds, as Salesforce's `issued_at` carries them.
-pub fn epoch_millis() -> u128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0)
 }

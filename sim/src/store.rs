@@ -4,6 +4,11 @@
 //! Storage only: no wire format and no validation (that is `schema.rs`). Deleted
 //! records stay, marked `IsDeleted`, so `queryAll` can still see them. Cloning the
 //! store is how `allOrNone` requests roll back.
+//!
+//! Every write is also noted in a journal of [`Change`]s that the request taking it
+//! turns into platform events and change events once it ends (`events.rs`). The journal
+//! lives here, in the store, so that a rollback (restoring a clone) takes back the events
+//! of the rolled-back writes too, as a rolled-back transaction publishes nothing.
 
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -19,6 +24,26 @@ pub struct Record {
     pub id: String,
     pub fields: Map<String, Value>,
     pub deleted: bool,
+}
+
+/// What a write did to a record, as its change event tells it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChangeKind {
+    Create,
+    Update,
+    Delete,
+}
+
+/// One committed write, waiting for the end of its request to be published.
+#[derive(Clone, Debug)]
+pub struct Change {
+    /// The object's canonical name.
+    pub object: String,
+    pub id: String,
+    pub kind: ChangeKind,
+    /// A create's stored fields; an update's fields whose value changed (their new
+    /// values, `LastModifiedDate` always among them); nothing for a delete.
+    pub fields: Map<String, Value>,
 }
 
 /// Query results waiting for their next page, by cursor id (`rest/query.rs`).
@@ -41,6 +66,8 @@ pub struct Records {
     by_value: HashMap<(String, String, String), Vec<usize>>,
     /// Ids issued so far, per key prefix.
     counters: HashMap<String, u64>,
+    /// Writes not yet published, oldest first.
+    journal: Vec<Change>,
 }
 
 impl Records {
@@ -67,6 +94,12 @@ impl Records {
         for (field, value) in &fields {
             self.index_value(object, field, value, position);
         }
+        self.note(Change {
+            object: object.to_string(),
+            id: id.to_string(),
+            kind: ChangeKind::Create,
+            fields: fields.clone(),
+        });
         self.list.push(Record {
             object: object.to_string(),
             id: id.to_string(),
@@ -99,10 +132,22 @@ impl Records {
             self.index_value(&object, field, value, position);
         }
         let record = &mut self.list[position];
-        record.fields.extend(changes);
+        let mut changed: Map<String, Value> = changes
+            .into_iter()
+            .filter(|(field, value)| record.fields.get(field).unwrap_or(&Value::Null) != value)
+            .collect();
+        record.fields.extend(changed.clone());
         let now = Value::String(now_datetime());
         record.fields.insert("LastModifiedDate".into(), now.clone());
-        record.fields.insert("SystemModstamp".into(), now);
+        record.fields.insert("SystemModstamp".into(), now.clone());
+        changed.insert("LastModifiedDate".into(), now);
+        let (object, id) = (record.object.clone(), record.id.clone());
+        self.note(Change {
+            object,
+            id,
+            kind: ChangeKind::Update,
+            fields: changed,
+        });
         true
     }
 
@@ -116,7 +161,34 @@ impl Records {
         }
         record.deleted = true;
         record.fields.insert("IsDeleted".into(), Value::Bool(true));
+        let (object, id) = (record.object.clone(), record.id.clone());
+        self.note(Change {
+            object,
+            id,
+            kind: ChangeKind::Delete,
+            fields: Map::new(),
+        });
         true
+    }
+
+    /// The writes since the last call, oldest first, leaving the journal empty.
+    pub fn take_journal(&mut self) -> Vec<Change> {
+        std::mem::take(&mut self.journal)
+    }
+
+    /// Journals a write. A write to the record the previous entry is about (an update
+    /// that also recomputes `Name`, or a create then an update in one request) joins
+    /// that entry: one transaction tells one change per record.
+    fn note(&mut self, change: Change) {
+        match self.journal.last_mut() {
+            Some(last) if last.id == change.id && change.kind == ChangeKind::Update => {
+                last.fields.extend(change.fields);
+            }
+            Some(last) if last.id == change.id && change.kind == ChangeKind::Delete => {
+                *last = change;
+            }
+            _ => self.journal.push(change),
+        }
     }
 
     /// Every record of an object, in creation order.
@@ -185,6 +257,14 @@ pub fn now_datetime() -> String {
     format_datetime(since.as_secs(), since.subsec_millis())
 }
 
+/// A time in milliseconds since 1970 as event payloads write datetimes (the platform
+/// events guide's `2017-04-09T18:31:40.517Z`).
+pub fn datetime_z(epoch_millis: u128) -> String {
+    let secs = u64::try_from(epoch_millis / 1000).unwrap_or(u64::MAX);
+    let text = format_datetime(secs, (epoch_millis % 1000) as u32);
+    format!("{}Z", text.trim_end_matches("+0000"))
+}
+
 fn format_datetime(secs: u64, millis: u32) -> String {
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
@@ -206,6 +286,14 @@ fn format_datetime(secs: u64, millis: u32) -> String {
     )
 }
 
+/// Wall-clock milliseconds, as Salesforce's `issued_at` carries them.
+pub fn epoch_millis() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,6 +312,50 @@ mod tests {
             format_datetime(1_709_164_800, 0),
             "2024-02-29T00:00:00.000+0000"
         );
+    }
+
+    #[test]
+    fn event_datetimes_end_in_z() {
+        assert_eq!(datetime_z(1_796_132_705_007), "2026-12-01T13:45:05.007Z");
+    }
+
+    #[test]
+    fn the_journal_tells_each_write_once_per_record() {
+        let mut records = Records::default();
+        let fields = json!({"Name": "Acme", "Phone": "1"})
+            .as_object()
+            .cloned()
+            .unwrap();
+        let a = records.insert("Account", "001", fields);
+        // A create then an update of the same record: one CREATE with the final values.
+        let rename = json!({"Name": "Acme 2"}).as_object().cloned().unwrap();
+        assert!(records.update(&a, rename));
+        let journal = records.take_journal();
+        assert_eq!(journal.len(), 1);
+        assert_eq!(journal[0].kind, ChangeKind::Create);
+        assert_eq!(journal[0].fields["Name"], "Acme 2");
+        // An update names only the fields whose value changed, and LastModifiedDate.
+        let same_phone = json!({"Phone": "1", "Name": "Acme 3"})
+            .as_object()
+            .cloned()
+            .unwrap();
+        assert!(records.update(&a, same_phone));
+        let b = records.insert("Account", "001", Map::new());
+        assert!(records.delete(&b));
+        let journal = records.take_journal();
+        assert_eq!(journal.len(), 2);
+        assert_eq!(journal[0].kind, ChangeKind::Update);
+        let mut changed: Vec<&String> = journal[0].fields.keys().collect();
+        changed.sort();
+        assert_eq!(changed, ["LastModifiedDate", "Name"]);
+        // A create and a delete in one request: the delete is what is told.
+        assert_eq!(journal[1].kind, ChangeKind::Delete);
+        assert!(records.take_journal().is_empty());
+        // A rollback restores a clone: its journal too.
+        let snapshot = records.clone();
+        records.insert("Account", "001", Map::new());
+        records = snapshot;
+        assert!(records.take_journal().is_empty());
     }
 
     #[test]

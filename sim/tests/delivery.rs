@@ -1,4 +1,4 @@
-//! What a durable outbox meets on the way to the org (issue 13), over real TLS: upserts by
+//! What a durable outbox meets on the way to the org, over real TLS: upserts by
 //! external id that a replay finds again, platform events, per-record errors, and the
 //! persistent delivery faults flipped on a running simulator: a committed batch whose
 //! reply is lost, `UNABLE_TO_LOCK_ROW` once per record, the daily API allocation, and
@@ -262,11 +262,12 @@ fn lock_row_refuses_every_nth_record_once_and_a_retry_succeeds() {
         {"attributes": {"type": "Device_Alarm__e"}, "Code__c": "C"}
     ]});
     let published = call(&mut c, &t, "POST", "/composite/sobjects", Some(&insert));
+    // A published event's success carries OPERATION_ENQUEUED (with its EventUuid).
     assert_eq!(
         outcomes(&published),
         [
-            (true, String::new()),
-            (true, String::new()),
+            (true, "OPERATION_ENQUEUED".into()),
+            (true, "OPERATION_ENQUEUED".into()),
             (false, "UNABLE_TO_LOCK_ROW".into())
         ]
     );

@@ -20,7 +20,7 @@
 #[cfg(any(feature = "jwt-bearer", feature = "asset-token"))]
 use std::path::Path;
 
-use log::{debug, info};
+use log::debug;
 
 use super::Agent;
 use crate::api::Outcome;
@@ -48,6 +48,7 @@ use crate::url;
 pub struct Enrolment {
     /// The normalized login URL (My Domain, login or test host).
     pub login_url: String,
+    /// The app's consumer key.
     pub client_id: String,
     /// A headless grant (not `Grant::Device`).
     pub grant: Grant,
@@ -82,18 +83,8 @@ impl Agent {
             grant: enrolment.grant,
         };
         let tokens = self.run_grant(&record, "enrolment")?;
-        let instance_url = tokens
-            .instance_url
-            .clone()
-            .filter(|u| !u.is_empty())
-            .unwrap_or(enrolment.login_url);
-        if !url::is_secure(&instance_url) {
-            return Err(Error::server(format!(
-                "the server gave an instance URL that is not https ({instance_url}); nothing \
-                 was stored"
-            )));
-        }
-        record.instance_url = instance_url.trim_end_matches('/').to_string();
+        record.instance_url =
+            Agent::instance_from(tokens.instance_url.clone(), Some(enrolment.login_url))?;
         record.identity_url = tokens.id.clone().unwrap_or_default();
         record.scope = tokens.scope.clone().unwrap_or_default();
         record.issued_at_ms = tokens
@@ -101,24 +92,8 @@ impl Agent {
             .as_deref()
             .and_then(|s| s.parse().ok())
             .unwrap_or(0);
-        // Under the store's lock, and what it replaces is read there (as `pair` does).
-        let mut previous = None;
-        let record = self.store_pairing(record, &mut previous)?;
-        info!(
-            "enrolled with the {} grant; stored in {}",
-            record.grant.name(),
-            self.store.describe()
-        );
-        self.revoke_previous(previous, &record);
-        self.start_session(tokens.access_token, record.instance_url.clone());
-        let (org_id, user_id) = crate::api::org_and_user(&record.identity_url);
-        let paired = Paired {
-            instance_url: record.instance_url,
-            org_id,
-            user_id,
-        };
-        self.emit(&Event::Paired(paired.clone()));
-        Ok(paired)
+        let how = format!("enrolled with the {} grant", record.grant.name());
+        self.finish_pairing(record, tokens.access_token, &how)
     }
 
     /// A new session for a headless record: the grant once more (there is no refresh token).

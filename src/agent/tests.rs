@@ -2,6 +2,8 @@
 //! storing rules and the retry bounds, without sockets or sleeping.
 
 use super::*;
+use crate::flow::FlowConfig;
+use crate::flow::dialect::Dialect;
 use crate::rest::RestRequest;
 use crate::store::record;
 use crate::testing::{CleanErr, EventLog, FakeClock, MemoryStore, ScriptedTransport};
@@ -744,4 +746,57 @@ fn an_asset_token_exchange_renews_a_refused_subject_token_once() {
     assert_eq!(err.exit_code(), 1, "{}", err.message());
     assert!(err.message().contains("not a valid session"));
     assert_eq!(r.transport.sent().len(), 7);
+}
+
+/// A presenter that asks for a stop when the code is shown: the person walks away.
+struct StopOnCode(crate::stop::Stop);
+
+impl crate::present::Presenter for StopOnCode {
+    fn show(&mut self, event: &crate::event::Event) {
+        if matches!(event, crate::event::Event::CodeIssued(_)) {
+            self.0.stop();
+        }
+    }
+}
+
+#[test]
+fn a_stop_ends_a_pairing_at_its_next_wait_and_sends_nothing_more() {
+    let mut r = rig();
+    let stop = crate::stop::Stop::new();
+    r.agent.set_stop(stop.clone());
+    r.agent.add_presenter(Box::new(StopOnCode(stop)));
+    r.transport.push(Ok(code_reply()));
+    r.transport
+        .push_json(400, r#"{"error":"authorization_pending"}"#);
+    let e = r.agent.pair(flow_config()).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Stopped, "{e}");
+    assert_eq!(e.exit_code(), 0);
+    assert_eq!(
+        r.transport.sent().len(),
+        1,
+        "the code request only: no poll"
+    );
+    assert!(matches!(r.store.load().unwrap(), Loaded::Empty));
+    assert!(
+        r.events.events().iter().any(
+            |ev| matches!(ev, crate::event::Event::Failed(f) if f.kind() == ErrorKind::Stopped)
+        ),
+        "the presenters are told"
+    );
+}
+
+#[test]
+fn a_stop_ends_a_retry_backoff_before_the_next_attempt() {
+    let mut r = rig();
+    r.agent.store.save(&stored_record("RT-1")).unwrap();
+    let stop = crate::stop::Stop::new();
+    r.agent.set_stop(stop.clone());
+    r.transport.push_json(503, "{}");
+    stop.stop();
+    let e = r.agent.refresh().unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Stopped, "{e}");
+    assert!(
+        r.transport.sent().is_empty(),
+        "stopped before the first request"
+    );
 }

@@ -36,6 +36,7 @@ pub struct Broker {
 }
 
 impl Broker {
+    /// A client of the broker listening on `path`.
     pub fn new(path: impl AsRef<Path>) -> Self {
         Broker {
             path: path.as_ref().to_path_buf(),
@@ -155,7 +156,9 @@ fn read_answer(stream: &mut UnixStream) -> std::io::Result<Zeroizing<Vec<u8>>> {
 /// REST calls with sessions from a broker and a transport of the caller's own.
 #[cfg(feature = "rest")]
 pub struct BrokerCaller {
+    /// The broker sessions come from.
     pub broker: Broker,
+    /// Where requests go (the caller's own connection).
     pub transport: Box<dyn Transport>,
 }
 

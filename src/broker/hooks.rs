@@ -11,6 +11,8 @@ use crate::agent::Agent;
 use crate::broker::protocol::SendAsk;
 use crate::error::Error;
 
+/// What `sfpair run` adds to a plain token broker: health from its supervisor, pairing on
+/// request, news of a dead pairing, the outbox for `send`.
 pub trait Hooks: Send + Sync {
     /// The socket is bound and the workers are running.
     fn serving(&self) {}

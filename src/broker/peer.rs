@@ -14,8 +14,11 @@ use std::os::unix::net::UnixStream;
 /// The credentials the kernel recorded for a connected peer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Peer {
+    /// The client's process id.
     pub pid: i32,
+    /// Its effective user id.
     pub uid: u32,
+    /// Its effective group id.
     pub gid: u32,
 }
 

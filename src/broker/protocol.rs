@@ -104,8 +104,9 @@ struct Raw {
     event: Option<String>,
     #[serde(default)]
     auto_id: bool,
+    /// The records' text as sent: never rebuilt, so their values stay exact.
     #[serde(default)]
-    records: Option<serde_json::Value>,
+    records: Option<alloc::boxed::Box<serde_json::value::RawValue>>,
 }
 
 /// Parses one request line (without or with its newline).
@@ -133,7 +134,7 @@ pub fn parse(line: &[u8]) -> Result<Ask, String> {
             external_id: raw.external_id,
             event: raw.event,
             auto_id: raw.auto_id,
-            records: records.to_string(),
+            records: records.get().into(),
         })));
     }
     if send_fields {
@@ -170,12 +171,10 @@ pub fn request(ask: Ask) -> String {
     format!("{}\n", crate::sanitize::json_line(&value))
 }
 
-/// `{"do":"send",…}` with "do" first, as [`SEND_PREFIX`] says (a JSON object's keys are
-/// otherwise written in sorted order).
+/// `{"do":"send",…}` with "do" first, as [`SEND_PREFIX`] says, and the records spliced in as
+/// their text (never rebuilt through `serde_json::Value`, which would round numbers).
 fn send_request(send: &SendAsk) -> String {
-    let records: serde_json::Value =
-        serde_json::from_str(&send.records).unwrap_or(serde_json::Value::Null);
-    let mut rest = json!({ "records": records });
+    let mut rest = json!({});
     for (key, value) in [
         ("sobject", &send.sobject),
         ("external_id", &send.external_id),
@@ -190,7 +189,13 @@ fn send_request(send: &SendAsk) -> String {
     }
     let rest = crate::sanitize::json_line(&rest);
     let prefix = core::str::from_utf8(SEND_PREFIX).unwrap_or_default();
-    format!("{prefix}{}\n", &rest[1..])
+    // `rest` is `{…}`: its fields go after the prefix, then the records.
+    let fields = rest[1..rest.len() - 1].trim();
+    let comma = if fields.is_empty() { "" } else { "," };
+    format!(
+        "{prefix}{fields}{comma}\"records\":{}}}\n",
+        send.records.trim()
+    )
 }
 
 /// Any answer, as the client reads it: a token answer, an instance answer or an error answer.
@@ -280,7 +285,7 @@ mod tests {
                 external_id: Some("Reading_Key__c".into()),
                 event: None,
                 auto_id: true,
-                records: r#"[{"Reading_Key__c":"a","Value__c":1.5}]"#.into(),
+                records: r#"[{"Reading_Key__c":"a","Value__c":123456789.123456789,"N__c":123456789012345678901234567890}]"#.into(),
             })),
         ] {
             let line = request(ask.clone());

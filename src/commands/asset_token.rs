@@ -31,7 +31,7 @@ pub fn run(
     agent.wait_for_clock(wait_for_clock)?;
     let reply = agent.asset_token(&options.device, options.device_key.as_deref())?;
     if options.json {
-        // The one JSON output path: C1, bidi and zero-width characters escaped (issue 16).
+        // The one JSON output path: C1, bidi and zero-width characters escaped.
         say(
             out,
             zeroize::Zeroizing::new(crate::sanitize::json_line(&reply)).as_str(),

@@ -13,6 +13,8 @@
 //! refresh token policy's clock).
 
 mod net;
+#[cfg(feature = "listen")]
+mod streaming;
 mod system;
 mod x509;
 
@@ -42,6 +44,12 @@ pub struct Options {
     pub endpoints: Endpoints,
     pub scope: String,
     pub displays: Vec<Display>,
+    /// The channels to subscribe to once (`--listen`, `--desired`'s change events).
+    #[cfg(feature = "listen")]
+    pub channels: Vec<String>,
+    /// The API version of the Streaming API (`62.0`).
+    #[cfg(feature = "listen")]
+    pub api_version: String,
 }
 
 /// How a check turned out.
@@ -264,11 +272,35 @@ pub fn diagnose(options: &Options, backends: &Backends) -> Vec<Check> {
 
     display_checks(&options.displays, &mut checks);
 
-    checks.push(match (&record, tls_ok) {
-        (None, _) => skipped("refresh", "not paired"),
-        (Some(_), false) => skipped("refresh", "no TLS connection"),
-        (Some(_), true) => refresh_check(backends),
-    });
+    let agent = match (&record, tls_ok) {
+        (None, _) => {
+            checks.push(skipped("refresh", "not paired"));
+            None
+        }
+        (Some(_), false) => {
+            checks.push(skipped("refresh", "no TLS connection"));
+            None
+        }
+        (Some(_), true) => {
+            let (check, agent) = refresh_check(backends);
+            checks.push(check);
+            agent
+        }
+    };
+    #[cfg(feature = "listen")]
+    if !options.channels.is_empty() {
+        checks.push(match agent {
+            Some(mut agent) => streaming::check(
+                &mut agent,
+                &backends.http,
+                &options.api_version,
+                &options.channels,
+            ),
+            None => skipped("streaming", "no session (see the refresh check)"),
+        });
+    }
+    #[cfg(not(feature = "listen"))]
+    drop(agent);
     checks
 }
 
@@ -576,20 +608,29 @@ fn display_checks(displays: &[Display], checks: &mut Vec<Check>) {
     }
 }
 
-fn refresh_check(backends: &Backends) -> Check {
+/// The refresh check, and the agent holding its session when it worked.
+fn refresh_check(backends: &Backends) -> (Check, Option<crate::agent::Agent>) {
     let mut agent = match backends.agent() {
         Ok(a) => a,
-        Err(e) => return Check::new("refresh", Level::Failed, e.message().to_string()),
+        Err(e) => {
+            return (
+                Check::new("refresh", Level::Failed, e.message().to_string()),
+                None,
+            );
+        }
     };
-    match agent.refresh() {
-        Ok(session) => Check::new(
-            "refresh",
-            Level::Ok,
-            format!(
-                "the stored pairing works: a refresh gave a session for {}",
-                session.instance_url
-            ),
-        ),
+    let check = match agent.refresh() {
+        Ok(session) => {
+            let check = Check::new(
+                "refresh",
+                Level::Ok,
+                format!(
+                    "the stored pairing works: a refresh gave a session for {}",
+                    session.instance_url
+                ),
+            );
+            return (check, Some(agent));
+        }
         Err(e) => {
             let fix = match crate::refusal::cause_of(&e) {
                 Some(cause) => cause.admin_action().to_string(),
@@ -597,5 +638,6 @@ fn refresh_check(backends: &Backends) -> Check {
             };
             Check::new("refresh", Level::Failed, e.message().to_string()).fix(fix)
         }
-    }
+    };
+    (check, None)
 }

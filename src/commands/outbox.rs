@@ -1,7 +1,7 @@
 //! `sfpair outbox flush|status|retry-dead`, and where the outbox is ([`Place`]), shared with
 //! `send` and `run`.
 //!
-//! `flush` is delivery in one shot (`outbox::deliver::flush`) with the paired agent; `status`
+//! `flush` is delivery in one shot (`delivery::flush`) with the paired agent; `status`
 //! and `retry-dead` only read and rewrite the outbox, so they work without a pairing and
 //! without a network. Nothing here prints a token; dead letters print the server's error and
 //! the record's sObject and external id, not its other fields.
@@ -11,10 +11,10 @@ use std::io::Write;
 use serde_json::json;
 
 use super::{Backends, report, say};
+use crate::delivery::{self, Flushed};
 use crate::error::Error;
-use crate::outbox::deliver::{self, Flushed};
 pub use crate::outbox::place::Place;
-use crate::outbox::{DeadLetter, Outbox, Status, Target};
+use crate::outbox::{DeadLetter, Outbox, QueueStatus, Target};
 use crate::sanitize;
 use crate::time::{Clock, SystemClock};
 
@@ -23,7 +23,7 @@ const SHOWN_DEAD: usize = 20;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
-    Flush(deliver::Options),
+    Flush(delivery::Options),
     Status { json: bool },
     RetryDead,
 }
@@ -47,7 +47,7 @@ pub fn run(options: &Options, backends: &Backends, out: &mut dyn Write) -> Resul
         Action::Flush(delivery) => {
             let mut agent = backends.agent()?;
             agent.wait_for_clock(backends.wait_for_clock)?;
-            let flushed = deliver::flush(
+            let flushed = delivery::flush(
                 &mut options.place.open()?,
                 &mut agent,
                 delivery.clone(),
@@ -127,20 +127,13 @@ fn status(outbox: &mut Outbox, json: bool, now: u64, out: &mut dyn Write) -> Res
     Ok(0)
 }
 
-/// The figures `status --json` and `run`'s health answer show.
-pub fn figures(s: &Status, now: u64) -> serde_json::Value {
-    json!({
-        "queued": s.queued,
-        "queued_bytes": s.queued_bytes,
-        "max_bytes": s.max_bytes,
-        "oldest_age_s": s.oldest_queued_at.map(|t| now.saturating_sub(t)),
-        "delivered": s.delivered,
-        "dead": s.dead,
-    })
-}
-
-fn status_json(s: &Status, dead: &[DeadLetter], now: u64, outbox: &Outbox) -> serde_json::Value {
-    let mut v = figures(s, now);
+fn status_json(
+    s: &QueueStatus,
+    dead: &[DeadLetter],
+    now: u64,
+    outbox: &Outbox,
+) -> serde_json::Value {
+    let mut v = s.figures(now);
     v["dir"] = json!(outbox.dir().display().to_string());
     v["dead_letters"] = dead
         .iter()

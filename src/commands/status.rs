@@ -119,7 +119,7 @@ pub fn report(agent: &mut Agent, check: bool, wait_for_clock: Duration) -> Resul
 fn userinfo(agent: &mut Agent) -> Result<UserInfo, Error> {
     agent.refresh()?;
     let info = agent.userinfo()?;
-    // The server chose these: one sanitiser before anyone prints them (issue 16).
+    // The server chose these: one sanitiser before anyone prints them.
     let text = |key: &str| {
         info.get(key)
             .and_then(|v| v.as_str())

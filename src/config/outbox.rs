@@ -7,61 +7,61 @@
 use std::path::{Path, PathBuf};
 
 use super::sources::Sources;
-use crate::cli::Args;
+use crate::cli::{Args, Opt};
 use crate::commands::call::Body;
 use crate::commands::outbox::{self, Action, Place};
 use crate::commands::send;
+use crate::delivery;
 use crate::error::Error;
-use crate::outbox::deliver;
 use crate::outbox::{DEFAULT_MAX_BYTES, input};
 use crate::store::{self, file::FileStore};
 
 /// The smallest `--outbox-max-bytes`: room for a few records and the log's own frames.
 const MIN_MAX_BYTES: u64 = 64 * 1024;
 
-/// The outbox's place, or why there is none.
+/// The outbox's place: `--outbox`, `SFPAIR_OUTBOX`, else `outbox/` beside the file store.
+/// `None` when the command takes no outbox, or when there is no place for one (no home
+/// directory); a value that is given and wrong is an error, for every command.
 pub fn place(
-    args: &Args,
     sources: &Sources,
     store: &store::Spec,
     is_root: bool,
-) -> Result<Place, Error> {
-    let dir = match sources.text(
-        &args.outbox.as_ref().map(|p| p.display().to_string()),
-        "--outbox",
-        "SFPAIR_OUTBOX",
-    )? {
-        Some(dir) => PathBuf::from(dir),
-        None => beside(store, sources, is_root).ok_or_else(|| {
-            Error::config(
-                "no outbox given and no place for one: pass --outbox DIR or set SFPAIR_OUTBOX",
-            )
-        })?,
-    };
-    let max_bytes = match sources.text(
-        &args.outbox_max_bytes,
-        "--outbox-max-bytes",
-        "SFPAIR_OUTBOX_MAX_BYTES",
-    )? {
-        Some(text) => bytes(&text)?,
+) -> Result<Option<Place>, Error> {
+    if !sources.applies(Opt::Outbox) {
+        return Ok(None);
+    }
+    let max_bytes = match sources.given(Opt::OutboxMaxBytes)? {
+        Some((text, from)) => bytes(&text, &from)?,
         None => DEFAULT_MAX_BYTES,
     };
-    Ok(Place { dir, max_bytes })
+    let dir = match sources.path(Opt::Outbox)? {
+        Some(dir) => dir,
+        None => match beside(store, sources, is_root, "outbox") {
+            Some(dir) => dir,
+            None => return Ok(None),
+        },
+    };
+    Ok(Some(Place { dir, max_bytes }))
 }
 
-/// `outbox/` in the directory of the file store, or of the default file store when the
-/// pairing lives in raw flash.
-fn beside(store: &store::Spec, sources: &Sources, is_root: bool) -> Option<PathBuf> {
+/// `name` (`outbox`, `inbox`) in the directory of the file store, or of the default file store
+/// when the pairing lives in raw flash.
+pub(super) fn beside(
+    store: &store::Spec,
+    sources: &Sources,
+    is_root: bool,
+    name: &str,
+) -> Option<PathBuf> {
     let token = match store {
         store::Spec::File(path) => path.clone(),
         #[allow(unreachable_patterns)]
         _ => FileStore::default_path(|k| sources.raw(k), is_root)?,
     };
-    Some(token.parent().unwrap_or(Path::new("/")).join("outbox"))
+    Some(token.parent().unwrap_or(Path::new("/")).join(name))
 }
 
-/// `16777216`, `64K`, `16M`, `1G` (binary multiples).
-fn bytes(text: &str) -> Result<u64, Error> {
+/// `16777216`, `64K`, `16M`, `1G` (binary multiples); `from` names where it came from.
+pub(super) fn bytes(text: &str, from: &str) -> Result<u64, Error> {
     let t = text.trim();
     let (digits, unit) = match t.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
         Some((i, _)) => t.split_at(i),
@@ -81,12 +81,12 @@ fn bytes(text: &str) -> Result<u64, Error> {
         .and_then(|n| n.checked_mul(scale))
         .ok_or_else(|| {
             Error::config(format!(
-                "--outbox-max-bytes '{t}' is not a size: use bytes, or a number with K, M or G"
+                "{from} '{t}' is not a size: use bytes, or a number with K, M or G"
             ))
         })?;
     if n < MIN_MAX_BYTES {
         return Err(Error::config(format!(
-            "--outbox-max-bytes '{t}' is below the smallest outbox, {} KiB",
+            "{from} '{t}' is below the smallest allowed, {} KiB",
             MIN_MAX_BYTES / 1024
         )));
     }
@@ -94,14 +94,10 @@ fn bytes(text: &str) -> Result<u64, Error> {
 }
 
 /// `--api-reserve PERCENT` and `--api-version` for delivery.
-pub fn delivery(
-    args: &Args,
-    sources: &Sources,
-    api_version: Option<&str>,
-) -> Result<deliver::Options, Error> {
-    let reserve = match sources.text(&args.api_reserve, "--api-reserve", "SFPAIR_API_RESERVE")? {
-        None => crate::outbox::pace::DEFAULT_RESERVE_PERCENT,
-        Some(text) => text
+pub fn delivery(sources: &Sources, api_version: Option<&str>) -> Result<delivery::Options, Error> {
+    let reserve = match sources.given(Opt::ApiReserve)? {
+        None => crate::delivery::pace::DEFAULT_RESERVE_PERCENT,
+        Some((text, from)) => text
             .trim()
             .trim_end_matches('%')
             .parse::<u8>()
@@ -109,32 +105,33 @@ pub fn delivery(
             .filter(|p| (1..=100).contains(p))
             .ok_or_else(|| {
                 Error::config(format!(
-                    "--api-reserve '{}' is not a percentage from 1 to 100",
+                    "{from} '{}' is not a percentage from 1 to 100",
                     text.trim()
                 ))
             })?,
     };
-    Ok(deliver::Options {
-        api_version: api_version.unwrap_or(deliver::DEFAULT_API_VERSION).into(),
+    Ok(delivery::Options {
+        api_version: api_version.unwrap_or(delivery::DEFAULT_API_VERSION).into(),
         reserve,
     })
 }
 
 /// `sfpair send SOBJECT --external-id FIELD` / `sfpair send --event EVENT__e`.
-pub fn send(args: &Args, place: Place) -> Result<send::Options, Error> {
+pub fn send(args: &Args, place: Place, json: bool) -> Result<send::Options, Error> {
+    let auto_id = args.has(Opt::AutoId);
     let target = input::target_of(
-        args.send_object.as_deref(),
-        args.external_id.as_deref(),
-        args.event.as_deref(),
-        args.auto_id,
+        args.positional(0),
+        args.value(Opt::ExternalId),
+        args.value(Opt::Event),
+        auto_id,
     )?;
     Ok(send::Options {
         place,
         target,
-        auto_id: args.auto_id,
-        data: args.data.as_deref().map_or(Body::Stdin, Body::from_arg),
-        json: args.json,
-        socket: args.socket.clone(),
+        auto_id,
+        data: args.value(Opt::Data).map_or(Body::Stdin, Body::from_arg),
+        json,
+        socket: args.value(Opt::Socket).map(Into::into),
     })
 }
 
@@ -142,11 +139,12 @@ pub fn send(args: &Args, place: Place) -> Result<send::Options, Error> {
 pub fn command(
     args: &Args,
     place: Place,
-    delivery: deliver::Options,
+    delivery: delivery::Options,
+    json: bool,
 ) -> Result<outbox::Options, Error> {
-    let action = match args.outbox_action.as_deref() {
+    let action = match args.positional(0) {
         Some("flush") => Action::Flush(delivery),
-        Some("status") => Action::Status { json: args.json },
+        Some("status") => Action::Status { json },
         Some("retry-dead") => Action::RetryDead,
         Some(other) => {
             return Err(Error::config(format!(
@@ -169,6 +167,7 @@ mod tests {
 
     #[test]
     fn sizes_take_binary_units_and_refuse_nonsense() {
+        let bytes = |t| bytes(t, "--outbox-max-bytes");
         assert_eq!(bytes("16M").unwrap(), 16 << 20);
         assert_eq!(bytes("65536").unwrap(), 65536);
         assert_eq!(bytes("64k").unwrap(), 65536);

@@ -13,6 +13,7 @@ pub struct Jitter {
 }
 
 impl Jitter {
+    /// A generator from `seed` (the same seed gives the same delays, for tests).
     pub fn new(seed: u64) -> Self {
         Jitter { state: seed }
     }

@@ -17,11 +17,14 @@ use crate::wire::{Form, Request, percent_encode};
 /// Which protocol the server speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Dialect {
+    /// Salesforce's device flow (`response_type=device_code`, `grant_type=device`).
     Salesforce,
+    /// Standard RFC 8628 (`urn:ietf:params:oauth:grant-type:device_code`).
     Rfc8628,
 }
 
 impl Dialect {
+    /// As `--dialect` writes it: `salesforce` or `rfc8628`.
     pub fn name(self) -> &'static str {
         match self {
             Dialect::Salesforce => "salesforce",
@@ -29,6 +32,7 @@ impl Dialect {
         }
     }
 
+    /// The dialect `--dialect NAME` names, if any.
     pub fn from_name(name: &str) -> Option<Dialect> {
         match name {
             "salesforce" => Some(Dialect::Salesforce),

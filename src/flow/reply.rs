@@ -23,10 +23,13 @@ use crate::wire::Reply;
 /// An OAuth error reply (`{"error": "...", "error_description": "..."}`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OAuthError {
+    /// The OAuth `error` code (`authorization_pending`, `invalid_grant`, ...).
     pub error: String,
+    /// The server's `error_description`, when it gave one.
     pub description: Option<String>,
     /// GitHub's `slow_down` carries the new interval; honour it when present.
     pub interval: Option<Duration>,
+    /// The HTTP status it came with.
     pub status: u16,
 }
 
@@ -59,6 +62,7 @@ impl OAuthError {
         )
     }
 
+    /// Whether the description contains `needle` (case-insensitive).
     pub fn description_contains(&self, needle: &str) -> bool {
         self.description
             .as_deref()
@@ -69,7 +73,9 @@ impl OAuthError {
 /// What a reply means for the caller.
 #[derive(Debug)]
 pub enum Parsed<T> {
+    /// The reply the request asked for.
     Ok(T),
+    /// An OAuth error reply.
     OAuth(OAuthError),
     /// Might work later (maintenance page, captive portal, 5xx, garbage); the reason is for people.
     Transient(String),
@@ -84,21 +90,30 @@ pub const MAX_CODE_LIFETIME: Duration = Duration::from_secs(30 * 60);
 /// The device authorization reply (RFC 8628 §3.2, and Salesforce's shape).
 #[derive(Clone, Debug)]
 pub struct DeviceCode {
+    /// The device code, for the polls (secret).
     pub device_code: Secret,
+    /// The code a person enters.
     pub user_code: String,
+    /// Where the person goes.
     pub verification_uri: String,
+    /// The same URL with the code in it (the QR), when the server gives one.
     pub verification_uri_complete: Option<String>,
+    /// How long the codes are valid, when the server says.
     pub expires_in: Option<Duration>,
+    /// How often to poll, when the server says.
     pub interval: Option<Duration>,
 }
 
 /// A successful token reply (RFC 6749 §5.1 plus Salesforce's fields).
 #[derive(Clone, Debug, Deserialize)]
 pub struct TokenReply {
+    /// The access token (secret).
     pub access_token: Secret,
     #[serde(default)]
+    /// The refresh token (secret), when the grant has one.
     pub refresh_token: Option<Secret>,
     #[serde(default)]
+    /// Salesforce: the instance the session works with.
     pub instance_url: Option<String>,
     /// Salesforce's identity URL, `.../id/{org}/{user}`.
     #[serde(default)]
@@ -107,10 +122,13 @@ pub struct TokenReply {
     #[serde(default, deserialize_with = "number_or_string")]
     pub issued_at: Option<String>,
     #[serde(default)]
+    /// Salesforce: the reply's signature (with a consumer secret configured).
     pub signature: Option<String>,
     #[serde(default)]
+    /// The scopes granted.
     pub scope: Option<String>,
     #[serde(default)]
+    /// `Bearer`.
     pub token_type: Option<String>,
 }
 

@@ -1,4 +1,4 @@
-//! Which verification URLs a device code reply may send the user to (issue 16, a hostile
+//! Which verification URLs a device code reply may send the user to (a hostile
 //! server). The text and the QR code must lead to the same place, and that place must be one
 //! the user can trust from what the screen shows:
 //!

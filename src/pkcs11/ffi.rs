@@ -4,7 +4,7 @@
 //! the ABI, every entry before the last one used is declared (unused ones as pointer-sized
 //! placeholders), and on Unix the structures have C's natural alignment (no packing).
 //!
-//! Types only; the calls are made in `mod.rs`, each wrapped in one safe function.
+//! Types only; the calls are made in `pkcs11.rs`, each wrapped in one safe function.
 
 #![allow(dead_code)]
 

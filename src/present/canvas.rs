@@ -14,9 +14,13 @@ use embedded_graphics::prelude::{DrawTarget, OriginDimensions, Pixel, Size};
 /// A rectangle of pixels (the part of a frame that changed).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Area {
+    /// Left edge, in pixels.
     pub x: u32,
+    /// Top edge, in pixels.
     pub y: u32,
+    /// Width, in pixels.
     pub width: u32,
+    /// Height, in pixels.
     pub height: u32,
 }
 
@@ -59,10 +63,12 @@ impl Canvas {
         }
     }
 
+    /// The canvas's width in pixels.
     pub fn width(&self) -> u32 {
         self.width
     }
 
+    /// The canvas's height in pixels.
     pub fn height(&self) -> u32 {
         self.height
     }

@@ -38,6 +38,8 @@ const QR_LAST_HALF_LINE: &str = "\x1b[38;5;231;49m";
 /// Back to the terminal's colours, after every coloured line.
 const RESET: &str = "\x1b[0m";
 
+/// The console presenter: the code, the URL and (in [`Style::Qr`]) a QR drawn with
+/// characters, on a terminal or a serial console.
 pub struct Console<W: Write> {
     out: W,
     style: Style,
@@ -64,6 +66,8 @@ impl Console<io::Stderr> {
 }
 
 impl<W: Write> Console<W> {
+    /// A console presenter writing to `out`; `tty` says whether `out` is a terminal (the
+    /// countdown then updates one line in place).
     pub fn new(out: W, style: Style, tty: bool) -> Self {
         Console {
             out,
@@ -74,6 +78,7 @@ impl<W: Write> Console<W> {
         }
     }
 
+    /// Gives the writer back.
     pub fn into_inner(self) -> W {
         self.out
     }

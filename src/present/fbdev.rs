@@ -33,7 +33,7 @@ const FB_VISUAL_DIRECTCOLOR: u32 = 4;
 /// `struct fb_bitfield` from `<linux/fb.h>`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct FbBitfield {
+pub(crate) struct FbBitfield {
     /// Bit position of the channel's lowest bit, from the right.
     pub offset: u32,
     pub length: u32,
@@ -43,7 +43,7 @@ pub struct FbBitfield {
 /// `struct fb_var_screeninfo` from `<linux/fb.h>` (160 bytes on every architecture).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
-pub struct VarScreenInfo {
+pub(crate) struct VarScreenInfo {
     pub xres: u32,
     pub yres: u32,
     pub xres_virtual: u32,
@@ -79,7 +79,7 @@ pub struct VarScreenInfo {
 /// 32-bit ARM and 80 on 64-bit.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
-pub struct FixScreenInfo {
+pub(crate) struct FixScreenInfo {
     pub id: [u8; 16],
     pub smem_start: libc::c_ulong,
     pub smem_len: u32,
@@ -101,9 +101,21 @@ pub struct FixScreenInfo {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PixelFormat {
     /// 1 bit per pixel.
-    Mono { lit_is_one: bool, lsb_first: bool },
+    Mono {
+        /// A set bit is lit.
+        lit_is_one: bool,
+        /// The leftmost pixel is the lowest bit.
+        lsb_first: bool,
+    },
     /// 2, 3 or 4 bytes per pixel, little-endian values.
-    Color { bytes: u32, lit: u32, unlit: u32 },
+    Color {
+        /// Bytes a pixel.
+        bytes: u32,
+        /// The value written for a lit pixel.
+        lit: u32,
+        /// The value written for an unlit pixel.
+        unlit: u32,
+    },
 }
 
 /// What the writer needs to know about a screen.
@@ -111,12 +123,15 @@ pub enum PixelFormat {
 pub struct Geometry {
     /// Visible pixels.
     pub width: u32,
+    /// Visible rows.
     pub height: u32,
     /// Where the visible area starts in the (virtual) screen memory.
     pub xoffset: u32,
+    /// The first visible row in the memory (panning).
     pub yoffset: u32,
     /// Bytes from one line to the next.
     pub line_length: u32,
+    /// How pixels are stored.
     pub format: PixelFormat,
 }
 
@@ -130,7 +145,10 @@ fn mask(field: &FbBitfield) -> u32 {
 
 impl Geometry {
     /// From the kernel's description of the screen, or why it cannot be drawn on.
-    pub fn from_screen_info(var: &VarScreenInfo, fix: &FixScreenInfo) -> Result<Geometry, String> {
+    pub(crate) fn from_screen_info(
+        var: &VarScreenInfo,
+        fix: &FixScreenInfo,
+    ) -> Result<Geometry, String> {
         if fix.type_ != FB_TYPE_PACKED_PIXELS {
             return Err(format!(
                 "the framebuffer is not packed pixels (type {}); only packed pixels are supported",
@@ -233,6 +251,7 @@ impl Geometry {
 
 /// Where the frame bytes go: `pwrite` on the device, or a stand-in in tests.
 pub trait WriteAt: Send {
+    /// Writes all of `bytes` at `offset` of the device.
     fn write_all_at(&mut self, bytes: &[u8], offset: u64) -> io::Result<()>;
 }
 
@@ -242,6 +261,7 @@ impl WriteAt for File {
     }
 }
 
+/// A Linux framebuffer (`/dev/fbN`) as a presenter's panel.
 pub struct FrameBuffer<D: WriteAt = File> {
     device: D,
     geometry: Geometry,
@@ -322,10 +342,12 @@ impl<D: WriteAt> FrameBuffer<D> {
         }
     }
 
+    /// How many device pixels one canvas pixel takes.
     pub fn scale(&self) -> u32 {
         self.scale
     }
 
+    /// Gives the device back.
     pub fn into_device(self) -> D {
         self.device
     }

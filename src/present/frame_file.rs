@@ -29,6 +29,7 @@ pub enum Format {
     Png,
 }
 
+/// A frame file (PBM or PNG) as a panel: each frame replaces the file atomically.
 pub struct FrameFile {
     path: PathBuf,
     temp: PathBuf,

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use super::Presenter;
 use crate::event::Event;
 
+/// The `--json` presenter: one JSON object a line per event (docs/json-events.md).
 pub struct JsonLines<W: Write> {
     out: W,
     /// The first write failure: the host UI reading these lines cannot see the code.
@@ -17,16 +18,19 @@ pub struct JsonLines<W: Write> {
 }
 
 impl JsonLines<io::Stdout> {
+    /// On standard output.
     pub fn stdout() -> Self {
         JsonLines::new(io::stdout())
     }
 }
 
 impl<W: Write> JsonLines<W> {
+    /// On `out`.
     pub fn new(out: W) -> Self {
         JsonLines { out, broken: None }
     }
 
+    /// Gives the writer back.
     pub fn into_inner(self) -> W {
         self.out
     }

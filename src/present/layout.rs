@@ -86,6 +86,7 @@ impl Font {
         (n * per).saturating_sub(self.mono.character_spacing) * self.scale
     }
 
+    /// The height the layout takes, in pixels.
     pub fn height(&self) -> u32 {
         self.mono.character_size.height * self.scale
     }
@@ -118,6 +119,7 @@ impl Font {
 pub struct QrPlacement {
     /// Top-left corner of the lit quiet zone.
     pub x: u32,
+    /// Its top edge, in pixels.
     pub y: u32,
     /// Pixels per module.
     pub scale: u32,

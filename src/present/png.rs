@@ -4,7 +4,7 @@
 //! A 1-bit frame is tiny (128×64 is 1 KiB raw), so the image data goes in *stored* (uncompressed)
 //! deflate blocks: a valid PNG that any decoder reads, in about forty lines over the CRC-32 the
 //! store already has, instead of the `png` crate and its deflate encoder (see BENCHMARKS.md
-//! "Displays (issue 3)" for both costs). The price is size: a 128×64 frame is about 1.2 KB
+//! "Displays" for both costs). The price is size: a 128×64 frame is about 1.2 KB
 //! instead of a few hundred bytes, and nobody is short of either.
 
 use super::canvas::Canvas;

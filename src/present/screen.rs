@@ -47,6 +47,8 @@ impl Panel for Box<dyn Panel> {
 /// Failures in a row after which a panel is left alone.
 const GIVE_UP_AFTER: u32 = 3;
 
+/// A small display as a presenter: the layouts of `layout.rs` drawn on a 1-bit canvas and
+/// sent to a panel.
 pub struct Screen<P: Panel> {
     panel: P,
     /// What the panel shows now, when known.
@@ -60,6 +62,7 @@ pub struct Screen<P: Panel> {
 }
 
 impl<P: Panel> Screen<P> {
+    /// A presenter drawing on `panel`.
     pub fn new(panel: P) -> Self {
         Screen {
             panel,
@@ -71,6 +74,7 @@ impl<P: Panel> Screen<P> {
         }
     }
 
+    /// The panel (tests read what was drawn).
     pub fn panel(&self) -> &P {
         &self.panel
     }

@@ -18,11 +18,14 @@ use super::i2c;
 use super::screen::Panel;
 use super::ssd1306::{COMMANDS, DATA};
 
+/// The controller's width in pixels.
 pub const WIDTH: u32 = 128;
+/// The controller's height in pixels.
 pub const HEIGHT: u32 = 64;
 /// Where a 128-pixel panel starts in the 132-column RAM on most modules.
 pub const CENTRED_OFFSET: u8 = 2;
 
+/// An SH1106 OLED over an I2C bus (`W`: the bus).
 pub struct Sh1106<W: Write> {
     bus: W,
     column_offset: u8,
@@ -51,6 +54,7 @@ impl<W: Write> Sh1106<W> {
         })
     }
 
+    /// Gives the bus back.
     pub fn into_bus(self) -> W {
         self.bus
     }

@@ -28,15 +28,21 @@ pub enum Display {
     #[cfg(feature = "displays")]
     /// Frame files: `pbm:PATH[:WxH]`, 128x64 by default.
     Pbm {
+        /// The file.
         path: PathBuf,
+        /// Width in pixels.
         width: u32,
+        /// Height in pixels.
         height: u32,
     },
     #[cfg(feature = "displays")]
     /// PNG frame files: `png:PATH[:WxH]`, 128x64 by default.
     Png {
+        /// The file.
         path: PathBuf,
+        /// Width in pixels.
         width: u32,
+        /// Height in pixels.
         height: u32,
     },
 }
@@ -45,6 +51,7 @@ pub enum Display {
 #[cfg(feature = "displays")]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Oled {
+    /// Which chip drives it.
     pub controller: Controller,
     /// The i2c-dev bus, e.g. `/dev/i2c-1`.
     pub bus: PathBuf,
@@ -56,10 +63,13 @@ pub struct Oled {
 
 #[cfg(feature = "displays")]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The OLED controllers sfpair drives.
 pub enum Controller {
+    /// SSD1306.
     Ssd1306,
     /// Where the 128-pixel panel starts in the 132-column RAM: 2 on most modules, 0 on some.
     Sh1106 {
+        /// The columns the panel is shifted by (2 on most 1.3" modules).
         column_offset: u8,
     },
 }
@@ -142,8 +152,11 @@ fn panel_value(spec: &str) -> Result<Display, Error> {
 /// Why [`panel`] refused: an unknown kind, a bad I2C address, or what is wrong with the rest.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Why {
+    /// Not a kind sfpair knows.
     UnknownKind,
+    /// A bad I2C address (the text given).
     Address(String),
+    /// Anything else wrong, said in words.
     Bad(String),
 }
 

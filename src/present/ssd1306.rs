@@ -20,8 +20,10 @@ pub const COMMANDS: u8 = 0x00;
 /// Control byte: the rest of the transaction is display data.
 pub const DATA: u8 = 0x40;
 
+/// The controller's width in pixels.
 pub const WIDTH: u32 = 128;
 
+/// An SSD1306 OLED over an I2C bus (`W`: the bus).
 pub struct Ssd1306<W: Write> {
     bus: W,
     height: u32,
@@ -56,6 +58,7 @@ impl<W: Write> Ssd1306<W> {
         })
     }
 
+    /// Gives the bus back.
     pub fn into_bus(self) -> W {
         self.bus
     }

@@ -1,7 +1,7 @@
 //! `--seal pkcs11:URI`: the data key wrapped (RSA-OAEP) by the public half of an
 //! RSA key pair in a PKCS#11 token, and unwrapped inside the token by its private half, which
 //! never leaves it. The URI (RFC 7512) names the token and the key; the module comes from
-//! `--pkcs11-module` or the URI's `module-path`, the PIN from a file (`pkcs11/mod.rs`).
+//! `--pkcs11-module` or the URI's `module-path`, the PIN from a file (`pkcs11.rs`).
 
 use zeroize::Zeroizing;
 

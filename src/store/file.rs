@@ -17,7 +17,8 @@
 //!   waited on or replaced.
 //! - The directories holding the link and the file, and the file itself, must belong to the
 //!   running user or root and not be writable by group or others, as ssh demands of its keys:
-//!   otherwise another user could swap the record for one pointing at their server.
+//!   otherwise another user could swap the record for one pointing at their server. Every
+//!   directory above them must pass `trust.rs` (ours or root's, shared only if sticky).
 //! - `wipe` (`forget`) only zero-fills and removes a file that holds an sfpair record (or is
 //!   empty or all zero bytes, as a wipe cut short leaves it): anything else is refused (exit 2)
 //!   and left untouched.
@@ -36,6 +37,7 @@ use super::record::{self, DecodeError, Frame, MAGIC};
 use super::sealed::{Envelope, Plain};
 use super::{Loaded, Record, SaveCheck, TokenStore};
 use crate::error::Error;
+use crate::trust::{self, euid, trusted_owner};
 
 /// A token file is a few hundred bytes; anything past this is not ours.
 const MAX_FILE: u64 = 64 * 1024;
@@ -53,12 +55,6 @@ pub struct FileStore {
     prepared: Option<(PathBuf, File)>,
     /// How records are sealed and opened (`store/sealed.rs`); plain unless given.
     envelope: Box<dyn Envelope>,
-}
-
-/// The running user.
-fn euid() -> u32 {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() }
 }
 
 fn kind_name(meta: &Metadata) -> &'static str {
@@ -287,15 +283,15 @@ fn temp_path(target: &Path) -> PathBuf {
     dir_of(target).join(format!(".{name}.tmp"))
 }
 
-/// Who may own the store and its directory: the running user, or root.
-fn trusted_owner(uid: u32) -> bool {
-    uid == 0 || uid == euid()
-}
-
 /// A directory that holds (or will hold) the record: another user who can write to it could
 /// replace the record, or plant a link where the temporary file goes. A directory that does
 /// not exist yet passes (it is created 0700).
 fn check_dir(dir: &Path) -> Result<(), Error> {
+    // The directories above may be shared only if sticky (`trust.rs`): else another user could
+    // rename this directory away and put one of theirs in its place.
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        trust::check_dir_chain(parent, "--store")?;
+    }
     let meta = match fs::metadata(dir) {
         Ok(meta) => meta,
         Err(_) => return Ok(()), // missing: created 0700 by the first save
@@ -831,6 +827,23 @@ mod tests {
             config_error(store.load(), "belongs to uid 65534");
         }
         fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_store_below_a_directory_others_may_write_is_refused_unless_it_is_sticky() {
+        use std::os::unix::fs::PermissionsExt;
+        let top = temp_dir("ancestor");
+        let dir = top.join("state");
+        fs::create_dir_all(&dir).unwrap();
+        let mut store = FileStore::new(dir.join("token"));
+        store.save(&sample("rt")).unwrap();
+        // Another user could rename `state` away and put a directory of theirs in its place.
+        fs::set_permissions(&top, fs::Permissions::from_mode(0o777)).unwrap();
+        config_error(store.load(), "chmod go-w");
+        config_error(store.save(&sample("rt-2")), "chmod go-w");
+        fs::set_permissions(&top, fs::Permissions::from_mode(0o1777)).unwrap();
+        assert!(matches!(store.load().unwrap(), Loaded::Paired(_)));
+        fs::remove_dir_all(top).unwrap();
     }
 
     #[test]

@@ -42,6 +42,21 @@ pub enum FrameError {
     BadChecksum,
 }
 
+impl FrameError {
+    /// In a few words, for messages about a damaged file.
+    pub fn describe(self) -> &'static str {
+        match self {
+            FrameError::Blank => "blank bytes",
+            FrameError::BadMagic => "not a frame of this file",
+            FrameError::BadVersion => "a bad version byte",
+            FrameError::NewerVersion(_) => "a frame of a newer format",
+            FrameError::Truncated => "a frame cut short",
+            FrameError::TooLong(_) => "an impossible length",
+            FrameError::BadChecksum => "a checksum that does not match",
+        }
+    }
+}
+
 /// A decoded frame header; the payload is `bytes[HEADER_LEN..HEADER_LEN + len]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Header {

@@ -26,7 +26,7 @@ use crate::error::Error;
 /// `struct mtd_info_user` from `<mtd/mtd-abi.h>`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
-pub struct MtdInfoUser {
+pub(crate) struct MtdInfoUser {
     pub kind: u8,
     pub flags: u32,
     pub size: u32,
@@ -57,23 +57,23 @@ const fn ioc(dir: u32, nr: u32, size: usize) -> u32 {
 const IOC_WRITE: u32 = 1;
 const IOC_READ: u32 = 2;
 
-pub const MEMGETINFO: u32 = ioc(IOC_READ, 1, size_of::<MtdInfoUser>());
-pub const MEMERASE: u32 = ioc(IOC_WRITE, 2, size_of::<EraseInfoUser>());
-pub const MEMGETBADBLOCK: u32 = ioc(IOC_WRITE, 11, size_of::<i64>());
-pub const MEMERASE64: u32 = ioc(IOC_WRITE, 20, size_of::<EraseInfoUser64>());
+pub(crate) const MEMGETINFO: u32 = ioc(IOC_READ, 1, size_of::<MtdInfoUser>());
+pub(crate) const MEMERASE: u32 = ioc(IOC_WRITE, 2, size_of::<EraseInfoUser>());
+pub(crate) const MEMGETBADBLOCK: u32 = ioc(IOC_WRITE, 11, size_of::<i64>());
+pub(crate) const MEMERASE64: u32 = ioc(IOC_WRITE, 20, size_of::<EraseInfoUser64>());
 
 /// `mtd_info_user.type` values.
-pub const MTD_ABSENT: u8 = 0;
-pub const MTD_RAM: u8 = 1;
-pub const MTD_ROM: u8 = 2;
-pub const MTD_NORFLASH: u8 = 3;
-pub const MTD_NANDFLASH: u8 = 4;
-pub const MTD_DATAFLASH: u8 = 6;
-pub const MTD_UBIVOLUME: u8 = 7;
-pub const MTD_MLCNANDFLASH: u8 = 8;
+pub(crate) const MTD_ABSENT: u8 = 0;
+pub(crate) const MTD_RAM: u8 = 1;
+pub(crate) const MTD_ROM: u8 = 2;
+pub(crate) const MTD_NORFLASH: u8 = 3;
+pub(crate) const MTD_NANDFLASH: u8 = 4;
+pub(crate) const MTD_DATAFLASH: u8 = 6;
+pub(crate) const MTD_UBIVOLUME: u8 = 7;
+pub(crate) const MTD_MLCNANDFLASH: u8 = 8;
 /// `mtd_info_user.flags` bits.
-pub const MTD_WRITEABLE: u32 = 0x400;
-pub const MTD_NO_ERASE: u32 = 0x1000;
+pub(crate) const MTD_WRITEABLE: u32 = 0x400;
+pub(crate) const MTD_NO_ERASE: u32 = 0x1000;
 
 /// The block-device major of mtdblock (`MTD_BLOCK_MAJOR`).
 const MTD_BLOCK_MAJOR: u32 = 31;

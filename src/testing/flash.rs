@@ -26,6 +26,7 @@ pub enum Torn {
 }
 
 impl Torn {
+    /// Every way a cut program can leave the bytes.
     pub const ALL: [Torn; 3] = [Torn::Old, Torn::New, Torn::Mix];
 
     fn program(self, old: u8, new: u8) -> u8 {
@@ -122,6 +123,7 @@ impl NorFlash {
         NorFlash(Arc::new(Mutex::new(chip)))
     }
 
+    /// Marks erase block `block` bad (NAND).
     pub fn mark_bad(&self, block: u64) {
         lock(&self.0).bad.push(block);
     }
@@ -142,10 +144,12 @@ impl NorFlash {
         chip.budget = None;
     }
 
+    /// Whether the power is on (a cut turns it off until [`NorFlash::power_on`]).
     pub fn powered(&self) -> bool {
         lock(&self.0).powered
     }
 
+    /// The chip's bytes.
     pub fn bytes(&self) -> Vec<u8> {
         lock(&self.0).bytes.clone()
     }
@@ -309,6 +313,7 @@ pub enum Step {
 /// What one step cost and how it stood the power cuts.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StepFigures {
+    /// What the step did.
     pub label: String,
     /// Erase operations of the step, uninterrupted.
     pub erases: u64,
@@ -323,16 +328,19 @@ pub struct StepFigures {
 /// The result of [`sweep_power_cuts`].
 #[derive(Clone, Debug, Default)]
 pub struct Sweep {
+    /// Each step's figures.
     pub steps: Vec<StepFigures>,
     /// What went wrong, for the first few failures.
     pub failures: Vec<String>,
 }
 
 impl Sweep {
+    /// Cut points tried in all.
     pub fn cut_points(&self) -> u64 {
         self.steps.iter().map(|s| s.cut_points).sum()
     }
 
+    /// Cut points after which the store opened to a valid record.
     pub fn survived(&self) -> u64 {
         self.steps.iter().map(|s| s.survived).sum()
     }

@@ -1,11 +1,13 @@
 //! Board profiles end to end: `sfpair --board` pairs against the simulator with everything
-//! taken from the profile; the BusyBox init script retries exactly what may pass (run by a real
-//! `sh` against a stand-in `sfpair`); systemd accepts every unit in `boards/`.
+//! taken from the profile; the BusyBox init script retries exactly what may pass and stops what
+//! it started (run by a real `sh` against a stand-in `sfpair`); systemd accepts every unit in
+//! `boards/` and the package's, each rates 2.0 or lower in `systemd-analyze security`, and all
+//! carry the same hardening block.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use sfpair_sim::Config;
@@ -158,21 +160,36 @@ fn the_busybox_script_retries_what_may_pass_and_stops_on_what_needs_a_person() {
     assert_eq!(init_run(&[7, 7, 7, 7, 7, 0]), (7, vec![pair; 4]));
 }
 
-#[test]
-fn systemd_accepts_every_unit_in_boards() {
+/// Every systemd unit we ship: the board units and the package's.
+fn units() -> Vec<PathBuf> {
+    let mut units: Vec<PathBuf> = std::fs::read_dir(boards_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "service"))
+        .collect();
+    units.sort();
+    assert!(units.len() >= 4, "only {} units in boards/", units.len());
+    units.push(package_unit());
+    units
+}
+
+fn package_unit() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/debian/sfpair.service")
+}
+
+fn need_systemd_analyze() {
     let analyze = Command::new("systemd-analyze").arg("--version").output();
     assert!(
         analyze.is_ok_and(|o| o.status.success()),
         "systemd-analyze is missing: install Debian's systemd package (scripts/test does)"
     );
+}
+
+#[test]
+fn systemd_accepts_every_unit_in_boards() {
+    need_systemd_analyze();
     let scratch = Scratch::new();
-    let mut units = 0;
-    for entry in std::fs::read_dir(boards_dir()).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_none_or(|x| x != "service") {
-            continue;
-        }
-        units += 1;
+    for path in units() {
         // verify checks that ExecStart's program exists: point it at the real binary.
         let text = std::fs::read_to_string(&path)
             .unwrap()
@@ -184,6 +201,7 @@ fn systemd_accepts_every_unit_in_boards() {
             .arg(&copy)
             .output()
             .unwrap();
+        // verify exits 0 on unknown keys and says so on stderr only: both must be clean.
         let said = String::from_utf8_lossy(&out.stderr);
         assert!(
             out.status.success() && said.trim().is_empty(),
@@ -191,5 +209,204 @@ fn systemd_accepts_every_unit_in_boards() {
             path.display()
         );
     }
-    assert!(units >= 4, "only {units} units in boards/");
+}
+
+/// The exposure `systemd-analyze security --offline=yes` gives a unit (0 locked down, 10 open).
+fn exposure(unit: &Path) -> f64 {
+    let out = Command::new("systemd-analyze")
+        .args(["security", "--offline=yes", "--no-pager"])
+        .arg(unit)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.contains("Overall exposure level"))
+        .unwrap_or_else(|| panic!("{}: no overall exposure in {text}", unit.display()));
+    // "→ Overall exposure level for NAME.service: 1.5 OK 🙂"
+    let after = &line[line.rfind(": ").unwrap() + 2..];
+    after.split_whitespace().next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn every_unit_is_locked_down_to_an_exposure_of_2_or_less() {
+    need_systemd_analyze();
+    for unit in units() {
+        let level = exposure(&unit);
+        assert!(level <= 2.0, "{}: exposure {level} > 2.0", unit.display());
+    }
+}
+
+/// The lines between the hardening markers: the one hardening every unit carries.
+fn hardening_block(unit: &Path) -> String {
+    let text = std::fs::read_to_string(unit).unwrap();
+    let start = text.find("# --- hardening");
+    let end = text.find("# --- end of the hardening block ---");
+    match (start, end) {
+        (Some(s), Some(e)) if s < e => text[s..e].to_string(),
+        _ => panic!("{}: no hardening block", unit.display()),
+    }
+}
+
+#[test]
+fn every_unit_carries_the_package_units_hardening_block_and_runs_as_sfpair() {
+    let block = hardening_block(&package_unit());
+    for key in [
+        "\nUser=sfpair\n",
+        "\nNoNewPrivileges=yes\n",
+        "\nProtectSystem=strict\n",
+        "\nCapabilityBoundingSet=\n",
+        "\nSystemCallFilter=@system-service\n",
+        "\nTimeoutStopSec=10\n",
+    ] {
+        assert!(
+            block.contains(key),
+            "the package unit's block lacks {key:?}"
+        );
+    }
+    for unit in units() {
+        assert_eq!(
+            hardening_block(&unit),
+            block,
+            "{}: its hardening block differs from packaging/debian/sfpair.service's",
+            unit.display()
+        );
+        let text = std::fs::read_to_string(&unit).unwrap();
+        // Device access is narrowed in every unit: closed, with the devices it names.
+        assert!(
+            text.contains("\nDevicePolicy=closed\n"),
+            "{}",
+            unit.display()
+        );
+        assert!(text.contains("\nDeviceAllow="), "{}", unit.display());
+    }
+}
+
+/// A stand-in `sfpair run` that notes when it starts and ends in EVENTS and takes `linger`
+/// after SIGTERM to end (as a real agent finishing a store write); `ignore_term`: it never
+/// ends by SIGTERM.
+fn lingering_sfpair(dir: &Path, linger: &str, ignore_term: bool) -> PathBuf {
+    let events = dir.join("events");
+    let on_term = if ignore_term {
+        "trap '' TERM".to_string()
+    } else {
+        format!(
+            "trap 'trap \"\" TERM; sleep {linger}; echo \"end $$\" >> \"{events}\"; exit 0' TERM",
+            events = events.display()
+        )
+    };
+    let fake = dir.join("sfpair");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\necho \"start $$\" >> \"{events}\"\n{on_term}\n\
+             n=0\nwhile [ $n -lt 600 ]; do sleep 0.1; n=$((n + 1)); done\n",
+            events = events.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    fake
+}
+
+/// The init script, as BusyBox's rcS or a person runs it, with every path in `dir`.
+fn init_script(dir: &Path, fake: &Path, action: &str) -> std::process::ExitStatus {
+    Command::new(boards_dir().join("generic-aarch64-musl.init"))
+        .arg(action)
+        .env("SFPAIR", fake)
+        .env("SFPAIR_SOCKET", dir.join("run/token.sock"))
+        .env("SFPAIR_PIDFILE", dir.join("sfpair.pid"))
+        .env("SFPAIR_LOGFILE", dir.join("sfpair.log"))
+        .env("SFPAIR_STOP_TIMEOUT", "2")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap()
+}
+
+fn events(dir: &Path) -> Vec<String> {
+    std::fs::read_to_string(dir.join("events"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Waits (at most 10 s) until EVENTS has `n` lines.
+fn wait_events(dir: &Path, n: usize) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let e = events(dir);
+        if e.len() >= n || Instant::now() > deadline {
+            return e;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether the process runs (a zombie that init has not reaped yet does not).
+fn alive(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|s| {
+        !s.lines()
+            .any(|l| l.starts_with("State:") && l.contains('Z'))
+    })
+}
+
+#[test]
+fn the_busybox_script_stops_the_agent_before_a_restart_starts_another() {
+    let scratch = Scratch::new();
+    let dir = &scratch.0;
+    let fake = lingering_sfpair(dir, "0.5", false);
+    assert!(init_script(dir, &fake, "start").success());
+    let first = wait_events(dir, 1);
+    assert_eq!(first.len(), 1, "the agent started: {first:?}");
+    let a = first[0].strip_prefix("start ").unwrap().to_string();
+
+    let t = Instant::now();
+    assert!(init_script(dir, &fake, "restart").success());
+    let e = wait_events(dir, 3);
+    // The old agent ended (its 0.5 s after SIGTERM included) before the new one started.
+    assert_eq!(e.len(), 3, "{e:?}");
+    assert_eq!(e[1], format!("end {a}"), "{e:?}");
+    assert!(e[2].starts_with("start "), "{e:?}");
+    assert!(
+        t.elapsed() >= Duration::from_millis(500),
+        "restart waited for the agent"
+    );
+    let b = e[2].strip_prefix("start ").unwrap().to_string();
+    assert!(!alive(&a));
+
+    assert!(init_script(dir, &fake, "stop").success());
+    // `stop` returns once the agent is gone, and only then removes the pid files.
+    assert!(!alive(&b), "stop returned with the agent still running");
+    assert_eq!(events(dir).last().unwrap(), &format!("end {b}"));
+    assert!(!dir.join("sfpair.pid").exists());
+    assert!(!dir.join("sfpair.agent.pid").exists());
+    // Nothing restarted it afterwards: the loop was stopped first.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(events(dir).len(), 4, "{:?}", events(dir));
+}
+
+#[test]
+fn the_busybox_script_kills_an_agent_that_outlives_its_stop_timeout() {
+    let scratch = Scratch::new();
+    let dir = &scratch.0;
+    let fake = lingering_sfpair(dir, "0", true);
+    assert!(init_script(dir, &fake, "start").success());
+    let e = wait_events(dir, 1);
+    assert_eq!(e.len(), 1, "{e:?}");
+    let a = e[0].strip_prefix("start ").unwrap().to_string();
+    let t = Instant::now();
+    assert!(init_script(dir, &fake, "stop").success());
+    let took = t.elapsed();
+    // SFPAIR_STOP_TIMEOUT=2: SIGTERM, 2 s, then SIGKILL.
+    assert!(
+        took >= Duration::from_secs(2),
+        "stop gave up early: {took:?}"
+    );
+    assert!(took < Duration::from_secs(6), "stop waited {took:?}");
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(!alive(&a), "the agent survived stop");
+    assert!(!dir.join("sfpair.pid").exists());
 }

@@ -194,3 +194,60 @@ fn behind_a_proxy_the_tls_check_goes_through_the_tunnel_and_a_refusing_proxy_is_
     assert_eq!(level, "failed");
     assert!(tls.contains("the proxy refused the tunnel"), "{tls}");
 }
+
+#[test]
+fn the_streaming_check_subscribes_once_to_each_channel_and_names_what_the_admin_fixes() {
+    let env = Env::start(fast());
+    env.pair_approved();
+    let before = env.sim().streaming_stats();
+    let out = env.run(&[
+        "doctor",
+        "--json",
+        "--listen",
+        "Device_Command__e",
+        "--desired",
+        "Device__c/Device_Id__c/GW-1",
+    ]);
+    let list = checks(&out);
+    let (level, detail) = status(&list, "streaming");
+    assert_eq!(level, "ok", "{detail}");
+    assert!(
+        detail.contains("/event/Device_Command__e") && detail.contains("/data/Device__ChangeEvent"),
+        "{detail}"
+    );
+    let after = env.sim().streaming_stats();
+    assert_eq!(after.subscribes - before.subscribes, 2);
+    assert_eq!(
+        after.disconnects - before.disconnects,
+        1,
+        "the slot is freed"
+    );
+    assert_eq!(after.clients_now, 0);
+
+    let out = env.run(&["doctor", "--json", "--listen", "Device_Commnd__e"]);
+    assert_eq!(out.code(), 1, "{out:?}");
+    let v: Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    let check = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "streaming")
+        .unwrap()
+        .clone();
+    assert_eq!(check["status"], "failed");
+    assert!(
+        check["detail"].as_str().unwrap().contains("does not exist"),
+        "{check}"
+    );
+    assert!(
+        check["fix"]
+            .as_str()
+            .unwrap()
+            .contains("create the platform event"),
+        "{check}"
+    );
+
+    // Without --listen or --desired there is nothing to check.
+    let out = env.run(&["doctor", "--json"]);
+    assert!(checks(&out).iter().all(|c| c.0 != "streaming"));
+}

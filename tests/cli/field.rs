@@ -1,4 +1,4 @@
-//! Years in the field (issue 12): pairings that die for each reason the server can give, named
+//! Years in the field: pairings that die for each reason the server can give, named
 //! by the real binary (`sfpair token`: the cause in the message, the record kept), and JWT access
 //! tokens that the agent refreshes shortly before their `exp`.
 
@@ -128,10 +128,7 @@ fn jwt_access_tokens_are_refreshed_shortly_before_exp_and_work_for_rest() {
         ..fast()
     });
     env.pair_approved();
-    let http = HttpConfig {
-        ca_file: Some(env.ca.clone()),
-        ..HttpConfig::default()
-    };
+    let http = HttpConfig::default().with_ca_file(&env.ca);
     let mut agent = Agent::new(
         Box::new(SystemClock::new()),
         Box::new(UreqTransport::new(&http).unwrap()),

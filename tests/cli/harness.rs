@@ -308,6 +308,24 @@ impl Running {
         }
     }
 
+    /// The next line on standard output, within `limit`.
+    pub fn line(&mut self, limit: Duration) -> String {
+        match self.lines.recv_timeout(limit) {
+            Ok(line) => {
+                self.seen.push(line.clone());
+                line
+            }
+            Err(_) => {
+                let _ = self.child.kill();
+                panic!(
+                    "no line within {limit:?}; stdout so far: {:?}; stderr: {}",
+                    self.seen,
+                    self.stderr.lock().unwrap()
+                );
+            }
+        }
+    }
+
     /// Whether the process has exited (its status is kept for `finish`).
     pub fn exited(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(Some(_)))

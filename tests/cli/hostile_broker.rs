@@ -1,4 +1,4 @@
-//! Issue 16, item 7: idle and trickling connections from an allowed user must not starve the
+//! Idle and trickling connections from an allowed user must not starve the
 //! others. (How long a good client waits is measured by scripts/bench-broker, not here.)
 
 use std::io::{Read, Write};
@@ -109,7 +109,7 @@ fn serve_on_a_fifo_store_answers_with_the_error_and_stops_on_sigterm() {
     }
 }
 
-/// The attacker of issue 20, item 1, as another user (nobody) in a forked child: it waits for
+/// The socket attacker: as another user (nobody) in a forked child: it waits for
 /// the broker's socket to appear in `dir`, then renames a symbolic link to `victim` over it,
 /// so that a mode or group set by path afterwards lands on `victim`. Raw system calls only
 /// (the child of a threaded process), at C speed; it stops after `secs` or when killed.
@@ -206,7 +206,7 @@ fn starts_under_attack(
     ends
 }
 
-/// Issue 20, item 1. The old broker set the socket's mode and group by path after `bind()`, so
+/// The old broker set the socket's mode and group by path after `bind()`, so
 /// in a directory another user could write (not sticky), renaming a link over the new socket
 /// handed any root-owned file to the socket's group (52 of 71 starts). Now such a directory
 /// is refused before anything is created, and in a directory that is safe the socket appears

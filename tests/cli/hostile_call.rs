@@ -1,4 +1,4 @@
-//! Issue 16: `call` headers a local user can get wrong on purpose.
+//! `call` headers a local user can get wrong on purpose.
 
 use std::time::{Duration, Instant};
 

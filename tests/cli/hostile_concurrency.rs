@@ -1,4 +1,4 @@
-//! Issue 16, concurrency and full disks: several sfpair processes on one store, against a
+//! A hostile local user, concurrency and full disks: several sfpair processes on one store, against a
 //! server that rotates refresh tokens and kills the grant when a rotated-out token is reused.
 
 use sfpair_sim::Config;

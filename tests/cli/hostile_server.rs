@@ -1,4 +1,4 @@
-//! Issue 16, a hostile server: replies that must not be stored, printed or shown, replayed
+//! A hostile server: replies that must not be stored, printed or shown, replayed
 //! against the real binary through the simulator's verbatim-JSON fault.
 
 use sfpair_sim::Fault;

@@ -1,4 +1,4 @@
-//! Issue 16, a hostile local user: the attacks on the store, replayed against the real binary.
+//! A hostile local user: the attacks on the store, replayed against the real binary.
 //! Each one must be refused with exit 2 and leave what it aimed at untouched, without hanging.
 
 use std::fs;

@@ -16,10 +16,7 @@ use sfpair_sim::Config;
 use crate::harness::{Env, RUN_LIMIT, Running, fast};
 
 fn agent(env: &Env, clock: Box<dyn sfpair::time::Clock>) -> Agent {
-    let http = HttpConfig {
-        ca_file: Some(env.ca.clone()),
-        ..HttpConfig::default()
-    };
+    let http = HttpConfig::default().with_ca_file(&env.ca);
     Agent::new(
         clock,
         Box::new(UreqTransport::new(&http).unwrap()),
@@ -176,7 +173,7 @@ fn the_example_firmware_pairs_then_creates_a_record_each_round() {
     assert_eq!(count(" refresh_token "), 1);
 }
 
-/// Issue 15: the consumer secret has one route, the agent, and it serves the whole life of a
+/// The consumer secret has one route, the agent, and it serves the whole life of a
 /// pairing: the polls, the signature check, and every refresh after it. (It used to have a
 /// second route in `FlowConfig`, which signed-checked the pairing and then refreshed without it.)
 #[test]

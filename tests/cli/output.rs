@@ -1,8 +1,8 @@
-//! The product's own output when it cannot be written (issue 16, item 14): standard output
+//! The product's own output when it cannot be written: standard output
 //! full, closed, or a reader that went away; standard error full. A failed write is exit 10
 //! with a message (never a panic, never exit 0 with nothing printed), a closed pipe ends
 //! quietly, and `pair` stops when nobody can see the code. Also the warning for a client id
-//! that contradicts the stored pairing (issue 15).
+//! that contradicts the stored pairing.
 
 use std::fs::File;
 use std::os::unix::process::CommandExt;

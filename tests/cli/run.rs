@@ -1,4 +1,4 @@
-//! `sfpair run`, the long-running agent (issue 12), with the real binary, a real socket and
+//! `sfpair run`, the long-running agent, with the real binary, a real socket and
 //! the simulator: it pairs when nothing is paired, serves tokens and health, keeps the pairing
 //! alive, says when the pairing died and why (screen, JSON event, broker answer, health),
 //! pairs again as `--repair` says while the old record survives a failed re-pair, and speaks

@@ -220,7 +220,8 @@ fn run(
                 "fields": [],
             }]}),
             Ok((id, created)) => {
-                let mut result = json!({"id": id, "success": true, "errors": []});
+                let errors = records::save_notes(ctx, &id);
+                let mut result = json!({"id": id, "success": true, "errors": errors});
                 if let Some(created) = created {
                     result["created"] = Value::Bool(created);
                 }

@@ -28,8 +28,11 @@ pub fn post(ctx: &mut Ctx, call: &Call, segments: &[&str]) -> Response {
         Err(refusal) => return refusal,
     };
     match create(ctx, &object, &body) {
-        Ok(id) => Response::json(201, &json!({"id": id, "success": true, "errors": []}))
-            .header("Location", ctx.record_url(&object.name, &id)),
+        Ok(id) => Response::json(
+            201,
+            &json!({"id": id, "success": true, "errors": save_notes(ctx, &id)}),
+        )
+        .header("Location", ctx.record_url(&object.name, &id)),
         Err(error) => error_response(&error),
     }
 }
@@ -134,6 +137,24 @@ pub fn upsert_by_external_id(ctx: &mut Ctx, call: &Call, segments: &[&str]) -> R
     }
 }
 
+/// The `errors` of a successful save: none, but a published platform event's
+/// `OPERATION_ENQUEUED` whose message is its `EventUuid`, as the platform events guide
+/// shows (publishing is asynchronous: "enqueued" is not yet "delivered").
+pub fn save_notes(ctx: &Ctx, id: &str) -> Value {
+    let uuid = ctx
+        .world
+        .records
+        .get(id)
+        .and_then(|record| record.fields.get("EventUuid"))
+        .and_then(Value::as_str);
+    match uuid {
+        Some(uuid) => {
+            json!([{"statusCode": "OPERATION_ENQUEUED", "message": uuid, "fields": []}])
+        }
+        None => json!([]),
+    }
+}
+
 /// What an upsert did.
 pub enum Upserted {
     Created(String),
@@ -152,6 +173,10 @@ pub fn create(
     unique(ctx, object, &fields, None)?;
     if let Some(name) = computed_name(object, &fields) {
         fields.insert("Name".into(), Value::String(name));
+    }
+    if object.platform_event {
+        // The system's own field, which a publisher cannot set (`check` refuses it).
+        fields.insert("EventUuid".into(), Value::String(crate::codes::uuid_v4()));
     }
     Ok(ctx
         .world

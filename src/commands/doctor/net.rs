@@ -267,7 +267,8 @@ fn handshake_inner(
     roots: RootCertStore,
     seen: &Arc<Mutex<Vec<Vec<u8>>>>,
 ) -> Result<String, String> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    // The agent's own provider: the same suites, without ring's private-key loader (http.rs).
+    let provider = Arc::new(crate::http::crypto_provider());
     let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
         .build()
         .map_err(|e| format!("cannot build the verifier: {e}"))?;

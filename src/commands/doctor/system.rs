@@ -108,7 +108,7 @@ pub fn free_space(dir: &Path, free: Option<u64>) -> Check {
     }
 }
 
-/// A private key file (JWT bearer, issue 11): it must exist and be readable by its owner only.
+/// A private key file (JWT bearer): it must exist and be readable by its owner only.
 /// `mode` is the file's permission bits, `None` when it cannot be read.
 pub fn key_file(path: &Path, mode: Option<u32>) -> Check {
     let name = "key file";

@@ -1,0 +1,377 @@
+//! From settings to a plan: the command the line names, with the options it needs, checked
+//! before anything runs (a headless enrolment's key and user, a call's method and path, the
+//! broker's socket), so no command reads the arguments or the environment again.
+//!
+//! No I/O.
+
+use crate::agent::Enrolment;
+#[cfg(feature = "broker")]
+use crate::broker::ServeOptions;
+use crate::cli::{Args, CommandName as Cli, Opt};
+use crate::commands::{self, Backends, Command, Plan};
+use crate::error::Error;
+use crate::flow::FlowConfig;
+use crate::flow::dialect::Dialect;
+#[cfg(feature = "rest")]
+use crate::rest::RestRequest;
+use crate::store::record::Grant;
+#[cfg(feature = "rest")]
+use crate::wire::Method;
+
+use super::settings::{FlowName, Settings, endpoint};
+
+/// The command line, the environment and the board profile, validated into what to run.
+/// `Help` and `Version` are the binary's own and have no plan.
+pub fn plan(
+    args: &Args,
+    env: &dyn Fn(&str) -> Option<String>,
+    is_root: bool,
+) -> Result<Plan, Error> {
+    let settings = Settings::resolve(args, env, is_root)?;
+    let command = match args.command {
+        Some(Cli::Pair) => Command::Pair(Box::new(commands::pair::Options {
+            enrol: enrolment(&settings)?.map(Box::new),
+            flow: match settings.flow {
+                FlowName::Device => settings.flow_config()?,
+                // Not used by a headless enrolment; built without its client-id rule.
+                _ => FlowConfig::salesforce(&settings.login_url, ""),
+            },
+            displays: settings.displays.clone(),
+            json: settings.json,
+            force: args.has(Opt::Force),
+            issuer: settings.issuer.clone(),
+        })),
+        Some(Cli::Token) => Command::Token(commands::token::Options {
+            json: settings.json,
+        }),
+        Some(Cli::Status) => Command::Status(commands::status::Options {
+            check: args.has(Opt::Check),
+            json: settings.json,
+            socket: args.value(Opt::Socket).map(Into::into),
+        }),
+        Some(Cli::Forget) => Command::Forget,
+        #[cfg(feature = "rest")]
+        Some(Cli::Call) => Command::Call(call_options(&settings, args)?),
+        #[cfg(not(feature = "rest"))]
+        Some(Cli::Call) => return Err(commands::not_built("sfpair call", "REST calls", "rest")),
+        #[cfg(feature = "broker")]
+        Some(Cli::Serve) => Command::Run(Box::new(service_options(&settings, args, false)?)),
+        #[cfg(feature = "broker")]
+        Some(Cli::Run) => Command::Run(Box::new(service_options(&settings, args, true)?)),
+        #[cfg(not(feature = "broker"))]
+        Some(Cli::Serve | Cli::Run) => {
+            return Err(commands::not_built(
+                "sfpair serve and sfpair run",
+                "the token broker",
+                "broker",
+            ));
+        }
+        #[cfg(feature = "doctor")]
+        Some(Cli::Doctor) => Command::Doctor(commands::doctor::Options {
+            json: settings.json,
+            dialect: settings.dialect,
+            login_url: settings.login_url.clone(),
+            endpoints: settings.endpoints.clone(),
+            scope: settings.scope.clone(),
+            displays: settings.displays.clone(),
+            #[cfg(feature = "listen")]
+            channels: settings.checked_channels.clone(),
+            #[cfg(feature = "listen")]
+            api_version: settings.api_version_or_default(),
+        }),
+        #[cfg(not(feature = "doctor"))]
+        Some(Cli::Doctor) => {
+            return Err(commands::not_built("sfpair doctor", "the checks", "doctor"));
+        }
+        #[cfg(feature = "asset-token")]
+        Some(Cli::AssetToken) => Command::AssetToken(asset_token_options(&settings, args)?),
+        #[cfg(not(feature = "asset-token"))]
+        Some(Cli::AssetToken) => {
+            return Err(commands::not_built(
+                "sfpair asset-token",
+                "the asset token exchange",
+                "asset-token",
+            ));
+        }
+        #[cfg(feature = "outbox")]
+        Some(Cli::Send) => Command::Send(Box::new(super::outbox::send(
+            args,
+            outbox_place(&settings)?,
+            settings.json,
+        )?)),
+        #[cfg(feature = "outbox")]
+        Some(Cli::Outbox) => Command::Outbox(Box::new(super::outbox::command(
+            args,
+            outbox_place(&settings)?,
+            settings.delivery.clone(),
+            settings.json,
+        )?)),
+        #[cfg(not(feature = "outbox"))]
+        Some(Cli::Send | Cli::Outbox) => {
+            return Err(commands::not_built(
+                "sfpair send and sfpair outbox",
+                "the outbox",
+                "outbox",
+            ));
+        }
+        #[cfg(feature = "listen")]
+        Some(Cli::Listen) => Command::Listen(Box::new(commands::listen::Options {
+            listen: settings
+                .listen
+                .clone()
+                .ok_or_else(|| Error::config("sfpair listen needs a CHANNEL"))?,
+            outbox: settings.outbox.clone(),
+            delivery: settings.delivery.clone(),
+        })),
+        #[cfg(feature = "desired")]
+        Some(Cli::Desired) => Command::Desired(Box::new(
+            settings
+                .desired
+                .clone()
+                .ok_or_else(|| Error::config("sfpair desired needs --desired"))?,
+        )),
+        #[cfg(not(feature = "desired"))]
+        Some(Cli::Desired) => {
+            return Err(commands::not_built(
+                "sfpair desired",
+                "the desired state",
+                "desired",
+            ));
+        }
+        #[cfg(not(feature = "listen"))]
+        Some(Cli::Listen) => {
+            return Err(commands::not_built(
+                "sfpair listen",
+                "the Streaming API listener",
+                "listen",
+            ));
+        }
+        Some(Cli::Seal) => Command::Seal(true),
+        Some(Cli::Unseal) => Command::Seal(false),
+        Some(Cli::Help | Cli::Version) | None => {
+            return Err(Error::config("no command to run (see `sfpair --help`)"));
+        }
+    };
+    Ok(Plan {
+        backends: Backends {
+            http: settings.http.clone(),
+            store: settings.store.clone(),
+            client_secret: settings.client_secret.clone(),
+            session_lifetime: settings.session_lifetime,
+            wait_for_clock: settings.wait_for_clock,
+            client_id: settings.client_id.clone(),
+            seal: settings.seal.clone(),
+        },
+        command,
+    })
+}
+
+#[cfg(feature = "outbox")]
+fn outbox_place(settings: &Settings) -> Result<commands::outbox::Place, Error> {
+    settings
+        .outbox
+        .clone()
+        .ok_or_else(|| Error::config("no outbox: pass --outbox DIR or set SFPAIR_OUTBOX"))
+}
+
+/// `sfpair call METHOD PATH [--data …] [--header …] [--socket …]`.
+#[cfg(feature = "rest")]
+fn call_options(settings: &Settings, args: &Args) -> Result<commands::call::Options, Error> {
+    let (Some(method), Some(path)) = (args.positional(0), args.positional(1)) else {
+        return Err(Error::config(
+            "sfpair call needs METHOD and PATH, e.g. `sfpair call GET /services/data/v62.0/limits`",
+        ));
+    };
+    let method = match method.to_ascii_uppercase().as_str() {
+        "GET" => Method::Get,
+        "POST" => Method::Post,
+        "PUT" => Method::Put,
+        "PATCH" => Method::Patch,
+        "DELETE" => Method::Delete,
+        other => {
+            return Err(Error::config(format!(
+                "unknown METHOD '{other}': use GET, POST, PATCH, PUT or DELETE"
+            )));
+        }
+    };
+    let mut request = RestRequest {
+        method,
+        path: crate::rest::resolve_path(path, settings.api_version.as_deref())?,
+        body: None,
+        headers: Vec::new(),
+    };
+    for line in args.values(Opt::Header) {
+        request.headers.push(crate::rest::header(line)?);
+    }
+    Ok(commands::call::Options {
+        request,
+        body: args
+            .value(Opt::Data)
+            .map_or(commands::call::Body::None, commands::call::Body::from_arg),
+        socket: args.value(Opt::Socket).map(Into::into),
+    })
+}
+
+/// `run` (`pair`: it pairs) and `serve` (it does not).
+#[cfg(feature = "broker")]
+fn service_options(
+    settings: &Settings,
+    args: &Args,
+    pair: bool,
+) -> Result<commands::run::Options, Error> {
+    Ok(commands::run::Options {
+        pair: if pair {
+            Some(settings.flow_config()?)
+        } else {
+            None
+        },
+        displays: settings.displays.clone(),
+        json: settings.json,
+        keepalive: settings.keepalive,
+        repair: settings.repair,
+        serve: serve_options(args)?,
+        wait_for_clock: settings.wait_for_clock,
+        #[cfg(feature = "outbox")]
+        outbox: settings
+            .outbox
+            .clone()
+            .map(|place| crate::service::OutboxRun {
+                place,
+                delivery: settings.delivery.clone(),
+            }),
+    })
+}
+
+/// The broker's socket and who may use it.
+#[cfg(feature = "broker")]
+fn serve_options(args: &Args) -> Result<ServeOptions, Error> {
+    let socket = args.value(Opt::Socket).ok_or_else(|| {
+        Error::config("sfpair serve and run need --socket PATH, e.g. /run/sfpair/token.sock")
+    })?;
+    let ids = |opt: Opt, what: &str| {
+        args.values(opt)
+            .map(|v| {
+                v.trim().parse::<u32>().map_err(|_| {
+                    Error::config(format!("--{what} '{v}' is not a number (a numeric id)"))
+                })
+            })
+            .collect::<Result<Vec<u32>, Error>>()
+    };
+    Ok(ServeOptions {
+        socket: socket.into(),
+        group: args
+            .value(Opt::SocketGroup)
+            .map(crate::broker::group_id)
+            .transpose()?,
+        allow_uids: ids(Opt::AllowUid, "allow-uid")?,
+        allow_gids: ids(Opt::AllowGid, "allow-gid")?,
+    })
+}
+
+/// `sfpair asset-token` options.
+#[cfg(feature = "asset-token")]
+fn asset_token_options(
+    settings: &Settings,
+    args: &Args,
+) -> Result<commands::asset_token::Options, Error> {
+    let nonempty = |opt: Opt, flag: &str| match args.value(opt) {
+        Some(v) if v.trim().is_empty() => Err(Error::config(format!(
+            "{flag} is empty: give a value, or leave it out"
+        ))),
+        other => Ok(other.map(str::to_string)),
+    };
+    let device_id = nonempty(Opt::DeviceId, "--device-id")?.ok_or_else(|| {
+        Error::config("sfpair asset-token needs --device-id ID (the device's own id, `did`)")
+    })?;
+    Ok(commands::asset_token::Options {
+        device: crate::jwt::DeviceClaims {
+            device_id,
+            asset_name: nonempty(Opt::AssetName, "--asset-name")?,
+            serial: nonempty(Opt::Serial, "--serial")?,
+        },
+        device_key: args.value(Opt::DeviceKey).map(Into::into),
+        json: settings.json,
+    })
+}
+
+/// `pair --flow jwt-bearer|client-credentials`: the enrolment, checked before any request;
+/// `None` for the device flow.
+pub(super) fn enrolment(settings: &Settings) -> Result<Option<Enrolment>, Error> {
+    let flow = match settings.flow {
+        FlowName::Device => return Ok(None),
+        other => other.name(),
+    };
+    if settings.dialect != Dialect::Salesforce {
+        return Err(Error::config(format!(
+            "--flow {flow} is a Salesforce grant: leave out --dialect"
+        )));
+    }
+    let client_id = settings.client_id.clone().ok_or_else(|| {
+        Error::config(format!(
+            "--flow {flow} needs the app's consumer key: pass --client-id KEY or set \
+             SFPAIR_CLIENT_ID"
+        ))
+    })?;
+    let built = match settings.flow {
+        FlowName::JwtBearer => cfg!(feature = "jwt-bearer"),
+        _ => cfg!(feature = "client-credentials"),
+    };
+    if !built {
+        return Err(Error::config(format!(
+            "--flow {flow}: this sfpair was built without the `{flow}` feature"
+        )));
+    }
+    let grant = if settings.flow == FlowName::JwtBearer {
+        let key_file = settings.key_file.as_ref().ok_or_else(|| {
+            Error::config(
+                "--flow jwt-bearer needs --key-file PEM (SFPAIR_KEY_FILE): the RSA private key \
+                 whose certificate is uploaded to the app",
+            )
+        })?;
+        // Stored in the record and read again at every new session, maybe from another
+        // working directory (a service): so absolute. A `pkcs11:` URI names a key in a
+        // token instead (`headless/signer.rs`).
+        let key_file = match crate::headless::signer::token_key(key_file)? {
+            Some(uri) => std::path::PathBuf::from(uri),
+            None => std::path::absolute(key_file)
+                .map_err(|e| Error::config(format!("--key-file {}: {e}", key_file.display())))?,
+        };
+        let key_file = key_file.to_str().ok_or_else(|| {
+            Error::config("--key-file must be a UTF-8 path (it is stored in the record)")
+        })?;
+        let username = settings.username.clone().ok_or_else(|| {
+            Error::config(
+                "--flow jwt-bearer needs --username USER (SFPAIR_USERNAME): the Salesforce user \
+                 the device acts as, pre-approved for the app",
+            )
+        })?;
+        let audience = match &settings.audience {
+            Some(aud) => {
+                endpoint(aud, "--audience")?;
+                aud.trim_end_matches('/').to_string()
+            }
+            None => crate::headless::default_audience(&settings.login_url),
+        };
+        Grant::jwt_bearer(username, key_file.to_string(), audience)
+    } else {
+        if crate::headless::is_generic_login_host(&settings.login_url) {
+            return Err(Error::config(format!(
+                "--flow client-credentials works only on the org's My Domain, not on {}: use \
+                 --login-url https://NAME.my.salesforce.com (Setup > My Domain)",
+                settings.login_url
+            )));
+        }
+        if settings.client_secret.is_none() {
+            return Err(Error::config(
+                "--flow client-credentials needs the consumer secret: --client-secret-file FILE \
+                 or SFPAIR_CLIENT_SECRET_FILE (never an argument)",
+            ));
+        }
+        Grant::client_credentials()
+    };
+    Ok(Some(Enrolment {
+        login_url: settings.login_url.clone(),
+        client_id,
+        grant,
+    }))
+}

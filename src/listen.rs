@@ -1,0 +1,317 @@
+//! The org talks to the device: commands published as platform events (an admin, a Flow or Apex
+//! publishes `Device_Command__e`), received over the Streaming API, each run to completion at
+//! most once, with its result sent back through the outbox. `sfpair listen` runs it in the
+//! foreground; `sfpair run --listen` beside the broker. docs/listen.md has the whole story.
+//!
+//! Two threads share the inbox: the receiver (`receive.rs`: keeps a Bayeux client subscribed,
+//! stores what arrives) and the worker (`work.rs`: runs each event's program, records the
+//! outcome, queues the result). The parts: `bayeux.rs` (the messages, pure), `stream.rs` (one
+//! client over HTTP), `inbox.rs` (durable, once), `runner.rs` (`--exec`), `duty.rs`
+//! (`--listen-duty`).
+//!
+//! The transport is a seam: the receiver takes events from a [`Stream`]; a Pub/Sub API client
+//! (gRPC over HTTP/2, not built) would be another source behind the same inbox and worker.
+
+pub mod bayeux;
+pub mod duty;
+pub mod inbox;
+mod receive;
+pub mod runner;
+pub mod stream;
+mod work;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::call::Caller;
+use crate::error::Error;
+use crate::flow::backoff::Jitter;
+use crate::http::{HttpConfig, UreqTransport};
+use crate::outbox::Outbox;
+use crate::stop::{Bell, Stop};
+use crate::time::Clock;
+use bayeux::Delivered;
+use duty::Duty;
+use inbox::Inbox;
+use runner::Exec;
+use stream::Stream;
+
+/// Where to start a channel that has no stored position (`--replay`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Replay {
+    /// The stored position; with none, everything the org retains (`-2`), so a device that
+    /// has received nothing yet loses nothing published before its first event.
+    Stored,
+    /// The stored position; with none, only what is published from now on (`-1`).
+    New,
+    /// Everything retained (`-2`) at every subscription (what already ran is not run again).
+    All,
+}
+
+impl Replay {
+    /// `stored`, `new` or `all`.
+    pub fn from_name(name: &str) -> Option<Replay> {
+        match name.trim() {
+            "stored" => Some(Replay::Stored),
+            "new" => Some(Replay::New),
+            "all" => Some(Replay::All),
+            _ => None,
+        }
+    }
+}
+
+/// What to listen to and what to do.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Channels as Salesforce writes them (`/event/Device_Command__e`).
+    pub channels: Vec<String>,
+    /// `--match FIELD=VALUE`: all must hold for an event to be acted on.
+    pub matches: Vec<(String, String)>,
+    /// `--exec`: what to run for each event; `None` prints each as a JSON line.
+    pub exec: Option<Exec>,
+    /// `--replay`: where a channel with no stored position starts.
+    pub replay: Replay,
+    /// `--results SOBJECT`: one record per acted-on event, upserted by `Event_Uuid__c`.
+    pub results: Option<String>,
+    /// `--expires-field FIELD`: a datetime in the payload past which the event is not run.
+    pub expires_field: Option<String>,
+    /// `--listen-duty`.
+    pub duty: Option<Duty>,
+    /// The inbox's directory and size limit.
+    pub inbox: PathBuf,
+    /// `--inbox-max-bytes`.
+    pub inbox_max_bytes: u64,
+    /// The Streaming API's version (`62.0`).
+    pub api_version: String,
+    /// How to reach the org (the stream's own connection gets a longer read timeout).
+    pub http: HttpConfig,
+}
+
+/// A channel whose events only wake someone (`run --desired`: a change event for the
+/// device's record means "read it again"): never stored, never run, subscribed from `-1`.
+pub struct Doorbell<'a> {
+    /// The channel (`/data/Device__ChangeEvent`).
+    pub channel: String,
+    /// Called with each event on it.
+    pub ring: &'a (dyn Fn(&Delivered) + Sync),
+    /// Called after each (re)subscription: events may have been missed meanwhile.
+    pub subscribed: &'a (dyn Fn() + Sync),
+}
+
+/// The read timeout of the stream's connection: above the 110 s Salesforce holds a connect.
+pub const STREAM_READ_TIMEOUT: Duration = Duration::from_secs(140);
+
+/// What the listener is doing, for health and `doctor`.
+#[derive(Clone, Debug, Default)]
+pub struct Shared {
+    /// `connecting`, `connected`, `backing off`, `waiting for its window`, `inbox full`,
+    /// `stopped`.
+    pub state: &'static str,
+    /// When the last event arrived (seconds since the epoch).
+    pub last_event_at: Option<u64>,
+    /// The last error, as said in the log.
+    pub last_error: Option<String>,
+    /// The last command that finished: its id, how, when.
+    pub last_command: Option<(String, &'static str, u64)>,
+}
+
+/// Locks, whatever a panicking holder left.
+fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Whether every `--match FIELD=VALUE` holds for the event's payload: the field is a string
+/// equal to VALUE, or a number or boolean written as VALUE.
+pub fn matches(event: &Delivered, rules: &[(String, String)]) -> bool {
+    if rules.is_empty() {
+        return true;
+    }
+    let Ok(payload) = serde_json::from_str::<Value>(&event.payload) else {
+        return false;
+    };
+    rules.iter().all(|(field, want)| match payload.get(field) {
+        Some(Value::String(s)) => s == want,
+        Some(Value::Number(n)) => n.to_string() == want.as_str(),
+        Some(Value::Bool(b)) => {
+            if *b {
+                want == "true"
+            } else {
+                want == "false"
+            }
+        }
+        _ => false,
+    })
+}
+
+/// The listener's health: its state, the stored positions, the inbox's depth and counts.
+pub fn health(shared: &Shared, inbox: Option<&inbox::Figures>) -> Value {
+    let mut v = json!({
+        "state": shared.state,
+        "last_event_at": shared.last_event_at,
+        "last_error": shared.last_error,
+        "last_command": shared.last_command.as_ref().map(|(u, s, at)| json!({
+            "event_uuid": u, "status": s, "at": at,
+        })),
+    });
+    if let Some(f) = inbox {
+        v["positions"] = json!(f.positions);
+        v["inbox"] = json!({
+            "pending": f.pending, "done": f.done, "failed": f.failed,
+            "bytes": f.bytes, "max_bytes": f.max_bytes,
+        });
+    }
+    v
+}
+
+/// The listener's running parts, for `listen` and `run --listen`.
+pub struct Listener {
+    /// What to listen to and what to do.
+    pub options: Options,
+    /// The inbox, shared by the receiver and the worker; `None` without command channels
+    /// (`run --desired` alone listens for its doorbell only).
+    pub inbox: Option<Arc<Mutex<Inbox>>>,
+    /// What it is doing, for health.
+    pub shared: Arc<Mutex<Shared>>,
+}
+
+impl Listener {
+    /// Opens the inbox (one listener per inbox), when there are command channels.
+    pub fn open(options: Options) -> Result<Listener, Error> {
+        let inbox = match options.channels.is_empty() {
+            true => None,
+            false => Some(Arc::new(Mutex::new(Inbox::open(
+                &options.inbox,
+                options.inbox_max_bytes,
+            )?))),
+        };
+        Ok(Listener {
+            options,
+            inbox,
+            shared: Arc::new(Mutex::new(Shared {
+                state: "starting",
+                ..Shared::default()
+            })),
+        })
+    }
+
+    /// The health answer's part for the listener.
+    pub fn health(&self) -> Value {
+        let figures = self.inbox.as_ref().map(|inbox| lock(inbox).figures());
+        health(&lock(&self.shared), figures.as_ref())
+    }
+
+    /// Receives and works until `stop`: the receiver on this thread, the worker (when there
+    /// are command channels) on another. `results` is the outbox the results are queued in;
+    /// `after_results` is called after each batch of results (`listen` delivers them then);
+    /// `doorbell` is a channel whose events only ring.
+    #[allow(clippy::too_many_arguments)]
+    pub fn run(
+        &self,
+        sessions: &mut (dyn Caller + Send),
+        results: Option<&Mutex<Outbox>>,
+        after_results: &(dyn Fn() + Sync),
+        out: &Mutex<dyn Write + Send + '_>,
+        clock: &(dyn Clock + Sync),
+        seed: u64,
+        doorbell: Option<&Doorbell<'_>>,
+        stop: &Stop,
+    ) -> Result<(), Error> {
+        let http = HttpConfig {
+            read_timeout: STREAM_READ_TIMEOUT,
+            ..self.options.http.clone()
+        };
+        let transport = UreqTransport::new(&http)?;
+        let bell = Bell::new(stop);
+        let rules = self.options.matches.clone();
+        let ours = move |e: &Delivered| matches(e, &rules);
+        let identity = self
+            .options
+            .inbox
+            .canonicalize()
+            .unwrap_or_else(|_| self.options.inbox.clone())
+            .display()
+            .to_string();
+        let turns = self
+            .options
+            .duty
+            .map(|d| duty::Turns::new(d, d.offset(&identity), clock.unix_time().as_secs()));
+        let inbox = self.inbox.as_deref();
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                let Some(inbox) = inbox else { return };
+                work::Worker {
+                    inbox,
+                    exec: self.options.exec.as_ref(),
+                    out,
+                    results: self.options.results.as_deref().zip(results),
+                    after_results,
+                    expires_field: self.options.expires_field.as_deref(),
+                    bell: &bell,
+                    shared: &self.shared,
+                    clock,
+                    stop,
+                }
+                .run();
+            });
+            receive::Receiver {
+                stream: Stream::new(Box::new(transport), &self.options.api_version),
+                sessions,
+                inbox,
+                channels: &self.options.channels,
+                doorbell,
+                replay: self.options.replay,
+                turns,
+                ours: &ours,
+                bell: &bell,
+                shared: &self.shared,
+                clock,
+                stop,
+                jitter: Jitter::new(seed),
+            }
+            .run();
+        });
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(payload: &str) -> Delivered {
+        Delivered {
+            channel: "/event/Device_Command__e".into(),
+            replay_id: 1,
+            uuid: Some("u".into()),
+            payload: payload.into(),
+        }
+    }
+
+    #[test]
+    fn every_match_must_hold_on_strings_numbers_and_booleans() {
+        let rules = |r: &[(&str, &str)]| -> Vec<(String, String)> {
+            r.iter()
+                .map(|(f, v)| (f.to_string(), v.to_string()))
+                .collect()
+        };
+        let e = event(r#"{"Device_Id__c":"GW-1","Zone__c":7,"Urgent__c":true}"#);
+        assert!(matches(&e, &[]));
+        assert!(matches(&e, &rules(&[("Device_Id__c", "GW-1")])));
+        assert!(matches(
+            &e,
+            &rules(&[("Device_Id__c", "GW-1"), ("Zone__c", "7")])
+        ));
+        assert!(matches(&e, &rules(&[("Urgent__c", "true")])));
+        assert!(!matches(&e, &rules(&[("Device_Id__c", "GW-2")])));
+        assert!(!matches(
+            &e,
+            &rules(&[("Device_Id__c", "GW-1"), ("Zone__c", "8")])
+        ));
+        assert!(!matches(&e, &rules(&[("Missing__c", "x")])));
+        assert!(!matches(&event("not json"), &rules(&[("A__c", "x")])));
+    }
+}

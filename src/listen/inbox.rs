@@ -1,0 +1,662 @@
+//! The inbox: commands the org sent, on stable storage before they count as received, and what
+//! became of each, so that every command runs to completion at most once across `kill -9`,
+//! power cuts, reconnects and replays.
+//!
+//! One append-only log of frames (`store/frame.rs`, magic `SFPI`) in its own directory (0700,
+//! files 0600, through the outbox's I/O seam `outbox/disk.rs`, so the power-cut model tests it
+//! the same way). Each frame is one [`Entry`]:
+//!
+//! - `Accept`: an event to act on, with its payload, channel and replay id. Written and fsynced
+//!   before the replay id becomes the stored position, so no event is ever skipped by a
+//!   restart.
+//! - `Position`: the newest replay id of a channel, for events that were not ours (`--match`)
+//!   or already known: the position moves, nothing runs.
+//! - `Start`: a run of an event begins (fsynced before the program starts). An event with a
+//!   `Start` and no `Done` was cut by a crash: it runs again, attempt n + 1.
+//! - `Done`: how the run ended (fsynced), with the program's kept output until the result is
+//!   queued; from then on the event's id is in the finished set and it never runs again.
+//! - `Sent`: the result was queued in the outbox (a lost `Sent` only queues the result again:
+//!   results are upserts by the event's id).
+//!
+//! The log is read once at open (a torn tail is cut, with a warning naming the bytes) and
+//! rewritten (written, fsynced, renamed, directory fsynced) when it grows: the positions, the
+//! unfinished events, and the finished ids younger than [`KEEP_FINISHED`] (longer than the
+//! org keeps events, so no redelivery can find its id gone). A full inbox takes no more events
+//! and says so; the org keeps them until there is room.
+//!
+//! Must not log payloads: they are the org's commands, maybe with customer data.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io;
+use std::path::{Path, PathBuf};
+
+use log::warn;
+use serde::{Deserialize, Serialize};
+
+use super::bayeux::Delivered;
+use crate::error::Error;
+use crate::outbox::disk::{Disk, RealDisk};
+use crate::store::frame::{self, FrameError, HEADER_LEN};
+
+/// The inbox log's file name.
+const LOG: &str = "log";
+/// A compaction in progress.
+const LOG_NEW: &str = "log.new";
+/// One frame's payload at most (an event's payload, its kept output, the rest).
+const MAX_ENTRY: usize = 1024 * 1024 + 16 * 1024;
+/// The log's magic and format version.
+const MAGIC: &[u8; 4] = b"SFPI";
+const VERSION: u8 = 1;
+/// How long a finished event's id is kept: the org keeps events 72 hours; a little more.
+pub const KEEP_FINISHED: u64 = 80 * 3600;
+/// At most this many finished ids (a flood of commands cannot grow memory for ever); past it
+/// the oldest go first, which only matters for an event redelivered after so many others.
+pub const MAX_FINISHED: usize = 100_000;
+/// The default size limit of the log (`--inbox-max-bytes`).
+pub const DEFAULT_MAX_BYTES: u64 = 4 * 1024 * 1024;
+/// Compact once the log is past this much and more than half of it is history.
+const COMPACT_AT: u64 = 64 * 1024;
+
+/// How a run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// The program exited 0 (or, without a program, the event was printed).
+    Done,
+    /// The program exited otherwise, or could not start.
+    Failed,
+    /// The program ran past `--exec-timeout` and was killed.
+    TimedOut,
+    /// The event's `--expires-field` was past when it would have run: not run.
+    Expired,
+}
+
+impl Status {
+    /// As results and health write it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Done => "done",
+            Status::Failed => "failed",
+            Status::TimedOut => "timed_out",
+            Status::Expired => "expired",
+        }
+    }
+}
+
+/// One frame of the log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+pub enum Entry {
+    /// An event to act on.
+    Accept {
+        /// Its channel.
+        ch: String,
+        /// Its replay id.
+        id: i64,
+        /// Its identity ([`identity`]).
+        u: String,
+        /// Its payload, as sent.
+        p: String,
+        /// When it arrived (seconds since the epoch).
+        at: u64,
+    },
+    /// A channel's newest replay id, for events that run nothing.
+    Position {
+        /// The channel.
+        ch: String,
+        /// The replay id.
+        id: i64,
+    },
+    /// A run begins.
+    Start {
+        /// The event's identity.
+        u: String,
+    },
+    /// A run ended.
+    Done {
+        /// The event's identity.
+        u: String,
+        /// How.
+        s: Status,
+        /// The program's exit code.
+        x: Option<i32>,
+        /// The program's kept output, until the result is queued.
+        o: Option<String>,
+        /// When (seconds since the epoch).
+        at: u64,
+    },
+    /// The result is queued in the outbox.
+    Sent {
+        /// The event's identity.
+        u: String,
+    },
+}
+
+/// An event to run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pending {
+    /// Its identity ([`identity`]).
+    pub uuid: String,
+    /// The channel it came on.
+    pub channel: String,
+    /// Its replay id.
+    pub replay_id: i64,
+    /// Its payload, as sent.
+    pub payload: String,
+    /// When it arrived (seconds since the epoch).
+    pub received_at: u64,
+    /// Runs started before (a crash cut them).
+    pub attempts: u32,
+}
+
+/// A finished event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finished {
+    /// How it ended.
+    pub status: Status,
+    /// The program's exit code.
+    pub exit_code: Option<i32>,
+    /// The program's kept output, until the result is queued.
+    pub output: Option<String>,
+    /// When (seconds since the epoch).
+    pub at: u64,
+    /// Whether the result is queued in the outbox.
+    pub sent: bool,
+}
+
+/// What [`Inbox::accept`] did with a batch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Accepted {
+    /// New events to run.
+    pub new: usize,
+    /// Events already known (redelivered) or not ours.
+    pub skipped: usize,
+}
+
+/// The figures health shows.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Figures {
+    /// Events waiting to run.
+    pub pending: usize,
+    /// Events that ran and succeeded (since the inbox was made).
+    pub done: u64,
+    /// Events that failed, timed out or expired.
+    pub failed: u64,
+    /// The log's bytes.
+    pub bytes: u64,
+    /// The limit (`--inbox-max-bytes`).
+    pub max_bytes: u64,
+    /// The stored position of each channel.
+    pub positions: BTreeMap<String, i64>,
+}
+
+/// The inbox in one directory, for one listener at a time.
+pub struct Inbox {
+    dir: PathBuf,
+    disk: Box<dyn Disk>,
+    max_bytes: u64,
+    log_len: u64,
+    /// Bytes of the log that a compaction would keep.
+    live_bytes: u64,
+    positions: BTreeMap<String, i64>,
+    pending: Vec<Pending>,
+    finished: HashMap<String, Finished>,
+    done_count: u64,
+    failed_count: u64,
+    /// The listener's lock (`listener.lock`), held for the inbox's life.
+    owner: Option<std::fs::File>,
+}
+
+fn storage(dir: &Path, what: &str, e: impl std::fmt::Display) -> Error {
+    Error::storage(format!(
+        "cannot {what} the inbox in {}: {e} (choose another with --inbox)",
+        dir.display()
+    ))
+}
+
+impl Inbox {
+    /// Opens the inbox in `dir`, creating it (0700) if missing; cuts a torn tail. One listener
+    /// at a time: a second one is refused while the first runs (exit 2).
+    pub fn open(dir: &Path, max_bytes: u64) -> Result<Inbox, Error> {
+        let disk = RealDisk::open(dir).map_err(|e| storage(dir, "open", e))?;
+        let owner = crate::outbox::lock::open_lock_file(&dir.join("listener.lock"))
+            .map_err(|e| storage(dir, "lock", e))?;
+        match owner.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(Error::config(format!(
+                    "another sfpair listens with the inbox in {} (a `run --listen` or a                      `listen`); stop it, or give this one its own --inbox",
+                    dir.display()
+                )));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(storage(dir, "lock", e)),
+        }
+        let mut inbox = Inbox::with_disk(dir, Box::new(disk), max_bytes)?;
+        inbox.owner = Some(owner);
+        Ok(inbox)
+    }
+
+    /// The same over any disk (the power-cut model in tests).
+    pub(crate) fn with_disk(
+        dir: &Path,
+        mut disk: Box<dyn Disk>,
+        max_bytes: u64,
+    ) -> Result<Inbox, Error> {
+        // A compaction cut short left log.new beside an intact log: the log is the truth.
+        let _ = disk.remove(LOG_NEW);
+        let mut inbox = Inbox {
+            dir: dir.to_path_buf(),
+            disk,
+            max_bytes,
+            log_len: 0,
+            live_bytes: 0,
+            positions: BTreeMap::new(),
+            pending: Vec::new(),
+            finished: HashMap::new(),
+            done_count: 0,
+            failed_count: 0,
+            owner: None,
+        };
+        inbox.load()?;
+        Ok(inbox)
+    }
+
+    fn load(&mut self) -> Result<(), Error> {
+        let len = self
+            .disk
+            .len(LOG)
+            .map_err(|e| storage(&self.dir, "read", e))?
+            .unwrap_or(0);
+        let mut bytes = vec![0u8; len as usize];
+        if len > 0 {
+            let read = self
+                .disk
+                .read_at(LOG, 0, &mut bytes)
+                .map_err(|e| storage(&self.dir, "read", e))?;
+            bytes.truncate(read);
+        }
+        let mut at = 0;
+        while at < bytes.len() {
+            match frame::decode(&bytes[at..], MAGIC, MAX_ENTRY, VERSION) {
+                Ok(h) => {
+                    let payload = &bytes[at + HEADER_LEN..at + HEADER_LEN + h.len];
+                    let entry: Entry = serde_json::from_slice(payload).map_err(|e| {
+                        Error::storage(format!(
+                            "the inbox log in {} has an entry sfpair cannot read at byte {at} \
+                             ({e}); it is kept as it is: move the directory aside to start a \
+                             new inbox",
+                            self.dir.display()
+                        ))
+                    })?;
+                    self.apply(entry);
+                    at += h.frame_len();
+                }
+                Err(FrameError::Truncated | FrameError::BadChecksum | FrameError::Blank)
+                    if self.tail_is_torn(&bytes[at..]) =>
+                {
+                    warn!(
+                        "the inbox log in {} ends in {} bytes of a write cut short (a crash or a \
+                         power cut); they are dropped: that event was not yet received, and the \
+                         org sends it again",
+                        self.dir.display(),
+                        bytes.len() - at
+                    );
+                    self.disk
+                        .truncate(LOG, at as u64)
+                        .and_then(|()| self.disk.fsync(LOG))
+                        .map_err(|e| storage(&self.dir, "repair", e))?;
+                    break;
+                }
+                Err(e) => {
+                    return Err(Error::storage(format!(
+                        "the inbox log in {} is damaged at byte {at} ({}); it is kept as it \
+                         is: move the directory aside to start a new inbox",
+                        self.dir.display(),
+                        e.describe()
+                    )));
+                }
+            }
+        }
+        self.log_len = at as u64;
+        Ok(())
+    }
+
+    /// A damaged last frame is a torn append; damage followed by more frames is not.
+    fn tail_is_torn(&self, rest: &[u8]) -> bool {
+        !rest
+            .windows(MAGIC.len())
+            .skip(1)
+            .any(|w| w == MAGIC.as_slice())
+    }
+
+    fn apply(&mut self, entry: Entry) {
+        match entry {
+            Entry::Accept { ch, id, u, p, at } => {
+                self.move_position(&ch, id);
+                if !self.knows(&u) {
+                    self.pending.push(Pending {
+                        uuid: u,
+                        channel: ch,
+                        replay_id: id,
+                        payload: p,
+                        received_at: at,
+                        attempts: 0,
+                    });
+                }
+            }
+            Entry::Position { ch, id } => self.move_position(&ch, id),
+            Entry::Start { u } => {
+                if let Some(p) = self.pending.iter_mut().find(|p| p.uuid == u) {
+                    p.attempts += 1;
+                }
+            }
+            Entry::Done { u, s, x, o, at } => {
+                self.pending.retain(|p| p.uuid != u);
+                match s {
+                    Status::Done => self.done_count += 1,
+                    _ => self.failed_count += 1,
+                }
+                self.finished.insert(
+                    u,
+                    Finished {
+                        status: s,
+                        exit_code: x,
+                        output: o,
+                        at,
+                        sent: false,
+                    },
+                );
+            }
+            Entry::Sent { u } => {
+                if let Some(f) = self.finished.get_mut(&u) {
+                    f.sent = true;
+                    f.output = None;
+                }
+            }
+        }
+    }
+
+    fn move_position(&mut self, channel: &str, id: i64) {
+        let at = self.positions.entry(channel.to_string()).or_insert(id);
+        *at = (*at).max(id);
+    }
+
+    fn knows(&self, uuid: &str) -> bool {
+        self.finished.contains_key(uuid) || self.pending.iter().any(|p| p.uuid == uuid)
+    }
+
+    /// Appends entries in one write and one fsync.
+    fn append(&mut self, entries: &[Entry]) -> Result<(), Error> {
+        let mut bytes = Vec::new();
+        for e in entries {
+            let payload = serde_json::to_vec(e).map_err(|e| storage(&self.dir, "encode", e))?;
+            if payload.len() > MAX_ENTRY {
+                return Err(Error::storage(format!(
+                    "an inbox entry of {} bytes is over the limit of {MAX_ENTRY}",
+                    payload.len()
+                )));
+            }
+            frame::encode(&mut bytes, MAGIC, VERSION, 0, 0, &payload);
+        }
+        let created = self
+            .disk
+            .append(LOG, &bytes)
+            .map_err(|e| storage(&self.dir, "write", e))?;
+        let synced = self.disk.fsync(LOG).and_then(|()| {
+            if created {
+                self.disk.fsync_dir()
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(e) = synced {
+            // Not durable: take it back, so nothing counts as received that may be lost.
+            let _ = self.disk.truncate(LOG, self.log_len);
+            return Err(storage(&self.dir, "sync", e));
+        }
+        self.log_len += bytes.len() as u64;
+        for e in entries {
+            self.apply(e.clone());
+        }
+        Ok(())
+    }
+
+    /// The stored position of `channel`: where to resume, if anything was received there.
+    pub fn position(&self, channel: &str) -> Option<i64> {
+        self.positions.get(channel).copied()
+    }
+
+    /// Takes a batch of delivered events: the ones `ours` accepts and that are not known yet
+    /// become pending; every channel's position moves to its newest event. Durable when it
+    /// returns. A batch that does not fit is refused whole ([`crate::error::ErrorKind::Storage`],
+    /// saying the inbox is full) and nothing moves.
+    pub fn accept(
+        &mut self,
+        events: &[Delivered],
+        received_at: u64,
+        ours: impl Fn(&Delivered) -> bool,
+    ) -> Result<Accepted, Error> {
+        let mut entries = Vec::new();
+        let mut newest: BTreeMap<&str, i64> = BTreeMap::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut accepted = Accepted::default();
+        for e in events {
+            let at = newest.entry(e.channel.as_str()).or_insert(e.replay_id);
+            *at = (*at).max(e.replay_id);
+            let uuid = identity(e);
+            if self.knows(&uuid) || !seen.insert(uuid.clone()) || !ours(e) {
+                accepted.skipped += 1;
+                continue;
+            }
+            accepted.new += 1;
+            entries.push(Entry::Accept {
+                ch: e.channel.clone(),
+                id: e.replay_id,
+                u: uuid,
+                p: e.payload.clone(),
+                at: received_at,
+            });
+        }
+        for (ch, id) in newest {
+            if self.position(ch).is_none_or(|p| p < id) {
+                entries.push(Entry::Position {
+                    ch: ch.to_string(),
+                    id,
+                });
+            }
+        }
+        if entries.is_empty() {
+            return Ok(accepted);
+        }
+        let size: u64 = entries
+            .iter()
+            .map(|e| serde_json::to_vec(e).map_or(0, |v| v.len()) as u64 + 20)
+            .sum();
+        if self.log_len + size > self.max_bytes {
+            self.compact(received_at)?;
+            if self.log_len + size > self.max_bytes {
+                return Err(Error::storage(format!(
+                    "the inbox in {} is full ({} of {} bytes, --inbox-max-bytes): no more \
+                     commands are taken until the ones waiting have run; the org keeps them \
+                     (72 hours)",
+                    self.dir.display(),
+                    self.log_len,
+                    self.max_bytes
+                )));
+            }
+        }
+        self.append(&entries)?;
+        Ok(accepted)
+    }
+
+    /// The oldest event to run, if any.
+    pub fn next(&self) -> Option<&Pending> {
+        self.pending.first()
+    }
+
+    /// Records that a run of `uuid` starts (durable): a crash from here on runs it again.
+    pub fn start(&mut self, uuid: &str) -> Result<(), Error> {
+        self.append(&[Entry::Start {
+            u: uuid.to_string(),
+        }])
+    }
+
+    /// Records how the run of `uuid` ended (durable): it never runs again.
+    pub fn finish(
+        &mut self,
+        uuid: &str,
+        status: Status,
+        exit_code: Option<i32>,
+        output: Option<String>,
+        at: u64,
+    ) -> Result<(), Error> {
+        self.append(&[Entry::Done {
+            u: uuid.to_string(),
+            s: status,
+            x: exit_code,
+            o: output,
+            at,
+        }])
+    }
+
+    /// Finished events whose result is not yet queued, oldest first.
+    pub fn unsent(&self) -> Vec<(String, Finished)> {
+        let mut list: Vec<(String, Finished)> = self
+            .finished
+            .iter()
+            .filter(|(_, f)| !f.sent)
+            .map(|(u, f)| (u.clone(), f.clone()))
+            .collect();
+        list.sort_by_key(|(_, f)| f.at);
+        list
+    }
+
+    /// Records that the result of `uuid` is queued.
+    pub fn sent(&mut self, uuid: &str) -> Result<(), Error> {
+        self.append(&[Entry::Sent {
+            u: uuid.to_string(),
+        }])
+    }
+
+    /// Whether `uuid` finished (and so never runs again).
+    pub fn finished(&self, uuid: &str) -> Option<&Finished> {
+        self.finished.get(uuid)
+    }
+
+    /// The figures health shows.
+    pub fn figures(&self) -> Figures {
+        Figures {
+            pending: self.pending.len(),
+            done: self.done_count,
+            failed: self.failed_count,
+            bytes: self.log_len,
+            max_bytes: self.max_bytes,
+            positions: self.positions.clone(),
+        }
+    }
+
+    /// Compacts when the log is large and mostly history (`now`: seconds since the epoch).
+    pub fn maybe_compact(&mut self, now: u64) -> Result<(), Error> {
+        self.live_bytes = self.live_size(now);
+        if self.log_len > COMPACT_AT && self.live_bytes * 2 < self.log_len {
+            self.compact(now)?;
+        }
+        Ok(())
+    }
+
+    fn kept_finished(&self, now: u64) -> Vec<(String, Finished)> {
+        let mut kept: Vec<(String, Finished)> = self
+            .finished
+            .iter()
+            .filter(|(_, f)| !f.sent || now.saturating_sub(f.at) < KEEP_FINISHED)
+            .map(|(u, f)| (u.clone(), f.clone()))
+            .collect();
+        kept.sort_by_key(|(_, f)| f.at);
+        let over = kept.len().saturating_sub(MAX_FINISHED);
+        kept.drain(..over);
+        kept
+    }
+
+    fn live_entries(&self, now: u64) -> Vec<Entry> {
+        let mut entries: Vec<Entry> = self
+            .positions
+            .iter()
+            .map(|(ch, id)| Entry::Position {
+                ch: ch.clone(),
+                id: *id,
+            })
+            .collect();
+        for p in &self.pending {
+            entries.push(Entry::Accept {
+                ch: p.channel.clone(),
+                id: p.replay_id,
+                u: p.uuid.clone(),
+                p: p.payload.clone(),
+                at: p.received_at,
+            });
+            for _ in 0..p.attempts {
+                entries.push(Entry::Start { u: p.uuid.clone() });
+            }
+        }
+        for (u, f) in self.kept_finished(now) {
+            entries.push(Entry::Done {
+                u: u.clone(),
+                s: f.status,
+                x: f.exit_code,
+                o: f.output.clone(),
+                at: f.at,
+            });
+            if f.sent {
+                entries.push(Entry::Sent { u });
+            }
+        }
+        entries
+    }
+
+    fn live_size(&self, now: u64) -> u64 {
+        self.live_entries(now)
+            .iter()
+            .map(|e| serde_json::to_vec(e).map_or(0, |v| v.len()) as u64 + 20)
+            .sum()
+    }
+
+    /// Rewrites the log with what is still live: written, fsynced, renamed, directory fsynced.
+    /// A crash at any step leaves the old log or the new one.
+    fn compact(&mut self, now: u64) -> Result<(), Error> {
+        let entries = self.live_entries(now);
+        let mut bytes = Vec::new();
+        for e in &entries {
+            let payload = serde_json::to_vec(e).map_err(|e| storage(&self.dir, "encode", e))?;
+            frame::encode(&mut bytes, MAGIC, VERSION, 0, 0, &payload);
+        }
+        let write = |disk: &mut Box<dyn Disk>| -> io::Result<()> {
+            disk.remove(LOG_NEW)?;
+            disk.append(LOG_NEW, &bytes)?;
+            disk.fsync(LOG_NEW)?;
+            disk.rename(LOG_NEW, LOG)?;
+            disk.fsync_dir()
+        };
+        write(&mut self.disk).map_err(|e| storage(&self.dir, "compact", e))?;
+        self.log_len = bytes.len() as u64;
+        // Replaying the new log gives the same state, without what was dropped.
+        let kept: std::collections::HashSet<String> = self
+            .kept_finished(now)
+            .into_iter()
+            .map(|(u, _)| u)
+            .collect();
+        self.finished.retain(|u, _| kept.contains(u));
+        Ok(())
+    }
+}
+
+/// The identity of an event across redeliveries: its `EventUuid` (or change event key), else
+/// its channel and replay id.
+pub fn identity(e: &Delivered) -> String {
+    match &e.uuid {
+        Some(u) => u.clone(),
+        None => format!("{}#{}", e.channel, e.replay_id),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,232 @@
+//! The inbox's promises, on the outbox's power-cut model of a directory: after a cut at every
+//! write of a day's work, the inbox opens; no event that counted as received is lost; nothing
+//! that finished runs again; a run that was started and not finished is counted as an attempt.
+
+use std::path::Path;
+
+use super::*;
+use crate::outbox::model::{Loss, Power};
+
+fn event(n: i64, uuid: &str) -> Delivered {
+    Delivered {
+        channel: "/event/Device_Command__e".into(),
+        replay_id: n * 7 + 3,
+        uuid: Some(uuid.into()),
+        payload: format!(r#"{{"Device_Id__c":"GW-1","N__c":{n}}}"#),
+    }
+}
+
+fn open(power: &Power) -> Result<Inbox, Error> {
+    Inbox::with_disk(Path::new("/model/inbox"), Box::new(power.disk()), 1 << 20)
+}
+
+fn all(_: &Delivered) -> bool {
+    true
+}
+
+#[test]
+fn an_event_is_run_once_and_a_redelivery_only_moves_the_position() {
+    let power = Power::default();
+    let mut inbox = open(&power).unwrap();
+    let a = inbox
+        .accept(&[event(1, "u1"), event(2, "u2")], 10, all)
+        .unwrap();
+    assert_eq!((a.new, a.skipped), (2, 0));
+    assert_eq!(inbox.position("/event/Device_Command__e"), Some(17));
+    let first = inbox.next().unwrap().clone();
+    assert_eq!((first.uuid.as_str(), first.attempts), ("u1", 0));
+    inbox.start("u1").unwrap();
+    inbox
+        .finish("u1", Status::Done, Some(0), Some("ok".into()), 11)
+        .unwrap();
+    // The org sends everything again (a replay from an older position, or -2).
+    let again = inbox
+        .accept(&[event(1, "u1"), event(2, "u2"), event(3, "u3")], 12, all)
+        .unwrap();
+    assert_eq!((again.new, again.skipped), (1, 2));
+    assert_eq!(inbox.next().unwrap().uuid, "u2");
+    assert_eq!(inbox.position("/event/Device_Command__e"), Some(24));
+    // Reopened (a restart), it says the same.
+    drop(inbox);
+    let inbox = open(&power).unwrap();
+    assert!(inbox.finished("u1").is_some());
+    let pending: Vec<&str> = inbox.pending.iter().map(|p| p.uuid.as_str()).collect();
+    assert_eq!(pending, ["u2", "u3"]);
+    assert_eq!(inbox.unsent().len(), 1, "u1's result is not queued yet");
+}
+
+#[test]
+fn events_that_are_not_ours_move_the_position_and_never_run() {
+    let power = Power::default();
+    let mut inbox = open(&power).unwrap();
+    let ours = |e: &Delivered| e.payload.contains("\"N__c\":2");
+    let a = inbox
+        .accept(&[event(1, "u1"), event(2, "u2"), event(3, "u3")], 10, ours)
+        .unwrap();
+    assert_eq!((a.new, a.skipped), (1, 2));
+    assert_eq!(inbox.position("/event/Device_Command__e"), Some(24));
+    assert_eq!(inbox.pending.len(), 1);
+}
+
+#[test]
+fn a_started_run_that_was_cut_counts_as_an_attempt() {
+    let power = Power::default();
+    let mut inbox = open(&power).unwrap();
+    inbox.accept(&[event(1, "u1")], 10, all).unwrap();
+    inbox.start("u1").unwrap();
+    let inbox = open(&power.cut(Loss::None)).unwrap();
+    assert_eq!(inbox.next().unwrap().attempts, 1, "runs again as attempt 2");
+}
+
+#[test]
+fn a_full_inbox_refuses_a_batch_whole_and_moves_nothing() {
+    let power = Power::default();
+    let mut inbox =
+        Inbox::with_disk(Path::new("/model/inbox"), Box::new(power.disk()), 600).unwrap();
+    inbox.accept(&[event(1, "u1")], 10, all).unwrap();
+    let big: Vec<Delivered> = (2..20).map(|n| event(n, &format!("u{n}"))).collect();
+    let e = inbox.accept(&big, 11, all).unwrap_err();
+    assert_eq!(e.kind(), crate::error::ErrorKind::Storage);
+    assert!(e.message().contains("is full"), "{e}");
+    assert_eq!(inbox.position("/event/Device_Command__e"), Some(10));
+    assert_eq!(inbox.pending.len(), 1);
+}
+
+#[test]
+fn compaction_keeps_what_is_live_and_forgets_old_finished_ids() {
+    let power = Power::default();
+    let mut inbox = open(&power).unwrap();
+    for n in 0..400 {
+        let u = format!("u{n}");
+        inbox.accept(&[event(n, &u)], 1000, all).unwrap();
+        inbox.start(&u).unwrap();
+        inbox.finish(&u, Status::Done, Some(0), None, 1000).unwrap();
+        inbox.sent(&u).unwrap();
+    }
+    inbox.accept(&[event(400, "u400")], 1000, all).unwrap();
+    let before = inbox.log_len;
+    inbox.maybe_compact(1000).unwrap();
+    assert!(inbox.log_len < before / 2, "{before} -> {}", inbox.log_len);
+    drop(inbox);
+    let mut inbox = open(&power).unwrap();
+    assert!(inbox.finished("u0").is_some(), "kept within KEEP_FINISHED");
+    assert_eq!(inbox.next().unwrap().uuid, "u400");
+    assert_eq!(inbox.position("/event/Device_Command__e"), Some(2803));
+    // Past the retention the ids go, but never an unfinished event.
+    inbox.compact(1000 + KEEP_FINISHED + 1).unwrap();
+    assert!(inbox.finished("u0").is_none());
+    assert_eq!(inbox.next().unwrap().uuid, "u400");
+}
+
+/// What a run of the day's work looked like, step by step, and what is durable after each.
+#[derive(Default, Clone)]
+struct Seen {
+    received: Vec<String>,
+    finished: Vec<String>,
+    started: Vec<String>,
+}
+
+/// A day's work: events arrive in batches (some redelivered), run, finish, results sent, a
+/// compaction in the middle. Returns what was durable after each step (an `Ok` return).
+fn work(power: &Power) -> Vec<Seen> {
+    let mut seen = Seen::default();
+    let mut steps = vec![seen.clone()];
+    let Ok(mut inbox) = open(power) else {
+        return steps;
+    };
+    for round in 0..6i64 {
+        let batch: Vec<Delivered> = (round * 3..round * 3 + 4)
+            .map(|n| event(n, &format!("u{n}")))
+            .collect();
+        if inbox.accept(&batch, 100 + round as u64, all).is_err() {
+            return steps;
+        }
+        for e in &batch {
+            let u = e.uuid.clone().unwrap();
+            if !seen.received.contains(&u) {
+                seen.received.push(u);
+            }
+        }
+        steps.push(seen.clone());
+        while let Some(p) = inbox.next().cloned() {
+            if inbox.start(&p.uuid).is_err() {
+                return steps;
+            }
+            seen.started.push(p.uuid.clone());
+            steps.push(seen.clone());
+            if inbox
+                .finish(&p.uuid, Status::Done, Some(0), Some("out".into()), 200)
+                .is_err()
+            {
+                return steps;
+            }
+            seen.finished.push(p.uuid.clone());
+            steps.push(seen.clone());
+            if inbox.sent(&p.uuid).is_err() {
+                return steps;
+            }
+        }
+        if round == 3 && inbox.compact(300).is_err() {
+            return steps;
+        }
+    }
+    steps
+}
+
+fn check(inbox: &Inbox, durable: &Seen, what: &str) {
+    for u in &durable.received {
+        assert!(
+            inbox.knows(u),
+            "{what}: {u} counted as received and is gone"
+        );
+    }
+    for u in &durable.finished {
+        assert!(
+            inbox.finished(u).is_some(),
+            "{what}: {u} finished and would run again"
+        );
+    }
+    for p in &inbox.pending {
+        let starts = durable.started.iter().filter(|s| **s == p.uuid).count() as u32;
+        assert!(
+            p.attempts >= starts,
+            "{what}: {} had {starts} durable starts but counts {} attempts",
+            p.uuid,
+            p.attempts
+        );
+    }
+}
+
+#[test]
+fn a_power_cut_at_every_write_loses_nothing_received_and_reruns_nothing_finished() {
+    let full = Power::default();
+    let steps = work(&full);
+    let writes = full.ops();
+    assert!(
+        writes > 60,
+        "the day's work writes enough to be a sweep: {writes}"
+    );
+    let mut cases = 0;
+    for budget in 0..=writes {
+        let power = Power::default();
+        power.set_budget(Some(budget));
+        let durable = work(&power);
+        let last = durable.last().cloned().unwrap_or_default();
+        for loss in [
+            Loss::All,
+            Loss::None,
+            Loss::TornLast,
+            Loss::Random(budget as u64 * 31 + 1),
+            Loss::Random(budget as u64 * 31 + 2),
+        ] {
+            let after = power.cut(loss);
+            after.set_budget(None);
+            let what = format!("cut after {budget} writes");
+            let inbox = open(&after).unwrap_or_else(|e| panic!("{what}: does not open: {e}"));
+            check(&inbox, &last, &what);
+            cases += 1;
+        }
+    }
+    assert!(cases > 300, "{cases}");
+    assert_eq!(steps.last().unwrap().finished.len(), 19);
+}

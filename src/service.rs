@@ -1,0 +1,592 @@
+//! The long-running agent behind `sfpair run` (and `sfpair serve`, which is `run` without
+//! pairing): the broker serves tokens while a supervisor thread keeps the pairing alive.
+//!
+//! The supervisor, the one thread that does the service's own work:
+//! - pairs when nothing is paired (`run`), showing the code on the configured displays;
+//! - refreshes at least every `--keepalive` (±10 %, so a fleet spreads out), because an app's
+//!   refresh-token policy may expire a refresh token that is not used for a while;
+//! - when the pairing dies (a refresh refused, here or in a broker request), shows "re-pair
+//!   needed" with the cause on every display and in the JSON events, answers broker clients
+//!   `repair_needed`, and pairs again as `--repair` says: `never`, `prompt` (when a person asks:
+//!   SIGUSR1 or `{"do":"pair"}`, as RFC 8628 section 3.1 asks), or `auto` (at once);
+//! - speaks the systemd notify protocol: `READY=1` once the broker serves, `STATUS=` lines a
+//!   person can read, `WATCHDOG=1` at half of `WATCHDOG_USEC`, from this thread, so a hung
+//!   supervisor is restarted.
+//!
+//! A pairing runs on an agent of its own, so broker clients keep being answered meanwhile; the
+//! new record replaces the old one only once it is stored (the old one survives a failed
+//! re-pair). Nothing here prints a token; STATUS lines carry codes, ids and ages only.
+
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use log::{error, info, warn};
+
+use crate::agent::Agent;
+use crate::broker::{self, ServeOptions, Shared, hooks::Hooks, lock};
+use crate::error::Error;
+use crate::event::Event;
+use crate::flow::FlowConfig;
+use crate::flow::backoff::Jitter;
+use crate::health::{self, RunStatus, State};
+use crate::keepalive;
+use crate::notify::{self, Notifier};
+use crate::present::Presenter;
+use crate::present::select;
+use crate::present::spec::Display;
+use crate::refusal;
+use crate::time::{Clock, Instant, SystemClock};
+
+#[cfg(feature = "outbox")]
+pub mod delivery_thread;
+
+/// The outbox `run` delivers from, and how.
+#[cfg(feature = "outbox")]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutboxRun {
+    pub place: crate::outbox::place::Place,
+    pub delivery: crate::delivery::Options,
+}
+
+/// What to do when the pairing dies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Repair {
+    /// Say so, and wait for `sfpair pair` (or a restart) to fix it.
+    Never,
+    /// Pair again when a person asks (SIGUSR1 or `{"do":"pair"}`).
+    Prompt,
+    /// Pair again at once (kiosks).
+    Auto,
+}
+
+impl Repair {
+    pub fn from_name(name: &str) -> Option<Repair> {
+        match name {
+            "never" => Some(Repair::Never),
+            "prompt" => Some(Repair::Prompt),
+            "auto" => Some(Repair::Auto),
+            _ => None,
+        }
+    }
+}
+
+/// How the service runs.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// How to pair (`run`); `None` for `serve`, which never pairs.
+    pub pair: Option<FlowConfig>,
+    pub displays: Vec<Display>,
+    pub json: bool,
+    /// Refresh at least this often; `None`: only when asked.
+    pub keepalive: Option<Duration>,
+    pub repair: Repair,
+    pub serve: ServeOptions,
+    /// How long to wait for an implausible wall clock before a pairing.
+    pub wait_for_clock: Duration,
+    /// The outbox to deliver from; `None`: no delivery.
+    #[cfg(feature = "outbox")]
+    pub outbox: Option<OutboxRun>,
+}
+
+/// Builds an agent like the command's own (a pairing runs on a second one).
+pub type MakeAgent = Box<dyn Fn() -> Result<Agent, Error> + Send>;
+
+/// Why the supervisor wakes up.
+enum Notice {
+    Serving,
+    Pair,
+    Died(Error),
+    Stop,
+}
+
+/// The broker's side of the supervisor: health from the shared status, requests as wake-ups.
+struct Link {
+    status: Arc<Mutex<RunStatus>>,
+    wake: Mutex<Sender<Notice>>,
+    can_pair: bool,
+    repair: Repair,
+    /// A handle of its own on the outbox, for the broker's `send`.
+    #[cfg(feature = "outbox")]
+    outbox: Option<Mutex<crate::outbox::Outbox>>,
+}
+
+impl Hooks for Link {
+    fn serving(&self) {
+        let _ = lock(&self.wake).send(Notice::Serving);
+    }
+
+    fn health(&self, agent: &mut Agent) -> serde_json::Value {
+        let status = lock(&self.status).clone();
+        health::of_agent(agent, Some(&status))
+    }
+
+    fn pair_requested(&self) -> Result<String, String> {
+        if !self.can_pair {
+            return Err(
+                "this broker does not pair (sfpair serve): run `sfpair pair`, or use `sfpair run`"
+                    .into(),
+            );
+        }
+        if self.repair == Repair::Never {
+            return Err("pairing on request is off (--repair never): run `sfpair pair`".into());
+        }
+        if matches!(lock(&self.status).state, State::Pairing { .. }) {
+            return Err("a pairing is already running: enter the code shown".into());
+        }
+        let _ = lock(&self.wake).send(Notice::Pair);
+        Ok("a new pairing starts: watch the display for the code".into())
+    }
+
+    fn pairing_died(&self, error: &Error) {
+        let _ = lock(&self.wake).send(Notice::Died(error.clone()));
+    }
+
+    #[cfg(feature = "outbox")]
+    fn send(&self, send: &crate::broker::protocol::SendAsk) -> Result<serde_json::Value, Error> {
+        use crate::outbox::{DEFAULT_MAX_RECORD, input, place};
+        let Some(outbox) = &self.outbox else {
+            return Err(Error::storage(
+                "this sfpair run has no outbox (see its log for why): nothing was queued",
+            ));
+        };
+        let target = input::target_of(
+            send.sobject.as_deref(),
+            send.external_id.as_deref(),
+            send.event.as_deref(),
+            send.auto_id,
+        )?;
+        // Streamed from the request line (at most MAX_SEND_LINE), one record at a time.
+        let mut line = std::io::Cursor::new(send.records.as_bytes());
+        let mut records = input::Input::new(&mut line, &target, send.auto_id, DEFAULT_MAX_RECORD)
+            .map_err(|e| Error::config(format!("cannot read the records: {e}")))?;
+        let now = SystemClock::new().unix_time().as_secs();
+        let pushed = lock(outbox).push_all(&mut records, now)?;
+        Ok(place::receipt(&pushed))
+    }
+}
+
+/// Serves until SIGTERM or SIGINT, keeping the pairing alive. `agent` serves the broker;
+/// `make_agent` builds the one a pairing runs on.
+pub fn run(agent: Agent, make_agent: MakeAgent, options: Options) -> Result<(), Error> {
+    let clock: broker::SharedClock = Arc::new(SystemClock::new());
+    let shared = Shared::new(agent, Arc::clone(&clock));
+    let status = Arc::new(Mutex::new(RunStatus {
+        state: State::NotPaired,
+        next_keepalive: None,
+        outbox: None,
+    }));
+    let (wake, woken) = channel();
+    #[cfg(feature = "outbox")]
+    let delivery = start_delivery(&options, &shared, &make_agent, &status, &wake);
+    let link = Arc::new(Link {
+        status: Arc::clone(&status),
+        wake: Mutex::new(wake.clone()),
+        can_pair: options.pair.is_some(),
+        repair: options.repair,
+        #[cfg(feature = "outbox")]
+        outbox: options
+            .outbox
+            .as_ref()
+            .and_then(|o| o.place.open().ok())
+            .map(Mutex::new),
+    });
+    let serve = options.serve.clone();
+    let supervisor = Supervisor {
+        shared: Arc::clone(&shared),
+        status,
+        make_agent,
+        presenters: select::presenters(&options.displays, options.json),
+        notifier: Notifier::from_env(),
+        clock: SystemClock::new(),
+        jitter: Jitter::new(crate::agent::random_seed()),
+        options,
+        keepalive_due: None,
+        failures: 0,
+        last_ping: None,
+        #[cfg(feature = "outbox")]
+        poker: delivery.as_ref().map(|d| d.poker()),
+    };
+    let worker = std::thread::Builder::new()
+        .name("sfpair-supervisor".into())
+        .stack_size(crate::http::THREAD_STACK)
+        .spawn(move || supervisor.supervise(woken))
+        .map_err(|e| Error::config(format!("cannot start the supervisor thread: {e}")))?;
+    let served = broker::serve_with(shared, &serve, link, clock);
+    let _ = wake.send(Notice::Stop);
+    let _ = worker.join();
+    #[cfg(feature = "outbox")]
+    if let Some(d) = delivery {
+        d.stop();
+    }
+    served
+}
+
+/// The delivery thread, when `run` has an outbox; a run without one (no place for it, or it
+/// cannot be opened) still serves tokens, and says why it does not deliver.
+#[cfg(feature = "outbox")]
+fn start_delivery(
+    options: &Options,
+    shared: &Arc<Mutex<Shared>>,
+    make_agent: &MakeAgent,
+    status: &Arc<Mutex<RunStatus>>,
+    wake: &Sender<Notice>,
+) -> Option<delivery_thread::Handle> {
+    let run = options.outbox.as_ref()?;
+    // A refresh refused during delivery is news for the supervisor, as in a broker request.
+    let wake = Mutex::new(wake.clone());
+    let died: delivery_thread::Died = Box::new(move |e: &Error| {
+        let _ = lock(&wake).send(Notice::Died(e.clone()));
+    });
+    let started = run.place.open().and_then(|outbox| {
+        delivery_thread::start(
+            outbox,
+            run.delivery.clone(),
+            Arc::clone(shared),
+            make_agent()?,
+            Arc::clone(status),
+            died,
+        )
+    });
+    match started {
+        Ok(handle) => Some(handle),
+        Err(e) => {
+            warn!("no delivery from the outbox: {e}");
+            None
+        }
+    }
+}
+
+struct Supervisor {
+    shared: Arc<Mutex<Shared>>,
+    status: Arc<Mutex<RunStatus>>,
+    make_agent: MakeAgent,
+    /// The displays, lent to each pairing and shown "re-pair needed" on.
+    presenters: Vec<Box<dyn Presenter>>,
+    notifier: Notifier,
+    clock: SystemClock,
+    jitter: Jitter,
+    options: Options,
+    /// When the next keepalive refresh is due (monotonic).
+    keepalive_due: Option<Instant>,
+    /// Keepalive refreshes that failed in a row without killing the pairing (network).
+    failures: u32,
+    last_ping: Option<Instant>,
+    /// Wakes the delivery thread once a pairing is stored.
+    #[cfg(feature = "outbox")]
+    poker: Option<delivery_thread::Poker>,
+}
+
+/// A keepalive that failed for a reason that may pass (network) is tried again after this,
+/// doubling up to [`RETRY_CAP`].
+const RETRY_BASE: Duration = Duration::from_secs(60);
+const RETRY_CAP: Duration = Duration::from_secs(3600);
+/// The first keepalive after start-up comes after this (or the keepalive itself if shorter),
+/// ±10 %: a device that reboots daily still uses its refresh token once per boot, and a
+/// fleet that boots together does not refresh together. (The record does not say when the
+/// token was last used, so a fresh process cannot wait a whole period.)
+const FIRST_KEEPALIVE: Duration = Duration::from_secs(3600);
+/// How soon a seal that cannot be opened is tried again, and the most it waits.
+const SEAL_RECHECK: Duration = Duration::from_secs(10);
+const SEAL_RECHECK_CAP: Duration = Duration::from_secs(600);
+
+impl Supervisor {
+    fn supervise(mut self, woken: Receiver<Notice>) {
+        let stored = lock(&self.shared).agent().stored();
+        if stored.is_ok() {
+            self.set_state(State::Paired);
+            self.schedule_first_keepalive();
+        } else if let Some(e) = stored.err().filter(crate::store::is_unopened) {
+            // Kept and reported, never paired over unasked (`died`: --repair auto does).
+            self.died(e);
+        } else if self.options.pair.is_some() {
+            self.pair();
+        } else {
+            self.set_state(State::NotPaired);
+        }
+        loop {
+            let timeout = self
+                .next_deadline()
+                .map(|at| at.saturating_since(self.clock.now()));
+            let wake = match timeout {
+                Some(t) => woken.recv_timeout(t),
+                None => woken.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            };
+            match wake {
+                Ok(Notice::Stop) | Err(RecvTimeoutError::Disconnected) => break,
+                Ok(Notice::Serving) => {
+                    let _ = self.notifier.ready();
+                    self.announce();
+                }
+                Ok(Notice::Pair) => self.pair(),
+                Ok(Notice::Died(e)) => self.died(e),
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+            self.ping_if_due();
+            if self
+                .keepalive_due
+                .is_some_and(|due| self.clock.now() >= due)
+            {
+                self.keepalive();
+            }
+        }
+        let _ = self.notifier.stopping();
+    }
+
+    /// The earlier of the next keepalive and the next watchdog ping.
+    fn next_deadline(&self) -> Option<Instant> {
+        let ping = self.notifier.next_ping(self.last_ping, self.clock.now());
+        match (self.keepalive_due, ping) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn ping_if_due(&mut self) {
+        let now = self.clock.now();
+        self.notifier.ping_if_due(&mut self.last_ping, now);
+    }
+
+    fn set_state(&mut self, state: State) {
+        lock(&self.status).state = state;
+        self.announce();
+    }
+
+    /// The STATUS line for `systemctl status`.
+    fn announce(&self) {
+        let status = lock(&self.status).clone();
+        let line = match &status.state {
+            State::NotPaired => notify::status_not_paired(),
+            State::Pairing { user_code: None } => notify::status_asking_for_code(),
+            State::Pairing {
+                user_code: Some(code),
+            } => notify::status_waiting(code, 0),
+            State::Paired => {
+                let mut shared = lock(&self.shared);
+                let agent = shared.agent();
+                let org = agent
+                    .stored()
+                    .ok()
+                    .and_then(|r| crate::api::org_and_user(&r.identity_url).0)
+                    .unwrap_or_else(|| "?".into());
+                let age = agent.last_refresh().map(|r| {
+                    Duration::from_secs(self.clock.unix_time().as_secs().saturating_sub(r.at))
+                });
+                notify::status_paired(&org, age)
+            }
+            State::RepairNeeded { cause } => notify::status_repair_needed(*cause),
+        };
+        let _ = self.notifier.status(&line);
+    }
+
+    fn schedule_first_keepalive(&mut self) {
+        if let Some(period) = self.options.keepalive {
+            self.keepalive_in(period.min(FIRST_KEEPALIVE));
+        }
+    }
+
+    /// After a good refresh: the next one a keepalive period later.
+    fn schedule_keepalive(&mut self) {
+        self.failures = 0;
+        if let Some(period) = self.options.keepalive {
+            self.keepalive_in(period);
+        }
+    }
+
+    /// Due `after` from now, ±10 % (`keepalive::next_due`).
+    fn keepalive_in(&mut self, after: Duration) {
+        if let Some(due) = keepalive::next_due(self.clock.now(), after, &mut self.jitter) {
+            self.set_keepalive(due);
+        }
+    }
+
+    fn set_keepalive(&mut self, due: Instant) {
+        self.keepalive_due = Some(due);
+        let wall = self.clock.unix_time() + due.saturating_since(self.clock.now());
+        lock(&self.status).next_keepalive = Some(wall.as_secs());
+    }
+
+    fn keepalive(&mut self) {
+        self.keepalive_due = None;
+        // A broker client's request may have refreshed lately: that use counts, so wait a
+        // period from it instead of refreshing again.
+        let period = self.options.keepalive.unwrap_or_default();
+        let recent = lock(&self.shared).agent().last_refresh().and_then(|r| {
+            let age = self.clock.unix_time().as_secs().saturating_sub(r.at);
+            (r.error.is_none() && Duration::from_secs(age) < period * 9 / 10).then_some(age)
+        });
+        if let Some(age) = recent {
+            self.keepalive_in(
+                period
+                    .saturating_sub(Duration::from_secs(age))
+                    .max(Duration::from_secs(1)),
+            );
+            return;
+        }
+        let refreshed = lock(&self.shared).agent().refresh();
+        match refreshed {
+            Ok(_) => {
+                info!("keepalive: the refresh token is in use again");
+                self.schedule_keepalive();
+                if matches!(lock(&self.status).state, State::RepairNeeded { .. }) {
+                    // A seal that opens again (the token or the TPM's state is back).
+                    self.set_state(State::Paired);
+                } else {
+                    self.announce();
+                }
+            }
+            Err(e) if crate::store::is_unopened(&e) && self.repair_needed() => self.recheck_seal(),
+            Err(e) if refusal::is_death(&e) => self.died(e),
+            Err(e) => {
+                self.failures += 1;
+                let delay = self
+                    .jitter
+                    .retry_delay(RETRY_BASE, self.failures, RETRY_CAP);
+                warn!(
+                    "keepalive refresh failed ({e}); trying again in {} s",
+                    delay.as_secs()
+                );
+                self.set_keepalive(self.clock.now() + delay);
+            }
+        }
+    }
+
+    /// The server refused the pairing: say so everywhere, then pair again as `--repair` says.
+    fn died(&mut self, e: Error) {
+        if matches!(
+            lock(&self.status).state,
+            State::RepairNeeded { .. } | State::Pairing { .. }
+        ) {
+            return;
+        }
+        error!("re-pair needed: {e}");
+        self.keepalive_due = None;
+        lock(&self.status).next_keepalive = None;
+        let cause = refusal::cause_of(&e).unwrap_or(refusal::Cause::Unknown);
+        for p in &mut self.presenters {
+            p.show(&Event::Failed(e.clone()));
+        }
+        self.set_state(State::RepairNeeded { cause });
+        if self.options.repair == Repair::Auto && self.options.pair.is_some() {
+            self.pair();
+        } else if cause == refusal::Cause::SealUnopened {
+            self.failures = 0;
+            self.recheck_seal();
+        }
+    }
+
+    fn repair_needed(&self) -> bool {
+        matches!(lock(&self.status).state, State::RepairNeeded { .. })
+    }
+
+    /// A seal that cannot be opened is tried again, backing off from [`SEAL_RECHECK`] to
+    /// [`SEAL_RECHECK_CAP`]: opening is local (no request until it opens), and putting the
+    /// token or the TPM's state back then brings the pairing back without a restart.
+    fn recheck_seal(&mut self) {
+        self.failures += 1;
+        let delay = self
+            .jitter
+            .retry_delay(SEAL_RECHECK, self.failures, SEAL_RECHECK_CAP);
+        self.set_keepalive(self.clock.now() + delay);
+    }
+
+    /// A pairing on an agent of its own, with the displays lent to it. The broker goes on
+    /// answering from the old pairing (or `not_paired`) until the new one is stored.
+    fn pair(&mut self) {
+        let Some(flow) = self.options.pair.clone() else {
+            return;
+        };
+        let before = lock(&self.status).state.clone();
+        self.set_state(State::Pairing { user_code: None });
+        let mut agent = match (self.make_agent)() {
+            Ok(agent) => agent,
+            Err(e) => {
+                error!("cannot start a pairing: {e}");
+                self.set_state(before);
+                return;
+            }
+        };
+        for p in self.presenters.drain(..) {
+            agent.add_presenter(p);
+        }
+        agent.add_presenter(Box::new(Beat {
+            notifier: Notifier::from_env(),
+            status: Arc::clone(&self.status),
+            clock: SystemClock::new(),
+            last_ping: None,
+        }));
+        let paired = agent
+            .wait_for_clock(self.options.wait_for_clock)
+            .and_then(|()| agent.pair(flow));
+        let mut presenters = agent.take_presenters();
+        presenters.pop(); // the Beat
+        self.presenters = presenters;
+        match paired {
+            Ok(_) => {
+                {
+                    let mut shared = lock(&self.shared);
+                    shared.agent().forget_session();
+                    shared.clear_failure();
+                }
+                info!("paired; serving tokens for the new pairing");
+                #[cfg(feature = "outbox")]
+                if let Some(p) = &self.poker {
+                    p.poke();
+                }
+                self.set_state(State::Paired);
+                self.schedule_keepalive();
+            }
+            Err(e) => {
+                warn!("the pairing did not complete: {e}");
+                let back = match before {
+                    State::Pairing { .. } => State::NotPaired,
+                    other => other,
+                };
+                let still_paired = back == State::Paired;
+                self.set_state(back);
+                if still_paired {
+                    self.schedule_keepalive();
+                }
+            }
+        }
+    }
+}
+
+/// Rides along with a pairing's presenters: keeps the watchdog fed (the pairing blocks the
+/// supervisor for minutes; the countdown ticks every second) and the STATUS line current.
+struct Beat {
+    notifier: Notifier,
+    status: Arc<Mutex<RunStatus>>,
+    clock: SystemClock,
+    last_ping: Option<Instant>,
+}
+
+impl Presenter for Beat {
+    fn show(&mut self, event: &Event) {
+        let now = self.clock.now();
+        self.notifier.ping_if_due(&mut self.last_ping, now);
+        match event {
+            Event::CodeIssued(code) => {
+                lock(&self.status).state = State::Pairing {
+                    user_code: Some(code.user_code.clone()),
+                };
+                let _ = self.notifier.status(&notify::status_waiting(
+                    &code.user_code,
+                    code.expires_in.as_secs().div_ceil(60),
+                ));
+            }
+            Event::Countdown { remaining } if remaining.as_secs() % 60 == 0 => {
+                if let State::Pairing {
+                    user_code: Some(code),
+                } = &lock(&self.status).state
+                {
+                    let _ = self.notifier.status(&notify::status_waiting(
+                        code,
+                        remaining.as_secs().div_ceil(60),
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,242 @@
+//! The org talks to the device: `sfpair listen` with the real binary, over TLS, against the
+//! simulator's Streaming API. Commands for this device run once, others never; a restart and a
+//! replay of everything run nothing twice; results reach the org as records.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::harness::{Env, RUN_LIMIT, Running, fast};
+
+/// Waits (bounded) until `ready` holds, polling the simulator.
+fn wait_until(what: &str, ready: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !ready() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A simulator that holds a connect for a second, and a pairing.
+fn env() -> Env {
+    let env = Env::start(fast());
+    env.sim().set_streaming_hold(Duration::from_secs(1));
+    env.pair_approved();
+    env
+}
+
+fn publish(env: &Env, device: &str, n: u32) -> String {
+    let (_, uuid) = env
+        .sim()
+        .publish_event(
+            "Device_Command__e",
+            json!({"Device_Id__c": device, "Command__c": format!("cmd-{n}")}),
+        )
+        .expect("the event is published");
+    uuid
+}
+
+fn listen(env: &Env, extra: &[&str]) -> Running {
+    let inbox = env.scratch.0.join("inbox");
+    let mut args = vec![
+        "listen",
+        "Device_Command__e",
+        "--match",
+        "Device_Id__c=GW-1",
+        "--inbox",
+        inbox.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let mut command = env.command(&args);
+    command.env("RUST_LOG", "info");
+    Running::spawn(command)
+}
+
+fn subscribes(env: &Env) -> u64 {
+    env.sim().streaming_stats().subscribes
+}
+
+#[test]
+fn commands_for_this_device_run_once_and_others_never_across_a_restart_and_a_replay() {
+    let env = env();
+    let before = subscribes(&env);
+    let mut run = listen(&env, &["--replay", "new"]);
+    wait_until("the subscription", || subscribes(&env) > before);
+    let mine: Vec<String> = (0..3).map(|n| publish(&env, "GW-1", n)).collect();
+    publish(&env, "GW-2", 9);
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let line: Value = serde_json::from_str(&run.line(RUN_LIMIT)).unwrap();
+        assert_eq!(line["channel"], "/event/Device_Command__e");
+        assert_eq!(line["payload"]["Device_Id__c"], "GW-1", "{line}");
+        seen.push(line["event_uuid"].as_str().unwrap().to_string());
+    }
+    assert_eq!(seen, mine);
+    run.terminate();
+    let out = run.finish(RUN_LIMIT);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert_eq!(
+        out.stdout.lines().count(),
+        3,
+        "nothing more: {}",
+        out.stdout
+    );
+
+    // Restarted with everything the org keeps replayed: nothing runs twice.
+    let before = subscribes(&env);
+    let mut run = listen(&env, &["--replay", "all"]);
+    wait_until("the second subscription", || subscribes(&env) > before);
+    let fourth = publish(&env, "GW-1", 3);
+    let line: Value = serde_json::from_str(&run.line(RUN_LIMIT)).unwrap();
+    assert_eq!(
+        line["event_uuid"],
+        fourth.as_str(),
+        "only the new one: {line}"
+    );
+    run.terminate();
+    let out = run.finish(RUN_LIMIT);
+    assert_eq!(out.code(), 0, "{out:?}");
+}
+
+#[test]
+fn a_program_runs_for_each_command_and_its_outcome_reaches_the_org() {
+    let env = env();
+    let log = env.scratch.0.join("ran");
+    let script = format!(
+        "cat >> {log}; echo >> {log}; echo \"attempt $SFPAIR_ATTEMPT\"; \
+         grep -q fail-me {log} && exit 3; exit 0",
+        log = log.display()
+    );
+    let before = subscribes(&env);
+    let run = listen(
+        &env,
+        &[
+            "--replay",
+            "new",
+            "--results",
+            "Device_Command_Result__c",
+            "--exec",
+            "/bin/sh",
+            "-c",
+            &script,
+        ],
+    );
+    wait_until("the subscription", || subscribes(&env) > before);
+    let ok = publish(&env, "GW-1", 1);
+    wait_until("the first result", || {
+        !env.sim().records("Device_Command_Result__c").is_empty()
+    });
+    let (_, failing) = env
+        .sim()
+        .publish_event(
+            "Device_Command__e",
+            json!({"Device_Id__c": "GW-1", "Command__c": "fail-me"}),
+        )
+        .unwrap();
+    wait_until("both results", || {
+        env.sim().records("Device_Command_Result__c").len() == 2
+    });
+    run.terminate();
+    assert_eq!(run.finish(RUN_LIMIT).code(), 0);
+    let results = env.sim().records("Device_Command_Result__c");
+    let by = |uuid: &str| {
+        results
+            .iter()
+            .find(|r| r["Event_Uuid__c"] == uuid)
+            .unwrap_or_else(|| panic!("no result for {uuid}: {results:?}"))
+            .clone()
+    };
+    let done = by(&ok);
+    assert_eq!(done["Status__c"], "done");
+    assert_eq!(done["Output__c"], "attempt 1\n");
+    let failed = by(&failing);
+    assert_eq!(failed["Status__c"], "failed");
+    assert_eq!(failed["Exit_Code__c"], 3);
+    let ran = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(ran.lines().count(), 2, "each command ran once: {ran}");
+    assert!(ran.contains("\"cmd-1\""), "the payload on stdin: {ran}");
+}
+
+#[test]
+fn a_forgotten_client_shakes_hands_again_and_loses_nothing_published_meanwhile() {
+    let env = env();
+    let before = subscribes(&env);
+    let mut run = listen(&env, &["--replay", "new"]);
+    wait_until("the subscription", || subscribes(&env) > before);
+    let first = publish(&env, "GW-1", 1);
+    let line: Value = serde_json::from_str(&run.line(RUN_LIMIT)).unwrap();
+    assert_eq!(line["event_uuid"], first.as_str());
+    // The server forgets the client; two commands are published before it comes back.
+    let handshakes = env.sim().streaming_stats().handshakes;
+    env.sim().forget_streaming_clients();
+    let missed: Vec<String> = (2..4).map(|n| publish(&env, "GW-1", n)).collect();
+    for uuid in &missed {
+        let line: Value = serde_json::from_str(&run.line(RUN_LIMIT)).unwrap();
+        assert_eq!(
+            line["event_uuid"],
+            uuid.as_str(),
+            "resubscribed from the stored position"
+        );
+    }
+    assert!(env.sim().streaming_stats().handshakes > handshakes);
+    run.terminate();
+    assert_eq!(run.finish(RUN_LIMIT).code(), 0);
+}
+
+#[test]
+fn away_longer_than_the_org_keeps_events_warns_replays_what_is_kept_and_runs_nothing_twice() {
+    let env = env();
+    env.sim().set_event_retention(Duration::from_secs(3));
+    let log = env.scratch.0.join("ran");
+    let script = format!("cat >> {log}; echo >> {log}", log = log.display());
+    let start = |replay: &str| {
+        let before = subscribes(&env);
+        let run = listen(
+            &env,
+            &["--replay", replay, "--exec", "/bin/sh", "-c", &script],
+        );
+        wait_until("the subscription", || subscribes(&env) > before);
+        run
+    };
+    let ran = || std::fs::read_to_string(&log).unwrap_or_default();
+
+    let run = start("new");
+    publish(&env, "GW-1", 1);
+    wait_until("the first command", || ran().contains("cmd-1"));
+    run.terminate();
+    assert_eq!(run.finish(RUN_LIMIT).code(), 0);
+
+    // Away: the stored position (cmd-1's) leaves the org's retention; cmd-2 is published
+    // meanwhile and is still kept when the device comes back.
+    std::thread::sleep(Duration::from_millis(3200));
+    publish(&env, "GW-1", 2);
+    let run = start("stored");
+    wait_until("the command published while away", || {
+        ran().contains("cmd-2")
+    });
+    assert_eq!(env.sim().streaming_stats().invalid_replays, 1);
+    // Everything kept, again: nothing that ran runs twice.
+    run.terminate();
+    let out = run.finish(RUN_LIMIT);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert!(
+        out.stderr.contains("older than what the org keeps")
+            && out
+                .stderr
+                .contains("subscribing to everything retained (-2)"),
+        "the warning: {}",
+        out.stderr
+    );
+    let delivered = env.sim().streaming_stats().events_delivered;
+    let run = start("all");
+    publish(&env, "GW-1", 3);
+    wait_until("the third command", || ran().contains("cmd-3"));
+    // cmd-2 came again (still kept), beside cmd-3.
+    assert!(env.sim().streaming_stats().events_delivered >= delivered + 2);
+    run.terminate();
+    assert_eq!(run.finish(RUN_LIMIT).code(), 0);
+    let ran = ran();
+    for n in 1..=3 {
+        assert_eq!(ran.matches(&format!("\"cmd-{n}\"")).count(), 1, "{ran}");
+    }
+}

@@ -290,11 +290,13 @@ mod forget;
 mod headless;
 mod identity;
 mod pair;
+mod pairing;
 mod refresh;
 mod session;
 
 pub use forget::Forgotten;
 pub use headless::Enrolment;
+pub use pairing::Pairing;
 pub use refresh::RefreshOutcome;
 
 #[cfg(test)]

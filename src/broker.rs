@@ -44,7 +44,7 @@ pub mod hooks;
 pub mod peer;
 pub mod protocol;
 mod reader;
-mod signals;
+pub(crate) mod signals;
 mod socket;
 mod throttle;
 mod worker;
@@ -250,6 +250,7 @@ pub fn serve_with(
         refusals: Throttle::new(),
     }
     .run();
+    hooks.stopping();
     info!("stopping: finishing the requests in progress");
     drop(queue);
     for worker in workers {

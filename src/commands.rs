@@ -49,8 +49,8 @@ pub struct Backends {
     pub session_lifetime: Option<Duration>,
     /// How long to wait for an implausible wall clock to be set.
     pub wait_for_clock: Duration,
-    /// The client id given in the settings, if any: a stored pairing of another app is
-    /// warned about.
+    /// The client id the settings give (the stored pairing's when none is given), if any:
+    /// the doctor's app check uses it.
     pub client_id: Option<String>,
     /// How records are sealed and keys in tokens reached (`--seal`, `--tpm`, `--pkcs11-*`).
     pub seal: seal::Settings,
@@ -72,8 +72,21 @@ impl Backends {
         agent.set_key_access(seal::key_access(&self.seal));
         agent.set_client_secret(self.client_secret.clone());
         agent.set_session_lifetime(self.session_lifetime);
-        agent.set_expected_client_id(self.client_id.clone());
+        // A client id that contradicts the stored pairing was said once by `config` already.
         Ok(agent)
+    }
+}
+
+/// The pairing in the store `spec` names, if one can be read now: the layer of the settings
+/// below the board profile (`config`), so a command is not told again what the device paired
+/// with. A store that cannot be opened or read gives none here; the command that uses it says
+/// why.
+pub fn stored_pairing(spec: &store::Spec, sealing: &seal::Settings) -> Option<store::Record> {
+    // A sealed pairing is opened here too (its sealer runs once more when the command opens
+    // the store again); one that cannot be opened gives none, and the command says why.
+    match seal::open_store(spec, sealing).ok()?.load().ok()? {
+        store::Loaded::Paired(record) => Some(record),
+        _ => None,
     }
 }
 

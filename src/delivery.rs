@@ -27,9 +27,9 @@ use crate::call::{self, Caller};
 use crate::error::{Error, ErrorKind};
 use crate::outbox::{MAX_BATCH, Outbox, Pending, Settle};
 
-/// The API version of the collection requests when `--api-version` is not given: sObject
-/// Collections upsert needs v46.0 or later; this is the version the docs and tests use.
-pub const DEFAULT_API_VERSION: &str = "62.0";
+/// The API version of the collection requests when `--api-version` is not given: the one
+/// `sfpair call` uses too.
+pub use crate::rest::DEFAULT_API_VERSION;
 
 /// A record whose result was a transient failure (a locked row) this many times in a row
 /// goes to the dead letters with the last error, so one record cannot hold the queue for

@@ -42,7 +42,7 @@ use crate::error::{Error, ErrorKind};
 use crate::event::{Event, ShownCode};
 use crate::secret::Secret;
 use crate::time::Instant;
-use crate::wire::{Reply, Request, TransportError};
+use crate::wire::{Reply, Request, TransportError, TransportErrorKind};
 
 use self::backoff::Jitter;
 use self::dialect::{Client, Dialect, Endpoints};
@@ -80,7 +80,16 @@ pub struct FlowConfig {
     pub start_spread: Duration,
     /// Add `prompt=login` to the Salesforce one-tap URL.
     pub prompt_login: bool,
+    /// Stop at once when the very first request finds no such host or a refused connection:
+    /// for a device that was never paired (the URL is likelier mistyped than the network
+    /// briefly down), instead of [`give_up_after`](FlowConfig::give_up_after) of retries.
+    pub fail_fast_unreachable: bool,
 }
+
+/// What to check when the login host cannot be reached: the doctor's advice, in one place.
+pub const UNREACHABLE_HINT: &str = "check the login URL's host name (--login-url) and the \
+     network (the DNS servers in /etc/resolv.conf, a firewall, a proxy); `sfpair doctor` checks \
+     each step";
 
 /// The scopes a device needs: REST access, and a refresh token so the pairing outlives the
 /// session (`refresh_token` covers `offline_access` on Salesforce).
@@ -113,6 +122,7 @@ impl FlowConfig {
             give_up_after: Duration::from_secs(300),
             start_spread: Duration::ZERO,
             prompt_login: false,
+            fail_fast_unreachable: false,
         }
     }
 }
@@ -290,6 +300,21 @@ impl Flow {
     ) -> State {
         let reply = match outcome {
             Ok(reply) => reply,
+            Err(e)
+                if self.config.fail_fast_unreachable
+                    && failures == 0
+                    && self.codes_issued == 0
+                    && matches!(
+                        e.kind,
+                        TransportErrorKind::Dns | TransportErrorKind::Refused
+                    ) =>
+            {
+                return done_err(Error::network(format!(
+                    "cannot reach {}: {}; nothing was ever paired here, so this is not retried: \
+                     {UNREACHABLE_HINT}",
+                    self.config.endpoints.device, e.detail
+                )));
+            }
             Err(e) if e.kind.is_transient() => {
                 return self.retry_code(now, failures, since, e.detail);
             }
@@ -438,7 +463,7 @@ impl Flow {
         let waited = now.saturating_since(since);
         if waited >= self.config.give_up_after {
             return done_err(Error::network(format!(
-                "could not get a device code from {} in {} s: {reason}",
+                "could not get a device code from {} in {} s: {reason}; {UNREACHABLE_HINT}",
                 self.config.endpoints.device,
                 waited.as_secs()
             )));

@@ -4,6 +4,12 @@
 //!
 //! Never holds or prints a token: the answer is built from the state, the stored record's
 //! ids and flow, and how the last refresh ended.
+//!
+//! The store has the last word: the flow is the stored grant's, and a supervisor that believes
+//! it is paired (or that its pairing died) is not believed once the store holds nothing (a
+//! `sfpair forget`, a deleted file): health then says `not_paired`; nor one that believes
+//! nothing is paired once another process stored a pairing. A sealed pairing this board cannot
+//! open is neither: health says `repair_needed`, cause `seal_unopened` (docs/sealing.md).
 
 use serde_json::{Value, json};
 
@@ -60,8 +66,17 @@ pub fn of_agent(agent: &mut Agent, status: Option<&RunStatus>) -> Value {
         .filter(|e| crate::store::is_unopened(e))
         .map(|e| e.message().to_string());
     let record = stored.ok();
-    let state = match status {
-        Some(s) => s.state.clone(),
+    let state = match status.map(|s| &s.state) {
+        Some(pairing @ State::Pairing { .. }) => pairing.clone(),
+        // A seal this board cannot open is not "nothing stored": the pairing is kept, and
+        // putting its seal back opens it (whatever the supervisor saw last, or under `serve`).
+        _ if unopened.is_some() => State::RepairNeeded {
+            cause: crate::refusal::Cause::SealUnopened,
+        },
+        Some(State::Paired | State::RepairNeeded { .. }) if record.is_none() => State::NotPaired,
+        // Paired by another process (`sfpair pair`) while this one was not: the broker serves it.
+        Some(State::NotPaired) if record.is_some() => State::Paired,
+        Some(state) => state.clone(),
         None if record.is_some() => State::Paired,
         None => State::NotPaired,
     };
@@ -71,7 +86,7 @@ pub fn of_agent(agent: &mut Agent, status: Option<&RunStatus>) -> Value {
         .unwrap_or_default();
     let mut value = json!({
         "state": state.name(),
-        "flow": record.as_ref().map(|_| "device"),
+        "flow": record.as_ref().map(|r| r.grant.name()),
         "org_id": org_id,
         "user_id": user_id,
         "instance_url": record.as_ref().map(|r| r.instance_url.clone()),
@@ -98,4 +113,60 @@ pub fn of_agent(agent: &mut Agent, status: Option<&RunStatus>) -> Value {
         _ => {}
     }
     value
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::error::Error;
+    use crate::store::{Loaded, Record, TokenStore};
+    use crate::testing::{FakeClock, ScriptedTransport};
+
+    /// A store whose sealed pairing cannot be opened here.
+    struct Unopenable;
+
+    impl TokenStore for Unopenable {
+        fn load(&mut self) -> Result<Loaded, Error> {
+            Ok(Loaded::Unopened("sealed with tpm2: there is no TPM".into()))
+        }
+        fn save(&mut self, _: &Record) -> Result<(), Error> {
+            Err(Error::storage("not in this test"))
+        }
+        fn wipe(&mut self) -> Result<(), Error> {
+            Err(Error::storage("not in this test"))
+        }
+        fn describe(&self) -> String {
+            "file:/var/lib/sfpair/token".into()
+        }
+    }
+
+    #[test]
+    fn a_seal_that_cannot_be_opened_is_repair_needed_whatever_the_supervisor_saw() {
+        let clock = FakeClock::new(Duration::from_secs(1_800_000_000));
+        let mut agent = Agent::new(
+            Box::new(clock),
+            Box::new(ScriptedTransport::new()),
+            Box::new(Unopenable),
+        );
+        let status = |state| RunStatus {
+            state,
+            next_keepalive: None,
+            outbox: None,
+        };
+        for seen in [None, Some(State::Paired), Some(State::NotPaired)] {
+            let answer = of_agent(&mut agent, seen.clone().map(status).as_ref());
+            assert_eq!(answer["state"], "repair_needed", "{seen:?}: {answer}");
+            assert_eq!(answer["cause"], "seal_unopened", "{seen:?}: {answer}");
+            let store = answer["store"].as_str().unwrap();
+            assert!(store.contains("there is no TPM"), "{store}");
+        }
+        let pairing = status(State::Pairing { user_code: None });
+        let answer = of_agent(&mut agent, Some(&pairing));
+        assert_eq!(
+            answer["state"], "pairing",
+            "a new pairing is under way: {answer}"
+        );
+    }
 }

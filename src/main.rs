@@ -7,6 +7,7 @@
 
 use std::io::Write;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use sfpair::cli::{self, Args, CommandName};
 use sfpair::commands::{self, BROKEN_PIPE};
@@ -74,24 +75,29 @@ impl Write for Stdout {
     }
 }
 
-/// Whether the process was started with fd 1 closed (`sfpair token >&-`). Rust's runtime
-/// points a closed fd 0-2 at /dev/null before `main` (so no file opened later becomes
-/// "standard output"), which leaves one trace: /dev/null opened read-write. A shell's
-/// `>/dev/null` opens it write-only, so that stays a normal, working standard output.
-fn stdout_was_closed() -> bool {
-    use std::os::unix::fs::MetadataExt;
-    // SAFETY: fcntl(F_GETFL) only queries the descriptor's flags.
-    let flags = unsafe { libc::fcntl(1, libc::F_GETFL) };
-    if flags == -1 || flags & libc::O_ACCMODE != libc::O_RDWR {
-        return false;
+/// Whether fd 1 was closed when the process started (`sfpair token >&-`), noted by
+/// [`note_closed_stdout`] before Rust's runtime points a closed fd 0-2 at /dev/null. After that,
+/// a closed standard output cannot be told from a legitimate /dev/null opened read-write
+/// (`1<>/dev/null`, Python's `subprocess.DEVNULL`), which must work as any standard output.
+static STDOUT_CLOSED_AT_START: AtomicBool = AtomicBool::new(false);
+
+/// Run by the C runtime before `main` and before Rust's own start-up (an `.init_array` entry, as
+/// glibc and musl both run): only an fcntl(2) on fd 1 and an atomic store.
+extern "C" fn note_closed_stdout() {
+    // SAFETY: fcntl(F_GETFD) only queries the descriptor; it touches no memory of ours.
+    if unsafe { libc::fcntl(1, libc::F_GETFD) } == -1 {
+        STDOUT_CLOSED_AT_START.store(true, Ordering::Relaxed);
     }
-    let (Ok(fd1), Ok(null)) = (
-        std::fs::metadata("/proc/self/fd/1"),
-        std::fs::metadata("/dev/null"),
-    ) else {
-        return false;
-    };
-    fd1.rdev() == null.rdev() && fd1.ino() == null.ino()
+}
+
+#[used]
+// SAFETY: the section holds pointers to functions the C runtime calls once, without
+// arguments that matter, before `main`; `note_closed_stdout` is such a function.
+#[unsafe(link_section = ".init_array")]
+static NOTE_CLOSED_STDOUT: extern "C" fn() = note_closed_stdout;
+
+fn stdout_was_closed() -> bool {
+    STDOUT_CLOSED_AT_START.load(Ordering::Relaxed)
 }
 
 fn run(args: &Args) -> Result<u8, Error> {
@@ -110,6 +116,7 @@ fn run(args: &Args) -> Result<u8, Error> {
     }
     // SAFETY: geteuid has no preconditions and cannot fail.
     let is_root = unsafe { libc::geteuid() } == 0;
-    let plan = config::plan(args, &|k| std::env::var(k).ok(), is_root)?;
+    let env = |k: &str| std::env::var(k).ok();
+    let plan = config::plan(args, &env, is_root, &commands::stored_pairing)?;
     plan.run(&mut out)
 }

@@ -16,6 +16,8 @@
 //!    `/services/data/v62.0/` in front: `limits`, `/limits` and `sobjects/Account` become
 //!    `/services/data/v62.0/limits` … `/services/data/v62.0/sobjects/Account`.
 //! 3. Without one, PATH is used as it is, and a `vXX.X` placeholder in it is an error.
+//!    `sfpair call` always has one: `--api-version`, else [`DEFAULT_API_VERSION`], so
+//!    `sfpair call GET limits` reaches the data API instead of a 404 at `/limits`.
 
 use alloc::format;
 use alloc::string::{String, ToString};
@@ -28,6 +30,9 @@ use crate::error::{Error, ErrorKind, OAuthFields};
 use crate::text::server_text;
 use crate::wire::{Body, Method, Request};
 
+/// The API version when `--api-version` is not given, for `sfpair call` and the outbox's
+/// requests alike (sObject Collections upsert needs v46.0 or later).
+pub const DEFAULT_API_VERSION: &str = "62.0";
 /// The placeholder an API version fills in.
 pub const VERSION_PLACEHOLDER: &str = "vXX.X";
 /// Longest PATH accepted (a SOQL query in the query string can be long, not unbounded).

@@ -16,18 +16,26 @@
 //! A pairing runs on an agent of its own, so broker clients keep being answered meanwhile; the
 //! new record replaces the old one only once it is stored (the old one survives a failed
 //! re-pair). Nothing here prints a token; STATUS lines carry codes, ids and ages only.
+//!
+//! Stopping (SIGTERM, SIGINT; docs/run.md, "Stopping"): one [`Stop`] for the whole run, set
+//! as soon as the broker stops accepting. Every wait ends on it: the pairing's countdown,
+//! polls and retries, the keepalive's backoff, the delivery thread's waits, an agent's retry
+//! backoff. The run then gives its threads [`GRACE`] to finish and does not wait for a pairing
+//! poll or a delivery request still in flight (neither loses anything: a poll's grant is
+//! simply not used, and a delivery is sent again by external id); only a refresh already sent
+//! is waited for, as its reply may hold a rotated refresh token that must be stored.
 
+use std::io::Write;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use log::{error, info, warn};
 
-use crate::agent::Agent;
+use crate::agent::{Agent, Pairing};
 use crate::broker::{self, ServeOptions, Shared, hooks::Hooks, lock};
 use crate::error::Error;
 use crate::event::Event;
-use crate::flow::FlowConfig;
 use crate::flow::backoff::Jitter;
 use crate::health::{self, RunStatus, State};
 use crate::keepalive;
@@ -36,6 +44,7 @@ use crate::present::Presenter;
 use crate::present::select;
 use crate::present::spec::Display;
 use crate::refusal;
+use crate::stop::Stop;
 use crate::time::{Clock, Instant, SystemClock};
 
 #[cfg(feature = "outbox")]
@@ -47,6 +56,27 @@ pub mod delivery_thread;
 pub struct OutboxRun {
     pub place: crate::outbox::place::Place,
     pub delivery: crate::delivery::Options,
+    /// Named on purpose (`--outbox`, `SFPAIR_OUTBOX`): one that cannot be opened stops the
+    /// run at start. The default place beside the store only costs the outbox (a warning).
+    pub required: bool,
+}
+
+/// The broker's handle on the outbox, opened at start: `None` without one, or when the default
+/// place cannot be opened (said once); an outbox named on purpose that cannot be opened is the
+/// run's error.
+#[cfg(feature = "outbox")]
+fn open_outbox(options: &Options) -> Result<Option<crate::outbox::Outbox>, Error> {
+    let Some(run) = &options.outbox else {
+        return Ok(None);
+    };
+    match run.place.open() {
+        Ok(outbox) => Ok(Some(outbox)),
+        Err(e) if run.required => Err(e),
+        Err(e) => {
+            warn!("no outbox: {e}; tokens are served, records are not queued");
+            Ok(None)
+        }
+    }
 }
 
 /// What to do when the pairing dies.
@@ -75,7 +105,7 @@ impl Repair {
 #[derive(Clone, Debug)]
 pub struct Options {
     /// How to pair (`run`); `None` for `serve`, which never pairs.
-    pub pair: Option<FlowConfig>,
+    pub pair: Option<Pairing>,
     pub displays: Vec<Display>,
     pub json: bool,
     /// Refresh at least this often; `None`: only when asked.
@@ -104,6 +134,8 @@ enum Notice {
 struct Link {
     status: Arc<Mutex<RunStatus>>,
     wake: Mutex<Sender<Notice>>,
+    /// Set when the broker stops accepting.
+    stop: Stop,
     can_pair: bool,
     repair: Repair,
     /// A handle of its own on the outbox, for the broker's `send`.
@@ -114,6 +146,11 @@ struct Link {
 impl Hooks for Link {
     fn serving(&self) {
         let _ = lock(&self.wake).send(Notice::Serving);
+    }
+
+    fn stopping(&self) {
+        self.stop.stop();
+        let _ = lock(&self.wake).send(Notice::Stop);
     }
 
     fn health(&self, agent: &mut Agent) -> serde_json::Value {
@@ -166,9 +203,19 @@ impl Hooks for Link {
     }
 }
 
+/// How long a stopping run waits for its supervisor and delivery threads once every wait has
+/// been told to end: enough for a store write or an outbox step under way, well inside the 2 s
+/// a stop may take (docs/run.md, "Stopping").
+pub const GRACE: Duration = Duration::from_millis(1000);
+
 /// Serves until SIGTERM or SIGINT, keeping the pairing alive. `agent` serves the broker;
 /// `make_agent` builds the one a pairing runs on.
-pub fn run(agent: Agent, make_agent: MakeAgent, options: Options) -> Result<(), Error> {
+pub fn run(mut agent: Agent, make_agent: MakeAgent, options: Options) -> Result<(), Error> {
+    // Before any thread starts: a SIGTERM from now on stops the run, the threads included.
+    broker::signals::install()
+        .map_err(|e| Error::config(format!("cannot install signal handlers: {e}")))?;
+    let stop = Stop::new();
+    agent.set_stop(stop.clone());
     let clock: broker::SharedClock = Arc::new(SystemClock::new());
     let shared = Shared::new(agent, Arc::clone(&clock));
     let status = Arc::new(Mutex::new(RunStatus {
@@ -176,20 +223,31 @@ pub fn run(agent: Agent, make_agent: MakeAgent, options: Options) -> Result<(), 
         next_keepalive: None,
         outbox: None,
     }));
-    let (wake, woken) = channel();
     #[cfg(feature = "outbox")]
-    let delivery = start_delivery(&options, &shared, &make_agent, &status, &wake);
+    let outbox = open_outbox(&options)?;
+    let (wake, woken) = channel();
+    // Each thread holds a sender until it ends: all gone means all ended.
+    let (running, ended) = channel::<()>();
+    #[cfg(feature = "outbox")]
+    let delivery = outbox.as_ref().and_then(|_| {
+        start_delivery(
+            &options,
+            &shared,
+            &make_agent,
+            &status,
+            &wake,
+            &stop,
+            &running,
+        )
+    });
     let link = Arc::new(Link {
         status: Arc::clone(&status),
         wake: Mutex::new(wake.clone()),
+        stop: stop.clone(),
         can_pair: options.pair.is_some(),
         repair: options.repair,
         #[cfg(feature = "outbox")]
-        outbox: options
-            .outbox
-            .as_ref()
-            .and_then(|o| o.place.open().ok())
-            .map(Mutex::new),
+        outbox: outbox.map(Mutex::new),
     });
     let serve = options.serve.clone();
     let supervisor = Supervisor {
@@ -204,22 +262,40 @@ pub fn run(agent: Agent, make_agent: MakeAgent, options: Options) -> Result<(), 
         keepalive_due: None,
         failures: 0,
         last_ping: None,
+        stop: stop.clone(),
         #[cfg(feature = "outbox")]
         poker: delivery.as_ref().map(|d| d.poker()),
     };
-    let worker = std::thread::Builder::new()
+    let supervising = running.clone();
+    std::thread::Builder::new()
         .name("sfpair-supervisor".into())
         .stack_size(crate::http::THREAD_STACK)
-        .spawn(move || supervisor.supervise(woken))
+        .spawn(move || {
+            let _running = supervising;
+            supervisor.supervise(woken)
+        })
         .map_err(|e| Error::config(format!("cannot start the supervisor thread: {e}")))?;
-    let served = broker::serve_with(shared, &serve, link, clock);
+    drop(running);
+    let served = broker::serve_with(Arc::clone(&shared), &serve, link, clock);
+    // Also when the broker could not start: nothing may go on pairing without it.
+    stop.stop();
     let _ = wake.send(Notice::Stop);
-    let _ = worker.join();
-    #[cfg(feature = "outbox")]
-    if let Some(d) = delivery {
-        d.stop();
-    }
+    finish(&ended, &shared);
     served
+}
+
+/// Waits [`GRACE`] for the threads, then for a refresh in flight: every refresh of the run goes
+/// through the shared agent under its lock, so taking the lock waits for exactly that one
+/// request (a single attempt: the stop ends its retries), whose reply may hold a rotated refresh
+/// token that must be stored. Nothing else is waited for.
+fn finish(ended: &Receiver<()>, shared: &Arc<Mutex<Shared>>) {
+    if let Err(RecvTimeoutError::Timeout) = ended.recv_timeout(GRACE) {
+        info!(
+            "stopping without waiting for the request in flight (a pairing's poll or a \
+             delivery: nothing is lost, a delivery is sent again by external id)"
+        );
+    }
+    drop(lock(shared));
 }
 
 /// The delivery thread, when `run` has an outbox; a run without one (no place for it, or it
@@ -231,6 +307,8 @@ fn start_delivery(
     make_agent: &MakeAgent,
     status: &Arc<Mutex<RunStatus>>,
     wake: &Sender<Notice>,
+    stop: &Stop,
+    running: &Sender<()>,
 ) -> Option<delivery_thread::Handle> {
     let run = options.outbox.as_ref()?;
     // A refresh refused during delivery is news for the supervisor, as in a broker request.
@@ -246,6 +324,8 @@ fn start_delivery(
             make_agent()?,
             Arc::clone(status),
             died,
+            stop.clone(),
+            running.clone(),
         )
     });
     match started {
@@ -272,6 +352,8 @@ struct Supervisor {
     /// Keepalive refreshes that failed in a row without killing the pairing (network).
     failures: u32,
     last_ping: Option<Instant>,
+    /// The run's stop: a pairing's waits end on it.
+    stop: Stop,
     /// Wakes the delivery thread once a pairing is stored.
     #[cfg(feature = "outbox")]
     poker: Option<delivery_thread::Poker>,
@@ -317,6 +399,7 @@ impl Supervisor {
                 Ok(Notice::Serving) => {
                     let _ = self.notifier.ready();
                     self.announce();
+                    self.say_serving();
                 }
                 Ok(Notice::Pair) => self.pair(),
                 Ok(Notice::Died(e)) => self.died(e),
@@ -331,6 +414,51 @@ impl Supervisor {
             }
         }
         let _ = self.notifier.stopping();
+    }
+
+    /// One line on standard output when the broker starts serving a pairing that was stored
+    /// already (a pairing shows its own screens): where, for which org and user, and when the
+    /// next keepalive comes, for whoever reads the journal. A JSON event with `--json`.
+    fn say_serving(&self) {
+        if lock(&self.status).state != State::Paired {
+            return;
+        }
+        let record = lock(&self.shared).agent().stored().ok();
+        let (org, user) = record
+            .as_ref()
+            .map(|r| crate::api::org_and_user(&r.identity_url))
+            .unwrap_or_default();
+        let socket = self.options.serve.socket.display().to_string();
+        let line = if self.options.json {
+            crate::sanitize::json_line(&serde_json::json!({
+                "event": "serving",
+                "socket": socket,
+                "org_id": org,
+                "user_id": user,
+                "instance_url": record.as_ref().map(|r| r.instance_url.clone()),
+                "next_keepalive": lock(&self.status).next_keepalive,
+            }))
+        } else {
+            let keepalive = match self.keepalive_due {
+                Some(due) => format!(
+                    "next keepalive in {}",
+                    crate::time::format_age(due.saturating_since(self.clock.now()).as_secs())
+                ),
+                None => "no keepalive (--keepalive 0)".into(),
+            };
+            let shown = |id: Option<String>| {
+                id.map_or("?".into(), |s| crate::text::server_text(&s).into_owned())
+            };
+            format!(
+                "serving on {socket}, paired with org {} as {}, {keepalive}",
+                shown(org),
+                shown(user)
+            )
+        };
+        let mut out = std::io::stdout().lock();
+        if let Err(e) = writeln!(out, "{line}").and_then(|()| out.flush()) {
+            log::debug!("the serving line could not be written: {e}");
+        }
     }
 
     /// The earlier of the next keepalive and the next watchdog ping.
@@ -493,7 +621,7 @@ impl Supervisor {
     /// A pairing on an agent of its own, with the displays lent to it. The broker goes on
     /// answering from the old pairing (or `not_paired`) until the new one is stored.
     fn pair(&mut self) {
-        let Some(flow) = self.options.pair.clone() else {
+        let Some(how) = self.options.pair.clone() else {
             return;
         };
         let before = lock(&self.status).state.clone();
@@ -506,6 +634,7 @@ impl Supervisor {
                 return;
             }
         };
+        agent.set_stop(self.stop.clone());
         for p in self.presenters.drain(..) {
             agent.add_presenter(p);
         }
@@ -517,7 +646,7 @@ impl Supervisor {
         }));
         let paired = agent
             .wait_for_clock(self.options.wait_for_clock)
-            .and_then(|()| agent.pair(flow));
+            .and_then(|()| agent.pair_by(&how));
         let mut presenters = agent.take_presenters();
         presenters.pop(); // the Beat
         self.presenters = presenters;
@@ -537,8 +666,15 @@ impl Supervisor {
                 self.schedule_keepalive();
             }
             Err(e) => {
-                warn!("the pairing did not complete: {e}");
+                if e.kind() == crate::error::ErrorKind::Stopped {
+                    info!("the pairing did not complete: {e}");
+                } else {
+                    warn!("the pairing did not complete: {e}");
+                }
+                // Another process may have paired meanwhile (`sfpair pair` holding the lock).
+                let stored = lock(&self.shared).agent().stored().is_ok();
                 let back = match before {
+                    State::NotPaired | State::Pairing { .. } if stored => State::Paired,
                     State::Pairing { .. } => State::NotPaired,
                     other => other,
                 };

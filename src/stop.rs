@@ -4,8 +4,9 @@
 //! pairing.
 //!
 //! A condition variable, not polling: a waiting thread sleeps until the deadline or the stop,
-//! with no wake-ups between. Not for signal handlers (it takes a mutex): a handler wakes a
-//! thread that calls [`Stop::stop`].
+//! with no wake-ups between. A wait that cannot sleep on it (a poll(2) over descriptors) asks
+//! for a hook ([`Stop::on_stop`]) that wakes it, such as a byte down its pipe. Not for signal
+//! handlers (it takes a mutex): a handler wakes a thread that calls [`Stop::stop`].
 //!
 //! [`Agent::set_stop`]: crate::agent::Agent::set_stop
 
@@ -17,7 +18,14 @@ use crate::error::{Error, ErrorKind};
 /// A shared stop request; clones share it.
 #[derive(Clone, Default)]
 pub struct Stop {
-    inner: Arc<(Mutex<bool>, Condvar)>,
+    inner: Arc<(Mutex<State>, Condvar)>,
+}
+
+/// Whether a stop was asked for, and who else must hear of it.
+#[derive(Default)]
+struct State {
+    stopped: bool,
+    hooks: Vec<Box<dyn FnOnce() + Send>>,
 }
 
 impl Stop {
@@ -26,26 +34,52 @@ impl Stop {
         Stop::default()
     }
 
-    /// Asks everything watching this to stop, and wakes every sleeper.
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.inner.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Asks everything watching this to stop: wakes every sleeper and runs every hook, once.
     pub fn stop(&self) {
-        let (stopped, wake) = &*self.inner;
-        *stopped.lock().unwrap_or_else(|p| p.into_inner()) = true;
-        wake.notify_all();
+        let hooks = {
+            let mut state = self.state();
+            if state.stopped {
+                return;
+            }
+            state.stopped = true;
+            std::mem::take(&mut state.hooks)
+        };
+        self.inner.1.notify_all();
+        // Outside the lock: a hook may look at this stop again.
+        for hook in hooks {
+            hook();
+        }
+    }
+
+    /// Runs `hook` once when a stop is asked for, or at once if it was: for a wait that cannot
+    /// sleep on this one (a poll(2) over descriptors), which the hook wakes. It must be quick.
+    pub fn on_stop(&self, hook: impl FnOnce() + Send + 'static) {
+        let mut state = self.state();
+        if state.stopped {
+            drop(state);
+            hook();
+        } else {
+            state.hooks.push(Box::new(hook));
+        }
     }
 
     /// Whether a stop was asked for.
     pub fn is_stopped(&self) -> bool {
-        *self.inner.0.lock().unwrap_or_else(|p| p.into_inner())
+        self.state().stopped
     }
 
     /// Sleeps for `d`, or until a stop is asked for; `true` when stopped.
     pub fn sleep(&self, d: Duration) -> bool {
-        let (stopped, wake) = &*self.inner;
-        let guard = stopped.lock().unwrap_or_else(|p| p.into_inner());
+        let (state, wake) = &*self.inner;
+        let guard = state.lock().unwrap_or_else(|p| p.into_inner());
         let (guard, _) = wake
-            .wait_timeout_while(guard, d, |stopped| !*stopped)
+            .wait_timeout_while(guard, d, |s| !s.stopped)
             .unwrap_or_else(|p| p.into_inner());
-        *guard
+        guard.stopped
     }
 
     /// `Err(Stopped)` once a stop was asked for: for loops between their steps.
@@ -87,12 +121,12 @@ impl Bell {
         let (stopped, wake) = &*self.stop.inner;
         let guard = stopped.lock().unwrap_or_else(|p| p.into_inner());
         let (guard, _) = wake
-            .wait_timeout_while(guard, limit, |stopped| {
-                !*stopped && !self.rung.load(std::sync::atomic::Ordering::SeqCst)
+            .wait_timeout_while(guard, limit, |s| {
+                !s.stopped && !self.rung.load(std::sync::atomic::Ordering::SeqCst)
             })
             .unwrap_or_else(|p| p.into_inner());
         self.rung.store(false, std::sync::atomic::Ordering::SeqCst);
-        *guard
+        guard.stopped
     }
 
     /// Waits for a ring or the stop; `true` when stopped. Takes the ring.
@@ -100,12 +134,12 @@ impl Bell {
         let (stopped, wake) = &*self.stop.inner;
         let guard = stopped.lock().unwrap_or_else(|p| p.into_inner());
         let guard = wake
-            .wait_while(guard, |stopped| {
-                !*stopped && !self.rung.load(std::sync::atomic::Ordering::SeqCst)
+            .wait_while(guard, |s| {
+                !s.stopped && !self.rung.load(std::sync::atomic::Ordering::SeqCst)
             })
             .unwrap_or_else(|p| p.into_inner());
         self.rung.store(false, std::sync::atomic::Ordering::SeqCst);
-        *guard
+        guard.stopped
     }
 }
 
@@ -160,5 +194,29 @@ mod tests {
         };
         stop.stop();
         assert!(waiter.join().unwrap(), "the stop wakes it too");
+    }
+
+    #[test]
+    fn hooks_run_once_at_the_stop_or_at_once_when_it_came_before() {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        let stop = Stop::new();
+        let heard = Arc::new(AtomicU32::new(0));
+        let h = Arc::clone(&heard);
+        stop.on_stop(move || {
+            h.fetch_add(1, Ordering::SeqCst);
+        });
+        assert_eq!(heard.load(Ordering::SeqCst), 0, "not before the stop");
+        stop.clone().stop();
+        stop.stop();
+        assert_eq!(
+            heard.load(Ordering::SeqCst),
+            1,
+            "once, however often stopped"
+        );
+        let h = Arc::clone(&heard);
+        stop.on_stop(move || {
+            h.fetch_add(10, Ordering::SeqCst);
+        });
+        assert_eq!(heard.load(Ordering::SeqCst), 11, "a late hook runs at once");
     }
 }

@@ -99,6 +99,14 @@ pub trait TokenStore: Send {
         Ok(())
     }
     fn unlock(&mut self) {}
+    /// Takes, without waiting, the lock a pairing holds from its first request to its save, so
+    /// two pairings of one store never run at once (the second would silently replace the
+    /// approval of the first). `Ok(false)`: another process is pairing now. Held until
+    /// [`unlock_pairing`](TokenStore::unlock_pairing); a store without one always says `true`.
+    fn try_lock_pairing(&mut self) -> Result<bool, Error> {
+        Ok(true)
+    }
+    fn unlock_pairing(&mut self) {}
     /// Checks, before a request whose reply may have to be stored (a refresh that may rotate
     /// the token), that a save could succeed now. `Err`: it could not for a reason that may
     /// pass or that a rule imposes (a full disk, a newer record): the request is not sent.
@@ -213,6 +221,12 @@ impl TokenStore for Checked {
     }
     fn lock(&mut self) -> Result<(), Error> {
         self.inner.lock()
+    }
+    fn try_lock_pairing(&mut self) -> Result<bool, Error> {
+        self.inner.try_lock_pairing()
+    }
+    fn unlock_pairing(&mut self) {
+        self.inner.unlock_pairing()
     }
     fn unlock(&mut self) {
         self.inner.unlock()

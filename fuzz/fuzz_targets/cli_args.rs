@@ -15,7 +15,8 @@ fuzz_target!(|data: &[u8]| {
     match cli::parse(args) {
         Ok(args) => {
             let env = |k: &str| (k == "HOME").then(|| "/home/fuzz".to_string());
-            if let Err(e) = config::plan(&args, &env, false) {
+            // No stored pairing: the fuzzer reads no store.
+            if let Err(e) = config::plan(&args, &env, false, &|_, _| None) {
                 assert_eq!(e.exit_code(), 2, "{e}");
             }
         }

@@ -37,6 +37,12 @@ pub enum Fault {
     TruncatedReply,
     /// Read the request, answer nothing for this long, then close.
     Stall(Duration),
+    /// Answer normally, this long after the request (a slow server): the answer's effect (a
+    /// rotated refresh token, a new code) is in the simulator's state at once.
+    Slow(Duration),
+    /// REST: answer normally, this long after the request (a slow org): the records a
+    /// collections request carries are committed at once.
+    RestSlow(Duration),
     /// REST: 401 `INVALID_SESSION_ID`, even with a valid session.
     InvalidSession,
     /// REST: 403 `REQUEST_LIMIT_EXCEEDED` with `Retry-After: 30`.
@@ -64,6 +70,7 @@ impl Fault {
     fn scope(&self) -> Scope {
         match self {
             Fault::InvalidSession
+            | Fault::RestSlow(_)
             | Fault::RequestLimit
             | Fault::RestMaintenance
             | Fault::SessionNotValidForRest => Scope::Rest,
@@ -71,9 +78,13 @@ impl Fault {
         }
     }
 
-    /// What the server does instead of answering normally.
-    pub fn reply(self) -> Reply {
+    /// What the server does instead of answering normally (`normal` answers as it would).
+    pub fn reply(self, normal: impl FnOnce() -> Reply) -> Reply {
         match self {
+            Fault::Slow(delay) | Fault::RestSlow(delay) => match normal() {
+                Reply::Send(response) => Reply::Late(delay, response),
+                other => other,
+            },
             Fault::Html503 => Reply::Send(maintenance_page()),
             Fault::CaptivePortal => Reply::Send(Response::new(
                 200,

@@ -21,13 +21,16 @@ pub enum Reply {
     Truncate(Response),
     /// Answer nothing for this long, then close.
     Stall(Duration),
+    /// Answer normally, but only after this long (the server did its work at once: a rotated
+    /// token or a committed record is already in its state while the reply is on its way).
+    Late(Duration, Response),
 }
 
 impl Reply {
     /// The status sent, or 0 when no complete status line goes out.
     pub fn status(&self) -> u16 {
         match self {
-            Reply::Send(r) | Reply::Truncate(r) => r.status,
+            Reply::Send(r) | Reply::Truncate(r) | Reply::Late(_, r) => r.status,
             Reply::Close | Reply::Reset(_) | Reply::Stall(_) => 0,
         }
     }

@@ -46,18 +46,26 @@ pub fn route(shared: &Shared, request: &Request) -> Answer {
                 .is_multiple_of(u64::from(shared.config.flaky))
     };
     let scope = fault_scope(path);
+    let normal = || {
+        if flaky {
+            Reply::Send(maintenance_page())
+        } else if rest::owns(path) {
+            rest::handle(shared, request)
+        } else if streaming::owns(path) {
+            streaming::handle(shared, request)
+        } else {
+            Reply::Send(dispatch(shared, request, &params))
+        }
+    };
     let reply = match scope.and_then(|s| shared.faults.take(s)) {
-        Some(fault) => match (fault.reply(), scope) {
+        Some(fault) => match (fault.reply(normal), scope) {
             (Reply::Send(response), Some(Scope::Rest)) => {
                 let usage = shared.world().api_usage;
                 Reply::Send(response.header("Sforce-Limit-Info", rest::limit_info(shared, usage)))
             }
             (reply, _) => reply,
         },
-        None if flaky => Reply::Send(maintenance_page()),
-        None if rest::owns(path) => rest::handle(shared, request),
-        None if streaming::owns(path) => streaming::handle(shared, request),
-        None => Reply::Send(dispatch(shared, request, &params)),
+        None => normal(),
     };
     let error = match &reply {
         // A Bayeux error rides in a 200: the log shows the first one (`403::Unknown client`).

@@ -171,6 +171,12 @@ fn serve(id: u64, tcp: TcpStream, tls: Arc<ServerConfig>, shared: &Shared) {
                 thread::sleep(duration);
                 break;
             }
+            Reply::Late(duration, response) => {
+                thread::sleep(duration);
+                if response.write_to(stream, close).is_err() || close {
+                    break;
+                }
+            }
             Reply::Truncate(response) => {
                 let _ = truncate(stream, &response);
                 break;

@@ -137,7 +137,7 @@ impl Agent {
                 )
             }
             #[cfg(feature = "client-credentials")]
-            Headless::ClientCredentials => {
+            Headless::ClientCredentials { .. } => {
                 let secret = self.client_secret.clone().ok_or_else(|| {
                     Error::config(
                         "the client credentials flow needs the consumer secret: give \
@@ -242,7 +242,7 @@ impl Agent {
 fn not_built(grant: &Headless) -> Error {
     let name = match grant {
         Headless::JwtBearer { .. } => "jwt-bearer",
-        Headless::ClientCredentials => "client-credentials",
+        Headless::ClientCredentials { .. } => "client-credentials",
     };
     Error::config(format!(
         "this pairing uses the {name} grant, but this sfpair was built without the `{name}` \

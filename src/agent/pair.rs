@@ -191,8 +191,8 @@ impl Agent {
     /// process may have rotated the old token or stored a pairing of its own, and whatever is
     /// replaced is what must be revoked (`previous`), so no grant is left behind at the server.
     /// The lock is not held during the wait itself: that would stall `token` and the broker
-    /// for as long as a technician takes. Two concurrent pairings: the last stored wins and
-    /// revokes the other's grant.
+    /// for as long as a technician takes. Two concurrent pairings (a store without a pairing
+    /// lock, `TokenStore::try_lock_pairing`): the last stored wins and revokes the other's grant.
     pub(super) fn store_pairing(
         &mut self,
         record: Record,

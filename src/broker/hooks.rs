@@ -17,6 +17,10 @@ pub trait Hooks: Send + Sync {
     /// The socket is bound and the workers are running.
     fn serving(&self) {}
 
+    /// SIGTERM or SIGINT: the broker has stopped accepting and now waits for the requests in
+    /// progress. Whatever else the owner runs is told to stop here, not after that wait.
+    fn stopping(&self) {}
+
     /// The answer to `{"get":"health"}`: one JSON object, never a token.
     fn health(&self, agent: &mut Agent) -> Value;
 

@@ -243,7 +243,8 @@ pub const COMMANDS: &[CommandSpec] = &[
         about: "Shows where the pairing is stored, the org and instance, the client id and when \
             it was paired; never a token. Exit code 5 when not paired. With --socket, asks the \
             running agent (`sfpair run`) for its health instead: the state, the last refresh, \
-            the next keepalive, and why the pairing died when it did.",
+            the next keepalive, and why the pairing died when it did; the exit code follows the \
+            state: 0 paired, 5 not paired (or only a code up), 6 re-pair needed.",
     },
     CommandSpec {
         name: Forget,
@@ -266,9 +267,10 @@ pub const COMMANDS: &[CommandSpec] = &[
             the session's access token, and streams the reply body to standard output, whatever \
             its size. On 401 INVALID_SESSION_ID the session is refreshed once and the request \
             sent once more; nothing else is retried. PATH is relative to the instance URL \
-            (/services/data/v62.0/limits). With --api-version, vXX.X in PATH is filled in, and \
-            a PATH that does not start with /services/ gets /services/data/vNN.N/ in front \
-            (limits, sobjects/Account/).\n\
+            (/services/data/v62.0/limits). A PATH that does not start with /services/ goes to \
+            the data API of --api-version (default 62.0): limits is \
+            /services/data/v62.0/limits, sobjects/Account/ is \
+            /services/data/v62.0/sobjects/Account/; vXX.X in PATH is that version too.\n\
             Exit code: 0 for 2xx; 9 for another status (403 REQUEST_LIMIT_EXCEEDED and 5xx with \
             the server's Retry-After); 6 when even a refreshed session gets 401 or the refresh \
             token is rejected; 7 network. The error goes to standard error, the body still to \
@@ -877,7 +879,9 @@ pub const OPTIONS: &[OptionSpec] = &[
         repeatable: false,
         rest: false,
         commands: &[Call, Outbox, Serve, Run, Listen, Desired],
-        help: "API version: fills vXX.X in a call's PATH; the outbox's requests (default 62.0)",
+        help: "API version (default 62.0): a call's PATH outside /services/ goes to its data \
+            API, and vXX.X in PATH is filled in; the outbox's, the listener's and the desired \
+            state's requests use it",
     },
     OptionSpec {
         opt: Opt::DeviceId,

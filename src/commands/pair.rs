@@ -8,26 +8,21 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::say;
-use crate::agent::{Agent, Enrolment};
+use crate::agent::{Agent, Pairing};
 use crate::error::Error;
-use crate::flow::FlowConfig;
 use crate::present::select;
 use crate::present::spec::Display;
 use crate::store::Loaded;
 
 #[derive(Clone, Debug)]
 pub struct Options {
-    pub flow: FlowConfig,
-    /// A headless grant instead of the device flow (`flow` is then unused); boxed, so the
-    /// command stays small.
-    pub enrol: Option<Box<Enrolment>>,
+    /// The device flow or a headless grant.
+    pub how: Pairing,
     /// Where the code goes; empty: the console (or only JSON lines with `json`).
     pub displays: Vec<Display>,
     /// JSON lines on standard output.
     pub json: bool,
     pub force: bool,
-    /// `--issuer`: read the endpoints from this provider's metadata before pairing.
-    pub issuer: Option<String>,
 }
 
 pub fn run(
@@ -36,7 +31,9 @@ pub fn run(
     wait_for_clock: Duration,
     out: &mut dyn Write,
 ) -> Result<u8, Error> {
-    match agent.load()? {
+    let loaded = agent.load()?;
+    let never_paired = matches!(loaded, Loaded::Empty);
+    match loaded {
         Loaded::Paired(record) if !options.force => {
             if options.json {
                 let line = json!({"event": "already_paired", "instance_url": record.instance_url});
@@ -74,15 +71,11 @@ pub fn run(
     for presenter in select::presenters(&options.displays, options.json) {
         agent.add_presenter(presenter);
     }
-    match &options.enrol {
-        Some(enrolment) => agent.enrol((**enrolment).clone()).map(|_| ())?,
-        None => {
-            let mut flow = options.flow.clone();
-            if let Some(issuer) = &options.issuer {
-                flow.endpoints = agent.discover(issuer)?;
-            }
-            agent.pair(flow).map(|_| ())?;
-        }
+    let mut how = options.how.clone();
+    if let Pairing::Device { flow, .. } = &mut how {
+        // A person at a new device: a mistyped URL says so now, not after minutes of retries.
+        flow.fail_fast_unreachable = never_paired;
     }
+    agent.pair_by(&how)?;
     Ok(0)
 }

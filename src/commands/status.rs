@@ -71,7 +71,7 @@ pub fn run(
         } else {
             say(out, describe_health(&health).trim_end())?;
         }
-        return Ok(0);
+        return health_verdict(&health).map(|()| 0);
     }
     let report = report(agent, options.check, wait_for_clock)?;
     if options.json {
@@ -132,6 +132,41 @@ fn userinfo(agent: &mut Agent) -> Result<UserInfo, Error> {
         user_id: text("user_id"),
         org_id: text("organization_id"),
     })
+}
+
+/// What the running agent's state means as an exit code: 0 while it serves a pairing (also
+/// during a re-pair, while the old pairing serves), 5 while nothing is paired (a code may be up),
+/// 6 once the server refused the pairing, 1 for an answer this sfpair does not know.
+#[cfg(feature = "broker")]
+pub fn health_verdict(health: &Value) -> Result<(), Error> {
+    let serving = health.get("org_id").is_some_and(|o| !o.is_null());
+    let cause = health
+        .get("cause")
+        .and_then(Value::as_str)
+        .map(|c| crate::text::server_text(c).into_owned())
+        .unwrap_or_else(|| "unknown".into());
+    match health.get("state").and_then(Value::as_str) {
+        Some("paired") => Ok(()),
+        Some("pairing") if serving => Ok(()),
+        Some("pairing") => Err(Error::new(
+            ErrorKind::NotPaired,
+            "the running agent is not paired yet: a pairing is waiting for its code to be \
+             approved",
+        )),
+        Some("not_paired") => Err(Error::new(
+            ErrorKind::NotPaired,
+            "the running agent is not paired: run `sfpair pair`, or ask it for a pairing \
+             (SIGUSR1)",
+        )),
+        Some("repair_needed") => Err(Error::new(
+            ErrorKind::RepairNeeded,
+            format!("the running agent's pairing was refused ({cause}): pair again"),
+        )),
+        other => Err(Error::server(format!(
+            "the running agent answered a state this sfpair does not know ({})",
+            other.map_or("none".into(), |s| crate::text::server_text(s).into_owned())
+        ))),
+    }
 }
 
 #[cfg(feature = "broker")]

@@ -4,13 +4,12 @@
 //!
 //! No I/O.
 
-use crate::agent::Enrolment;
+use crate::agent::{Enrolment, Pairing};
 #[cfg(feature = "broker")]
 use crate::broker::ServeOptions;
 use crate::cli::{Args, CommandName as Cli, Opt};
 use crate::commands::{self, Backends, Command, Plan};
 use crate::error::Error;
-use crate::flow::FlowConfig;
 use crate::flow::dialect::Dialect;
 #[cfg(feature = "rest")]
 use crate::rest::RestRequest;
@@ -20,26 +19,22 @@ use crate::wire::Method;
 
 use super::settings::{FlowName, Settings, endpoint};
 
-/// The command line, the environment and the board profile, validated into what to run.
-/// `Help` and `Version` are the binary's own and have no plan.
+/// The command line, the environment, the board profile and the stored pairing (read by
+/// `stored`, `commands::stored_pairing` for the binary), validated into what to run. `Help`
+/// and `Version` are the binary's own and have no plan.
 pub fn plan(
     args: &Args,
     env: &dyn Fn(&str) -> Option<String>,
     is_root: bool,
+    stored: &super::StoredReader<'_>,
 ) -> Result<Plan, Error> {
-    let settings = Settings::resolve(args, env, is_root)?;
+    let settings = Settings::resolve(args, env, is_root, stored)?;
     let command = match args.command {
         Some(Cli::Pair) => Command::Pair(Box::new(commands::pair::Options {
-            enrol: enrolment(&settings)?.map(Box::new),
-            flow: match settings.flow {
-                FlowName::Device => settings.flow_config()?,
-                // Not used by a headless enrolment; built without its client-id rule.
-                _ => FlowConfig::salesforce(&settings.login_url, ""),
-            },
+            how: pairing(&settings, args)?,
             displays: settings.displays.clone(),
             json: settings.json,
             force: args.has(Opt::Force),
-            issuer: settings.issuer.clone(),
         })),
         Some(Cli::Token) => Command::Token(commands::token::Options {
             json: settings.json,
@@ -196,7 +191,7 @@ fn call_options(settings: &Settings, args: &Args) -> Result<commands::call::Opti
     };
     let mut request = RestRequest {
         method,
-        path: crate::rest::resolve_path(path, settings.api_version.as_deref())?,
+        path: crate::rest::resolve_path(path, Some(&settings.api_version_or_default()))?,
         body: None,
         headers: Vec::new(),
     };
@@ -221,7 +216,7 @@ fn service_options(
 ) -> Result<commands::run::Options, Error> {
     Ok(commands::run::Options {
         pair: if pair {
-            Some(settings.flow_config()?)
+            Some(pairing(settings, args)?)
         } else {
             None
         },
@@ -238,6 +233,7 @@ fn service_options(
             .map(|place| crate::service::OutboxRun {
                 place,
                 delivery: settings.delivery.clone(),
+                required: settings.outbox_given,
             }),
     })
 }
@@ -291,6 +287,52 @@ fn asset_token_options(
         },
         device_key: args.value(Opt::DeviceKey).map(Into::into),
         json: settings.json,
+    })
+}
+
+/// Flags only the device flow uses (codes a person approves, and its provider).
+const DEVICE_FLOW_ONLY: [Opt; 9] = [
+    Opt::MaxCodes,
+    Opt::CodeLifetime,
+    Opt::PromptLogin,
+    Opt::RetryFor,
+    Opt::Scope,
+    Opt::Issuer,
+    Opt::DeviceUrl,
+    Opt::TokenUrl,
+    Opt::RevokeUrl,
+];
+/// Flags only the JWT bearer grant uses.
+const JWT_BEARER_ONLY: [Opt; 3] = [Opt::KeyFile, Opt::Username, Opt::Audience];
+
+/// How `pair` and `run` pair: the device flow, or the headless grant `--flow` names (or the
+/// stored pairing's), checked before any request. A flag the chosen flow would not use is a
+/// usage error, not a value dropped without a word.
+fn pairing(settings: &Settings, args: &Args) -> Result<Pairing, Error> {
+    let unused = |opt: &Opt| match settings.flow {
+        FlowName::Device => JWT_BEARER_ONLY.contains(opt),
+        FlowName::JwtBearer => DEVICE_FLOW_ONLY.contains(opt),
+        FlowName::ClientCredentials => true,
+    };
+    let given = |opt: &Opt| args.has(*opt) || args.value(*opt).is_some();
+    let all = DEVICE_FLOW_ONLY.iter().chain(&JWT_BEARER_ONLY);
+    if let Some(opt) = all.filter(|o| unused(o)).find(|o| given(o)) {
+        return Err(Error::config(format!(
+            "--{} does not apply to the {} flow, which this pairing uses: leave it out, or \
+             give the --flow it belongs to",
+            crate::cli::table::spec(*opt).long,
+            settings.flow.name()
+        )));
+    }
+    Ok(match enrolment(settings)? {
+        Some(enrolment) => Pairing::Headless {
+            enrolment: Box::new(enrolment),
+            start_spread: settings.start_jitter,
+        },
+        None => Pairing::Device {
+            flow: Box::new(settings.flow_config()?),
+            issuer: settings.issuer.clone(),
+        },
     })
 }
 
@@ -367,7 +409,13 @@ pub(super) fn enrolment(settings: &Settings) -> Result<Option<Enrolment>, Error>
                  or SFPAIR_CLIENT_SECRET_FILE (never an argument)",
             ));
         }
-        Grant::client_credentials()
+        // The file's path is kept (never the secret), as the JWT grant keeps its key file's.
+        let secret_file = settings
+            .client_secret_file
+            .as_ref()
+            .and_then(|p| p.to_str())
+            .map(str::to_string);
+        Grant::client_credentials_from(secret_file)
     };
     Ok(Some(Enrolment {
         login_url: settings.login_url.clone(),

@@ -4,7 +4,8 @@
 //! the flow and the repair mode into enums. A value that is given and wrong is a usage error
 //! (exit 2), whatever layer gave it.
 //!
-//! I/O here is limited to reading the client secret file and the board profile. sfpair ships
+//! I/O here is limited to reading the client secret file and the board profile; the stored
+//! pairing, a layer of its own (`stored.rs`), is read by the caller's function. sfpair ships
 //! no default client id: Salesforce allows the device flow only for the customer's own app
 //! (docs/protocol.md, "Device flow restriction (2025)").
 
@@ -29,6 +30,7 @@ use crate::url;
 #[cfg(not(feature = "boards"))]
 use super::Board;
 use super::sources::Sources;
+use super::stored::{self, Stored};
 use super::{DEFAULT_KEEPALIVE, DEFAULT_LOGIN_URL, DEFAULT_SCOPE};
 
 /// How a pairing is made (`--flow`).
@@ -73,6 +75,9 @@ pub struct Settings {
     pub endpoints: Endpoints,
     pub client_id: Option<String>,
     pub client_secret: Option<Secret>,
+    /// The file `client_secret` was read from, absolute (a client credentials pairing
+    /// remembers it); `None` when it came from `SFPAIR_CLIENT_SECRET` or is not set.
+    pub client_secret_file: Option<PathBuf>,
     pub scope: String,
     pub http: HttpConfig,
     pub store: store::Spec,
@@ -107,6 +112,9 @@ pub struct Settings {
     /// The outbox, for `send`, `outbox` and `run`/`serve`; `None` for the other commands.
     #[cfg(feature = "outbox")]
     pub outbox: Option<crate::commands::outbox::Place>,
+    /// Whether `--outbox` or `SFPAIR_OUTBOX` named it (else it is the default place).
+    #[cfg(feature = "outbox")]
+    pub outbox_given: bool,
     /// How delivery talks to the org (`--api-reserve`, `--api-version`).
     #[cfg(feature = "outbox")]
     pub delivery: crate::delivery::Options,
@@ -169,18 +177,20 @@ fn board(args: &Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Option<Boa
     Ok(None)
 }
 
-/// The client secret from `--client-secret-file` / `SFPAIR_CLIENT_SECRET_FILE`, or the value
-/// of `SFPAIR_CLIENT_SECRET`; never from an argument (`cli.rs` refuses `--client-secret`).
-fn client_secret(sources: &Sources) -> Result<Option<Secret>, Error> {
+/// The client secret from `--client-secret-file` / `SFPAIR_CLIENT_SECRET_FILE` (or the file a
+/// stored client credentials pairing names), or the value of `SFPAIR_CLIENT_SECRET`; never from
+/// an argument (`cli.rs` refuses `--client-secret`). With the file's absolute path.
+fn client_secret(sources: &Sources) -> Result<(Option<Secret>, Option<PathBuf>), Error> {
     if !sources.applies(Opt::ClientSecretFile) {
-        return Ok(None);
+        return Ok((None, None));
     }
-    let Some(path) = sources.path(Opt::ClientSecretFile)? else {
-        return Ok(sources.var("SFPAIR_CLIENT_SECRET")?.map(Secret::new));
+    let Some((path, from)) = sources.given(Opt::ClientSecretFile)? else {
+        return Ok((sources.var("SFPAIR_CLIENT_SECRET")?.map(Secret::new), None));
     };
+    let path = PathBuf::from(path);
     let text = crate::files::read_small(&path, 4096).map_err(|e| {
         Error::config(format!(
-            "cannot read the client secret file {}: {e}",
+            "cannot read the client secret file {} ({from}): {e}",
             path.display()
         ))
     })?;
@@ -191,7 +201,7 @@ fn client_secret(sources: &Sources) -> Result<Option<Secret>, Error> {
             path.display()
         )));
     }
-    Ok(Some(secret))
+    Ok((Some(secret), std::path::absolute(&path).ok()))
 }
 
 /// The dialect, the login URL, the endpoints and the issuer, checked together.
@@ -299,16 +309,31 @@ fn http(sources: &Sources) -> Result<HttpConfig, Error> {
 }
 
 impl Settings {
-    /// Merges the flags over the environment over the board profile over the defaults.
+    /// Merges the flags over the environment over the board profile over the stored pairing
+    /// over the defaults. `stored` reads the pairing in a store (I/O is the caller's); it is
+    /// called only for a command that takes a setting the pairing can give.
     pub fn resolve(
         args: &Args,
         env: &dyn Fn(&str) -> Option<String>,
         is_root: bool,
+        stored: &super::StoredReader<'_>,
     ) -> Result<Settings, Error> {
         let board = board(args, env)?;
         let sources = Sources::new(args, env, board.as_ref());
-        let (dialect, login_url, endpoints, issuer) = endpoints(&sources)?;
         let store = store(&sources, board.as_ref(), is_root)?;
+        // Before the stored layer: a sealed pairing is read through them.
+        let seal = super::seal::settings(&sources)?;
+        let layer = match stored::LAYERED.iter().any(|o| sources.applies(*o)) {
+            true => stored(&store, &seal)
+                .map(|record| Stored::new(&record, &sources))
+                .transpose()?,
+            false => None,
+        };
+        if let Some(layer) = &layer {
+            layer.note_disagreements(&sources, args.command);
+        }
+        let sources = sources.with_stored(layer.as_ref());
+        let (dialect, login_url, endpoints, issuer) = endpoints(&sources)?;
         let displays = match sources.all(Opt::Display) {
             given if !given.is_empty() => given
                 .into_iter()
@@ -343,12 +368,13 @@ impl Settings {
             .text(Opt::ApiVersion)?
             .map(|v| crate::rest::api_version(&v))
             .transpose()?;
+        let (client_secret, client_secret_file) = client_secret(&sources)?;
         #[cfg(feature = "outbox")]
         let outbox = super::outbox::place(&sources, &store, is_root)?;
         #[cfg(feature = "outbox")]
         let delivery = super::outbox::delivery(&sources, api_version.as_deref())?;
         let settings = Settings {
-            seal: super::seal::settings(&sources)?,
+            seal,
             #[cfg(feature = "listen")]
             listen: None,
             #[cfg(feature = "desired")]
@@ -357,6 +383,8 @@ impl Settings {
             checked_channels: Vec::new(),
             #[cfg(feature = "outbox")]
             outbox,
+            #[cfg(feature = "outbox")]
+            outbox_given: sources.given(Opt::Outbox)?.is_some(),
             #[cfg(feature = "outbox")]
             delivery,
             flow: sources
@@ -371,7 +399,8 @@ impl Settings {
             login_url,
             endpoints,
             client_id: sources.text(Opt::ClientId)?,
-            client_secret: client_secret(&sources)?,
+            client_secret,
+            client_secret_file,
             scope: sources
                 .text(Opt::Scope)?
                 .unwrap_or_else(|| DEFAULT_SCOPE.into()),
@@ -417,11 +446,11 @@ impl Settings {
     }
 
     /// `--api-version`, or the version sfpair speaks when none is given.
-    #[cfg(feature = "outbox")]
+    #[cfg(feature = "rest")]
     pub fn api_version_or_default(&self) -> String {
         self.api_version
             .clone()
-            .unwrap_or_else(|| crate::delivery::DEFAULT_API_VERSION.into())
+            .unwrap_or_else(|| crate::rest::DEFAULT_API_VERSION.into())
     }
 
     /// The flow configuration for the device flow; needs a client id.

@@ -1,5 +1,6 @@
 //! Where a setting's value comes from, in one order for every setting: the flag, the `SFPAIR_*`
-//! environment variable, the board profile, the default. Which flag and which variable belong
+//! environment variable, the board profile, the stored pairing (`stored.rs`: the login URL,
+//! the client id, the flow and its settings), the default. Which flag and which variable belong
 //! to a setting is the command table's (`cli/table.rs`), so callers name the setting ([`Opt`])
 //! and nothing else. This file owns that order and the rules that go with it:
 //!
@@ -18,6 +19,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use super::Board;
+use super::stored::Stored;
 use crate::cli::table::spec;
 use crate::cli::{Args, Opt};
 use crate::error::Error;
@@ -26,6 +28,7 @@ pub(super) struct Sources<'a> {
     args: &'a Args,
     env: &'a dyn Fn(&str) -> Option<String>,
     board: Option<&'a Board>,
+    stored: Option<&'a Stored>,
 }
 
 /// An explicitly given value must say something.
@@ -44,7 +47,17 @@ impl<'a> Sources<'a> {
         env: &'a dyn Fn(&str) -> Option<String>,
         board: Option<&'a Board>,
     ) -> Self {
-        Sources { args, env, board }
+        Sources {
+            args,
+            env,
+            board,
+            stored: None,
+        }
+    }
+
+    /// These sources with the stored pairing's layer below the board profile.
+    pub fn with_stored(self, stored: Option<&'a Stored>) -> Self {
+        Sources { stored, ..self }
     }
 
     /// Whether the command takes `opt` (a command-less resolve, in tests, takes everything).
@@ -65,9 +78,22 @@ impl<'a> Sources<'a> {
         }
     }
 
-    /// The setting's text and where it came from (`--flag` or the variable): the flag, else
-    /// its variable, else the board profile. `None` when not given, or not the command's.
+    /// The setting's text and where it came from (`--flag`, the variable, or "the stored
+    /// pairing"): the flag, else its variable, else the board profile, else the stored pairing.
+    /// `None` when not given, or not the command's.
     pub fn given(&self, opt: Opt) -> Result<Option<(String, String)>, Error> {
+        if let Some(given) = self.explicit(opt)? {
+            return Ok(Some(given));
+        }
+        Ok(self
+            .stored
+            .filter(|_| self.applies(opt))
+            .and_then(|s| s.value(opt))
+            .map(|v| (v.to_string(), "the stored pairing".to_string())))
+    }
+
+    /// [`given`](Sources::given) above the stored pairing: the flag, the variable or the board.
+    pub fn explicit(&self, opt: Opt) -> Result<Option<(String, String)>, Error> {
         if !self.applies(opt) {
             return Ok(None);
         }

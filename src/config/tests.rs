@@ -37,6 +37,7 @@ pub(crate) fn resolve(args: &[&str], env: &[(&str, &str)]) -> Result<Settings, E
         &args,
         &move |k| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()),
         false,
+        &|_, _| None,
     )
 }
 
@@ -138,6 +139,7 @@ pub(crate) fn plan_for(args: &[&str], env: &[(&str, &str)]) -> Result<Plan, Erro
         &args,
         &move |k| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()),
         false,
+        &|_, _| None,
     )
 }
 
@@ -159,7 +161,12 @@ fn headless_flows_are_checked_before_any_request() {
     let Command::Pair(pair) = plan.command else {
         panic!("{:?}", plan.command)
     };
-    let enrol = pair.enrol.expect("a headless enrolment");
+    let crate::agent::Pairing::Headless {
+        enrolment: enrol, ..
+    } = pair.how
+    else {
+        panic!("a headless enrolment: {:?}", pair.how)
+    };
     assert_eq!(
         enrol.grant,
         Grant::jwt_bearer(
@@ -416,4 +423,49 @@ fn the_secret_comes_from_a_file_or_the_environment() {
     )
     .unwrap_err();
     assert!(e.message().contains("longer than"), "{e}");
+}
+
+#[test]
+fn the_stored_pairing_is_below_the_environment_and_above_the_defaults() {
+    let record = crate::store::Record {
+        refresh_token: crate::secret::Secret::new("5Aep861"),
+        client_id: "3MVG9STORED".into(),
+        dialect: crate::flow::dialect::Dialect::Salesforce,
+        login_url: "https://acme.my.salesforce.com".into(),
+        token_url: "https://acme.my.salesforce.com/services/oauth2/token".into(),
+        revoke_url: None,
+        instance_url: "https://acme.my.salesforce.com".into(),
+        identity_url: String::new(),
+        scope: "api refresh_token".into(),
+        issued_at_ms: 0,
+        paired_at: 0,
+        grant: Grant::Device,
+    };
+    let with = |args: &[&str], env: &[(&str, &str)]| {
+        let args = parse(["sfpair"].iter().chain(args).map(OsString::from)).unwrap();
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::resolve(
+            &args,
+            &move |k| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()),
+            false,
+            &|_, _| Some(record.clone()),
+        )
+        .unwrap()
+    };
+    let s = with(&["run", "--socket", "/s"], &[("HOME", "/h")]);
+    assert_eq!(s.login_url, "https://acme.my.salesforce.com");
+    assert_eq!(s.client_id.as_deref(), Some("3MVG9STORED"));
+    let s = with(
+        &["run", "--socket", "/s"],
+        &[("HOME", "/h"), ("SFPAIR_CLIENT_ID", "ENV")],
+    );
+    assert_eq!(s.client_id.as_deref(), Some("ENV"));
+    let s = with(
+        &["pair", "--login-url", "https://test.salesforce.com"],
+        &[("HOME", "/h")],
+    );
+    assert_eq!(s.login_url, "https://test.salesforce.com");
 }

@@ -600,3 +600,34 @@ fn a_fleet_failing_together_retries_apart() {
         "{per_100ms:?}"
     );
 }
+
+#[test]
+fn a_device_never_paired_stops_at_the_first_unknown_host_or_refused_connection() {
+    for kind in [TransportErrorKind::Dns, TransportErrorKind::Refused] {
+        let mut d = Driver::new(FlowConfig {
+            fail_fast_unreachable: true,
+            ..config()
+        });
+        d.next_send();
+        d.fail(kind);
+        let e = d.done().clean_err();
+        assert_eq!(e.exit_code(), 7, "{kind:?}");
+        assert!(e.message().contains("--login-url"), "{}", e.message());
+        assert!(e.message().contains("sfpair doctor"), "{}", e.message());
+        assert_eq!(d.secs(), 0.0, "no retry");
+    }
+    // A timeout may pass: retried as ever; and without the rule, an unknown host is too.
+    for (fast, kind) in [
+        (true, TransportErrorKind::Timeout),
+        (false, TransportErrorKind::Dns),
+    ] {
+        let mut d = Driver::new(FlowConfig {
+            fail_fast_unreachable: fast,
+            ..config()
+        });
+        d.next_send();
+        d.fail(kind);
+        d.next_send();
+        assert!(d.secs() > 0.0, "{kind:?} retried");
+    }
+}

@@ -1,8 +1,12 @@
 //! The console presenter: the code, the URL and a scannable QR on a terminal, or plain ASCII
 //! lines for a serial console.
 //!
-//! On a TTY it keeps a live countdown on the last line (rewritten with `\r` and an erase-line
-//! escape) and sets the QR's colours itself: dark modules on a light quiet zone, from the
+//! The QR comes first and the words after it, so the URL and the code are the last lines
+//! written: on a classic 80x24 terminal the whole screen fits (a QR of up to 37 modules, a URL
+//! of about 100 bytes; its quiet zone narrows from 4 modules to 2 to make room), and whatever
+//! scrolls away, it is never the code. On a TTY the last line is a live countdown that repeats
+//! the code ("and enter the code ABCD1234; it expires in 9:58", rewritten with `\r` and an
+//! erase-line escape), and the console sets the QR's colours itself: dark modules on a light quiet zone, from the
 //! 256-colour cube (which terminal themes do not remap, unlike the 16 basic colours), reset at
 //! the end of every line. Without that, a terminal with a white background shows the plain
 //! rendering inverted, and many phone scanners refuse an inverted code. Off a TTY (a log file, a pipe, systemd's journal) it writes no control
@@ -28,6 +32,23 @@ pub enum Style {
 
 /// Spec quiet zone (ISO/IEC 18004): four light modules around the symbol.
 const QUIET_ZONE: usize = 4;
+/// The narrowest quiet zone drawn on a terminal, where the screen is short: phone scanners read
+/// codes with two modules of margin (the light cells the console draws itself).
+const NARROW_QUIET_ZONE: usize = 2;
+/// The classic terminal's height, which the TTY screen fits: the QR and the three lines below.
+const SCREEN_ROWS: usize = 24;
+const TEXT_ROWS: usize = 3;
+
+/// The quiet zone on a TTY: the spec's four modules when the screen still fits 24 rows, else
+/// two.
+fn tty_quiet_zone(width: usize) -> usize {
+    let rows = |q: usize| (width + 2 * q).div_ceil(2);
+    if rows(QUIET_ZONE) + TEXT_ROWS <= SCREEN_ROWS {
+        QUIET_ZONE
+    } else {
+        NARROW_QUIET_ZONE
+    }
+}
 
 /// QR lines on a TTY: blocks in black (cube colour 16) are the dark modules, on a white
 /// background (231), so the light quiet zone is the cell background and fills each cell whole.
@@ -47,6 +68,8 @@ pub struct Console<W: Write> {
     /// The countdown currently occupies the last line (TTY only).
     countdown_shown: bool,
     last_countdown: Option<u64>,
+    /// The code on show, cleaned, which the countdown repeats.
+    user_code: String,
 }
 
 impl Console<io::Stdout> {
@@ -75,6 +98,7 @@ impl<W: Write> Console<W> {
             tty,
             countdown_shown: false,
             last_countdown: None,
+            user_code: String::new(),
         }
     }
 
@@ -105,42 +129,59 @@ impl<W: Write> Console<W> {
     }
 
     fn code(&mut self, code: &ShownCode) -> io::Result<()> {
-        let mut text = String::new();
-        if code.number > 1 {
-            text.push_str(&format!(
-                "\nThe previous code can no longer be used. New code ({} of {}):\n",
-                code.number, code.max_codes
-            ));
-        }
         let uri = self.clean(&code.verification_uri).into_owned();
-        let user_code = self.clean(&code.user_code).into_owned();
+        self.user_code = self.clean(&code.user_code).into_owned();
+        let user_code = &self.user_code;
+        let valid = minutes(code.expires_in);
+        let mut text = String::new();
         match self.style {
             Style::Text => {
+                if code.number > 1 {
+                    text.push_str(&format!(
+                        "\nThe previous code can no longer be used. New code ({} of {}):\n",
+                        code.number, code.max_codes
+                    ));
+                }
                 text.push_str(&format!(
-                    "\nTo pair this device with Salesforce, open {uri}\nand enter the code {user_code}\n"
+                    "\nTo pair this device with Salesforce, open {uri}\nand enter the code \
+                     {user_code}\n\nThe code is valid for {valid}.\n"
                 ));
             }
             Style::Qr => {
-                text.push_str(&format!(
-                    "\nTo pair this device with Salesforce, scan the QR code with a phone,\n\
-                     or open {uri}\nand enter {user_code}\n\n"
-                ));
                 match QrMatrix::encode(&code.one_tap_uri) {
-                    Some(qr) if self.tty => text.push_str(&tty_qr(&qr)),
+                    Some(qr) if self.tty => {
+                        text.push_str(&tty_qr(&qr, tty_quiet_zone(qr.width())));
+                    }
                     Some(qr) => {
+                        text.push('\n');
                         for line in half_blocks(&qr, QUIET_ZONE).lines() {
                             text.push_str(&format!("  {line}\n"));
                         }
                     }
                     None => text.push_str("  (the URL is too long for a QR code)\n"),
                 }
+                // The words last, so they are what stays on a short screen.
+                if code.number > 1 {
+                    text.push_str(&format!(
+                        "New code ({} of {}): scan it with a phone, or open\n",
+                        code.number, code.max_codes
+                    ));
+                } else {
+                    text.push_str(
+                        "To pair this device with Salesforce, scan the QR code with a phone, or open\n",
+                    );
+                }
+                text.push_str(&format!("{uri}\n"));
+                if !self.tty {
+                    text.push_str(&format!(
+                        "and enter the code {user_code} (valid for {valid}).\n"
+                    ));
+                }
             }
         }
-        text.push_str(&format!(
-            "\nThe code is valid for {}.\n",
-            minutes(code.expires_in)
-        ));
-        self.lines(&text)
+        self.lines(&text)?;
+        // On a TTY the third line is the countdown, which repeats the code.
+        self.countdown(code.expires_in)
     }
 
     fn countdown(&mut self, remaining: Duration) -> io::Result<()> {
@@ -155,7 +196,8 @@ impl<W: Write> Console<W> {
         self.countdown_shown = true;
         write!(
             self.out,
-            "\r\x1b[2KWaiting for approval; the code expires in {}:{:02}",
+            "\r\x1b[2Kand enter the code {}; it expires in {}:{:02}",
+            self.user_code,
             secs / 60,
             secs % 60
         )?;
@@ -167,10 +209,10 @@ impl<W: Write> Console<W> {
 /// as blocks in the terminal's foreground colour, so here each cell is flipped (a block becomes
 /// a space, an upper half a lower half) and drawn dark on a light background. Every line ends
 /// with a reset, so nothing is left coloured if the output stops mid-way.
-fn tty_qr(qr: &QrMatrix) -> String {
-    let plain = half_blocks(qr, QUIET_ZONE);
+fn tty_qr(qr: &QrMatrix, quiet_zone: usize) -> String {
+    let plain = half_blocks(qr, quiet_zone);
     let rows = plain.lines().count();
-    let odd = (qr.width() + 2 * QUIET_ZONE) % 2 == 1;
+    let odd = (qr.width() + 2 * quiet_zone) % 2 == 1;
     let mut out = String::with_capacity(plain.len() + rows * 32);
     for (i, line) in plain.lines().enumerate() {
         out.push_str("  ");
@@ -332,8 +374,51 @@ mod tests {
         assert_eq!(decode_terminal(&qr, Theme::Light), url);
         // Nothing after the code is coloured: the text after the QR starts at a reset.
         let after = &out[out.rfind(RESET).unwrap() + RESET.len()..];
-        assert!(!after.contains('\x1b'), "{after:?}");
-        assert!(after.contains("valid for 10 minutes"));
+        assert!(
+            !after.contains("\x1b[38") && !after.contains("\x1b[48"),
+            "{after:?}"
+        );
+        assert!(after.contains("https://login.salesforce.com/setup/connect\n"));
+        assert!(after.ends_with("and enter the code X1D9SEET; it expires in 10:00"));
+    }
+
+    /// The screen on a TTY, as its rows: the QR, the two lines, the countdown.
+    fn tty_rows(url: &str) -> Vec<String> {
+        let mut c = code(1);
+        c.one_tap_uri = url.into();
+        let out = render(Style::Qr, true, &[Event::CodeIssued(c)]);
+        out.split('\n').map(str::to_string).collect()
+    }
+
+    #[test]
+    fn on_a_tty_the_screen_fits_24_rows_with_the_code_and_the_url_last() {
+        use crate::present::qr::terminal_qr::{Theme, decode_terminal};
+        let login = "https://login.salesforce.com/setup/connect?user_code=X1D9SEET";
+        // A long My Domain with prompt=login: a bigger QR, drawn with a narrower quiet zone.
+        let sandbox = "https://acme-industrial--uat.sandbox.my.salesforce.com/setup/connect\
+                       ?user_code=X1D9SEET&prompt=login";
+        for url in [login, sandbox] {
+            let rows = tty_rows(url);
+            assert!(rows.len() <= 24, "{} rows for {url}", rows.len());
+            let n = rows.len();
+            assert!(rows[n - 3].ends_with("or open"), "{:?}", &rows[n - 3..]);
+            assert_eq!(rows[n - 2], "https://login.salesforce.com/setup/connect");
+            assert!(rows[n - 1].contains("enter the code X1D9SEET; it expires in 10:00"));
+            let qr: String = rows
+                .iter()
+                .filter(|l| l.starts_with("  \x1b"))
+                .map(|l| format!("{}\n", &l[2..]))
+                .collect();
+            for theme in [Theme::Dark, Theme::Light] {
+                assert_eq!(decode_terminal(&qr, theme), url);
+            }
+        }
+        assert_eq!(
+            tty_quiet_zone(33),
+            4,
+            "a login.salesforce.com code keeps 4 modules"
+        );
+        assert_eq!(tty_quiet_zone(37), 2);
     }
 
     #[test]
@@ -404,7 +489,7 @@ mod tests {
             1,
             "same second drawn once"
         );
-        assert!(out.contains("\r\x1b[2KWaiting for approval; the code expires in 9:58"));
+        assert!(out.contains("\r\x1b[2Kand enter the code X1D9SEET; it expires in 9:58"));
         assert!(
             out.contains("\r\x1b[2K\nPaired."),
             "countdown erased before the result"

@@ -12,6 +12,10 @@
 //! When no scannable QR fits (a 128×32 panel and a Salesforce URL, say), the screen shows the
 //! code and the URL as text, and [`CodeScreen::text_only_reason`] says why, for the log.
 //! Text comes from embedded-graphics' mono fonts, scaled up by whole numbers on big canvases.
+//! The user code is drawn so that no character passes for another: a zero gets a dot in its
+//! middle (its O stays hollow; the fonts' 1 has a flag, their I bars at both ends), and a code
+//! of letters and digits is shown as two groups with a gap between them, not a character (the
+//! person types it as shown, without a space).
 
 use core::time::Duration;
 
@@ -97,6 +101,87 @@ impl Font {
         (width / per.max(1)) as usize
     }
 
+    /// The gap between the code's two groups, in unscaled pixels; 0 for a code that is not
+    /// grouped (short, or with its own separator, as RFC 8628's `WDJB-MJHT`).
+    fn group_gap(&self, code: &str) -> u32 {
+        let grouped = code.len() >= 6 && code.bytes().all(|b| b.is_ascii_alphanumeric());
+        match grouped {
+            true => self.mono.character_size.width.div_ceil(2) + self.mono.character_spacing,
+            false => 0,
+        }
+    }
+
+    /// Width in pixels of the user code as [`draw_code`](Font::draw_code) draws it.
+    pub fn code_width(&self, code: &str) -> u32 {
+        self.width(code) + self.group_gap(code) * self.scale
+    }
+
+    /// Draws the user code lit at (`x`, `y`): in two groups, each zero dotted.
+    pub fn draw_code(&self, canvas: &mut Canvas, code: &str, x: u32, y: u32) {
+        let gap = self.group_gap(code);
+        let split = if gap > 0 { code.len() / 2 } else { code.len() };
+        let (first, second) = code.split_at(split);
+        let style = MonoTextStyle::new(self.mono, BinaryColor::On);
+        let mut glyphs = Canvas::new(
+            self.code_width(code) / self.scale,
+            self.mono.character_size.height,
+        );
+        let second_x = self.width(first) / self.scale + self.mono.character_spacing + gap;
+        for (part, at) in [(first, 0), (second, second_x)] {
+            let at = Point::new(at as i32, 0);
+            let _ = Text::with_baseline(part, at, style, Baseline::Top).draw(&mut glyphs);
+        }
+        let per = self.mono.character_size.width + self.mono.character_spacing;
+        for (i, c) in code.chars().enumerate() {
+            if c == '0' {
+                let cell = i as u32 * per + if i >= split { gap } else { 0 };
+                self.dot_zero(&mut glyphs, cell);
+            }
+        }
+        canvas.blit_lit(&glyphs, x, y, self.scale);
+    }
+
+    /// Lights the middle of the hollow of the zero whose cell starts at `cell` (unscaled): a
+    /// dot, two pixels wide where the hollow is even and wide enough, one where it is odd, the
+    /// whole hollow where it is one or two pixels (a barred zero). A zero with no hollow left
+    /// at its middle row (a font's own barred zero) is left as it is.
+    fn dot_zero(&self, glyphs: &mut Canvas, cell: u32) {
+        let (w, h) = (
+            self.mono.character_size.width,
+            self.mono.character_size.height,
+        );
+        let lit_rows: Vec<u32> = (0..h)
+            .filter(|&y| (cell..cell + w).any(|x| glyphs.is_lit(x, y)))
+            .collect();
+        let (Some(&top), Some(&bottom)) = (lit_rows.first(), lit_rows.last()) else {
+            return;
+        };
+        let mid = (top + bottom) / 2;
+        let row: Vec<bool> = (cell..cell + w).map(|x| glyphs.is_lit(x, mid)).collect();
+        let Some(left) = row.iter().position(|&l| l) else {
+            return;
+        };
+        let Some(start) = row[left..].iter().position(|&l| !l).map(|i| left + i) else {
+            return;
+        };
+        let Some(len) = row[start..].iter().position(|&l| l) else {
+            return;
+        };
+        let dot = match len {
+            0 => return,
+            1 | 2 => len,
+            n if n % 2 == 1 => 1,
+            _ => 2,
+        };
+        let rows = if bottom - top + 1 >= 12 { 2 } else { 1 };
+        let x0 = cell + (start + (len - dot) / 2) as u32;
+        for y in mid..mid + rows {
+            for x in x0..x0 + dot as u32 {
+                glyphs.set(x, y, true);
+            }
+        }
+    }
+
     /// Draws `text` lit, top-left corner at (`x`, `y`).
     pub fn draw(&self, canvas: &mut Canvas, text: &str, x: u32, y: u32) {
         let style = MonoTextStyle::new(self.mono, BinaryColor::On);
@@ -142,6 +227,8 @@ struct Line {
     font: Font,
     /// `None` = the countdown, filled in at draw time.
     text: Option<String>,
+    /// The user code: drawn with [`Font::draw_code`].
+    code: bool,
     x: u32,
     y: u32,
 }
@@ -267,7 +354,7 @@ impl CodeScreen {
         let mut chosen = None;
         'fonts: for big in BIG_FONTS
             .iter()
-            .filter(|f| f.width(&code.user_code) <= inner)
+            .filter(|f| f.code_width(&code.user_code) <= inner)
         {
             for small in SMALL_FONTS.iter().filter(|f| f.height() < big.height()) {
                 let url_lines = wrap(url, small.chars_in(inner));
@@ -300,6 +387,7 @@ impl CodeScreen {
         lines.push(Line {
             font: big,
             text: Some(code.user_code.clone()),
+            code: true,
             x: 1,
             y,
         });
@@ -308,6 +396,7 @@ impl CodeScreen {
             lines.push(Line {
                 font: small,
                 text: Some(text),
+                code: false,
                 x: 1,
                 y,
             });
@@ -317,6 +406,7 @@ impl CodeScreen {
             lines.push(Line {
                 font: small,
                 text: None,
+                code: false,
                 x: 1,
                 y,
             });
@@ -364,7 +454,11 @@ impl CodeScreen {
         let left = time_left(remaining);
         for line in &self.lines {
             let text = line.text.as_deref().unwrap_or(&left);
-            line.font.draw(&mut canvas, text, line.x, line.y);
+            if line.code {
+                line.font.draw_code(&mut canvas, text, line.x, line.y);
+            } else {
+                line.font.draw(&mut canvas, text, line.x, line.y);
+            }
         }
         canvas
     }
@@ -378,7 +472,7 @@ fn plan_beside(x: u32, width: u32, height: u32, code: &ShownCode) -> Option<Vec<
     let notice = (code.number > 1).then(|| format!("new code {}/{}", code.number, code.max_codes));
     for big in BIG_FONTS
         .iter()
-        .filter(|f| f.width(&code.user_code) <= width)
+        .filter(|f| f.code_width(&code.user_code) <= width)
     {
         let Some(small) = SMALL_FONTS
             .iter()
@@ -410,6 +504,7 @@ fn plan_beside(x: u32, width: u32, height: u32, code: &ShownCode) -> Option<Vec<
                 lines.push(Line {
                     font: *f,
                     text: Some(n.clone()),
+                    code: false,
                     x,
                     y,
                 });
@@ -418,6 +513,7 @@ fn plan_beside(x: u32, width: u32, height: u32, code: &ShownCode) -> Option<Vec<
             lines.push(Line {
                 font: *big,
                 text: Some(code.user_code.clone()),
+                code: true,
                 x,
                 y,
             });
@@ -426,6 +522,7 @@ fn plan_beside(x: u32, width: u32, height: u32, code: &ShownCode) -> Option<Vec<
                 lines.push(Line {
                     font: *f,
                     text: Some(host.to_string()),
+                    code: false,
                     x,
                     y,
                 });
@@ -434,6 +531,7 @@ fn plan_beside(x: u32, width: u32, height: u32, code: &ShownCode) -> Option<Vec<
             lines.push(Line {
                 font: *small,
                 text: None,
+                code: false,
                 x,
                 y,
             });

@@ -10,12 +10,18 @@
 //!   slow org never holds the lock the broker's clients wait on.
 //! - The figures health shows (queue depth, dead letters, paused or not) are kept in the
 //!   supervisor's status after every round; health never reads the outbox itself.
+//! - Another process may hold the deliver lock (an `outbox flush`, or the previous `run` still
+//!   stopping): then this one queues only, and takes the lock over as soon as it is free (the
+//!   other's close of `deliver.lock` wakes the directory watch; [`LOCK_RETRY`] bounds the wait).
+//! - The run's [`Stop`] ends every wait (a byte down the same pipe as the pokes) and the rounds
+//!   between two batches (docs/run.md, "Stopping").
 //!
 //! Nothing here decides what a reply means (`delivery`, `delivery::batch`) or when to
 //! retry (`delivery::pace`).
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -30,8 +36,9 @@ use crate::delivery::{self, Deliverer, Round};
 use crate::error::Error;
 use crate::health::RunStatus;
 use crate::http::OpenReply;
-use crate::outbox::Outbox;
+use crate::outbox::{DeliverLock, Outbox};
 use crate::session::Session;
+use crate::stop::Stop;
 use crate::time::{Clock, SystemClock};
 use crate::wire::{Request, TransportError};
 
@@ -39,6 +46,8 @@ use crate::wire::{Request, TransportError};
 pub const LINGER: Duration = Duration::from_millis(200);
 /// Look at the outbox at least this often even without a wake (no inotify, or a missed one).
 pub const IDLE_CHECK: Duration = Duration::from_secs(300);
+/// While another process holds the deliver lock, try it again at least this often.
+pub const LOCK_RETRY: Duration = Duration::from_secs(1);
 
 /// Sessions from the shared agent, requests over an agent of the thread's own that never
 /// refreshes (only its transport is used).
@@ -63,23 +72,16 @@ impl Caller for SharedCaller {
     }
 }
 
-/// Wakes the delivery thread (`poke`) or ends it (`stop`), through a pipe it polls.
+/// Wakes the delivery thread (`poke`), through a pipe it polls; the run's [`Stop`] ends it
+/// through the same pipe.
 pub struct Handle {
     poker: Poker,
-    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Handle {
     /// Something that wakes the thread, for whoever learns of new work (a pairing).
     pub fn poker(&self) -> Poker {
         self.poker.clone()
-    }
-
-    pub fn stop(mut self) {
-        self.poker.send(b's');
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 
@@ -101,7 +103,8 @@ impl Poker {
 /// Told when delivery finds the pairing dead (a refresh refused): the supervisor's news.
 pub type Died = Box<dyn Fn(&Error) + Send>;
 
-/// Starts the thread over `outbox`.
+/// Starts the thread over `outbox`; it ends when `stop` is set, dropping `running` then.
+#[allow(clippy::too_many_arguments)]
 pub fn start(
     outbox: Outbox,
     options: delivery::Options,
@@ -109,9 +112,14 @@ pub fn start(
     sender: Agent,
     status: Arc<Mutex<RunStatus>>,
     died: Died,
+    stop: Stop,
+    running: Sender<()>,
 ) -> Result<Handle, Error> {
     let (read, write) = pipe()?;
     let watch = watch(&outbox);
+    let poker = Poker(Arc::new(write));
+    let waker = poker.clone();
+    stop.on_stop(move || waker.send(b's'));
     let mut worker = Worker {
         outbox,
         deliverer: Deliverer::new(options),
@@ -121,16 +129,17 @@ pub fn start(
         pace: Pace::new(Policy::RUN, crate::agent::random_seed()),
         paused: None,
         died,
+        stop,
     };
-    let thread = std::thread::Builder::new()
+    std::thread::Builder::new()
         .name("sfpair-delivery".into())
         .stack_size(crate::http::THREAD_STACK)
-        .spawn(move || worker.serve(read, watch))
+        .spawn(move || {
+            let _running = running;
+            worker.serve(read, watch)
+        })
         .map_err(|e| Error::config(format!("cannot start the delivery thread: {e}")))?;
-    Ok(Handle {
-        poker: Poker(Arc::new(write)),
-        thread: Some(thread),
-    })
+    Ok(Handle { poker })
 }
 
 struct Worker {
@@ -143,30 +152,24 @@ struct Worker {
     /// Why delivery waits, while it does.
     paused: Option<String>,
     died: Died,
+    /// The run's stop: ends the waits (through the pipe) and the linger.
+    stop: Stop,
 }
 
 impl Worker {
     fn serve(&mut self, stop: OwnedFd, watch: Option<OwnedFd>) {
-        let _lock = match self.outbox.try_deliver_lock() {
-            Ok(Some(lock)) => lock,
-            Ok(None) => {
-                warn!(
-                    "outbox {}: another sfpair delivers from it; this one only queues",
-                    self.outbox.dir().display()
-                );
-                self.publish();
-                return self.idle(stop);
-            }
-            Err(e) => {
-                warn!("outbox: {e}; delivery is off");
-                return self.idle(stop);
-            }
+        let Some(_lock) = self.deliver_lock(&stop, watch.as_ref()) else {
+            return;
         };
         let mut wait = Some(Duration::ZERO);
         loop {
             match wake(&stop, watch.as_ref(), wait.unwrap_or(IDLE_CHECK)) {
                 Woke::Stop => return,
-                Woke::Changed => std::thread::sleep(LINGER),
+                Woke::Changed => {
+                    if self.stop.sleep(LINGER) {
+                        return;
+                    }
+                }
                 Woke::Timeout => {}
             }
             wait = self.deliver();
@@ -174,15 +177,53 @@ impl Worker {
         }
     }
 
-    /// Without delivery, only waits for the stop byte.
-    fn idle(&mut self, stop: OwnedFd) {
-        while !matches!(wake(&stop, None, Duration::from_secs(3600)), Woke::Stop) {}
+    /// The deliver lock, at once or as soon as the process that holds it lets go (an `outbox
+    /// flush`, or the previous `run` still stopping): its close of `deliver.lock` wakes the
+    /// directory watch, and [`LOCK_RETRY`] bounds the wait where there is none. `None` when
+    /// stopped, or when the lock cannot be taken at all (then only the stop is waited for).
+    fn deliver_lock(&mut self, stop: &OwnedFd, watch: Option<&OwnedFd>) -> Option<DeliverLock> {
+        let mut waiting = false;
+        loop {
+            match self.outbox.try_deliver_lock() {
+                Ok(Some(lock)) => {
+                    if waiting {
+                        info!("outbox: the other deliverer let go; delivering from here now");
+                        self.paused = None;
+                    }
+                    return Some(lock);
+                }
+                Ok(None) if !waiting => {
+                    warn!(
+                        "outbox {}: another sfpair delivers from it (an `outbox flush`, or the \
+                         previous run still stopping); this one queues, and delivers as soon \
+                         as the other lets go",
+                        self.outbox.dir().display()
+                    );
+                    waiting = true;
+                    self.paused = Some("another process is delivering from this outbox".into());
+                    self.publish();
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    warn!("outbox: {e}; delivery is off");
+                    while !matches!(wake(stop, None, Duration::from_secs(3600)), Woke::Stop) {}
+                    return None;
+                }
+            }
+            if matches!(wake(stop, watch, LOCK_RETRY), Woke::Stop) {
+                return None;
+            }
+        }
     }
 
     /// Rounds until the outbox is empty or must wait; the wait, or `None` when empty.
     fn deliver(&mut self) -> Option<Duration> {
-        // Bounded: each round settles at least one record or returns a wait.
+        // Bounded: each round settles at least one record or returns a wait; a stop ends it
+        // between rounds.
         loop {
+            if self.stop.is_stopped() {
+                return None;
+            }
             let now = self.clock.unix_time().as_secs();
             let round = self
                 .deliverer

@@ -25,6 +25,8 @@
 //!
 //! This file must not log the record's contents.
 
+mod pairing_lock;
+
 use std::fs::{self, DirBuilder, File, Metadata, OpenOptions};
 use std::io::{self, Read};
 use std::os::unix::fs::{DirBuilderExt, FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
@@ -55,6 +57,8 @@ pub struct FileStore {
     prepared: Option<(PathBuf, File)>,
     /// How records are sealed and opened (`store/sealed.rs`); plain unless given.
     envelope: Box<dyn Envelope>,
+    /// The pairing lock (`pairing_lock.rs`), while a pairing holds it.
+    pairing: Option<File>,
 }
 
 fn kind_name(meta: &Metadata) -> &'static str {
@@ -83,6 +87,7 @@ impl FileStore {
             held: None,
             prepared: None,
             envelope: Box::new(Plain),
+            pairing: None,
         }
     }
 
@@ -430,6 +435,15 @@ impl TokenStore for FileStore {
 
     fn unlock(&mut self) {
         self.unlock_held()
+    }
+
+    fn try_lock_pairing(&mut self) -> Result<bool, Error> {
+        self.lock_pairing()
+    }
+
+    fn unlock_pairing(&mut self) {
+        // Dropping the handle releases the flock.
+        self.pairing = None;
     }
 
     fn prepare_save(&mut self) -> Result<SaveCheck, Error> {

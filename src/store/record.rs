@@ -22,7 +22,8 @@
 //! checksum matches.
 //!
 //! Version 2 adds the grant (tags 12-15: which headless flow, and the username, key file path
-//! and audience it needs again; never a key or a secret) and has no refresh token. It gets its
+//! and audience it needs again; tag 16: the client credentials' secret file path; never a key
+//! or a secret) and has no refresh token. It gets its
 //! own version, not just new tags, because a version-1 reader skips unknown tags: it would see a
 //! record without a refresh token and call it corrupt. With version 2 it says "upgrade sfpair"
 //! instead. Device-flow records are still written as version 1, so going back to an older
@@ -77,6 +78,7 @@ const TAG_GRANT: u8 = 12;
 const TAG_USERNAME: u8 = 13;
 const TAG_KEY_FILE: u8 = 14;
 const TAG_AUDIENCE: u8 = 15;
+const TAG_SECRET_FILE: u8 = 16;
 
 /// How the agent gets a new session: with the stored refresh token (the device flow), or by
 /// running a headless grant again, which has no refresh token (docs/protocol.md, "Headless
@@ -98,8 +100,10 @@ pub enum Headless {
         key_file: String,
         audience: String,
     },
-    /// The consumer key and secret; the secret comes from the settings each time.
-    ClientCredentials,
+    /// The consumer key and secret; the secret comes from the settings each time, by default
+    /// from the file it was read from at enrolment (its path only; `None` in records written
+    /// before it was kept).
+    ClientCredentials { secret_file: Option<String> },
 }
 
 impl Grant {
@@ -112,7 +116,16 @@ impl Grant {
     }
 
     pub fn client_credentials() -> Grant {
-        Grant::Headless(alloc::boxed::Box::new(Headless::ClientCredentials))
+        Grant::Headless(alloc::boxed::Box::new(Headless::ClientCredentials {
+            secret_file: None,
+        }))
+    }
+
+    /// The client credentials grant, remembering the path of the secret's file.
+    pub fn client_credentials_from(secret_file: Option<String>) -> Grant {
+        Grant::Headless(alloc::boxed::Box::new(Headless::ClientCredentials {
+            secret_file,
+        }))
     }
 
     /// The `--flow` name.
@@ -120,7 +133,7 @@ impl Grant {
         match self.headless() {
             None => "device",
             Some(Headless::JwtBearer { .. }) => "jwt-bearer",
-            Some(Headless::ClientCredentials) => "client-credentials",
+            Some(Headless::ClientCredentials { .. }) => "client-credentials",
         }
     }
 
@@ -309,8 +322,11 @@ pub fn payload(record: &Record) -> Result<(u8, Zeroizing<Vec<u8>>), TooLarge> {
     put_field(&mut payload, TAG_PAIRED_AT, &record.paired_at.to_le_bytes());
     match record.grant.headless() {
         None => {}
-        Some(Headless::ClientCredentials) => {
-            put_field(&mut payload, TAG_GRANT, b"client-credentials")
+        Some(Headless::ClientCredentials { secret_file }) => {
+            put_field(&mut payload, TAG_GRANT, b"client-credentials");
+            if let Some(path) = secret_file {
+                put_field(&mut payload, TAG_SECRET_FILE, path.as_bytes());
+            }
         }
         Some(Headless::JwtBearer {
             username,
@@ -476,6 +492,7 @@ struct Fields {
     username: Option<String>,
     key_file: Option<String>,
     audience: Option<String>,
+    secret_file: Option<String>,
 }
 
 fn text(value: &[u8], name: &'static str) -> Result<String, DecodeError> {
@@ -519,6 +536,9 @@ fn parse_fields(mut payload: &[u8], version: u8) -> Result<Record, DecodeError> 
             TAG_USERNAME if version >= 2 => f.username = Some(text(value, "username")?),
             TAG_KEY_FILE if version >= 2 => f.key_file = Some(text(value, "key_file")?),
             TAG_AUDIENCE if version >= 2 => f.audience = Some(text(value, "audience")?),
+            TAG_SECRET_FILE if version >= 2 => {
+                f.secret_file = Some(text(value, "secret_file")?);
+            }
             // A field from a newer minor revision of this version: skip it.
             _ => {}
         }
@@ -526,7 +546,9 @@ fn parse_fields(mut payload: &[u8], version: u8) -> Result<Record, DecodeError> 
     }
     let grant = match f.grant.as_deref() {
         None => Grant::Device,
-        Some("client-credentials") => Grant::client_credentials(),
+        Some("client-credentials") => {
+            Grant::client_credentials_from(f.secret_file.filter(|p| !p.is_empty()))
+        }
         Some("jwt-bearer") => {
             let need = |v: Option<String>, name| {
                 v.filter(|v| !v.is_empty())
@@ -626,6 +648,14 @@ mod tests {
             ..headless()
         };
         assert_eq!(decode(&to_bytes(&cc, 1).unwrap()).unwrap().record, cc);
+        // The client credentials remember where the secret is read from, not the secret.
+        let remembered = Record {
+            grant: Grant::client_credentials_from(Some("/etc/sfpair/secret".into())),
+            ..headless()
+        };
+        let bytes = to_bytes(&remembered, 1).unwrap();
+        assert_eq!(decode(&bytes).unwrap().record, remembered);
+        assert!(bytes.windows(18).any(|w| w == b"/etc/sfpair/secret"));
     }
 
     #[test]

@@ -120,7 +120,6 @@ fn bad_paths_and_options_are_usage_errors_before_any_request() {
     let before = env.requests().len();
     for args in [
         &["call", "GET", "https://evil.example/services/data/"][..],
-        &["call", "GET", "/services/data/vXX.X/limits"],
         &["call", "FETCH", LIMITS],
         &["call", "GET"],
         &["call", "GET", LIMITS, "--header", "Authorization: Bearer x"],
@@ -338,4 +337,25 @@ fn an_untrusted_certificate_on_a_call_is_a_tls_error_with_one_ca_file_hint() {
     assert_eq!(out.code(), 7, "{out:?}");
     assert_eq!(out.stderr.matches("--ca-file").count(), 1, "{}", out.stderr);
     assert!(out.stdout.is_empty(), "{}", out.stdout);
+}
+
+/// A PATH outside /services/ goes to the data API of the default version (named in --help),
+/// not to a 404 at the instance's root; vXX.X takes that version too.
+#[test]
+fn a_relative_path_goes_to_the_data_api_of_the_default_version() {
+    let env = Env::start(fast());
+    env.pair_approved();
+    for path in ["limits", "/services/data/vXX.X/limits"] {
+        let before = env.requests().len();
+        let out = env.run(&["call", "GET", path]);
+        assert_eq!(out.code(), 0, "{path}: {out:?}");
+        let sent: Vec<String> = env.requests().into_iter().skip(before).collect();
+        assert!(
+            sent.iter()
+                .any(|l| l.starts_with("GET /services/data/v62.0/limits - 200")),
+            "{path}: {sent:?}"
+        );
+    }
+    let help = env.run(&["call", "--help"]);
+    assert!(help.stdout.contains("default 62.0"), "{}", help.stdout);
 }

@@ -70,7 +70,7 @@ pub(crate) fn jwt_env(knobs: &str, config: Config) -> (Env, PathBuf) {
     (env, kept)
 }
 
-fn jwt_pair(env: &Env, key: &Path, extra: &[&str]) -> Output {
+pub(crate) fn jwt_pair(env: &Env, key: &Path, extra: &[&str]) -> Output {
     let mut args = vec![
         "pair",
         "--flow",
@@ -269,7 +269,7 @@ fn a_readable_or_wrong_key_file_is_refused_before_any_request() {
     assert!(!env.token_path().exists());
 }
 
-fn cc_env(knobs: &str) -> (Env, PathBuf) {
+pub(crate) fn cc_env(knobs: &str) -> (Env, PathBuf) {
     let mut config = Config {
         consumer_secret: Some(SECRET.into()),
         ..fast()
@@ -281,7 +281,7 @@ fn cc_env(knobs: &str) -> (Env, PathBuf) {
     (env, file)
 }
 
-fn cc(env: &Env, secret: &Path, args: &[&str]) -> Output {
+pub(crate) fn cc(env: &Env, secret: &Path, args: &[&str]) -> Output {
     let mut command = env.command(args);
     command.env("SFPAIR_CLIENT_SECRET_FILE", secret);
     crate::harness::Running::spawn(command).finish(crate::harness::RUN_LIMIT)
@@ -295,9 +295,10 @@ fn client_credentials_enrol_on_my_domain_and_renew_by_granting_again() {
     assert_eq!(grants(&env, "client_credentials"), 1);
     let bytes = std::fs::read(env.token_path()).unwrap();
     assert!(!String::from_utf8_lossy(&bytes).contains(SECRET));
+    // The record names the secret's file, as a JWT record names its key file; never the secret.
     assert_eq!(
         stored_record(&env.token_path()).grant,
-        Grant::client_credentials()
+        Grant::client_credentials_from(Some(secret.to_str().unwrap().into()))
     );
     env.sim().expire_sessions();
     let out = cc(
@@ -307,11 +308,18 @@ fn client_credentials_enrol_on_my_domain_and_renew_by_granting_again() {
     );
     assert_eq!(out.code(), 0, "{out:?}");
     assert_eq!(grants(&env, "client_credentials"), 2);
-    // Without the secret, later commands say how to give it.
+    // Later commands read the secret from the file the pairing remembers.
+    env.sim().expire_sessions();
+    let out = env.run(&["token"]);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert_eq!(grants(&env, "client_credentials"), 3);
+    // Once that file is gone, they say which file and how to give another.
+    std::fs::remove_file(&secret).unwrap();
     let out = env.run(&["token"]);
     assert_eq!(out.code(), 2, "{out:?}");
+    assert!(out.stderr.contains("the stored pairing"), "{}", out.stderr);
     assert!(
-        out.stderr.contains("--client-secret-file"),
+        out.stderr.contains(secret.to_str().unwrap()),
         "{}",
         out.stderr
     );

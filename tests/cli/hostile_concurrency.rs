@@ -33,21 +33,39 @@ fn concurrent_token_runs_with_rotation_all_succeed_and_keep_the_grant() {
     assert_eq!(refreshes, 9);
 }
 
+/// Two forced pairings at once: the store's pairing lock lets one run and refuses the other
+/// before it asks for a code, so no grant is made that nobody stores; the one pairing that
+/// runs revokes the grant it replaces.
 #[test]
-fn concurrent_forced_pairings_leave_no_grant_unrevoked() {
+fn concurrent_forced_pairings_run_one_at_a_time_and_leave_no_grant_unrevoked() {
     let env = Env::start(fast());
     env.pair_approved();
-    let mut a = env.spawn(&["pair", "--force", "--json"]);
-    let mut b = env.spawn(&["pair", "--force", "--json"]);
-    let code_a = a.event("code", RUN_LIMIT);
-    let code_b = b.event("code", RUN_LIMIT);
-    env.approve(code_a["verification_uri_complete"].as_str().unwrap());
-    env.approve(code_b["verification_uri_complete"].as_str().unwrap());
-    assert_eq!(a.finish(RUN_LIMIT).code(), 0);
-    assert_eq!(b.finish(RUN_LIMIT).code(), 0);
-    // Three grants were made; two are replaced and must be revoked: the first pairing's and
-    // the one of the two new ones that was stored first.
-    assert_eq!(env.sim().revoked_refresh_tokens(), 2);
+    let a = env.spawn(&["pair", "--force", "--json"]);
+    let b = env.spawn(&["pair", "--force", "--json"]);
+    let deadline = std::time::Instant::now() + RUN_LIMIT;
+    let codes = || env.sim().pending_user_codes();
+    while codes().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no code");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(env.sim().approve(&codes()[0]));
+    let (a, b) = (a.finish(RUN_LIMIT), b.finish(RUN_LIMIT));
+    let mut exits = [a.code(), b.code()];
+    exits.sort();
+    assert_eq!(exits, [0, 2], "{a:?} {b:?}");
+    let refused = if a.code() == 2 { &a } else { &b };
+    assert!(
+        refused.stderr.contains("another sfpair is pairing"),
+        "{}",
+        refused.stderr
+    );
+    let codes_asked = env
+        .requests()
+        .iter()
+        .filter(|l| l.contains(" device_code "))
+        .count();
+    assert_eq!(codes_asked, 2, "the first pairing's and one more");
+    assert_eq!(env.sim().revoked_refresh_tokens(), 1);
     assert_eq!(env.run(&["token"]).code(), 0);
 }
 

@@ -239,6 +239,7 @@ fn no_key_secret_assertion_or_token_leaks_from_the_headless_grants() {
     ];
     let asset_run = s.outputs.len();
     assert_eq!(s.run(&asset), 0);
+    // No --username, and another app than the stored pairing's, whose user it cannot take.
     assert_eq!(
         s.run(&[
             "pair",
@@ -246,7 +247,9 @@ fn no_key_secret_assertion_or_token_leaks_from_the_headless_grants() {
             "--flow",
             "jwt-bearer",
             "--key-file",
-            &key
+            &key,
+            "--client-id",
+            "3MVG9another.app"
         ]),
         2
     );

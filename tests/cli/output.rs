@@ -133,3 +133,24 @@ fn a_client_id_that_contradicts_the_stored_pairing_is_warned_about_once() {
     let same = env.run(&["token"]);
     assert!(!same.stderr.contains("is not the one"), "{}", same.stderr);
 }
+
+/// /dev/null opened read-write as standard output (`1<>/dev/null`, Python's
+/// `subprocess.DEVNULL`, daemon-style redirections) is a working standard output, not a closed
+/// one: it used to be exit 10, "Bad file descriptor".
+#[test]
+fn dev_null_opened_read_write_is_a_working_standard_output() {
+    let env = Env::start(fast());
+    env.pair_approved();
+    for args in [&["--version"][..], &["token"], &["status", "--json"]] {
+        let mut command = env.command(args);
+        let null = File::options()
+            .read(true)
+            .write(true)
+            .open("/dev/null")
+            .unwrap();
+        command.stdout(null);
+        let (code, stderr) = finish(command);
+        assert_eq!(code, 0, "{args:?}: {stderr}");
+        assert_eq!(stderr, "", "{args:?}");
+    }
+}

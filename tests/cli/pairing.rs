@@ -233,7 +233,8 @@ fn the_console_screen_off_a_tty_is_plain_and_its_qr_scans() {
     );
     let code = url.rsplit('=').next().unwrap();
     assert!(
-        out.stdout.contains(&format!("and enter {code}\n")),
+        out.stdout
+            .contains(&format!("and enter the code {code} (valid for")),
         "{}",
         out.stdout
     );
@@ -421,4 +422,86 @@ fn the_console_screen_on_a_tty_sets_the_qr_colours_and_scans_on_any_theme() {
         );
     }
     assert!(out.stdout.contains("Paired."), "{:?}", out.stdout);
+}
+
+/// A login URL nobody answers: on a device never paired, the first refused connection ends the
+/// pairing at once with the doctor's advice (it cost five minutes of retries); on a device
+/// paired before, the network may just be down, so it is retried, and the end says the same.
+#[test]
+fn an_unreachable_login_url_fails_at_once_when_nothing_was_ever_paired() {
+    let env = Env::start(fast());
+    let dead = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let dead_url = format!("https://127.0.0.1:{dead}");
+    let started = std::time::Instant::now();
+    let out = crate::harness::Running::spawn({
+        let mut c = env.command(&["pair"]);
+        c.env("SFPAIR_LOGIN_URL", &dead_url);
+        c
+    })
+    .finish(RUN_LIMIT);
+    assert_eq!(out.code(), 7, "{out:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(out.stderr.contains("--login-url"), "{}", out.stderr);
+    assert!(out.stderr.contains("sfpair doctor"), "{}", out.stderr);
+    assert!(!env.token_path().exists());
+
+    env.pair_approved();
+    let out = crate::harness::Running::spawn({
+        let mut c = env.command(&["pair", "--force", "--json", "--retry-for", "2"]);
+        c.env("SFPAIR_LOGIN_URL", &dead_url);
+        c
+    })
+    .finish(RUN_LIMIT);
+    assert_eq!(out.code(), 7, "{out:?}");
+    assert!(
+        out.events().iter().any(|e| e["event"] == "retrying"),
+        "retried: {out:?}"
+    );
+    assert!(out.stderr.contains("sfpair doctor"), "{}", out.stderr);
+}
+
+/// Two `sfpair pair` at once: the second is refused at once, saying why, and the first goes on
+/// to store its own pairing (the second used to replace it silently).
+#[test]
+fn a_second_pairing_at_once_is_refused_and_the_first_goes_on() {
+    let env = Env::start(fast());
+    let mut first = env.spawn(&["pair", "--json"]);
+    let code = first.event("code", RUN_LIMIT);
+    let second = env.run(&["pair", "--json"]);
+    assert_eq!(second.code(), 2, "{second:?}");
+    assert!(
+        second.stderr.contains("another sfpair is pairing"),
+        "{}",
+        second.stderr
+    );
+    assert_eq!(
+        env.requests()
+            .iter()
+            .filter(|l| l.contains(" device_code "))
+            .count(),
+        1,
+        "the second asked for no code: {:?}",
+        env.requests()
+    );
+    env.approve(code["verification_uri_complete"].as_str().unwrap());
+    let out = first.finish(RUN_LIMIT);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert!(env.token_path().exists());
+    // Once it is done, the next pairing may run.
+    let again = env.run(&[
+        "pair",
+        "--force",
+        "--max-codes",
+        "1",
+        "--code-lifetime",
+        "1",
+    ]);
+    assert_eq!(again.code(), 4, "nobody approved, but it ran: {again:?}");
 }

@@ -14,10 +14,10 @@ use sfpair_sim::Config;
 
 use crate::harness::{Env, Running, fast, stored_record};
 
-const LIMIT: Duration = Duration::from_secs(30);
+pub(crate) const LIMIT: Duration = Duration::from_secs(30);
 
 /// One request line to the broker and its answer.
-fn ask(socket: &Path, line: &str) -> Value {
+pub(crate) fn ask(socket: &Path, line: &str) -> Value {
     let mut stream = UnixStream::connect(socket).unwrap();
     stream.set_read_timeout(Some(LIMIT)).unwrap();
     stream.write_all(line.as_bytes()).unwrap();
@@ -27,7 +27,7 @@ fn ask(socket: &Path, line: &str) -> Value {
     serde_json::from_str(&answer).unwrap_or_else(|e| panic!("{answer:?}: {e}"))
 }
 
-fn wait_for_socket(socket: &Path) {
+pub(crate) fn wait_for_socket(socket: &Path) {
     let deadline = Instant::now() + LIMIT;
     while UnixStream::connect(socket).is_err() {
         assert!(
@@ -40,7 +40,7 @@ fn wait_for_socket(socket: &Path) {
 }
 
 /// Polls health until its state is `state` (bounded), and returns it.
-fn health_until(socket: &Path, state: &str) -> Value {
+pub(crate) fn health_until(socket: &Path, state: &str) -> Value {
     let deadline = Instant::now() + LIMIT;
     loop {
         let health = ask(socket, r#"{"get":"health"}"#);
@@ -56,7 +56,7 @@ fn health_until(socket: &Path, state: &str) -> Value {
 }
 
 /// `sfpair run --socket … --json` with `extra`.
-fn start(env: &Env, extra: &[&str]) -> (Running, PathBuf) {
+pub(crate) fn start(env: &Env, extra: &[&str]) -> (Running, PathBuf) {
     let socket = env.scratch.0.join("run.sock");
     let mut args = vec!["run", "--socket", socket.to_str().unwrap(), "--json"];
     args.extend_from_slice(extra);
@@ -369,4 +369,34 @@ fn systemd_hears_ready_status_and_the_watchdog() {
             "a token in a notify message"
         );
     }
+}
+
+/// `run` that starts with a pairing stored says so in one line (it printed nothing): where it
+/// serves, for which org and user, and when the next keepalive comes; a JSON event with --json.
+#[test]
+fn run_says_one_line_when_it_starts_already_paired() {
+    let env = Env::start(fast());
+    env.pair_approved();
+    let (mut running, socket) = start(&env, &[]);
+    let serving = running.event("serving", LIMIT);
+    assert_eq!(serving["socket"], socket.to_str().unwrap(), "{serving}");
+    assert_eq!(serving["org_id"], "00DSIM0000000012BA", "{serving}");
+    assert!(serving["next_keepalive"].as_u64().is_some(), "{serving}");
+    running.terminate();
+    assert_eq!(running.finish(LIMIT).code(), 0);
+
+    let mut command = env.command(&["run", "--socket", socket.to_str().unwrap()]);
+    command.env("RUST_LOG", "off");
+    let running = Running::spawn(command);
+    wait_for_socket(&socket);
+    // The broker says it serves before it reads a signal, and the line comes before the stop.
+    running.terminate();
+    let out = running.finish(LIMIT);
+    let expected = format!(
+        "serving on {}, paired with org 00DSIM0000000012BA as 005SIM000000001YBA, next \
+         keepalive in ",
+        socket.display()
+    );
+    assert!(out.stdout.starts_with(&expected), "{:?}", out.stdout);
+    assert_eq!(out.stdout.lines().count(), 1, "{:?}", out.stdout);
 }

@@ -356,6 +356,37 @@ fn pkcs11_pairs_refreshes_and_serves_with_nothing_secret_in_the_store() {
     pairs_and_works_sealed(&Board::Pkcs11(&hsm), &env);
 }
 
+/// The stored pairing is a layer of the settings (docs/options.md) when it is sealed too: with
+/// no org or app given anywhere, `token` and `run` take them from the sealed record, opened
+/// with the sealer's settings alone, and a value that contradicts it is said once.
+#[test]
+fn a_sealed_pairing_gives_the_org_and_the_app_to_the_commands_that_stand_on_it() {
+    let env = Env::start(fast());
+    let tpm = Swtpm::start(&env.scratch.0.join("tpm"));
+    let board = Board::Tpm(&tpm);
+    board.pair(&env, &[]);
+    let bare = |args: &[&str]| {
+        let mut command = board.command(&env, args);
+        command
+            .env_remove("SFPAIR_LOGIN_URL")
+            .env_remove("SFPAIR_CLIENT_ID");
+        command
+    };
+    let other = "https://test.salesforce.com";
+    let out = Running::spawn(bare(&["token", "--login-url", other])).finish(RUN_LIMIT);
+    assert_eq!(out.code(), 0, "the sealed pairing is used: {out:?}");
+    let said = format!("--login-url {other} is not the one this device paired with");
+    assert_eq!(out.stderr.matches(&said).count(), 1, "{}", out.stderr);
+    let socket = env.scratch.0.join("run.sock");
+    let running = Running::spawn(bare(&["run", "--socket", socket.to_str().unwrap()]));
+    let broker = Broker::new(&socket);
+    until(|| broker.health().ok().filter(|h| h["state"] == "paired"));
+    running.terminate();
+    let out = running.finish(LIMIT);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert!(!out.stderr.contains("no client id"), "{}", out.stderr);
+}
+
 fn refused_with_exit_6(out: &Output, needle: &str) {
     assert_eq!(out.code(), 6, "{out:?}");
     assert!(

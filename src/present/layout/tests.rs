@@ -34,9 +34,22 @@ pub use crate::testing::shown_code as shown;
 
 /// Is `text` drawn in `font` somewhere in `frame`, pixel for pixel over its whole box?
 fn shows_text(frame: &Canvas, font: Font, text: &str) -> bool {
-    let (w, h) = (font.width(text), font.height());
+    shows(frame, font.width(text), font.height(), |c| {
+        font.draw(c, text, 0, 0)
+    })
+}
+
+/// Is the user code drawn in `font` (grouped, zeros dotted) somewhere in `frame`?
+fn shows_code(frame: &Canvas, font: Font, code: &str) -> bool {
+    shows(frame, font.code_width(code), font.height(), |c| {
+        font.draw_code(c, code, 0, 0)
+    })
+}
+
+/// Is what `draw` draws in a `w` x `h` box somewhere in `frame`, pixel for pixel?
+fn shows(frame: &Canvas, w: u32, h: u32, draw: impl Fn(&mut Canvas)) -> bool {
     let mut glyphs = Canvas::new(w, h);
-    font.draw(&mut glyphs, text, 0, 0);
+    draw(&mut glyphs);
     if w > frame.width() || h > frame.height() {
         return false;
     }
@@ -75,7 +88,10 @@ fn every_layout_and_url_scans_back_to_the_url_or_shows_it_as_text() {
                     Area {
                         x: l.x,
                         y: l.y,
-                        width: l.font.width(&text),
+                        width: match l.code {
+                            true => l.font.code_width(&text),
+                            false => l.font.width(&text),
+                        },
                         height: l.font.height(),
                     }
                 })
@@ -93,7 +109,7 @@ fn every_layout_and_url_scans_back_to_the_url_or_shows_it_as_text() {
                 }
             }
             assert!(
-                shows_text(&frame, screen.code_font(), &code.user_code),
+                shows_code(&frame, screen.code_font(), &code.user_code),
                 "{ctx}: code not drawn whole"
             );
             match screen.qr() {
@@ -234,5 +250,73 @@ fn message_screens_hold_no_qr_and_fit() {
                 .unwrap_or_else(|| panic!("{w}x{h}: title {title} not drawn"));
             assert!(big.height() >= 10 || h < 40, "{w}x{h}: {big:?}");
         }
+    }
+}
+
+/// The code's characters cannot pass for one another in any font it may be drawn in: a zero
+/// is dotted where an O is hollow, a 1 is not an I, and an 8-character code is two groups of 4
+/// with a gap of unlit columns between them, wider than the space between two characters.
+#[test]
+fn the_code_s_zero_is_dotted_its_one_is_no_i_and_it_is_two_groups() {
+    let drawn = |font: Font, text: &str| {
+        let mut c = Canvas::new(font.code_width(text), font.height());
+        font.draw_code(&mut c, text, 0, 0);
+        c
+    };
+    for font in BIG_FONTS.iter().filter(|f| f.scale == 1) {
+        let (zero, o) = (drawn(*font, "0"), drawn(*font, "O"));
+        let differs = |a: &Canvas, b: &Canvas| {
+            (0..a.height()).any(|y| (0..a.width()).any(|x| a.is_lit(x, y) != b.is_lit(x, y)))
+        };
+        assert!(differs(&zero, &o), "{font:?}: 0 and O");
+        // The dot: a pixel lit in the zero's middle row that the O leaves unlit.
+        let mid = |c: &Canvas| {
+            let rows: Vec<u32> = (0..c.height())
+                .filter(|&y| (0..c.width()).any(|x| c.is_lit(x, y)))
+                .collect();
+            (rows[0] + rows[rows.len() - 1]) / 2
+        };
+        let lit = |c: &Canvas, y: u32| (0..c.width()).filter(|&x| c.is_lit(x, y)).count();
+        assert!(
+            lit(&zero, mid(&zero)) > lit(&o, mid(&o)),
+            "{font:?}: the zero's middle is not filled in"
+        );
+        assert!(
+            differs(&drawn(*font, "1"), &drawn(*font, "I")),
+            "{font:?}: 1 and I"
+        );
+        // Two groups: the columns between the 4th and the 5th character are unlit, and more
+        // of them than between two characters of a group.
+        let code = "G5O0DKSY";
+        let c = drawn(*font, code);
+        let blank = |x: u32| (0..c.height()).all(|y| !c.is_lit(x, y));
+        let runs: Vec<u32> = {
+            let mut runs = Vec::new();
+            let mut run = 0;
+            for x in 0..c.width() {
+                if blank(x) {
+                    run += 1;
+                } else if run > 0 {
+                    runs.push(run);
+                    run = 0;
+                }
+            }
+            runs
+        };
+        let widest = runs.iter().max().copied().unwrap_or(0);
+        assert!(
+            widest >= font.mono.character_size.width.div_ceil(2),
+            "{font:?}: no gap between the groups: {runs:?}"
+        );
+        assert_eq!(
+            font.code_width(code),
+            font.width(code) + font.group_gap(code),
+            "{font:?}: the gap is room, not a character"
+        );
+        assert_eq!(
+            font.group_gap("WDJB-MJHT"),
+            0,
+            "a code with its own separator"
+        );
     }
 }

@@ -239,7 +239,24 @@ fn load_roots(path: &Path) -> Result<RootCerts, Error> {
     Ok(RootCerts::new_with_certs(&certs))
 }
 
+/// Ends the requests of one [`UreqTransport`] from another thread: a held long poll (the
+/// Streaming API's `/meta/connect`, up to 110 s) returns at once with an error, and the
+/// transport takes no more requests. For a stop that must not wait for the server.
+pub struct Interrupt(ureq::Agent);
+
+impl Interrupt {
+    /// Shuts the transport's connections down.
+    pub fn interrupt(self) {
+        self.0.shutdown();
+    }
+}
+
 impl UreqTransport {
+    /// What ends this transport's requests from another thread.
+    pub fn interrupter(&self) -> Interrupt {
+        Interrupt(self.agent.clone())
+    }
+
     /// Builds and runs `request`; `streaming` lifts the total body time limit (a big body may
     /// take minutes) and keeps a per-read timeout instead, so a stalled server still fails.
     fn run(

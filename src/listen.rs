@@ -105,6 +105,52 @@ pub struct Doorbell<'a> {
 /// The read timeout of the stream's connection: above the 110 s Salesforce holds a connect.
 pub const STREAM_READ_TIMEOUT: Duration = Duration::from_secs(140);
 
+impl Options {
+    /// A listener with no command channels, for a doorbell only (`run --desired` without
+    /// `--listen`): no inbox is opened, nothing is run.
+    pub fn doorbell_only(api_version: &str, http: &HttpConfig) -> Options {
+        Options {
+            channels: Vec::new(),
+            matches: Vec::new(),
+            exec: None,
+            replay: Replay::New,
+            results: None,
+            expires_field: None,
+            duty: None,
+            inbox: PathBuf::new(),
+            inbox_max_bytes: 0,
+            api_version: api_version.to_string(),
+            http: http.clone(),
+        }
+    }
+}
+
+/// What a running listener is connected to.
+pub struct Hookup<'a> {
+    /// Where sessions come from (an agent, or `run`'s shared one).
+    pub sessions: &'a mut (dyn Caller + Send),
+    /// The outbox the results are queued in (`--results`).
+    pub results: Option<&'a Mutex<Outbox>>,
+    /// Called after each batch of results (`listen` delivers them then; `run`'s delivery
+    /// thread sees the outbox change by itself).
+    pub after_results: &'a (dyn Fn() + Sync),
+    /// Where events go as JSON lines without `--exec`.
+    pub out: &'a Mutex<dyn Write + Send + 'a>,
+    pub clock: &'a (dyn Clock + Sync),
+    /// For the backoff's jitter.
+    pub seed: u64,
+    /// A channel whose events only ring (`run --desired`'s change events).
+    pub doorbell: Option<&'a Doorbell<'a>>,
+    /// Rung when trying again at once makes sense (`run` stored a new pairing): a receiver
+    /// backing off goes on without waiting out its delay.
+    pub nudge: Option<&'a Bell>,
+    pub stop: &'a Stop,
+}
+
+/// The disconnect after a stop gets this long to connect and this long for its answer: the
+/// stop as a whole has 2 s (docs/run.md, "Stopping").
+const FAREWELL_TIMEOUT: Duration = Duration::from_millis(700);
+
 /// What the listener is doing, for health and `doctor`.
 #[derive(Clone, Debug, Default)]
 pub struct Shared {
@@ -204,28 +250,35 @@ impl Listener {
         health(&lock(&self.shared), figures.as_ref())
     }
 
-    /// Receives and works until `stop`: the receiver on this thread, the worker (when there
-    /// are command channels) on another. `results` is the outbox the results are queued in;
-    /// `after_results` is called after each batch of results (`listen` delivers them then);
-    /// `doorbell` is a channel whose events only ring.
-    #[allow(clippy::too_many_arguments)]
-    pub fn run(
-        &self,
-        sessions: &mut (dyn Caller + Send),
-        results: Option<&Mutex<Outbox>>,
-        after_results: &(dyn Fn() + Sync),
-        out: &Mutex<dyn Write + Send + '_>,
-        clock: &(dyn Clock + Sync),
-        seed: u64,
-        doorbell: Option<&Doorbell<'_>>,
-        stop: &Stop,
-    ) -> Result<(), Error> {
+    /// Receives and works until `hookup.stop`: the receiver on this thread, the worker (when
+    /// there are command channels) on another.
+    pub fn run(&self, hookup: Hookup<'_>) -> Result<(), Error> {
+        let Hookup {
+            sessions,
+            results,
+            after_results,
+            out,
+            clock,
+            seed,
+            doorbell,
+            nudge,
+            stop,
+        } = hookup;
         let http = HttpConfig {
             read_timeout: STREAM_READ_TIMEOUT,
             ..self.options.http.clone()
         };
         let transport = UreqTransport::new(&http)?;
+        // A stop ends the held connect at once instead of after the server's hold.
+        let interrupter = transport.interrupter();
+        stop.on_stop(move || interrupter.interrupt());
+        let farewell = HttpConfig {
+            connect_timeout: FAREWELL_TIMEOUT,
+            read_timeout: FAREWELL_TIMEOUT,
+            ..self.options.http.clone()
+        };
         let bell = Bell::new(stop);
+        let quiet = Bell::new(stop);
         let rules = self.options.matches.clone();
         let ours = move |e: &Delivered| matches(e, &rules);
         let identity = self
@@ -241,7 +294,10 @@ impl Listener {
             .map(|d| duty::Turns::new(d, d.offset(&identity), clock.unix_time().as_secs()));
         let inbox = self.inbox.as_deref();
         std::thread::scope(|scope| {
-            scope.spawn(|| {
+            let worker = std::thread::Builder::new()
+                .name("sfpair-listen-work".into())
+                .stack_size(crate::http::THREAD_STACK);
+            let started = worker.spawn_scoped(scope, || {
                 let Some(inbox) = inbox else { return };
                 work::Worker {
                     inbox,
@@ -257,6 +313,11 @@ impl Listener {
                 }
                 .run();
             });
+            if let Err(e) = started {
+                return Err(Error::config(format!(
+                    "cannot start the listener's worker thread: {e}"
+                )));
+            }
             receive::Receiver {
                 stream: Stream::new(Box::new(transport), &self.options.api_version),
                 sessions,
@@ -271,10 +332,12 @@ impl Listener {
                 clock,
                 stop,
                 jitter: Jitter::new(seed),
+                farewell: &farewell,
+                nudge: nudge.unwrap_or(&quiet),
             }
             .run();
-        });
-        Ok(())
+            Ok(())
+        })
     }
 }
 

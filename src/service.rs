@@ -49,6 +49,10 @@ use crate::time::{Clock, Instant, SystemClock};
 
 #[cfg(feature = "outbox")]
 pub mod delivery_thread;
+#[cfg(feature = "listen")]
+mod listening;
+#[cfg(feature = "outbox")]
+mod shared_caller;
 
 /// The outbox `run` delivers from, and how.
 #[cfg(feature = "outbox")]
@@ -117,6 +121,12 @@ pub struct Options {
     /// The outbox to deliver from; `None`: no delivery.
     #[cfg(feature = "outbox")]
     pub outbox: Option<OutboxRun>,
+    /// `--listen` (and, with `--desired` alone, the stream its change events come on).
+    #[cfg(feature = "listen")]
+    pub listen: Option<crate::listen::Options>,
+    /// `--desired`: the record the device follows.
+    #[cfg(feature = "desired")]
+    pub desired: Option<crate::desired::Options>,
 }
 
 /// Builds an agent like the command's own (a pairing runs on a second one).
@@ -141,6 +151,9 @@ struct Link {
     /// A handle of its own on the outbox, for the broker's `send`.
     #[cfg(feature = "outbox")]
     outbox: Option<Mutex<crate::outbox::Outbox>>,
+    /// The listener and the follower, for health.
+    #[cfg(feature = "listen")]
+    listening: Option<Arc<listening::Handle>>,
 }
 
 impl Hooks for Link {
@@ -155,7 +168,13 @@ impl Hooks for Link {
 
     fn health(&self, agent: &mut Agent) -> serde_json::Value {
         let status = lock(&self.status).clone();
-        health::of_agent(agent, Some(&status))
+        #[allow(unused_mut)]
+        let mut value = health::of_agent(agent, Some(&status));
+        #[cfg(feature = "listen")]
+        if let Some(l) = &self.listening {
+            l.add_health(&mut value);
+        }
+        value
     }
 
     fn pair_requested(&self) -> Result<String, String> {
@@ -240,6 +259,8 @@ pub fn run(mut agent: Agent, make_agent: MakeAgent, options: Options) -> Result<
             &running,
         )
     });
+    #[cfg(feature = "listen")]
+    let listening = start_listening(&options, &shared, &make_agent, &wake, &stop, &running)?;
     let link = Arc::new(Link {
         status: Arc::clone(&status),
         wake: Mutex::new(wake.clone()),
@@ -248,6 +269,8 @@ pub fn run(mut agent: Agent, make_agent: MakeAgent, options: Options) -> Result<
         repair: options.repair,
         #[cfg(feature = "outbox")]
         outbox: outbox.map(Mutex::new),
+        #[cfg(feature = "listen")]
+        listening: listening.clone(),
     });
     let serve = options.serve.clone();
     let supervisor = Supervisor {
@@ -265,6 +288,8 @@ pub fn run(mut agent: Agent, make_agent: MakeAgent, options: Options) -> Result<
         stop: stop.clone(),
         #[cfg(feature = "outbox")]
         poker: delivery.as_ref().map(|d| d.poker()),
+        #[cfg(feature = "listen")]
+        listening,
     };
     let supervising = running.clone();
     std::thread::Builder::new()
@@ -337,6 +362,41 @@ fn start_delivery(
     }
 }
 
+/// The listener and the follower, with `--listen` or `--desired`. A refresh refused in their
+/// requests is news for the supervisor, as in a broker request.
+#[cfg(feature = "listen")]
+fn start_listening(
+    options: &Options,
+    shared: &Arc<Mutex<Shared>>,
+    make_agent: &MakeAgent,
+    wake: &Sender<Notice>,
+    stop: &Stop,
+    running: &Sender<()>,
+) -> Result<Option<Arc<listening::Handle>>, Error> {
+    let Some(listen) = options.listen.clone() else {
+        return Ok(None);
+    };
+    let wake = wake.clone();
+    let died = move || -> shared_caller::Died {
+        let wake = Mutex::new(wake.clone());
+        Box::new(move |e: &Error| {
+            let _ = lock(&wake).send(Notice::Died(e.clone()));
+        })
+    };
+    let handle = listening::start(listening::Start {
+        listen,
+        #[cfg(feature = "desired")]
+        desired: options.desired.clone(),
+        outbox: options.outbox.as_ref(),
+        shared,
+        make_agent,
+        died: &died,
+        stop,
+        running,
+    })?;
+    Ok(Some(Arc::new(handle)))
+}
+
 struct Supervisor {
     shared: Arc<Mutex<Shared>>,
     status: Arc<Mutex<RunStatus>>,
@@ -357,6 +417,9 @@ struct Supervisor {
     /// Wakes the delivery thread once a pairing is stored.
     #[cfg(feature = "outbox")]
     poker: Option<delivery_thread::Poker>,
+    /// The listener and the follower, nudged once a pairing is stored.
+    #[cfg(feature = "listen")]
+    listening: Option<Arc<listening::Handle>>,
 }
 
 /// A keepalive that failed for a reason that may pass (network) is tried again after this,
@@ -661,6 +724,10 @@ impl Supervisor {
                 #[cfg(feature = "outbox")]
                 if let Some(p) = &self.poker {
                     p.poke();
+                }
+                #[cfg(feature = "listen")]
+                if let Some(l) = &self.listening {
+                    l.paired();
                 }
                 self.set_state(State::Paired);
                 self.schedule_keepalive();

@@ -353,6 +353,22 @@ impl Sim {
             .collect()
     }
 
+    /// Creates or updates `object`'s record whose external id `field` is `value` with
+    /// `fields`, as an admin would in Setup (also while the simulator is offline): the REST
+    /// upsert's rules, and the change event it raises. Returns the record's id.
+    pub fn upsert_record(
+        &self,
+        object: &str,
+        field: &str,
+        value: &str,
+        fields: serde_json::Value,
+    ) -> Result<String, String> {
+        let serde_json::Value::Object(fields) = fields else {
+            return Err("the fields must be a JSON object".into());
+        };
+        rest::upsert_by_hand(&self.shared, object, field, value, &fields)
+    }
+
     /// How long events are kept for replay (`Config::event_retention`, 72 h by default).
     /// Events older than this leave at once; a replay id of theirs is refused from now.
     pub fn set_event_retention(&self, retention: Duration) {

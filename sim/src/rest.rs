@@ -252,6 +252,34 @@ fn bytes(_ctx: &mut Ctx, call: &Call, _segments: &[&str]) -> Response {
     }
 }
 
+/// Creates or updates a record by its external id as an admin in Setup would (the test's
+/// hand, also while the network is away): the same rules as `PATCH sobjects/X/F/V`, and the
+/// change events the write raises. Returns the record's id.
+pub fn upsert_by_hand(
+    shared: &Shared,
+    object: &str,
+    field: &str,
+    value: &str,
+    fields: &serde_json::Map<String, serde_json::Value>,
+) -> Result<String, String> {
+    let mut world = shared.world();
+    let mut ctx = Ctx {
+        shared,
+        world: &mut world,
+        version: LATEST_VERSION,
+    };
+    let object = ctx
+        .object(object)
+        .map_err(|_| format!("{object} is not an object of this org"))?;
+    let id = match records::upsert(&mut ctx, &object, field, value, fields, false) {
+        Ok(records::Upserted::Created(id) | records::Upserted::Updated(id)) => id,
+        Ok(records::Upserted::Many(_)) => return Err(format!("more than one {field} {value}")),
+        Err(e) => return Err(format!("{}: {}", e.code, e.message)),
+    };
+    shared.commit(&mut world, Some("com/salesforce/ui/setup"));
+    Ok(id)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,7 +16,7 @@ use super::outbox::Place;
 use crate::agent::{Agent, random_seed};
 use crate::delivery;
 use crate::error::Error;
-use crate::listen::Listener;
+use crate::listen::{Hookup, Listener};
 use crate::stop::Stop;
 use crate::time::{Clock, SystemClock};
 
@@ -94,16 +94,17 @@ pub fn run(
     );
     let out = Mutex::new(Out(out));
     let clock = SystemClock::new();
-    listener.run(
-        &mut agent,
-        outbox.as_ref(),
-        &deliver,
-        &out,
-        &clock,
-        random_seed(),
-        None,
-        &stop,
-    )?;
+    listener.run(Hookup {
+        sessions: &mut agent,
+        results: outbox.as_ref(),
+        after_results: &deliver,
+        out: &out,
+        clock: &clock,
+        seed: random_seed(),
+        doorbell: None,
+        nudge: None,
+        stop: &stop,
+    })?;
     Ok(0)
 }
 

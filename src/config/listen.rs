@@ -17,6 +17,7 @@ use crate::outbox::input::api_name;
 /// The channels `doctor` subscribes to once: each `--listen` channel, and the change event
 /// channel of the `--desired` record.
 pub fn checked_channels(sources: &Sources) -> Result<Vec<String>, Error> {
+    #[allow(unused_mut)] // pushed to only with `desired`
     let mut channels = sources
         .list(Opt::Listen)?
         .iter()

@@ -235,6 +235,20 @@ fn service_options(
                 delivery: settings.delivery.clone(),
                 required: settings.outbox_given,
             }),
+        #[cfg(feature = "listen")]
+        listen: settings.listen.clone().or_else(|| {
+            // `--desired` alone: a stream for the record's change events only.
+            #[cfg(feature = "desired")]
+            if let Some(d) = &settings.desired {
+                return Some(crate::listen::Options::doorbell_only(
+                    &d.api_version,
+                    &settings.http,
+                ));
+            }
+            None
+        }),
+        #[cfg(feature = "desired")]
+        desired: settings.desired.clone(),
     })
 }
 

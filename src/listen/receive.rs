@@ -34,6 +34,7 @@ use super::{Bell, Doorbell, Replay, Shared};
 use crate::call::Caller;
 use crate::error::ErrorKind;
 use crate::flow::backoff::Jitter;
+use crate::http::{HttpConfig, UreqTransport};
 use crate::stop::Stop;
 use crate::time::Clock;
 
@@ -62,6 +63,11 @@ pub struct Receiver<'a> {
     pub clock: &'a dyn Clock,
     pub stop: &'a Stop,
     pub jitter: Jitter,
+    /// Ends a backoff early (a new pairing was stored), besides the stop.
+    pub nudge: &'a Bell,
+    /// Where the disconnect goes after a stop interrupted the stream's own connection: a
+    /// fresh one with short timeouts (best effort: it frees the org's slot at once).
+    pub farewell: &'a HttpConfig,
 }
 
 impl Receiver<'_> {
@@ -93,6 +99,9 @@ impl Receiver<'_> {
                 self.subscribe_all()
             };
             match step {
+                // The stop interrupted the request: the client is still known to the org,
+                // and the disconnect below frees it.
+                Err(_) if self.stop.is_stopped() => break,
                 Ok(()) => {
                     failures = 0;
                     renewed = false;
@@ -113,6 +122,11 @@ impl Receiver<'_> {
                     self.back_off(&mut failures, f);
                 }
             }
+        }
+        if self.stream.is_connected()
+            && let Ok(fresh) = UreqTransport::new(self.farewell)
+        {
+            self.stream.set_transport(Box::new(fresh));
         }
         self.stream.disconnect(self.sessions);
         self.note("stopped", None);
@@ -252,7 +266,7 @@ impl Receiver<'_> {
             }
         );
         self.note("backing off", Some(why));
-        self.stop.sleep(delay);
+        self.nudge.wait_at_most(delay);
     }
 
     fn note(&self, state: &'static str, error: Option<String>) {

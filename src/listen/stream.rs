@@ -55,6 +55,12 @@ impl Stream {
         }
     }
 
+    /// Sends from now on over `transport` (the first one was interrupted by a stop, and the
+    /// disconnect still has to go out).
+    pub fn set_transport(&mut self, transport: Box<dyn Transport>) {
+        self.transport = transport;
+    }
+
     /// Whether it has shaken hands (and not been forgotten since).
     pub fn is_connected(&self) -> bool {
         self.client_id.is_some()

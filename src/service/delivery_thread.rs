@@ -28,19 +28,16 @@ use std::time::Duration;
 use log::{info, warn};
 use serde_json::json;
 
+use super::shared_caller::SharedCaller;
 use crate::agent::Agent;
 use crate::broker::{Shared, lock};
-use crate::call::Caller;
 use crate::delivery::pace::{Pace, Policy};
 use crate::delivery::{self, Deliverer, Round};
 use crate::error::Error;
 use crate::health::RunStatus;
-use crate::http::OpenReply;
 use crate::outbox::{DeliverLock, Outbox};
-use crate::session::Session;
 use crate::stop::Stop;
 use crate::time::{Clock, SystemClock};
-use crate::wire::{Request, TransportError};
 
 /// After a wake, wait this long for more records before sending.
 pub const LINGER: Duration = Duration::from_millis(200);
@@ -48,29 +45,6 @@ pub const LINGER: Duration = Duration::from_millis(200);
 pub const IDLE_CHECK: Duration = Duration::from_secs(300);
 /// While another process holds the deliver lock, try it again at least this often.
 pub const LOCK_RETRY: Duration = Duration::from_secs(1);
-
-/// Sessions from the shared agent, requests over an agent of the thread's own that never
-/// refreshes (only its transport is used).
-struct SharedCaller {
-    shared: Arc<Mutex<Shared>>,
-    sender: Agent,
-}
-
-impl Caller for SharedCaller {
-    fn session(&mut self) -> Result<Session, Error> {
-        lock(&self.shared).agent().access_token()
-    }
-
-    fn renew(&mut self, stale: &Session) -> Result<Session, Error> {
-        let mut shared = lock(&self.shared);
-        shared.agent().session_refused(stale.generation);
-        shared.agent().access_token()
-    }
-
-    fn open(&mut self, request: &Request) -> Result<OpenReply, TransportError> {
-        Caller::open(&mut self.sender, request)
-    }
-}
 
 /// Wakes the delivery thread (`poke`), through a pipe it polls; the run's [`Stop`] ends it
 /// through the same pipe.
@@ -101,7 +75,7 @@ impl Poker {
 }
 
 /// Told when delivery finds the pairing dead (a refresh refused): the supervisor's news.
-pub type Died = Box<dyn Fn(&Error) + Send>;
+pub use super::shared_caller::Died;
 
 /// Starts the thread over `outbox`; it ends when `stop` is set, dropping `running` then.
 #[allow(clippy::too_many_arguments)]
@@ -123,7 +97,7 @@ pub fn start(
     let mut worker = Worker {
         outbox,
         deliverer: Deliverer::new(options),
-        caller: SharedCaller { shared, sender },
+        caller: SharedCaller::new(shared, sender, None),
         status,
         clock: SystemClock::new(),
         pace: Pace::new(Policy::RUN, crate::agent::random_seed()),

@@ -240,3 +240,27 @@ fn away_longer_than_the_org_keeps_events_warns_replays_what_is_kept_and_runs_not
         assert_eq!(ran.matches(&format!("\"cmd-{n}\"")).count(), 1, "{ran}");
     }
 }
+
+#[test]
+fn a_stop_ends_a_held_connect_at_once_and_frees_the_org_s_client() {
+    let env = Env::start(fast());
+    env.sim().set_streaming_hold(Duration::from_secs(100));
+    env.pair_approved();
+    let before = subscribes(&env);
+    let run = listen(&env, &["--replay", "new"]);
+    wait_until("the subscription", || subscribes(&env) > before);
+    // The first connect answers at once; the next is held.
+    wait_until("a held connect", || {
+        env.sim().streaming_stats().connects >= 2
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let asked = Instant::now();
+    run.terminate();
+    let out = run.finish(RUN_LIMIT);
+    let took = asked.elapsed();
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert!(took < Duration::from_secs(2), "stopped after {took:?}");
+    let stats = env.sim().streaming_stats();
+    assert_eq!(stats.disconnects, 1, "{stats:?}");
+    assert_eq!(stats.clients_now, 0, "the org's slot is free");
+}

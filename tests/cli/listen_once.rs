@@ -1,6 +1,6 @@
 //! Once means once, under fire: commands published while the simulator forgets the client
-//! every 5th connect and cuts every 4th reply that carries events, and the daemon is killed -9
-//! again and again (during a run of the hook, right after the hook's exit, during a
+//! every 5th connect and cuts every 4th reply that carries events, and `sfpair run --listen`
+//! is killed -9 again and again (during a run of the hook, right after the hook's exit, during a
 //! reconnect). Every command for this device finishes once with `SFPAIR_ATTEMPT=1`, except
 //! a run the kill cut, which finishes once more with the next attempt; none for another
 //! device runs; the org holds one `done` result row per command.
@@ -95,8 +95,12 @@ fn daemon(env: &Env, log: &Path) -> Running {
          echo \"end $SFPAIR_EVENT_UUID $SFPAIR_ATTEMPT.\" >> {log}; echo ok",
         log = log.display()
     );
+    let socket = env.scratch.0.join("run.sock");
     let mut command = env.command(&[
-        "listen",
+        "run",
+        "--socket",
+        socket.to_str().unwrap(),
+        "--listen",
         "/event/Device_Command__e",
         "--match",
         "Device_Id__c=GW-1",

@@ -21,6 +21,10 @@
 //!   the next good client. A new connection is read at once: most clients have written their
 //!   request before the broker accepts them. At most [`QUEUE`]
 //!   complete requests wait for a worker; beyond that a client gets `busy` at once.
+//! - Two lanes: `send` requests (records for the outbox: an fsync each, and a wait for the
+//!   outbox's lock) have their own queue of [`QUEUE`] and [`SEND_WORKERS`] worker, so a flood
+//!   of them never holds the [`WORKERS`] that answer tokens, health and the rest (a token
+//!   waited about 4 s behind a flood of sends; `scripts/bench-broker`, BENCHMARKS.md).
 //! - Refreshes are serialized behind one mutex and the cached session is reused while it is
 //!   valid, so fifty clients at once cause at most one refresh. A failed refresh is remembered
 //!   for [`FAILURE_HOLD`] so an outage does not turn every request into three attempts (an
@@ -64,12 +68,15 @@ use crate::agent::Agent;
 use crate::error::Error;
 use crate::time::{Clock, Instant, SystemClock};
 use peer::{Peer, Policy};
-use reader::Reader;
+use reader::{Lanes, Reader};
 use socket::Socket;
 use throttle::Throttle;
 
-/// Threads that serve connections.
+/// Threads that answer every request but `send`.
 pub const WORKERS: usize = 4;
+/// Threads that answer `send` requests: one, since pushes to the outbox take its lock one at a
+/// time anyway.
+pub const SEND_WORKERS: usize = 1;
 /// Complete requests waiting for a worker; more get `busy`.
 pub const QUEUE: usize = 64;
 /// Connections still sending their request line, in all (each holds a descriptor).
@@ -215,20 +222,26 @@ pub fn serve_with(
         gids,
     };
     let (queue, waiting) = sync_channel::<Request>(QUEUE);
-    let waiting = Arc::new(Mutex::new(waiting));
-    let mut workers = Vec::with_capacity(WORKERS);
-    for n in 0..WORKERS {
-        let (waiting, shared, hooks) = (
-            Arc::clone(&waiting),
-            Arc::clone(&shared),
-            Arc::clone(&hooks),
-        );
-        let spawned = thread::Builder::new()
-            .name(format!("sfpair-broker-{n}"))
-            .stack_size(crate::http::THREAD_STACK)
-            .spawn(move || worker::work(&waiting, &shared, &*hooks))
-            .map_err(|e| Error::config(format!("cannot start a worker thread: {e}")))?;
-        workers.push(spawned);
+    let (send_queue, sends_waiting) = sync_channel::<Request>(QUEUE);
+    let mut workers = Vec::with_capacity(WORKERS + SEND_WORKERS);
+    for (lane, waiting, count) in [
+        ("broker", waiting, WORKERS),
+        ("send", sends_waiting, SEND_WORKERS),
+    ] {
+        let waiting = Arc::new(Mutex::new(waiting));
+        for n in 0..count {
+            let (waiting, shared, hooks) = (
+                Arc::clone(&waiting),
+                Arc::clone(&shared),
+                Arc::clone(&hooks),
+            );
+            let spawned = thread::Builder::new()
+                .name(format!("sfpair-{lane}-{n}"))
+                .stack_size(crate::http::THREAD_STACK)
+                .spawn(move || worker::work(&waiting, &shared, &*hooks))
+                .map_err(|e| Error::config(format!("cannot start a worker thread: {e}")))?;
+            workers.push(spawned);
+        }
     }
     info!(
         "serving access tokens on {} (mode {:o}) to root, uid {}{}{}",
@@ -243,7 +256,10 @@ pub fn serve_with(
         listener: &socket.listener,
         wake,
         policy: &policy,
-        queue: &queue,
+        lanes: Lanes {
+            requests: &queue,
+            sends: &send_queue,
+        },
         clock: clock.as_ref(),
         hooks: &*hooks,
         pending: Vec::new(),
@@ -252,7 +268,7 @@ pub fn serve_with(
     .run();
     hooks.stopping();
     info!("stopping: finishing the requests in progress");
-    drop(queue);
+    drop((queue, send_queue));
     for worker in workers {
         let _ = worker.join();
     }

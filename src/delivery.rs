@@ -10,10 +10,13 @@
 //! upserted, so a lost reply can publish an event twice: at least once, never lost.
 //!
 //! The deliver lock keeps two deliverers (a `flush` and a `run`) from sending the same batch
-//! at once; it is not held by `send`, which only appends.
+//! at once; it is not held by `send`, which only appends. Before a batch is sent, the outbox
+//! sets aside the room to record its outcome (`Outbox::reserve_outcome`): a full disk sends
+//! nothing, rather than the same batch at every attempt.
 
 pub mod batch;
 pub mod pace;
+pub mod sendable;
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -39,6 +42,9 @@ pub const MAX_RECORD_RETRIES: u32 = 20;
 /// `flush` gives up after this many failed rounds in a row without any progress.
 pub const FLUSH_GIVE_UP: u32 = 5;
 
+/// The whole of one delivery request when `--timeout` is not given (its default).
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(30);
+
 /// How delivery talks to the org.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Options {
@@ -46,6 +52,12 @@ pub struct Options {
     pub api_version: String,
     /// `--api-reserve`: pause at this percentage of the daily API allocation.
     pub reserve: u8,
+    /// `--timeout`: the whole of one request, from connecting to the reply's last byte. A
+    /// reply is at most [`batch::MAX_REPLY`] bytes, so a server that paces it out more slowly
+    /// (a byte a second keeps every per-read timeout happy) is a lost reply, not a wait for
+    /// ever: `flush` then ends within [`FLUSH_GIVE_UP`] deadlines plus its backoff, and `run`'s
+    /// delivery thread stays free to stop.
+    pub deadline: Duration,
 }
 
 impl Default for Options {
@@ -53,6 +65,7 @@ impl Default for Options {
         Options {
             api_version: DEFAULT_API_VERSION.into(),
             reserve: pace::DEFAULT_RESERVE_PERCENT,
+            deadline: DEFAULT_DEADLINE,
         }
     }
 }
@@ -106,10 +119,20 @@ impl Deliverer {
         if batch.is_empty() {
             return Ok(Round::Idle);
         }
-        let mut settled = Vec::new();
+        // Read back from disk: checked again before anything of it goes on the wire.
+        let (batch, mut settled) = sendable::split(batch);
+        if !batch.is_empty() {
+            // Room to record the answer first: on a full disk, a batch sent without it would
+            // be sent again at every attempt (events published each time).
+            outbox.reserve_outcome(batch.len() + settled.len())?;
+        }
         let mut stopped = None;
         // Halves of a batch the server refused whole (400), sent one after another.
-        let mut parts: Vec<&[Pending]> = vec![&batch];
+        let mut parts: Vec<&[Pending]> = if batch.is_empty() {
+            Vec::new()
+        } else {
+            vec![&batch]
+        };
         while let Some(part) = parts.pop() {
             match self.send(part, via)? {
                 Sent::Outcome(Outcome::Each(verdicts)) => {
@@ -188,11 +211,16 @@ impl Deliverer {
     fn judge(&mut self, pending: &Pending, verdict: Verdict, settled: &mut Vec<Settle>) {
         match verdict {
             Verdict::Delivered => settled.push(Settle::Delivered(pending.seq)),
-            Verdict::Dead(error) => {
-                warn!("outbox: record {} refused for good: {error}", pending.seq);
+            // Logs name the codes and fields only: the messages may quote the record's values
+            // (batch::Refusal); they go to the dead letter, which holds the record anyway.
+            Verdict::Dead(why) => {
+                warn!(
+                    "outbox: record {} refused for good: {}",
+                    pending.seq, why.codes
+                );
                 settled.push(Settle::Dead {
                     seq: pending.seq,
-                    error,
+                    error: why.text,
                 });
             }
             Verdict::Retry(why) => {
@@ -201,10 +229,16 @@ impl Deliverer {
                 if *tries >= MAX_RECORD_RETRIES {
                     settled.push(Settle::Dead {
                         seq: pending.seq,
-                        error: format!("still failing after {MAX_RECORD_RETRIES} attempts: {why}"),
+                        error: format!(
+                            "still failing after {MAX_RECORD_RETRIES} attempts: {}",
+                            why.text
+                        ),
                     });
                 } else {
-                    debug!("outbox: record {} will be retried: {why}", pending.seq);
+                    debug!(
+                        "outbox: record {} will be retried: {}",
+                        pending.seq, why.codes
+                    );
                 }
             }
         }
@@ -212,10 +246,20 @@ impl Deliverer {
 
     /// One request for `part`: its outcome, or why nothing can be concluded from it.
     fn send(&mut self, part: &[Pending], via: &mut dyn Caller) -> Result<Sent, Error> {
-        let request = batch::request(part, &self.options.api_version)?;
+        let mut request = batch::request(part, &self.options.api_version)?;
+        request.deadline = Some(self.options.deadline);
         let mut body = Bounded::default();
         let reply = match call::call(via, &request, &mut body) {
             Ok(reply) => reply,
+            // Reading stopped at the limit: no reply to this batch is that long.
+            Err(_) if body.over => {
+                return Ok(Sent::Lost(format!(
+                    "the server's reply passed {} bytes, more than any reply to {} records: \
+                     reading stopped there",
+                    batch::MAX_REPLY,
+                    part.len()
+                )));
+            }
             // The request may or may not have reached the org: send it again later.
             Err(e) if matches!(e.kind(), ErrorKind::Network | ErrorKind::Server) => {
                 return Ok(Sent::Lost(e.message().to_string()));
@@ -266,17 +310,26 @@ enum Sent {
     Limited(Option<Duration>, String),
 }
 
-/// Keeps the first [`batch::MAX_REPLY`] bytes of a reply; a longer one cannot be a reply to
-/// 200 records, and fails to parse as one.
+/// Holds a reply of up to [`batch::MAX_REPLY`] bytes; a longer one cannot be a reply to 200
+/// records. Past the limit a write fails, which stops the reading at once (it used to go on
+/// discarding, for as long as the server kept sending).
 #[derive(Default)]
 struct Bounded {
     bytes: Vec<u8>,
+    /// The reply passed the limit.
+    over: bool,
 }
 
 impl Write for Bounded {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let room = batch::MAX_REPLY.saturating_sub(self.bytes.len());
-        self.bytes.extend_from_slice(&buf[..buf.len().min(room)]);
+        if self.bytes.len() + buf.len() > batch::MAX_REPLY {
+            self.over = true;
+            return Err(std::io::Error::other(format!(
+                "the reply is longer than {} bytes",
+                batch::MAX_REPLY
+            )));
+        }
+        self.bytes.extend_from_slice(buf);
         Ok(buf.len())
     }
 

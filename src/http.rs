@@ -3,8 +3,10 @@
 //! Settings follow docs/development.md, "Design decisions": verification always on (a CA file or
 //! the compiled-in
 //! Mozilla roots), https only (plain http only to loopback), no redirects, connect/read
-//! timeouts, small buffers ([`INPUT_BUFFER`] in, [`OUTPUT_BUFFER`] out: a pairing's whole heap
-//! peaks under 80 KB instead of about 550 KB with ureq's defaults), and one pooled keep-alive connection so every poll of a pairing reuses one TLS
+//! timeouts and a deadline for the whole exchange (a server that trickles its reply a byte at
+//! a time defeats a per-read timeout; `Request::deadline`), small buffers ([`INPUT_BUFFER`] in,
+//! [`OUTPUT_BUFFER`] out: a pairing's whole heap peaks under 80 KB instead of about 550 KB with
+//! ureq's defaults), and one pooled keep-alive connection so every poll of a pairing reuses one TLS
 //! session. HTTP error statuses are replies, not errors: OAuth errors arrive as HTTP 400.
 //! Errors are classified for retrying; their text names the host and the reason, never a
 //! secret. Proxies come from `HTTPS_PROXY`/`NO_PROXY` (ureq reads them).
@@ -143,6 +145,8 @@ impl UreqTransport {
             .timeout_send_body(Some(config.read_timeout))
             .timeout_recv_response(Some(config.read_timeout))
             .timeout_recv_body(Some(config.read_timeout))
+            // The whole of one exchange read whole, however its bytes are paced.
+            .timeout_per_call(Some(config.connect_timeout + config.read_timeout))
             .input_buffer_size(INPUT_BUFFER)
             .output_buffer_size(OUTPUT_BUFFER)
             .max_response_header_size(INPUT_BUFFER)
@@ -210,8 +214,7 @@ fn default_roots() -> Result<RootCerts, Error> {
 /// Reads a PEM bundle; a file with no certificate is a configuration error, not "trust nothing".
 fn load_roots(path: &Path) -> Result<RootCerts, Error> {
     // A CA bundle is at most a few hundred KB (Mozilla's whole set is about 220 KB).
-    let pem = crate::files::read_small(path, 4 << 20)
-        .map_err(|e| Error::config(format!("cannot read the CA file {}: {e}", path.display())))?;
+    let pem = crate::files::read_trusted(path, 4 << 20, "the CA file")?;
     let mut certs = Vec::new();
     for item in ureq::tls::parse_pem(pem.as_bytes()) {
         match item {
@@ -259,6 +262,8 @@ impl UreqTransport {
 
     /// Builds and runs `request`; `streaming` lifts the total body time limit (a big body may
     /// take minutes) and keeps a per-read timeout instead, so a stalled server still fails.
+    /// The request's own deadline, when it has one, bounds the whole exchange either way
+    /// (delivery's replies are small, and must not be trickled out for ever).
     fn run(
         &mut self,
         request: &Request,
@@ -318,6 +323,12 @@ impl UreqTransport {
                 .configure_request(http_request)
                 .timeout_recv_body(None)
                 .timeout_per_read(Some(self.read_timeout))
+                .timeout_per_call(request.deadline)
+                .build()
+        } else if request.deadline.is_some() {
+            self.agent
+                .configure_request(http_request)
+                .timeout_per_call(request.deadline)
                 .build()
         } else {
             http_request
@@ -387,7 +398,30 @@ impl Transport for UreqTransport {
                 .to_ascii_lowercase(),
             retry_after: retry_after_of(&response),
             limit_info: header_of(&response, "sforce-limit-info"),
-            body: Box::new(response.into_body().into_reader()),
+            body: Box::new(Deadlined(response.into_body().into_reader())),
+        })
+    }
+}
+
+/// What a request's whole-exchange deadline ending it is called.
+const PAST_DEADLINE: &str = "timed out: the whole exchange took longer than its deadline";
+
+/// A streamed body whose read errors say plainly when the request's deadline ended it (ureq
+/// says "timeout: per call").
+struct Deadlined<R>(R);
+
+impl<R: io::Read> io::Read for Deadlined<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf).map_err(|e| {
+            let ended = e
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<ureq::Error>());
+            match ended {
+                Some(ureq::Error::Timeout(ureq::Timeout::PerCall)) => {
+                    io::Error::new(io::ErrorKind::TimedOut, PAST_DEADLINE)
+                }
+                _ => e,
+            }
         })
     }
 }
@@ -403,6 +437,7 @@ fn classify(host: &str, proxy: Option<&str>, e: ureq::Error) -> TransportError {
     use TransportErrorKind as K;
     let (kind, what) = match e {
         ureq::Error::HostNotFound => (K::Dns, "the host name does not resolve (DNS)".to_string()),
+        ureq::Error::Timeout(ureq::Timeout::PerCall) => (K::Timeout, PAST_DEADLINE.to_string()),
         ureq::Error::Timeout(t) => (K::Timeout, format!("timed out ({t})")),
         ureq::Error::Io(io) => return classify_io(host, io),
         ureq::Error::Rustls(tls) => return classify_tls(host, &tls),

@@ -32,6 +32,8 @@ fn main() -> ExitCode {
     // Before anything holds a secret: no core file with a token, no ptrace by other processes.
     let hardened = sfpair::process::harden_process();
     one_malloc_arena();
+    // A write past `ulimit -f` fails with EFBIG (exit 8, said plainly), not SIGXFSZ mid-write.
+    sfpair::process::ignore_file_size_signal();
     sfpair::logging::init();
     if !hardened {
         log::debug!("could not make this process non-dumpable");

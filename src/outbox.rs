@@ -29,12 +29,13 @@
 //! drives this one from outside.
 //!
 //! Storage files: `entry.rs` (payload codecs, pure), `scan.rs` (streaming, torn tails), `state.rs`
-//! (what the files say), `push.rs` (queueing), `settle.rs` (the mark), `compact.rs`, `dead.rs`,
-//! `lock.rs`, `disk.rs`
-//! (the I/O seam the power-cut model replaces). This file must not log record contents: they
+//! (what the files say), `damaged.rs` (a log without a readable header), `push.rs`
+//! (queueing), `settle.rs` (the mark), `compact.rs`, `dead.rs`, `lock.rs`, `disk.rs` (the I/O
+//! seam the power-cut model replaces). This file must not log record contents: they
 //! are the customer's data.
 
 mod compact;
+mod damaged;
 mod dead;
 pub(crate) mod disk;
 mod entry;
@@ -219,12 +220,7 @@ pub struct Outbox {
 impl Outbox {
     /// Opens the outbox in `dir`, creating it (0700) if missing; cuts a torn tail.
     pub fn open(dir: &Path, limits: Limits) -> Result<Outbox, Error> {
-        let disk = RealDisk::open(dir).map_err(|e| {
-            Error::storage(format!(
-                "cannot open the outbox directory {}: {e} (choose another with --outbox)",
-                dir.display()
-            ))
-        })?;
+        let disk = RealDisk::open(dir)?;
         Outbox::with_disk(dir, Box::new(disk), limits)
     }
 
@@ -261,11 +257,18 @@ impl Outbox {
     }
 
     fn io(&self, what: &str, name: &str, e: io::Error) -> Error {
+        if let Some(refused) = disk::untrusted_error(&self.dir.join(name), &e) {
+            return refused;
+        }
         let hint = match e.kind() {
             io::ErrorKind::PermissionDenied => " (run as the user that owns the outbox)",
             io::ErrorKind::ReadOnlyFilesystem => " (the filesystem is read-only)",
             io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => {
                 " (the filesystem is full: free some space)"
+            }
+            io::ErrorKind::FileTooLarge => {
+                " (the process's file size limit is reached, ulimit -f or systemd's LimitFSIZE=: \
+                 raise it, or lower --outbox-max-bytes below it)"
             }
             _ => "",
         };
@@ -360,7 +363,10 @@ impl Outbox {
 
     /// The delivery lock (`lock.rs`), `None` when another process delivers now.
     pub fn try_deliver_lock(&self) -> Result<Option<DeliverLock>, Error> {
-        lock::try_deliver_lock(&self.dir).map_err(|e| self.io("lock", "deliver.lock", e))
+        self.disk
+            .open_lock("deliver.lock")
+            .and_then(lock::try_deliver_lock)
+            .map_err(|e| self.io("lock", "deliver.lock", e))
     }
 
     /// Calls `visit(state, entry, frame length)` for each entry of the log in `[from, end)`

@@ -28,6 +28,7 @@ use zeroize::Zeroizing;
 pub use uri::Uri;
 
 use crate::error::Error;
+use crate::secret::Secret;
 
 /// The modules loaded so far: their path and function list (leaked: never unloaded).
 static MODULES: Mutex<Vec<(PathBuf, &'static ffi::FunctionList)>> = Mutex::new(Vec::new());
@@ -136,7 +137,7 @@ pub struct Access<'a> {
 
 /// The PIN file: the flag, else the URI's `pin-source`, else the service's `pkcs11-pin`
 /// credential; none: no login (a token whose keys need none).
-fn pin(uri: &Uri, access: Access) -> Result<Option<Zeroizing<String>>, Error> {
+fn pin(uri: &Uri, access: Access) -> Result<Option<Secret>, Error> {
     let credential = std::env::var_os("CREDENTIALS_DIRECTORY")
         .map(|d| PathBuf::from(d).join("pkcs11-pin"))
         .filter(|p| p.exists());
@@ -148,16 +149,10 @@ fn pin(uri: &Uri, access: Access) -> Result<Option<Zeroizing<String>>, Error> {
     else {
         return Ok(None);
     };
-    crate::headless::key::check_private(&path, "PKCS#11 PIN file")?;
-    let text = Zeroizing::new(crate::files::read_small(&path, 256).map_err(|e| {
-        Error::config(format!(
-            "cannot read the PKCS#11 PIN file {}: {e}",
-            path.display()
-        ))
-    })?);
-    Ok(Some(Zeroizing::new(
-        text.trim_end_matches(['\r', '\n']).to_string(),
-    )))
+    // A secret file's rules (files.rs): a regular file of this user or root, mode 0600.
+    const WHAT: &str = "the PKCS#11 PIN file";
+    let bytes = crate::files::read_secret(&path, 256, WHAT)?;
+    crate::files::secret_text(&bytes, &path, WHAT).map(Some)
 }
 
 /// A session with the token a URI names (logged in when there is a PIN), closed on drop.
@@ -209,7 +204,7 @@ impl Session {
         check(rv, "C_OpenSession")?;
         let session = Session { list, handle, what };
         if let Some(pin) = pin(uri, access)? {
-            session.login(&pin)?;
+            session.login(pin.expose())?;
         }
         Ok(session)
     }

@@ -53,6 +53,9 @@ pub struct RestRequest {
     pub body: Option<Vec<u8>>,
     /// Extra headers; `Authorization` is refused (the agent sets it).
     pub headers: Vec<(String, String)>,
+    /// The whole exchange must end within this ([`Request::deadline`]); `None` streams a
+    /// reply of any size, bounded only per read (`sfpair call`).
+    pub deadline: Option<Duration>,
 }
 
 impl RestRequest {
@@ -63,6 +66,7 @@ impl RestRequest {
             path: resolve_path(path, None)?,
             body: None,
             headers: Vec::new(),
+            deadline: None,
         })
     }
 
@@ -92,6 +96,7 @@ impl RestRequest {
             request.body = Body::Json(body.clone());
         }
         request.headers = self.headers.clone();
+        request.deadline = self.deadline;
         request
     }
 }
@@ -266,6 +271,13 @@ struct RestErrorItem {
 /// REST's error envelope, `[{"message": …, "errorCode": …}]`; empty when the body is not one.
 fn rest_errors(body: &[u8]) -> Vec<RestErrorItem> {
     serde_json::from_slice::<Vec<RestErrorItem>>(body).unwrap_or_default()
+}
+
+/// The `errorCode` of the first REST error, without its message (which may quote what was
+/// sent), for logs; sanitized.
+pub fn first_code(body: &[u8]) -> Option<String> {
+    let code = rest_errors(body).into_iter().next()?.error_code?;
+    Some(crate::sanitize::text(&server_text(&code)))
 }
 
 /// `errorCode: message` of the first REST error (or `error: description` of an OAuth error),

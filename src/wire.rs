@@ -161,6 +161,10 @@ pub struct Request {
     pub bearer: Option<Secret>,
     /// Extra headers, e.g. from `sfpair call --header`.
     pub headers: Vec<(String, String)>,
+    /// The whole exchange (connecting, sending, the reply to its last byte) must end within
+    /// this, however the server paces its bytes. `None`: the transport's own bound, which for
+    /// a reply it reads whole is its `connect_timeout + read_timeout` (`http.rs`).
+    pub deadline: Option<Duration>,
 }
 
 impl Request {
@@ -171,6 +175,7 @@ impl Request {
             body: Body::Form(form),
             bearer: None,
             headers: Vec::new(),
+            deadline: None,
         }
     }
 
@@ -181,6 +186,7 @@ impl Request {
             body: Body::Empty,
             bearer: None,
             headers: Vec::new(),
+            deadline: None,
         }
     }
 

@@ -16,7 +16,8 @@ use crate::reply::Reply;
 
 /// One thing to go wrong, for one request. Each is taken by the next request of its
 /// kind: REST faults (`InvalidSession`, `RequestLimit`, `RestMaintenance`,
-/// `SessionNotValidForRest`) by the next request to a versioned REST resource
+/// `SessionNotValidForRest`, `RestTrickle`, `RestEndless`) by the next request to a versioned
+/// REST resource
 /// (`/services/data/vNN.N/…`), all others by the next request to `/services/oauth2/*`,
 /// `/rfc8628/device` or `/rfc8628/token`.
 #[derive(Clone, Debug, PartialEq)]
@@ -57,7 +58,16 @@ pub enum Fault {
     /// 200 with this JSON body verbatim: a hostile server's reply. Its values are
     /// the test's own, never a real token.
     Json(String),
+    /// REST: a 200 head announcing a large JSON body, then one byte of it every this long,
+    /// never finishing (a hostile server that keeps every per-read timeout happy). The
+    /// simulator gives up after [`TRICKLE_FOR`] or when the client goes away.
+    RestTrickle(Duration),
+    /// REST: 200 with a JSON array of a terabyte, written for as long as the client reads.
+    RestEndless,
 }
+
+/// How long the simulator trickles one reply at most.
+pub const TRICKLE_FOR: Duration = Duration::from_secs(600);
 
 /// Which requests a fault may be applied to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,7 +83,9 @@ impl Fault {
             | Fault::RestSlow(_)
             | Fault::RequestLimit
             | Fault::RestMaintenance
-            | Fault::SessionNotValidForRest => Scope::Rest,
+            | Fault::SessionNotValidForRest
+            | Fault::RestTrickle(_)
+            | Fault::RestEndless => Scope::Rest,
             _ => Scope::OAuth,
         }
     }
@@ -118,6 +130,12 @@ impl Fault {
             )),
             Fault::Status(status) => Reply::Send(Response::json(status, &json!({"error": "server_error"}))),
             Fault::Json(body) => Reply::Send(Response::new(200, JSON, body)),
+            Fault::RestTrickle(every) => Reply::Trickle(Response::new(200, JSON, "["), every),
+            Fault::RestEndless => Reply::Send(Response {
+                status: 200,
+                headers: vec![("Content-Type", JSON.to_string())],
+                body: Body::JsonArray(1 << 40),
+            }),
         }
     }
 }

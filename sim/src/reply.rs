@@ -24,13 +24,18 @@ pub enum Reply {
     /// Answer normally, but only after this long (the server did its work at once: a rotated
     /// token or a committed record is already in its state while the reply is on its way).
     Late(Duration, Response),
+    /// Send this response's head (announcing far more body than will come) and its body, then
+    /// one more byte every this long, for at most `faults::TRICKLE_FOR`.
+    Trickle(Response, Duration),
 }
 
 impl Reply {
     /// The status sent, or 0 when no complete status line goes out.
     pub fn status(&self) -> u16 {
         match self {
-            Reply::Send(r) | Reply::Truncate(r) | Reply::Late(_, r) => r.status,
+            Reply::Send(r) | Reply::Truncate(r) | Reply::Late(_, r) | Reply::Trickle(r, _) => {
+                r.status
+            }
             Reply::Close | Reply::Reset(_) | Reply::Stall(_) => 0,
         }
     }

@@ -181,6 +181,10 @@ fn serve(id: u64, tcp: TcpStream, tls: Arc<ServerConfig>, shared: &Shared) {
                 let _ = truncate(stream, &response);
                 break;
             }
+            Reply::Trickle(response, every) => {
+                let _ = trickle(stream, &response, every);
+                break;
+            }
             Reply::Reset(response) => {
                 let head = response.head(true);
                 let _ = stream
@@ -215,6 +219,24 @@ fn truncate(stream: &mut TlsStream, response: &Response) -> io::Result<()> {
     stream.write_all(&response.head_with_length(body.len() as u64, true))?;
     stream.write_all(&body[..body.len() / 2])?;
     stream.flush()
+}
+
+/// Sends the head (announcing a gigabyte) and the body, then a space every `every`, until the
+/// client goes away or `TRICKLE_FOR` passes: a reply that never ends, each read answered.
+fn trickle(stream: &mut TlsStream, response: &Response, every: Duration) -> io::Result<()> {
+    let Body::Bytes(body) = &response.body else {
+        return Ok(());
+    };
+    stream.write_all(&response.head_with_length(1 << 30, true))?;
+    stream.write_all(body)?;
+    stream.flush()?;
+    let end = std::time::Instant::now() + crate::faults::TRICKLE_FOR;
+    while std::time::Instant::now() < end {
+        thread::sleep(every);
+        stream.write_all(b" ")?;
+        stream.flush()?;
+    }
+    Ok(())
 }
 
 /// Makes the coming close a reset (RST) instead of an orderly FIN.

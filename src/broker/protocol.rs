@@ -47,7 +47,8 @@ use crate::session::Session;
 
 /// Longest request line accepted, newline included. Real requests are under 60 bytes.
 pub const MAX_LINE: usize = 512;
-/// Longest `send` request line: a few records of the largest size, or many small ones.
+/// Longest `send` request line, newline included: a few records of the largest size, or many
+/// small ones.
 pub const MAX_SEND_LINE: usize = 512 * 1024;
 /// How every `send` line starts.
 pub const SEND_PREFIX: &[u8] = br#"{"do":"send","#;

@@ -46,10 +46,13 @@ enum Line {
 }
 
 /// Adds bytes read from a connection to its line (the newline and anything after it dropped).
+/// The limit counts the newline (`protocol::MAX_LINE`): a line may hold one byte less. A line
+/// that has no newline yet is too long once it holds the limit, since its newline would pass
+/// it; a line ended by closing the connection counts as if it had one.
 fn feed(line: &mut Vec<u8>, bytes: &[u8]) -> Line {
     let end = bytes.iter().position(|&b| b == b'\n');
     line.extend_from_slice(&bytes[..end.unwrap_or(bytes.len())]);
-    if line.len() > protocol::line_limit(line) {
+    if line.len() + 1 > protocol::line_limit(line) {
         Line::TooLong
     } else if end.is_some() {
         Line::Complete
@@ -82,13 +85,31 @@ fn poll_timeout(pending: &[Pending], now: Instant) -> libc::c_int {
     }
 }
 
+/// The workers' two queues: `send` lines have a lane of their own, so a flood of them cannot
+/// hold the workers that answer tokens and health.
+pub(super) struct Lanes<'a> {
+    pub(super) requests: &'a SyncSender<Request>,
+    pub(super) sends: &'a SyncSender<Request>,
+}
+
+impl Lanes<'_> {
+    /// The queue for `line`: by its first bytes, as its length limit is chosen.
+    fn for_line(&self, line: &[u8]) -> &SyncSender<Request> {
+        if line.starts_with(protocol::SEND_PREFIX) {
+            self.sends
+        } else {
+            self.requests
+        }
+    }
+}
+
 /// The accept-and-read thread: admits connections, reads request lines without blocking, and
 /// hands complete ones to the workers.
 pub(super) struct Reader<'a> {
     pub(super) listener: &'a UnixListener,
     pub(super) wake: RawFd,
     pub(super) policy: &'a Policy,
-    pub(super) queue: &'a SyncSender<Request>,
+    pub(super) lanes: Lanes<'a>,
     pub(super) clock: &'a (dyn Clock + Sync),
     pub(super) hooks: &'a dyn hooks::Hooks,
     pub(super) pending: Vec<Pending>,
@@ -244,8 +265,8 @@ impl Reader<'_> {
                 p.stream,
                 "bad_request",
                 &format!(
-                    "the request line is longer than {} bytes",
-                    protocol::MAX_LINE
+                    "the request line is longer than {} bytes, its newline included",
+                    protocol::line_limit(&p.line)
                 ),
             ),
             Err(None) => {} // closed before sending anything
@@ -289,7 +310,8 @@ impl Reader<'_> {
         let Pending {
             stream, peer, line, ..
         } = p;
-        match self.queue.try_send(Request { stream, peer, line }) {
+        let lane = self.lanes.for_line(&line);
+        match lane.try_send(Request { stream, peer, line }) {
             Ok(()) => {}
             Err(TrySendError::Full(request)) => {
                 debug!("queue full; told uid {} (pid {}) busy", peer.uid, peer.pid);
@@ -360,6 +382,41 @@ mod tests {
         );
     }
 
+    /// Both limits count the newline, as documented (docs/broker.md): a line of exactly the
+    /// limit passes, one byte more does not, whether it arrives at once or a byte at a time.
+    #[test]
+    fn each_line_limit_admits_exactly_its_documented_bytes() {
+        let send = |len: usize| {
+            let mut l = protocol::SEND_PREFIX.to_vec();
+            l.resize(len - 1, b' ');
+            l.push(b'\n');
+            l
+        };
+        let other = |len: usize| {
+            let mut l = vec![b' '; len - 1];
+            l.push(b'\n');
+            l
+        };
+        for (limit, make) in [
+            (protocol::MAX_LINE, &other as &dyn Fn(usize) -> Vec<u8>),
+            (protocol::MAX_SEND_LINE, &send),
+        ] {
+            for (len, want) in [(limit, Line::Complete), (limit + 1, Line::TooLong)] {
+                let bytes = make(len);
+                assert_eq!(feed(&mut Vec::new(), &bytes), want, "{len} of {limit}");
+                let mut line = Vec::new();
+                let mut got = Line::Incomplete;
+                for chunk in bytes.chunks(7) {
+                    got = feed(&mut line, chunk);
+                    if got != Line::Incomplete {
+                        break;
+                    }
+                }
+                assert_eq!(got, want, "{len} of {limit}, in pieces");
+            }
+        }
+    }
+
     fn peer(uid: u32) -> Peer {
         Peer {
             pid: 1,
@@ -375,6 +432,8 @@ mod tests {
         clock: crate::testing::FakeClock,
         queue: SyncSender<Request>,
         waiting: Receiver<Request>,
+        send_queue: SyncSender<Request>,
+        sends_waiting: Receiver<Request>,
         policy: Policy,
     }
 
@@ -384,11 +443,14 @@ mod tests {
             let listener = UnixListener::bind(dir.join("s.sock")).unwrap();
             listener.set_nonblocking(true).unwrap();
             let (queue, waiting) = sync_channel(QUEUE);
+            let (send_queue, sends_waiting) = sync_channel(QUEUE);
             Rig {
                 listener,
                 clock: crate::testing::FakeClock::new(Duration::ZERO),
                 queue,
                 waiting,
+                send_queue,
+                sends_waiting,
                 policy: Policy {
                     // SAFETY: geteuid has no preconditions.
                     server_uid: unsafe { libc::geteuid() },
@@ -403,7 +465,10 @@ mod tests {
                 listener: &self.listener,
                 wake: -1,
                 policy: &self.policy,
-                queue: &self.queue,
+                lanes: Lanes {
+                    requests: &self.queue,
+                    sends: &self.send_queue,
+                },
                 clock: &self.clock,
                 hooks: &hooks::Plain,
                 pending: Vec::new(),
@@ -490,6 +555,33 @@ mod tests {
             "{text}"
         );
         assert!(rig.waiting.try_recv().is_err());
+        fs::remove_dir_all(&rig.dir).unwrap();
+    }
+
+    /// A send line goes to the send lane, everything else to the other; a full send lane
+    /// leaves the other one free: a token is queued while sends wait.
+    #[test]
+    fn sends_have_their_own_lane_and_a_full_one_holds_no_token() {
+        let rig = Rig::new("lanes");
+        let mut reader = rig.reader();
+        let send = b"{\"do\":\"send\",\"event\":\"A__e\",\"records\":[{}]}\n";
+        let mut clients = Vec::new();
+        for _ in 0..QUEUE + 1 {
+            let mut c = rig.connect();
+            c.write_all(send).unwrap();
+            clients.push(c);
+        }
+        let mut token = rig.connect();
+        token.write_all(b"{\"get\":\"access_token\"}\n").unwrap();
+        reader.accept_all();
+        let sends = std::iter::from_fn(|| rig.sends_waiting.try_recv().ok()).count();
+        assert_eq!(sends, QUEUE, "the send lane is full");
+        let request = rig.waiting.try_recv().expect("the token request is queued");
+        assert_eq!(request.line, br#"{"get":"access_token"}"#);
+        assert!(rig.waiting.try_recv().is_err(), "and no send with it");
+        // The one send past the full lane was told busy, not queued with the tokens.
+        let last = clients.pop().unwrap();
+        assert!(answered(last).contains("busy"));
         fs::remove_dir_all(&rig.dir).unwrap();
     }
 

@@ -1,6 +1,9 @@
 //! SIGTERM and SIGINT for the broker: a flag and a self-pipe, so the accept loop (blocked in
 //! `poll`) wakes up at once, stops accepting, lets the workers finish, and removes the socket.
 //! SIGUSR1 asks for a new pairing (`sfpair run`): a second flag, through the same pipe.
+//! SIGHUP is ignored: a closed terminal or a stray `kill -HUP` must neither end the broker nor
+//! leave its socket behind, and sfpair has no configuration file to reload (docs/run.md,
+//! "Signals").
 //!
 //! The handler only stores to an atomic and writes one byte to a non-blocking pipe, both
 //! async-signal-safe. Installed once per process; a second `install` reuses the same pipe.
@@ -44,6 +47,10 @@ pub fn install() -> io::Result<RawFd> {
     }
     WAKE_READ.store(fds[0], Ordering::SeqCst);
     WAKE_WRITE.store(fds[1], Ordering::SeqCst);
+    // SAFETY: setting a standard signal to SIG_IGN has no preconditions.
+    if unsafe { libc::signal(libc::SIGHUP, libc::SIG_IGN) } == libc::SIG_ERR {
+        return Err(io::Error::last_os_error());
+    }
     for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGUSR1] {
         // SAFETY: a zeroed sigaction is a valid "no flags, empty mask" value; the handler is
         // an extern "C" fn that only does async-signal-safe work.

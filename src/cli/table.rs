@@ -525,8 +525,8 @@ pub const OPTIONS: &[OptionSpec] = &[
         repeatable: false,
         rest: false,
         commands: ORG,
-        help: "Limit for connecting and for each send or receive (default 30; connecting: at \
-            most 10)",
+        help: "Limit for connecting and for each send or receive, and for a delivery request \
+            as a whole (default 30; connecting: at most 10)",
     },
     OptionSpec {
         opt: Opt::WaitForClock,

@@ -93,8 +93,12 @@ pub(super) fn bytes(text: &str, from: &str) -> Result<u64, Error> {
     Ok(n)
 }
 
-/// `--api-reserve PERCENT` and `--api-version` for delivery.
-pub fn delivery(sources: &Sources, api_version: Option<&str>) -> Result<delivery::Options, Error> {
+/// `--api-reserve PERCENT` and `--api-version` for delivery; `deadline` is `--timeout`.
+pub fn delivery(
+    sources: &Sources,
+    api_version: Option<&str>,
+    deadline: std::time::Duration,
+) -> Result<delivery::Options, Error> {
     let reserve = match sources.given(Opt::ApiReserve)? {
         None => crate::delivery::pace::DEFAULT_RESERVE_PERCENT,
         Some((text, from)) => text
@@ -113,6 +117,7 @@ pub fn delivery(sources: &Sources, api_version: Option<&str>) -> Result<delivery
     Ok(delivery::Options {
         api_version: api_version.unwrap_or(delivery::DEFAULT_API_VERSION).into(),
         reserve,
+        deadline,
     })
 }
 

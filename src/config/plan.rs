@@ -194,6 +194,7 @@ fn call_options(settings: &Settings, args: &Args) -> Result<commands::call::Opti
         path: crate::rest::resolve_path(path, Some(&settings.api_version_or_default()))?,
         body: None,
         headers: Vec::new(),
+        deadline: None,
     };
     for line in args.values(Opt::Header) {
         request.headers.push(crate::rest::header(line)?);

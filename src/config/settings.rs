@@ -188,19 +188,12 @@ fn client_secret(sources: &Sources) -> Result<(Option<Secret>, Option<PathBuf>),
         return Ok((sources.var("SFPAIR_CLIENT_SECRET")?.map(Secret::new), None));
     };
     let path = PathBuf::from(path);
-    let text = crate::files::read_small(&path, 4096).map_err(|e| {
-        Error::config(format!(
-            "cannot read the client secret file {} ({from}): {e}",
-            path.display()
-        ))
-    })?;
-    let secret = Secret::new(text.trim_end_matches(['\r', '\n']));
-    if secret.is_empty() {
-        return Err(Error::config(format!(
-            "the client secret file {} is empty",
-            path.display()
-        )));
-    }
+    // The rules for secret files (not blocking, a regular file, ours, 0600, one final newline
+    // off) have one home: files.rs.
+    // Which setting named the file: a stale path in the stored pairing must say so.
+    let what = format!("the client secret file (given by {from})");
+    let bytes = crate::files::read_secret(&path, 4096, &what)?;
+    let secret = crate::files::secret_text(&bytes, &path, &what)?;
     Ok((Some(secret), std::path::absolute(&path).ok()))
 }
 
@@ -371,8 +364,10 @@ impl Settings {
         let (client_secret, client_secret_file) = client_secret(&sources)?;
         #[cfg(feature = "outbox")]
         let outbox = super::outbox::place(&sources, &store, is_root)?;
+        let http = http(&sources)?;
         #[cfg(feature = "outbox")]
-        let delivery = super::outbox::delivery(&sources, api_version.as_deref())?;
+        let delivery =
+            super::outbox::delivery(&sources, api_version.as_deref(), http.read_timeout)?;
         let settings = Settings {
             seal,
             #[cfg(feature = "listen")]
@@ -404,7 +399,7 @@ impl Settings {
             scope: sources
                 .text(Opt::Scope)?
                 .unwrap_or_else(|| DEFAULT_SCOPE.into()),
-            http: http(&sources)?,
+            http,
             store,
             displays,
             json: sources.switch(Opt::Json),

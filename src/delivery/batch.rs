@@ -80,10 +80,22 @@ pub fn request(batch: &[Pending], api_version: &str) -> Result<RestRequest, Erro
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Verdict {
     Delivered,
-    /// Try again later; the reason, for the log.
-    Retry(String),
-    /// Never retried: the server's error, for the dead-letter file.
-    Dead(String),
+    /// Try again later.
+    Retry(Refusal),
+    /// Never retried: the server's error goes to the dead-letter file.
+    Dead(Refusal),
+}
+
+/// The server's words about one record, in two forms: the whole of them for the dead-letter
+/// file (which holds the record anyway), and only the codes and field names for logs, since a
+/// message may quote the record's values ("data value too large: …"), the customer's data,
+/// which must not reach the journal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// `CODE: message (fields: A, B)`, each error; sanitized.
+    pub text: String,
+    /// `CODE (fields: A, B)`, each error; sanitized.
+    pub codes: String,
 }
 
 /// What a whole reply says.
@@ -100,9 +112,11 @@ pub enum Outcome {
     RetryAll(String),
 }
 
+/// One record's result. `success` is required: a 2xx whose body is a list of request errors
+/// (`[{"errorCode":"SERVER_UNAVAILABLE",…}]`) is not a list of results, and must not read as
+/// records refused without a reason (they were dead-lettered that way).
 #[derive(Deserialize)]
 struct ItemResult {
-    #[serde(default)]
     success: bool,
     #[serde(default)]
     errors: Vec<ItemError>,
@@ -129,16 +143,17 @@ pub fn outcome(status: u16, body: &[u8], n: usize) -> Outcome {
                 items.len()
             )),
             Err(_) => Outcome::RetryAll(format!(
-                "the server's HTTP {status} reply is not a list of record results"
+                "the server's HTTP {status} reply is not a list of record results{}",
+                code(body)
             )),
         };
     }
-    let why = format!("HTTP {status}{}", summary(body));
     match status {
-        404 => Outcome::AllDead(why),
+        404 => Outcome::AllDead(format!("HTTP {status}{}", summary(body))),
         400 if n > 1 => Outcome::Split,
-        400..=499 => Outcome::AllDead(why),
-        _ => Outcome::RetryAll(why),
+        400..=499 => Outcome::AllDead(format!("HTTP {status}{}", summary(body))),
+        // Only logged, never stored: the code, not a message that may quote a record.
+        _ => Outcome::RetryAll(format!("HTTP {status}{}", code(body))),
     }
 }
 
@@ -146,16 +161,17 @@ fn verdict(item: &ItemResult) -> Verdict {
     if item.success {
         return Verdict::Delivered;
     }
-    let words = item
-        .errors
-        .iter()
-        .map(describe)
-        .collect::<Vec<_>>()
-        .join("; ");
-    let words = if words.is_empty() {
-        "the server refused the record without saying why".to_string()
-    } else {
-        words
+    let joined = |words: &dyn Fn(&ItemError) -> String| {
+        let all = item.errors.iter().map(words).collect::<Vec<_>>().join("; ");
+        if all.is_empty() {
+            "the server refused the record without saying why".to_string()
+        } else {
+            all
+        }
+    };
+    let refusal = Refusal {
+        text: joined(&|e| describe(e, true)),
+        codes: joined(&|e| describe(e, false)),
     };
     let transient = !item.errors.is_empty()
         && item
@@ -163,18 +179,19 @@ fn verdict(item: &ItemResult) -> Verdict {
             .iter()
             .all(|e| TRANSIENT.contains(&e.status_code.as_str()));
     if transient {
-        Verdict::Retry(words)
+        Verdict::Retry(refusal)
     } else {
-        Verdict::Dead(words)
+        Verdict::Dead(refusal)
     }
 }
 
-fn describe(e: &ItemError) -> String {
-    let mut s = format!(
-        "{}: {}",
-        server_text(&e.status_code),
-        server_text(&e.message)
-    );
+/// `CODE: message (fields: …)`, or without the message (`CODE (fields: …)`).
+fn describe(e: &ItemError, message: bool) -> String {
+    let mut s = server_text(&e.status_code).into_owned();
+    if message {
+        s.push_str(": ");
+        s.push_str(&server_text(&e.message));
+    }
     if !e.fields.is_empty() {
         let fields: Vec<_> = e
             .fields
@@ -184,6 +201,15 @@ fn describe(e: &ItemError) -> String {
         s.push_str(&format!(" (fields: {})", fields.join(", ")));
     }
     s
+}
+
+/// ` errorCode` of the first REST error in `body` (`[{"errorCode":…}]`), or nothing: for
+/// reasons that are logged, where a message could quote a record.
+fn code(body: &[u8]) -> String {
+    match crate::rest::first_code(&body[..body.len().min(crate::rest::ERROR_PREFIX)]) {
+        Some(c) => format!(" {c}"),
+        None => String::new(),
+    }
 }
 
 /// ` errorCode: message` from a REST error body (`[{"errorCode":…,"message":…}]`), or nothing.
@@ -262,15 +288,16 @@ mod tests {
             panic!("not per record")
         };
         assert_eq!(v[0], Verdict::Delivered);
-        assert!(matches!(&v[1], Verdict::Retry(w) if w.starts_with("UNABLE_TO_LOCK_ROW")));
+        assert!(matches!(&v[1], Verdict::Retry(w) if w.text.starts_with("UNABLE_TO_LOCK_ROW")));
         assert_eq!(
             v[2],
-            Verdict::Dead(
-                "INVALID_FIELD: No such column 'Colour__c' on sobject of type Device_Reading__c (fields: Colour__c)"
-                    .into()
-            )
+            Verdict::Dead(Refusal {
+                text: "INVALID_FIELD: No such column 'Colour__c' on sobject of type Device_Reading__c (fields: Colour__c)"
+                    .into(),
+                codes: "INVALID_FIELD (fields: Colour__c)".into(),
+            })
         );
-        assert!(matches!(&v[3], Verdict::Dead(w) if w.contains("without saying why")));
+        assert!(matches!(&v[3], Verdict::Dead(w) if w.text.contains("without saying why")));
     }
 
     #[test]
@@ -307,6 +334,53 @@ mod tests {
             panic!()
         };
         let Verdict::Dead(w) = &v[0] else { panic!() };
-        assert!(crate::text::is_clean(w), "{w:?}");
+        assert!(crate::text::is_clean(&w.text), "{w:?}");
+        assert!(crate::text::is_clean(&w.codes), "{w:?}");
+    }
+
+    /// A 2xx whose body is a list of request errors, not of results (Salesforce answers so
+    /// when it is unavailable), was read as records refused without a reason and
+    /// dead-lettered; it is a reply to send the batch again, for every code.
+    #[test]
+    fn a_2xx_error_list_is_sent_again_never_dead_lettered() {
+        for code in TRANSIENT
+            .iter()
+            .chain(&["INVALID_SESSION_ID", "UNKNOWN_EXCEPTION"])
+        {
+            let body = format!(r#"[{{"errorCode":"{code}","message":"try later: Value__c=42"}}]"#);
+            for n in [1, 3] {
+                match outcome(200, body.as_bytes(), n) {
+                    Outcome::RetryAll(why) => {
+                        assert!(why.contains(code), "{why}");
+                        assert!(!why.contains("42"), "no message in the log: {why}");
+                    }
+                    other => panic!("{code}, {n} records: {other:?}"),
+                }
+            }
+        }
+    }
+
+    /// What is logged names the codes and fields; the messages, which quote values, go only to
+    /// the dead letter.
+    #[test]
+    fn logged_reasons_carry_codes_and_fields_never_the_values() {
+        let value = "4111-1111-1111-1111";
+        let body = format!(
+            r#"[{{"success":false,"errors":[{{"statusCode":"STRING_TOO_LONG","message":"Card__c: data value too large: {value} (max length=8)","fields":["Card__c"]}}]}},
+                {{"success":false,"errors":[{{"statusCode":"UNABLE_TO_LOCK_ROW","message":"row {value} locked","fields":[]}}]}}]"#
+        );
+        let Outcome::Each(v) = outcome(200, body.as_bytes(), 2) else {
+            panic!()
+        };
+        let (Verdict::Dead(dead), Verdict::Retry(retry)) = (&v[0], &v[1]) else {
+            panic!("{v:?}")
+        };
+        assert_eq!(dead.codes, "STRING_TOO_LONG (fields: Card__c)");
+        assert!(dead.text.contains(value), "the dead letter keeps the words");
+        assert_eq!(retry.codes, "UNABLE_TO_LOCK_ROW");
+        let server = format!(r#"[{{"errorCode":"UNKNOWN_EXCEPTION","message":"{value}"}}]"#);
+        assert!(
+            matches!(outcome(500, server.as_bytes(), 2), Outcome::RetryAll(w) if w == "HTTP 500 UNKNOWN_EXCEPTION")
+        );
     }
 }

@@ -1,13 +1,13 @@
 //! An RSA private key from a PEM file (PKCS#8 `PRIVATE KEY` or PKCS#1 `RSA PRIVATE KEY`), and
 //! RS256 signatures with it (RSA PKCS#1 v1.5 with SHA-256, ring).
 //!
-//! The file must be readable by its owner only: a key that others on the board can read is a
-//! key they can enrol with, so it is refused with the `chmod` to run. Nothing from the file is
-//! ever put in a message, a log line or Debug output (only its path); the decoded bytes are
-//! wiped when dropped.
+//! The file is read under the rules for secret files (`files.rs`: not a FIFO, ours or root's,
+//! readable by its owner only): a key that others on the board can read is a key they can
+//! enrol with, so it is refused with the `chmod` to run. Nothing from the file is ever put in a
+//! message, a log line or Debug output (only its path); the decoded bytes are wiped when
+//! dropped.
 
 use std::fmt;
-use std::io::Read;
 use std::path::Path;
 
 use base64::Engine;
@@ -37,16 +37,7 @@ impl SigningKey {
     /// Reads and checks the key file `path`. Every refusal is a usage error naming the file.
     pub fn load(path: &Path, what: &str) -> Result<SigningKey, Error> {
         let shown = path.display();
-        check_private(path, what)?;
-        let mut pem = Zeroizing::new(Vec::new());
-        std::fs::File::open(path)
-            .and_then(|f| f.take(MAX_PEM + 1).read_to_end(&mut pem))
-            .map_err(|e| Error::config(format!("cannot read the {what} {shown}: {e}")))?;
-        if pem.len() as u64 > MAX_PEM {
-            return Err(Error::config(format!(
-                "the {what} {shown} is longer than {MAX_PEM} bytes: it is not one PEM key"
-            )));
-        }
+        let pem = crate::files::read_secret(path, MAX_PEM, &format!("the {what}"))?;
         SigningKey::from_pem(&pem)
             .map_err(|problem| Error::config(format!("the {what} {shown} {problem}")))
     }
@@ -101,29 +92,6 @@ impl SigningKey {
     pub fn public_der(&self) -> Vec<u8> {
         self.pair.public().as_ref().to_vec()
     }
-}
-
-/// Refuses a key file that the group or others may read or write.
-#[cfg(unix)]
-pub(crate) fn check_private(path: &Path, what: &str) -> Result<(), Error> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::metadata(path)
-        .map_err(|e| Error::config(format!("cannot read the {what} {}: {e}", path.display())))?;
-    if meta.mode() & 0o077 != 0 {
-        return Err(Error::config(format!(
-            "the {what} {} may be read by others (mode {:o}): run `chmod 600 {}` (and keep it \
-             owned by the user sfpair runs as)",
-            path.display(),
-            meta.mode() & 0o777,
-            path.display()
-        )));
-    }
-    Ok(())
-}
-
-#[cfg(not(unix))]
-pub(crate) fn check_private(_path: &Path, _what: &str) -> Result<(), Error> {
-    Ok(())
 }
 
 /// The first PEM block: its label and its decoded bytes (wiped on drop).

@@ -219,7 +219,8 @@ impl Inbox {
     /// at a time: a second one is refused while the first runs (exit 2).
     pub fn open(dir: &Path, max_bytes: u64) -> Result<Inbox, Error> {
         let disk = RealDisk::open(dir).map_err(|e| storage(dir, "open", e))?;
-        let owner = crate::outbox::lock::open_lock_file(&dir.join("listener.lock"))
+        let owner = disk
+            .open_lock("listener.lock")
             .map_err(|e| storage(dir, "lock", e))?;
         match owner.try_lock() {
             Ok(()) => {}

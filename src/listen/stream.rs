@@ -102,6 +102,8 @@ impl Stream {
             body: Body::Json(body.into_bytes()),
             bearer: Some(session.access_token.clone()),
             headers: Vec::new(),
+            // A held connect is bounded by the connection's read timeout, above the hold.
+            deadline: None,
         };
         if !self.cookies.is_empty() {
             let jar: Vec<String> = self

@@ -174,6 +174,14 @@ pub fn entry_len(e: &Entry) -> usize {
     frame::HEADER_LEN + 1 + 16 + 1 + names + 4 + e.json.len() + frame::CRC_LEN
 }
 
+/// The bytes [`encode_mark_header`] writes.
+pub const MARK_HEADER_LEN: usize = frame::HEADER_LEN + 9 + frame::CRC_LEN;
+
+/// The bytes [`encode_settled`] writes for `n` seqs.
+pub fn settled_len(n: usize) -> usize {
+    frame::HEADER_LEN + 13 + 9 * n + frame::CRC_LEN
+}
+
 pub fn encode_mark_header(out: &mut Vec<u8>, generation: u64) {
     let mut p = Vec::with_capacity(9);
     p.push(b'H');
@@ -391,9 +399,17 @@ mod tests {
         };
         let mut out = Vec::new();
         encode_settled(&mut out, &s);
+        assert_eq!(
+            out.len(),
+            settled_len(2),
+            "settle.rs reserves this many bytes"
+        );
         assert!(
             matches!(decode_mark(&payload(&out, &MARK_MAGIC)), Ok(MarkItem::Settled(x)) if x == s)
         );
+        let mut out = Vec::new();
+        encode_mark_header(&mut out, 7);
+        assert_eq!(out.len(), MARK_HEADER_LEN);
 
         let d = Dead {
             entry: e,

@@ -8,33 +8,20 @@
 //!   of its delivery, so two deliverers never send the same batch at once. It is not held by
 //!   the queue operations, and the queue lock is never held during HTTP.
 //!
-//! Locks go with the process: a `kill -9` releases them.
+//! Locks go with the process: a `kill -9` releases them. The files are opened by `disk.rs`
+//! (relative to the held directory, created 0600, never through a link).
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
-
-/// Opens (creating 0600) a lock file, never through a symbolic link.
-pub fn open_lock_file(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(path)
-}
 
 /// Held while this process delivers; dropping it lets another deliverer in.
 pub struct DeliverLock {
     _file: File,
 }
 
-/// The delivery lock, or `None` when another process holds it now.
-pub fn try_deliver_lock(dir: &Path) -> io::Result<Option<DeliverLock>> {
-    let file = open_lock_file(&dir.join("deliver.lock"))?;
+/// The delivery lock on `file` (the outbox's `deliver.lock`, opened by `disk.rs`), or `None`
+/// when another process holds it now.
+pub fn try_deliver_lock(file: File) -> io::Result<Option<DeliverLock>> {
     match file.try_lock() {
         Ok(()) => Ok(Some(DeliverLock { _file: file })),
         Err(std::fs::TryLockError::WouldBlock) => Ok(None),

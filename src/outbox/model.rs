@@ -7,6 +7,10 @@
 //! a prefix of its bytes: what a real filesystem may leave after a power cut (ext4 ordered, UBIFS
 //! and friends promise no more). After the budget of write operations is spent, every further
 //! operation fails, as if the power were gone.
+//!
+//! The model can also be full ([`Power::set_full`]): then an append fails with `StorageFull`
+//! unless it fits in what [`Disk::reserve`] set aside for that file beforehand, as blocks
+//! allocated ahead (`fallocate`) are used on a real one; a truncation gives the room back.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -81,6 +85,10 @@ struct Fs {
     ops: usize,
     /// After this many write operations, everything fails.
     budget: Option<usize>,
+    /// No free space: only reserved bytes may be appended.
+    full: bool,
+    /// Bytes set aside per file name by `reserve`.
+    reserved: BTreeMap<String, u64>,
 }
 
 impl Fs {
@@ -143,6 +151,10 @@ impl Power {
     }
     pub fn set_budget(&self, budget: Option<usize>) {
         self.0.lock().unwrap().budget = budget;
+    }
+    /// Fills the disk (or frees it).
+    pub fn set_full(&self, full: bool) {
+        self.0.lock().unwrap().full = full;
     }
     /// The directory after a power cut now: a new, independent one.
     pub fn cut(&self, loss: Loss) -> Power {
@@ -221,6 +233,13 @@ impl Disk for ModelDisk {
     }
     fn append(&mut self, name: &str, bytes: &[u8]) -> io::Result<bool> {
         let mut fs = self.0.0.lock().unwrap();
+        if fs.full {
+            let room = fs.reserved.get(name).copied().unwrap_or(0);
+            if (bytes.len() as u64) > room {
+                return Err(io::Error::from(io::ErrorKind::StorageFull));
+            }
+            fs.reserved.insert(name.into(), room - bytes.len() as u64);
+        }
         fs.spend()?;
         let (i, created) = match fs.inode(name) {
             Some(i) => (i, false),
@@ -240,6 +259,7 @@ impl Disk for ModelDisk {
     }
     fn truncate(&mut self, name: &str, len: u64) -> io::Result<()> {
         let mut fs = self.0.0.lock().unwrap();
+        fs.reserved.remove(name);
         fs.spend()?;
         let i = fs.inode(name).ok_or_else(missing)?;
         fs.inodes[i].pending.push(Op::Truncate(len));
@@ -283,4 +303,23 @@ impl Disk for ModelDisk {
         Ok(())
     }
     fn unlock(&mut self) {}
+    fn open_lock(&self, _name: &str) -> io::Result<std::fs::File> {
+        // The model has no files to lock; its tests never deliver.
+        Err(io::Error::from(io::ErrorKind::Unsupported))
+    }
+    fn reserve(&mut self, name: &str, bytes: u64) -> io::Result<bool> {
+        let mut fs = self.0.0.lock().unwrap();
+        if fs.full {
+            return Err(io::Error::from(io::ErrorKind::StorageFull));
+        }
+        fs.spend()?;
+        let created = fs.inode(name).is_none();
+        if created {
+            fs.inodes.push(Inode::default());
+            let i = fs.inodes.len() - 1;
+            fs.pending_names.push(DirOp::Link(name.into(), i));
+        }
+        fs.reserved.insert(name.into(), bytes);
+        Ok(created)
+    }
 }

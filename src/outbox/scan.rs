@@ -8,7 +8,10 @@
 //!   write cut short by a power cut or a `kill -9`: it is cut off (truncate, fsync) with a
 //!   warning naming the bytes and the file. Nothing before it is touched.
 //! - a push's frames carry `CONTINUED` but the last: a push whose last frame is missing is cut
-//!   whole, back to its first frame, so a push is in the queue completely or not at all.
+//!   whole, back to its first frame, so a push is in the queue completely or not at all. The
+//!   warning says what the cut means for that file, honestly: a push is acknowledged only once
+//!   it is on disk, so a cut one was acknowledged only if the storage lost a write it had
+//!   confirmed; cut outcomes in `mark` mean records are sent again.
 //! - a bad frame followed by a good one is damage in the middle, not a torn tail: refused with
 //!   the offset (Storage), never "repaired" by truncating good records.
 //! - a frame of a newer format version (its checksum matches) is refused: upgrade sfpair.
@@ -17,6 +20,7 @@ use std::io;
 
 use super::disk::Disk;
 use super::entry::{CONTINUED, MAX_PAYLOAD, VERSION};
+use super::{DEAD, LOG, MARK};
 use crate::error::Error;
 use crate::store::frame::{self, FrameError, HEADER_LEN};
 
@@ -164,11 +168,15 @@ pub fn check(
     let mut frames = Frames::new(disk, name, magic, from, len);
     // Where the push being read began: a push cut short is cut from there.
     let mut push_start = from;
+    // Whole frames read since `push_start`: what a cut takes with it.
+    let mut whole = 0usize;
     let bad = loop {
         match frames.next_frame() {
             Ok(Some(f)) => {
+                whole += 1;
                 if f.flags & CONTINUED == 0 {
                     push_start = frames.pos;
+                    whole = 0;
                 }
             }
             Ok(None) => break None,
@@ -198,11 +206,46 @@ pub fn check(
             .and_then(|()| disk.fsync(name))
             .map_err(|e| Error::storage(format!("cannot cut the torn end of {path}: {e}")))?;
         log::warn!(
-            "cut {cut} bytes from the end of {path}: a write cut short (power cut or kill); \
-             a push that was cut short had not been acknowledged, everything before it is kept"
+            "cut {cut} bytes from the end of {path}, where a write did not complete (a power cut \
+             or a kill while writing, or storage that lost data), {whole} whole frame(s) among \
+             them; everything before it is kept. {}",
+            cut_means(name)
         );
     }
     Ok(Checked { end: push_start })
+}
+
+/// What cutting the end of `name` means for the records, in words that claim no more than is
+/// known: a push is acknowledged after its fsync, so a cut one was acknowledged only if the
+/// storage lost a write it had confirmed.
+fn cut_means(name: &str) -> &'static str {
+    match name {
+        LOG => {
+            "The records in it are not queued. Their sender was told the push failed, unless \
+             the storage lost a write it had confirmed: then they had been acknowledged, and \
+             are lost here; the sender's own log can tell"
+        }
+        MARK => {
+            "The delivery outcomes in it are forgotten: those records are sent again (an \
+             upsert lands once by its external id; a platform event may arrive twice)"
+        }
+        DEAD => {
+            "The dead letters in it are forgotten: their records are still queued and sent \
+             again, unless the storage lost a write it had confirmed: then they are lost"
+        }
+        _ => "",
+    }
+}
+
+/// The offset of the first good frame of `name` after byte `at` and before `end`, if any.
+pub fn good_frame_after(
+    disk: &mut dyn Disk,
+    name: &str,
+    magic: [u8; 4],
+    at: u64,
+    end: u64,
+) -> io::Result<Option<u64>> {
+    Frames::new(disk, name, magic, at, end).good_frame_after(at)
 }
 
 fn describe(why: FrameError) -> &'static str {

@@ -8,14 +8,61 @@
 //!
 //! The mark frame carries the new watermark (the oldest seq still queued), so reading the mark
 //! back needs only the seqs settled above it, not every seq ever settled.
+//!
+//! On a full disk: [`Outbox::reserve_outcome`] sets the mark's bytes aside before a batch is
+//! sent, as the token store does before a refresh, so a reply that came back can always be
+//! recorded; without room nothing is sent (a full disk used to send the same batch on every
+//! attempt, publishing events again each time). Dead letters are not reserved: one per record
+//! of 200 with its record and up to 8 KiB of error could need megabytes, and refusing to deliver
+//! for want of them would stop the one thing that frees space. If they cannot be written, the
+//! refused records stay queued and are sent again later (refused again: nothing reaches the org
+//! twice), the delivered ones are recorded, and settling says so (exit 8). A compaction that
+//! fails after the mark is written does not undo the settle: it is logged and tried again
+//! later.
 
 use std::collections::BTreeMap;
 
 use super::entry::{self, Dead, Entry, MAX_ERROR, Settled};
-use super::{COMPACT_AT, DEAD, MARK, MAX_ABOVE, Outbox, Settle};
+use super::{COMPACT_AT, DEAD, LOG_NEW, MARK, MAX_ABOVE, Outbox, Settle};
 use crate::error::Error;
 
 impl Outbox {
+    /// Sets aside the room the mark needs to record the outcome of a batch of `count` records,
+    /// before it is sent. Without that room: a storage error, and nothing should be sent.
+    pub fn reserve_outcome(&mut self, count: usize) -> Result<(), Error> {
+        self.locked(|ob| {
+            if !ob.st.mark_current && ob.st.mark_len > 0 {
+                // A mark of an older generation: nothing in it applies any more, and a
+                // reservation behind it would go when the settle empties it.
+                ob.disk
+                    .truncate(MARK, 0)
+                    .and_then(|()| ob.disk.fsync(MARK))
+                    .map_err(|e| ob.io("empty", MARK, e))?;
+                ob.st.mark_len = 0;
+            }
+            let header = if ob.st.mark_current {
+                0
+            } else {
+                entry::MARK_HEADER_LEN
+            };
+            let need = (header + entry::settled_len(count)) as u64;
+            let created = ob.disk.reserve(MARK, need).map_err(|e| {
+                let e = ob.io("set aside room in", MARK, e);
+                Error::storage(format!(
+                    "{}. Nothing was sent: without room to record what the org answers, a batch \
+                     would be sent again at every attempt",
+                    e.message()
+                ))
+            })?;
+            if created {
+                ob.disk
+                    .fsync_dir()
+                    .map_err(|e| ob.io("sync the directory of", MARK, e))?;
+            }
+            Ok(())
+        })
+    }
+
     /// Durably records outcomes (dead ones written to `dead` first, then the mark, fsynced);
     /// may compact. Unknown or already-settled seqs are ignored.
     pub fn settle(&mut self, outcomes: &[Settle], now: u64) -> Result<(), Error> {
@@ -78,15 +125,37 @@ impl Outbox {
             return Ok(());
         }
         if !dead_bytes.is_empty() {
-            let created = self
+            let written = self
                 .disk
                 .append(DEAD, &dead_bytes)
                 .and_then(|c| self.disk.fsync(DEAD).map(|()| c))
-                .map_err(|e| self.io("write to", DEAD, e))?;
-            if created {
-                self.disk
-                    .fsync_dir()
-                    .map_err(|e| self.io("sync the directory of", DEAD, e))?;
+                .and_then(|created| {
+                    if created {
+                        self.disk.fsync_dir()
+                    } else {
+                        Ok(())
+                    }
+                });
+            if let Err(e) = written {
+                // Take back what part of them reached the file, keep the refused records
+                // queued, and record the delivered ones.
+                let _ = self.disk.truncate(DEAD, self.st.dead_len);
+                let refused = wanted.values().filter(|e| e.is_some()).count();
+                let e = self.io("write the dead letters to", DEAD, e);
+                let delivered: BTreeMap<u64, Option<&str>> = wanted
+                    .iter()
+                    .filter(|(_, error)| error.is_none())
+                    .map(|(&seq, &error)| (seq, error))
+                    .collect();
+                if !delivered.is_empty() {
+                    self.settle_locked(&delivered, now)?;
+                }
+                return Err(Error::storage(format!(
+                    "{}. The {refused} refused record(s) stay queued and are sent again later \
+                     (refused again: nothing reaches the org twice); the delivered ones are \
+                     recorded",
+                    e.message()
+                )));
             }
             self.st.dead_len += dead_bytes.len() as u64;
         }
@@ -138,8 +207,18 @@ impl Outbox {
                 st.oldest_queued_at = None;
             }
         }
-        if self.should_compact() {
-            self.compact_locked()?;
+        if self.should_compact()
+            && let Err(e) = self.compact_locked()
+        {
+            // The outcome is on disk already; the log is only longer than it needs to be.
+            let _ = self.disk.remove(LOG_NEW);
+            self.st.loaded = false;
+            log::warn!(
+                "outbox: could not compact {} ({}); what was settled is recorded, and \
+                 compaction is tried again later",
+                self.dir().display(),
+                e.message()
+            );
         }
         Ok(())
     }

@@ -78,13 +78,16 @@ impl Outbox {
         self.disk
             .remove(LOG_NEW)
             .map_err(|e| self.io("remove", LOG_NEW, e))?;
-        if self
-            .disk
-            .len(LOG)
-            .map_err(|e| self.io("read", LOG, e))?
-            .is_none()
-        {
-            self.create()?;
+        match self.disk.len(LOG).map_err(|e| self.io("read", LOG, e))? {
+            // An empty log holds nothing, not even its header (an older sfpair cut a damaged
+            // header to this): a new one takes its place.
+            None | Some(0) => self.create()?,
+            Some(len) => {
+                if self.read_header()?.is_none() {
+                    self.damaged_header(len)?;
+                    self.create()?;
+                }
+            }
         }
         let path = self.path(LOG);
         let log_end = scan::check(&mut *self.disk, LOG, &path, LOG_MAGIC, 0)?.end;

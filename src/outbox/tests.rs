@@ -448,10 +448,14 @@ fn a_torn_tail_is_cut_with_a_warning_and_nothing_before_it_is_lost() {
         assert_eq!(all_pending(&mut ob).len(), 3, "cut {cut}");
         assert_eq!(fs::read(&log_path).unwrap(), good, "cut {cut}");
         let w = warnings_about(&log_path);
-        assert!(
-            w.iter().any(|w| w.contains(&format!("cut {cut} bytes"))),
-            "{w:?}"
-        );
+        let said = w
+            .iter()
+            .find(|w| w.contains(&format!("cut {cut} bytes")))
+            .unwrap_or_else(|| panic!("{w:?}"));
+        // A push is acknowledged after its fsync: a cut one was acknowledged only if the
+        // storage lost a confirmed write, and the warning must not claim it never was.
+        assert!(!said.contains("had not been acknowledged"), "{said}");
+        assert!(said.contains("unless the storage lost a write"), "{said}");
     }
     // Garbage, then a good frame: damage in the middle, refused with the offset, not cut.
     let mut bytes = good.clone();
@@ -480,6 +484,63 @@ fn a_torn_tail_is_cut_with_a_warning_and_nothing_before_it_is_lost() {
     );
 }
 
+/// A log whose header frame is damaged and that holds nothing else was cut to an empty file,
+/// which every later open refused: the queue was dead until someone came. Now it is set aside
+/// whole and an empty queue starts, numbering above what the mark and dead letters name; an
+/// empty log left by an older sfpair starts over too; a damaged header with records after it
+/// is refused and left as it is.
+#[test]
+fn a_damaged_header_is_never_cut_and_a_log_with_nothing_readable_is_set_aside() {
+    let dir = temp_dir("header");
+    let log_path = dir.join("log");
+    warnings_about(&log_path);
+    let mut ob = Outbox::open(&dir, Limits::default()).unwrap();
+    ob.push(recs("A__c", "a", 2), 1).unwrap();
+    let batch = ob.next_batch(10).unwrap();
+    ob.settle(&delivered(&batch), 2).unwrap(); // compacts: a header-only log
+    let old_id = ob.id().to_string();
+    let header_only = fs::read(&log_path).unwrap();
+    assert_eq!(header_only.len() as u64, ob.st.header_len);
+    let mut damaged = header_only.clone();
+    damaged[20] ^= 0x10;
+    fs::write(&log_path, &damaged).unwrap();
+    for pushed_before in 0..2 {
+        let mut ob = Outbox::open(&dir, Limits::default()).unwrap();
+        assert_eq!(ob.status().unwrap().queued, pushed_before);
+        assert_ne!(ob.id(), old_id, "a new log");
+        let pushed = ob.push(recs("A__c", "b", 1), 3).unwrap();
+        assert!(pushed.first_seq >= 1);
+    }
+    assert_eq!(
+        fs::read(dir.join("log.damaged.1")).unwrap(),
+        damaged,
+        "kept whole"
+    );
+    assert!(!dir.join("log.damaged.2").exists(), "set aside once");
+    let w = warnings_about(&log_path);
+    assert!(w.iter().any(|w| w.contains("log.damaged.1")), "{w:?}");
+
+    // An empty log (what the old cut left): a new one starts.
+    fs::write(&log_path, b"").unwrap();
+    let mut ob = Outbox::open(&dir, Limits::default()).unwrap();
+    assert_eq!(ob.status().unwrap().queued, 0);
+
+    // A damaged header with a record after it: refused, nothing cut or moved.
+    ob.push(recs("A__c", "c", 1), 4).unwrap();
+    let mut bytes = fs::read(&log_path).unwrap();
+    bytes[20] ^= 0x10;
+    fs::write(&log_path, &bytes).unwrap();
+    let err = Outbox::open(&dir, Limits::default()).err().unwrap();
+    assert_eq!(err.kind(), ErrorKind::Storage);
+    assert!(
+        err.message().contains("holds a good record frame"),
+        "{}",
+        err.message()
+    );
+    assert_eq!(fs::read(&log_path).unwrap(), bytes, "nothing cut");
+    assert!(!dir.join("log.damaged.2").exists());
+}
+
 #[test]
 fn the_directory_is_0700_and_every_file_0600() {
     let dir = temp_dir("modes").join("nested");
@@ -505,7 +566,153 @@ fn the_directory_is_0700_and_every_file_0600() {
     // A directory others can write to is refused.
     fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
     let err = Outbox::open(&dir, Limits::default()).err().unwrap();
+    assert_eq!(err.kind(), ErrorKind::Config);
+    assert!(err.message().contains("chmod go-w"), "{}", err.message());
+    // Sticky does not make the outbox's own directory private.
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o1777)).unwrap();
+    let err = Outbox::open(&dir, Limits::default()).err().unwrap();
     assert!(err.message().contains("chmod 700"), "{}", err.message());
+}
+
+/// An outbox whose parent others may write (not sticky) was accepted, so another user could
+/// move it aside and put theirs in its place. Now every directory above it is checked.
+#[test]
+fn a_parent_others_may_write_is_refused_unless_sticky() {
+    let top = temp_dir("parent");
+    fs::create_dir_all(&top).unwrap();
+    fs::set_permissions(&top, fs::Permissions::from_mode(0o777)).unwrap();
+    let dir = top.join("outbox");
+    let err = Outbox::open(&dir, Limits::default()).err().unwrap();
+    assert_eq!(err.kind(), ErrorKind::Config);
+    assert!(
+        err.message().contains("writable by other users"),
+        "{}",
+        err.message()
+    );
+    assert!(err.message().contains("--outbox"), "{}", err.message());
+    assert!(!dir.exists(), "nothing created there");
+    fs::set_permissions(&top, fs::Permissions::from_mode(0o1777)).unwrap();
+    Outbox::open(&dir, Limits::default()).unwrap();
+}
+
+/// Files were opened by path and never checked: a world-writable log planted in the outbox
+/// was written to and read from. Now each is checked on its descriptor: a file others may read
+/// or write, a symbolic link, a FIFO are refused (exit 2) and left as they are.
+#[test]
+fn a_planted_or_shared_file_in_the_outbox_is_refused_and_left_alone() {
+    let dir = temp_dir("planted");
+    let mut ob = Outbox::open(&dir, Limits::default()).unwrap();
+    ob.push(recs("A__c", "a", 1), 1).unwrap();
+    drop(ob);
+    let log = dir.join("log");
+    let before = fs::read(&log).unwrap();
+    fs::set_permissions(&log, fs::Permissions::from_mode(0o666)).unwrap();
+    let err = Outbox::open(&dir, Limits::default()).err().unwrap();
+    assert_eq!(err.kind(), ErrorKind::Config);
+    assert!(err.message().contains("chmod 600"), "{}", err.message());
+    assert!(err.message().contains(&log.display().to_string()));
+    assert_eq!(fs::read(&log).unwrap(), before);
+    fs::set_permissions(&log, fs::Permissions::from_mode(0o600)).unwrap();
+
+    let elsewhere = dir.parent().unwrap().join("planted-target");
+    fs::write(&elsewhere, b"not yours").unwrap();
+    std::os::unix::fs::symlink(&elsewhere, dir.join("mark")).unwrap();
+    let err = Outbox::open(&dir, Limits::default()).err().unwrap();
+    assert_eq!(err.kind(), ErrorKind::Config);
+    assert!(err.message().contains("symbolic link"), "{}", err.message());
+    fs::remove_file(dir.join("mark")).unwrap();
+    assert_eq!(fs::read(&elsewhere).unwrap(), b"not yours");
+
+    let fifo = std::ffi::CString::new(dir.join("dead").to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    let err = Outbox::open(&dir, Limits::default()).err().unwrap();
+    assert!(
+        err.message().contains("not a regular file"),
+        "{}",
+        err.message()
+    );
+    fs::remove_file(dir.join("dead")).unwrap();
+    let mut ob = Outbox::open(&dir, Limits::default()).unwrap();
+    assert_eq!(ob.status().unwrap().queued, 1);
+}
+
+/// The directory is held open and every file is reached through it: once open, a name
+/// swapped at the outbox's path (by its own user, the only one who still can) does not
+/// redirect a push.
+#[test]
+fn an_open_outbox_works_in_the_directory_it_opened_not_at_its_path() {
+    let dir = temp_dir("held");
+    let mut ob = Outbox::open(&dir, Limits::default()).unwrap();
+    ob.push(recs("A__c", "a", 1), 1).unwrap();
+    let moved = dir.with_file_name(format!(
+        "{}-moved",
+        dir.file_name().unwrap().to_str().unwrap()
+    ));
+    fs::rename(&dir, &moved).unwrap();
+    fs::create_dir(&dir).unwrap();
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
+    ob.push(recs("A__c", "b", 1), 2).unwrap();
+    assert_eq!(
+        fs::read_dir(&dir).unwrap().count(),
+        0,
+        "nothing at the path"
+    );
+    assert_eq!(ob.status().unwrap().queued, 2);
+    let mut reopened = Outbox::open(&moved, Limits::default()).unwrap();
+    assert_eq!(reopened.status().unwrap().queued, 2);
+}
+
+/// A full disk: the room for the mark is set aside before a batch is sent, so the outcome of
+/// a reply can always be recorded, and without that room nothing is sent. Dead letters that
+/// cannot be written leave their records queued and the delivered ones recorded; a compaction
+/// that cannot be written does not undo a settle.
+#[test]
+fn on_a_full_disk_the_outcome_is_reserved_before_sending_and_nothing_is_recorded_twice() {
+    let power = Power::default();
+    let mut ob = model_outbox(&power).unwrap();
+    ob.push(recs("A__c", "a", 3), 1).unwrap();
+    power.set_full(true);
+    let e = ob.reserve_outcome(3).err().unwrap();
+    assert_eq!(e.kind(), ErrorKind::Storage);
+    assert!(e.message().contains("Nothing was sent"), "{}", e.message());
+    power.set_full(false);
+    ob.reserve_outcome(3).unwrap();
+    power.set_full(true);
+    // The reply came back: recorded in the room set aside, though the disk is full (and the
+    // compaction that an empty queue starts fails, without undoing it).
+    let batch = ob.next_batch(10).unwrap();
+    ob.settle(&delivered(&batch), 2).unwrap();
+    let mut again = model_outbox(&power).unwrap();
+    let s = again.status().unwrap();
+    assert_eq!((s.queued, s.delivered), (0, 3));
+
+    // Dead letters without room: the delivered one is recorded, the refused one stays queued.
+    power.set_full(false);
+    let mut ob = model_outbox(&power).unwrap();
+    let pushed = ob.push(recs("A__c", "b", 2), 3).unwrap();
+    ob.reserve_outcome(2).unwrap();
+    power.set_full(true);
+    let (first, second) = (pushed.first_seq, pushed.first_seq + 1);
+    let e = ob
+        .settle(
+            &[
+                Settle::Delivered(first),
+                Settle::Dead {
+                    seq: second,
+                    error: "INVALID_FIELD".into(),
+                },
+            ],
+            4,
+        )
+        .err()
+        .unwrap();
+    assert!(e.message().contains("stay queued"), "{}", e.message());
+    power.set_full(false);
+    let mut ob = model_outbox(&power).unwrap();
+    let left: Vec<u64> = ob.next_batch(10).unwrap().iter().map(|p| p.seq).collect();
+    assert_eq!(left, [second]);
+    assert_eq!(ob.status().unwrap().dead, 0);
 }
 
 #[test]

@@ -111,12 +111,8 @@ impl Sealer for SystemdCreds {
 
     fn unseal(&self, sealed: &[u8]) -> Result<DataKey, Error> {
         if let Some(path) = from_unit() {
-            let bytes = Zeroizing::new(std::fs::read(&path).map_err(|e| {
-                Error::config(format!(
-                    "cannot read the credential {}: {e}",
-                    path.display()
-                ))
-            })?);
+            // A secret file's rules (files.rs): systemd passes it 0400, to this user.
+            let bytes = crate::files::read_secret(&path, 64, "the credential")?;
             return key_from(&bytes, &format!("the credential {}", path.display()));
         }
         let name = format!("--name={NAME}");

@@ -9,7 +9,8 @@
 //!   once, as for a broker client); requests go over the thread's own pooled connection, so a
 //!   slow org never holds the lock the broker's clients wait on.
 //! - The figures health shows (queue depth, dead letters, paused or not) are kept in the
-//!   supervisor's status after every round; health never reads the outbox itself.
+//!   supervisor's status before delivering and after every round (so a slow request does not
+//!   leave health saying nothing is queued); health never reads the outbox itself.
 //! - Another process may hold the deliver lock (an `outbox flush`, or the previous `run` still
 //!   stopping): then this one queues only, and takes the lock over as soon as it is free (the
 //!   other's close of `deliver.lock` wakes the directory watch; [`LOCK_RETRY`] bounds the wait).
@@ -146,6 +147,7 @@ impl Worker {
                 }
                 Woke::Timeout => {}
             }
+            self.publish();
             wait = self.deliver();
             self.publish();
         }

@@ -278,6 +278,7 @@ pub(crate) fn cc_env(knobs: &str) -> (Env, PathBuf) {
     let env = Env::start(config);
     let file = env.scratch.0.join("secret");
     std::fs::write(&file, format!("{SECRET}\n")).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
     (env, file)
 }
 
@@ -354,6 +355,7 @@ fn client_credentials_refusals_say_what_to_change_and_store_nothing() {
     let (env, _) = cc_env("");
     let wrong = env.scratch.0.join("wrong");
     std::fs::write(&wrong, "not-the-secret").unwrap();
+    std::fs::set_permissions(&wrong, std::fs::Permissions::from_mode(0o600)).unwrap();
     let out = cc(&env, &wrong, &["pair", "--flow", "client-credentials"]);
     assert_eq!(out.code(), 2, "{out:?}");
     assert!(out.stderr.contains("Consumer Secret"), "{}", out.stderr);

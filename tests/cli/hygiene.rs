@@ -50,6 +50,11 @@ fn no_secret_leaks_from_any_command_or_failure_at_trace_level() {
     });
     let secret_file = env.scratch.0.join("client-secret");
     std::fs::write(&secret_file, format!("{CLIENT_SECRET}\n")).unwrap();
+    std::fs::set_permissions(
+        &secret_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
     let mut s = Sweep {
         env: &env,
         secret_file,
@@ -207,6 +212,11 @@ fn no_key_secret_assertion_or_token_leaks_from_the_headless_grants() {
     let (env, key) = crate::headless::jwt_env("", config);
     let secret_file = env.scratch.0.join("client-secret");
     std::fs::write(&secret_file, format!("{CLIENT_SECRET}\n")).unwrap();
+    std::fs::set_permissions(
+        &secret_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
     let (device_key, _) = crate::headless::keypair(&env.scratch.0, "hygiene-device");
     let key = key.to_str().unwrap().to_string();
     let device = device_key.to_str().unwrap().to_string();

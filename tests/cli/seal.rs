@@ -19,12 +19,17 @@ const LIMIT: Duration = Duration::from_secs(30);
 const SOFTHSM: &str = "/usr/lib/softhsm/libsofthsm2.so";
 const PIN: &str = "246810";
 
-/// Two consecutive ports nobody listens on now (the kernel's pick for the first): swtpm's
-/// server and control ports, which the swtpm TCTI expects at P and P+1.
+/// Two consecutive ports nobody listens on now: swtpm's server and control ports, which the
+/// swtpm TCTI expects at P and P+1. Below Linux's ephemeral range (32768 and up), so once a
+/// test stops its swtpm to start it again on the same ports, no outgoing connection of another
+/// test can have taken them as its local port meanwhile (the kernel's pick could be).
 fn free_ports() -> Option<(u16, u16)> {
-    let first = TcpListener::bind("127.0.0.1:0").ok()?;
-    let port = first.local_addr().ok()?.port();
-    let _second = TcpListener::bind(("127.0.0.1", port.checked_add(1)?)).ok()?;
+    static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    let offset = (std::process::id() % 2000) as u16 * 2;
+    let n = NEXT.fetch_add(2, std::sync::atomic::Ordering::Relaxed) % 4000;
+    let port = 24000 + (offset + n) % 8000;
+    let _first = TcpListener::bind(("127.0.0.1", port)).ok()?;
+    let _second = TcpListener::bind(("127.0.0.1", port + 1)).ok()?;
     Some((port, port + 1))
 }
 
@@ -559,6 +564,9 @@ fn systemd_creds_opens_from_the_units_credential_and_not_with_another_host_key()
         ],
         &[("SYSTEMD_CREDENTIAL_SECRET", &host)],
     );
+    // As the service manager passes it: 0400, to the service's user (files.rs refuses more).
+    let passed = creds.join("sfpair-data-key");
+    std::fs::set_permissions(&passed, std::os::unix::fs::PermissionsExt::from_mode(0o400)).unwrap();
     let mut c = other.command(&env, &["token"]);
     c.env("CREDENTIALS_DIRECTORY", &creds);
     let out = Running::spawn(c).finish(RUN_LIMIT);

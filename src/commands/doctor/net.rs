@@ -146,8 +146,8 @@ pub fn roots(ca_file: Option<&Path>) -> Result<RootCertStore, String> {
     let mut store = RootCertStore::empty();
     match ca_file {
         Some(path) => {
-            let pem = crate::files::read_small(path, 4 << 20)
-                .map_err(|e| format!("cannot read the CA file {}: {e}", path.display()))?;
+            let pem = crate::files::read_trusted(path, 4 << 20, "the CA file")
+                .map_err(|e| e.message().to_string())?;
             for item in ureq::tls::parse_pem(pem.as_bytes()) {
                 if let Ok(ureq::tls::PemItem::Certificate(c)) = item {
                     store

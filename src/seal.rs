@@ -42,6 +42,7 @@ pub trait Sealer {
 
 /// What `--seal` names.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Choice {
     /// Plain records.
     None,
@@ -86,6 +87,7 @@ impl Choice {
 
 /// How to reach the sealers: everything but the choice, which the record names.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Ways {
     /// `--tpm`: the TPM as tpm2-tools name it (a TCTI: `device:/dev/tpmrm0`,
     /// `swtpm:host=127.0.0.1,port=2321`); a bare path is a device.
@@ -115,6 +117,7 @@ impl Default for Ways {
 
 /// The sealing settings, validated.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Settings {
     /// `--seal`: what a new pairing is sealed with. `None` (not given anywhere): like the
     /// pairing it replaces, plain when nothing is stored.

@@ -29,8 +29,10 @@ use alloc::string::String;
 pub use self::record::Record;
 use crate::error::Error;
 
-/// What a store holds.
+/// What a store holds. Grows with the stores (a sealed pairing added `Unopened`): match it
+/// with a wildcard.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Loaded {
     /// Nothing stored: never paired, or forgotten.
     Empty,

@@ -96,6 +96,7 @@ pub const FAILURE_HOLD: Duration = Duration::from_secs(5);
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ServeOptions {
+    /// Where the socket is created (its directory must be safe: `trust.rs`).
     pub socket: PathBuf,
     /// The socket file's group (mode 0660); its gid is admitted too. `None`: mode 0600.
     pub group: Option<u32>,
@@ -157,6 +158,7 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// The shared state around `agent`, for the broker's threads.
     pub fn new(agent: Agent, clock: SharedClock) -> Arc<Mutex<Shared>> {
         Arc::new(Mutex::new(Shared {
             agent,
@@ -165,6 +167,7 @@ impl Shared {
         }))
     }
 
+    /// The agent that serves every request (the lock is held by the caller).
     pub fn agent(&mut self) -> &mut Agent {
         &mut self.agent
     }

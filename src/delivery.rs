@@ -76,15 +76,23 @@ pub enum Round {
     /// Nothing is queued.
     Idle,
     /// Records were settled; go on.
-    Progress { delivered: usize, dead: usize },
+    Progress {
+        /// Records the org took.
+        delivered: usize,
+        /// Records it refused for good.
+        dead: usize,
+    },
     /// Nothing was settled and the reason may pass (network, lost reply, 5xx, locked rows):
     /// wait [`Pace::failed`] and go on.
     Failed(String),
     /// The org's API allocation is (nearly) used up: wait [`Pace::limited`]; `usage` when the
     /// server reported it.
     Limited {
+        /// How long the server asked to wait, when it said.
         retry_after: Option<Duration>,
+        /// The API usage the server reported (`Sforce-Limit-Info`).
         usage: Option<Usage>,
+        /// Why, for the log and health.
         why: String,
     },
 }
@@ -98,6 +106,7 @@ pub struct Deliverer {
 }
 
 impl Deliverer {
+    /// A deliverer with these options.
     pub fn new(options: Options) -> Self {
         Deliverer {
             options,
@@ -341,7 +350,9 @@ impl Write for Bounded {
 /// What a flush did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Flushed {
+    /// Records the org took.
     pub delivered: usize,
+    /// Records it refused for good (now dead letters).
     pub dead: usize,
     /// Requests that failed and were retried.
     pub retries: u32,

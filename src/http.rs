@@ -49,9 +49,11 @@ pub trait Transport: Send {
 /// A reply whose body has not been read yet (see [`Transport::open`]). Reading the body to its
 /// end gives the connection back to the pool; dropping it early closes the connection.
 pub struct OpenReply {
+    /// The HTTP status.
     pub status: u16,
     /// The `Content-Type` header, lower-cased, or empty.
     pub content_type: String,
+    /// The `Retry-After` header, in seconds, when present.
     pub retry_after: Option<Duration>,
     /// Salesforce's `Sforce-Limit-Info` header (`api-usage=N/M`).
     pub limit_info: Option<String>,
@@ -66,6 +68,7 @@ pub struct OpenReply {
 pub struct HttpConfig {
     /// PEM bundle to trust instead of the compiled-in Mozilla roots.
     pub ca_file: Option<std::path::PathBuf>,
+    /// How long a connection (DNS included) may take.
     pub connect_timeout: Duration,
     /// For the reply headers and for the body, each.
     pub read_timeout: Duration,
@@ -119,6 +122,7 @@ pub struct UreqTransport {
 }
 
 impl UreqTransport {
+    /// A transport with `config`'s roots, timeouts and proxy (from the environment).
     pub fn new(config: &HttpConfig) -> Result<Self, Error> {
         let roots = match &config.ca_file {
             Some(path) => load_roots(path)?,

@@ -136,6 +136,7 @@ pub struct Hookup<'a> {
     pub after_results: &'a (dyn Fn() + Sync),
     /// Where events go as JSON lines without `--exec`.
     pub out: &'a Mutex<dyn Write + Send + 'a>,
+    /// The wall clock (positions, expiry, the duty cycle).
     pub clock: &'a (dyn Clock + Sync),
     /// For the backoff's jitter.
     pub seed: u64,
@@ -144,6 +145,7 @@ pub struct Hookup<'a> {
     /// Rung when trying again at once makes sense (`run` stored a new pairing): a receiver
     /// backing off goes on without waiting out its delay.
     pub nudge: Option<&'a Bell>,
+    /// Ends everything: the held connect, a running program, the waits.
     pub stop: &'a Stop,
 }
 

@@ -65,8 +65,11 @@ use self::entry::{Entry, LOG_MAGIC, LogHeader, LogItem};
 use self::scan::{Frames, Stop};
 use crate::error::Error;
 
+/// The outbox's size limit when `--outbox-max-bytes` is not given.
 pub const DEFAULT_MAX_BYTES: u64 = 16 * 1024 * 1024;
+/// The largest record, in bytes of JSON.
 pub const DEFAULT_MAX_RECORD: usize = 128 * 1024;
+/// Records per delivery request: what one sObject Collections request takes.
 pub const MAX_BATCH: usize = 200;
 /// Settled seqs above the oldest unsettled one kept before the outbox compacts.
 pub const MAX_ABOVE: usize = 4096;
@@ -103,24 +106,33 @@ impl Default for Limits {
 /// `auto_id` is true: then a missing external-id field is filled by `push` with
 /// "{outbox id}-{seq}" (unique to this outbox for ever, so a replay upserts the same row).
 pub struct NewRecord {
+    /// Where it goes.
     pub target: Target,
+    /// The record, as one JSON object.
     pub json: String,
+    /// Its external id is filled in from the outbox's id and its seq.
     pub auto_id: bool,
 }
 
 /// A queued record, as [`Outbox::next_batch`] hands it out.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Pending {
+    /// Its place in the log.
     pub seq: u64,
+    /// Where it goes.
     pub target: Target,
+    /// The record, as one JSON object.
     pub json: String,
+    /// When it was queued (seconds since the epoch).
     pub queued_at: u64,
 }
 
 /// What a push queued.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Pushed {
+    /// How many records were queued.
     pub count: usize,
+    /// The seq of the first one.
     pub first_seq: u64,
     /// Records now queued (this push's included).
     pub queued: u64,
@@ -129,13 +141,17 @@ pub struct Pushed {
 /// The queue's figures, as `outbox status` and `run`'s health show them.
 #[derive(Clone, PartialEq, Eq)]
 pub struct QueueStatus {
+    /// Records waiting.
     pub queued: u64,
     /// The queued records' bytes in the log (frames included).
     pub queued_bytes: u64,
+    /// When the oldest waiting record was queued (seconds since the epoch).
     pub oldest_queued_at: Option<u64>,
     /// Delivered since the outbox was created (persisted across compaction).
     pub delivered: u64,
+    /// Records in the dead letters.
     pub dead: u64,
+    /// The outbox's size limit.
     pub max_bytes: u64,
 }
 
@@ -155,22 +171,30 @@ impl QueueStatus {
 }
 
 #[derive(Clone, PartialEq, Eq)]
+/// A record the org refused for good, kept with why.
 pub struct DeadLetter {
     /// The seq it had in the log.
     pub seq: u64,
+    /// Where it was going.
     pub target: Target,
+    /// The record, as one JSON object.
     pub json: String,
+    /// The org's error, sanitized.
     pub error: String,
+    /// When it was refused (seconds since the epoch).
     pub at: u64,
 }
 
 /// The outcome of one delivered-or-not record.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Settle {
+    /// The record with this seq was delivered.
     Delivered(u64),
     /// A permanent error: moved to the dead letters with the (already sanitized) error text.
     Dead {
+        /// The record's seq.
         seq: u64,
+        /// The org's error.
         error: String,
     },
 }
@@ -242,6 +266,7 @@ impl Outbox {
         Ok(outbox)
     }
 
+    /// The outbox's directory.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -342,6 +367,7 @@ impl Outbox {
         })
     }
 
+    /// The queue's figures, read under the lock.
     pub fn status(&mut self) -> Result<QueueStatus, Error> {
         self.locked(|ob| {
             let st = &ob.st;

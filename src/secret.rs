@@ -53,6 +53,14 @@ mod tests {
         assert_eq!(s.expose(), "00Dxx!AR.very-secret");
     }
 
+    /// An empty secret is refused where one is read (an empty client secret file): the check
+    /// must tell empty from not.
+    #[test]
+    fn is_empty_tells_an_empty_secret_from_a_real_one() {
+        assert!(Secret::new("").is_empty());
+        assert!(!Secret::new("s").is_empty());
+    }
+
     #[test]
     fn deserializes_from_a_json_string() {
         let s: Secret = serde_json::from_str("\"abc\"").unwrap();

@@ -9,6 +9,8 @@
 pub mod crc32;
 pub mod frame;
 pub mod record;
+#[cfg(test)]
+mod record_cases;
 pub mod sealed;
 
 #[cfg(feature = "std")]
@@ -21,6 +23,10 @@ pub mod image;
 pub mod mtd;
 #[cfg(feature = "embedded-storage")]
 pub mod nor_flash;
+#[cfg(all(test, feature = "std"))]
+mod power;
+#[cfg(feature = "std")]
+mod replace;
 
 #[cfg(feature = "std")]
 use alloc::boxed::Box;

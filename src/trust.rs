@@ -89,13 +89,7 @@ fn check_one(dir: &Path, meta: &fs::Metadata, what: &str) -> Result<(), Error> {
     }
     let mode = meta.mode();
     let fix = if !trusted_owner(meta.uid()) {
-        format!(
-            "belongs to uid {}, not to this user ({}) or root: run: chown {} {}",
-            meta.uid(),
-            euid(),
-            euid(),
-            dir.display()
-        )
+        foreign_owner(meta.uid(), dir)
     } else if mode & OTHERS_WRITE != 0 && mode & STICKY == 0 {
         format!(
             "is writable by other users and not sticky (mode {:o}): run: chmod go-w {} \
@@ -111,6 +105,17 @@ fn check_one(dir: &Path, meta: &fs::Metadata, what: &str) -> Result<(), Error> {
          there is refused",
         dir.display()
     )))
+}
+
+/// What to say of `path`, owned by `uid`, neither this user nor root: whose it is, and the
+/// `chown` that makes it ours.
+pub fn foreign_owner(uid: u32, path: &Path) -> String {
+    format!(
+        "belongs to uid {uid}, not to this user ({}) or root: run: chown {} {}",
+        euid(),
+        euid(),
+        path.display()
+    )
 }
 
 /// `dir` made absolute against the working directory, without touching the file system.

@@ -15,15 +15,22 @@ use crate::error::Error;
 use crate::secret::Secret;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The HTTP methods sfpair sends.
 pub enum Method {
+    /// `GET`.
     Get,
+    /// `POST`.
     Post,
+    /// `PUT`.
     Put,
+    /// `PATCH`.
     Patch,
+    /// `DELETE`.
     Delete,
 }
 
 impl Method {
+    /// As on the request line.
     pub fn as_str(self) -> &'static str {
         match self {
             Method::Get => "GET",
@@ -47,15 +54,18 @@ enum Value {
 pub struct Form(Vec<(&'static str, Value)>);
 
 impl Form {
+    /// An empty form.
     pub fn new() -> Self {
         Form(Vec::new())
     }
 
+    /// Adds a field.
     pub fn text(mut self, name: &'static str, value: impl Into<String>) -> Self {
         self.0.push((name, Value::Text(value.into())));
         self
     }
 
+    /// Adds a secret field: it is never shown by `Debug`.
     pub fn secret(mut self, name: &'static str, value: &Secret) -> Self {
         self.0.push((name, Value::Secret(value.clone())));
         self
@@ -145,7 +155,9 @@ fn encode(input: &str, out: &mut String, form: bool) {
 /// What goes in the request body.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Body {
+    /// No body.
     Empty,
+    /// `application/x-www-form-urlencoded`.
     Form(Form),
     /// A JSON document (REST calls). Not a secret by itself, so not wiped.
     Json(Vec<u8>),
@@ -154,8 +166,11 @@ pub enum Body {
 /// A request the agent wants sent. Never carries a secret in the URL.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Request {
+    /// The method.
     pub method: Method,
+    /// The whole URL (https, or http to loopback only).
     pub url: String,
+    /// The body.
     pub body: Body,
     /// `Authorization: Bearer …` for REST and userinfo calls.
     pub bearer: Option<Secret>,
@@ -168,6 +183,7 @@ pub struct Request {
 }
 
 impl Request {
+    /// A form `POST` (the OAuth requests).
     pub fn post_form(url: impl Into<String>, form: Form) -> Self {
         Request {
             method: Method::Post,
@@ -179,6 +195,7 @@ impl Request {
         }
     }
 
+    /// A `GET`.
     pub fn get(url: impl Into<String>) -> Self {
         Request {
             method: Method::Get,
@@ -190,6 +207,7 @@ impl Request {
         }
     }
 
+    /// Sends `Authorization: Bearer TOKEN`.
     pub fn with_bearer(mut self, token: &Secret) -> Self {
         self.bearer = Some(token.clone());
         self
@@ -215,6 +233,7 @@ impl Request {
 /// A complete HTTP reply whose body was read within the transport's size limit.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Reply {
+    /// The HTTP status.
     pub status: u16,
     /// The `Content-Type` header, lower-cased, or empty.
     pub content_type: String,
@@ -228,6 +247,7 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// A reply, for tests and test doubles.
     pub fn new(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> Self {
         Reply {
             status,
@@ -243,6 +263,7 @@ impl Reply {
         Reply::new(status, "application/json;charset=UTF-8", body.as_bytes())
     }
 
+    /// Whether the body is an HTML page (a proxy's or a maintenance page, not an API answer).
     pub fn is_html(&self) -> bool {
         looks_like_html(&self.content_type, &self.body)
     }
@@ -294,11 +315,14 @@ impl TransportErrorKind {
 /// A request that got no usable reply. `detail` names the host and the reason, never a secret.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TransportError {
+    /// What kind of failure, for the retry rules and the exit code.
     pub kind: TransportErrorKind,
+    /// What happened, for a person (never a secret).
     pub detail: String,
 }
 
 impl TransportError {
+    /// An error of `kind`, saying `detail`.
     pub fn new(kind: TransportErrorKind, detail: impl Into<String>) -> Self {
         TransportError {
             kind,

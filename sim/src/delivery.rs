@@ -1,7 +1,8 @@
 //! The delivery faults of a durable outbox's tests: persistent knobs, not the
 //! one-shot queue of `faults.rs`, that a test may flip on a running simulator.
 //!
-//! - every N-th sObject Collections request is committed, then its reply is lost;
+//! - every N-th sObject Collections request is committed, then its reply is lost (and the
+//!   next few, when a test asks for it at a moment of its choosing);
 //! - every N-th record submitted through collections is refused `UNABLE_TO_LOCK_ROW`,
 //!   each distinct record at most once, so a retry succeeds;
 //! - a daily API allocation that, once used up, refuses REST requests with 403;
@@ -30,6 +31,8 @@ const UNLIMITED: u64 = u64::MAX;
 #[derive(Default)]
 pub struct Delivery {
     drop_every: AtomicU32,
+    /// Collections requests still to be committed and then lost, before `drop_every` counts.
+    drop_next: AtomicU32,
     lock_every: AtomicU32,
     /// The enforced daily allocation, or [`UNLIMITED`].
     api_limit: AtomicU64,
@@ -62,6 +65,10 @@ impl Delivery {
         self.drop_every.store(n, Ordering::SeqCst);
     }
 
+    pub fn drop_next(&self, n: u32) {
+        self.drop_next.store(n, Ordering::SeqCst);
+    }
+
     pub fn set_lock_every(&self, n: u32) {
         self.lock_every.store(n, Ordering::SeqCst);
     }
@@ -90,7 +97,13 @@ impl Delivery {
     pub fn collections_request(&self) -> bool {
         let n = self.collections.fetch_add(1, Ordering::SeqCst) + 1;
         let every = u64::from(self.drop_every.load(Ordering::SeqCst));
-        let drop = every > 0 && n.is_multiple_of(every);
+        let next = self
+            .drop_next
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+                left.checked_sub(1)
+            })
+            .is_ok();
+        let drop = next || (every > 0 && n.is_multiple_of(every));
         if drop {
             self.dropped.fetch_add(1, Ordering::SeqCst);
         }
@@ -158,6 +171,20 @@ mod tests {
         );
         delivery.set_drop_every(0);
         assert!(!(0..6).any(|_| delivery.collections_request()));
+    }
+
+    #[test]
+    fn the_next_replies_are_dropped_when_asked_then_the_period_resumes() {
+        let delivery = Delivery::new(&Config {
+            commit_then_drop_every: 4,
+            ..Config::default()
+        });
+        delivery.collections_request();
+        delivery.drop_next(2);
+        let drops: Vec<bool> = (0..5).map(|_| delivery.collections_request()).collect();
+        // Requests 2 and 3 on demand, then the 4th by the period; 5 and 6 go through.
+        assert_eq!(drops, [true, true, true, false, false]);
+        assert_eq!(delivery.dropped_replies(), 3);
     }
 
     #[test]

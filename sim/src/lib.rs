@@ -79,6 +79,7 @@ mod streaming;
 mod tls;
 mod token_exchange;
 mod validate;
+mod writes;
 
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::Path;
@@ -92,6 +93,7 @@ pub use headless::{Headless, public_key_der};
 pub use log::LogEntry;
 pub use schema::Schema;
 pub use streaming::{StreamingClient, StreamingStats};
+pub use writes::Write;
 
 use device::Decision;
 use server::Acceptor;
@@ -247,6 +249,20 @@ impl Sim {
     /// then its connection closed without a reply (`Config::commit_then_drop_every`).
     pub fn set_commit_then_drop_every(&self, n: u32) {
         self.shared.delivery.set_drop_every(n);
+    }
+
+    /// The next `n` sObject Collections requests are committed and then their connections
+    /// closed without a reply, whatever `commit_then_drop_every` says: one lost reply at a
+    /// moment the test chooses.
+    pub fn drop_next_collections_replies(&self, n: u32) {
+        self.shared.delivery.drop_next(n);
+    }
+
+    /// Every save of a record through the REST API so far (creates and updates, upserts
+    /// included), in order: which row, in which request, and whether that request's reply
+    /// was sent. A row with two acknowledged writes was sent twice (see `writes.rs`).
+    pub fn writes(&self) -> Vec<Write> {
+        self.shared.world().writes.all()
     }
 
     /// From now on every `n`-th record submitted through sObject Collections (0: none)

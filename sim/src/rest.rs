@@ -99,6 +99,8 @@ pub fn handle(shared: &Shared, request: &Request) -> Reply {
         let origin = format!("com/salesforce/api/rest/{version}.0");
         shared.commit(&mut world, Some(&origin));
         lost = is_collections(resource) && shared.delivery.collections_request();
+        let saved = world.records.take_saved();
+        world.writes.record(saved, !lost);
         response
     };
     let usage = world.api_usage;
@@ -276,6 +278,8 @@ pub fn upsert_by_hand(
         Ok(records::Upserted::Many(_)) => return Err(format!("more than one {field} {value}")),
         Err(e) => return Err(format!("{}: {}", e.code, e.message)),
     };
+    // An admin's hand is not a request of the device: the write ledger does not file it.
+    drop(ctx.world.records.take_saved());
     shared.commit(&mut world, Some("com/salesforce/ui/setup"));
     Ok(id)
 }

@@ -60,6 +60,8 @@ pub struct World {
     pub bus: Bus,
     /// The Streaming API's clients, knobs and counters (`streaming/`).
     pub streaming: Streaming,
+    /// Every save through REST, and whether its reply was sent (`writes.rs`).
+    pub writes: crate::writes::Ledger,
 }
 
 impl World {
@@ -76,6 +78,7 @@ impl World {
             schema: config.schema.clone(),
             bus: Bus::new(config.event_retention),
             streaming: Streaming::new(config),
+            writes: crate::writes::Ledger::default(),
         };
         let user = serde_json::json!({
             "Username": crate::codes::USERNAME,

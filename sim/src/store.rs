@@ -68,6 +68,10 @@ pub struct Records {
     counters: HashMap<String, u64>,
     /// Writes not yet published, oldest first.
     journal: Vec<Change>,
+    /// The saves (object, id) of the request being served, which the write ledger files once
+    /// the reply is decided (`writes.rs`). Kept here so that an `allOrNone` rollback, which
+    /// restores a clone of the records, takes back the saves it undid.
+    saved: Vec<(String, String)>,
 }
 
 impl Records {
@@ -149,6 +153,16 @@ impl Records {
             fields: changed,
         });
         true
+    }
+
+    /// Notes a save (a create or an update through REST) for the write ledger.
+    pub fn note_save(&mut self, object: &str, id: &str) {
+        self.saved.push((object.to_string(), id.to_string()));
+    }
+
+    /// The saves noted since the last call.
+    pub fn take_saved(&mut self) -> Vec<(String, String)> {
+        std::mem::take(&mut self.saved)
     }
 
     /// Marks a live record deleted; false when there is none.

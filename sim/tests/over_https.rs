@@ -464,10 +464,10 @@ fn queued_faults_hit_the_next_oauth_request() {
     let mut client = Client::connect(&sim).unwrap();
     let started = Instant::now();
     let stalled = client.post_form(TOKEN, &form).unwrap_err();
-    // A close after the stall, not the client's own 10 s read timeout.
+    // A close after the stall (at least its length: a loaded machine only adds), not the
+    // client's own 10 s read timeout, which would be a TimedOut or WouldBlock error.
     assert_eq!(stalled.kind(), ErrorKind::UnexpectedEof, "{stalled:?}");
     assert!(started.elapsed() >= Duration::from_millis(300));
-    assert!(started.elapsed() < Duration::from_secs(5));
 
     // The queue is empty again: normal service.
     let mut client = Client::connect(&sim).unwrap();
@@ -875,15 +875,13 @@ fn at_most_64_live_connections() {
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
     let mut byte = [0u8; 1];
-    let started = Instant::now();
-    // Closed at once: end of stream (or a reset), well before the 5 s read timeout,
-    // which surfaces as WouldBlock or TimedOut and must fail this test.
+    // Closed: end of stream (or a reset), not the 5 s read timeout, which surfaces as
+    // WouldBlock or TimedOut and fails this test.
     let read = refused.read(&mut byte);
     assert!(
         matches!(&read, Ok(0)) || matches!(&read, Err(e) if e.kind() == ErrorKind::ConnectionReset),
         "closed at once, not {read:?}"
     );
-    assert!(started.elapsed() < Duration::from_secs(4));
     assert_eq!(sim.connections(), 64);
 
     drop(idle);

@@ -18,6 +18,7 @@ use crate::flow::FlowConfig;
 pub enum Pairing {
     /// The device flow: a person approves a code.
     Device {
+        /// The endpoints, the client and the rules of the flow.
         flow: Box<FlowConfig>,
         /// An RFC 8628 provider whose metadata gives the endpoints (`--issuer`).
         issuer: Option<String>,
@@ -25,7 +26,9 @@ pub enum Pairing {
     /// A headless grant (JWT bearer, client credentials): no person. Its first request waits
     /// a random time below `start_spread`, as the device flow's does (`--start-jitter`).
     Headless {
+        /// Who the device enrols as, and with which grant.
         enrolment: Box<Enrolment>,
+        /// The first request waits a random time below this (`--start-jitter`).
         start_spread: Duration,
     },
 }

@@ -445,7 +445,7 @@ fn a_profile_path_that_never_ends_is_refused_not_read_forever() {
     assert_eq!(err.exit_code(), 2);
     // Refused before a byte is read: only a regular file is a profile (files.rs).
     assert!(
-        err.message().contains("a device, not a regular file"),
+        err.message().contains("device, not a regular file"),
         "{err}"
     );
 }

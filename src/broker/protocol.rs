@@ -19,8 +19,11 @@
 //! ```
 //!
 //! A `send` line may be up to [`MAX_SEND_LINE`] bytes (it carries the records); every other
-//! line [`MAX_LINE`]. The broker tells them apart by the line's first bytes, [`SEND_PREFIX`],
-//! which the client always writes first.
+//! line [`MAX_LINE`]. The broker tells them apart while the line is still arriving, by its
+//! first token: a line whose object opens with `"do"` then `"send"`, JSON whitespace allowed
+//! anywhere between (`{"do":"send",…}` as sfpair writes it, `{"do": "send", …}` as Python's
+//! `json.dumps` does), is a send line ([`is_send`]). A send line must name `"do"` first; the
+//! whole line is then parsed as any other ([`parse`]).
 //!
 //! `expires_in` is seconds left under `--session-lifetime`, or null when none is configured
 //! (Salesforce does not say). `refused` makes the broker drop session N if it is still the
@@ -50,12 +53,27 @@ pub const MAX_LINE: usize = 512;
 /// Longest `send` request line, newline included: a few records of the largest size, or many
 /// small ones.
 pub const MAX_SEND_LINE: usize = 512 * 1024;
-/// How every `send` line starts.
+/// How sfpair's own client starts every `send` line.
 pub const SEND_PREFIX: &[u8] = br#"{"do":"send","#;
+
+/// Whether `line` (as much of it as has arrived) opens a `send` request: `{`, `"do"`, `:`,
+/// `"send"`, then `,` or `}`, with JSON whitespace between the tokens. `false` while too little
+/// has arrived to say: such a line is held to [`MAX_LINE`] until it says more.
+pub fn is_send(line: &[u8]) -> bool {
+    let mut rest = line;
+    for token in [&b"{"[..], b"\"do\"", b":", b"\"send\""] {
+        rest = rest.trim_ascii_start();
+        match rest.strip_prefix(token) {
+            Some(after) => rest = after,
+            None => return false,
+        }
+    }
+    matches!(rest.trim_ascii_start().first(), Some(b',' | b'}'))
+}
 
 /// The longest line allowed for one that starts with `line`.
 pub fn line_limit(line: &[u8]) -> usize {
-    if line.starts_with(SEND_PREFIX) {
+    if is_send(line) {
         MAX_SEND_LINE
     } else {
         MAX_LINE
@@ -65,9 +83,13 @@ pub fn line_limit(line: &[u8]) -> usize {
 /// `{"do":"send",…}`: records for the outbox, as `sfpair send` takes them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SendAsk {
+    /// Upsert into this sObject (with `external_id`).
     pub sobject: Option<String>,
+    /// The external id field the records upsert by.
     pub external_id: Option<String>,
+    /// A platform event to publish the records as (instead of `sobject`).
     pub event: Option<String>,
+    /// Fill the external id of each record from the outbox's id and the record's seq.
     pub auto_id: bool,
     /// The records as JSON text: an object or an array of objects.
     pub records: String,
@@ -76,8 +98,11 @@ pub struct SendAsk {
 /// What a client asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Ask {
-    /// An access token; `refused` names a session the server refused.
-    AccessToken { refused: Option<u64> },
+    /// An access token.
+    AccessToken {
+        /// The generation of a session the server refused: a fresh one is wanted.
+        refused: Option<u64>,
+    },
     /// The instance URL only (no token, no request to the server).
     InstanceUrl,
     /// How the long-running agent is (no token, no request to the server).
@@ -203,10 +228,13 @@ fn send_request(send: &SendAsk) -> String {
 #[derive(Debug, Deserialize)]
 pub struct Answer {
     #[serde(default)]
+    /// The access token (`get access_token`).
     pub access_token: Option<Secret>,
     #[serde(default)]
+    /// The org's instance URL (`get access_token`, `get instance_url`).
     pub instance_url: Option<String>,
     #[serde(default)]
+    /// Which session the token belongs to, to name in `refused` when the server refuses it.
     pub generation: Option<u64>,
     /// Seconds left under `--session-lifetime`, when one is configured.
     #[serde(default)]
@@ -215,8 +243,10 @@ pub struct Answer {
     #[serde(default)]
     pub error: Option<String>,
     #[serde(default)]
+    /// The exit code a command would end with for this error.
     pub exit_code: Option<u8>,
     #[serde(default)]
+    /// What went wrong, for a person.
     pub message: Option<String>,
 }
 
@@ -251,6 +281,7 @@ pub fn token_answer(session: &Session, expires_in: Option<Duration>) -> Zeroizin
     line
 }
 
+/// The answer line to `{"get":"instance_url"}`.
 pub fn instance_answer(instance_url: &str) -> String {
     format!(
         "{}\n",
@@ -304,6 +335,30 @@ mod tests {
         assert!(send.as_bytes().starts_with(SEND_PREFIX), "{send}");
         assert_eq!(line_limit(send.as_bytes()), MAX_SEND_LINE);
         assert_eq!(line_limit(br#"{"get":"health"}"#), MAX_LINE);
+    }
+
+    #[test]
+    fn a_send_line_is_told_by_its_first_token_whatever_the_whitespace() {
+        for send in [
+            &br#"{"do":"send","sobject":"A"}"#[..],
+            br#"{"do": "send", "sobject": "A"}"#,
+            b"{\n  \"do\" :\t\"send\"\r\n, \"records\": []}",
+            br#"{"do":"send"}"#,
+        ] {
+            assert!(is_send(send), "{}", String::from_utf8_lossy(send));
+            assert_eq!(line_limit(send), MAX_SEND_LINE);
+        }
+        for other in [
+            &br#"{"get":"health"}"#[..],
+            br#"{"do":"pair"}"#,
+            br#"{"do":"sender","x":1}"#,
+            br#"{"sobject":"A","do":"send"}"#,
+            br#"{"do":"sen"#,
+            br#"["do","send"]"#,
+            b"",
+        ] {
+            assert!(!is_send(other), "{}", String::from_utf8_lossy(other));
+        }
     }
 
     #[test]

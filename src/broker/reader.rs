@@ -93,9 +93,9 @@ pub(super) struct Lanes<'a> {
 }
 
 impl Lanes<'_> {
-    /// The queue for `line`: by its first bytes, as its length limit is chosen.
+    /// The queue for `line`: by its first token, as its length limit is chosen.
     fn for_line(&self, line: &[u8]) -> &SyncSender<Request> {
-        if line.starts_with(protocol::SEND_PREFIX) {
+        if protocol::is_send(line) {
             self.sends
         } else {
             self.requests

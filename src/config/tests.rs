@@ -423,7 +423,7 @@ fn the_secret_comes_from_a_file_or_the_environment() {
         &[("HOME", "/h")],
     )
     .unwrap_err();
-    assert!(e.message().contains("a device, not a regular file"), "{e}");
+    assert!(e.message().contains("device, not a regular file"), "{e}");
 }
 
 #[test]

@@ -79,6 +79,7 @@ pub fn request(batch: &[Pending], api_version: &str) -> Result<RestRequest, Erro
 /// What one record's result says.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Verdict {
+    /// The org stored it.
     Delivered,
     /// Try again later.
     Retry(Refusal),

@@ -21,7 +21,9 @@ pub const DEFAULT_RESERVE_PERCENT: u8 = 90;
 /// The org's API use, from `Sforce-Limit-Info`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Usage {
+    /// API requests used today.
     pub used: u64,
+    /// The org's daily allocation.
     pub max: u64,
 }
 
@@ -50,9 +52,11 @@ pub fn usage(limit_info: &str) -> Option<Usage> {
 pub struct Policy {
     /// The first retry's delay after a failure.
     pub retry_base: Duration,
+    /// The longest retry delay.
     pub retry_cap: Duration,
     /// A pause for the API limit without a `Retry-After`.
     pub limit_base: Duration,
+    /// The longest such pause.
     pub limit_cap: Duration,
 }
 
@@ -83,6 +87,7 @@ pub struct Pace {
 }
 
 impl Pace {
+    /// The pace under `policy`; `seed` spreads a fleet's retries.
     pub fn new(policy: Policy, seed: u64) -> Self {
         Pace {
             policy,

@@ -32,6 +32,11 @@ const fn row(error: &'static str, description: &'static str, advice: &'static st
 }
 
 /// First match wins: the specific rows come before the general ones.
+/// Two texts of Salesforce's say the same thing.
+const NOT_PRE_APPROVED: &str = "the user is not pre-approved for the app: in the app's Policies \
+    set Permitted Users to \"Admin approved users are pre-authorized\" and add the user's profile \
+    or a permission set that names the app";
+
 pub const TABLE: &[Refusal] = &[
     row(
         "invalid_client_id",
@@ -40,20 +45,8 @@ pub const TABLE: &[Refusal] = &[
          Consumer Key (Setup > External Client App Manager > the app > Settings > OAuth \
          Settings), and that the app is installed in this org",
     ),
-    row(
-        "",
-        "hasn't approved this consumer",
-        "the user is not pre-approved for the app: in the app's Policies set Permitted Users to \
-         \"Admin approved users are pre-authorized\" and add the user's profile or a permission \
-         set that names the app",
-    ),
-    row(
-        "",
-        "not admin approved",
-        "the user is not pre-approved for the app: in the app's Policies set Permitted Users to \
-         \"Admin approved users are pre-authorized\" and add the user's profile or a permission \
-         set that names the app",
-    ),
+    row("", "hasn't approved this consumer", NOT_PRE_APPROVED),
+    row("", "not admin approved", NOT_PRE_APPROVED),
     row(
         "",
         "audience",

@@ -71,6 +71,21 @@ const SHARED: u32 = 0o077;
 const OTHERS_WRITE: u32 = 0o022;
 
 impl RealDisk {
+    /// Opens `name` with `flags`, checked as [`RealDisk::open_at`] does, or creates it (0600,
+    /// never through a link) when it is missing: `true` then, and the caller syncs the
+    /// directory.
+    fn open_or_create(&self, name: &str, flags: libc::c_int) -> io::Result<(File, bool)> {
+        match self.open_at(name, flags) {
+            Ok(f) => Ok((f, false)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let create =
+                    flags | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+                Ok((open_at(&self.fd, name, create, 0o600)?, true))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Checks the directories above `dir`, creates `dir` (0700, with its parents) when
     /// missing, opens and checks it, and opens (creating) its lock file. Refusals of trust
     /// are configuration errors (exit 2) saying what to run; other failures storage errors.
@@ -185,13 +200,7 @@ fn check_dir(dir: &Path, meta: &Metadata) -> Result<(), Error> {
     let fix = if !meta.is_dir() {
         "is not a directory".to_string()
     } else if !trusted_owner(meta.uid()) {
-        format!(
-            "belongs to uid {}, not to this user ({}) or root: run: chown {} {}",
-            meta.uid(),
-            euid(),
-            euid(),
-            dir.display()
-        )
+        crate::trust::foreign_owner(meta.uid(), dir)
     } else if meta.mode() & OTHERS_WRITE != 0 {
         format!(
             "may be written by other users (mode {:o}): run: chmod 700 {}",
@@ -286,19 +295,7 @@ impl Disk for RealDisk {
     }
 
     fn append(&mut self, name: &str, bytes: &[u8]) -> io::Result<bool> {
-        let (mut f, created) = match self.open_at(name, libc::O_WRONLY | libc::O_APPEND) {
-            Ok(f) => (f, false),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                let flags = libc::O_WRONLY
-                    | libc::O_APPEND
-                    | libc::O_CREAT
-                    | libc::O_EXCL
-                    | libc::O_NOFOLLOW
-                    | libc::O_CLOEXEC;
-                (open_at(&self.fd, name, flags, 0o600)?, true)
-            }
-            Err(e) => return Err(e),
-        };
+        let (mut f, created) = self.open_or_create(name, libc::O_WRONLY | libc::O_APPEND)?;
         f.write_all(bytes)?;
         Ok(created)
     }
@@ -349,18 +346,7 @@ impl Disk for RealDisk {
     /// (some flash filesystems), the free space is checked instead: no reservation then, but a
     /// full disk is still seen before the request that would need it.
     fn reserve(&mut self, name: &str, bytes: u64) -> io::Result<bool> {
-        let (file, created) = match self.open_at(name, libc::O_WRONLY) {
-            Ok(f) => (f, false),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                let flags = libc::O_WRONLY
-                    | libc::O_CREAT
-                    | libc::O_EXCL
-                    | libc::O_NOFOLLOW
-                    | libc::O_CLOEXEC;
-                (open_at(&self.fd, name, flags, 0o600)?, true)
-            }
-            Err(e) => return Err(e),
-        };
+        let (file, created) = self.open_or_create(name, libc::O_WRONLY)?;
         let end = file.metadata()?.len();
         let (Ok(at), Ok(len)) = (libc::off_t::try_from(end), libc::off_t::try_from(bytes)) else {
             return Err(io::Error::from(io::ErrorKind::InvalidInput));

@@ -42,12 +42,21 @@ pub const MAX_NAME: usize = 255;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Target {
     /// Upsert into `object` by the external-id field `field`.
-    Upsert { object: String, field: String },
+    Upsert {
+        /// The sObject.
+        object: String,
+        /// Its external id field.
+        field: String,
+    },
     /// A platform event (`…__e`): insert only.
-    Event { object: String },
+    Event {
+        /// The platform event.
+        object: String,
+    },
 }
 
 impl Target {
+    /// The sObject or platform event's API name.
     pub fn object(&self) -> &str {
         match self {
             Target::Upsert { object, .. } | Target::Event { object } => object,

@@ -329,6 +329,7 @@ pub struct Input<'a> {
 }
 
 impl<'a> Input<'a> {
+    /// Input read from `source` (see the fields).
     pub fn new(
         data: &'a mut dyn Rewind,
         target: &'a Target,

@@ -9,12 +9,16 @@ use super::{DEFAULT_MAX_RECORD, Limits, Outbox, Pushed};
 use crate::error::Error;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
+/// Where an outbox lives and how large it may grow: opened when used.
 pub struct Place {
+    /// Its directory.
     pub dir: PathBuf,
+    /// Its size limit (`--outbox-max-bytes`).
     pub max_bytes: u64,
 }
 
 impl Place {
+    /// Opens (creating) the outbox.
     pub fn open(&self) -> Result<Outbox, Error> {
         Outbox::open(
             &self.dir,

@@ -21,6 +21,7 @@ use crate::error::Error;
 /// over the same records. `visit(target, json, auto_id)` takes one record at a time (see
 /// [`NewRecord`] for what `json` and `auto_id` must be); its error stops the visit.
 pub trait Records {
+    /// Calls `visit` with each record in order; its error stops the visit.
     fn each(
         &mut self,
         visit: &mut dyn FnMut(&Target, &str, bool) -> Result<(), Error>,

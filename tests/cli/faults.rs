@@ -4,7 +4,7 @@
 //! network namespace with no network at all.
 
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sfpair_sim::{CertMode, Config, Fault};
 
@@ -58,9 +58,7 @@ fn fault_case(inject: Inject) {
         Inject::Sim(f) => env.sim().push_faults(&vec![f.clone(); 10]),
         Inject::Proxy(mode) => proxy.set(*mode, false),
     }
-    let started = Instant::now();
     let token = Running::spawn(via_proxy(&["token", "--timeout", "2"])).finish(RUN_LIMIT);
-    let took = started.elapsed();
     assert_eq!(token.code(), 7, "{token:?}");
     assert!(
         token.stderr.contains("gave up after 3 attempts"),
@@ -72,7 +70,6 @@ fn fault_case(inject: Inject) {
         "no token printed: {}",
         token.stdout
     );
-    assert!(took < Duration::from_secs(20), "bounded: {took:?}");
     assert_eq!(
         std::fs::read(env.token_path()).unwrap(),
         stored,
@@ -141,6 +138,14 @@ fn pair_force(env: &Env, login_url: &str) -> Command {
     c
 }
 
+/// How many times a `pair --json` run said it would try again.
+fn retrying_events(out: &Output) -> usize {
+    out.events()
+        .iter()
+        .filter(|e| e["event"] == "retrying")
+        .count()
+}
+
 fn pair_against(env: &Env, login_url: &str) -> Output {
     Running::spawn(pair_force(env, login_url)).finish(RUN_LIMIT)
 }
@@ -167,14 +172,13 @@ fn connection_refused_is_retried_then_exit_7() {
 fn connect_timeout_is_retried_then_exit_7() {
     let (env, stored) = paired();
     let unanswered = Unanswered::new();
-    let started = Instant::now();
     let out = pair_against(&env, &format!("https://127.0.0.1:{}", unanswered.port));
     assert_eq!(out.code(), 7, "{out:?}");
     assert!(out.stderr.contains("timed out"), "{}", out.stderr);
-    assert!(
-        started.elapsed() < Duration::from_secs(20),
-        "bounded by --retry-for and --timeout"
-    );
+    // Bounded by --retry-for 3 and --timeout 1: a few attempts, then it gives up (a loaded
+    // machine makes fewer, never more; how long it takes is not asserted here).
+    let retries = retrying_events(&out);
+    assert!((1..=6).contains(&retries), "{retries} retries: {out:?}");
     assert_eq!(std::fs::read(env.token_path()).unwrap(), stored);
 }
 
@@ -200,7 +204,6 @@ fn dns_failure_is_retried_then_exit_7() {
 fn bad_certificate(cert: CertMode, needle: &str) {
     let (env, stored) = paired();
     let bad = Env::start(Config { cert, ..fast() });
-    let started = Instant::now();
     let mut c = env.command(&["pair", "--force", "--json", "--retry-for", "60"]);
     c.env("SFPAIR_LOGIN_URL", &bad.base_url)
         .env("SFPAIR_CA_FILE", &bad.ca);
@@ -212,10 +215,9 @@ fn bad_certificate(cert: CertMode, needle: &str) {
         out.stderr
     );
     assert!(out.stderr.contains(needle), "{}", out.stderr);
-    assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "no retry for a bad certificate"
-    );
+    // No retry for a bad certificate: one connection, one handshake, no `retrying` event.
+    assert_eq!(retrying_events(&out), 0, "{out:?}");
+    assert_eq!(bad.sim().connections(), 1, "one connection, not retried");
     assert!(
         bad.sim().log().is_empty(),
         "no HTTP request crossed the failed handshake"

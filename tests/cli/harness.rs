@@ -245,6 +245,8 @@ pub struct Running {
     lines: Receiver<String>,
     seen: Vec<String>,
     stderr: Arc<Mutex<String>>,
+    /// Says when the stderr reader reached the end of the pipe.
+    stderr_done: Receiver<()>,
 }
 
 impl Running {
@@ -263,6 +265,7 @@ impl Running {
         let stderr = Arc::new(Mutex::new(String::new()));
         let sink = stderr.clone();
         let mut err = child.stderr.take().unwrap();
+        let (done, stderr_done) = channel();
         thread::spawn(move || {
             let mut buf = [0u8; 4096];
             while let Ok(n) = err.read(&mut buf) {
@@ -273,12 +276,14 @@ impl Running {
                     .unwrap()
                     .push_str(&String::from_utf8_lossy(&buf[..n]));
             }
+            let _ = done.send(());
         });
         Running {
             child,
             lines,
             seen: Vec::new(),
             stderr,
+            stderr_done,
         }
     }
 
@@ -361,22 +366,19 @@ impl Running {
             }
             thread::sleep(Duration::from_millis(20));
         };
-        // The reader threads end at EOF, right after exit.
+        // The reader threads end at EOF, right after exit: wait for that end, not for a time
+        // (a loaded machine may take seconds to run them). The channel closes when the stdout
+        // reader ends, so a long limit costs nothing.
         let mut stdout = self.seen.join("\n");
-        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(2)) {
+        while let Ok(line) = self.lines.recv_timeout(limit) {
             if !stdout.is_empty() {
                 stdout.push('\n');
             }
             stdout.push_str(&line);
         }
-        let mut stderr = String::new();
-        for _ in 0..100 {
-            stderr = self.stderr.lock().unwrap().clone();
-            if Arc::strong_count(&self.stderr) == 1 {
-                break;
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
+        let ended = self.stderr_done.recv_timeout(limit).is_ok();
+        let stderr = self.stderr.lock().unwrap().clone();
+        assert!(ended, "sfpair's stderr did not end; so far: {stderr}");
         assert_clean_stderr(&stderr);
         Output {
             status,
@@ -384,6 +386,42 @@ impl Running {
             stderr,
         }
     }
+}
+
+/// Waits for a condition, not for a time: polls `ready` every 20 ms until it gives a value,
+/// and fails with `what` once `limit` has passed (a loaded machine makes things late, never
+/// out of order, so a deadline only has to be generous).
+#[track_caller]
+pub fn wait_until<T>(limit: Duration, what: &str, mut ready: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(value) = ready() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "not within {limit:?}: {what}");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether `ready` became true within `limit` (polled every 20 ms): for a caller whose failure
+/// message needs what it sees at the deadline.
+pub fn within(limit: Duration, mut ready: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if ready() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// [`wait_until`] for a condition that carries no value.
+#[track_caller]
+pub fn wait_for(limit: Duration, what: &str, mut ready: impl FnMut() -> bool) {
+    wait_until(limit, what, || ready().then_some(()))
 }
 
 /// Every line the binary writes to stderr is a message for people (a log line, the final

@@ -6,7 +6,7 @@ use std::os::unix::net::UnixStream;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::harness::{Env, fast};
+use crate::harness::{Env, RUN_LIMIT, fast};
 
 struct Serve(Child);
 
@@ -184,13 +184,13 @@ fn starts_under_attack(
             "--socket-group",
             "65534",
         ]);
-        // Long enough for the bind and the mode and group; the old broker lost the race
-        // within microseconds of its bind.
-        let deadline = Instant::now() + Duration::from_millis(300);
-        while !running.exited() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let served = !running.exited();
+        // Until it serves (its socket answers) or exits, however slow a loaded machine makes
+        // either: the old broker lost the race within microseconds of its bind.
+        let mut served = false;
+        crate::harness::wait_for(RUN_LIMIT, "serve listens or exits", || {
+            served = !running.exited() && UnixStream::connect(&socket).is_ok();
+            served || running.exited()
+        });
         running.terminate();
         let out = running.finish(Duration::from_secs(20));
         let end = if served {

@@ -1,8 +1,6 @@
 //! `call` headers a local user can get wrong on purpose.
 
-use std::time::{Duration, Instant};
-
-use crate::harness::{Env, Running, fast};
+use crate::harness::{Env, RUN_LIMIT, Running, fast};
 
 #[test]
 fn framing_and_oversized_headers_are_refused_before_anything_is_sent() {
@@ -14,12 +12,10 @@ fn framing_and_oversized_headers_are_refused_before_anything_is_sent() {
         "Transfer-Encoding: chunked",
         big.as_str(),
     ] {
-        let started = Instant::now();
         let out =
             Running::spawn(env.command(&["call", "GET", "/services/data/", "--header", header]))
-                .finish(Duration::from_secs(20));
+                .finish(RUN_LIMIT);
         assert_eq!(out.code(), 2, "{out:?}");
-        assert!(started.elapsed() < Duration::from_secs(10));
         assert!(
             out.stderr.len() < 1000,
             "not echoed: {} bytes",

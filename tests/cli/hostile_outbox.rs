@@ -112,12 +112,36 @@ fn the_outbox_cannot_be_swapped_through_a_parent_others_may_write() {
     let socket = top.join("run.sock");
     let outbox_arg = outbox.display().to_string();
     let socket_arg = socket.display().to_string();
+
+    // Under a parent others may write, `run` does not start with that outbox, and `send`
+    // does not queue into it.
+    let refused = env.run(&["run", "--socket", &socket_arg, "--outbox", &outbox_arg]);
+    assert_eq!(refused.code(), 2, "{refused:?}");
+    assert!(
+        refused.stderr.contains("writable by other users"),
+        "{}",
+        refused.stderr
+    );
+    assert!(!socket.exists());
+    let direct = send(&env, Some(&outbox), "customer-0");
+    assert_eq!(direct.code(), 2, "{direct:?}");
+    assert!(
+        direct.stderr.contains("--outbox there is refused"),
+        "{}",
+        direct.stderr
+    );
+
+    // A parent that becomes writable after the start (an admin's mistake): the running agent
+    // keeps the directory it opened, so a swap puts nothing of the customer's into the
+    // attacker's file, and nothing of the attacker's is delivered.
+    std::fs::set_permissions(&parent, std::fs::Permissions::from_mode(0o755)).unwrap();
     let mut running = env.spawn(&["run", "--socket", &socket_arg, "--outbox", &outbox_arg]);
     let deadline = Instant::now() + Duration::from_secs(20);
     while !socket.exists() {
         assert!(!running.exited() && Instant::now() < deadline, "no socket");
         std::thread::sleep(Duration::from_millis(20));
     }
+    std::fs::set_permissions(&parent, std::fs::Permissions::from_mode(0o777)).unwrap();
     let swapped = as_nobody(
         &parent,
         "mv outbox old; mkdir -m 777 outbox && cp ../planted.log outbox/log && chmod 666 outbox/log",
@@ -136,38 +160,36 @@ fn the_outbox_cannot_be_swapped_through_a_parent_others_may_write() {
         "--data",
         &data,
     ]);
-    assert_ne!(
-        through.code(),
-        0,
-        "a send with nowhere safe to go is refused: {through:?}"
-    );
-    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(through.code(), 0, "{through:?}");
+    // It went into the directory the agent holds, and from there to the org.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !env
+        .sim()
+        .records(OBJECT)
+        .iter()
+        .any(|r| r[KEY] == "customer-1")
+    {
+        assert!(Instant::now() < deadline, "customer-1 was not delivered");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     assert_eq!(
         std::fs::read(outbox.join("log")).unwrap(),
         before,
         "the customer's record went into the attacker's file"
     );
+    let delivered: Vec<String> = env
+        .sim()
+        .records(OBJECT)
+        .iter()
+        .map(|r| r[KEY].as_str().unwrap_or_default().to_string())
+        .collect();
     assert!(
-        env.sim().records(OBJECT).is_empty(),
-        "a planted record was delivered: {:?}",
-        env.sim().records(OBJECT)
+        !delivered.iter().any(|k| k.starts_with("planted")),
+        "a planted record was delivered: {delivered:?}"
     );
     running.terminate();
     let out = running.finish(RUN_LIMIT);
     assert_eq!(out.code(), 0, "{out:?}");
-    assert!(
-        out.stderr.contains("writable by other users"),
-        "{}",
-        out.stderr
-    );
-
-    let direct = send(&env, Some(&outbox), "customer-2");
-    assert_eq!(direct.code(), 2, "{direct:?}");
-    assert!(
-        direct.stderr.contains("--outbox there is refused"),
-        "{}",
-        direct.stderr
-    );
     assert_eq!(std::fs::read(outbox.join("log")).unwrap(), before);
 }
 

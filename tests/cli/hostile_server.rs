@@ -76,7 +76,18 @@ fn verification_urls_off_the_login_host_or_not_https_are_not_shown() {
             "no code shown: {}",
             out.stdout
         );
-        assert!(!out.stdout.contains("evil.example") || out.stdout.contains("\"error\""));
+        // One error event that says why, and the hostile URL neither shown nor echoed.
+        let events = out.events();
+        assert_eq!(events.len(), 1, "{}", out.stdout);
+        assert_eq!(events[0]["event"], "error", "{}", out.stdout);
+        let message = events[0]["message"].as_str().unwrap();
+        assert!(message.ends_with("no code is shown"), "{message}");
+        for hostile in ["evil.example", "javascript:", "http://"] {
+            assert!(
+                !out.stdout.contains(hostile) && !out.stderr.contains(hostile),
+                "{hostile} in the output: {out:?}"
+            );
+        }
     }
 }
 

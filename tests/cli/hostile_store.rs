@@ -96,7 +96,7 @@ fn a_linked_token_path_keeps_its_link_and_the_rotated_token() {
 }
 
 #[test]
-fn a_world_writable_directory_or_a_foreign_record_is_not_trusted() {
+fn a_world_writable_directory_is_not_trusted() {
     let env = Env::start(fast());
     env.pair_approved();
     let state = env.token_path().parent().unwrap().to_path_buf();
@@ -106,18 +106,35 @@ fn a_world_writable_directory_or_a_foreign_record_is_not_trusted() {
     assert!(out.stderr.contains("chmod 700"), "{}", out.stderr);
     fs::set_permissions(&state, fs::Permissions::from_mode(0o700)).unwrap();
     assert_eq!(env.run(&["status"]).code(), 0);
+}
+
+/// Needs root to give the record to another user; scripts/test runs it (`--ignored`) as root
+/// and says NOT RUN otherwise.
+#[test]
+#[ignore = "needs root: chowns the record to uid 65534"]
+fn a_record_another_user_owns_is_not_trusted() {
+    assert_root();
+    let env = Env::start(fast());
+    env.pair_approved();
+    std::os::unix::fs::chown(env.token_path(), Some(65534), None).unwrap();
+    let out = env.run(&["call", "GET", "/services/data/"]);
+    assert_eq!(out.code(), 2, "{out:?}");
+    assert!(out.stderr.contains("uid 65534"), "{}", out.stderr);
+    assert!(
+        env.requests()
+            .iter()
+            .all(|r| !r.contains("/services/data/"))
+    );
+}
+
+/// The root-only tests fail, never pass, when they are not root (run with `--ignored`).
+pub fn assert_root() {
     // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
-        std::os::unix::fs::chown(env.token_path(), Some(65534), None).unwrap();
-        let out = env.run(&["call", "GET", "/services/data/"]);
-        assert_eq!(out.code(), 2, "{out:?}");
-        assert!(out.stderr.contains("uid 65534"), "{}", out.stderr);
-        assert!(
-            env.requests()
-                .iter()
-                .all(|r| !r.contains("/services/data/"))
-        );
-    }
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(
+        euid, 0,
+        "this test needs root (scripts/test runs it as root)"
+    );
 }
 
 #[test]
@@ -131,8 +148,10 @@ fn an_empty_file_path_is_a_usage_error() {
 pub struct Mount(pub std::path::PathBuf);
 
 impl Mount {
-    /// `None` (and a note on stderr) where this process may not mount.
-    pub fn tmpfs(dir: &std::path::Path, size: &str) -> Option<Mount> {
+    /// Mounts it, or fails the test: the tests that need one are `#[ignore]`d, and run as
+    /// root by scripts/test, where a tmpfs can always be mounted.
+    pub fn tmpfs(dir: &std::path::Path, size: &str) -> Mount {
+        assert_root();
         fs::create_dir_all(dir).unwrap();
         let ok = std::process::Command::new("mount")
             .args([
@@ -145,11 +164,8 @@ impl Mount {
             .arg(dir)
             .status()
             .is_ok_and(|s| s.success());
-        if !ok {
-            eprintln!("SKIPPED: cannot mount a tmpfs here (needs root)");
-            return None;
-        }
-        Some(Mount(dir.to_path_buf()))
+        assert!(ok, "mount -t tmpfs failed on {}", dir.display());
+        Mount(dir.to_path_buf())
     }
 
     pub fn remount(&self, options: &str) {
@@ -172,11 +188,10 @@ impl Drop for Mount {
 }
 
 #[test]
+#[ignore = "needs root: mounts a tmpfs"]
 fn a_flash_image_on_a_read_only_mount_still_reads() {
     let env = Env::start(fast());
-    let Some(mount) = Mount::tmpfs(&env.scratch.0.join("ro"), "1m") else {
-        return;
-    };
+    let mount = Mount::tmpfs(&env.scratch.0.join("ro"), "1m");
     let spec = format!(
         "flash-image:{}:erase=4K,size=16K",
         mount.0.join("sfpair.img").display()
@@ -193,11 +208,10 @@ fn a_flash_image_on_a_read_only_mount_still_reads() {
 }
 
 #[test]
+#[ignore = "needs root: mounts a tmpfs"]
 fn a_file_store_on_a_read_only_mount_still_refreshes_without_rotation() {
     let env = Env::start(fast());
-    let Some(mount) = Mount::tmpfs(&env.scratch.0.join("ro-file"), "1m") else {
-        return;
-    };
+    let mount = Mount::tmpfs(&env.scratch.0.join("ro-file"), "1m");
     let spec = store_arg(&mount.0.join("token"));
     let mut run = env.spawn(&["pair", "--json", "--store", &spec]);
     let code = run.event("code", crate::harness::RUN_LIMIT);

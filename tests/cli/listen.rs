@@ -249,11 +249,12 @@ fn a_stop_ends_a_held_connect_at_once_and_frees_the_org_s_client() {
     let before = subscribes(&env);
     let run = listen(&env, &["--replay", "new"]);
     wait_until("the subscription", || subscribes(&env) > before);
-    // The first connect answers at once; the next is held.
+    // The first connect answers at once; the next is held: no new connect comes meanwhile.
     wait_until("a held connect", || {
-        env.sim().streaming_stats().connects >= 2
+        let before = env.sim().streaming_stats().connects;
+        std::thread::sleep(Duration::from_millis(300));
+        before >= 2 && env.sim().streaming_stats().connects == before
     });
-    std::thread::sleep(Duration::from_millis(200));
     let asked = Instant::now();
     run.terminate();
     let out = run.finish(RUN_LIMIT);

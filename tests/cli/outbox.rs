@@ -3,8 +3,10 @@
 //!
 //! What must hold whatever goes wrong: every record `send` accepted (exit 0) reaches the org
 //! exactly once with the values sent, or is kept (queued, or a dead letter with its reason).
-//! The simulator counts what it stored, so "exactly once" is checked on its rows: one row per
-//! external id, and no more rows than records.
+//! "Exactly once" is checked on the simulator's rows (one per external id, no more rows than
+//! records) and on its write ledger (`Sim::writes`): an upsert sent twice leaves one row but
+//! two writes, so every row must have exactly one write whose reply the client received. A
+//! write whose reply was lost does not count: sending it again is the client's duty.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -12,10 +14,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::harness::{Env, Output, RUN_LIMIT, Running, fast};
+use crate::harness::{Env, Output, RUN_LIMIT, Running, fast, wait_for, wait_until};
 
 pub(crate) const OBJECT: &str = "Device_Reading__c";
 pub(crate) const KEY: &str = "Reading_Key__c";
+/// Records per collections request (docs/outbox.md, "Delivery").
+const BATCH: usize = 200;
 
 pub(crate) fn outbox_dir(env: &Env) -> PathBuf {
     env.scratch.0.join("state/outbox")
@@ -60,6 +64,67 @@ pub(crate) fn rows(env: &Env) -> BTreeMap<String, f64> {
         );
     }
     by_key
+}
+
+/// What the write ledger holds for one row (or one event): writes whose reply the client
+/// received, and writes whose reply was lost.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Writes {
+    acknowledged: u32,
+    lost: u32,
+}
+
+/// The simulator's writes to the rows of `object` from `writes[since..]`, by the value of the
+/// row's `field` (the external id for rows, any field that tells events apart for events).
+fn writes_by(env: &Env, object: &str, field: &str, since: usize) -> BTreeMap<String, Writes> {
+    let names: BTreeMap<String, String> = env
+        .sim()
+        .records(object)
+        .iter()
+        .map(|r| (r["Id"].as_str().unwrap().to_string(), r[field].to_string()))
+        .collect();
+    let mut by = BTreeMap::<String, Writes>::new();
+    for write in env.sim().writes().into_iter().skip(since) {
+        if write.object != object {
+            continue;
+        }
+        let name = names
+            .get(&write.id)
+            .unwrap_or_else(|| panic!("a write to {} that is not a live row", write.id));
+        let counts = by.entry(name.trim_matches('"').to_string()).or_default();
+        match write.acknowledged {
+            true => counts.acknowledged += 1,
+            false => counts.lost += 1,
+        }
+    }
+    by
+}
+
+/// Every row of `OBJECT` was written exactly once with its reply received (writes whose reply
+/// was lost may come before it); returns how many writes were lost, so a test can tell that
+/// its faults happened.
+#[track_caller]
+fn assert_written_once(env: &Env) -> u32 {
+    let writes = writes_by(env, OBJECT, KEY, 0);
+    let twice: Vec<_> = writes
+        .iter()
+        .filter(|(_, w)| w.acknowledged != 1)
+        .take(5)
+        .collect();
+    assert!(
+        twice.is_empty(),
+        "rows not written exactly once (acknowledged writes != 1): {twice:?}"
+    );
+    assert_eq!(writes.len(), rows(env).len(), "every row has its writes");
+    writes.values().map(|w| w.lost).sum()
+}
+
+/// Delivered exactly once: the rows hold what was sent ([`assert_delivered`]) and each was
+/// written once ([`assert_written_once`]); returns the lost writes.
+#[track_caller]
+fn assert_delivered_once(env: &Env, sent: &BTreeMap<String, f64>) -> u32 {
+    assert_delivered(&rows(env), sent);
+    assert_written_once(env)
 }
 
 /// `stored == sent`, reporting only what differs (the maps are large).
@@ -122,8 +187,12 @@ fn a_thousand_records_arrive_once_through_lost_replies_and_locked_rows() {
         "{}",
         out.stdout
     );
-    assert_delivered(&rows(&env), &sent);
+    let lost = assert_delivered_once(&env, &sent);
     assert!(env.sim().dropped_replies() >= 2, "the faults happened");
+    assert!(
+        lost >= 200,
+        "lost replies were replayed: {lost} lost writes"
+    );
     assert!(env.sim().lock_row_refusals() >= 50);
     let s = status(&env);
     assert_eq!(
@@ -152,7 +221,7 @@ fn offline_for_a_whole_burst_then_everything_is_delivered() {
     env.sim().set_offline(false);
     let out = env.run(&["outbox", "flush"]);
     assert_eq!(out.code(), 0, "{out:?}");
-    assert_delivered(&rows(&env), &sent);
+    assert_delivered_once(&env, &sent);
 }
 
 #[test]
@@ -170,7 +239,7 @@ fn a_field_the_org_lacks_goes_to_the_dead_letters_and_comes_back_after_the_fix()
         "{}",
         out.stdout
     );
-    assert_delivered(&rows(&env), &sent);
+    assert_delivered_once(&env, &sent);
 
     let s = status(&env);
     assert_eq!(
@@ -211,7 +280,7 @@ fn a_field_the_org_lacks_goes_to_the_dead_letters_and_comes_back_after_the_fix()
     let out = env.run(&["outbox", "flush"]);
     assert_eq!(out.code(), 0, "{out:?}");
     sent.insert("d-colour".into(), 1.0);
-    assert_delivered(&rows(&env), &sent);
+    assert_delivered_once(&env, &sent);
     assert_eq!(status(&env)["dead"], 0);
 }
 
@@ -249,6 +318,7 @@ fn a_full_outbox_refuses_with_exit_8_and_keeps_what_it_had() {
         accepted,
         "what was accepted is delivered, nothing of the refused push"
     );
+    assert_written_once(&env);
 }
 
 #[test]
@@ -306,8 +376,10 @@ fn bad_records_are_refused_before_anything_is_written() {
     );
 }
 
+/// The reply of the first batch is cut after the org committed it: the batch goes again with
+/// the same auto ids, so each record is one row, written twice (once unacknowledged).
 #[test]
-fn auto_ids_are_unique_to_this_device_and_a_replay_keeps_them() {
+fn auto_ids_are_unique_to_this_device_and_a_lost_reply_replays_the_same_ids() {
     let env = Env::start(fast());
     env.pair_approved();
     let out = send(
@@ -317,14 +389,28 @@ fn auto_ids_are_unique_to_this_device_and_a_replay_keeps_them() {
         &["--auto-id"],
     );
     assert_eq!(out.code(), 0, "{out:?}");
+    env.sim().drop_next_collections_replies(1);
     assert_eq!(env.run(&["outbox", "flush"]).code(), 0);
+    assert_eq!(env.sim().dropped_replies(), 1, "the reply was cut");
     let keys: Vec<String> = rows(&env).into_keys().collect();
-    assert_eq!(keys.len(), 2);
+    assert_eq!(keys.len(), 2, "one row each: {keys:?}");
     assert_ne!(keys[0], keys[1]);
+    let writes = writes_by(&env, OBJECT, KEY, 0);
+    for key in &keys {
+        assert_eq!(
+            writes[key],
+            Writes {
+                acknowledged: 1,
+                lost: 1
+            },
+            "{key}: the committed write whose reply was lost, then the replay of the same id"
+        );
+    }
     let out = send(&env, "auto2", "{\"Value__c\":3}\n", &["--auto-id"]);
     assert_eq!(out.code(), 0, "{out:?}");
     assert_eq!(env.run(&["outbox", "flush"]).code(), 0);
     assert_eq!(rows(&env).len(), 3, "a later auto id is new too");
+    assert_eq!(assert_written_once(&env), 2);
 }
 
 #[test]
@@ -357,7 +443,7 @@ fn the_api_reserve_and_the_limit_pause_delivery_without_losing_anything() {
     assert_eq!(env.run(&["outbox", "flush"]).code(), 0);
     let mut all = sent;
     all.extend(more_sent);
-    assert_delivered(&rows(&env), &all);
+    assert_delivered_once(&env, &all);
 }
 
 #[test]
@@ -376,6 +462,35 @@ fn platform_events_are_published() {
     let events = env.sim().records("Device_Alarm__e");
     let codes: Vec<_> = events.iter().map(|e| e["Code__c"].clone()).collect();
     assert_eq!(codes, vec![json!("E1"), json!("E2")]);
+
+    // A lost reply: at least once, so published again; but only once after the client heard.
+    let out = env.run(&[
+        "send",
+        "--event",
+        "Device_Alarm__e",
+        "--data",
+        r#"[{"Code__c":"E3","Severity__c":2}]"#,
+    ]);
+    assert_eq!(out.code(), 0, "{out:?}");
+    env.sim().drop_next_collections_replies(1);
+    assert_eq!(env.run(&["outbox", "flush"]).code(), 0);
+    let publishes = writes_by(&env, "Device_Alarm__e", "Code__c", 0);
+    let once = Writes {
+        acknowledged: 1,
+        lost: 0,
+    };
+    let again = Writes {
+        acknowledged: 1,
+        lost: 1,
+    };
+    assert_eq!(
+        publishes,
+        BTreeMap::from([
+            ("E1".into(), once),
+            ("E2".into(), once),
+            ("E3".into(), again)
+        ])
+    );
 }
 
 /// Kill -9 at many moments of `send` and of `flush` (batches in flight, settling, compacting),
@@ -389,6 +504,8 @@ fn kill_9_at_twenty_four_moments_loses_nothing_and_duplicates_nothing() {
     let mut accepted = BTreeMap::new();
     // Kills that landed while a flush had sent some batches and not yet emptied the queue.
     let mut mid_delivery = 0;
+    // Each flush's slice of the write ledger, and whether it was killed.
+    let mut flushes = Vec::new();
     for round in 0..24u64 {
         // A send that may be killed too: its records count only if it said so.
         let (lines, these) = readings(&format!("k{round}"), 450);
@@ -408,6 +525,7 @@ fn kill_9_at_twenty_four_moments_loses_nothing_and_duplicates_nothing() {
         // clock): after the k-th batch reached the org (k = 1..3), at once or a few
         // milliseconds later, while its reply, its settling or a compaction is under way.
         let before = env.sim().collections_requests();
+        let mark = env.sim().writes().len();
         let mut flusher = env.spawn(&["outbox", "flush"]);
         let k = 1 + round % 3;
         let deadline = Instant::now() + RUN_LIMIT;
@@ -418,10 +536,12 @@ fn kill_9_at_twenty_four_moments_loses_nothing_and_duplicates_nothing() {
             std::thread::sleep(Duration::from_micros(200));
         }
         std::thread::sleep(Duration::from_millis(round % 4));
-        if !flusher.exited() {
+        let killed = !flusher.exited();
+        if killed {
             flusher.signal(libc::SIGKILL);
         }
         let _ = flusher.finish(RUN_LIMIT);
+        flushes.push((mark..env.sim().writes().len(), killed));
         let s = status(&env);
         assert!(
             s["queued"].is_u64(),
@@ -436,8 +556,10 @@ fn kill_9_at_twenty_four_moments_loses_nothing_and_duplicates_nothing() {
         mid_delivery >= 8,
         "only {mid_delivery} kills landed mid-delivery"
     );
+    let mark = env.sim().writes().len();
     let out = env.run(&["outbox", "flush"]);
     assert_eq!(out.code(), 0, "{out:?}");
+    flushes.push((mark..env.sim().writes().len(), false));
     let stored = rows(&env);
     for (key, value) in &accepted {
         assert_eq!(stored.get(key), Some(value), "{key} accepted, so delivered");
@@ -447,6 +569,52 @@ fn kill_9_at_twenty_four_moments_loses_nothing_and_duplicates_nothing() {
     }
     assert!(accepted.len() >= 16 * 450, "most sends were not killed");
     assert_eq!(status(&env)["queued"], 0);
+    assert_once_per_flush(&env, &flushes);
+}
+
+/// Once, across kills: no flush writes a row twice with both replies received, and a row is
+/// written again (its reply received each time) by a later flush only when the earlier one was
+/// killed between that reply and settling it, which leaves at most one batch behind.
+#[track_caller]
+fn assert_once_per_flush(env: &Env, flushes: &[(std::ops::Range<usize>, bool)]) {
+    let writes = env.sim().writes();
+    assert_eq!(flushes.last().map(|f| f.0.end), Some(writes.len()));
+    let mut flushes_of = BTreeMap::<&str, Vec<usize>>::new();
+    for (n, (range, _)) in flushes.iter().enumerate() {
+        let mut seen = std::collections::BTreeSet::new();
+        for write in writes[range.clone()].iter().filter(|w| w.acknowledged) {
+            assert!(
+                seen.insert(write.id.as_str()),
+                "flush {n} wrote {} twice and received both replies",
+                write.id
+            );
+            flushes_of.entry(write.id.as_str()).or_default().push(n);
+        }
+    }
+    let mut again = vec![0; flushes.len()];
+    for of in flushes_of.values() {
+        for &n in &of[..of.len() - 1] {
+            assert!(
+                flushes[n].1,
+                "flush {n} ended by itself, yet a later one sent its rows again"
+            );
+            again[n] += 1;
+        }
+    }
+    assert!(
+        again.iter().all(|&n| n <= BATCH),
+        "rows sent again per flush: {again:?}"
+    );
+    let ids: std::collections::BTreeSet<String> = env
+        .sim()
+        .records(OBJECT)
+        .iter()
+        .map(|r| r["Id"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        ids.iter().all(|id| flushes_of.contains_key(id.as_str())),
+        "every row was written with its reply received"
+    );
 }
 
 #[test]
@@ -475,22 +643,18 @@ fn run_delivers_soon_after_a_send_and_health_shows_the_queue() {
     assert_eq!(receipt["queued"], 1);
     sent.insert("via-broker".into(), 7.5);
     wait_for_rows(&env, &sent);
+    assert_written_once(&env);
 
-    // The org has the rows as soon as it answers; health counts them once the round settled.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let health = loop {
+    // The rows reach the org before the agent settles them: health is read once it has.
+    let health = wait_until(RUN_LIMIT, "health shows 31 delivered", || {
         let out = env.run(&["status", "--socket", &socket_arg, "--json"]);
         assert_eq!(out.code(), 0, "{out:?}");
         let health: Value = serde_json::from_str(out.stdout.trim()).unwrap();
         let settled = health["outbox"]["queued"] == 0 && health["outbox"]["delivered"] == 31;
-        if settled || Instant::now() > deadline {
-            break health;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+        settled.then_some(health)
+    });
     assert_eq!(health["outbox"]["queued"], 0, "{health}");
     assert_eq!(health["outbox"]["dead"], 0, "{health}");
-    assert_eq!(health["outbox"]["delivered"], 31, "{health}");
     agent.terminate();
     let out = agent.finish(RUN_LIMIT);
     assert_eq!(out.code(), 0, "{out:?}");
@@ -503,27 +667,13 @@ pub(crate) fn start_run(env: &Env, extra: &[&str]) -> (Running, String) {
     let mut args = vec!["run", "--socket", &socket_arg];
     args.extend_from_slice(extra);
     let agent = env.spawn(&args);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !socket.exists() {
-        assert!(Instant::now() < deadline, "run did not start serving");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for(RUN_LIMIT, "run starts serving", || socket.exists());
     (agent, socket_arg)
 }
 
 fn wait_for_rows(env: &Env, sent: &BTreeMap<String, f64>) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if rows(env) == *sent {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "not delivered in time: {:?}",
-            rows(env).len()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let what = format!("{} rows delivered", sent.len());
+    wait_for(RUN_LIMIT, &what, || rows(env) == *sent);
 }
 
 #[test]
@@ -609,7 +759,7 @@ fn an_expired_session_is_refreshed_once_and_the_batch_sent_again() {
         "the first session, then one renewal: {after:?}"
     );
     assert_eq!(batches, 3, "one refused, then the two batches: {after:?}");
-    assert_delivered(&rows(&env), &sent);
+    assert_eq!(assert_delivered_once(&env, &sent), 0, "no write was lost");
     assert_eq!(status(&env)["dead"], 0);
 }
 
@@ -624,19 +774,11 @@ fn run_learns_from_delivery_that_the_pairing_died() {
     env.sim().expire_sessions();
     let (lines, _) = readings("dead-pairing", 3);
     assert_eq!(send(&env, "dp", &lines, &[]).code(), 0);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let health = loop {
+    let health = wait_until(RUN_LIMIT, "health says repair_needed", || {
         let out = env.run(&["status", "--socket", &socket_arg, "--json"]);
         let health: Value = serde_json::from_str(out.stdout.trim()).unwrap_or(Value::Null);
-        if health["state"] == "repair_needed" {
-            break health;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "health never said repair_needed: {health}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+        (health["state"] == "repair_needed").then_some(health)
+    });
     assert_eq!(health["outbox"]["queued"], 3, "{health}");
     agent.terminate();
     let out = agent.finish(RUN_LIMIT);

@@ -214,3 +214,38 @@ fn piped_data_larger_than_memory_is_taken_whole_or_not_at_all() {
     names.sort();
     assert_eq!(names, ["lock", "log"], "{names:?}");
 }
+
+#[test]
+fn a_long_send_line_written_as_python_writes_json_is_taken_by_the_broker() {
+    let env = Env::start(fast());
+    env.pair_approved();
+    let socket = env.scratch.0.join("agent.sock");
+    let socket_arg = socket.display().to_string();
+    let agent = env.spawn(&["run", "--socket", &socket_arg]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !socket.exists() {
+        assert!(Instant::now() < deadline, "run did not start serving");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // `json.dumps` puts a space after every ':' and ','; 40 records pass the 512-byte limit of
+    // other requests.
+    let records: Vec<String> = (0..40)
+        .map(|i| format!("{{\"{KEY}\": \"py-{i}\", \"Value__c\": {i}}}"))
+        .collect();
+    let line = format!(
+        "{{\"do\": \"send\", \"sobject\": \"{OBJECT}\", \"external_id\": \"{KEY}\", \"records\": [{}]}}\n",
+        records.join(", ")
+    );
+    assert!(line.len() > 512);
+    let mut stream = UnixStream::connect(&socket).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream.write_all(line.as_bytes()).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let answer: Value = serde_json::from_str(answer.trim()).unwrap();
+    assert_eq!(answer["queued"], 40, "{answer}");
+    agent.terminate();
+    agent.finish(RUN_LIMIT);
+}

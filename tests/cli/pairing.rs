@@ -102,7 +102,8 @@ fn an_explicit_denial_stops_with_code_3_and_stores_nothing() {
 fn a_salesforce_denial_runs_out_the_clock_and_says_so() {
     // Salesforce keeps answering authorization_pending after Deny (DenyMode::Pending).
     let env = Env::start(fast());
-    let mut run = env.spawn(&["pair", "--json", "--code-lifetime", "3", "--max-codes", "1"]);
+    // 5 s: long enough to open the page and deny on a loaded machine before the code ends.
+    let mut run = env.spawn(&["pair", "--json", "--code-lifetime", "5", "--max-codes", "1"]);
     let code = run.event("code", RUN_LIMIT);
     env.decide(code["verification_uri_complete"].as_str().unwrap(), "deny");
     let out = run.finish(RUN_LIMIT);
@@ -123,8 +124,9 @@ fn a_salesforce_denial_runs_out_the_clock_and_says_so() {
 
 #[test]
 fn an_expired_code_is_replaced_by_a_new_one_that_can_be_approved() {
+    // 5 s: long enough to approve the second code on a loaded machine, before it runs out too.
     let env = Env::start(Config {
-        code_ttl: Duration::from_secs(2),
+        code_ttl: Duration::from_secs(5),
         ..fast()
     });
     let mut run = env.spawn(&["pair", "--json"]);

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use sfpair_sim::Config;
 
-use crate::harness::{Env, Running, fast, stored_record};
+use crate::harness::{Env, Running, fast, stored_record, wait_for};
 
 pub(crate) const LIMIT: Duration = Duration::from_secs(30);
 
@@ -150,18 +150,38 @@ fn keepalive_refreshes_while_nobody_asks() {
     assert_eq!(running.finish(LIMIT).code(), 0);
 }
 
+/// The refresh requests the simulator answered so far.
+fn refreshes(env: &Env) -> usize {
+    env.requests()
+        .iter()
+        .filter(|l| l.contains(" refresh_token 200"))
+        .count()
+}
+
 #[test]
 fn keepalive_carries_a_pairing_through_an_idle_limit_and_without_it_the_pairing_dies() {
-    // The app's refresh token policy: "expire if not used for 3 seconds".
+    // The app's refresh token policy: "expire if not used for 5 seconds". The keepalive
+    // refreshes every second, so a loaded machine may be 4 s late before the pairing dies.
+    let limit = Duration::from_secs(5);
     let idle = Config {
-        refresh_idle: Some(Duration::from_secs(3)),
+        refresh_idle: Some(limit),
         ..fast()
     };
     let env = Env::start(idle.clone());
     env.pair_approved();
     let (running, socket) = start(&env, &["--keepalive", "1s"]);
     wait_for_socket(&socket);
-    std::thread::sleep(Duration::from_secs(7));
+    // Kept alive for longer than the limit: counted in keepalives (each at least 1 s apart),
+    // not in a sleep.
+    let before = refreshes(&env);
+    let started = Instant::now();
+    wait_for(2 * LIMIT, "eight keepalive refreshes", || {
+        refreshes(&env) >= before + 8
+    });
+    assert!(
+        started.elapsed() > limit,
+        "the keepalives outlived the limit"
+    );
     let token = ask(&socket, r#"{"get":"access_token","refused":1}"#);
     assert!(token["access_token"].is_string(), "kept alive: {token}");
     assert_eq!(ask(&socket, r#"{"get":"health"}"#)["state"], "paired");
@@ -172,7 +192,15 @@ fn keepalive_carries_a_pairing_through_an_idle_limit_and_without_it_the_pairing_
     env.pair_approved();
     let (running, socket) = start(&env, &["--keepalive", "0"]);
     wait_for_socket(&socket);
-    std::thread::sleep(Duration::from_secs(4));
+    // Idle for longer than the limit: no refresh at all while we wait (counted), however late
+    // the last one before it came.
+    let before = refreshes(&env);
+    std::thread::sleep(limit + Duration::from_secs(1));
+    assert_eq!(
+        refreshes(&env),
+        before,
+        "nothing used the refresh token meanwhile"
+    );
     let token = ask(&socket, r#"{"get":"access_token"}"#);
     assert_eq!(
         token["error"], "repair_needed",

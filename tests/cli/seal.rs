@@ -12,7 +12,7 @@ use serde_json::Value;
 use sfpair::broker::client::Broker;
 use sfpair_sim::Config;
 
-use crate::harness::{Env, Output, RUN_LIMIT, Running, fast, stored_record};
+use crate::harness::{Env, Output, RUN_LIMIT, Running, fast, stored_record, wait_for, wait_until};
 
 const LIMIT: Duration = Duration::from_secs(30);
 /// Debian's path of SoftHSM2's module.
@@ -298,11 +298,9 @@ fn serve(board: &Board, env: &Env, extra: &[&str]) -> (Running, PathBuf) {
     let mut args = vec!["run", "--socket", socket.to_str().unwrap(), "--json"];
     args.extend_from_slice(extra);
     let running = Running::spawn(board.command(env, &args));
-    let deadline = Instant::now() + LIMIT;
-    while std::os::unix::net::UnixStream::connect(&socket).is_err() {
-        assert!(Instant::now() < deadline, "run did not serve");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for(LIMIT, "run serves", || {
+        std::os::unix::net::UnixStream::connect(&socket).is_ok()
+    });
     (running, socket)
 }
 
@@ -385,7 +383,9 @@ fn a_sealed_pairing_gives_the_org_and_the_app_to_the_commands_that_stand_on_it()
     let socket = env.scratch.0.join("run.sock");
     let running = Running::spawn(bare(&["run", "--socket", socket.to_str().unwrap()]));
     let broker = Broker::new(&socket);
-    until(|| broker.health().ok().filter(|h| h["state"] == "paired"));
+    wait_for(RECHECK, "run serves the sealed pairing", || {
+        broker.health().is_ok_and(|h| h["state"] == "paired")
+    });
     running.terminate();
     let out = running.finish(LIMIT);
     assert_eq!(out.code(), 0, "{out:?}");
@@ -623,7 +623,7 @@ fn run_with_a_seal_it_cannot_open_reports_and_waits_and_picks_it_up_once_it_is_b
     command.args(["run", "--socket", socket.to_str().unwrap(), "--json"]);
     let mut running = Running::spawn(command);
     let broker = Broker::new(&socket);
-    let health = until(|| {
+    let health = wait_until(RECHECK, "health says repair_needed", || {
         broker
             .health()
             .ok()
@@ -649,35 +649,30 @@ fn run_with_a_seal_it_cannot_open_reports_and_waits_and_picks_it_up_once_it_is_b
     );
     // The TPM comes back: run finds it on its own (rechecks back off from 10 s).
     let _back = Swtpm::on(&state, port, port + 1).expect("swtpm starts again on its ports");
-    until(|| broker.health().ok().filter(|h| h["state"] == "paired"));
+    wait_for(RECHECK, "run opens the seal again", || {
+        broker.health().is_ok_and(|h| h["state"] == "paired")
+    });
     // The broker answers the refusal above again for FAILURE_HOLD (5 s) without a new try: on
     // a loaded machine the TPM can be back within that.
-    let hold = Instant::now() + sfpair::broker::FAILURE_HOLD + Duration::from_secs(1);
-    loop {
-        match broker.access_token(None) {
-            Ok(_) => break,
-            Err(e) if Instant::now() < hold => {
+    let hold = sfpair::broker::FAILURE_HOLD + Duration::from_secs(1);
+    wait_for(
+        hold,
+        "a token once the refusal is no longer held",
+        || match broker.access_token(None) {
+            Ok(_) => true,
+            Err(e) => {
                 assert_eq!(e.exit_code(), 6, "only the held refusal: {e}");
-                std::thread::sleep(Duration::from_millis(200));
+                false
             }
-            Err(e) => panic!("paired again, but no token: {e}"),
-        }
-    }
+        },
+    );
     running.terminate();
     assert_eq!(running.finish(LIMIT).code(), 0);
 }
 
-/// Polls `f` until it gives a value, for up to a minute (the seal recheck's first rounds).
-fn until<T>(mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "never happened");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
+/// How long `run` may take to notice a seal it cannot open, or one back again: its rechecks
+/// back off from 10 s, so a minute holds its first rounds.
+const RECHECK: Duration = Duration::from_secs(60);
 
 #[test]
 fn jwt_bearer_with_the_key_in_softhsm_pairs_and_asserts_again_after_expiry() {

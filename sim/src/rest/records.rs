@@ -178,10 +178,10 @@ pub fn create(
         // The system's own field, which a publisher cannot set (`check` refuses it).
         fields.insert("EventUuid".into(), Value::String(crate::codes::uuid_v4()));
     }
-    Ok(ctx
-        .world
-        .records
-        .insert(&object.name, &object.key_prefix, fields))
+    let records = &mut ctx.world.records;
+    let id = records.insert(&object.name, &object.key_prefix, fields);
+    records.note_save(&object.name, &id);
+    Ok(id)
 }
 
 /// Validates and applies changes to a live record of `object`.
@@ -211,6 +211,7 @@ pub fn update(
         fields.insert("Name".into(), Value::String(name));
         ctx.world.records.update(&id, fields);
     }
+    ctx.world.records.note_save(&object.name, &id);
     Ok(())
 }
 

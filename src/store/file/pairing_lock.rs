@@ -8,8 +8,8 @@
 //! through a link, and never removed: removing a lock file another process may be opening would
 //! let two hold "the" lock. It holds nothing. Locks go with the process: a `kill -9` frees it.
 
-use std::fs::{DirBuilder, OpenOptions};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::fs::OpenOptions;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 
 use super::{FileStore, check_dir, dir_of};
@@ -24,13 +24,7 @@ impl FileStore {
         let target = self.target()?;
         let dir = dir_of(&target);
         check_dir(dir)?;
-        if !dir.exists() {
-            DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-                .map_err(|e| self.fail("create the directory for", e))?;
-        }
+        self.make_dir(dir)?;
         let file = OpenOptions::new()
             .read(true)
             .write(true)

@@ -178,6 +178,7 @@ pub mod keepalive;
 #[cfg(feature = "std")]
 #[cfg(feature = "listen")]
 pub mod listen;
+#[cfg(feature = "std")]
 #[doc(hidden)]
 pub mod logging;
 #[doc(hidden)]

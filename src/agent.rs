@@ -70,6 +70,8 @@ pub struct Agent {
     last_refusal: Option<crate::refusal::Cause>,
     /// Ends every wait and loop of this agent when set ([`Agent::set_stop`]).
     stop: Stop,
+    /// How to reach a JWT bearer key in a PKCS#11 token (`headless/signer.rs`).
+    key_access: crate::headless::signer::KeyAccess,
 }
 
 impl Agent {
@@ -96,7 +98,13 @@ impl Agent {
             last_refusal: None,
             session_deadline: None,
             stop: Stop::new(),
+            key_access: Default::default(),
         }
+    }
+
+    /// How to reach a JWT bearer key in a token (`--pkcs11-module`, `--pkcs11-pin-file`).
+    pub fn set_key_access(&mut self, access: crate::headless::signer::KeyAccess) {
+        self.key_access = access;
     }
 
     /// Fixes the jitter seed (tests).
@@ -202,6 +210,9 @@ impl Agent {
                     self.store.describe()
                 ),
             )),
+            Loaded::Unopened(reason) => {
+                Err(crate::store::unopened(&self.store.describe(), &reason))
+            }
         }
     }
 

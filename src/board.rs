@@ -46,7 +46,17 @@ const KEYS: [(&str, &[&str]); 5] = [
         "display",
         &["kind", "device", "address", "width", "height", "console"],
     ),
-    ("store", &["kind", "path"]),
+    (
+        "store",
+        &[
+            "kind",
+            "path",
+            "seal",
+            "tpm",
+            "pkcs11_module",
+            "pkcs11_pin_file",
+        ],
+    ),
     (
         "salesforce",
         &[
@@ -86,6 +96,9 @@ pub struct Board {
     pub key_file: Option<String>,
     pub username: Option<String>,
     pub audience: Option<String>,
+    /// Sealing, as `--seal`, `--tpm`, `--pkcs11-module`, `--pkcs11-pin-file` (checked where
+    /// the settings are resolved, like those flags).
+    pub seal: [Option<String>; 4],
     /// Service files, relative to the profile's directory.
     pub systemd_unit: Option<String>,
     pub init_script: Option<String>,
@@ -271,6 +284,10 @@ impl Board {
         }
         let store = store::Spec::parse(&format!("{store_kind}:{store_path}"))
             .map_err(|e| f.fail(kind_line, e.message()))?;
+        let seal = ["seal", "tpm", "pkcs11_module", "pkcs11_pin_file"]
+            .map(|key| f.text("store", key).map(|v| v.map(|(_, v)| v)));
+        let [a, b, c, d] = seal;
+        let seal = [a?, b?, c?, d?];
 
         let (line, login_url) = f.required_text(
             "salesforce",
@@ -294,7 +311,10 @@ impl Board {
         let flow = f.text("salesforce", "flow")?.map(|(_, v)| v);
         let key_file = match f.text("salesforce", "key_file")? {
             Some((line, key)) => {
-                f.absolute(line, "key_file", &key)?;
+                // A key in a PKCS#11 token is a URI (docs/sealing.md), else an absolute path.
+                if !key.starts_with("pkcs11:") {
+                    f.absolute(line, "key_file", &key)?;
+                }
                 Some(key)
             }
             None => None,
@@ -323,6 +343,7 @@ impl Board {
             key_file,
             username,
             audience,
+            seal,
             systemd_unit,
             init_script,
         })
@@ -419,6 +440,10 @@ impl Board {
             "SFPAIR_KEY_FILE" => self.key_file.clone(),
             "SFPAIR_USERNAME" => self.username.clone(),
             "SFPAIR_AUDIENCE" => self.audience.clone(),
+            "SFPAIR_SEAL" => self.seal[0].clone(),
+            "SFPAIR_TPM" => self.seal[1].clone(),
+            "SFPAIR_PKCS11_MODULE" => self.seal[2].clone(),
+            "SFPAIR_PKCS11_PIN_FILE" => self.seal[3].clone(),
             _ => None,
         }
     }

@@ -4,8 +4,8 @@
 //! Values stay text here: `config/` types them, with the environment and the board profile
 //! beside them, so a value is parsed in one place whichever layer gave it.
 //!
-//! No I/O. A client secret is never accepted as an argument value: arguments are visible to
-//! every user in `ps` and `/proc/PID/cmdline`.
+//! No I/O. A client secret or a PKCS#11 PIN is never accepted as an argument value: arguments
+//! are visible to every user in `ps` and `/proc/PID/cmdline`.
 //!
 //! The rest of `cli/`: `table.rs` (the commands and options), `help.rs` (`--help` from the
 //! table), `man.rs` and `completions.rs` (the man pages and shell completions, from the table,
@@ -114,6 +114,13 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, Error> {
                 return Err(usage(
                     "--client-secret is not accepted: arguments are visible to every user. Put \
                      the secret in a file (--client-secret-file) or in SFPAIR_CLIENT_SECRET",
+                    a.command,
+                ));
+            }
+            Long("pkcs11-pin") => {
+                return Err(usage(
+                    "--pkcs11-pin is not accepted: arguments are visible to every user. Put the \
+                     PIN in a file (--pkcs11-pin-file) or in the service's pkcs11-pin credential",
                     a.command,
                 ));
             }
@@ -314,6 +321,10 @@ mod tests {
         let err = p(&["pair", "--client-secret", "hunter2"]).unwrap_err();
         assert!(err.message().contains("--client-secret-file"));
         assert!(!err.message().contains("hunter2"));
+        let err = p(&["pair", "--pkcs11-pin", "4321"]).unwrap_err();
+        assert!(err.message().contains("is not accepted"), "{err}");
+        assert!(err.message().contains("--pkcs11-pin-file"), "{err}");
+        assert!(!err.message().contains("4321"), "{err}");
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub mod outbox;
 pub mod pair;
 #[cfg(feature = "broker")]
 pub mod run;
+pub mod seal;
 #[cfg(feature = "outbox")]
 pub mod send;
 pub mod status;
@@ -51,16 +52,24 @@ pub struct Backends {
     /// The client id the settings give (the stored pairing's when none is given), if any:
     /// the doctor's app check uses it.
     pub client_id: Option<String>,
+    /// How records are sealed and keys in tokens reached (`--seal`, `--tpm`, `--pkcs11-*`).
+    pub seal: seal::Settings,
 }
 
 impl Backends {
+    /// The configured store, sealing as the settings say.
+    pub fn open_store(&self) -> Result<Box<dyn store::TokenStore>, Error> {
+        seal::open_store(&self.store, &self.seal)
+    }
+
     /// The agent over the real clock, HTTPS and the configured store.
     pub fn agent(&self) -> Result<Agent, Error> {
         let mut agent = Agent::new(
             Box::new(SystemClock::new()),
             Box::new(UreqTransport::new(&self.http)?),
-            store::open(&self.store)?,
+            self.open_store()?,
         );
+        agent.set_key_access(seal::key_access(&self.seal));
         agent.set_client_secret(self.client_secret.clone());
         agent.set_session_lifetime(self.session_lifetime);
         // A client id that contradicts the stored pairing was said once by `config` already.
@@ -72,8 +81,10 @@ impl Backends {
 /// below the board profile (`config`), so a command is not told again what the device paired
 /// with. A store that cannot be opened or read gives none here; the command that uses it says
 /// why.
-pub fn stored_pairing(spec: &store::Spec) -> Option<store::Record> {
-    match store::open(spec).ok()?.load().ok()? {
+pub fn stored_pairing(spec: &store::Spec, sealing: &seal::Settings) -> Option<store::Record> {
+    // A sealed pairing is opened here too (its sealer runs once more when the command opens
+    // the store again); one that cannot be opened gives none, and the command says why.
+    match seal::open_store(spec, sealing).ok()?.load().ok()? {
         store::Loaded::Paired(record) => Some(record),
         _ => None,
     }
@@ -104,6 +115,8 @@ pub enum Command {
     Listen(Box<listen::Options>),
     #[cfg(feature = "desired")]
     Desired(Box<crate::desired::Options>),
+    /// `seal` (true) or `unseal` (false).
+    Seal(bool),
 }
 
 /// A validated command line: what to run, and with what.
@@ -117,7 +130,8 @@ impl Plan {
     /// Runs the command; `Ok` is the exit code (0, or 7 for `forget` without revocation).
     /// The agent is built by the commands that use one: the doctor builds its own (a store or
     /// transport that cannot be opened is one of its findings), and `send`, `outbox status`
-    /// and `retry-dead` touch only the outbox (`send` queues while unpaired).
+    /// and `retry-dead` touch only the outbox (`send` queues while unpaired); `seal` and
+    /// `unseal` only the store (no network, so no agent and no CA file).
     pub fn run(&self, out: &mut (dyn Write + Send)) -> Result<u8, Error> {
         let agent = || self.backends.agent();
         let wait = self.backends.wait_for_clock;
@@ -142,6 +156,7 @@ impl Plan {
             Command::Listen(options) => listen::run(agent()?, &self.backends, options, out),
             #[cfg(feature = "desired")]
             Command::Desired(options) => desired::run(&mut agent()?, options, wait, out),
+            Command::Seal(seal) => seal::run(&self.backends, *seal, out),
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod grant;
 #[cfg(any(feature = "jwt-bearer", feature = "asset-token"))]
 pub mod key;
 pub mod refusals;
+pub mod signer;
 
 use alloc::string::String;
 

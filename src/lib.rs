@@ -80,6 +80,9 @@
 //! - `boards` (default): board profiles (`--board`, `SFPAIR_BOARD`).
 //! - `rest` (default): REST calls, [`Agent::call`] (`sfpair call`).
 //! - `outbox` (default): the durable queue of records to deliver, `outbox`, and `delivery`.
+//! - `seal` (default), with `systemd-creds`, `tpm2` and `pkcs11` (default): the stored pairing
+//!   sealed to the board ([`seal`], docs/sealing.md), and a JWT bearer key kept in a PKCS#11
+//!   token.
 //! - `minimal`: `std` + `mozilla-roots` and nothing else: pair (both dialects), token, status,
 //!   forget, console/text/JSON output, the file store. `--no-default-features --features
 //!   minimal`; `scripts/cross-build --minimal` builds it for the boards.
@@ -190,6 +193,9 @@ pub mod login_url;
 pub mod notify;
 #[cfg(feature = "outbox")]
 pub mod outbox;
+#[cfg(feature = "pkcs11")]
+#[doc(hidden)]
+pub mod pkcs11;
 #[cfg(feature = "std")]
 pub mod present;
 #[cfg(feature = "std")]
@@ -199,6 +205,8 @@ pub mod refusal;
 pub mod rest;
 #[doc(hidden)]
 pub mod sanitize;
+#[cfg(feature = "seal")]
+pub mod seal;
 pub mod secret;
 #[cfg(feature = "broker")]
 #[doc(hidden)]

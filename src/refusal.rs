@@ -39,6 +39,9 @@ pub enum Cause {
     UserInactive,
     /// Anything else: the server's own words say what.
     Unknown,
+    /// Not the server: the stored pairing is sealed and its seal cannot be opened on this board
+    /// (`store::unopened`; the message says which seal and what to do).
+    SealUnopened,
 }
 
 /// Classifies a refused refresh. `description` is `error_description` (empty when absent).
@@ -71,6 +74,7 @@ impl Cause {
             Cause::UnknownClient => "unknown_client",
             Cause::UserInactive => "user_inactive",
             Cause::Unknown => "unknown",
+            Cause::SealUnopened => "seal_unopened",
         }
     }
 
@@ -83,6 +87,7 @@ impl Cause {
             Cause::UnknownClient => "the org does not know this app",
             Cause::UserInactive => "the user who paired can no longer log in",
             Cause::Unknown => "the server refused the refresh",
+            Cause::SealUnopened => "the sealed pairing cannot be opened here",
         }
     }
 
@@ -112,6 +117,11 @@ impl Cause {
                  the org is inactive). Pair again as an active user."
             }
             Cause::Unknown => "The server refused the refresh for a reason sfpair does not know.",
+            Cause::SealUnopened => {
+                "The pairing is sealed to this board and its seal cannot be opened: the store \
+                 was copied from another board, the TPM was cleared, or the token or the \
+                 service's credential is missing. It is kept: put the seal back, or pair again."
+            }
         }
     }
 
@@ -138,6 +148,7 @@ impl Cause {
                 "Reactivate or unfreeze the user, or have an active user pair the device"
             }
             Cause::Unknown => "Look up the server's error in the org's login history",
+            Cause::SealUnopened => "Nothing at the org: the grant there is intact",
         }
     }
 
@@ -145,9 +156,10 @@ impl Cause {
     /// setting to change (2) when pairing again would not help.
     pub const fn kind(self) -> ErrorKind {
         match self {
-            Cause::RevokedOrExpired | Cause::IpRestricted | Cause::UserInactive => {
-                ErrorKind::RepairNeeded
-            }
+            Cause::RevokedOrExpired
+            | Cause::IpRestricted
+            | Cause::UserInactive
+            | Cause::SealUnopened => ErrorKind::RepairNeeded,
             Cause::SecretRequired | Cause::UnknownClient => ErrorKind::Config,
             Cause::Unknown => ErrorKind::Server,
         }
@@ -186,6 +198,9 @@ pub fn refresh_error(status: u16, error: &str, description: Option<&str>) -> Err
 /// The cause named in a message made by [`refresh_error`], for callers that only have the
 /// [`Error`] (the `(name, ...` prefix is part of the message's contract).
 pub fn cause_of(error: &Error) -> Option<Cause> {
+    if crate::store::is_unopened(error) {
+        return Some(Cause::SealUnopened);
+    }
     let rest = error.message().strip_prefix("refresh refused (")?;
     let name = rest.split(',').next()?;
     ALL.iter().copied().find(|c| c.name() == name)
@@ -199,13 +214,14 @@ pub fn is_death(e: &Error) -> bool {
 }
 
 /// Every cause, for lookups and tests.
-pub const ALL: [Cause; 6] = [
+pub const ALL: [Cause; 7] = [
     Cause::RevokedOrExpired,
     Cause::IpRestricted,
     Cause::SecretRequired,
     Cause::UnknownClient,
     Cause::UserInactive,
     Cause::Unknown,
+    Cause::SealUnopened,
 ];
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ pub mod frame;
 pub mod record;
 #[cfg(test)]
 mod record_cases;
+pub mod sealed;
 
 #[cfg(feature = "std")]
 pub mod file;
@@ -34,14 +35,40 @@ use alloc::string::String;
 pub use self::record::Record;
 use crate::error::Error;
 
-/// What a store holds.
+/// What a store holds. Grows with the stores (a sealed pairing added `Unopened`): match it
+/// with a wildcard.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Loaded {
     /// Nothing stored: never paired, or forgotten.
     Empty,
     Paired(Record),
     /// Something is stored but does not decode; the reason says why. Reads as "not paired".
     Corrupt(String),
+    /// A sealed pairing whose seal cannot be opened here (a store copied from another board, a
+    /// cleared TPM, a missing token); the reason says which and what to do. Kept as it is until
+    /// a new pairing replaces it: putting the seal back opens it again. See [`unopened`].
+    Unopened(String),
+}
+
+/// The error for a stored pairing whose seal cannot be opened (exit 6, "re-pair needed"): what
+/// every command, the health answer and `doctor` say. `store`: the store's description.
+pub fn unopened(store: &str, reason: &str) -> Error {
+    Error::new(
+        crate::error::ErrorKind::RepairNeeded,
+        alloc::format!(
+            "{UNOPENED} in {store} cannot be opened here: {reason}. It is kept as it is, so \
+             putting the seal back opens it again; or pair again with `sfpair pair --force` \
+             (docs/sealing.md)"
+        ),
+    )
+}
+
+const UNOPENED: &str = "the sealed pairing";
+
+/// Whether `e` is [`unopened`]'s error.
+pub fn is_unopened(e: &Error) -> bool {
+    e.message().starts_with(UNOPENED)
 }
 
 /// What [`TokenStore::prepare_save`] found.
@@ -98,12 +125,19 @@ pub trait TokenStore: Send {
         self.check_writable().map(|()| SaveCheck::Ready)
     }
     /// Saves a refresh token the server has just rotated. Like `save`, but a store that can
-    /// (see [`Checked`]) keeps the record in memory when the write fails, so it is not lost.
+    /// (see [`Checked`]) keeps the record in memory when the write fails, so it is not lost;
+    /// and a sealed store keeps the data key of the record it replaces (`save` is a new
+    /// pairing: a new data key, sealed as the settings say; `sealed.rs`).
     fn save_rotated(&mut self, record: &Record) -> Result<(), Error> {
         self.save(record)
     }
     /// Where it is, for messages (`file:/var/lib/sfpair/token`).
     fn describe(&self) -> String;
+    /// The sealer of the stored record (`tpm2`, `pkcs11:…`): `None` when it is plain or there
+    /// is none. Nothing is opened.
+    fn sealer(&mut self) -> Result<Option<String>, Error> {
+        Ok(None)
+    }
 }
 
 /// The store rules that are the same for every backend, applied once around any of them
@@ -154,7 +188,10 @@ impl Checked {
 impl TokenStore for Checked {
     fn load(&mut self) -> Result<Loaded, Error> {
         if let Some(pending) = self.pending.take() {
-            match self.save_checked(&pending) {
+            match self
+                .refuse_newer()
+                .and_then(|()| self.inner.save_rotated(&pending))
+            {
                 Ok(()) => {
                     log::warn!("stored the rotated refresh token that could not be stored earlier")
                 }
@@ -170,9 +207,12 @@ impl TokenStore for Checked {
         Ok(())
     }
     fn save_rotated(&mut self, record: &Record) -> Result<(), Error> {
-        let saved = self.save(record);
-        if saved.is_err() {
-            self.pending = Some(record.clone());
+        let saved = self
+            .refuse_newer()
+            .and_then(|()| self.inner.save_rotated(record));
+        match saved {
+            Ok(()) => self.pending = None,
+            Err(_) => self.pending = Some(record.clone()),
         }
         saved
     }
@@ -205,6 +245,9 @@ impl TokenStore for Checked {
     }
     fn describe(&self) -> String {
         self.inner.describe()
+    }
+    fn sealer(&mut self) -> Result<Option<String>, Error> {
+        self.inner.sealer()
     }
 }
 
@@ -267,22 +310,44 @@ impl core::fmt::Display for Spec {
     }
 }
 
-/// Opens the store a [`Spec`] names, behind the rules every backend shares ([`Checked`]).
+/// Opens the store a [`Spec`] names, behind the rules every backend shares ([`Checked`]),
+/// writing plain records ([`sealed::Plain`]).
 #[cfg(feature = "std")]
 pub fn open(spec: &Spec) -> Result<Box<dyn TokenStore>, Error> {
+    open_with(spec, Box::new(sealed::Plain))
+}
+
+/// [`open`], with records sealed and opened through `envelope` (`seal::open_store`).
+#[cfg(feature = "std")]
+pub fn open_with(
+    spec: &Spec,
+    envelope: Box<dyn sealed::Envelope>,
+) -> Result<Box<dyn TokenStore>, Error> {
     Ok(match spec {
-        Spec::File(path) => Box::new(Checked::new(file::FileStore::new(path))),
+        Spec::File(path) => Box::new(Checked::new(
+            file::FileStore::new(path).with_envelope(envelope),
+        )),
         #[cfg(feature = "flash")]
-        Spec::Mtd(path) => flash_store(Box::new(mtd::MtdFlash::open(&path.to_string_lossy())?))?,
+        Spec::Mtd(path) => flash_store(
+            Box::new(mtd::MtdFlash::open(&path.to_string_lossy())?),
+            envelope,
+        )?,
         #[cfg(feature = "flash")]
-        Spec::FlashImage(image) => flash_store(Box::new(image::ImageFlash::open(image.clone())?))?,
+        Spec::FlashImage(image) => {
+            flash_store(Box::new(image::ImageFlash::open(image.clone())?), envelope)?
+        }
     })
 }
 
 /// The slot store over a boxed medium: one copy of its code for every backend.
 #[cfg(all(feature = "std", feature = "flash"))]
-fn flash_store(medium: Box<dyn flash::Flash + Send>) -> Result<Box<dyn TokenStore>, Error> {
-    Ok(Box::new(Checked::new(flash::SlotStore::new(medium)?)))
+fn flash_store(
+    medium: Box<dyn flash::Flash + Send>,
+    envelope: Box<dyn sealed::Envelope>,
+) -> Result<Box<dyn TokenStore>, Error> {
+    Ok(Box::new(Checked::new(
+        flash::SlotStore::new(medium)?.with_envelope(envelope),
+    )))
 }
 
 #[cfg(all(test, feature = "std", feature = "flash"))]

@@ -20,7 +20,9 @@ use crate::wire::{Reply, Request, TransportError, TransportErrorKind};
 #[cfg(feature = "flash")]
 mod flash;
 #[cfg(feature = "flash")]
-pub use self::flash::{NorFlash, Step, StepFigures, Sweep, Torn, sweep_power_cuts};
+pub use self::flash::{
+    NorFlash, Open, Step, StepFigures, Sweep, Torn, sweep_power_cuts, sweep_power_cuts_with,
+};
 
 /// `unwrap_err` for tests that also checks the error's message is fit for people
 /// ([`text::is_clean`](crate::text::is_clean): no double spaces, no control characters).

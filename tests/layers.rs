@@ -213,8 +213,8 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "parts the agent and the commands use",
         &[
-            "board", "call", "delivery", "desired", "headless", "listen", "outbox", "present",
-            "testing",
+            "board", "call", "delivery", "desired", "headless", "listen", "outbox", "pkcs11",
+            "present", "seal", "testing",
         ],
     ),
     (

@@ -3,6 +3,7 @@
 //!
 //! The secret comes from where sfpair takes it (SFPAIR_CLIENT_SECRET; `--client-secret VALUE`
 //! is refused): neither the error, whatever it says, nor the plan's Debug output may hold it.
+//! Nor does a refusal of `--client-secret VALUE` or `--pkcs11-pin VALUE` show the value.
 #![no_main]
 
 use std::ffi::OsString;
@@ -14,13 +15,16 @@ use sfpair::config;
 /// The client secret in the environment: long enough not to occur by chance in a message.
 const SECRET: &str = "fuzz-client-secret-7f3a9c";
 
-/// The values given to `--client-secret` (refused, never echoed).
-fn refused_values(args: &[String]) -> Vec<&str> {
+/// The flags whose values are secrets, refused and never echoed.
+const REFUSED: [&str; 2] = ["--client-secret", "--pkcs11-pin"];
+
+/// The values given to `flag` (one of [`REFUSED`]).
+fn refused_values<'a>(args: &'a [String], flag: &str) -> Vec<&'a str> {
     let mut values = Vec::new();
     for (i, arg) in args.iter().enumerate() {
-        if let Some(value) = arg.strip_prefix("--client-secret=") {
+        if let Some(value) = arg.strip_prefix(flag).and_then(|v| v.strip_prefix('=')) {
             values.push(value);
-        } else if arg == "--client-secret"
+        } else if arg == flag
             && let Some(value) = args.get(i + 1)
         {
             values.push(value.as_str());
@@ -47,7 +51,7 @@ fuzz_target!(|data: &[u8]| {
                 _ => None,
             };
             // No stored pairing: the fuzzer reads no store.
-            match config::plan(&args, &env, false, &|_| None) {
+            match config::plan(&args, &env, false, &|_, _| None) {
                 Ok(plan) => must_not_show(&format!("{plan:?}")),
                 Err(e) => {
                     assert_eq!(e.exit_code(), 2, "{e}");
@@ -59,12 +63,15 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(e.exit_code(), 2, "{e}");
             let shown = format!("{e} {e:?}");
             must_not_show(&shown);
-            // Refused as `--client-secret` (not taken as another option's value): the value
-            // given with it is a secret, unless the input also holds it elsewhere.
-            if e.message().contains("--client-secret is not accepted") {
-                let unique = |v: &&&str| v.len() >= 6 && text.matches(**v).count() == 1;
-                for value in refused_values(&words).iter().filter(unique) {
-                    assert!(!shown.contains(value), "a --client-secret value echoed: {shown}");
+            // Refused as `--client-secret` or `--pkcs11-pin` (not taken as another option's
+            // value): the value given with it is a secret, unless the input also holds it
+            // elsewhere.
+            for flag in REFUSED {
+                if e.message().contains(&format!("{flag} is not accepted")) {
+                    let unique = |v: &&&str| v.len() >= 6 && text.matches(**v).count() == 1;
+                    for value in refused_values(&words, flag).iter().filter(unique) {
+                        assert!(!shown.contains(value), "a {flag} value echoed: {shown}");
+                    }
                 }
             }
         }

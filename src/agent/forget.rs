@@ -52,6 +52,10 @@ impl Agent {
                 warn!("the stored pairing was unreadable ({reason}); wiped it without revoking");
                 return Ok(Forgotten::WipedUnreadable { reason });
             }
+            // Never wiped: it cannot be revoked, and putting its seal back opens it again.
+            Loaded::Unopened(reason) => {
+                return Err(crate::store::unopened(&self.store.describe(), &reason));
+            }
             Loaded::Paired(record) if record.grant.is_headless() => {
                 self.store.wipe()?;
                 return Ok(Forgotten::NoRefreshToken);

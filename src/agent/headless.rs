@@ -122,11 +122,14 @@ impl Agent {
                 key_file,
                 audience,
             } => {
-                let key = SigningKey::load(Path::new(key_file), "key file (--key-file)")?;
                 let now = self.clock.unix_time().as_secs();
                 let claims = jwt::bearer_claims(&record.client_id, username, audience, now);
                 let input = jwt::signing_input(jwt::HEADER_RS256, &claims);
-                let signature = key.sign_rs256(input.as_bytes())?;
+                let signature = crate::headless::signer::sign_rs256(
+                    key_file,
+                    input.as_bytes(),
+                    &self.key_access,
+                )?;
                 let assertion = Secret::new(jwt::assemble(&input, &signature));
                 (
                     "the JWT bearer grant",

@@ -23,6 +23,8 @@ pub enum CommandName {
     Outbox,
     Listen,
     Desired,
+    Seal,
+    Unseal,
     Help,
     Version,
 }
@@ -93,10 +95,14 @@ pub enum Opt {
     DesiredExec,
     DesiredFields,
     DesiredEvery,
+    Seal,
+    Tpm,
+    Pkcs11Module,
+    Pkcs11PinFile,
 }
 
 /// The last option: the table has one entry per option up to it (tested).
-pub const LAST_OPTION: Opt = Opt::DesiredEvery;
+pub const LAST_OPTION: Opt = Opt::Pkcs11PinFile;
 
 /// What a shell may complete an option's value with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -172,7 +178,7 @@ const ORG: &[CommandName] = &[
 /// Every command that runs (not `help` or `version`).
 const ALL: &[CommandName] = &[
     Pair, Token, Status, Forget, Call, Serve, Run, Doctor, AssetToken, Send, Outbox, Listen,
-    Desired,
+    Desired, Seal, Unseal,
 ];
 /// The commands that pair (`run` pairs when nothing is paired).
 const PAIRING: &[CommandName] = &[Pair, Run];
@@ -188,6 +194,15 @@ const LISTENING: &[CommandName] = &[Listen, Run];
 const DESIRED: &[CommandName] = &[Desired, Run];
 /// `--desired` itself: doctor checks the record's change event channel too.
 const DESIRED_CHECKED: &[CommandName] = &[Desired, Run, Doctor];
+/// The commands that open the store, so may meet a sealed pairing, or sign with a key in a
+/// token: they need the way to the sealer (`--tpm`, `--pkcs11-*`). Not `send`, which only
+/// queues.
+const SEALED: &[CommandName] = &[
+    Pair, Token, Status, Forget, Call, Serve, Run, Doctor, AssetToken, Outbox, Listen, Desired,
+    Seal, Unseal,
+];
+/// The commands that store a new pairing (or seal the stored one): `--seal` says how.
+const SEALING: &[CommandName] = &[Pair, Run, Seal];
 
 /// Every command, in the order `sfpair --help` lists them.
 pub const COMMANDS: &[CommandSpec] = &[
@@ -390,6 +405,33 @@ pub const COMMANDS: &[CommandSpec] = &[
             as it is (exit 9, or 7). `sfpair run --desired ...` follows the record: at start, on \
             each change event for it, after each reconnect and every --desired-every \
             (docs/desired.md).",
+    },
+    CommandSpec {
+        name: Seal,
+        word: "seal",
+        summary: "Seal the stored pairing to this board (--seal), keeping it",
+        usage: &["seal --seal systemd-creds|tpm2|pkcs11:URI"],
+        positionals: &[],
+        about: "Encrypts the stored pairing under a new data key that the sealer keeps bound to \
+            this board, so a copied store is worth nothing elsewhere: systemd-creds \
+            (systemd-creds encrypt --with-key=auto), tpm2 (tpm2-tools), or pkcs11:URI (RFC 7512: \
+            the key that wraps the data key). The pairing is kept: one atomic replace, safe \
+            across a power cut. A sealed store opens with the way to its sealer alone (--tpm, \
+            --pkcs11-module, --pkcs11-pin-file); --seal only says what new pairings are sealed \
+            with. See docs/sealing.md.\n\
+            Exit code 5 when nothing is paired; 6 when a stored seal cannot be opened here \
+            (another board, a cleared TPM, a missing token): the sealed pairing is kept as it is.",
+    },
+    CommandSpec {
+        name: Unseal,
+        word: "unseal",
+        summary: "Store the sealed pairing plain again, keeping it",
+        usage: &["unseal"],
+        positionals: &[],
+        about: "Opens the sealed pairing with the sealer its record names and stores it plain \
+            again, in one atomic replace, safe across a power cut. See docs/sealing.md.\n\
+            Exit code 5 when nothing is paired; 6 when the seal cannot be opened here: the \
+            sealed pairing is kept as it is.",
     },
     CommandSpec {
         name: Help,
@@ -696,7 +738,8 @@ pub const OPTIONS: &[OptionSpec] = &[
         repeatable: false,
         rest: false,
         commands: PAIRING,
-        help: "jwt-bearer: the RSA private key (PKCS#8 or PKCS#1, mode 0600)",
+        help: "jwt-bearer: the RSA private key (PKCS#8 or PKCS#1, mode 0600), or pkcs11:URI: a \
+            key in a PKCS#11 token, which signs (the key never leaves it)",
     },
     OptionSpec {
         opt: Opt::Username,
@@ -1127,6 +1170,52 @@ pub const OPTIONS: &[OptionSpec] = &[
         rest: false,
         commands: &[Run],
         help: "Read the record at least this often, under the change events (default 6h)",
+    },
+    OptionSpec {
+        opt: Opt::Seal,
+        long: "seal",
+        value: "SEALER",
+        complete: Complete::Text,
+        env: Some("SFPAIR_SEAL"),
+        repeatable: false,
+        rest: false,
+        commands: SEALING,
+        help: "Seal new pairings to this board: none, systemd-creds, tpm2 or pkcs11:URI (default: \
+            like the pairing replaced; a sealed store opens without it)",
+    },
+    OptionSpec {
+        opt: Opt::Tpm,
+        long: "tpm",
+        value: "TCTI",
+        complete: Complete::Text,
+        env: Some("SFPAIR_TPM"),
+        repeatable: false,
+        rest: false,
+        commands: SEALED,
+        help: "The TPM of a tpm2 seal (default /dev/tpmrm0; or swtpm:host=127.0.0.1,port=2321)",
+    },
+    OptionSpec {
+        opt: Opt::Pkcs11Module,
+        long: "pkcs11-module",
+        value: "PATH",
+        complete: Complete::File,
+        env: Some("SFPAIR_PKCS11_MODULE"),
+        repeatable: false,
+        rest: false,
+        commands: SEALED,
+        help: "The PKCS#11 module of a pkcs11: seal or key, when the URI has no module-path",
+    },
+    OptionSpec {
+        opt: Opt::Pkcs11PinFile,
+        long: "pkcs11-pin-file",
+        value: "PATH",
+        complete: Complete::File,
+        env: Some("SFPAIR_PKCS11_PIN_FILE"),
+        repeatable: false,
+        rest: false,
+        commands: SEALED,
+        help: "The token's user PIN (mode 0600; else the URI's pin-source, else the service's \
+            pkcs11-pin credential; never an argument)",
     },
 ];
 

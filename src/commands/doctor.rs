@@ -347,7 +347,7 @@ fn store_checks(
     checks: &mut Vec<Check>,
 ) -> Option<crate::store::Record> {
     let spec = backends.store.to_string();
-    let mut opened = match store::open(&backends.store) {
+    let mut opened = match backends.open_store() {
         Ok(s) => s,
         Err(e) => {
             checks.push(
@@ -359,11 +359,15 @@ fn store_checks(
     let (record, check) = match opened.load() {
         Ok(Loaded::Paired(r)) => {
             let age = clock.unix_time().as_secs().saturating_sub(r.paired_at);
+            let sealed = match opened.sealer() {
+                Ok(Some(sealer)) => format!(", sealed with {sealer}"),
+                _ => ", not sealed".into(),
+            };
             let check = Check::new(
                 "store",
                 Level::Ok,
                 format!(
-                    "{spec}: paired {} ago with {} ({} flow), org instance {}",
+                    "{spec}: paired {} ago with {} ({} flow), org instance {}{sealed}",
                     crate::time::format_age(age),
                     r.client_id,
                     r.dialect.name(),
@@ -385,6 +389,15 @@ fn store_checks(
                 format!("{spec}: the record is unreadable ({why})"),
             )
             .fix("pair again with `sfpair pair --force` (the record is replaced when it succeeds)"),
+        ),
+        Ok(Loaded::Unopened(why)) => (
+            None,
+            Check::new(
+                "store",
+                Level::Failed,
+                store::unopened(&spec, &why).message().to_string(),
+            )
+            .fix("put the seal back (the TPM, the token, the unit's credential), or pair again"),
         ),
         Err(e) => (
             None,

@@ -51,6 +51,15 @@ pub fn run(
             }
             return Ok(0);
         }
+        // Replaced only on request: putting its seal back would open it again.
+        Loaded::Unopened(reason) if !options.force => {
+            return Err(crate::store::unopened(&agent.store_description(), &reason));
+        }
+        Loaded::Unopened(reason) => log::warn!(
+            "the sealed pairing in {} cannot be opened here ({reason}); --force replaces it \
+             once this pairing succeeds",
+            agent.store_description()
+        ),
         Loaded::Corrupt(reason) => log::warn!(
             "the stored pairing in {} is unreadable ({reason}); it stays until this pairing succeeds",
             agent.store_description()

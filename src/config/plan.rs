@@ -26,7 +26,7 @@ pub fn plan(
     args: &Args,
     env: &dyn Fn(&str) -> Option<String>,
     is_root: bool,
-    stored: &dyn Fn(&crate::store::Spec) -> Option<crate::store::Record>,
+    stored: &super::StoredReader<'_>,
 ) -> Result<Plan, Error> {
     let settings = Settings::resolve(args, env, is_root, stored)?;
     let command = match args.command {
@@ -141,6 +141,8 @@ pub fn plan(
                 "listen",
             ));
         }
+        Some(Cli::Seal) => Command::Seal(true),
+        Some(Cli::Unseal) => Command::Seal(false),
         Some(Cli::Help | Cli::Version) | None => {
             return Err(Error::config("no command to run (see `sfpair --help`)"));
         }
@@ -153,6 +155,7 @@ pub fn plan(
             session_lifetime: settings.session_lifetime,
             wait_for_clock: settings.wait_for_clock,
             client_id: settings.client_id.clone(),
+            seal: settings.seal.clone(),
         },
         command,
     })
@@ -383,9 +386,13 @@ pub(super) fn enrolment(settings: &Settings) -> Result<Option<Enrolment>, Error>
             )
         })?;
         // Stored in the record and read again at every new session, maybe from another
-        // working directory (a service): so absolute.
-        let key_file = std::path::absolute(key_file)
-            .map_err(|e| Error::config(format!("--key-file {}: {e}", key_file.display())))?;
+        // working directory (a service): so absolute. A `pkcs11:` URI names a key in a
+        // token instead (`headless/signer.rs`).
+        let key_file = match crate::headless::signer::token_key(key_file)? {
+            Some(uri) => std::path::PathBuf::from(uri),
+            None => std::path::absolute(key_file)
+                .map_err(|e| Error::config(format!("--key-file {}: {e}", key_file.display())))?,
+        };
         let key_file = key_file.to_str().ok_or_else(|| {
             Error::config("--key-file must be a UTF-8 path (it is stored in the record)")
         })?;

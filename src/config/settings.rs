@@ -24,7 +24,7 @@ use crate::present::spec::{self, Display};
 use crate::secret::Secret;
 #[cfg(feature = "broker")]
 use crate::service::Repair;
-use crate::store::{self, Record, file::FileStore};
+use crate::store::{self, file::FileStore};
 use crate::url;
 
 #[cfg(not(feature = "boards"))]
@@ -127,6 +127,8 @@ pub struct Settings {
     /// The channels `doctor` subscribes to once (`--listen`, and `--desired`'s change events).
     #[cfg(feature = "listen")]
     pub checked_channels: Vec<String>,
+    /// `--seal`, `--tpm`, `--pkcs11-module`, `--pkcs11-pin-file` (docs/sealing.md).
+    pub seal: crate::commands::seal::Settings,
 }
 
 /// An https endpoint given on the command line (`--issuer`, `--device-url`, ...).
@@ -307,13 +309,15 @@ impl Settings {
         args: &Args,
         env: &dyn Fn(&str) -> Option<String>,
         is_root: bool,
-        stored: &dyn Fn(&store::Spec) -> Option<Record>,
+        stored: &super::StoredReader<'_>,
     ) -> Result<Settings, Error> {
         let board = board(args, env)?;
         let sources = Sources::new(args, env, board.as_ref());
         let store = store(&sources, board.as_ref(), is_root)?;
+        // Before the stored layer: a sealed pairing is read through them.
+        let seal = super::seal::settings(&sources)?;
         let layer = match stored::LAYERED.iter().any(|o| sources.applies(*o)) {
-            true => stored(&store)
+            true => stored(&store, &seal)
                 .map(|record| Stored::new(&record, &sources))
                 .transpose()?,
             false => None,
@@ -365,6 +369,7 @@ impl Settings {
         let delivery =
             super::outbox::delivery(&sources, api_version.as_deref(), http.read_timeout)?;
         let settings = Settings {
+            seal,
             #[cfg(feature = "listen")]
             listen: None,
             #[cfg(feature = "desired")]

@@ -37,7 +37,7 @@ pub(crate) fn resolve(args: &[&str], env: &[(&str, &str)]) -> Result<Settings, E
         &args,
         &move |k| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()),
         false,
-        &|_| None,
+        &|_, _| None,
     )
 }
 
@@ -139,7 +139,7 @@ pub(crate) fn plan_for(args: &[&str], env: &[(&str, &str)]) -> Result<Plan, Erro
         &args,
         &move |k| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()),
         false,
-        &|_| None,
+        &|_, _| None,
     )
 }
 
@@ -452,7 +452,7 @@ fn the_stored_pairing_is_below_the_environment_and_above_the_defaults() {
             &args,
             &move |k| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()),
             false,
-            &|_| Some(record.clone()),
+            &|_, _| Some(record.clone()),
         )
         .unwrap()
     };

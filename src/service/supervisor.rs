@@ -63,13 +63,19 @@ const RETRY_CAP: Duration = Duration::from_secs(3600);
 /// fleet that boots together does not refresh together. (The record does not say when the
 /// token was last used, so a fresh process cannot wait a whole period.)
 const FIRST_KEEPALIVE: Duration = Duration::from_secs(3600);
+/// How soon a seal that cannot be opened is tried again, and the most it waits.
+const SEAL_RECHECK: Duration = Duration::from_secs(10);
+const SEAL_RECHECK_CAP: Duration = Duration::from_secs(600);
 
 impl Supervisor {
     pub(super) fn supervise(mut self, woken: Receiver<Notice>) {
-        let paired = lock(&self.shared).agent().stored().is_ok();
-        if paired {
+        let stored = lock(&self.shared).agent().stored();
+        if stored.is_ok() {
             self.set_state(State::Paired);
             self.schedule_first_keepalive();
+        } else if let Some(e) = stored.err().filter(crate::store::is_unopened) {
+            // Kept and reported, never paired over unasked (`died`: --repair auto does).
+            self.died(e);
         } else if self.options.pair.is_some() {
             self.pair();
         } else {
@@ -245,8 +251,14 @@ impl Supervisor {
             Ok(_) => {
                 info!("keepalive: the refresh token is in use again");
                 self.schedule_keepalive();
-                self.announce();
+                if self.repair_needed() {
+                    // A seal that opens again (the token or the TPM's state is back).
+                    self.set_state(State::Paired);
+                } else {
+                    self.announce();
+                }
             }
+            Err(e) if crate::store::is_unopened(&e) && self.repair_needed() => self.recheck_seal(),
             Err(e) if refusal::is_death(&e) => self.died(e),
             Err(e) => {
                 self.failures += 1;
@@ -280,7 +292,25 @@ impl Supervisor {
         self.set_state(State::RepairNeeded { cause });
         if self.options.repair == Repair::Auto && self.options.pair.is_some() {
             self.pair();
+        } else if cause == refusal::Cause::SealUnopened {
+            self.failures = 0;
+            self.recheck_seal();
         }
+    }
+
+    fn repair_needed(&self) -> bool {
+        matches!(lock(&self.status).state, State::RepairNeeded { .. })
+    }
+
+    /// A seal that cannot be opened is tried again, backing off from [`SEAL_RECHECK`] to
+    /// [`SEAL_RECHECK_CAP`]: opening is local (no request until it opens), and putting the
+    /// token or the TPM's state back then brings the pairing back without a restart.
+    fn recheck_seal(&mut self) {
+        self.failures += 1;
+        let delay = self
+            .jitter
+            .retry_delay(SEAL_RECHECK, self.failures, SEAL_RECHECK_CAP);
+        self.set_keepalive(self.clock.now() + delay);
     }
 
     /// A pairing on an agent of its own, with the displays lent to it. The broker goes on

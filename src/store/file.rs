@@ -36,8 +36,9 @@ use std::path::{Path, PathBuf};
 use log::{debug, warn};
 use zeroize::Zeroizing;
 
-use super::record::{self, DecodeError, MAGIC};
+use super::record::{self, DecodeError, Frame, MAGIC};
 use super::replace::{self, Failed, RealDir};
+use super::sealed::{Envelope, Plain};
 use super::{Loaded, Record, SaveCheck, TokenStore};
 use crate::error::Error;
 use crate::trust::{self, euid, trusted_owner};
@@ -56,6 +57,8 @@ pub struct FileStore {
     /// A temporary file written and fsynced by `prepare_save`, overwritten in place by the next
     /// save so that save needs no new blocks.
     prepared: Option<(PathBuf, File)>,
+    /// How records are sealed and opened (`store/sealed.rs`); plain unless given.
+    envelope: Box<dyn Envelope>,
     /// The pairing lock (`pairing_lock.rs`), while a pairing holds it.
     pairing: Option<File>,
 }
@@ -66,8 +69,15 @@ impl FileStore {
             path: path.into(),
             held: None,
             prepared: None,
+            envelope: Box::new(Plain),
             pairing: None,
         }
+    }
+
+    /// Seals and opens records through `envelope`.
+    pub fn with_envelope(mut self, envelope: Box<dyn Envelope>) -> Self {
+        self.envelope = envelope;
+        self
     }
 
     pub fn path(&self) -> &Path {
@@ -218,11 +228,12 @@ impl FileStore {
         }
     }
 
-    /// Fails unless `target` is missing or a regular file holding something of ours.
-    fn check_replaceable(&self, target: &Path) -> Result<(), Error> {
+    /// Fails unless `target` is missing or a regular file holding something of ours; else
+    /// the sealer of what is there (`None`: nothing, or a plain record).
+    fn check_replaceable(&self, target: &Path) -> Result<Option<String>, Error> {
         match self.load_from(target)? {
-            Some(bytes) => refuse_foreign(target, &bytes),
-            None => Ok(()),
+            Some(bytes) => refuse_foreign(target, &bytes).map(|()| record::sealer_of(&bytes)),
+            None => Ok(None),
         }
     }
 
@@ -331,16 +342,22 @@ fn check_file(path: &Path, meta: &Metadata) -> Result<(), Error> {
 }
 
 /// What the bytes of a record file hold (the power-cut model reads its files through this too).
-pub(super) fn loaded(bytes: &[u8]) -> Loaded {
+pub(super) fn loaded(bytes: &[u8], envelope: &mut dyn Envelope) -> Loaded {
     if bytes.len() as u64 > MAX_FILE {
         return Loaded::Corrupt(format!("file is larger than {MAX_FILE} bytes"));
     }
     if bytes.is_empty() {
         return Loaded::Corrupt("file is empty (a crash during an unsafe write?)".into());
     }
-    match record::decode(bytes) {
+    let decoded = match record::decode_frame(bytes) {
+        Ok(Frame::Plain(decoded)) => Ok(decoded),
+        Ok(Frame::Sealed { .. }) => envelope.open(bytes),
+        Err(e) => Err(e),
+    };
+    match decoded {
         Ok(decoded) => Loaded::Paired(decoded.record),
         Err(DecodeError::Blank) => Loaded::Corrupt("file holds only zero bytes".into()),
+        Err(DecodeError::Unopened(reason)) => Loaded::Unopened(reason),
         Err(e) => Loaded::Corrupt(e.to_string()),
     }
 }
@@ -371,18 +388,76 @@ impl TokenStore for FileStore {
     fn load(&mut self) -> Result<Loaded, Error> {
         let target = self.target()?;
         Ok(match self.load_from(&target)? {
-            Some(bytes) => loaded(&bytes),
+            Some(bytes) => loaded(&bytes, &mut *self.envelope),
             None => Loaded::Empty,
         })
     }
 
     fn save(&mut self, record: &Record) -> Result<(), Error> {
-        let bytes = record::to_bytes(record, 0).map_err(|e| Error::storage(e.to_string()))?;
+        self.save_as(record, true)
+    }
+
+    fn save_rotated(&mut self, record: &Record) -> Result<(), Error> {
+        self.save_as(record, false)
+    }
+
+    fn wipe(&mut self) -> Result<(), Error> {
+        self.wipe_file()
+    }
+
+    fn check_writable(&mut self) -> Result<(), Error> {
+        let target = self.target()?;
+        let stored = self.check_replaceable(&target)?;
+        self.envelope.prepare(stored.as_deref())
+    }
+
+    fn stored_format(&mut self) -> Result<Option<u8>, Error> {
+        self.stored_format_of()
+    }
+
+    fn lock(&mut self) -> Result<(), Error> {
+        self.lock_held()
+    }
+
+    fn unlock(&mut self) {
+        self.unlock_held()
+    }
+
+    fn try_lock_pairing(&mut self) -> Result<bool, Error> {
+        self.lock_pairing()
+    }
+
+    fn unlock_pairing(&mut self) {
+        // Dropping the handle releases the flock.
+        self.pairing = None;
+    }
+
+    fn prepare_save(&mut self) -> Result<SaveCheck, Error> {
+        self.reserve()
+    }
+
+    fn describe(&self) -> String {
+        format!("file:{}", self.path.display())
+    }
+
+    fn sealer(&mut self) -> Result<Option<String>, Error> {
+        let target = self.target()?;
+        Ok(self
+            .load_from(&target)?
+            .and_then(|bytes| record::sealer_of(&bytes)))
+    }
+}
+
+impl FileStore {
+    /// One atomic replace: the record sealed or plain as `fresh` and the envelope say
+    /// ([`TokenStore::save`]: a new pairing; `save_rotated`: a refresh).
+    fn save_as(&mut self, record: &Record, fresh: bool) -> Result<(), Error> {
         let target = self.target()?;
         let _lock = self.lock_dir(&target)?;
         // What is there must be a regular file of ours to be replaced (a device node, a FIFO
         // or somebody's config file is refused, not renamed over).
-        self.check_replaceable(&target)?;
+        let stored = self.check_replaceable(&target)?;
+        let bytes = self.envelope.encode(record, 0, fresh, stored.as_deref())?;
         // A prepared file is overwritten in place: its blocks are already allocated, so a full
         // disk does not stop this write.
         let reserved = match self.prepared.take() {
@@ -403,7 +478,7 @@ impl TokenStore for FileStore {
         Ok(())
     }
 
-    fn wipe(&mut self) -> Result<(), Error> {
+    fn wipe_file(&mut self) -> Result<(), Error> {
         let target = self.target()?;
         if !dir_of(&target).exists() {
             return Ok(());
@@ -437,12 +512,7 @@ impl TokenStore for FileStore {
         Ok(())
     }
 
-    fn check_writable(&mut self) -> Result<(), Error> {
-        let target = self.target()?;
-        self.check_replaceable(&target)
-    }
-
-    fn stored_format(&mut self) -> Result<Option<u8>, Error> {
+    fn stored_format_of(&mut self) -> Result<Option<u8>, Error> {
         let target = self.target()?;
         Ok(match self.load_from(&target)? {
             Some(bytes) => match record::decode(&bytes) {
@@ -453,7 +523,7 @@ impl TokenStore for FileStore {
         })
     }
 
-    fn lock(&mut self) -> Result<(), Error> {
+    fn lock_held(&mut self) -> Result<(), Error> {
         if self.held.is_none() {
             let target = self.target()?;
             // No directory, no record: nothing to guard, and `token` or `forget` on an empty
@@ -466,16 +536,7 @@ impl TokenStore for FileStore {
         Ok(())
     }
 
-    fn try_lock_pairing(&mut self) -> Result<bool, Error> {
-        self.lock_pairing()
-    }
-
-    fn unlock_pairing(&mut self) {
-        // Dropping the handle releases the flock.
-        self.pairing = None;
-    }
-
-    fn unlock(&mut self) {
+    fn unlock_held(&mut self) {
         // Dropping the handle releases the flock.
         self.held = None;
         if let Some((temp, _)) = self.prepared.take() {
@@ -483,7 +544,7 @@ impl TokenStore for FileStore {
         }
     }
 
-    fn prepare_save(&mut self) -> Result<SaveCheck, Error> {
+    fn reserve(&mut self) -> Result<SaveCheck, Error> {
         let target = self.target()?;
         let _lock = self.lock_dir(&target)?;
         self.check_replaceable(&target)?;
@@ -505,10 +566,6 @@ impl TokenStore for FileStore {
             let _ = fs::remove_file(temp);
         }
         Ok(SaveCheck::Ready)
-    }
-
-    fn describe(&self) -> String {
-        format!("file:{}", self.path.display())
     }
 }
 

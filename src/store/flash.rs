@@ -10,7 +10,13 @@
 //! newest sequence number (wrap-around compare, `record::seq_newer`). A wipe erases both slots,
 //! the older first, so a cut in between never brings back an older token.
 //!
-//! Wear: a save of the record already stored writes nothing. The store also never erases what it
+//! Sealed records (`sealed.rs`) take part like plain ones: their sequence numbers are in the
+//! clear, so the newest slot is chosen before anything is opened, and only that one is opened
+//! (through the store's [`Envelope`]); a newest slot whose seal cannot be opened is reported as
+//! such, never passed over for an older record.
+//!
+//! Wear: a save of the record already stored (in the same form: plain, or sealed by the same
+//! sealer) writes nothing. The store also never erases what it
 //! did not write: a partition whose two slots both hold foreign data (the wrong `/dev/mtdN`?) is
 //! refused with a clear error. A record from a newer sfpair is reported by `stored_format`, and
 //! the rule shared by every backend (`store::Checked`, which `store::open` puts around each)
@@ -28,7 +34,8 @@ use alloc::vec::Vec;
 use log::debug;
 use zeroize::Zeroizing;
 
-use super::record::{self, CRC_LEN, DecodeError, Decoded, HEADER_LEN, MAGIC, MAX_PAYLOAD};
+use super::record::{self, CRC_LEN, DecodeError, Decoded, Frame, HEADER_LEN, MAGIC, MAX_PAYLOAD};
+use super::sealed::{Envelope, Plain};
 use super::{Loaded, Record, SaveCheck, TokenStore};
 use crate::error::Error;
 
@@ -174,6 +181,18 @@ enum Slot {
     /// does not matter, a save erases the whole block first).
     Blank,
     Valid(Decoded),
+    /// A sealed record, not opened (only the newest slot is): its frame.
+    Sealed {
+        seq: u32,
+        sealer: String,
+        frame: Zeroizing<Vec<u8>>,
+    },
+    /// A sealed record whose seal cannot be opened here; `reason` says why.
+    Unopened {
+        seq: u32,
+        sealer: String,
+        reason: String,
+    },
     /// A checksummed record from a newer sfpair, with its format version.
     Newer(u8),
     /// Neither blank nor a valid record; `ours` when it starts with the sfpair magic or a
@@ -186,12 +205,17 @@ enum Slot {
 }
 
 impl Slot {
-    fn classify(bytes: &[u8]) -> Slot {
+    fn classify(bytes: Zeroizing<Vec<u8>>) -> Slot {
         if bytes.iter().all(|&b| b == 0xFF) {
             return Slot::Blank;
         }
-        match record::decode(bytes) {
-            Ok(decoded) => Slot::Valid(decoded),
+        match record::decode_frame(&bytes) {
+            Ok(Frame::Plain(decoded)) => Slot::Valid(decoded),
+            Ok(Frame::Sealed { seq, sealer }) => Slot::Sealed {
+                seq,
+                sealer,
+                frame: bytes,
+            },
             Err(DecodeError::NewerVersion(v)) => Slot::Newer(v),
             Err(reason) => Slot::Invalid {
                 reason,
@@ -202,10 +226,32 @@ impl Slot {
         }
     }
 
+    /// The sequence number of a record of this format (opened or not).
+    fn seq(&self) -> Option<u32> {
+        match self {
+            Slot::Valid(d) => Some(d.seq),
+            Slot::Sealed { seq, .. } | Slot::Unopened { seq, .. } => Some(*seq),
+            _ => None,
+        }
+    }
+
+    /// The sealer of a sealed record, opened or not.
+    fn sealer(&self) -> Option<&str> {
+        match self {
+            Slot::Valid(d) => d.sealer.as_deref(),
+            Slot::Sealed { sealer, .. } | Slot::Unopened { sealer, .. } => Some(sealer),
+            _ => None,
+        }
+    }
+
     fn explain(&self) -> String {
         match self {
             Slot::Blank => "erased".into(),
             Slot::Valid(d) => format!("valid, sequence {}", d.seq),
+            Slot::Sealed { seq, sealer, .. } => format!("sealed with {sealer}, sequence {seq}"),
+            Slot::Unopened { seq, reason, .. } => {
+                format!("sealed, sequence {seq}, cannot be opened: {reason}")
+            }
             Slot::Newer(v) => format!("a record in format version {v}"),
             // The codec calls an all-0xFF or all-zero header "blank", but the slot is not.
             Slot::Invalid {
@@ -227,18 +273,35 @@ const SLOT_NAMES: [&str; 2] = ["A", "B"];
 struct View([Slot; 2]);
 
 impl View {
-    /// The index and content of the valid slot with the newest sequence number.
-    fn newest(&self) -> Option<(usize, &Decoded)> {
-        match &self.0 {
-            [Slot::Valid(a), Slot::Valid(b)] => Some(if record::seq_newer(b.seq, a.seq) {
-                (1, b)
-            } else {
-                (0, a)
-            }),
-            [Slot::Valid(a), _] => Some((0, a)),
-            [_, Slot::Valid(b)] => Some((1, b)),
-            _ => None,
+    /// The slot with the newest record (sealed or not, opened or not).
+    fn newest(&self) -> Option<usize> {
+        match [self.0[0].seq(), self.0[1].seq()] {
+            [Some(a), Some(b)] => Some(if record::seq_newer(b, a) { 1 } else { 0 }),
+            [Some(_), None] => Some(0),
+            [None, Some(_)] => Some(1),
+            [None, None] => None,
         }
+    }
+
+    /// The newest slot, opened when it is sealed (a record that opens but does not decode is
+    /// invalid, and the other slot is tried).
+    fn open_newest(&mut self, envelope: &mut dyn Envelope) -> Option<usize> {
+        for _ in 0..2 {
+            let newest = self.newest()?;
+            let Slot::Sealed { seq, sealer, frame } = &self.0[newest] else {
+                return Some(newest);
+            };
+            self.0[newest] = match envelope.open(frame) {
+                Ok(decoded) => Slot::Valid(decoded),
+                Err(DecodeError::Unopened(reason)) => Slot::Unopened {
+                    seq: *seq,
+                    sealer: sealer.clone(),
+                    reason,
+                },
+                Err(reason) => Slot::Invalid { reason, ours: true },
+            };
+        }
+        self.newest()
     }
 
     fn newer_version(&self) -> Option<u8> {
@@ -286,6 +349,8 @@ pub struct SlotStore<F> {
     read_len: usize,
     /// Whether [`TokenStore::lock`] holds the medium's lock.
     held: bool,
+    /// How records are sealed and opened (`sealed.rs`); plain unless given.
+    envelope: alloc::boxed::Box<dyn Envelope>,
 }
 
 /// `n` rounded up to a multiple of `unit`.
@@ -331,7 +396,14 @@ impl<F: Flash> SlotStore<F> {
             write_size: geometry.write_size,
             read_len,
             held: false,
+            envelope: alloc::boxed::Box::new(Plain),
         })
+    }
+
+    /// Seals and opens records through `envelope`.
+    pub fn with_envelope(mut self, envelope: alloc::boxed::Box<dyn Envelope>) -> Self {
+        self.envelope = envelope;
+        self
     }
 
     /// Offsets of slot A and slot B on the medium.
@@ -362,11 +434,19 @@ impl<F: Flash> SlotStore<F> {
             let offset = self.slots[index] + first as u64;
             self.flash.read(offset, &mut bytes[first..])?;
         }
-        Ok(Slot::classify(&bytes))
+        Ok(Slot::classify(bytes))
     }
 
-    fn view(&mut self) -> Result<View, Error> {
+    /// Both slots as read, nothing opened.
+    fn frames(&mut self) -> Result<View, Error> {
         Ok(View([self.read_slot(0)?, self.read_slot(1)?]))
+    }
+
+    /// Both slots, the newest opened; and which that is.
+    fn view(&mut self) -> Result<(View, Option<usize>), Error> {
+        let mut view = self.frames()?;
+        let newest = view.open_newest(&mut *self.envelope);
+        Ok((view, newest))
     }
 
     /// Runs `f` holding the medium's lock (taken here unless [`TokenStore::lock`] holds it).
@@ -392,16 +472,19 @@ impl<F: Flash> SlotStore<F> {
         Ok(())
     }
 
-    fn save_locked(&mut self, record: &Record) -> Result<(), Error> {
+    fn save_locked(&mut self, record: &Record, fresh: bool) -> Result<(), Error> {
         let what = self.flash.describe();
-        let view = self.view()?;
+        let (view, newest) = self.view()?;
         view.refuse_foreign(&what)?;
-        let (target, seq) = match view.newest() {
-            Some((_, stored)) if stored.record == *record => {
+        let stored = newest.and_then(|i| view.0[i].sealer());
+        let (target, seq) = match newest.map(|i| (i, &view.0[i])) {
+            Some((_, Slot::Valid(d)))
+                if d.record == *record && !self.envelope.reforms(fresh, stored) =>
+            {
                 debug!("{what}: the pairing is unchanged; nothing written");
                 return Ok(());
             }
-            Some((newest, stored)) => (1 - newest, stored.seq.wrapping_add(1)),
+            Some((newest, slot)) => (1 - newest, slot.seq().unwrap_or(0).wrapping_add(1)),
             // Nothing valid: an erased slot first, so the other slot (a torn record, or data
             // of unknown origin) stays as it is for one more save.
             None => (
@@ -412,7 +495,9 @@ impl<F: Flash> SlotStore<F> {
                 1,
             ),
         };
-        let encoded = record::to_bytes(record, seq)
+        let encoded = self
+            .envelope
+            .encode(record, seq, fresh, stored)
             .map_err(|e| Error::storage(format!("{what}: cannot store the pairing: {e}")))?;
         // NAND programs whole pages: pad with 0xFF, which programming leaves as it is.
         let mut image = Zeroizing::new(encoded.to_vec());
@@ -453,12 +538,12 @@ impl<F: Flash> SlotStore<F> {
     }
 
     fn wipe_locked(&mut self) -> Result<(), Error> {
-        let view = self.view()?;
+        let view = self.frames()?;
         view.refuse_foreign(&self.flash.describe())?;
         // The older (or invalid) slot first, the newest last: a cut between the two erases
         // leaves the newest record, never an older token that was rotated away.
         let order = match view.newest() {
-            Some((newest, _)) => [1 - newest, newest],
+            Some(newest) => [1 - newest, newest],
             None => [0, 1],
         };
         for index in order {
@@ -470,7 +555,7 @@ impl<F: Flash> SlotStore<F> {
 
 impl<F: Flash + Send> TokenStore for SlotStore<F> {
     fn load(&mut self) -> Result<Loaded, Error> {
-        let view = self.view()?;
+        let (view, newest) = self.view()?;
         if let Some(v) = view.newer_version() {
             return Ok(Loaded::Corrupt(format!(
                 "it holds a record in format version {v}, written by a newer sfpair (this one \
@@ -478,8 +563,14 @@ impl<F: Flash + Send> TokenStore for SlotStore<F> {
                 record::VERSION
             )));
         }
-        if let Some((newest, stored)) = view.newest() {
-            if !matches!(view.0[1 - newest], Slot::Valid(_) | Slot::Blank) {
+        if let Some(Slot::Unopened { reason, .. }) = newest.map(|i| &view.0[i]) {
+            return Ok(Loaded::Unopened(reason.clone()));
+        }
+        if let Some((newest, Slot::Valid(stored))) = newest.map(|i| (i, &view.0[i])) {
+            if !matches!(
+                view.0[1 - newest],
+                Slot::Valid(_) | Slot::Blank | Slot::Sealed { .. }
+            ) {
                 debug!(
                     "{}: slot {} is not valid ({}); using slot {}",
                     self.flash.describe(),
@@ -506,7 +597,11 @@ impl<F: Flash + Send> TokenStore for SlotStore<F> {
     }
 
     fn save(&mut self, record: &Record) -> Result<(), Error> {
-        self.locked(|store| store.save_locked(record))
+        self.locked(|store| store.save_locked(record, true))
+    }
+
+    fn save_rotated(&mut self, record: &Record) -> Result<(), Error> {
+        self.locked(|store| store.save_locked(record, false))
     }
 
     fn wipe(&mut self) -> Result<(), Error> {
@@ -515,15 +610,19 @@ impl<F: Flash + Send> TokenStore for SlotStore<F> {
 
     fn check_writable(&mut self) -> Result<(), Error> {
         let what = self.flash.describe();
-        self.view()?.refuse_foreign(&what)
+        let view = self.frames()?;
+        view.refuse_foreign(&what)?;
+        let stored = view.newest().and_then(|i| view.0[i].sealer());
+        self.envelope.prepare(stored)
     }
 
     fn stored_format(&mut self) -> Result<Option<u8>, Error> {
-        Ok(self.view()?.newer_version())
+        Ok(self.frames()?.newer_version())
     }
 
     fn prepare_save(&mut self) -> Result<SaveCheck, Error> {
-        self.check_writable()?;
+        let what = self.flash.describe();
+        self.frames()?.refuse_foreign(&what)?;
         Ok(match self.flash.check_writable() {
             Ok(()) => SaveCheck::Ready,
             Err(e) => SaveCheck::ReadOnly(e.message().into()),
@@ -547,6 +646,14 @@ impl<F: Flash + Send> TokenStore for SlotStore<F> {
 
     fn describe(&self) -> String {
         self.flash.describe()
+    }
+
+    fn sealer(&mut self) -> Result<Option<String>, Error> {
+        let view = self.frames()?;
+        Ok(view
+            .newest()
+            .and_then(|i| view.0[i].sealer())
+            .map(String::from))
     }
 }
 

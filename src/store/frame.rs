@@ -73,6 +73,19 @@ impl Header {
     }
 }
 
+/// The header of a frame whose payload is `len` bytes: what [`encode`] writes first (a sealed
+/// record authenticates it before the payload exists).
+pub fn header(magic: &[u8; 4], version: u8, flags: u8, seq: u32, len: usize) -> [u8; HEADER_LEN] {
+    let mut h = [0xFF; HEADER_LEN];
+    h[..4].copy_from_slice(magic);
+    h[4] = version;
+    h[5] = flags;
+    h[8..12].copy_from_slice(&seq.to_le_bytes());
+    // The owner bounds the payload far below 4 GiB (its `max_payload`).
+    h[12..].copy_from_slice(&(len as u32).to_le_bytes());
+    h
+}
+
 /// Appends one frame to `out`.
 pub fn encode(
     out: &mut Vec<u8>,
@@ -84,13 +97,7 @@ pub fn encode(
 ) {
     let start = out.len();
     out.reserve(HEADER_LEN + payload.len() + CRC_LEN);
-    out.extend_from_slice(magic);
-    out.push(version);
-    out.push(flags);
-    out.extend_from_slice(&[0xFF, 0xFF]);
-    out.extend_from_slice(&seq.to_le_bytes());
-    // The owner bounds the payload far below 4 GiB (its `max_payload`).
-    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&header(magic, version, flags, seq, payload.len()));
     out.extend_from_slice(payload);
     let crc = crc32(&out[start..]);
     out.extend_from_slice(&crc.to_le_bytes());

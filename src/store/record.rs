@@ -5,7 +5,7 @@
 //! ```text
 //! offset size field
 //! 0      4    magic "SFPR"
-//! 4      1    format version (1: device flow; 2: a headless grant, see below)
+//! 4      1    format version (1: device flow; 2: a headless grant; 3: sealed, see below)
 //! 5      1    flags (0)
 //! 6      2    reserved (0xFFFF, the erased-flash value)
 //! 8      4    sequence number (flash slots: newer = seq_a.wrapping_sub(seq_b) as i32 > 0)
@@ -29,6 +29,12 @@
 //! instead. Device-flow records are still written as version 1, so going back to an older
 //! sfpair keeps them readable.
 //!
+//! Version 3 is a sealed record (`sealed.rs`: the payload is a version 1 or 2 payload encrypted
+//! under a data key, with the sealed data key and the sealer's name in the clear). It gets its
+//! own version so that an sfpair without sealing says "upgrade sfpair" and never overwrites it.
+//! Opening one takes an [`Envelope`](super::sealed::Envelope); [`decode_frame`] checks the frame
+//! and names the sealer without opening anything.
+//!
 //! A record decodes completely or not at all: any bad magic, length, checksum or field is an
 //! error with a reason, never a panic and never a half-filled record. Pure and no_std: reads and
 //! writes go through `embedded-io`, so the same codec runs on a microcontroller.
@@ -45,8 +51,12 @@ use crate::flow::dialect::Dialect;
 use crate::secret::Secret;
 
 pub const MAGIC: [u8; 4] = *b"SFPR";
-/// The newest version this sfpair reads (and writes, for headless grants).
-pub const VERSION: u8 = 2;
+/// The newest version this sfpair reads (and writes, for sealed records).
+pub const VERSION: u8 = 3;
+/// The version of headless-grant records (plain).
+pub const VERSION_HEADLESS: u8 = 2;
+/// The version of sealed records (`sealed.rs`).
+pub const VERSION_SEALED: u8 = 3;
 /// The version of device-flow records, which an older sfpair reads too.
 pub const VERSION_DEVICE: u8 = 1;
 pub use super::frame::{CRC_LEN, HEADER_LEN};
@@ -180,6 +190,8 @@ pub enum DecodeError {
     /// A field is not valid (bad UTF-8, wrong size, unknown dialect).
     BadField(&'static str),
     MissingField(&'static str),
+    /// A sealed record this reader cannot open: the reason says which seal and what to do.
+    Unopened(String),
 }
 
 impl fmt::Display for DecodeError {
@@ -197,6 +209,7 @@ impl fmt::Display for DecodeError {
             DecodeError::BadChecksum => f.write_str("record checksum does not match (corrupt)"),
             DecodeError::BadField(name) => write!(f, "record field '{name}' is invalid"),
             DecodeError::MissingField(name) => write!(f, "record lacks the field '{name}'"),
+            DecodeError::Unopened(reason) => f.write_str(reason),
         }
     }
 }
@@ -206,6 +219,39 @@ impl fmt::Display for DecodeError {
 pub struct Decoded {
     pub record: Record,
     pub seq: u32,
+    /// The sealer it was sealed with (`tpm2`, `pkcs11:...`), `None` for a plain record.
+    pub sealer: Option<String>,
+}
+
+/// A checked frame, before a sealed one is opened.
+// Short-lived, one at a time; boxing the common case would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Frame {
+    Plain(Decoded),
+    /// A sealed record (version 3): its sequence number and its sealer's name; the frame's
+    /// bytes go to [`Envelope::open`](super::sealed::Envelope::open).
+    Sealed {
+        seq: u32,
+        sealer: String,
+    },
+}
+
+impl Frame {
+    pub fn seq(&self) -> u32 {
+        match self {
+            Frame::Plain(d) => d.seq,
+            Frame::Sealed { seq, .. } => *seq,
+        }
+    }
+
+    /// The sealer of the record, `None` for a plain one.
+    pub fn sealer(&self) -> Option<&str> {
+        match self {
+            Frame::Plain(_) => None,
+            Frame::Sealed { sealer, .. } => Some(sealer),
+        }
+    }
 }
 
 /// Is `a` a newer sequence number than `b`, across wrap-around (RFC 1982 style)?
@@ -232,6 +278,16 @@ impl fmt::Display for TooLarge {
 
 /// The complete encoded record (header, payload, CRC). Wiped on drop: it holds the token.
 pub fn to_bytes(record: &Record, seq: u32) -> Result<Zeroizing<Vec<u8>>, TooLarge> {
+    let (version, payload) = payload(record)?;
+    let mut out = Zeroizing::new(Vec::with_capacity(HEADER_LEN + payload.len() + CRC_LEN));
+    // Exact capacity: the frame never reallocates, so no unwiped copy of the token is left.
+    frame::encode(&mut out, &MAGIC, version, 0, seq, &payload);
+    Ok(out)
+}
+
+/// The plain payload of `record` and the format version it belongs to (1: device flow, 2: a
+/// headless grant); the sealed form encrypts exactly these bytes. Wiped on drop.
+pub fn payload(record: &Record) -> Result<(u8, Zeroizing<Vec<u8>>), TooLarge> {
     let mut payload = Zeroizing::new(Vec::with_capacity(512));
     if !record.grant.is_headless() {
         put_field(
@@ -286,15 +342,12 @@ pub fn to_bytes(record: &Record, seq: u32) -> Result<Zeroizing<Vec<u8>>, TooLarg
     if payload.len() > MAX_PAYLOAD {
         return Err(TooLarge(payload.len()));
     }
-    let mut out = Zeroizing::new(Vec::with_capacity(HEADER_LEN + payload.len() + CRC_LEN));
     let version = if record.grant.is_headless() {
-        VERSION
+        VERSION_HEADLESS
     } else {
         VERSION_DEVICE
     };
-    // Exact capacity: the frame never reallocates, so no unwiped copy of the token is left.
-    frame::encode(&mut out, &MAGIC, version, 0, seq, &payload);
-    Ok(out)
+    Ok((version, payload))
 }
 
 /// Writes the encoded record to an `embedded-io` sink.
@@ -367,18 +420,59 @@ impl From<FrameError> for DecodeError {
     }
 }
 
-/// Decodes a record from the start of `bytes` (trailing bytes, such as the rest of a flash
-/// slot, are ignored).
+/// Decodes a plain record from the start of `bytes` (trailing bytes, such as the rest of a
+/// flash slot, are ignored). A sealed one is `Unopened`: open it with [`decode_frame`] and an
+/// [`Envelope`](super::sealed::Envelope).
 pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
+    match decode_frame(bytes)? {
+        Frame::Plain(decoded) => Ok(decoded),
+        Frame::Sealed { sealer, .. } => Err(DecodeError::Unopened(alloc::format!(
+            "the record is sealed with {sealer}; only a sealing store opens it"
+        ))),
+    }
+}
+
+/// Checks the frame at the start of `bytes` and decodes it, except that a sealed record is
+/// only named (its sequence number and sealer), not opened.
+pub fn decode_frame(bytes: &[u8]) -> Result<Frame, DecodeError> {
     decode_up_to(bytes, VERSION)
 }
 
-/// [`decode`] as a reader of format versions up to `newest` would: `decode_up_to(b, 1)` is
-/// what an sfpair from before version 2 does with `b` (the tests pin that it refuses).
-pub fn decode_up_to(bytes: &[u8], newest: u8) -> Result<Decoded, DecodeError> {
+/// [`decode_frame`] as a reader of format versions up to `newest` would: `decode_up_to(b, 1)`
+/// is what an sfpair from before version 2 does with `b` (the tests pin that it refuses).
+pub fn decode_up_to(bytes: &[u8], newest: u8) -> Result<Frame, DecodeError> {
     let h = frame::decode(bytes, &MAGIC, MAX_PAYLOAD, newest)?;
-    let record = parse_fields(&bytes[HEADER_LEN..HEADER_LEN + h.len], h.version)?;
-    Ok(Decoded { record, seq: h.seq })
+    let payload = &bytes[HEADER_LEN..HEADER_LEN + h.len];
+    if h.version == VERSION_SEALED {
+        let sealed = super::sealed::Sealed::parse(payload)?;
+        return Ok(Frame::Sealed {
+            seq: h.seq,
+            sealer: sealed.sealer.into(),
+        });
+    }
+    let record = parse_fields(payload, h.version)?;
+    Ok(Frame::Plain(Decoded {
+        record,
+        seq: h.seq,
+        sealer: None,
+    }))
+}
+
+/// The sealer of the record at the start of `bytes`, when it is a valid sealed one.
+pub fn sealer_of(bytes: &[u8]) -> Option<String> {
+    match decode_frame(bytes) {
+        Ok(Frame::Sealed { sealer, .. }) => Some(sealer),
+        _ => None,
+    }
+}
+
+/// The record in a plain payload of format `version` (1 or 2): what a sealed record holds once
+/// it is opened.
+pub fn from_payload(payload: &[u8], version: u8) -> Result<Record, DecodeError> {
+    if !(VERSION_DEVICE..=VERSION_HEADLESS).contains(&version) {
+        return Err(DecodeError::BadField("version"));
+    }
+    parse_fields(payload, version)
 }
 
 #[derive(Default)]
@@ -543,7 +637,11 @@ mod tests {
         // Device-flow records stay version 1, readable by that older sfpair.
         let device = to_bytes(&sample(), 3).unwrap();
         assert_eq!(device[4], 1);
-        assert_eq!(decode_up_to(&device, 1).unwrap().record, sample());
+        assert_eq!(
+            decode_up_to(&device, 1).unwrap(),
+            Frame::Plain(decode(&device).unwrap())
+        );
+        assert_eq!(decode(&device).unwrap().record, sample());
         // The secret-free record names the key file, never the key; no refresh token is written.
         let cc = Record {
             grant: Grant::client_credentials(),
@@ -600,7 +698,8 @@ mod tests {
             decoded,
             Decoded {
                 record: sample(),
-                seq: 7
+                seq: 7,
+                sealer: None,
             }
         );
 
@@ -656,17 +755,21 @@ mod tests {
     #[test]
     fn newer_versions_and_huge_lengths_are_refused() {
         let mut bytes = to_bytes(&sample(), 1).unwrap().to_vec();
-        bytes[4] = 3;
+        let newer = VERSION + 1;
+        bytes[4] = newer;
         // A version byte changed without a matching checksum is a torn write, not a newer sfpair.
         assert_eq!(decode(&bytes).unwrap_err(), DecodeError::BadChecksum);
         let end = bytes.len() - CRC_LEN;
         let crc = crc32(&bytes[..end]);
         bytes[end..].copy_from_slice(&crc.to_le_bytes());
-        assert_eq!(decode(&bytes).unwrap_err(), DecodeError::NewerVersion(3));
+        assert_eq!(
+            decode(&bytes).unwrap_err(),
+            DecodeError::NewerVersion(newer)
+        );
         let mut source: &[u8] = &bytes;
         assert_eq!(
             read_record(&mut source).unwrap_err(),
-            ReadError::Decode(DecodeError::NewerVersion(3))
+            ReadError::Decode(DecodeError::NewerVersion(newer))
         );
         let mut bytes = to_bytes(&sample(), 1).unwrap().to_vec();
         bytes[12..16].copy_from_slice(&u32::MAX.to_le_bytes());

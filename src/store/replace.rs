@@ -227,7 +227,7 @@ mod tests {
 
     fn load(disk: &Disk) -> Loaded {
         match disk.content(TOKEN) {
-            Some(bytes) => loaded(&bytes),
+            Some(bytes) => loaded(&bytes, &mut crate::store::sealed::Plain),
             None => Loaded::Empty,
         }
     }

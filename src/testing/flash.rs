@@ -346,16 +346,24 @@ impl Sweep {
     }
 }
 
-fn run(flash: &NorFlash, step: &Step) -> Result<(), Error> {
-    let mut store = SlotStore::new(flash.clone())?;
+/// Opens a store over a chip, as a reboot does: the plain slot store, or another (a sealing
+/// one) for [`sweep_power_cuts_with`].
+pub type Open<'a> = &'a dyn Fn(NorFlash) -> Result<Box<dyn TokenStore>, Error>;
+
+fn plain(flash: NorFlash) -> Result<Box<dyn TokenStore>, Error> {
+    Ok(Box::new(SlotStore::new(flash)?))
+}
+
+fn run(open: Open, flash: &NorFlash, step: &Step) -> Result<(), Error> {
+    let mut store = open(flash.clone())?;
     match step {
         Step::Save(record) => store.save(record),
         Step::Wipe => store.wipe(),
     }
 }
 
-fn load(flash: &NorFlash) -> Result<Loaded, Error> {
-    SlotStore::new(flash.clone())?.load()
+fn load(open: Open, flash: &NorFlash) -> Result<Loaded, Error> {
+    open(flash.clone())?.load()
 }
 
 /// The invariant: after a cut during `step`, a reboot reads the state before it or after it,
@@ -364,9 +372,13 @@ fn allowed(before: &Loaded, step: &Step, after_cut: &Loaded) -> bool {
     match (step, after_cut) {
         (Step::Save(new), Loaded::Paired(r)) => r == new || *before == Loaded::Paired(r.clone()),
         // Nothing readable is only acceptable when nothing readable was there before.
-        (Step::Save(_), Loaded::Empty | Loaded::Corrupt(_)) => !matches!(before, Loaded::Paired(_)),
+        (Step::Save(_), Loaded::Empty | Loaded::Corrupt(_) | Loaded::Unopened(_)) => {
+            !matches!(before, Loaded::Paired(_))
+        }
         (Step::Wipe, Loaded::Paired(r)) => *before == Loaded::Paired(r.clone()),
         (Step::Wipe, Loaded::Empty | Loaded::Corrupt(_)) => true,
+        // A wipe never makes an opened record unopenable.
+        (Step::Wipe, Loaded::Unopened(_)) => matches!(before, Loaded::Unopened(_)),
     }
 }
 
@@ -376,6 +388,12 @@ fn allowed(before: &Loaded, step: &Step, after_cut: &Loaded) -> bool {
 /// checks it reaches the same state as a step that was never cut. `flash` ends in the state
 /// after the last step. Bounded: a few thousand runs per step.
 pub fn sweep_power_cuts(flash: &NorFlash, steps: &[(&str, Step)]) -> Sweep {
+    sweep_power_cuts_with(flash, steps, &plain)
+}
+
+/// [`sweep_power_cuts`] with stores opened by `open` at every reboot (each one new, as after a
+/// real power cut: nothing carried over in memory).
+pub fn sweep_power_cuts_with(flash: &NorFlash, steps: &[(&str, Step)], open: Open) -> Sweep {
     let mut sweep = Sweep::default();
     let fail = |sweep: &mut Sweep, what: String| {
         if sweep.failures.len() < 20 {
@@ -384,12 +402,12 @@ pub fn sweep_power_cuts(flash: &NorFlash, steps: &[(&str, Step)]) -> Sweep {
     };
     for (label, step) in steps {
         let before_bytes = flash.bytes();
-        let before = load(flash).unwrap_or_else(|e| Loaded::Corrupt(e.to_string()));
+        let before = load(open, flash).unwrap_or_else(|e| Loaded::Corrupt(e.to_string()));
         // The uninterrupted step: its cost, and the state every recovery must reach.
         let clean = flash.snapshot();
-        let clean_result = run(&clean, step);
+        let clean_result = run(open, &clean, step);
         let units = clean.erases() + clean.programmed_bytes();
-        let after = load(&clean).unwrap_or_else(|e| Loaded::Corrupt(e.to_string()));
+        let after = load(open, &clean).unwrap_or_else(|e| Loaded::Corrupt(e.to_string()));
         let mut figures = StepFigures {
             label: label.to_string(),
             erases: clean.erases(),
@@ -409,7 +427,7 @@ pub fn sweep_power_cuts(flash: &NorFlash, steps: &[(&str, Step)]) -> Sweep {
                 let chip = clean.snapshot();
                 chip.set_bytes(&before_bytes);
                 chip.cut_power_after(cut, torn);
-                if run(&chip, step).is_ok() {
+                if run(open, &chip, step).is_ok() {
                     fail(
                         &mut sweep,
                         format!("{label}: reported success though the power went at unit {cut}"),
@@ -417,7 +435,7 @@ pub fn sweep_power_cuts(flash: &NorFlash, steps: &[(&str, Step)]) -> Sweep {
                     continue;
                 }
                 chip.power_on();
-                let read = load(&chip).unwrap_or_else(|e| Loaded::Corrupt(e.to_string()));
+                let read = load(open, &chip).unwrap_or_else(|e| Loaded::Corrupt(e.to_string()));
                 if !allowed(&before, step, &read) {
                     fail(
                         &mut sweep,
@@ -428,8 +446,8 @@ pub fn sweep_power_cuts(flash: &NorFlash, steps: &[(&str, Step)]) -> Sweep {
                     );
                     continue;
                 }
-                let again = run(&chip, step);
-                let now = load(&chip).unwrap_or_else(|e| Loaded::Corrupt(e.to_string()));
+                let again = run(open, &chip, step);
+                let now = load(open, &chip).unwrap_or_else(|e| Loaded::Corrupt(e.to_string()));
                 if again.is_err() || now != after {
                     fail(
                         &mut sweep,
@@ -449,9 +467,9 @@ pub fn sweep_power_cuts(flash: &NorFlash, steps: &[(&str, Step)]) -> Sweep {
         let chip = clean.snapshot();
         chip.set_bytes(&before_bytes);
         chip.cut_power_after(units, Torn::Mix);
-        let completed = run(&chip, step);
+        let completed = run(open, &chip, step);
         chip.power_on();
-        let read = load(&chip).unwrap_or_else(|e| Loaded::Corrupt(e.to_string()));
+        let read = load(open, &chip).unwrap_or_else(|e| Loaded::Corrupt(e.to_string()));
         if completed.is_ok() && read == after {
             figures.survived += 1;
         } else {

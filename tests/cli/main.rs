@@ -39,6 +39,7 @@ mod pairing;
 mod proxy;
 mod run;
 mod run_listen;
+mod seal;
 mod settings;
 mod signature;
 mod status;

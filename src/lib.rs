@@ -140,7 +140,7 @@ pub mod board;
 pub mod broker;
 #[cfg(feature = "rest")]
 pub mod call;
-#[cfg(feature = "listen")]
+#[cfg(any(feature = "listen", feature = "seal"))]
 #[doc(hidden)]
 pub mod child;
 #[cfg(feature = "std")]

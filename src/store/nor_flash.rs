@@ -30,7 +30,11 @@ impl<F: NorFlash> NorFlashMedium<F> {
     pub fn new(driver: F, base: u32, len: u32) -> Result<Self, Error> {
         let erase = F::ERASE_SIZE as u32;
         let end = u64::from(base) + u64::from(len);
-        if erase == 0 || base % erase != 0 || len % erase != 0 || end > driver.capacity() as u64 {
+        if erase == 0
+            || !base.is_multiple_of(erase)
+            || !len.is_multiple_of(erase)
+            || end > driver.capacity() as u64
+        {
             return Err(Error::config(format!(
                 "the flash window {base:#x}+{len:#x} is not whole erase blocks of {erase:#x} \
                  bytes inside the driver's {:#x}",
@@ -139,7 +143,7 @@ mod tests {
         const READ_SIZE: usize = 4;
         fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), ChipError> {
             let o = offset as usize;
-            if o % 4 != 0 || bytes.len() % 4 != 0 {
+            if !o.is_multiple_of(4) || !bytes.len().is_multiple_of(4) {
                 return Err(ChipError(NorFlashErrorKind::NotAligned));
             }
             bytes.copy_from_slice(&self.bytes[o..o + bytes.len()]);

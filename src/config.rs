@@ -1,6 +1,6 @@
 //! The settings wing: flags > environment (`SFPAIR_*`) > board profile (`--board`) > defaults,
 //! validated with messages that say what to fix, and turned into each command's options
-//! ([`plan`]), so no command reads the arguments or the environment again.
+//! (`plan`), so no command reads the arguments or the environment again.
 //!
 //! `sources.rs` owns the order of the layers and types each value; `stored.rs` is the stored
 //! pairing's layer; `settings.rs` resolves the settings every command shares; `plan.rs` builds

@@ -4,8 +4,8 @@
 //! the compiled-in
 //! Mozilla roots), https only (plain http only to loopback), no redirects, connect/read
 //! timeouts and a deadline for the whole exchange (a server that trickles its reply a byte at
-//! a time defeats a per-read timeout; `Request::deadline`), small buffers ([`INPUT_BUFFER`] in,
-//! [`OUTPUT_BUFFER`] out: a pairing's whole heap peaks under 80 KB instead of about 550 KB with
+//! a time defeats a per-read timeout; `Request::deadline`), small buffers (`INPUT_BUFFER` in,
+//! `OUTPUT_BUFFER` out: a pairing's whole heap peaks under 80 KB instead of about 550 KB with
 //! ureq's defaults), and one pooled keep-alive connection so every poll of a pairing reuses one TLS
 //! session. HTTP error statuses are replies, not errors: OAuth errors arrive as HTTP 400.
 //! Errors are classified for retrying; their text names the host and the reason, never a

@@ -89,6 +89,7 @@
 //!
 //! What each feature costs on armv7 is in Cargo.toml and BENCHMARKS.md ("Size").
 #![cfg_attr(not(feature = "std"), no_std)]
+#![deny(missing_docs)]
 
 extern crate alloc;
 

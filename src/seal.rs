@@ -46,7 +46,9 @@ pub trait Sealer {
 pub enum Choice {
     /// Plain records.
     None,
+    /// `systemd-creds`: the data key sealed by `systemd-creds encrypt` (the TPM2 or the host key).
     SystemdCreds,
+    /// `tpm2`: the data key sealed to the board's TPM through tpm2-tools.
     Tpm2,
     /// `pkcs11:URI` (RFC 7512): the data key wrapped by the key the URI names.
     Pkcs11(String),
@@ -122,6 +124,7 @@ pub struct Settings {
     /// `--seal`: what a new pairing is sealed with. `None` (not given anywhere): like the
     /// pairing it replaces, plain when nothing is stored.
     pub seal: Option<Choice>,
+    /// The sealers' own settings (the TPM's TCTI, the PKCS#11 module and PIN file, the credential's place).
     pub ways: Ways,
 }
 

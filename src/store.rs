@@ -42,6 +42,7 @@ use crate::error::Error;
 pub enum Loaded {
     /// Nothing stored: never paired, or forgotten.
     Empty,
+    /// A pairing, read and checked.
     Paired(Record),
     /// Something is stored but does not decode; the reason says why. Reads as "not paired".
     Corrupt(String),
@@ -82,6 +83,7 @@ pub enum SaveCheck {
 
 /// A place that keeps one pairing record.
 pub trait TokenStore: Send {
+    /// Reads what is stored: a pairing, nothing, or why what is there cannot be used.
     fn load(&mut self) -> Result<Loaded, Error>;
     /// Replaces the stored record atomically: after a crash at any point, `load` returns the
     /// old record or the new one. (Opened through [`open`], a save over a newer sfpair's record
@@ -106,6 +108,7 @@ pub trait TokenStore: Send {
     fn lock(&mut self) -> Result<(), Error> {
         Ok(())
     }
+    /// Releases the lock [`TokenStore::lock`] took (a no-op for stores without one).
     fn unlock(&mut self) {}
     /// Takes, without waiting, the lock a pairing holds from its first request to its save, so
     /// two pairings of one store never run at once (the second would silently replace the
@@ -114,6 +117,7 @@ pub trait TokenStore: Send {
     fn try_lock_pairing(&mut self) -> Result<bool, Error> {
         Ok(true)
     }
+    /// Releases the lock [`TokenStore::try_lock_pairing`] took.
     fn unlock_pairing(&mut self) {}
     /// Checks, before a request whose reply may have to be stored (a refresh that may rotate
     /// the token), that a save could succeed now. `Err`: it could not for a reason that may
@@ -158,6 +162,7 @@ pub struct Checked {
 
 #[cfg(feature = "std")]
 impl Checked {
+    /// Wraps `inner`, checking its medium before the first request that may have to be stored.
     pub fn new(inner: impl TokenStore + 'static) -> Self {
         Checked {
             inner: Box::new(inner),

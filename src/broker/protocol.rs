@@ -289,7 +289,7 @@ pub fn instance_answer(instance_url: &str) -> String {
     )
 }
 
-/// An error answer; `kind` is an [`ErrorKind`](crate::error::ErrorKind) name or a protocol
+/// An error answer; `kind` is an [`ErrorKind`] name or a protocol
 /// error (`bad_request`, `forbidden`, `busy`).
 pub fn error_answer(kind: &str, exit_code: Option<u8>, message: &str) -> String {
     let mut value = json!({ "error": kind, "message": message });

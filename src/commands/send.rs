@@ -5,7 +5,7 @@
 //! The data streams: the push reads it twice, one record at a time (to check it all,
 //! then to write it), so it must be readable twice. `--data TEXT` is in memory already; a file,
 //! or standard input redirected from one, is read where it is; a pipe that does not end within
-//! [`IN_MEMORY`] bytes is first copied into an unnamed file in the outbox directory (private,
+//! `IN_MEMORY` bytes is first copied into an unnamed file in the outbox directory (private,
 //! gone when `send` exits), at most twice `--outbox-max-bytes`. Must not: hold all the records
 //! at once, or write to the outbox before every record is checked.
 

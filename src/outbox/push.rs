@@ -45,7 +45,7 @@ impl Outbox {
     }
 
     /// Queues what `records` hands over, all or none, durably when it returns, holding one
-    /// record at a time (and at most [`CHUNK`] bytes of frames).
+    /// record at a time (and at most `CHUNK` bytes of frames).
     pub fn push_all(&mut self, records: &mut dyn Records, now: u64) -> Result<Pushed, Error> {
         self.locked(|ob| ob.push_locked(records, now))
     }

@@ -1,5 +1,5 @@
 //! The envelope: a record encrypted with AES-256-GCM (ring) under a random 256-bit data key,
-//! the data key sealed by a [`Sealer`] and stored beside it (`store/sealed.rs` has the
+//! the data key sealed by a [`Sealer`](crate::seal::Sealer) and stored beside it (`store/sealed.rs` has the
 //! layout and the associated data).
 //!
 //! The data key of the record last opened or sealed is held in memory, wiped on drop, for the

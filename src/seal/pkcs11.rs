@@ -9,12 +9,14 @@ use super::{DataKey, KEY_LEN, Sealer, Ways};
 use crate::error::Error;
 use crate::pkcs11::{Access, Session, Uri};
 
+/// Wraps and unwraps the data key with the token key the URI names (AES key wrap, or RSA-OAEP).
 pub struct Pkcs11Sealer {
     uri: Uri,
     ways: Ways,
 }
 
 impl Pkcs11Sealer {
+    /// A sealer for `uri` (RFC 7512), the module from the URI or from `ways`; opens nothing yet.
     pub fn new(uri: &str, ways: &Ways) -> Result<Pkcs11Sealer, Error> {
         Ok(Pkcs11Sealer {
             uri: Uri::parse(uri)?,

@@ -32,6 +32,7 @@ pub const NAME: &str = "sfpair-data-key";
 const PROGRAM: &str = "systemd-creds";
 const PACKAGE: &str = "systemd (250 or later)";
 
+/// Seals the data key with `systemd-creds encrypt`; opens it from the unit's credential or with `systemd-creds decrypt`.
 pub struct SystemdCreds {
     /// Where the credential is written for the unit, if anywhere.
     pub credential_file: Option<PathBuf>,

@@ -33,6 +33,7 @@ const PRIMARY: [&str; 6] = ["-C", "o", "-g", "sha256", "-G", "ecc256:aes128cfb"]
 const PRIMARY_ATTRIBUTES: &str =
     "fixedtpm|fixedparent|sensitivedataorigin|userwithauth|restricted|decrypt";
 
+/// Seals the data key to the board's TPM under a primary key it makes again each time (tpm2-tools).
 pub struct Tpm2 {
     /// The TCTI tpm2-tools are given (`-T`).
     tcti: String,

@@ -50,6 +50,7 @@ const MAX_LINKS: usize = 8;
 /// What `prepare_save` reserves: more than any record needs (its payload is at most 8 KiB).
 const RESERVE: usize = record::MAX_PAYLOAD + record::HEADER_LEN + record::CRC_LEN;
 
+/// The pairing in one file, replaced atomically (a temporary file, fsync, rename, fsync of the directory), 0600 from the first byte, under a directory only its owner may change.
 pub struct FileStore {
     path: PathBuf,
     /// The directory lock, while [`TokenStore::lock`] holds it.
@@ -64,6 +65,7 @@ pub struct FileStore {
 }
 
 impl FileStore {
+    /// A store at `path`; nothing is read or created until it is used.
     pub fn new(path: impl Into<PathBuf>) -> Self {
         FileStore {
             path: path.into(),
@@ -80,6 +82,7 @@ impl FileStore {
         self
     }
 
+    /// Where the record lives.
     pub fn path(&self) -> &Path {
         &self.path
     }

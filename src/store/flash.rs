@@ -112,6 +112,7 @@ impl Geometry {
 
 /// Raw flash as the slot store needs it. Offsets are from the start of the medium.
 pub trait Flash {
+    /// The medium's sizes: erase block, write unit, capacity.
     fn geometry(&self) -> Geometry;
     /// Reads `buf.len()` bytes at `offset`.
     fn read(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), Error>;
@@ -129,6 +130,7 @@ pub trait Flash {
     fn lock(&mut self) -> Result<(), Error> {
         Ok(())
     }
+    /// Releases the lock [`Flash::lock`] took (a no-op for media without one).
     fn unlock(&mut self) {}
     /// Fails when a write could not happen now (a read-only partition, image or mount), so a
     /// refresh does not rotate a token the medium cannot keep.
@@ -411,10 +413,12 @@ impl<F: Flash> SlotStore<F> {
         self.slots
     }
 
+    /// The medium underneath.
     pub fn flash(&self) -> &F {
         &self.flash
     }
 
+    /// Gives the medium back.
     pub fn into_flash(self) -> F {
         self.flash
     }

@@ -22,7 +22,9 @@ use alloc::vec::Vec;
 
 use super::crc32::crc32;
 
+/// Bytes before the payload: magic, version, flags, sequence number, length.
 pub const HEADER_LEN: usize = 16;
+/// Bytes of the CRC-32 after the payload.
 pub const CRC_LEN: usize = 4;
 
 /// Why bytes are not a frame.
@@ -30,6 +32,7 @@ pub const CRC_LEN: usize = 4;
 pub enum FrameError {
     /// All 0xFF (erased flash) or all zero: nothing was ever written here.
     Blank,
+    /// The first four bytes are not the owner's magic.
     BadMagic,
     /// Version byte 0, which no writer uses.
     BadVersion,
@@ -39,6 +42,7 @@ pub enum FrameError {
     Truncated,
     /// The length field is larger than the owner's bound.
     TooLong(u32),
+    /// The CRC-32 does not match: a write was cut, or the medium changed under it.
     BadChecksum,
 }
 
@@ -60,9 +64,13 @@ impl FrameError {
 /// A decoded frame header; the payload is `bytes[HEADER_LEN..HEADER_LEN + len]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Header {
+    /// The format version.
     pub version: u8,
+    /// The owner's flag bits.
     pub flags: u8,
+    /// The sequence number: of two valid frames, the higher is the newer.
     pub seq: u32,
+    /// The payload's length in bytes.
     pub len: usize,
 }
 

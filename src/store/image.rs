@@ -27,6 +27,7 @@ const SYNTAX: &str = "flash-image:PATH[:erase=N,size=N,write=N]";
 /// A parsed `flash-image:` spec.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ImageSpec {
+    /// The image file.
     pub path: PathBuf,
     /// Erase block (default 4 KiB).
     pub erase_size: u32,

@@ -50,6 +50,7 @@ use super::frame::{self, FrameError};
 use crate::flow::dialect::Dialect;
 use crate::secret::Secret;
 
+/// The first four bytes of every record.
 pub const MAGIC: [u8; 4] = *b"SFPR";
 /// The newest version this sfpair reads (and writes, for sealed records).
 pub const VERSION: u8 = 3;
@@ -88,6 +89,7 @@ pub enum Grant {
     /// The device flow's refresh token (`Record::refresh_token`).
     #[default]
     Device,
+    /// Enrolled without a person (JWT bearer, client credentials).
     Headless(alloc::boxed::Box<Headless>),
 }
 
@@ -96,17 +98,24 @@ pub enum Grant {
 pub enum Headless {
     /// A fresh assertion signed with the key in `key_file` (its path only).
     JwtBearer {
+        /// The integration user the assertion names.
         username: String,
+        /// Where the private key is (its path only).
         key_file: String,
+        /// The assertion's audience (the login host).
         audience: String,
     },
     /// The consumer key and secret; the secret comes from the settings each time, by default
     /// from the file it was read from at enrolment (its path only; `None` in records written
     /// before it was kept).
-    ClientCredentials { secret_file: Option<String> },
+    ClientCredentials {
+        /// The file the secret was read from at enrolment (its path only).
+        secret_file: Option<String>,
+    },
 }
 
 impl Grant {
+    /// The JWT bearer grant.
     pub fn jwt_bearer(username: String, key_file: String, audience: String) -> Grant {
         Grant::Headless(alloc::boxed::Box::new(Headless::JwtBearer {
             username,
@@ -115,6 +124,7 @@ impl Grant {
         }))
     }
 
+    /// The client credentials grant, with no secret file remembered.
     pub fn client_credentials() -> Grant {
         Grant::Headless(alloc::boxed::Box::new(Headless::ClientCredentials {
             secret_file: None,
@@ -137,6 +147,7 @@ impl Grant {
         }
     }
 
+    /// The headless grant's details, `None` for a device-flow pairing.
     pub fn headless(&self) -> Option<&Headless> {
         match self {
             Grant::Device => None,
@@ -144,6 +155,7 @@ impl Grant {
         }
     }
 
+    /// Whether a new access token comes without a refresh token (JWT bearer, client credentials).
     pub fn is_headless(&self) -> bool {
         *self != Grant::Device
     }
@@ -152,8 +164,11 @@ impl Grant {
 /// Everything needed to get access tokens after a reboot.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Record {
+    /// The refresh token (empty for headless grants, which need none).
     pub refresh_token: Secret,
+    /// The app's consumer key.
     pub client_id: String,
+    /// Which device-flow dialect paired it (Salesforce's, or RFC 8628).
     pub dialect: Dialect,
     /// Salesforce login URL (login, test or My Domain); empty for RFC 8628 providers.
     pub login_url: String,
@@ -165,6 +180,7 @@ pub struct Record {
     pub instance_url: String,
     /// Salesforce identity URL (`.../id/{org}/{user}`), or empty.
     pub identity_url: String,
+    /// The scopes granted, as the server listed them.
     pub scope: String,
     /// The server's `issued_at` of the pairing (epoch ms), 0 when unknown.
     pub issued_at_ms: u64,
@@ -179,6 +195,7 @@ pub struct Record {
 pub enum DecodeError {
     /// All 0xFF (erased flash) or all zero: nothing was ever written here.
     Blank,
+    /// The first four bytes are not [`MAGIC`].
     BadMagic,
     /// Written by a newer sfpair; upgrading sfpair reads it.
     NewerVersion(u8),
@@ -186,9 +203,11 @@ pub enum DecodeError {
     Truncated,
     /// The length field is larger than any record can be.
     TooLong(u32),
+    /// The CRC-32 does not match: a write was cut, or the medium changed under it.
     BadChecksum,
     /// A field is not valid (bad UTF-8, wrong size, unknown dialect).
     BadField(&'static str),
+    /// A field every record must have is absent.
     MissingField(&'static str),
     /// A sealed record this reader cannot open: the reason says which seal and what to do.
     Unopened(String),
@@ -217,7 +236,9 @@ impl fmt::Display for DecodeError {
 /// A decoded record and the sequence number it was written with.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Decoded {
+    /// The pairing.
     pub record: Record,
+    /// Its sequence number: of two valid records, the higher is the newer.
     pub seq: u32,
     /// The sealer it was sealed with (`tpm2`, `pkcs11:...`), `None` for a plain record.
     pub sealer: Option<String>,
@@ -228,16 +249,20 @@ pub struct Decoded {
 #[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Frame {
+    /// A plain record, decoded.
     Plain(Decoded),
     /// A sealed record (version 3): its sequence number and its sealer's name; the frame's
     /// bytes go to [`Envelope::open`](super::sealed::Envelope::open).
     Sealed {
+        /// Its sequence number.
         seq: u32,
+        /// The sealer's name, as written (`tpm2`, `pkcs11:...`).
         sealer: String,
     },
 }
 
 impl Frame {
+    /// The sequence number, sealed or not.
     pub fn seq(&self) -> u32 {
         match self {
             Frame::Plain(d) => d.seq,
@@ -363,7 +388,9 @@ pub fn write_record<W: Write>(
 /// Failure to write a record.
 #[derive(Debug)]
 pub enum WriteError<E> {
+    /// The record does not fit the medium or the format.
     TooLarge(TooLarge),
+    /// The medium failed.
     Io(E),
 }
 
@@ -386,7 +413,9 @@ pub fn read_record<R: Read>(input: &mut R) -> Result<Decoded, ReadError<R::Error
 /// Failure to read a record.
 #[derive(Debug, PartialEq, Eq)]
 pub enum ReadError<E> {
+    /// What was read is not a valid record.
     Decode(DecodeError),
+    /// The medium failed.
     Io(E),
 }
 

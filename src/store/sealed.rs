@@ -37,6 +37,7 @@ const TAG_INNER: u8 = 3;
 const TAG_NONCE: u8 = 4;
 const TAG_SEALED: u8 = 5;
 
+/// Bytes of the AES-GCM nonce, random for every write.
 pub const NONCE_LEN: usize = 12;
 /// The AES-GCM tag after the ciphertext.
 pub const TAG_LEN: usize = 16;
@@ -44,11 +45,13 @@ pub const TAG_LEN: usize = 16;
 /// A sealed payload, parsed (nothing opened).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Sealed<'a> {
+    /// The sealer's name (`tpm2`, `pkcs11:...`), so a reader knows which one opens it.
     pub sealer: &'a str,
     /// The data key as the sealer sealed it.
     pub key: &'a [u8],
     /// The format version of the plain payload inside.
     pub inner: u8,
+    /// The AES-GCM nonce.
     pub nonce: [u8; NONCE_LEN],
     /// The ciphertext and its tag.
     pub sealed: &'a [u8],

@@ -126,20 +126,9 @@ mod tests {
     }
 }
 
-/// `YYYY-MM-DD HH:MM UTC` for Unix seconds, without a calendar crate (days-to-civil from
-/// Howard Hinnant's `chrono`-compatible algorithms, public domain).
+/// `YYYY-MM-DD HH:MM UTC` for Unix seconds.
 pub fn format_utc(unix_secs: u64) -> alloc::string::String {
-    let days = (unix_secs / 86_400) as i64;
-    let secs = unix_secs % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, day, secs) = civil(unix_secs);
     alloc::format!(
         "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
         secs / 3600,
@@ -147,7 +136,8 @@ pub fn format_utc(unix_secs: u64) -> alloc::string::String {
     )
 }
 
-/// Year, month, day and seconds of the day for Unix seconds (days-to-civil, as above).
+/// Year, month, day and seconds of the day for Unix seconds, without a calendar crate
+/// (days-to-civil from Howard Hinnant's `chrono`-compatible algorithms, public domain).
 fn civil(unix_secs: u64) -> (i64, i64, i64, u64) {
     let days = (unix_secs / 86_400) as i64;
     let z = days + 719_468;

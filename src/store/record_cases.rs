@@ -94,7 +94,14 @@ fn a_version_1_record_ignores_a_grant_field_only_version_2_knows() {
     assert_eq!(record::decode(&v1).unwrap().record.grant, Grant::Device);
     // The same field in a version-2 record is read.
     let mut v2 = Vec::new();
-    frame::encode(&mut v2, &MAGIC, record::VERSION, bytes[5], 3, &payload);
+    frame::encode(
+        &mut v2,
+        &MAGIC,
+        record::VERSION_HEADLESS,
+        bytes[5],
+        3,
+        &payload,
+    );
     assert_eq!(
         record::decode(&v2).unwrap().record.grant,
         Grant::client_credentials()

@@ -37,7 +37,7 @@ enum Step {
     Rows(usize),
     /// Something done to the simulator or the files before the next step.
     Setup(fn(&mut Env)),
-    /// An environment variable for the next `Run` only.
+    /// An environment variable for the next `Run` only (`{dir}` as in arguments).
     Env(&'static str, &'static str),
 }
 
@@ -225,6 +225,24 @@ const SWEEP: &[Step] = &[
     // Tokens; then a rotated-out refresh token (a restored backup): re-pair needed.
     Run(&["token"], 0),
     Run(&["token", "--json"], 0),
+    // Sealed (systemd-creds with a host key of the test's own), a token through the seal, and
+    // back to plain; a sealer that cannot be reached.
+    Env("SYSTEMD_CREDENTIAL_SECRET", "{dir}/host-key"),
+    Run(&["seal", "--seal", "systemd-creds"], 0),
+    Env("SYSTEMD_CREDENTIAL_SECRET", "{dir}/host-key"),
+    Run(&["token"], 0),
+    Env("SYSTEMD_CREDENTIAL_SECRET", "{dir}/host-key"),
+    Run(&["unseal"], 0),
+    Run(
+        &[
+            "seal",
+            "--seal",
+            "tpm2",
+            "--tpm",
+            "swtpm:host=127.0.0.1,port=9",
+        ],
+        2,
+    ),
     Setup(backup_token),
     Run(&["token"], 0),
     Setup(restore_token),
@@ -373,8 +391,9 @@ impl Sweep {
         match step {
             Run(args, code) => {
                 let mut c = self.command(args);
+                let dir = self.env.scratch.0.to_str().unwrap().to_string();
                 for (k, v) in env_once.drain(..) {
-                    c.env(k, v);
+                    c.env(k, v.replace("{dir}", &dir));
                 }
                 let out = Running::spawn(c).finish(RUN_LIMIT);
                 self.keep(args, *code, out);

@@ -59,7 +59,7 @@ const COMPACT_AT: u64 = 64 * 1024;
 
 /// How a run ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Status {
+pub enum Outcome {
     /// The program exited 0 (or, without a program, the event was printed).
     Done,
     /// The program exited otherwise, or could not start.
@@ -70,24 +70,24 @@ pub enum Status {
     Expired,
 }
 
-impl Status {
+impl Outcome {
     /// As results and health write it.
     pub fn name(self) -> &'static str {
         match self {
-            Status::Done => "done",
-            Status::Failed => "failed",
-            Status::TimedOut => "timed_out",
-            Status::Expired => "expired",
+            Outcome::Done => "done",
+            Outcome::Failed => "failed",
+            Outcome::TimedOut => "timed_out",
+            Outcome::Expired => "expired",
         }
     }
 
-    /// The status [`Status::name`] gives.
-    pub fn from_name(name: &str) -> Option<Status> {
+    /// The status [`Outcome::name`] gives.
+    pub fn from_name(name: &str) -> Option<Outcome> {
         [
-            Status::Done,
-            Status::Failed,
-            Status::TimedOut,
-            Status::Expired,
+            Outcome::Done,
+            Outcome::Failed,
+            Outcome::TimedOut,
+            Outcome::Expired,
         ]
         .into_iter()
         .find(|s| s.name() == name)
@@ -129,7 +129,7 @@ pub enum Entry {
         /// The event's identity.
         u: String,
         /// How.
-        s: Status,
+        s: Outcome,
         /// The program's exit code.
         x: Option<i32>,
         /// The program's kept output, until the result is queued.
@@ -193,7 +193,7 @@ impl Entry {
             "start" => Entry::Start { u: s("u")? },
             "done" => Entry::Done {
                 u: s("u")?,
-                s: Status::from_name(&s("s")?)?,
+                s: Outcome::from_name(&s("s")?)?,
                 x: o.int("x").and_then(|x| i32::try_from(x).ok()),
                 o: s("o"),
                 at: o.uint("at")?,
@@ -225,7 +225,7 @@ pub struct Pending {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Finished {
     /// How it ended.
-    pub status: Status,
+    pub status: Outcome,
     /// The program's exit code.
     pub exit_code: Option<i32>,
     /// The program's kept output, until the result is queued.
@@ -425,7 +425,7 @@ impl Inbox {
             Entry::Done { u, s, x, o, at } => {
                 self.pending.retain(|p| p.uuid != u);
                 match s {
-                    Status::Done => self.done_count += 1,
+                    Outcome::Done => self.done_count += 1,
                     _ => self.failed_count += 1,
                 }
                 self.finished.insert(
@@ -574,7 +574,7 @@ impl Inbox {
     pub fn finish(
         &mut self,
         uuid: &str,
-        status: Status,
+        status: Outcome,
         exit_code: Option<i32>,
         output: Option<String>,
         at: u64,

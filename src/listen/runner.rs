@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use log::{info, warn};
 
-use super::inbox::{Pending, Status};
+use super::inbox::{Outcome, Pending};
 use crate::child::{self, Ended, Spec};
 use crate::stop::Stop;
 
@@ -55,7 +55,7 @@ pub struct Exec {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Ran {
     /// How it ended.
-    pub status: Status,
+    pub status: Outcome,
     /// Its exit code (128 + the signal when a signal ended it).
     pub exit_code: Option<i32>,
     /// The first [`KEEP_OUTPUT`] bytes of its standard output.
@@ -103,7 +103,7 @@ pub fn run_program(
             let output = format!("cannot start {}: {e}", exec.program.display());
             warn!("{what}: {output}");
             return Some(Ran {
-                status: Status::Failed,
+                status: Outcome::Failed,
                 exit_code: None,
                 output,
             });
@@ -111,9 +111,9 @@ pub fn run_program(
     };
     let status = match ran.ended {
         Ended::Stopped => return None,
-        Ended::TimedOut => Status::TimedOut,
-        e if e.success() => Status::Done,
-        _ => Status::Failed,
+        Ended::TimedOut => Outcome::TimedOut,
+        e if e.success() => Outcome::Done,
+        _ => Outcome::Failed,
     };
     let ran = Ran {
         status,
@@ -160,7 +160,7 @@ mod tests {
             Duration::from_secs(30),
         );
         let ran = run(&exec, &event(), 2, &Stop::new()).unwrap();
-        assert_eq!((ran.status, ran.exit_code), (Status::Done, Some(0)));
+        assert_eq!((ran.status, ran.exit_code), (Outcome::Done, Some(0)));
         assert_eq!(
             ran.output,
             "{\"Value__c\":123456789.123456789}\n/event/Device_Command__e u-1 42 2 none\n"
@@ -174,7 +174,7 @@ mod tests {
             Duration::from_secs(30),
         );
         let ran = run(&exec, &event(), 1, &Stop::new()).unwrap();
-        assert_eq!((ran.status, ran.exit_code), (Status::Failed, Some(3)));
+        assert_eq!((ran.status, ran.exit_code), (Outcome::Failed, Some(3)));
         assert_eq!(ran.output.len(), KEEP_OUTPUT);
         let missing = Exec {
             program: "/nonexistent/handler".into(),
@@ -182,7 +182,7 @@ mod tests {
             timeout: Duration::from_secs(1),
         };
         let ran = run(&missing, &event(), 1, &Stop::new()).unwrap();
-        assert_eq!(ran.status, Status::Failed);
+        assert_eq!(ran.status, Outcome::Failed);
         assert!(ran.output.contains("cannot start"), "{}", ran.output);
     }
 
@@ -190,7 +190,7 @@ mod tests {
     fn a_program_past_its_timeout_is_killed_with_its_children() {
         let exec = sh("sleep 600 & sleep 600", Duration::from_millis(300));
         let ran = run(&exec, &event(), 1, &Stop::new()).unwrap();
-        assert_eq!((ran.status, ran.exit_code), (Status::TimedOut, None));
+        assert_eq!((ran.status, ran.exit_code), (Outcome::TimedOut, None));
     }
 
     #[test]

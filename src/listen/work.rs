@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use log::{info, warn};
 
-use super::inbox::{Inbox, Pending, Status};
+use super::inbox::{Inbox, Outcome, Pending};
 use super::runner::{self, Exec, Ran};
 use super::{Bell, Shared};
 use crate::clock_check::{self, Verdict};
@@ -71,7 +71,7 @@ impl Worker<'_> {
                 event.uuid
             );
             Ran {
-                status: Status::Expired,
+                status: Outcome::Expired,
                 exit_code: None,
                 output: String::new(),
             }
@@ -145,12 +145,12 @@ impl Worker<'_> {
         };
         match written {
             Ok(()) => Ran {
-                status: Status::Done,
+                status: Outcome::Done,
                 exit_code: Some(0),
                 output: String::new(),
             },
             Err(e) => Ran {
-                status: Status::Failed,
+                status: Outcome::Failed,
                 exit_code: None,
                 output: format!("the event could not be written: {e}"),
             },

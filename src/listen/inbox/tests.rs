@@ -37,7 +37,7 @@ fn an_event_is_run_once_and_a_redelivery_only_moves_the_position() {
     assert_eq!((first.uuid.as_str(), first.attempts), ("u1", 0));
     inbox.start("u1").unwrap();
     inbox
-        .finish("u1", Status::Done, Some(0), Some("ok".into()), 11)
+        .finish("u1", Outcome::Done, Some(0), Some("ok".into()), 11)
         .unwrap();
     // The org sends everything again (a replay from an older position, or -2).
     let again = inbox
@@ -100,7 +100,9 @@ fn compaction_keeps_what_is_live_and_forgets_old_finished_ids() {
         let u = format!("u{n}");
         inbox.accept(&[event(n, &u)], 1000, all).unwrap();
         inbox.start(&u).unwrap();
-        inbox.finish(&u, Status::Done, Some(0), None, 1000).unwrap();
+        inbox
+            .finish(&u, Outcome::Done, Some(0), None, 1000)
+            .unwrap();
         inbox.sent(&u).unwrap();
     }
     inbox.accept(&[event(400, "u400")], 1000, all).unwrap();
@@ -155,7 +157,7 @@ fn work(power: &Power) -> Vec<Seen> {
             seen.started.push(p.uuid.clone());
             steps.push(seen.clone());
             if inbox
-                .finish(&p.uuid, Status::Done, Some(0), Some("out".into()), 200)
+                .finish(&p.uuid, Outcome::Done, Some(0), Some("out".into()), 200)
                 .is_err()
             {
                 return steps;
@@ -257,7 +259,7 @@ fn entries_keep_the_log_format_of_the_first_release_and_read_back() {
         (
             Entry::Done {
                 u: "u1".into(),
-                s: Status::TimedOut,
+                s: Outcome::TimedOut,
                 x: None,
                 o: None,
                 at: 5,
@@ -267,7 +269,7 @@ fn entries_keep_the_log_format_of_the_first_release_and_read_back() {
         (
             Entry::Done {
                 u: "u2".into(),
-                s: Status::Failed,
+                s: Outcome::Failed,
                 x: Some(-3),
                 o: Some("line\n".into()),
                 at: 6,
@@ -285,7 +287,7 @@ fn entries_keep_the_log_format_of_the_first_release_and_read_back() {
     assert!(matches!(
         Entry::decode(reordered),
         Some(Entry::Done {
-            s: Status::Expired,
+            s: Outcome::Expired,
             x: None,
             ..
         })

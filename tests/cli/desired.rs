@@ -165,9 +165,13 @@ impl Follow<'_> {
         running
     }
 
+    /// Waits until the file holds `brightness` and its program has finished: the marker of an
+    /// apply under way is gone. A stop before that would, as promised,
+    /// run the program again at the next start.
     fn holds(&self, brightness: i64) {
-        wait_until(&format!("the file to hold {brightness}"), || {
-            held(&self.file) == Some(brightness)
+        let marker = sfpair::desired::apply::marker(&self.file);
+        wait_until(&format!("the file to hold {brightness}, applied"), || {
+            held(&self.file) == Some(brightness) && !marker.exists()
         });
     }
 }

@@ -6,7 +6,9 @@
 //! Nothing here prints a token; STATUS lines carry codes, ids and ages only.
 
 use std::io::Write;
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::RecvTimeoutError;
+
+use super::mailbox::Receiver;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -87,7 +89,7 @@ impl Supervisor {
                 .map(|at| at.saturating_since(self.clock.now()));
             let wake = match timeout {
                 Some(t) => woken.recv_timeout(t),
-                None => woken.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                None => woken.recv(),
             };
             match wake {
                 Ok(Notice::Stop) | Err(RecvTimeoutError::Disconnected) => break,

@@ -46,12 +46,11 @@ use crate::time::SystemClock;
 pub mod delivery_thread;
 #[cfg(feature = "listen")]
 mod listening;
-pub mod mailbox;
 #[cfg(feature = "outbox")]
 mod shared_caller;
 mod supervisor;
 
-use mailbox::{Receiver, Sender, channel};
+use crate::mailbox::{Receiver, Sender, channel};
 use supervisor::Supervisor;
 
 /// The outbox `run` delivers from, and how.

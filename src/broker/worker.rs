@@ -8,10 +8,10 @@
 //!
 //! Must not: read from a client (the reader did), or log a token.
 
+use crate::mailbox::Receiver;
 use std::io::Write;
 use std::net::Shutdown;
 use std::sync::Mutex;
-use std::sync::mpsc::Receiver;
 
 use log::{debug, info, warn};
 use zeroize::Zeroizing;

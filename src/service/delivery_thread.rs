@@ -20,7 +20,7 @@
 //! Nothing here decides what a reply means (`delivery`, `delivery::batch`) or when to
 //! retry (`delivery::pace`).
 
-use super::mailbox::Sender;
+use crate::mailbox::Sender;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::{Arc, Mutex};

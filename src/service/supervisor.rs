@@ -8,7 +8,7 @@
 use std::io::Write;
 use std::sync::mpsc::RecvTimeoutError;
 
-use super::mailbox::Receiver;
+use crate::mailbox::Receiver;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 

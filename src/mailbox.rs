@@ -1,21 +1,24 @@
-//! The run's two mailboxes: the supervisor's wake-ups (`Notice`) and the threads' "still
-//! running" senders, whose last drop tells `run` that every thread has ended. A queue under a
-//! mutex with a condition variable, in place of `std::sync::mpsc`: std's channel is three
-//! channels in one (array, list, rendezvous) chosen at run time, so each message type links
-//! all three; this is the one kind `run` uses (-4,736 bytes on armv7 for the two types;
-//! BENCHMARKS.md, "Bytes for the third wave").
+//! Queues between sfpair's threads: `run`'s wake-ups for its supervisor, the "still running"
+//! senders whose last drop tells `run` that every thread has ended, and the broker's two lanes
+//! of requests for its workers. A queue under a mutex with a condition variable, in place of
+//! `std::sync::mpsc`: std's channel is three channels in one (array, list, rendezvous) chosen
+//! at run time, so each message type links all three: `run`'s two types cost 4,736 bytes more
+//! on armv7 that way, the broker's one 3,968 (BENCHMARKS.md, "Bytes for the third wave").
 //!
-//! Only what `run` needs: unbounded, many senders, one receiver, `recv` and `recv_timeout`
-//! with std's [`RecvTimeoutError`]. Must not block a sender (the broker's workers and signal
-//! paths send). A message sent after the receiver is gone is dropped at once.
+//! Only what they need: many senders, one receiver (shared under a lock by the broker's
+//! workers), unbounded or bounded ([`bounded`]: [`Sender::try_send`] refuses when full),
+//! `recv`, `recv_timeout` and `try_recv` with std's error types. A sender never blocks. A
+//! message sent after the receiver is gone is given back at once.
 
 use std::collections::VecDeque;
-use std::sync::mpsc::RecvTimeoutError;
+use std::sync::mpsc::{RecvTimeoutError, TrySendError};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 struct Queue<T> {
     items: VecDeque<T>,
+    /// The most messages held at once; `usize::MAX` for unbounded.
+    capacity: usize,
     senders: usize,
     receiver: bool,
 }
@@ -38,11 +41,17 @@ pub struct Sender<T>(Arc<Shared<T>>);
 /// The one receiving side.
 pub struct Receiver<T>(Arc<Shared<T>>);
 
-/// An empty mailbox with one sender and its receiver.
+/// An empty unbounded queue: one sender and its receiver.
 pub fn channel<T>() -> (Sender<T>, Receiver<T>) {
+    bounded(usize::MAX)
+}
+
+/// An empty queue that holds at most `capacity` messages.
+pub fn bounded<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
     let shared = Arc::new(Shared {
         queue: Mutex::new(Queue {
             items: VecDeque::new(),
+            capacity,
             senders: 1,
             receiver: true,
         }),
@@ -52,11 +61,22 @@ pub fn channel<T>() -> (Sender<T>, Receiver<T>) {
 }
 
 impl<T> Sender<T> {
-    /// Queues `message` and wakes the receiver; `Err` gives it back when the receiver is gone.
+    /// Queues `message` and wakes the receiver; `Err` gives it back when the receiver is gone
+    /// or the queue is full.
     pub fn send(&self, message: T) -> Result<(), T> {
+        self.try_send(message).map_err(|e| match e {
+            TrySendError::Full(m) | TrySendError::Disconnected(m) => m,
+        })
+    }
+
+    /// [`Sender::send`], saying why a message was refused.
+    pub fn try_send(&self, message: T) -> Result<(), TrySendError<T>> {
         let mut queue = self.0.lock();
         if !queue.receiver {
-            return Err(message);
+            return Err(TrySendError::Disconnected(message));
+        }
+        if queue.items.len() >= queue.capacity {
+            return Err(TrySendError::Full(message));
         }
         queue.items.push_back(message);
         drop(queue);
@@ -85,6 +105,11 @@ impl<T> Drop for Sender<T> {
 }
 
 impl<T> Receiver<T> {
+    /// The next message if one is waiting, else at once `Err(Timeout)` (or `Disconnected`).
+    pub fn try_recv(&self) -> Result<T, RecvTimeoutError> {
+        self.wait(Some(Instant::now()))
+    }
+
     /// The next message, waiting as long as it takes; `Err` once it is empty and every sender
     /// is gone.
     pub fn recv(&self) -> Result<T, RecvTimeoutError> {
@@ -178,6 +203,21 @@ mod tests {
         );
         assert!(started.elapsed() < Duration::from_secs(60));
         leaving.join().unwrap();
+    }
+
+    #[test]
+    fn a_bounded_queue_refuses_what_does_not_fit_until_a_message_is_taken() {
+        let (sender, receiver) = bounded(2);
+        sender.try_send(1).unwrap();
+        sender.try_send(2).unwrap();
+        assert_eq!(sender.try_send(3), Err(TrySendError::Full(3)));
+        assert_eq!(receiver.try_recv(), Ok(1));
+        sender.try_send(3).unwrap();
+        assert_eq!(receiver.try_recv(), Ok(2));
+        assert_eq!(receiver.try_recv(), Ok(3));
+        assert_eq!(receiver.try_recv(), Err(RecvTimeoutError::Timeout));
+        drop(receiver);
+        assert_eq!(sender.try_send(4), Err(TrySendError::Disconnected(4)));
     }
 
     #[test]

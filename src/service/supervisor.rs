@@ -7,8 +7,6 @@
 
 use std::io::Write;
 use std::sync::mpsc::RecvTimeoutError;
-
-use crate::mailbox::Receiver;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,6 +23,7 @@ use crate::event::Event;
 use crate::flow::backoff::Jitter;
 use crate::health::{RunStatus, State};
 use crate::keepalive;
+use crate::mailbox::Receiver;
 use crate::notify::{self, Notifier};
 use crate::present::Presenter;
 use crate::refusal;

@@ -197,7 +197,7 @@ impl Outbox {
             st.above.insert(seq);
         }
         st.low = low;
-        st.above.retain(|&s| s >= low);
+        st.above.keep_from(low);
         match next_oldest {
             Some((off, _, queued_at)) => {
                 st.oldest_off = off;

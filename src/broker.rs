@@ -57,7 +57,6 @@ pub use group::group_id;
 
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::sync::mpsc::sync_channel;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::Duration;
@@ -66,6 +65,7 @@ use log::info;
 
 use crate::agent::Agent;
 use crate::error::Error;
+use crate::mailbox::bounded;
 use crate::time::{Clock, Instant, SystemClock};
 use peer::{Peer, Policy};
 use reader::{Lanes, Reader};
@@ -224,8 +224,8 @@ pub fn serve_with(
         uids: options.allow_uids.clone(),
         gids,
     };
-    let (queue, waiting) = sync_channel::<Request>(QUEUE);
-    let (send_queue, sends_waiting) = sync_channel::<Request>(QUEUE);
+    let (queue, waiting) = bounded::<Request>(QUEUE);
+    let (send_queue, sends_waiting) = bounded::<Request>(QUEUE);
     let mut workers = Vec::with_capacity(WORKERS + SEND_WORKERS);
     for (lane, waiting, count) in [
         ("broker", waiting, WORKERS),

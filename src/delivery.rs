@@ -18,7 +18,6 @@ pub mod batch;
 pub mod pace;
 pub mod sendable;
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::time::Duration;
 
@@ -100,7 +99,10 @@ pub enum Round {
 /// Delivery state that lives as long as the deliverer: transient failures per record.
 pub struct Deliverer {
     options: Options,
-    retries: HashMap<u64, u32>,
+    /// seq -> transient failures so far. A list: it holds at most a batch's records, and a
+    /// `HashMap` of its own type is code of its own (BENCHMARKS.md, "Bytes for the third
+    /// wave").
+    retries: Vec<(u64, u32)>,
     /// The last `Sforce-Limit-Info` seen.
     pub usage: Option<Usage>,
 }
@@ -110,7 +112,7 @@ impl Deliverer {
     pub fn new(options: Options) -> Self {
         Deliverer {
             options,
-            retries: HashMap::new(),
+            retries: Vec::new(),
             usage: None,
         }
     }
@@ -187,7 +189,7 @@ impl Deliverer {
                 let seq = match s {
                     Settle::Delivered(seq) | Settle::Dead { seq, .. } => seq,
                 };
-                self.retries.remove(seq);
+                self.retries.retain(|&(s, _)| s != *seq);
             }
             info!(
                 "outbox: {delivered} record(s) delivered{}",
@@ -233,7 +235,14 @@ impl Deliverer {
                 });
             }
             Verdict::Retry(why) => {
-                let tries = self.retries.entry(pending.seq).or_insert(0);
+                let at = match self.retries.iter().position(|&(s, _)| s == pending.seq) {
+                    Some(at) => at,
+                    None => {
+                        self.retries.push((pending.seq, 0));
+                        self.retries.len() - 1
+                    }
+                };
+                let tries = &mut self.retries[at].1;
                 *tries += 1;
                 if *tries >= MAX_RECORD_RETRIES {
                     settled.push(Settle::Dead {
@@ -430,4 +439,55 @@ fn stopped(outbox: &mut Outbox, done: &Flushed, why: &str, what_to_do: &str) -> 
             done.delivered
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outbox::Target;
+
+    fn pending(seq: u64) -> Pending {
+        Pending {
+            seq,
+            target: Target::Upsert {
+                object: "A__c".into(),
+                field: "Key__c".into(),
+            },
+            json: "{}".into(),
+            queued_at: 1,
+        }
+    }
+
+    fn locked() -> Verdict {
+        Verdict::Retry(batch::Refusal {
+            text: "UNABLE_TO_LOCK_ROW: busy".into(),
+            codes: "UNABLE_TO_LOCK_ROW".into(),
+        })
+    }
+
+    #[test]
+    fn a_record_retried_max_times_goes_dead_and_each_record_counts_its_own_tries() {
+        let mut deliverer = Deliverer::new(Options::default());
+        let mut settled = Vec::new();
+        for _ in 1..MAX_RECORD_RETRIES {
+            deliverer.judge(&pending(7), locked(), &mut settled);
+            deliverer.judge(&pending(8), locked(), &mut settled);
+        }
+        deliverer.judge(&pending(9), locked(), &mut settled);
+        assert!(
+            settled.is_empty(),
+            "{} tries are not enough",
+            MAX_RECORD_RETRIES - 1
+        );
+        deliverer.judge(&pending(8), locked(), &mut settled);
+        let [Settle::Dead { seq: 8, error }] = &settled[..] else {
+            panic!("{} records settled, not 8 alone, dead", settled.len());
+        };
+        assert!(
+            error.starts_with("still failing after 20 attempts: UNABLE_TO_LOCK_ROW"),
+            "{error}"
+        );
+        deliverer.judge(&pending(9), Verdict::Delivered, &mut settled);
+        assert_eq!(settled.len(), 2);
+    }
 }

@@ -191,6 +191,9 @@ pub mod logging;
 pub mod login_url;
 #[cfg(feature = "broker")]
 #[doc(hidden)]
+pub mod mailbox;
+#[cfg(feature = "broker")]
+#[doc(hidden)]
 pub mod notify;
 #[cfg(feature = "outbox")]
 pub mod outbox;

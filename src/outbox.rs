@@ -44,6 +44,7 @@ pub(crate) mod lock;
 pub mod place;
 mod push;
 mod scan;
+mod seqs;
 mod settle;
 mod state;
 
@@ -52,7 +53,6 @@ pub(crate) mod model;
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeSet;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -214,7 +214,7 @@ struct State {
     /// Every log seq below it is settled; it is the oldest unsettled seq, or `next_seq`.
     low: u64,
     /// Settled seqs at or above `low`.
-    above: BTreeSet<u64>,
+    above: seqs::Seqs,
     /// Delivered marks in this generation.
     marked_delivered: u64,
     queued: u64,
@@ -227,7 +227,7 @@ struct State {
 
 impl State {
     fn settled(&self, seq: u64) -> bool {
-        seq < self.low || self.above.contains(&seq)
+        seq < self.low || self.above.contains(seq)
     }
 }
 

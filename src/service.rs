@@ -25,7 +25,7 @@
 //! simply not used, and a delivery is sent again by external id); only a refresh already sent
 //! is waited for, as its reply may hold a rotated refresh token that must be stored.
 
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -50,6 +50,7 @@ mod listening;
 mod shared_caller;
 mod supervisor;
 
+use crate::mailbox::{Receiver, Sender, channel};
 use supervisor::Supervisor;
 
 /// The outbox `run` delivers from, and how.

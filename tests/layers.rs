@@ -246,6 +246,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "json",
             "jwt",
             "logging",
+            "mailbox",
             "process",
             "sanitize",
             "secret",

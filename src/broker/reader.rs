@@ -14,7 +14,7 @@ use std::io::{self, Read, Write};
 use std::net::Shutdown;
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::mpsc::TrySendError;
 use std::thread;
 use std::time::Duration;
 
@@ -26,6 +26,7 @@ use super::{
     MAX_LONG_PENDING, MAX_PENDING, MAX_PENDING_PER_UID, REQUEST_TIMEOUT, Request, hooks, protocol,
     signals,
 };
+use crate::mailbox::Sender;
 use crate::time::{Clock, Instant};
 
 /// A connection that is still sending its request line.
@@ -88,13 +89,13 @@ fn poll_timeout(pending: &[Pending], now: Instant) -> libc::c_int {
 /// The workers' two queues: `send` lines have a lane of their own, so a flood of them cannot
 /// hold the workers that answer tokens and health.
 pub(super) struct Lanes<'a> {
-    pub(super) requests: &'a SyncSender<Request>,
-    pub(super) sends: &'a SyncSender<Request>,
+    pub(super) requests: &'a Sender<Request>,
+    pub(super) sends: &'a Sender<Request>,
 }
 
 impl Lanes<'_> {
     /// The queue for `line`: by its first token, as its length limit is chosen.
-    fn for_line(&self, line: &[u8]) -> &SyncSender<Request> {
+    fn for_line(&self, line: &[u8]) -> &Sender<Request> {
         if protocol::is_send(line) {
             self.sends
         } else {
@@ -356,9 +357,9 @@ pub(super) fn refuse(stream: UnixStream, kind: &str, message: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mailbox::{Receiver, bounded};
     use std::fs;
     use std::path::PathBuf;
-    use std::sync::mpsc::{Receiver, sync_channel};
 
     use super::super::QUEUE;
 
@@ -430,9 +431,9 @@ mod tests {
         dir: PathBuf,
         listener: UnixListener,
         clock: crate::testing::FakeClock,
-        queue: SyncSender<Request>,
+        queue: Sender<Request>,
         waiting: Receiver<Request>,
-        send_queue: SyncSender<Request>,
+        send_queue: Sender<Request>,
         sends_waiting: Receiver<Request>,
         policy: Policy,
     }
@@ -442,8 +443,8 @@ mod tests {
             let dir = scratch(name);
             let listener = UnixListener::bind(dir.join("s.sock")).unwrap();
             listener.set_nonblocking(true).unwrap();
-            let (queue, waiting) = sync_channel(QUEUE);
-            let (send_queue, sends_waiting) = sync_channel(QUEUE);
+            let (queue, waiting) = bounded(QUEUE);
+            let (send_queue, sends_waiting) = bounded(QUEUE);
             Rig {
                 listener,
                 clock: crate::testing::FakeClock::new(Duration::ZERO),

@@ -11,7 +11,6 @@
 use std::io::Write;
 use std::net::Shutdown;
 use std::sync::Mutex;
-use std::sync::mpsc::Receiver;
 
 use log::{debug, info, warn};
 use zeroize::Zeroizing;
@@ -20,6 +19,7 @@ use super::peer::Peer;
 use super::protocol::{self, Ask};
 use super::{FAILURE_HOLD, REQUEST_TIMEOUT, Request, Shared, hooks, lock, signals};
 use crate::error::{Error, ErrorKind};
+use crate::mailbox::Receiver;
 
 /// A worker: answers queued requests until the queue closes.
 pub(super) fn work(

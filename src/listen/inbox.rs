@@ -26,7 +26,7 @@
 //!
 //! Must not log payloads: they are the org's commands, maybe with customer data.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -509,11 +509,13 @@ impl Inbox {
         ours: impl Fn(&Delivered) -> bool,
     ) -> Result<Accepted, Error> {
         let mut entries = Vec::new();
-        let mut newest: BTreeMap<&str, i64> = BTreeMap::new();
-        let mut seen = std::collections::HashSet::new();
+        // The map and set types the inbox and the outbox use anyway: each new key or value
+        // type is its own copy of the map's code (BENCHMARKS.md, "Bytes for the third wave").
+        let mut newest: BTreeMap<String, i64> = BTreeMap::new();
+        let mut seen = BTreeSet::new();
         let mut accepted = Accepted::default();
         for e in events {
-            let at = newest.entry(e.channel.as_str()).or_insert(e.replay_id);
+            let at = newest.entry(e.channel.clone()).or_insert(e.replay_id);
             *at = (*at).max(e.replay_id);
             let uuid = identity(e);
             if self.knows(&uuid) || !seen.insert(uuid.clone()) || !ours(e) {
@@ -530,11 +532,8 @@ impl Inbox {
             });
         }
         for (ch, id) in newest {
-            if self.position(ch).is_none_or(|p| p < id) {
-                entries.push(Entry::Position {
-                    ch: ch.to_string(),
-                    id,
-                });
+            if self.position(&ch).is_none_or(|p| p < id) {
+                entries.push(Entry::Position { ch, id });
             }
         }
         if entries.is_empty() {
@@ -707,12 +706,7 @@ impl Inbox {
         write(&mut self.disk).map_err(|e| storage(&self.dir, "compact", e))?;
         self.log_len = bytes.len() as u64;
         // Replaying the new log gives the same state, without what was dropped.
-        let kept: std::collections::HashSet<String> = self
-            .kept_finished(now)
-            .into_iter()
-            .map(|(u, _)| u)
-            .collect();
-        self.finished.retain(|u, _| kept.contains(u));
+        self.finished = self.kept_finished(now).into_iter().collect();
         Ok(())
     }
 }

@@ -150,7 +150,7 @@ impl Outbox {
             st.low = seq;
             st.oldest_queued_at = Some(queued_at);
             let low = st.low;
-            st.above.retain(|&s| s >= low);
+            st.above.keep_from(low);
         }
         st.queued += n;
         st.queued_bytes += bytes;
@@ -193,7 +193,7 @@ impl Outbox {
                     }
                     if st.above.len() > MAX_ABOVE {
                         let low = st.low;
-                        st.above.retain(|&x| x >= low);
+                        st.above.keep_from(low);
                     }
                 }
                 _ => return Err(bad_frame(&path, f.at)),

@@ -88,6 +88,21 @@ impl Console<io::Stderr> {
     }
 }
 
+impl Console<Box<dyn Write + Send>> {
+    /// On standard error (`true`) or standard output, as one type: each writer type is a copy
+    /// of the whole presenter in the binary, so the agent's own choice (`present/select.rs`)
+    /// makes both through this one (-1,136 bytes on armv7; BENCHMARKS.md, "Bytes for the third
+    /// wave").
+    pub fn standard(stderr: bool, style: Style) -> Self {
+        let (out, tty): (Box<dyn Write + Send>, bool) = if stderr {
+            (Box::new(io::stderr()), io::stderr().is_terminal())
+        } else {
+            (Box::new(io::stdout()), io::stdout().is_terminal())
+        };
+        Console::new(out, style, tty)
+    }
+}
+
 impl<W: Write> Console<W> {
     /// A console presenter writing to `out`; `tty` says whether `out` is a terminal (the
     /// countdown then updates one line in place).

@@ -61,11 +61,7 @@ pub fn presenters(displays: &[Display], json: bool) -> Vec<Box<dyn Presenter>> {
         };
         consoles = true;
         // With --json, standard output carries only JSON lines; a console goes to stderr.
-        if json {
-            chosen.push(Box::new(Console::stderr(style)));
-        } else {
-            chosen.push(Box::new(Console::stdout(style)));
-        }
+        chosen.push(Box::new(Console::standard(json, style)));
     }
     if json {
         chosen.push(Box::new(JsonLines::stdout()));
@@ -79,7 +75,7 @@ pub fn presenters(displays: &[Display], json: bool) -> Vec<Box<dyn Presenter>> {
             log::error!(
                 "none of the displays could be opened: showing the code as text on standard error"
             );
-            chosen.push(Box::new(Console::stderr(Style::Text)));
+            chosen.push(Box::new(Console::standard(true, Style::Text)));
         }
     }
     chosen

@@ -20,9 +20,9 @@
 //! Nothing here decides what a reply means (`delivery`, `delivery::batch`) or when to
 //! retry (`delivery::pace`).
 
+use crate::mailbox::Sender;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 

@@ -15,7 +15,7 @@
 //!
 //! Nothing here parses or decides what an event means (`listen`, `desired`).
 
-use std::sync::mpsc::Sender;
+use crate::mailbox::Sender;
 use std::sync::{Arc, Mutex};
 
 use log::info;

@@ -6,7 +6,7 @@
 //! Nothing here prints a token; STATUS lines carry codes, ids and ages only.
 
 use std::io::Write;
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,6 +23,7 @@ use crate::event::Event;
 use crate::flow::backoff::Jitter;
 use crate::health::{RunStatus, State};
 use crate::keepalive;
+use crate::mailbox::Receiver;
 use crate::notify::{self, Notifier};
 use crate::present::Presenter;
 use crate::refusal;
@@ -87,7 +88,7 @@ impl Supervisor {
                 .map(|at| at.saturating_since(self.clock.now()));
             let wake = match timeout {
                 Some(t) => woken.recv_timeout(t),
-                None => woken.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                None => woken.recv(),
             };
             match wake {
                 Ok(Notice::Stop) | Err(RecvTimeoutError::Disconnected) => break,

@@ -56,6 +56,26 @@ fn an_event_is_run_once_and_a_redelivery_only_moves_the_position() {
 }
 
 #[test]
+fn an_event_twice_in_one_reply_is_accepted_once_and_the_newest_position_kept() {
+    let power = Power::default();
+    let mut inbox = open(&power).unwrap();
+    let mut other = event(9, "v1");
+    other.channel = "/event/Other__e".into();
+    let a = inbox
+        .accept(
+            &[event(2, "u2"), other, event(1, "u2"), event(3, "u3")],
+            10,
+            all,
+        )
+        .unwrap();
+    assert_eq!((a.new, a.skipped), (3, 1));
+    let pending: Vec<&str> = inbox.pending.iter().map(|p| p.uuid.as_str()).collect();
+    assert_eq!(pending, ["u2", "v1", "u3"]);
+    assert_eq!(inbox.position("/event/Device_Command__e"), Some(24));
+    assert_eq!(inbox.position("/event/Other__e"), Some(66));
+}
+
+#[test]
 fn events_that_are_not_ours_move_the_position_and_never_run() {
     let power = Power::default();
     let mut inbox = open(&power).unwrap();

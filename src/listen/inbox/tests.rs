@@ -301,3 +301,107 @@ fn entries_keep_the_log_format_of_the_first_release_and_read_back() {
         assert_eq!(Entry::decode(unknown), None, "{unknown:?}");
     }
 }
+
+/// An event of `size` payload bytes, JSON in fields of about 4 KiB: its quotes are escaped in
+/// the log, so its entry is about 1 KiB longer than the payload per MiB, plus the channel and ids.
+fn event_of_size(uuid: &str, size: usize) -> Delivered {
+    let mut payload = String::from("{");
+    let mut n = 0;
+    while payload.len() < size {
+        let field = format!("\"F{n}__c\":\"");
+        let room = size - payload.len() - field.len() - 2;
+        payload.push_str(&field);
+        payload.push_str(&"x".repeat(room.min(4096)));
+        payload.push_str("\",");
+        n += 1;
+    }
+    payload.truncate(size - 1);
+    payload.push('}');
+    assert_eq!(payload.len(), size);
+    let mut e = event(1, uuid);
+    e.payload = payload;
+    e
+}
+
+#[test]
+fn the_default_inbox_takes_an_event_of_a_mib_and_refuses_one_of_two() {
+    // The org publishes events of up to 1 MB: one of 1 MiB, with its quotes escaped, its
+    // channel and ids, is taken and read back, in an inbox of the default size.
+    let power = Power::default();
+    let mut inbox = Inbox::with_disk(
+        Path::new("/model/inbox"),
+        Box::new(power.disk()),
+        DEFAULT_MAX_BYTES,
+    )
+    .unwrap();
+    let largest = event_of_size("big", 1 << 20);
+    assert!(largest.payload.matches('"').count() > 1000);
+    assert_eq!(
+        inbox
+            .accept(std::slice::from_ref(&largest), 10, all)
+            .unwrap()
+            .new,
+        1
+    );
+    // Twice that is over the limit of one entry (it would fit the inbox).
+    let e = inbox
+        .accept(&[event_of_size("bigger", 2 << 20)], 10, all)
+        .unwrap_err();
+    assert!(e.message().contains("over the limit"), "{e}");
+    drop(inbox);
+    let inbox = open(&power).unwrap();
+    assert_eq!(inbox.next().unwrap().payload, largest.payload);
+    assert!(!inbox.knows("bigger"));
+}
+
+#[test]
+fn finished_ids_outlive_the_72_hours_the_org_keeps_events() {
+    let power = Power::default();
+    let mut inbox = open(&power).unwrap();
+    inbox.accept(&[event(1, "u1")], 1000, all).unwrap();
+    inbox.start("u1").unwrap();
+    inbox
+        .finish("u1", Status::Done, Some(0), None, 1000)
+        .unwrap();
+    inbox.sent("u1").unwrap();
+    // A redelivery may come up to 72 hours after the event was first sent: still known.
+    inbox.compact(1000 + 72 * 3600).unwrap();
+    assert!(inbox.finished("u1").is_some());
+    let again = inbox
+        .accept(&[event(1, "u1")], 1000 + 72 * 3600, all)
+        .unwrap();
+    assert_eq!((again.new, again.skipped), (0, 1));
+}
+
+#[test]
+fn a_log_under_64_kib_is_not_compacted_even_when_it_is_all_history() {
+    let power = Power::default();
+    let mut inbox = open(&power).unwrap();
+    let mut n = 0;
+    // Finished and sent events until the log is just under 64 KiB: all history.
+    loop {
+        let u = format!("u{n}");
+        inbox.accept(&[event(n, &u)], 1000, all).unwrap();
+        inbox.start(&u).unwrap();
+        inbox.finish(&u, Status::Done, Some(0), None, 1000).unwrap();
+        inbox.sent(&u).unwrap();
+        n += 1;
+        if inbox.log_len > 60 * 1024 {
+            break;
+        }
+    }
+    let now = 1000 + KEEP_FINISHED + 1;
+    let small = inbox.log_len;
+    inbox.maybe_compact(now).unwrap();
+    assert_eq!(inbox.log_len, small, "compacted at {small} bytes");
+    // Past 64 KiB it is.
+    while inbox.log_len <= 64 * 1024 {
+        inbox
+            .accept(&[event(n, &format!("u{n}"))], 1000, all)
+            .unwrap();
+        n += 1;
+    }
+    let large = inbox.log_len;
+    inbox.maybe_compact(now).unwrap();
+    assert!(inbox.log_len < large / 2, "{large} -> {}", inbox.log_len);
+}

@@ -405,3 +405,26 @@ fn a_log_under_64_kib_is_not_compacted_even_when_it_is_all_history() {
     inbox.maybe_compact(now).unwrap();
     assert!(inbox.log_len < large / 2, "{large} -> {}", inbox.log_len);
 }
+
+#[test]
+fn damage_followed_by_more_frames_is_refused_and_kept_not_cut_as_a_torn_tail() {
+    let power = Power::default();
+    let mut inbox = open(&power).unwrap();
+    for n in 1..=3 {
+        inbox
+            .accept(&[event(n, &format!("u{n}"))], 10, all)
+            .unwrap();
+    }
+    drop(inbox);
+    // A flipped bit in the first frame's payload: the frames after it are good, so this is
+    // not a write cut short, and cutting there would lose three received events.
+    let mut log = power.content(LOG).unwrap();
+    log[HEADER_LEN + 5] ^= 0x04;
+    let mut disk = power.disk();
+    disk.remove(LOG).unwrap();
+    disk.append(LOG, &log).unwrap();
+    let e = open(&power).err().expect("a damaged log opens");
+    assert_eq!(e.kind(), crate::error::ErrorKind::Storage);
+    assert!(e.message().contains("damaged at byte 0"), "{e}");
+    assert_eq!(power.content(LOG).unwrap(), log, "the log is kept as it is");
+}

@@ -916,6 +916,125 @@ mod tests {
         fs::remove_dir_all(dir).unwrap();
     }
 
+    /// A record whose payload is exactly `record::MAX_PAYLOAD` bytes (a long scope).
+    fn largest() -> Record {
+        let mut r = sample("rt");
+        let base = record::payload(&r).unwrap().1.len();
+        r.scope.push_str(&"s".repeat(record::MAX_PAYLOAD - base));
+        assert_eq!(record::payload(&r).unwrap().1.len(), record::MAX_PAYLOAD);
+        r
+    }
+
+    #[test]
+    fn the_largest_record_is_stored_and_a_file_over_64_kib_is_not_read_as_one() {
+        let dir = temp_dir("largest");
+        let path = dir.join("token");
+        let mut store = FileStore::new(&path);
+        store.save(&largest()).unwrap();
+        assert_eq!(store.load().unwrap(), Loaded::Paired(largest()));
+        // The reserve is exactly what the largest record needs (checked under the lock).
+        store.lock().unwrap();
+        store.prepare_save().unwrap();
+        let reserved = fs::metadata(temp_path(&path)).unwrap().len();
+        assert_eq!(
+            reserved,
+            record::to_bytes(&largest(), 0).unwrap().len() as u64
+        );
+        store.unlock();
+        // 64 KiB is read (and is no record); one byte more is refused unread.
+        let mut big = MAGIC.to_vec();
+        big.resize(64 * 1024, 0);
+        fs::write(&path, &big).unwrap();
+        match store.load().unwrap() {
+            Loaded::Corrupt(reason) => assert!(!reason.contains("larger"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+        big.push(0);
+        fs::write(&path, &big).unwrap();
+        match store.load().unwrap() {
+            Loaded::Corrupt(reason) => assert!(reason.contains("larger than 65536"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn the_save_after_prepare_save_is_the_reserved_file_renamed() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = temp_dir("reuse");
+        let path = dir.join("token");
+        let mut store = FileStore::new(&path);
+        store.save(&sample("rt-1")).unwrap();
+        store.lock().unwrap();
+        store.prepare_save().unwrap();
+        let reserved = fs::metadata(temp_path(&path)).unwrap().ino();
+        store.save(&sample("rt-2")).unwrap();
+        // Its blocks were allocated by prepare_save: a full disk cannot stop this save.
+        assert_eq!(fs::metadata(&path).unwrap().ino(), reserved);
+        store.unlock();
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn lock_holds_the_directory_lock_until_unlock() {
+        let dir = temp_dir("dirlock");
+        let mut store = FileStore::new(dir.join("token"));
+        store.save(&sample("rt")).unwrap();
+        let other = File::open(&dir).unwrap();
+        store.lock().unwrap();
+        assert!(matches!(
+            other.try_lock(),
+            Err(fs::TryLockError::WouldBlock)
+        ));
+        store.unlock();
+        other.try_lock().unwrap();
+        other.unlock().unwrap();
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_reserved_temp_file_goes_when_the_store_is_dropped() {
+        let dir = temp_dir("drop");
+        let mut store = FileStore::new(dir.join("token"));
+        store.save(&sample("rt")).unwrap();
+        store.lock().unwrap();
+        store.prepare_save().unwrap();
+        let temp = temp_path(&dir.join("token"));
+        assert!(temp.exists());
+        drop(store);
+        assert!(!temp.exists());
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn wipe_zero_fills_the_record_before_removing_it() {
+        let dir = temp_dir("zero");
+        let path = dir.join("token");
+        let mut store = FileStore::new(&path);
+        store.save(&sample("rt-secret")).unwrap();
+        let len = fs::metadata(&path).unwrap().len() as usize;
+        // A second name for the same inode shows what the wipe left in its blocks.
+        let witness = dir.with_extension("witness");
+        let _ = fs::remove_file(&witness);
+        fs::hard_link(&path, &witness).unwrap();
+        store.wipe().unwrap();
+        assert!(!path.exists());
+        assert_eq!(fs::read(&witness).unwrap(), vec![0u8; len]);
+        fs::remove_file(witness).unwrap();
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_bare_name_lives_in_the_current_directory_and_is_described_as_given() {
+        assert_eq!(dir_of(Path::new("token")), Path::new("."));
+        assert_eq!(
+            dir_of(Path::new("/var/lib/sfpair/token")),
+            Path::new("/var/lib/sfpair")
+        );
+        assert_eq!(temp_path(Path::new("token")), Path::new("./.token.tmp"));
+        assert_eq!(FileStore::new("/data/token").describe(), "file:/data/token");
+    }
+
     #[test]
     fn default_path_follows_the_documented_order() {
         let env = |pairs: &'static [(&'static str, &'static str)]| {

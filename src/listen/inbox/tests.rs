@@ -428,3 +428,28 @@ fn damage_followed_by_more_frames_is_refused_and_kept_not_cut_as_a_torn_tail() {
     assert!(e.message().contains("damaged at byte 0"), "{e}");
     assert_eq!(power.content(LOG).unwrap(), log, "the log is kept as it is");
 }
+
+#[test]
+fn figures_count_done_and_failed_runs_and_say_the_same_after_a_restart() {
+    let power = Power::default();
+    let mut inbox = open(&power).unwrap();
+    let batch: Vec<Delivered> = (1..=4).map(|n| event(n, &format!("u{n}"))).collect();
+    inbox.accept(&batch, 10, all).unwrap();
+    for (u, s) in [
+        ("u1", Status::Done),
+        ("u2", Status::Failed),
+        ("u3", Status::TimedOut),
+        ("u4", Status::Done),
+    ] {
+        inbox.start(u).unwrap();
+        inbox.finish(u, s, None, None, 11).unwrap();
+    }
+    inbox.accept(&[event(5, "u5")], 12, all).unwrap();
+    let f = inbox.figures();
+    assert_eq!((f.pending, f.done, f.failed), (1, 2, 2));
+    assert_eq!(f.bytes, inbox.log_len);
+    assert_eq!(f.max_bytes, 1 << 20);
+    assert_eq!(f.positions.get("/event/Device_Command__e"), Some(&38));
+    drop(inbox);
+    assert_eq!(open(&power).unwrap().figures(), f);
+}

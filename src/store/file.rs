@@ -1036,6 +1036,29 @@ mod tests {
     }
 
     #[test]
+    fn storage_errors_say_what_to_do_and_only_a_read_only_medium_is_read_only() {
+        use io::ErrorKind::*;
+        let store = FileStore::new("/data/token");
+        for (kind, hint) in [
+            (PermissionDenied, "run as the user that owns the store"),
+            (ReadOnlyFilesystem, "point --store at a writable one"),
+            (StorageFull, "free some space"),
+            (QuotaExceeded, "free some space"),
+        ] {
+            let e = store.fail("write", io::Error::from(kind));
+            assert_eq!(e.kind(), crate::error::ErrorKind::Storage);
+            assert!(e.message().starts_with("cannot write /data/token: "), "{e}");
+            assert!(e.message().contains(hint), "{kind:?}: {e}");
+        }
+        let other = store.fail("read", io::Error::from(Interrupted));
+        assert!(!other.message().contains('('), "{other}");
+        // A full disk is full for now: a check before a refresh must not call it read-only.
+        assert!(is_read_only(&io::Error::from(ReadOnlyFilesystem)));
+        assert!(is_read_only(&io::Error::from(PermissionDenied)));
+        assert!(!is_read_only(&io::Error::from(StorageFull)));
+    }
+
+    #[test]
     fn default_path_follows_the_documented_order() {
         let env = |pairs: &'static [(&'static str, &'static str)]| {
             move |k: &str| {

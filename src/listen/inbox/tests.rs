@@ -323,6 +323,20 @@ fn event_of_size(uuid: &str, size: usize) -> Delivered {
     e
 }
 
+/// An event whose `Accept` entry is exactly `len` bytes.
+fn event_of_entry_len(uuid: &str, len: usize) -> Delivered {
+    let mut e = event(1, uuid);
+    let empty = Entry::Accept {
+        ch: e.channel.clone(),
+        id: e.replay_id,
+        u: uuid.into(),
+        p: String::new(),
+        at: 10,
+    };
+    e.payload = "x".repeat(len - empty.encode().len());
+    e
+}
+
 #[test]
 fn the_default_inbox_takes_an_event_of_a_mib_and_refuses_one_of_two() {
     // The org publishes events of up to 1 MB: one of 1 MiB, with its quotes escaped, its
@@ -348,6 +362,9 @@ fn the_default_inbox_takes_an_event_of_a_mib_and_refuses_one_of_two() {
         .accept(&[event_of_size("bigger", 2 << 20)], 10, all)
         .unwrap_err();
     assert!(e.message().contains("over the limit"), "{e}");
+    // The limit itself is allowed.
+    let exact = event_of_entry_len("exact", MAX_ENTRY);
+    assert_eq!(inbox.accept(&[exact], 10, all).unwrap().new, 1);
     drop(inbox);
     let inbox = open(&power).unwrap();
     assert_eq!(inbox.next().unwrap().payload, largest.payload);
@@ -452,4 +469,87 @@ fn figures_count_done_and_failed_runs_and_say_the_same_after_a_restart() {
     assert_eq!(f.positions.get("/event/Device_Command__e"), Some(&38));
     drop(inbox);
     assert_eq!(open(&power).unwrap().figures(), f);
+}
+
+#[test]
+fn a_batch_that_fits_exactly_is_taken_and_one_byte_less_room_refuses_it() {
+    let batch = [event(1, "u1"), event(2, "u2")];
+    // What the batch takes in the log: its frames (header and checksum around each entry).
+    let scratch = Power::default();
+    let mut measure = open(&scratch).unwrap();
+    measure.accept(&batch, 10, all).unwrap();
+    let size = measure.log_len;
+    for (max, fits) in [(size, true), (size - 1, false)] {
+        let power = Power::default();
+        let mut inbox =
+            Inbox::with_disk(Path::new("/model/inbox"), Box::new(power.disk()), max).unwrap();
+        let got = inbox.accept(&batch, 10, all);
+        assert_eq!(got.is_ok(), fits, "{max} bytes for {size}: {got:?}");
+        assert_eq!(inbox.log_len, if fits { size } else { 0 });
+    }
+}
+
+#[test]
+fn only_a_newer_position_is_written_even_when_no_event_is_ours() {
+    let power = Power::default();
+    let mut inbox = open(&power).unwrap();
+    inbox.accept(&[event(1, "u1")], 10, all).unwrap();
+    let none = |_: &Delivered| false;
+    // Newer events, none of them ours: the position moves, durably.
+    inbox
+        .accept(&[event(2, "u2"), event(3, "u3")], 11, none)
+        .unwrap();
+    assert_eq!(inbox.position("/event/Device_Command__e"), Some(24));
+    // A redelivery of what is known, up to the stored position: nothing is written.
+    let len = inbox.log_len;
+    for batch in [&[event(3, "u3")][..], &[event(1, "u1"), event(2, "u2")]] {
+        let a = inbox.accept(batch, 12, none).unwrap();
+        assert_eq!(a.new, 0);
+        assert_eq!(inbox.log_len, len);
+    }
+    drop(inbox);
+    let inbox = open(&power).unwrap();
+    assert_eq!(inbox.position("/event/Device_Command__e"), Some(24));
+    assert!(inbox.next().is_some_and(|p| p.uuid == "u1"));
+}
+
+#[test]
+fn a_batch_that_fits_before_or_only_after_a_compaction_is_taken_and_compacts_only_if_needed() {
+    let later = 1000 + KEEP_FINISHED + 1;
+    // Five events run and sent at 1000: history by `later`.
+    // (Made under a large limit, then given `max`, as a restart with a new --inbox-max-bytes.)
+    let with_history = |max: u64| {
+        let power = Power::default();
+        let mut inbox = open(&power).unwrap();
+        for n in 1..=5 {
+            let u = format!("u{n}");
+            inbox.accept(&[event(n, &u)], 1000, all).unwrap();
+            inbox.start(&u).unwrap();
+            inbox.finish(&u, Status::Done, Some(0), None, 1000).unwrap();
+            inbox.sent(&u).unwrap();
+        }
+        inbox.max_bytes = max;
+        inbox
+    };
+    let batch = [event(6, "u6"), event(7, "u7")];
+    let mut scratch = with_history(1 << 20);
+    let before = scratch.log_len;
+    scratch.accept(&batch, later, all).unwrap();
+    let size = scratch.log_len - before;
+    let mut scratch = with_history(1 << 20);
+    scratch.compact(later).unwrap();
+    let compacted = scratch.log_len;
+    assert!(compacted + size < before);
+    for (max, after) in [
+        (before + size, Some(before + size)),
+        (compacted + size, Some(compacted + size)),
+        (compacted + size - 1, None),
+    ] {
+        let mut inbox = with_history(max);
+        let got = inbox.accept(&batch, later, all);
+        assert_eq!(got.is_ok(), after.is_some(), "{max}: {got:?}");
+        if let Some(len) = after {
+            assert_eq!(inbox.log_len, len, "{max}");
+        }
+    }
 }

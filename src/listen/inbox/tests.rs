@@ -388,6 +388,11 @@ fn finished_ids_outlive_the_72_hours_the_org_keeps_events() {
         .accept(&[event(1, "u1")], 1000 + 72 * 3600, all)
         .unwrap();
     assert_eq!((again.new, again.skipped), (0, 1));
+    // Kept until KEEP_FINISHED has passed, and no longer.
+    inbox.compact(1000 + KEEP_FINISHED - 1).unwrap();
+    assert!(inbox.finished("u1").is_some());
+    inbox.compact(1000 + KEEP_FINISHED).unwrap();
+    assert!(inbox.finished("u1").is_none());
 }
 
 #[test]
@@ -552,4 +557,65 @@ fn a_batch_that_fits_before_or_only_after_a_compaction_is_taken_and_compacts_onl
             assert_eq!(inbox.log_len, len, "{max}");
         }
     }
+}
+
+/// A frame's bytes in the log (its header and checksum around the entry).
+fn frame_len(e: &Entry) -> u64 {
+    let mut bytes = Vec::new();
+    frame::encode(&mut bytes, MAGIC, VERSION, 0, 0, &e.encode());
+    bytes.len() as u64
+}
+
+#[test]
+fn a_large_log_is_compacted_only_once_less_than_half_of_it_is_live() {
+    let power = Power::default();
+    let mut inbox = open(&power).unwrap();
+    let now = 1000 + KEEP_FINISHED + 1;
+    // 40 KB of history (run and sent at 1000, forgotten by `now`)...
+    let mut n = 0;
+    while inbox.log_len < 40_000 {
+        let u = format!("u{n}");
+        inbox.accept(&[event(n, &u)], 1000, all).unwrap();
+        inbox.start(&u).unwrap();
+        inbox.finish(&u, Status::Done, Some(0), None, 1000).unwrap();
+        inbox.sent(&u).unwrap();
+        n += 1;
+    }
+    // ...then events waiting to run, until what a compaction keeps (reckoned here frame by
+    // frame: the position and each waiting event) is half of the log or more.
+    let position = |n: i64| Entry::Position {
+        ch: "/event/Device_Command__e".into(),
+        id: n * 7 + 3,
+    };
+    let mut live = 0;
+    for _ in 0..1000 {
+        let e = event(n, &format!("u{n}"));
+        inbox.accept(std::slice::from_ref(&e), 1000, all).unwrap();
+        live += frame_len(&Entry::Accept {
+            ch: e.channel.clone(),
+            id: e.replay_id,
+            u: identity(&e),
+            p: e.payload.clone(),
+            at: 1000,
+        });
+        if (live + frame_len(&position(n))) * 2 >= inbox.log_len {
+            break;
+        }
+        n += 1;
+    }
+    let half_live = inbox.log_len;
+    assert!(half_live > 64 * 1024, "{half_live}");
+    inbox.maybe_compact(now).unwrap();
+    assert_eq!(
+        inbox.log_len, half_live,
+        "compacted while half of it was live"
+    );
+    // One more event run and sent tips it: compacted to what is live.
+    let u = format!("u{}", n + 1);
+    inbox.accept(&[event(n + 1, &u)], 1000, all).unwrap();
+    inbox.start(&u).unwrap();
+    inbox.finish(&u, Status::Done, Some(0), None, 1000).unwrap();
+    inbox.sent(&u).unwrap();
+    inbox.maybe_compact(now).unwrap();
+    assert_eq!(inbox.log_len, live + frame_len(&position(n + 1)));
 }

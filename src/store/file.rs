@@ -1059,6 +1059,22 @@ mod tests {
     }
 
     #[test]
+    fn a_store_path_that_cannot_be_opened_is_an_error_not_an_empty_store() {
+        // A socket is there (open gives ENXIO): not "no pairing", and never replaced.
+        let dir = temp_dir("socket");
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("token");
+        let _socket = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let mut store = FileStore::new(&path);
+        let e = store.load().unwrap_err();
+        assert!(e.message().contains("cannot read"), "{e}");
+        assert!(store.save(&sample("rt")).is_err());
+        assert!(store.wipe().is_err());
+        assert!(fs::symlink_metadata(&path).unwrap().file_type().is_socket());
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
     fn default_path_follows_the_documented_order() {
         let env = |pairs: &'static [(&'static str, &'static str)]| {
             move |k: &str| {

@@ -967,11 +967,44 @@ mod tests {
         store.save(&sample("rt-1")).unwrap();
         store.lock().unwrap();
         store.prepare_save().unwrap();
-        let reserved = fs::metadata(temp_path(&path)).unwrap().ino();
+        // A second name keeps the reserved inode alive, so its number cannot be reused by
+        // another file: the same number afterwards is the same file.
+        let witness = dir.join("witness");
+        fs::hard_link(temp_path(&path), &witness).unwrap();
+        let reserved = fs::metadata(&witness).unwrap().ino();
         store.save(&sample("rt-2")).unwrap();
         // Its blocks were allocated by prepare_save: a full disk cannot stop this save.
         assert_eq!(fs::metadata(&path).unwrap().ino(), reserved);
         store.unlock();
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_reserved_file_is_not_used_for_a_record_the_link_no_longer_names() {
+        // The link is moved to another directory between prepare_save and the save (both under
+        // the lock of the first directory): the record goes where the link points now.
+        let dir = temp_dir("retarget");
+        for d in ["a", "b", "var"] {
+            fs::create_dir_all(dir.join(d)).unwrap();
+        }
+        let link = dir.join("var/token");
+        std::os::unix::fs::symlink("../a/token", &link).unwrap();
+        let mut store = FileStore::new(&link);
+        store.save(&sample("rt-1")).unwrap();
+        store.lock().unwrap();
+        store.prepare_save().unwrap();
+        fs::remove_file(&link).unwrap();
+        std::os::unix::fs::symlink("../b/token", &link).unwrap();
+        store.save(&sample("rt-2")).unwrap();
+        store.unlock();
+        assert_eq!(
+            FileStore::new(dir.join("b/token")).load().unwrap(),
+            Loaded::Paired(sample("rt-2"))
+        );
+        assert_eq!(
+            FileStore::new(dir.join("a/token")).load().unwrap(),
+            Loaded::Paired(sample("rt-1"))
+        );
         fs::remove_dir_all(dir).unwrap();
     }
 
@@ -1071,6 +1104,29 @@ mod tests {
         assert!(store.save(&sample("rt")).is_err());
         assert!(store.wipe().is_err());
         assert!(fs::symlink_metadata(&path).unwrap().file_type().is_socket());
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_rotated_save_is_stored_and_the_stored_format_and_sealer_are_read_from_the_file() {
+        use crate::store::sealed;
+        let dir = temp_dir("rotated");
+        let path = dir.join("token");
+        let mut store = FileStore::new(&path);
+        assert_eq!(store.stored_format().unwrap(), None);
+        assert_eq!(store.sealer().unwrap(), None);
+        store.save(&sample("rt-1")).unwrap();
+        store.save_rotated(&sample("rt-2")).unwrap();
+        assert_eq!(store.load().unwrap(), Loaded::Paired(sample("rt-2")));
+        // A record this sfpair writes is no newer format, and a plain one has no sealer.
+        assert_eq!(store.stored_format().unwrap(), None);
+        assert_eq!(store.sealer().unwrap(), None);
+        // A sealed record names its sealer in the clear (not opened here).
+        let (mut payload, _) =
+            sealed::begin(7, "tpm2", b"key", 1, &[0; sealed::NONCE_LEN], 4).unwrap();
+        payload.extend_from_slice(&[0x5a; 4 + sealed::TAG_LEN]);
+        fs::write(&path, sealed::frame_bytes(7, &payload)).unwrap();
+        assert_eq!(store.sealer().unwrap().as_deref(), Some("tpm2"));
         fs::remove_dir_all(dir).unwrap();
     }
 

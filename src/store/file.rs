@@ -1131,6 +1131,24 @@ mod tests {
     }
 
     #[test]
+    fn a_wipe_that_cannot_remove_a_file_says_so() {
+        // Something that is not a file where the temporary file goes: `forget` must not
+        // report success while it is there.
+        let dir = temp_dir("wipe-fails");
+        let mut store = FileStore::new(dir.join("token"));
+        store.save(&sample("rt")).unwrap();
+        fs::create_dir(temp_path(store.path())).unwrap();
+        let e = store.wipe().unwrap_err();
+        assert!(e.message().contains("cannot remove"), "{e}");
+        assert_eq!(
+            store.load().unwrap(),
+            Loaded::Empty,
+            "the record itself is gone"
+        );
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
     fn default_path_follows_the_documented_order() {
         let env = |pairs: &'static [(&'static str, &'static str)]| {
             move |k: &str| {

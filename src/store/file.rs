@@ -1149,6 +1149,21 @@ mod tests {
     }
 
     #[test]
+    fn a_reserve_that_fails_on_a_writable_medium_is_an_error_not_read_only() {
+        // Read-only means "refresh without rotating" (a read-only mount, tested as root by
+        // the CLI suite); any other failure to reserve the space stops the refresh.
+        let dir = temp_dir("reserve-fails");
+        let mut store = FileStore::new(dir.join("token"));
+        store.save(&sample("rt")).unwrap();
+        fs::create_dir(temp_path(store.path())).unwrap();
+        fs::write(temp_path(store.path()).join("x"), b"").unwrap();
+        let e = store.prepare_save().unwrap_err();
+        assert_eq!(e.kind(), crate::error::ErrorKind::Storage, "{e}");
+        assert!(e.message().contains("reserve space"), "{e}");
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
     fn default_path_follows_the_documented_order() {
         let env = |pairs: &'static [(&'static str, &'static str)]| {
             move |k: &str| {

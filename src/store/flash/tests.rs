@@ -817,3 +817,20 @@ fn a_first_save_cut_in_its_magic_beside_foreign_data_is_redone() {
     assert_eq!(rig.load(), Loaded::Paired(rec(1)));
     assert!(rig.slot(1).starts_with(foreign));
 }
+
+#[test]
+fn a_record_that_fills_a_slot_exactly_is_stored_and_read_back_whole() {
+    // 4 KiB: past the first read of a slot (1 KiB), and the whole erase block.
+    let rig = MemoryRig(NorFlash::nor(4096, 4));
+    let mut big = rec(1);
+    big.scope.push_str(&"s".repeat(4096 - record_len()));
+    assert_eq!(to_bytes(&big, 0).unwrap().len(), 4096);
+    rig.store().save(&big).unwrap();
+    assert_eq!(rig.load(), Loaded::Paired(big.clone()));
+    // One byte more does not fit, and nothing changes.
+    let before = rig.raw();
+    let mut bigger = big.clone();
+    bigger.scope.push('s');
+    assert!(rig.store().save(&bigger).is_err());
+    assert_eq!(rig.raw(), before);
+}

@@ -149,6 +149,17 @@ mod tests {
     }
 
     #[test]
+    fn the_limits_are_inclusive_at_their_edges() {
+        // ON may be the whole period (always connected), and EVERY exactly the 72 hours the
+        // org keeps events; one second more is refused.
+        let d = Duty::parse("2m/2m").unwrap();
+        assert_eq!((d.on.as_secs(), d.every.as_secs()), (120, 120));
+        assert_eq!(Duty::parse("1m/72h").unwrap().every.as_secs(), 259_200);
+        let e = Duty::parse("1m/259201s").unwrap_err();
+        assert!(e.message().contains("72 hours"), "{e}");
+    }
+
+    #[test]
     fn a_turn_lasts_on_from_the_connection_and_comes_once_per_period() {
         let d = Duty::parse("2m/20m").unwrap();
         // Started before its slot: it waits for it.
@@ -181,6 +192,22 @@ mod tests {
         assert_eq!(t.check(1819), Ok(()));
         assert_eq!(t.check(1820), Err(Duration::from_secs(880)));
         assert_eq!(t.check(2700), Ok(()));
+    }
+
+    #[test]
+    fn a_connection_at_the_end_of_a_turn_begins_the_next_periods_turn() {
+        let d = Duty::parse("2m/20m").unwrap();
+        let mut t = Turns::new(d, Duration::from_secs(300), 310);
+        // Refused for its whole slot period; it gets on late, and its turn runs past 1500,
+        // where the next period begins.
+        t.connected(1440);
+        assert_eq!(t.check(1559), Ok(()));
+        // The turn ends at 1560 and the new period's is owed: a connection at that very second
+        // is that turn, ON long, and then the device waits for its slot at 2700.
+        assert_eq!(t.check(1560), Ok(()));
+        t.connected(1560);
+        assert_eq!(t.check(1679), Ok(()));
+        assert_eq!(t.check(1680), Err(Duration::from_secs(1020)));
     }
 
     #[test]

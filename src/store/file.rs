@@ -916,6 +916,253 @@ mod tests {
         fs::remove_dir_all(dir).unwrap();
     }
 
+    /// A record whose payload is exactly `record::MAX_PAYLOAD` bytes (a long scope).
+    fn largest() -> Record {
+        let mut r = sample("rt");
+        let base = record::payload(&r).unwrap().1.len();
+        r.scope.push_str(&"s".repeat(record::MAX_PAYLOAD - base));
+        assert_eq!(record::payload(&r).unwrap().1.len(), record::MAX_PAYLOAD);
+        r
+    }
+
+    #[test]
+    fn the_largest_record_is_stored_and_a_file_over_64_kib_is_not_read_as_one() {
+        let dir = temp_dir("largest");
+        let path = dir.join("token");
+        let mut store = FileStore::new(&path);
+        store.save(&largest()).unwrap();
+        assert_eq!(store.load().unwrap(), Loaded::Paired(largest()));
+        // The reserve is exactly what the largest record needs (checked under the lock).
+        store.lock().unwrap();
+        store.prepare_save().unwrap();
+        let reserved = fs::metadata(temp_path(&path)).unwrap().len();
+        assert_eq!(
+            reserved,
+            record::to_bytes(&largest(), 0).unwrap().len() as u64
+        );
+        store.unlock();
+        // 64 KiB is read (and is no record); one byte more is refused unread.
+        let mut big = MAGIC.to_vec();
+        big.resize(64 * 1024, 0);
+        fs::write(&path, &big).unwrap();
+        match store.load().unwrap() {
+            Loaded::Corrupt(reason) => assert!(!reason.contains("larger"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+        big.push(0);
+        fs::write(&path, &big).unwrap();
+        match store.load().unwrap() {
+            Loaded::Corrupt(reason) => assert!(reason.contains("larger than 65536"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn the_save_after_prepare_save_is_the_reserved_file_renamed() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = temp_dir("reuse");
+        let path = dir.join("token");
+        let mut store = FileStore::new(&path);
+        store.save(&sample("rt-1")).unwrap();
+        store.lock().unwrap();
+        store.prepare_save().unwrap();
+        // A second name keeps the reserved inode alive, so its number cannot be reused by
+        // another file: the same number afterwards is the same file.
+        let witness = dir.join("witness");
+        fs::hard_link(temp_path(&path), &witness).unwrap();
+        let reserved = fs::metadata(&witness).unwrap().ino();
+        store.save(&sample("rt-2")).unwrap();
+        // Its blocks were allocated by prepare_save: a full disk cannot stop this save.
+        assert_eq!(fs::metadata(&path).unwrap().ino(), reserved);
+        store.unlock();
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_reserved_file_is_not_used_for_a_record_the_link_no_longer_names() {
+        // The link is moved to another directory between prepare_save and the save (both under
+        // the lock of the first directory): the record goes where the link points now.
+        let dir = temp_dir("retarget");
+        for d in ["a", "b", "var"] {
+            fs::create_dir_all(dir.join(d)).unwrap();
+        }
+        let link = dir.join("var/token");
+        std::os::unix::fs::symlink("../a/token", &link).unwrap();
+        let mut store = FileStore::new(&link);
+        store.save(&sample("rt-1")).unwrap();
+        store.lock().unwrap();
+        store.prepare_save().unwrap();
+        fs::remove_file(&link).unwrap();
+        std::os::unix::fs::symlink("../b/token", &link).unwrap();
+        store.save(&sample("rt-2")).unwrap();
+        store.unlock();
+        assert_eq!(
+            FileStore::new(dir.join("b/token")).load().unwrap(),
+            Loaded::Paired(sample("rt-2"))
+        );
+        assert_eq!(
+            FileStore::new(dir.join("a/token")).load().unwrap(),
+            Loaded::Paired(sample("rt-1"))
+        );
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn lock_holds_the_directory_lock_until_unlock() {
+        let dir = temp_dir("dirlock");
+        let mut store = FileStore::new(dir.join("token"));
+        store.save(&sample("rt")).unwrap();
+        let other = File::open(&dir).unwrap();
+        store.lock().unwrap();
+        assert!(matches!(
+            other.try_lock(),
+            Err(fs::TryLockError::WouldBlock)
+        ));
+        store.unlock();
+        other.try_lock().unwrap();
+        other.unlock().unwrap();
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_reserved_temp_file_goes_when_the_store_is_dropped() {
+        let dir = temp_dir("drop");
+        let mut store = FileStore::new(dir.join("token"));
+        store.save(&sample("rt")).unwrap();
+        store.lock().unwrap();
+        store.prepare_save().unwrap();
+        let temp = temp_path(&dir.join("token"));
+        assert!(temp.exists());
+        drop(store);
+        assert!(!temp.exists());
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn wipe_zero_fills_the_record_before_removing_it() {
+        let dir = temp_dir("zero");
+        let path = dir.join("token");
+        let mut store = FileStore::new(&path);
+        store.save(&sample("rt-secret")).unwrap();
+        let len = fs::metadata(&path).unwrap().len() as usize;
+        // A second name for the same inode shows what the wipe left in its blocks.
+        let witness = dir.with_extension("witness");
+        let _ = fs::remove_file(&witness);
+        fs::hard_link(&path, &witness).unwrap();
+        store.wipe().unwrap();
+        assert!(!path.exists());
+        assert_eq!(fs::read(&witness).unwrap(), vec![0u8; len]);
+        fs::remove_file(witness).unwrap();
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_bare_name_lives_in_the_current_directory_and_is_described_as_given() {
+        assert_eq!(dir_of(Path::new("token")), Path::new("."));
+        assert_eq!(
+            dir_of(Path::new("/var/lib/sfpair/token")),
+            Path::new("/var/lib/sfpair")
+        );
+        assert_eq!(temp_path(Path::new("token")), Path::new("./.token.tmp"));
+        assert_eq!(FileStore::new("/data/token").describe(), "file:/data/token");
+    }
+
+    #[test]
+    fn storage_errors_say_what_to_do_and_only_a_read_only_medium_is_read_only() {
+        use io::ErrorKind::*;
+        let store = FileStore::new("/data/token");
+        for (kind, hint) in [
+            (PermissionDenied, "run as the user that owns the store"),
+            (ReadOnlyFilesystem, "point --store at a writable one"),
+            (StorageFull, "free some space"),
+            (QuotaExceeded, "free some space"),
+        ] {
+            let e = store.fail("write", io::Error::from(kind));
+            assert_eq!(e.kind(), crate::error::ErrorKind::Storage);
+            assert!(e.message().starts_with("cannot write /data/token: "), "{e}");
+            assert!(e.message().contains(hint), "{kind:?}: {e}");
+        }
+        let other = store.fail("read", io::Error::from(Interrupted));
+        assert!(!other.message().contains('('), "{other}");
+        // A full disk is full for now: a check before a refresh must not call it read-only.
+        assert!(is_read_only(&io::Error::from(ReadOnlyFilesystem)));
+        assert!(is_read_only(&io::Error::from(PermissionDenied)));
+        assert!(!is_read_only(&io::Error::from(StorageFull)));
+    }
+
+    #[test]
+    fn a_store_path_that_cannot_be_opened_is_an_error_not_an_empty_store() {
+        // A socket is there (open gives ENXIO): not "no pairing", and never replaced.
+        let dir = temp_dir("socket");
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("token");
+        let _socket = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let mut store = FileStore::new(&path);
+        let e = store.load().unwrap_err();
+        assert!(e.message().contains("cannot read"), "{e}");
+        assert!(store.save(&sample("rt")).is_err());
+        assert!(store.wipe().is_err());
+        assert!(fs::symlink_metadata(&path).unwrap().file_type().is_socket());
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_rotated_save_is_stored_and_the_stored_format_and_sealer_are_read_from_the_file() {
+        use crate::store::sealed;
+        let dir = temp_dir("rotated");
+        let path = dir.join("token");
+        let mut store = FileStore::new(&path);
+        assert_eq!(store.stored_format().unwrap(), None);
+        assert_eq!(store.sealer().unwrap(), None);
+        store.save(&sample("rt-1")).unwrap();
+        store.save_rotated(&sample("rt-2")).unwrap();
+        assert_eq!(store.load().unwrap(), Loaded::Paired(sample("rt-2")));
+        // A record this sfpair writes is no newer format, and a plain one has no sealer.
+        assert_eq!(store.stored_format().unwrap(), None);
+        assert_eq!(store.sealer().unwrap(), None);
+        // A sealed record names its sealer in the clear (not opened here).
+        let (mut payload, _) =
+            sealed::begin(7, "tpm2", b"key", 1, &[0; sealed::NONCE_LEN], 4).unwrap();
+        payload.extend_from_slice(&[0x5a; 4 + sealed::TAG_LEN]);
+        fs::write(&path, sealed::frame_bytes(7, &payload)).unwrap();
+        assert_eq!(store.sealer().unwrap().as_deref(), Some("tpm2"));
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_wipe_that_cannot_remove_a_file_says_so() {
+        // Something that is not a file where the temporary file goes: `forget` must not
+        // report success while it is there.
+        let dir = temp_dir("wipe-fails");
+        let mut store = FileStore::new(dir.join("token"));
+        store.save(&sample("rt")).unwrap();
+        fs::create_dir(temp_path(store.path())).unwrap();
+        let e = store.wipe().unwrap_err();
+        assert!(e.message().contains("cannot remove"), "{e}");
+        assert_eq!(
+            store.load().unwrap(),
+            Loaded::Empty,
+            "the record itself is gone"
+        );
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_reserve_that_fails_on_a_writable_medium_is_an_error_not_read_only() {
+        // Read-only means "refresh without rotating" (a read-only mount, tested as root by
+        // the CLI suite); any other failure to reserve the space stops the refresh.
+        let dir = temp_dir("reserve-fails");
+        let mut store = FileStore::new(dir.join("token"));
+        store.save(&sample("rt")).unwrap();
+        fs::create_dir(temp_path(store.path())).unwrap();
+        fs::write(temp_path(store.path()).join("x"), b"").unwrap();
+        let e = store.prepare_save().unwrap_err();
+        assert_eq!(e.kind(), crate::error::ErrorKind::Storage, "{e}");
+        assert!(e.message().contains("reserve space"), "{e}");
+        fs::remove_dir_all(dir).unwrap();
+    }
+
     #[test]
     fn default_path_follows_the_documented_order() {
         let env = |pairs: &'static [(&'static str, &'static str)]| {

@@ -323,3 +323,321 @@ fn entries_keep_the_log_format_of_the_first_release_and_read_back() {
         assert_eq!(Entry::decode(unknown), None, "{unknown:?}");
     }
 }
+
+/// An event of `size` payload bytes, JSON in fields of about 4 KiB: its quotes are escaped in
+/// the log, so its entry is about 1 KiB longer than the payload per MiB, plus the channel and ids.
+fn event_of_size(uuid: &str, size: usize) -> Delivered {
+    let mut payload = String::from("{");
+    let mut n = 0;
+    while payload.len() < size {
+        let field = format!("\"F{n}__c\":\"");
+        let room = size - payload.len() - field.len() - 2;
+        payload.push_str(&field);
+        payload.push_str(&"x".repeat(room.min(4096)));
+        payload.push_str("\",");
+        n += 1;
+    }
+    payload.truncate(size - 1);
+    payload.push('}');
+    assert_eq!(payload.len(), size);
+    let mut e = event(1, uuid);
+    e.payload = payload;
+    e
+}
+
+/// An event whose `Accept` entry is exactly `len` bytes.
+fn event_of_entry_len(uuid: &str, len: usize) -> Delivered {
+    let mut e = event(1, uuid);
+    let empty = Entry::Accept {
+        ch: e.channel.clone(),
+        id: e.replay_id,
+        u: uuid.into(),
+        p: String::new(),
+        at: 10,
+    };
+    e.payload = "x".repeat(len - empty.encode().len());
+    e
+}
+
+#[test]
+fn the_default_inbox_takes_an_event_of_a_mib_and_refuses_one_of_two() {
+    // The org publishes events of up to 1 MB: one of 1 MiB, with its quotes escaped, its
+    // channel and ids, is taken and read back, in an inbox of the default size.
+    let power = Power::default();
+    let mut inbox = Inbox::with_disk(
+        Path::new("/model/inbox"),
+        Box::new(power.disk()),
+        DEFAULT_MAX_BYTES,
+    )
+    .unwrap();
+    let largest = event_of_size("big", 1 << 20);
+    assert!(largest.payload.matches('"').count() > 1000);
+    assert_eq!(
+        inbox
+            .accept(std::slice::from_ref(&largest), 10, all)
+            .unwrap()
+            .new,
+        1
+    );
+    // Twice that is over the limit of one entry (it would fit the inbox).
+    let e = inbox
+        .accept(&[event_of_size("bigger", 2 << 20)], 10, all)
+        .unwrap_err();
+    assert!(e.message().contains("over the limit"), "{e}");
+    // The limit itself is allowed.
+    let exact = event_of_entry_len("exact", MAX_ENTRY);
+    assert_eq!(inbox.accept(&[exact], 10, all).unwrap().new, 1);
+    drop(inbox);
+    let inbox = open(&power).unwrap();
+    assert_eq!(inbox.next().unwrap().payload, largest.payload);
+    assert!(!inbox.knows("bigger"));
+}
+
+#[test]
+fn finished_ids_outlive_the_72_hours_the_org_keeps_events() {
+    let power = Power::default();
+    let mut inbox = open(&power).unwrap();
+    inbox.accept(&[event(1, "u1")], 1000, all).unwrap();
+    inbox.start("u1").unwrap();
+    inbox
+        .finish("u1", Status::Done, Some(0), None, 1000)
+        .unwrap();
+    inbox.sent("u1").unwrap();
+    // A redelivery may come up to 72 hours after the event was first sent: still known.
+    inbox.compact(1000 + 72 * 3600).unwrap();
+    assert!(inbox.finished("u1").is_some());
+    let again = inbox
+        .accept(&[event(1, "u1")], 1000 + 72 * 3600, all)
+        .unwrap();
+    assert_eq!((again.new, again.skipped), (0, 1));
+    // Kept until KEEP_FINISHED has passed, and no longer.
+    inbox.compact(1000 + KEEP_FINISHED - 1).unwrap();
+    assert!(inbox.finished("u1").is_some());
+    inbox.compact(1000 + KEEP_FINISHED).unwrap();
+    assert!(inbox.finished("u1").is_none());
+}
+
+#[test]
+fn a_log_under_64_kib_is_not_compacted_even_when_it_is_all_history() {
+    let power = Power::default();
+    let mut inbox = open(&power).unwrap();
+    let mut n = 0;
+    // Finished and sent events until the log is just under 64 KiB: all history.
+    loop {
+        let u = format!("u{n}");
+        inbox.accept(&[event(n, &u)], 1000, all).unwrap();
+        inbox.start(&u).unwrap();
+        inbox.finish(&u, Status::Done, Some(0), None, 1000).unwrap();
+        inbox.sent(&u).unwrap();
+        n += 1;
+        if inbox.log_len > 60 * 1024 {
+            break;
+        }
+    }
+    let now = 1000 + KEEP_FINISHED + 1;
+    let small = inbox.log_len;
+    inbox.maybe_compact(now).unwrap();
+    assert_eq!(inbox.log_len, small, "compacted at {small} bytes");
+    // Past 64 KiB it is.
+    while inbox.log_len <= 64 * 1024 {
+        inbox
+            .accept(&[event(n, &format!("u{n}"))], 1000, all)
+            .unwrap();
+        n += 1;
+    }
+    let large = inbox.log_len;
+    inbox.maybe_compact(now).unwrap();
+    assert!(inbox.log_len < large / 2, "{large} -> {}", inbox.log_len);
+}
+
+#[test]
+fn damage_followed_by_more_frames_is_refused_and_kept_not_cut_as_a_torn_tail() {
+    let power = Power::default();
+    let mut inbox = open(&power).unwrap();
+    for n in 1..=3 {
+        inbox
+            .accept(&[event(n, &format!("u{n}"))], 10, all)
+            .unwrap();
+    }
+    drop(inbox);
+    // A flipped bit in the first frame's payload: the frames after it are good, so this is
+    // not a write cut short, and cutting there would lose three received events.
+    let mut log = power.content(LOG).unwrap();
+    log[HEADER_LEN + 5] ^= 0x04;
+    let mut disk = power.disk();
+    disk.remove(LOG).unwrap();
+    disk.append(LOG, &log).unwrap();
+    let e = open(&power).err().expect("a damaged log opens");
+    assert_eq!(e.kind(), crate::error::ErrorKind::Storage);
+    assert!(e.message().contains("damaged at byte 0"), "{e}");
+    assert_eq!(power.content(LOG).unwrap(), log, "the log is kept as it is");
+}
+
+#[test]
+fn figures_count_done_and_failed_runs_and_say_the_same_after_a_restart() {
+    let power = Power::default();
+    let mut inbox = open(&power).unwrap();
+    let batch: Vec<Delivered> = (1..=4).map(|n| event(n, &format!("u{n}"))).collect();
+    inbox.accept(&batch, 10, all).unwrap();
+    for (u, s) in [
+        ("u1", Status::Done),
+        ("u2", Status::Failed),
+        ("u3", Status::TimedOut),
+        ("u4", Status::Done),
+    ] {
+        inbox.start(u).unwrap();
+        inbox.finish(u, s, None, None, 11).unwrap();
+    }
+    inbox.accept(&[event(5, "u5")], 12, all).unwrap();
+    let f = inbox.figures();
+    assert_eq!((f.pending, f.done, f.failed), (1, 2, 2));
+    assert_eq!(f.bytes, inbox.log_len);
+    assert_eq!(f.max_bytes, 1 << 20);
+    assert_eq!(f.positions.get("/event/Device_Command__e"), Some(&38));
+    drop(inbox);
+    assert_eq!(open(&power).unwrap().figures(), f);
+}
+
+#[test]
+fn a_batch_that_fits_exactly_is_taken_and_one_byte_less_room_refuses_it() {
+    let batch = [event(1, "u1"), event(2, "u2")];
+    // What the batch takes in the log: its frames (header and checksum around each entry).
+    let scratch = Power::default();
+    let mut measure = open(&scratch).unwrap();
+    measure.accept(&batch, 10, all).unwrap();
+    let size = measure.log_len;
+    for (max, fits) in [(size, true), (size - 1, false)] {
+        let power = Power::default();
+        let mut inbox =
+            Inbox::with_disk(Path::new("/model/inbox"), Box::new(power.disk()), max).unwrap();
+        let got = inbox.accept(&batch, 10, all);
+        assert_eq!(got.is_ok(), fits, "{max} bytes for {size}: {got:?}");
+        assert_eq!(inbox.log_len, if fits { size } else { 0 });
+    }
+}
+
+#[test]
+fn only_a_newer_position_is_written_even_when_no_event_is_ours() {
+    let power = Power::default();
+    let mut inbox = open(&power).unwrap();
+    inbox.accept(&[event(1, "u1")], 10, all).unwrap();
+    let none = |_: &Delivered| false;
+    // Newer events, none of them ours: the position moves, durably.
+    inbox
+        .accept(&[event(2, "u2"), event(3, "u3")], 11, none)
+        .unwrap();
+    assert_eq!(inbox.position("/event/Device_Command__e"), Some(24));
+    // A redelivery of what is known, up to the stored position: nothing is written.
+    let len = inbox.log_len;
+    for batch in [&[event(3, "u3")][..], &[event(1, "u1"), event(2, "u2")]] {
+        let a = inbox.accept(batch, 12, none).unwrap();
+        assert_eq!(a.new, 0);
+        assert_eq!(inbox.log_len, len);
+    }
+    drop(inbox);
+    let inbox = open(&power).unwrap();
+    assert_eq!(inbox.position("/event/Device_Command__e"), Some(24));
+    assert!(inbox.next().is_some_and(|p| p.uuid == "u1"));
+}
+
+#[test]
+fn a_batch_that_fits_before_or_only_after_a_compaction_is_taken_and_compacts_only_if_needed() {
+    let later = 1000 + KEEP_FINISHED + 1;
+    // Five events run and sent at 1000: history by `later`.
+    // (Made under a large limit, then given `max`, as a restart with a new --inbox-max-bytes.)
+    let with_history = |max: u64| {
+        let power = Power::default();
+        let mut inbox = open(&power).unwrap();
+        for n in 1..=5 {
+            let u = format!("u{n}");
+            inbox.accept(&[event(n, &u)], 1000, all).unwrap();
+            inbox.start(&u).unwrap();
+            inbox.finish(&u, Status::Done, Some(0), None, 1000).unwrap();
+            inbox.sent(&u).unwrap();
+        }
+        inbox.max_bytes = max;
+        inbox
+    };
+    let batch = [event(6, "u6"), event(7, "u7")];
+    let mut scratch = with_history(1 << 20);
+    let before = scratch.log_len;
+    scratch.accept(&batch, later, all).unwrap();
+    let size = scratch.log_len - before;
+    let mut scratch = with_history(1 << 20);
+    scratch.compact(later).unwrap();
+    let compacted = scratch.log_len;
+    assert!(compacted + size < before);
+    for (max, after) in [
+        (before + size, Some(before + size)),
+        (compacted + size, Some(compacted + size)),
+        (compacted + size - 1, None),
+    ] {
+        let mut inbox = with_history(max);
+        let got = inbox.accept(&batch, later, all);
+        assert_eq!(got.is_ok(), after.is_some(), "{max}: {got:?}");
+        if let Some(len) = after {
+            assert_eq!(inbox.log_len, len, "{max}");
+        }
+    }
+}
+
+/// A frame's bytes in the log (its header and checksum around the entry).
+fn frame_len(e: &Entry) -> u64 {
+    let mut bytes = Vec::new();
+    frame::encode(&mut bytes, MAGIC, VERSION, 0, 0, &e.encode());
+    bytes.len() as u64
+}
+
+#[test]
+fn a_large_log_is_compacted_only_once_less_than_half_of_it_is_live() {
+    let power = Power::default();
+    let mut inbox = open(&power).unwrap();
+    let now = 1000 + KEEP_FINISHED + 1;
+    // 40 KB of history (run and sent at 1000, forgotten by `now`)...
+    let mut n = 0;
+    while inbox.log_len < 40_000 {
+        let u = format!("u{n}");
+        inbox.accept(&[event(n, &u)], 1000, all).unwrap();
+        inbox.start(&u).unwrap();
+        inbox.finish(&u, Status::Done, Some(0), None, 1000).unwrap();
+        inbox.sent(&u).unwrap();
+        n += 1;
+    }
+    // ...then events waiting to run, until what a compaction keeps (reckoned here frame by
+    // frame: the position and each waiting event) is half of the log or more.
+    let position = |n: i64| Entry::Position {
+        ch: "/event/Device_Command__e".into(),
+        id: n * 7 + 3,
+    };
+    let mut live = 0;
+    for _ in 0..1000 {
+        let e = event(n, &format!("u{n}"));
+        inbox.accept(std::slice::from_ref(&e), 1000, all).unwrap();
+        live += frame_len(&Entry::Accept {
+            ch: e.channel.clone(),
+            id: e.replay_id,
+            u: identity(&e),
+            p: e.payload.clone(),
+            at: 1000,
+        });
+        if (live + frame_len(&position(n))) * 2 >= inbox.log_len {
+            break;
+        }
+        n += 1;
+    }
+    let half_live = inbox.log_len;
+    assert!(half_live > 64 * 1024, "{half_live}");
+    inbox.maybe_compact(now).unwrap();
+    assert_eq!(
+        inbox.log_len, half_live,
+        "compacted while half of it was live"
+    );
+    // One more event run and sent tips it: compacted to what is live.
+    let u = format!("u{}", n + 1);
+    inbox.accept(&[event(n + 1, &u)], 1000, all).unwrap();
+    inbox.start(&u).unwrap();
+    inbox.finish(&u, Status::Done, Some(0), None, 1000).unwrap();
+    inbox.sent(&u).unwrap();
+    inbox.maybe_compact(now).unwrap();
+    assert_eq!(inbox.log_len, live + frame_len(&position(n + 1)));
+}

@@ -786,3 +786,51 @@ fn torn_states_read_the_same_through_flash_image_files() {
         }
     }
 }
+
+#[test]
+fn a_newest_sealed_slot_that_cannot_be_opened_is_reported_not_passed_over() {
+    use crate::store::sealed;
+    let rig = MemoryRig(NorFlash::nor(4096, 4));
+    rig.store().save(&rec(1)).unwrap();
+    // Slot B: a record sealed with a sealer this build has not, one sequence newer.
+    let (mut payload, _) = sealed::begin(2, "tpm2", b"key", 1, &[0; sealed::NONCE_LEN], 4).unwrap();
+    payload.extend_from_slice(&[0x5a; 4 + sealed::TAG_LEN]);
+    rig.plant(1, &sealed::frame_bytes(2, &payload));
+    match rig.load() {
+        Loaded::Unopened(reason) => assert!(reason.contains("tpm2"), "{reason}"),
+        other => panic!("the older plain record was used: {other:?}"),
+    }
+    assert_eq!(rig.store().sealer().unwrap().as_deref(), Some("tpm2"));
+}
+
+#[test]
+fn a_first_save_cut_in_its_magic_beside_foreign_data_is_redone() {
+    // Slot B held somebody's data and slot A was blank; the first save was cut after two bytes
+    // of the magic. The torn slot is sfpair's own (its bits only partly cleared), so the
+    // partition is not refused as foreign: the next save rewrites slot A and leaves B alone.
+    let rig = MemoryRig(NorFlash::nor(4096, 4));
+    let foreign = b"bootcmd=run distro_bootcmd\0bootdelay=2\0";
+    rig.plant(1, foreign);
+    rig.plant(0, &MAGIC[..2]);
+    assert!(matches!(rig.load(), Loaded::Corrupt(_)));
+    rig.store().save(&rec(1)).unwrap();
+    assert_eq!(rig.load(), Loaded::Paired(rec(1)));
+    assert!(rig.slot(1).starts_with(foreign));
+}
+
+#[test]
+fn a_record_that_fills_a_slot_exactly_is_stored_and_read_back_whole() {
+    // 4 KiB: past the first read of a slot (1 KiB), and the whole erase block.
+    let rig = MemoryRig(NorFlash::nor(4096, 4));
+    let mut big = rec(1);
+    big.scope.push_str(&"s".repeat(4096 - record_len()));
+    assert_eq!(to_bytes(&big, 0).unwrap().len(), 4096);
+    rig.store().save(&big).unwrap();
+    assert_eq!(rig.load(), Loaded::Paired(big.clone()));
+    // One byte more does not fit, and nothing changes.
+    let before = rig.raw();
+    let mut bigger = big.clone();
+    bigger.scope.push('s');
+    assert!(rig.store().save(&bigger).is_err());
+    assert_eq!(rig.raw(), before);
+}

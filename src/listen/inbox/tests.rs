@@ -400,7 +400,7 @@ fn finished_ids_outlive_the_72_hours_the_org_keeps_events() {
     inbox.accept(&[event(1, "u1")], 1000, all).unwrap();
     inbox.start("u1").unwrap();
     inbox
-        .finish("u1", Status::Done, Some(0), None, 1000)
+        .finish("u1", Outcome::Done, Some(0), None, 1000)
         .unwrap();
     inbox.sent("u1").unwrap();
     // A redelivery may come up to 72 hours after the event was first sent: still known.
@@ -427,7 +427,9 @@ fn a_log_under_64_kib_is_not_compacted_even_when_it_is_all_history() {
         let u = format!("u{n}");
         inbox.accept(&[event(n, &u)], 1000, all).unwrap();
         inbox.start(&u).unwrap();
-        inbox.finish(&u, Status::Done, Some(0), None, 1000).unwrap();
+        inbox
+            .finish(&u, Outcome::Done, Some(0), None, 1000)
+            .unwrap();
         inbox.sent(&u).unwrap();
         n += 1;
         if inbox.log_len > 60 * 1024 {
@@ -480,10 +482,10 @@ fn figures_count_done_and_failed_runs_and_say_the_same_after_a_restart() {
     let batch: Vec<Delivered> = (1..=4).map(|n| event(n, &format!("u{n}"))).collect();
     inbox.accept(&batch, 10, all).unwrap();
     for (u, s) in [
-        ("u1", Status::Done),
-        ("u2", Status::Failed),
-        ("u3", Status::TimedOut),
-        ("u4", Status::Done),
+        ("u1", Outcome::Done),
+        ("u2", Outcome::Failed),
+        ("u3", Outcome::TimedOut),
+        ("u4", Outcome::Done),
     ] {
         inbox.start(u).unwrap();
         inbox.finish(u, s, None, None, 11).unwrap();
@@ -552,7 +554,9 @@ fn a_batch_that_fits_before_or_only_after_a_compaction_is_taken_and_compacts_onl
             let u = format!("u{n}");
             inbox.accept(&[event(n, &u)], 1000, all).unwrap();
             inbox.start(&u).unwrap();
-            inbox.finish(&u, Status::Done, Some(0), None, 1000).unwrap();
+            inbox
+                .finish(&u, Outcome::Done, Some(0), None, 1000)
+                .unwrap();
             inbox.sent(&u).unwrap();
         }
         inbox.max_bytes = max;
@@ -599,7 +603,9 @@ fn a_large_log_is_compacted_only_once_less_than_half_of_it_is_live() {
         let u = format!("u{n}");
         inbox.accept(&[event(n, &u)], 1000, all).unwrap();
         inbox.start(&u).unwrap();
-        inbox.finish(&u, Status::Done, Some(0), None, 1000).unwrap();
+        inbox
+            .finish(&u, Outcome::Done, Some(0), None, 1000)
+            .unwrap();
         inbox.sent(&u).unwrap();
         n += 1;
     }
@@ -636,7 +642,9 @@ fn a_large_log_is_compacted_only_once_less_than_half_of_it_is_live() {
     let u = format!("u{}", n + 1);
     inbox.accept(&[event(n + 1, &u)], 1000, all).unwrap();
     inbox.start(&u).unwrap();
-    inbox.finish(&u, Status::Done, Some(0), None, 1000).unwrap();
+    inbox
+        .finish(&u, Outcome::Done, Some(0), None, 1000)
+        .unwrap();
     inbox.sent(&u).unwrap();
     inbox.maybe_compact(now).unwrap();
     assert_eq!(inbox.log_len, live + frame_len(&position(n + 1)));

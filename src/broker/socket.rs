@@ -246,6 +246,13 @@ mod tests {
         assert!(e.message().contains("listens on"), "{e}");
         drop(live); // the file stays, but nobody listens: stale
         assert!(path.exists());
+        // A test in this binary that forks (the child runner's) may hold a copy of the
+        // listening descriptor until its exec closes it: wait (bounded) until nobody listens.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::os::unix::net::UnixStream::connect(&path).is_ok() {
+            assert!(std::time::Instant::now() < deadline, "still listened on");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         claim(&path).unwrap();
         assert!(!path.exists());
         fs::write(&path, "not a socket").unwrap();

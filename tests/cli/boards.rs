@@ -257,7 +257,7 @@ fn every_unit_carries_the_package_units_hardening_block_and_runs_as_sfpair() {
         "\nProtectSystem=strict\n",
         "\nCapabilityBoundingSet=\n",
         "\nSystemCallFilter=@system-service\n",
-        "\nTimeoutStopSec=10\n",
+        "\nTimeoutStopSec=40\n",
     ] {
         assert!(
             block.contains(key),

@@ -742,29 +742,11 @@ fn jwt_bearer_with_the_key_in_softhsm_pairs_and_asserts_again_after_expiry() {
     assert_eq!(running.finish(LIMIT).code(), 0);
 }
 
-/// The pid of the `sfpair run` serving `socket` (its peer credentials).
+/// The pid of the `sfpair run` serving `socket` (its peer credentials, as the broker reads
+/// its clients').
 fn running_pid(socket: &Path) -> i32 {
-    use std::os::unix::net::UnixStream;
-    let stream = UnixStream::connect(socket).unwrap();
-    let mut cred = libc::ucred {
-        pid: 0,
-        uid: 0,
-        gid: 0,
-    };
-    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
-    use std::os::fd::AsRawFd;
-    // SAFETY: SO_PEERCRED fills a ucred of the given size.
-    let rc = unsafe {
-        libc::getsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_PEERCRED,
-            (&mut cred as *mut libc::ucred).cast(),
-            &mut len,
-        )
-    };
-    assert_eq!(rc, 0);
-    cred.pid
+    let stream = std::os::unix::net::UnixStream::connect(socket).unwrap();
+    sfpair::broker::peer::peer_of(&stream).unwrap().pid
 }
 
 /// `kill -9` of `token` (which stores a rotated token) and of `seal`/`unseal` at spread-out

@@ -33,6 +33,16 @@ fn refused_values<'a>(args: &'a [String], flag: &str) -> Vec<&'a str> {
     values
 }
 
+/// What refusing `words` shows when `value` is swapped for a sentinel in every word
+/// that holds it (as `--flag=VALUE` or alone).
+fn shown_without(words: &[String], value: &str) -> String {
+    let args = words.iter().map(|w| OsString::from(w.replace(value, "SENTINEL")));
+    match cli::parse(std::iter::once(OsString::from("sfpair")).chain(args)) {
+        Ok(_) => String::new(),
+        Err(e) => format!("{e} {e:?}"),
+    }
+}
+
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
     let words: Vec<String> = text.split('\0').map(String::from).collect();
@@ -66,11 +76,16 @@ fuzz_target!(|data: &[u8]| {
             // Refused as `--client-secret` or `--pkcs11-pin` (not taken as another option's
             // value): the value given with it is a secret, unless the input also holds it
             // elsewhere.
+            // A value that our own fixed words also hold (" is not accepted") is not an
+            // echo: the same command line with the value swapped for a sentinel shows it too.
             for flag in REFUSED {
                 if e.message().contains(&format!("{flag} is not accepted")) {
                     let unique = |v: &&&str| v.len() >= 6 && text.matches(**v).count() == 1;
                     for value in refused_values(&words, flag).iter().filter(unique) {
-                        assert!(!shown.contains(value), "a {flag} value echoed: {shown}");
+                        let fixed = shown_without(&words, value);
+                        if !fixed.contains(value) {
+                            assert!(!shown.contains(value), "a {flag} value echoed: {shown}");
+                        }
                     }
                 }
             }

@@ -105,6 +105,12 @@ pub struct Doorbell<'a> {
 /// The read timeout of the stream's connection: above the 110 s Salesforce holds a connect.
 pub const STREAM_READ_TIMEOUT: Duration = Duration::from_secs(140);
 
+/// A connect reply carries every event the org queued for the client, each up to 1 MB: the
+/// stream takes replies as large as the inbox (`--inbox-max-bytes`), and never less than
+/// this (an event of 1 MB and room around it). The 64 KiB of an OAuth reply would make a
+/// backlog of ordinary commands, or one large one, unreadable for ever.
+pub const MIN_REPLY_LIMIT: u64 = 2 * 1024 * 1024;
+
 impl Options {
     /// A listener with no command channels, for a doorbell only (`run --desired` without
     /// `--listen`): no inbox is opened, nothing is run.
@@ -268,6 +274,7 @@ impl Listener {
         } = hookup;
         let http = HttpConfig {
             read_timeout: STREAM_READ_TIMEOUT,
+            body_limit: self.options.inbox_max_bytes.max(MIN_REPLY_LIMIT),
             ..self.options.http.clone()
         };
         let transport = UreqTransport::new(&http)?;
@@ -280,6 +287,7 @@ impl Listener {
             ..self.options.http.clone()
         };
         let bell = Bell::new(stop);
+        let room = Bell::new(stop);
         let quiet = Bell::new(stop);
         let rules = self.options.matches.clone();
         let ours = move |e: &Delivered| matches(e, &rules);
@@ -309,6 +317,7 @@ impl Listener {
                     after_results,
                     expires_field: self.options.expires_field.as_deref(),
                     bell: &bell,
+                    room: &room,
                     shared: &self.shared,
                     clock,
                     stop,
@@ -330,6 +339,7 @@ impl Listener {
                 turns,
                 ours: &ours,
                 bell: &bell,
+                room: &room,
                 shared: &self.shared,
                 clock,
                 stop,

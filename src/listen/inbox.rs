@@ -243,6 +243,9 @@ pub struct Accepted {
     pub new: usize,
     /// Events already known (redelivered) or not ours.
     pub skipped: usize,
+    /// Events at the end of the batch not taken, for want of room: the org sends them again
+    /// after the next handshake, from the stored position.
+    pub left: usize,
 }
 
 /// The figures health shows.
@@ -277,6 +280,14 @@ pub struct Inbox {
     failed_count: u64,
     /// The listener's lock (`listener.lock`), held for the inbox's life.
     owner: Option<std::fs::File>,
+}
+
+/// The bytes `entries` take in the log, each in its frame.
+fn log_size(entries: &[Entry]) -> u64 {
+    entries
+        .iter()
+        .map(|e| (HEADER_LEN + e.encode().len() + frame::CRC_LEN) as u64)
+        .sum()
 }
 
 fn storage(dir: &Path, what: &str, e: impl std::fmt::Display) -> Error {
@@ -499,15 +510,59 @@ impl Inbox {
     }
 
     /// Takes a batch of delivered events: the ones `ours` accepts and that are not known yet
-    /// become pending; every channel's position moves to its newest event. Durable when it
-    /// returns. A batch that does not fit is refused whole ([`crate::error::ErrorKind::Storage`],
-    /// saying the inbox is full) and nothing moves.
+    /// become pending; every channel's position moves to its newest event taken. Durable when
+    /// it returns. When the whole batch does not fit, the longest beginning of it that fits is
+    /// taken and [`Accepted::left`] counts the rest, which the org sends again from the stored
+    /// position (a batch bigger than the inbox's room must not stop the device for ever). When
+    /// not even the first event fits, nothing moves and `left` is the whole batch
+    /// ([`Inbox::full`] says why). An error is a storage failure, and nothing moved either.
     pub fn accept(
         &mut self,
         events: &[Delivered],
         received_at: u64,
         ours: impl Fn(&Delivered) -> bool,
     ) -> Result<Accepted, Error> {
+        let (mut entries, mut accepted) = self.entries_for(events, received_at, &ours);
+        if entries.is_empty() {
+            return Ok(accepted);
+        }
+        if self.log_len + log_size(&entries) > self.max_bytes {
+            // A rewrite wears flash: only when some of the log is history, so that a full
+            // inbox offered the same batch again and again does not rewrite it each time.
+            if self.live_size(received_at) < self.log_len {
+                self.compact(received_at)?;
+            }
+            // The longest beginning that fits: a longer one never takes less room.
+            let (mut fits, mut over) = (0, events.len());
+            if self.log_len + log_size(&entries) > self.max_bytes {
+                while over - fits > 1 {
+                    let mid = fits + (over - fits) / 2;
+                    let (tried, _) = self.entries_for(&events[..mid], received_at, &ours);
+                    if self.log_len + log_size(&tried) > self.max_bytes {
+                        over = mid;
+                    } else {
+                        fits = mid;
+                    }
+                }
+                (entries, accepted) = self.entries_for(&events[..fits], received_at, &ours);
+                accepted.left = events.len() - fits;
+                if entries.is_empty() {
+                    return Ok(accepted);
+                }
+            }
+        }
+        self.append(&entries)?;
+        Ok(accepted)
+    }
+
+    /// The entries that taking `events` writes (new events, then newer positions), and what
+    /// it makes of them.
+    fn entries_for(
+        &self,
+        events: &[Delivered],
+        received_at: u64,
+        ours: &impl Fn(&Delivered) -> bool,
+    ) -> (Vec<Entry>, Accepted) {
         let mut entries = Vec::new();
         // The map and set types the inbox and the outbox use anyway: each new key or value
         // type is its own copy of the map's code (BENCHMARKS.md, "Bytes for the third wave").
@@ -536,25 +591,27 @@ impl Inbox {
                 entries.push(Entry::Position { ch, id });
             }
         }
-        if entries.is_empty() {
-            return Ok(accepted);
+        (entries, accepted)
+    }
+
+    /// Why the inbox took no event: what a full inbox tells the operator (health, the log).
+    pub fn full(&self) -> String {
+        if self.pending.is_empty() {
+            format!(
+                "an event is bigger than the inbox in {} can ever hold ({} bytes, \
+                 --inbox-max-bytes): raise the limit; the org keeps the event (72 hours)",
+                self.dir.display(),
+                self.max_bytes
+            )
+        } else {
+            format!(
+                "the inbox in {} is full ({} of {} bytes, --inbox-max-bytes): no more commands \
+                 are taken until the ones waiting have run; the org keeps them (72 hours)",
+                self.dir.display(),
+                self.log_len,
+                self.max_bytes
+            )
         }
-        let size: u64 = entries.iter().map(|e| e.encode().len() as u64 + 20).sum();
-        if self.log_len + size > self.max_bytes {
-            self.compact(received_at)?;
-            if self.log_len + size > self.max_bytes {
-                return Err(Error::storage(format!(
-                    "the inbox in {} is full ({} of {} bytes, --inbox-max-bytes): no more \
-                     commands are taken until the ones waiting have run; the org keeps them \
-                     (72 hours)",
-                    self.dir.display(),
-                    self.log_len,
-                    self.max_bytes
-                )));
-            }
-        }
-        self.append(&entries)?;
-        Ok(accepted)
     }
 
     /// The oldest event to run, if any.
@@ -626,7 +683,9 @@ impl Inbox {
     /// Compacts when the log is large and mostly history (`now`: seconds since the epoch).
     pub fn maybe_compact(&mut self, now: u64) -> Result<(), Error> {
         self.live_bytes = self.live_size(now);
-        if self.log_len > COMPACT_AT && self.live_bytes * 2 < self.log_len {
+        // Past half the limit too: a small inbox (64 KiB) must not stay full of history.
+        let large = self.log_len > COMPACT_AT.min(self.max_bytes / 2);
+        if large && self.live_bytes * 2 < self.log_len {
             self.compact(now)?;
         }
         Ok(())
@@ -682,10 +741,7 @@ impl Inbox {
     }
 
     fn live_size(&self, now: u64) -> u64 {
-        self.live_entries(now)
-            .iter()
-            .map(|e| e.encode().len() as u64 + 20)
-            .sum()
+        log_size(&self.live_entries(now))
     }
 
     /// Rewrites the log with what is still live: written, fsynced, renamed, directory fsynced.

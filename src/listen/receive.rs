@@ -9,9 +9,13 @@
 //! - a refused session: renew it once, then handshake again; refused again: back off;
 //! - `400 … replayId … invalid` (away longer than the org keeps events): a loud warning, and
 //!   `-2`; what was already run is not run again (the inbox's finished set);
-//! - network errors, 5xx, `403::Organization concurrent user limit exceeded`: capped backoff
+//! - network errors, 5xx, `403::Organization concurrent user limit exceeded`, a reply that
+//!   cannot be read or stored: capped backoff, reset only by a connect that came back,
 //!   with jitter, never a handshake loop; after a cut reply the next handshake resubscribes
 //!   from the stored position, so the events of the lost reply come again;
+//! - a reply bigger than the inbox's room: its beginning is taken (the position stops there)
+//!   and the stream handshakes again for the rest; when nothing fits, it waits until the
+//!   worker has made room (or [`FULL_WAIT`]);
 //! - a doorbell channel (`run --desired`'s change events) is subscribed from `-1` at every
 //!   subscription and its events only ring: nothing is stored or run, and what it missed
 //!   while away is covered by the doorbell's `subscribed` call (the follower reads anew);
@@ -42,7 +46,7 @@ use crate::time::Clock;
 /// [`BACKOFF_CAP`] (with jitter: a fleet must not come back in step).
 const BACKOFF_BASE: Duration = Duration::from_secs(2);
 const BACKOFF_CAP: Duration = Duration::from_secs(300);
-/// A full inbox is looked at again this often (a command finishing frees room sooner).
+/// A full inbox is looked at again this often, or as soon as the worker has made room.
 const FULL_WAIT: Duration = Duration::from_secs(30);
 
 /// What the receiver needs.
@@ -59,6 +63,8 @@ pub struct Receiver<'a> {
     pub ours: &'a (dyn Fn(&Delivered) -> bool + Sync),
     /// Rung when events arrive, for the worker.
     pub bell: &'a Bell,
+    /// Rung by the worker when it has made room: ends a wait of a full inbox early.
+    pub room: &'a Bell,
     pub shared: &'a Arc<Mutex<Shared>>,
     pub clock: &'a dyn Clock,
     pub stop: &'a Stop,
@@ -88,12 +94,13 @@ impl Receiver<'_> {
             }
             if self.inbox_full() {
                 self.note("inbox full", None);
-                if self.stop.sleep(FULL_WAIT) {
+                if self.room.wait_at_most(FULL_WAIT) {
                     break;
                 }
                 continue;
             }
-            let step = if self.stream.is_connected() {
+            let connected = self.stream.is_connected();
+            let step = if connected {
                 self.connect()
             } else {
                 self.subscribe_all()
@@ -102,10 +109,14 @@ impl Receiver<'_> {
                 // The stop interrupted the request: the client is still known to the org,
                 // and the disconnect below frees it.
                 Err(_) if self.stop.is_stopped() => break,
-                Ok(()) => {
+                // Only a connect that came back counts as getting through: a handshake that
+                // works before a connect that fails every time must not reset the backoff,
+                // or the device shakes hands every second for ever.
+                Ok(()) if connected => {
                     failures = 0;
                     renewed = false;
                 }
+                Ok(()) => {}
                 Err(Failure::Refused(Refusal::UnknownClient)) => {
                     info!("streaming: the server forgot this client; shaking hands again");
                     self.stream.reset();
@@ -199,28 +210,38 @@ impl Receiver<'_> {
         }
         if let (Some(inbox), false) = (self.inbox, parsed.events.is_empty()) {
             let now = self.clock.unix_time().as_secs();
-            let accepted = super::lock(inbox).accept(&parsed.events, now, self.ours);
-            match accepted {
-                Ok(a) => {
-                    debug!(
-                        "streaming: {} event(s): {} new, {} already known or not ours",
-                        parsed.events.len(),
-                        a.new,
-                        a.skipped
-                    );
-                    super::lock(self.shared).last_event_at = Some(now);
-                    if a.new > 0 {
-                        self.bell.ring();
-                    }
+            let (accepted, full) = {
+                let mut inbox = super::lock(inbox);
+                let accepted = inbox.accept(&parsed.events, now, self.ours);
+                let none = matches!(&accepted, Ok(a) if a.new + a.skipped == 0 && a.left > 0);
+                (accepted, none.then(|| inbox.full()))
+            };
+            // Not stored, so not received: the org sends it again after the next handshake,
+            // from the stored position. A storage failure backs off like a network one.
+            let a = accepted.map_err(|e| Failure::Transient(format!("the inbox: {e}")))?;
+            debug!(
+                "streaming: {} event(s): {} new, {} already known or not ours, {} left for \
+                 want of room",
+                parsed.events.len(),
+                a.new,
+                a.skipped,
+                a.left
+            );
+            if a.new + a.skipped > 0 {
+                super::lock(self.shared).last_event_at = Some(now);
+            }
+            if a.new > 0 {
+                self.bell.ring();
+            }
+            if a.left > 0 {
+                self.stream.reset();
+                if let Some(why) = full {
+                    // Nothing fitted: room comes only as the commands waiting run.
+                    warn!("streaming: {why}");
+                    self.note("inbox full", Some(why));
+                    self.room.wait_at_most(FULL_WAIT);
                 }
-                Err(e) => {
-                    // Not stored, so not received: the org sends them again after the next
-                    // handshake, from the stored position.
-                    warn!("streaming: {e}");
-                    self.note("inbox full", Some(e.message().to_string()));
-                    self.stream.reset();
-                    return Ok(());
-                }
+                return Ok(());
             }
         }
         let advice = parsed

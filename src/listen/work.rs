@@ -33,6 +33,9 @@ pub struct Worker<'a> {
     pub after_results: &'a (dyn Fn() + Sync),
     pub expires_field: Option<&'a str>,
     pub bell: &'a Bell,
+    /// Rung when the queue is drained (and the log compacted if it was mostly history): a
+    /// receiver waiting for room looks again.
+    pub room: &'a Bell,
     pub shared: &'a Arc<Mutex<Shared>>,
     pub clock: &'a dyn Clock,
     pub stop: &'a Stop,
@@ -55,6 +58,7 @@ impl Worker<'_> {
             if let Err(e) = super::lock(self.inbox).maybe_compact(now) {
                 warn!("listen: {e}");
             }
+            self.room.ring();
             if self.bell.wait() {
                 return;
             }

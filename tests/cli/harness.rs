@@ -331,6 +331,11 @@ impl Running {
         }
     }
 
+    /// What the process wrote to standard error so far.
+    pub fn stderr_so_far(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
     /// Whether the process has exited (its status is kept for `finish`).
     pub fn exited(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(Some(_)))

@@ -99,17 +99,83 @@ fn a_started_run_that_was_cut_counts_as_an_attempt() {
 }
 
 #[test]
-fn a_full_inbox_refuses_a_batch_whole_and_moves_nothing() {
+fn a_batch_bigger_than_the_room_is_taken_from_its_beginning_and_the_position_stops_there() {
     let power = Power::default();
     let mut inbox =
         Inbox::with_disk(Path::new("/model/inbox"), Box::new(power.disk()), 600).unwrap();
     inbox.accept(&[event(1, "u1")], 10, all).unwrap();
     let big: Vec<Delivered> = (2..20).map(|n| event(n, &format!("u{n}"))).collect();
-    let e = inbox.accept(&big, 11, all).unwrap_err();
-    assert_eq!(e.kind(), crate::error::ErrorKind::Storage);
-    assert!(e.message().contains("is full"), "{e}");
-    assert_eq!(inbox.position("/event/Device_Command__e"), Some(10));
-    assert_eq!(inbox.pending.len(), 1);
+    let a = inbox.accept(&big, 11, all).unwrap();
+    assert!(a.new > 0 && a.left > 0, "{a:?}");
+    assert_eq!(a.new + a.left, big.len());
+    let last_taken = &big[a.new - 1];
+    assert_eq!(
+        inbox.position("/event/Device_Command__e"),
+        Some(last_taken.replay_id),
+        "the rest comes again from the stored position"
+    );
+    assert!(inbox.log_len <= 600, "{}", inbox.log_len);
+    // Durable as it returned; the first event left is not known.
+    let reopened =
+        Inbox::with_disk(Path::new("/model/inbox"), Box::new(power.disk()), 600).unwrap();
+    assert_eq!(reopened.pending.len(), 1 + a.new);
+    assert!(!reopened.knows(&identity(&big[a.new])));
+}
+
+#[test]
+fn a_full_inbox_takes_nothing_moves_nothing_and_says_why() {
+    let power = Power::default();
+    let mut inbox =
+        Inbox::with_disk(Path::new("/model/inbox"), Box::new(power.disk()), 600).unwrap();
+    let mut n = 1;
+    while inbox
+        .accept(&[event(n, &format!("u{n}"))], 10, all)
+        .unwrap()
+        .left
+        == 0
+    {
+        n += 1;
+        assert!(n < 100, "600 bytes hold fewer than 100 events");
+    }
+    let len = inbox.log_len;
+    let a = inbox.accept(&[event(n + 1, "next")], 11, all).unwrap();
+    assert_eq!(
+        a,
+        Accepted {
+            new: 0,
+            skipped: 0,
+            left: 1
+        }
+    );
+    assert_eq!(inbox.log_len, len, "nothing written");
+    assert_eq!(
+        inbox.position("/event/Device_Command__e"),
+        Some(event(n - 1, "").replay_id)
+    );
+    assert!(inbox.full().contains("is full"), "{}", inbox.full());
+    // Once the commands waiting have run (and, in an inbox this small, their ids are older
+    // than the org keeps events), the room comes back.
+    for k in 1..n {
+        let u = format!("u{k}");
+        inbox.start(&u).unwrap();
+        inbox.finish(&u, Outcome::Done, Some(0), None, 12).unwrap();
+        inbox.sent(&u).unwrap();
+    }
+    let later = 12 + KEEP_FINISHED + 1;
+    let a = inbox.accept(&[event(n + 1, "next")], later, all).unwrap();
+    assert_eq!((a.new, a.left), (1, 0));
+}
+
+#[test]
+fn an_event_bigger_than_the_whole_inbox_says_to_raise_the_limit() {
+    let power = Power::default();
+    let mut inbox =
+        Inbox::with_disk(Path::new("/model/inbox"), Box::new(power.disk()), 600).unwrap();
+    let a = inbox
+        .accept(&[event_of_size("huge", 700)], 10, all)
+        .unwrap();
+    assert_eq!(a.left, 1);
+    assert!(inbox.full().contains("raise the limit"), "{}", inbox.full());
 }
 
 #[test]
@@ -501,20 +567,21 @@ fn figures_count_done_and_failed_runs_and_say_the_same_after_a_restart() {
 }
 
 #[test]
-fn a_batch_that_fits_exactly_is_taken_and_one_byte_less_room_refuses_it() {
+fn a_batch_that_fits_exactly_is_taken_and_one_byte_less_room_leaves_its_last_event() {
     let batch = [event(1, "u1"), event(2, "u2")];
     // What the batch takes in the log: its frames (header and checksum around each entry).
     let scratch = Power::default();
     let mut measure = open(&scratch).unwrap();
     measure.accept(&batch, 10, all).unwrap();
     let size = measure.log_len;
-    for (max, fits) in [(size, true), (size - 1, false)] {
+    for (max, left) in [(size, 0), (size - 1, 1)] {
         let power = Power::default();
         let mut inbox =
             Inbox::with_disk(Path::new("/model/inbox"), Box::new(power.disk()), max).unwrap();
-        let got = inbox.accept(&batch, 10, all);
-        assert_eq!(got.is_ok(), fits, "{max} bytes for {size}: {got:?}");
-        assert_eq!(inbox.log_len, if fits { size } else { 0 });
+        let got = inbox.accept(&batch, 10, all).unwrap();
+        assert_eq!(got.left, left, "{max} bytes for {size}: {got:?}");
+        assert!(inbox.log_len <= max, "{}", inbox.log_len);
+        assert_eq!(inbox.log_len == size, left == 0);
     }
 }
 
@@ -571,17 +638,19 @@ fn a_batch_that_fits_before_or_only_after_a_compaction_is_taken_and_compacts_onl
     scratch.compact(later).unwrap();
     let compacted = scratch.log_len;
     assert!(compacted + size < before);
-    for (max, after) in [
-        (before + size, Some(before + size)),
-        (compacted + size, Some(compacted + size)),
-        (compacted + size - 1, None),
+    // One byte short even after the compaction: the first event is taken, the second left.
+    for (max, left, len) in [
+        (before + size, 0, Some(before + size)),
+        (compacted + size, 0, Some(compacted + size)),
+        (compacted + size - 1, 1, None),
     ] {
         let mut inbox = with_history(max);
-        let got = inbox.accept(&batch, later, all);
-        assert_eq!(got.is_ok(), after.is_some(), "{max}: {got:?}");
-        if let Some(len) = after {
+        let got = inbox.accept(&batch, later, all).unwrap();
+        assert_eq!(got.left, left, "{max}: {got:?}");
+        if let Some(len) = len {
             assert_eq!(inbox.log_len, len, "{max}");
         }
+        assert!(inbox.log_len <= max);
     }
 }
 

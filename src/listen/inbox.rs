@@ -17,6 +17,8 @@
 //!   queued; from then on the event's id is in the finished set and it never runs again.
 //! - `Sent`: the result was queued in the outbox (a lost `Sent` only queues the result again:
 //!   results are upserts by the event's id).
+//! - `Tally`: how many runs ended done and how many otherwise among the finished ids that
+//!   compactions dropped, so that health's counts stay "since the inbox was made".
 //!
 //! The log is read once at open (a torn tail is cut, with a warning naming the bytes) and
 //! rewritten (written, fsynced, renamed, directory fsynced) when it grows: the positions, the
@@ -142,6 +144,13 @@ pub enum Entry {
         /// The event's identity.
         u: String,
     },
+    /// Runs whose finished ids compactions dropped, counted (written by a compaction).
+    Tally {
+        /// Ended done.
+        d: u64,
+        /// Ended otherwise.
+        f: u64,
+    },
 }
 
 impl Entry {
@@ -170,6 +179,7 @@ impl Entry {
                 w.opt_string("o", o.as_deref()).number("at", at)
             }
             Entry::Sent { u } => w.string("t", "sent").string("u", u),
+            Entry::Tally { d, f } => w.string("t", "tally").number("d", d).number("f", f),
         };
         w.end().into_bytes()
     }
@@ -199,6 +209,10 @@ impl Entry {
                 at: o.uint("at")?,
             },
             "sent" => Entry::Sent { u: s("u")? },
+            "tally" => Entry::Tally {
+                d: o.uint("d")?,
+                f: o.uint("f")?,
+            },
             _ => return None,
         })
     }
@@ -278,6 +292,8 @@ pub struct Inbox {
     finished: HashMap<String, Finished>,
     done_count: u64,
     failed_count: u64,
+    /// Of those, the runs whose finished ids compactions dropped (done, otherwise).
+    tally: (u64, u64),
     /// The listener's lock (`listener.lock`), held for the inbox's life.
     owner: Option<std::fs::File>,
 }
@@ -339,6 +355,7 @@ impl Inbox {
             finished: HashMap::new(),
             done_count: 0,
             failed_count: 0,
+            tally: (0, 0),
             owner: None,
         };
         inbox.load()?;
@@ -455,6 +472,11 @@ impl Inbox {
                     f.sent = true;
                     f.output = None;
                 }
+            }
+            Entry::Tally { d, f } => {
+                self.tally = (self.tally.0 + d, self.tally.1 + f);
+                self.done_count += d;
+                self.failed_count += f;
             }
         }
     }
@@ -704,14 +726,31 @@ impl Inbox {
         kept
     }
 
+    /// The tally a compaction at `now` writes: the one it read, and the finished ids it drops.
+    fn tally_after(&self, kept: &[(String, Finished)]) -> (u64, u64) {
+        let kept: BTreeSet<&str> = kept.iter().map(|(u, _)| u.as_str()).collect();
+        let (mut done, mut failed) = self.tally;
+        for (u, f) in &self.finished {
+            if !kept.contains(u.as_str()) {
+                match f.status {
+                    Outcome::Done => done += 1,
+                    _ => failed += 1,
+                }
+            }
+        }
+        (done, failed)
+    }
+
     fn live_entries(&self, now: u64) -> Vec<Entry> {
-        let mut entries: Vec<Entry> = self
-            .positions
-            .iter()
-            .map(|(ch, id)| Entry::Position {
+        let kept = self.kept_finished(now);
+        let (d, f) = self.tally_after(&kept);
+        let tally = (d + f > 0).then_some(Entry::Tally { d, f });
+        let mut entries: Vec<Entry> = tally
+            .into_iter()
+            .chain(self.positions.iter().map(|(ch, id)| Entry::Position {
                 ch: ch.clone(),
                 id: *id,
-            })
+            }))
             .collect();
         for p in &self.pending {
             entries.push(Entry::Accept {
@@ -725,7 +764,7 @@ impl Inbox {
                 entries.push(Entry::Start { u: p.uuid.clone() });
             }
         }
-        for (u, f) in self.kept_finished(now) {
+        for (u, f) in kept {
             entries.push(Entry::Done {
                 u: u.clone(),
                 s: f.status,
@@ -762,7 +801,9 @@ impl Inbox {
         write(&mut self.disk).map_err(|e| storage(&self.dir, "compact", e))?;
         self.log_len = bytes.len() as u64;
         // Replaying the new log gives the same state, without what was dropped.
-        self.finished = self.kept_finished(now).into_iter().collect();
+        let kept = self.kept_finished(now);
+        self.tally = self.tally_after(&kept);
+        self.finished = kept.into_iter().collect();
         Ok(())
     }
 }

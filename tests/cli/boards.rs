@@ -280,6 +280,13 @@ fn every_unit_carries_the_package_units_hardening_block_and_runs_as_sfpair() {
         );
         assert!(text.contains("\nDeviceAllow="), "{}", unit.display());
     }
+    // The BusyBox script waits as long as systemd does before its SIGKILL (docs/run.md,
+    // "Stopping": a refresh already sent may take the whole --timeout).
+    let init = std::fs::read_to_string(boards_dir().join("generic-aarch64-musl.init")).unwrap();
+    assert!(
+        init.contains("\nSTOP_TIMEOUT=${SFPAIR_STOP_TIMEOUT:-40}\n"),
+        "the BusyBox script's stop waits 40 s by default, as TimeoutStopSec=40"
+    );
 }
 
 /// A stand-in `sfpair run` that notes when it starts and ends in EVENTS and takes `linger`

@@ -567,6 +567,44 @@ fn figures_count_done_and_failed_runs_and_say_the_same_after_a_restart() {
 }
 
 #[test]
+fn the_counts_survive_compactions_that_drop_the_finished_ids_and_a_restart() {
+    let power = Power::default();
+    let mut inbox = open(&power).unwrap();
+    let batch: Vec<Delivered> = (1..=3).map(|n| event(n, &format!("u{n}"))).collect();
+    inbox.accept(&batch, 10, all).unwrap();
+    for (u, s) in [
+        ("u1", Outcome::Done),
+        ("u2", Outcome::Failed),
+        ("u3", Outcome::Done),
+    ] {
+        inbox.start(u).unwrap();
+        inbox.finish(u, s, None, None, 11).unwrap();
+        inbox.sent(u).unwrap();
+    }
+    let counts = |i: &Inbox| (i.figures().done, i.figures().failed);
+    assert_eq!(counts(&inbox), (2, 1));
+    // Past the retention: the ids go, the counts stay; a second compaction counts none twice.
+    let later = 11 + KEEP_FINISHED + 1;
+    inbox.compact(later).unwrap();
+    assert!(inbox.finished("u1").is_none());
+    assert_eq!(counts(&inbox), (2, 1));
+    inbox.accept(&[event(4, "u4")], later, all).unwrap();
+    inbox.start("u4").unwrap();
+    inbox
+        .finish("u4", Outcome::TimedOut, None, None, later)
+        .unwrap();
+    inbox.compact(later).unwrap();
+    assert_eq!(counts(&inbox), (2, 2));
+    drop(inbox);
+    let mut inbox = open(&power).unwrap();
+    assert_eq!(counts(&inbox), (2, 2), "after a restart");
+    inbox.sent("u4").unwrap();
+    inbox.compact(later + KEEP_FINISHED + 1).unwrap();
+    drop(inbox);
+    assert_eq!(counts(&open(&power).unwrap()), (2, 2));
+}
+
+#[test]
 fn a_batch_that_fits_exactly_is_taken_and_one_byte_less_room_leaves_its_last_event() {
     let batch = [event(1, "u1"), event(2, "u2")];
     // What the batch takes in the log: its frames (header and checksum around each entry).
@@ -678,6 +716,7 @@ fn a_large_log_is_compacted_only_once_less_than_half_of_it_is_live() {
         inbox.sent(&u).unwrap();
         n += 1;
     }
+    let history = n as u64;
     // ...then events waiting to run, until what a compaction keeps (reckoned here frame by
     // frame: the position and each waiting event) is half of the log or more.
     let position = |n: i64| Entry::Position {
@@ -716,5 +755,13 @@ fn a_large_log_is_compacted_only_once_less_than_half_of_it_is_live() {
         .unwrap();
     inbox.sent(&u).unwrap();
     inbox.maybe_compact(now).unwrap();
-    assert_eq!(inbox.log_len, live + frame_len(&position(n + 1)));
+    // What is live, and the count of the runs whose ids went.
+    let tally = Entry::Tally {
+        d: history + 1,
+        f: 0,
+    };
+    assert_eq!(
+        inbox.log_len,
+        frame_len(&tally) + live + frame_len(&position(n + 1))
+    );
 }

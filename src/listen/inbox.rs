@@ -44,8 +44,11 @@ use crate::store::frame::{self, FrameError, HEADER_LEN};
 const LOG: &str = "log";
 /// A compaction in progress.
 const LOG_NEW: &str = "log.new";
-/// One frame's payload at most (an event's payload, its kept output, the rest).
-const MAX_ENTRY: usize = 1024 * 1024 + 16 * 1024;
+/// One frame's payload at most (an event's payload, its kept output, the rest): an event is
+/// at most 1 MB, and written as a JSON string in the entry it may double (every `\"` of its
+/// text becomes `\\\"`), so twice that and room for the rest. Less, and such an event could
+/// never be stored: the listener would stop at it for ever.
+const MAX_ENTRY: usize = 2 * 1024 * 1024 + 16 * 1024;
 /// The log's magic and format version.
 const MAGIC: &[u8; 4] = b"SFPI";
 const VERSION: u8 = 1;

@@ -183,6 +183,77 @@ fn a_reply_too_large_to_read_backs_off_longer_each_time_never_a_handshake_a_seco
     assert!(out.stdout.is_empty(), "nothing taken: {}", out.stdout);
 }
 
+/// The inbox on a full disk: the commands cannot be stored, so they are not received. The
+/// listener says why and backs off longer each time (never a handshake a second), and once
+/// there is room every command arrives, once.
+#[test]
+#[ignore = "needs root: mounts a small tmpfs and fills it"]
+fn an_inbox_on_a_full_disk_backs_off_and_takes_every_command_once_there_is_room() {
+    use std::io::Write;
+    let env = env();
+    let disk = crate::hostile_store::Mount::tmpfs(&env.scratch.0.join("disk"), "256k");
+    let inbox = disk.0.join("inbox");
+    let mut command = env.command(&[
+        "listen",
+        "Device_Command__e",
+        "--match",
+        "Device_Id__c=GW-1",
+        // (`stored`, the default: with nothing stored yet, `new` would resubscribe from -1
+        // and not see again what it could not store; docs/listen.md says so.)
+        "--inbox",
+        inbox.to_str().unwrap(),
+    ]);
+    command.env("RUST_LOG", "info");
+    let before = subscribes(&env);
+    let mut run = Running::spawn(command);
+    wait_until("the subscription", || subscribes(&env) > before);
+    // Fill the disk (bounded by its size).
+    let filler = disk.0.join("filler");
+    let mut file = std::fs::File::create(&filler).unwrap();
+    for chunk in [4096, 1] {
+        let bytes = vec![0u8; chunk];
+        for _ in 0..100_000 {
+            if file.write_all(&bytes).is_err() {
+                break;
+            }
+        }
+    }
+    assert!(file.write_all(b"x").is_err(), "the filesystem is full");
+    drop(file);
+    let mine: Vec<String> = (0..3).map(|n| publish(&env, "GW-1", n)).collect();
+    let delays = crate::harness::wait_until(RUN_LIMIT, "three retries", || {
+        let delays: Vec<u64> = run
+            .stderr_so_far()
+            .lines()
+            .filter(|l| l.contains("streaming: the inbox:"))
+            .filter_map(|l| {
+                l.split("trying again in ")
+                    .nth(1)?
+                    .split(' ')
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .collect();
+        (delays.len() >= 3).then_some(delays)
+    });
+    assert!(
+        delays[1] >= 2 && delays[2] >= 4,
+        "the backoff grows: {delays:?}"
+    );
+    std::fs::remove_file(&filler).unwrap();
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let line: Value = serde_json::from_str(&run.line(RUN_LIMIT)).unwrap();
+        seen.push(line["event_uuid"].as_str().unwrap().to_string());
+    }
+    assert_eq!(seen, mine);
+    run.terminate();
+    let out = run.finish(RUN_LIMIT);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert_eq!(out.stdout.lines().count(), 3, "each once: {}", out.stdout);
+}
+
 #[test]
 fn a_program_runs_for_each_command_and_its_outcome_reaches_the_org() {
     let env = env();

@@ -729,19 +729,18 @@ impl Inbox {
         kept
     }
 
-    /// The tally a compaction at `now` writes: the one it read, and the finished ids it drops.
+    /// The tally a compaction writes when it keeps `kept`: the one it read, and the runs of
+    /// the finished ids it drops (counted as all less those kept: no set of ids to build).
     fn tally_after(&self, kept: &[(String, Finished)]) -> (u64, u64) {
-        let kept: BTreeSet<&str> = kept.iter().map(|(u, _)| u.as_str()).collect();
-        let (mut done, mut failed) = self.tally;
-        for (u, f) in &self.finished {
-            if !kept.contains(u.as_str()) {
-                match f.status {
-                    Outcome::Done => done += 1,
-                    _ => failed += 1,
-                }
-            }
-        }
-        (done, failed)
+        let done = |f: &Finished| f.status == Outcome::Done;
+        let all_done = self.finished.values().filter(|f| done(f)).count();
+        let kept_done = kept.iter().filter(|(_, f)| done(f)).count();
+        let dropped = (self.finished.len() - kept.len()) as u64;
+        let dropped_done = (all_done - kept_done) as u64;
+        (
+            self.tally.0 + dropped_done,
+            self.tally.1 + dropped - dropped_done,
+        )
     }
 
     fn live_entries(&self, now: u64) -> Vec<Entry> {

@@ -41,6 +41,7 @@ pub trait Transport: Send {
             content_type: reply.content_type.clone(),
             retry_after: reply.retry_after,
             limit_info: None,
+            cookies: reply.cookies.clone(),
             body: Box::new(io::Cursor::new(reply.body.to_vec())),
         })
     }
@@ -57,6 +58,8 @@ pub struct OpenReply {
     pub retry_after: Option<Duration>,
     /// Salesforce's `Sforce-Limit-Info` header (`api-usage=N/M`).
     pub limit_info: Option<String>,
+    /// The `name=value` of each `Set-Cookie` header.
+    pub cookies: Vec<String>,
     /// The body; read errors are network failures (timeouts, resets, TLS alerts).
     pub body: Box<dyn io::Read + Send>,
 }
@@ -367,20 +370,25 @@ fn retry_after_of(response: &ureq::http::Response<ureq::Body>) -> Option<Duratio
         .map(Duration::from_secs)
 }
 
+/// The `name=value` of each `Set-Cookie` header (the attributes after it are not kept).
+fn cookies_of(response: &ureq::http::Response<ureq::Body>) -> Vec<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next())
+        .map(|v| v.trim().to_string())
+        .collect()
+}
+
 impl Transport for UreqTransport {
     fn send(&mut self, request: &Request) -> Result<Reply, TransportError> {
         let (host, mut response) = self.run(request, false)?;
         let status = response.status().as_u16();
         let content_type = header_of(&response, "content-type").unwrap_or_default();
         let retry_after = retry_after_of(&response);
-        let cookies = response
-            .headers()
-            .get_all("set-cookie")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .filter_map(|v| v.split(';').next())
-            .map(|v| v.trim().to_string())
-            .collect();
+        let cookies = cookies_of(&response);
         let bytes = response
             .body_mut()
             .with_config()
@@ -402,6 +410,7 @@ impl Transport for UreqTransport {
                 .to_ascii_lowercase(),
             retry_after: retry_after_of(&response),
             limit_info: header_of(&response, "sforce-limit-info"),
+            cookies: cookies_of(&response),
             body: Box::new(Deadlined(response.into_body().into_reader())),
         })
     }

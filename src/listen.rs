@@ -106,9 +106,10 @@ pub struct Doorbell<'a> {
 pub const STREAM_READ_TIMEOUT: Duration = Duration::from_secs(140);
 
 /// A connect reply carries every event the org queued for the client, each up to 1 MB: the
-/// stream takes replies as large as the inbox (`--inbox-max-bytes`), and never less than
-/// this (an event of 1 MB and room around it). The 64 KiB of an OAuth reply would make a
-/// backlog of ordinary commands, or one large one, unreadable for ever.
+/// stream reads as much of a reply as the inbox holds (`--inbox-max-bytes`), and never less
+/// than this (an event of 1 MB and room around it); of a longer reply it takes the whole
+/// messages read, and the rest comes again from the stored position. A reply read whole or
+/// not at all would leave a device with a large enough backlog deaf for ever.
 pub const MIN_REPLY_LIMIT: u64 = 2 * 1024 * 1024;
 
 impl Options {
@@ -274,7 +275,6 @@ impl Listener {
         } = hookup;
         let http = HttpConfig {
             read_timeout: STREAM_READ_TIMEOUT,
-            body_limit: self.options.inbox_max_bytes.max(MIN_REPLY_LIMIT),
             ..self.options.http.clone()
         };
         let transport = UreqTransport::new(&http)?;
@@ -330,7 +330,11 @@ impl Listener {
                 )));
             }
             receive::Receiver {
-                stream: Stream::new(Box::new(transport), &self.options.api_version),
+                stream: Stream::new(
+                    Box::new(transport),
+                    &self.options.api_version,
+                    self.options.inbox_max_bytes.max(MIN_REPLY_LIMIT),
+                ),
                 sessions,
                 inbox,
                 channels: &self.options.channels,

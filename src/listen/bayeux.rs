@@ -145,6 +145,9 @@ pub struct Parsed {
     pub events: Vec<Delivered>,
     /// The meta replies.
     pub meta: Vec<MetaReply>,
+    /// Only the beginning of a longer reply was read ([`parse_beginning`]): what came after
+    /// its last whole message was not received.
+    pub cut: bool,
 }
 
 impl Parsed {
@@ -189,6 +192,52 @@ pub fn parse(body: &[u8]) -> Result<Parsed, Error> {
         }
     }
     Ok(parsed)
+}
+
+/// Reads the beginning of a reply longer than what was read: its whole messages, the one cut
+/// short and the rest left out, with [`Parsed::cut`] set. Nothing whole: a server error.
+pub fn parse_beginning(beginning: &[u8]) -> Result<Parsed, Error> {
+    let end = whole_messages(beginning);
+    if end == 0 {
+        return Err(Error::server(format!(
+            "the Streaming API sent a message larger than the {} bytes read of a reply",
+            beginning.len()
+        )));
+    }
+    let mut text = beginning[..end].to_vec();
+    text.push(b']');
+    let mut parsed = parse(&text)?;
+    parsed.cut = true;
+    Ok(parsed)
+}
+
+/// How many bytes of `body` (the beginning of a JSON array of objects) hold only whole
+/// messages: up to the end of the last object closed at the array's level, 0 if none.
+fn whole_messages(body: &[u8]) -> usize {
+    let (mut depth, mut in_string, mut escaped, mut end) = (0u32, false, false, 0);
+    for (i, &b) in body.iter().enumerate() {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => depth += 1,
+            b']' | b'}' => {
+                depth = depth.saturating_sub(1);
+                if depth == 1 && b == b'}' {
+                    end = i + 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    end
 }
 
 fn advice(raw: &Object) -> Advice {
@@ -409,6 +458,31 @@ mod tests {
         ] {
             assert!(channel(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_beginning_of_a_longer_reply_gives_its_whole_messages_and_says_it_was_cut() {
+        let message = |n: u32| {
+            format!(
+                r#"{{"channel":"/event/E__e","data":{{"payload":{{"Text__c":"a \"}}]{{[\\ {n}"}},"event":{{"replayId":{n},"EventUuid":"u{n}"}}}}}}"#
+            )
+        };
+        let whole = format!("[{},{},{}]", message(1), message(2), message(3));
+        assert!(!parse(whole.as_bytes()).unwrap().cut);
+        // Cut anywhere in the third message (inside its escaped quote, brackets, braces and
+        // backslash too): the first two, cut.
+        let third = whole.rfind(",{").unwrap() + 1;
+        for end in third..whole.len() - 1 {
+            let parsed = parse_beginning(&whole.as_bytes()[..end]).unwrap();
+            let ids: Vec<i64> = parsed.events.iter().map(|e| e.replay_id).collect();
+            assert_eq!(ids, [1, 2], "cut at {end}");
+            assert!(parsed.cut);
+            assert!(parsed.events[1].payload.contains(r#"a \"}]{[\\ 2"#));
+        }
+        // Cut inside the first: nothing whole, a server error (a message over the limit).
+        let e = parse_beginning(&whole.as_bytes()[..20]).unwrap_err();
+        assert_eq!(e.kind(), crate::error::ErrorKind::Server);
+        assert!(e.message().contains("larger than the 20 bytes"), "{e}");
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //!
 //! It says what happened and decides nothing: `receive.rs` decides what to do next.
 
+use std::io::Read;
+
 use log::debug;
 
 use super::bayeux::{self, Ids, Parsed, Refusal};
@@ -31,10 +33,15 @@ impl From<TransportError> for Failure {
     }
 }
 
+/// An error reply is read this far (its Bayeux refusal is a few hundred bytes).
+const ERROR_LIMIT: u64 = 64 * 1024;
+
 /// A Streaming API client: its id and cookies once it has shaken hands.
 pub struct Stream {
     transport: Box<dyn Transport>,
     api_version: String,
+    /// A reply is read this far; a longer one is taken up to its last whole message.
+    reply_limit: u64,
     ids: Ids,
     client_id: Option<String>,
     cookies: Vec<(String, String)>,
@@ -43,11 +50,14 @@ pub struct Stream {
 
 impl Stream {
     /// A client over `transport` (whose read timeout must outlast the server's hold, 110 s on
-    /// Salesforce), for the Streaming API of `api_version` (`62.0`).
-    pub fn new(transport: Box<dyn Transport>, api_version: &str) -> Stream {
+    /// Salesforce), for the Streaming API of `api_version` (`62.0`), reading at most
+    /// `reply_limit` bytes of a reply (a longer one is cut at its last whole message, and
+    /// [`Parsed::cut`] says so).
+    pub fn new(transport: Box<dyn Transport>, api_version: &str, reply_limit: u64) -> Stream {
         Stream {
             transport,
             api_version: api_version.to_string(),
+            reply_limit,
             ids: Ids::default(),
             client_id: None,
             cookies: Vec::new(),
@@ -113,18 +123,37 @@ impl Stream {
                 .collect();
             request.headers.push(("Cookie".into(), jar.join("; ")));
         }
-        let reply = self.transport.send(&request)?;
+        let mut reply = self.transport.open(&request)?;
         for cookie in &reply.cookies {
             if let Some((name, value)) = cookie.split_once('=') {
                 self.cookies.retain(|(n, _)| n != name);
                 self.cookies.push((name.to_string(), value.to_string()));
             }
         }
+        let limit = if reply.status == 200 {
+            self.reply_limit
+        } else {
+            ERROR_LIMIT
+        };
+        // One byte more than the limit says whether the reply is longer.
+        let mut body = Vec::new();
+        (&mut reply.body)
+            .take(limit + 1)
+            .read_to_end(&mut body)
+            .map_err(|e| Failure::Transient(format!("the Streaming API's reply broke off: {e}")))?;
+        let longer = body.len() as u64 > limit;
+        body.truncate(limit as usize);
         if reply.status == 200 {
-            return bayeux::parse(&reply.body).map_err(|e| Failure::Transient(e.message().into()));
+            let parsed = if longer {
+                debug!("streaming: a reply over {limit} bytes; taking its first whole messages");
+                bayeux::parse_beginning(&body)
+            } else {
+                bayeux::parse(&body)
+            };
+            return parsed.map_err(|e| Failure::Transient(e.message().into()));
         }
         // An error status may still carry a Bayeux refusal that says what to do.
-        let refusal = bayeux::parse(&reply.body)
+        let refusal = bayeux::parse(&body)
             .ok()
             .and_then(|p| p.meta.into_iter().find_map(|m| m.refusal));
         match (reply.status, refusal) {

@@ -463,9 +463,14 @@ impl FileStore {
         let bytes = self.envelope.encode(record, 0, fresh, stored.as_deref())?;
         // A prepared file is overwritten in place: its blocks are already allocated, so a full
         // disk does not stop this write.
-        let reserved = match self.prepared.take() {
-            Some((temp, file)) if self.held.is_some() && temp == temp_path(&target) => Some(file),
-            _ => None,
+        let reusable = self.held.is_some()
+            && (self.prepared.as_ref()).is_some_and(|(temp, _)| *temp == temp_path(&target));
+        let reserved = if reusable {
+            self.prepared.take().map(|(_, file)| file)
+        } else {
+            // Reserved for a record the link no longer names: not left behind.
+            self.discard_prepared();
+            None
         };
         let (mut dir, temp, name) = self.recipe(&target)?;
         match replace::replace(&mut dir, &temp, &name, &bytes, reserved) {
@@ -487,7 +492,7 @@ impl FileStore {
             return Ok(());
         }
         let _lock = self.lock_dir(&target)?;
-        self.prepared = None;
+        self.discard_prepared();
         if let Some(bytes) = self.load_from(&target)? {
             refuse_foreign(&target, &bytes)?;
             // Overwrite before unlinking, so a plain filesystem does not keep the token in a
@@ -542,6 +547,11 @@ impl FileStore {
     fn unlock_held(&mut self) {
         // Dropping the handle releases the flock.
         self.held = None;
+        self.discard_prepared();
+    }
+
+    /// Removes the temporary file `prepare_save` reserved, if there is one.
+    fn discard_prepared(&mut self) {
         if let Some((temp, _)) = self.prepared.take() {
             let _ = fs::remove_file(temp);
         }
@@ -574,9 +584,7 @@ impl FileStore {
 
 impl Drop for FileStore {
     fn drop(&mut self) {
-        if let Some((temp, _)) = self.prepared.take() {
-            let _ = fs::remove_file(temp);
-        }
+        self.discard_prepared();
     }
 }
 
@@ -996,6 +1004,10 @@ mod tests {
         fs::remove_file(&link).unwrap();
         std::os::unix::fs::symlink("../b/token", &link).unwrap();
         store.save(&sample("rt-2")).unwrap();
+        assert!(
+            !temp_path(&dir.join("a/token")).exists(),
+            "the file reserved in the old directory is not left behind"
+        );
         store.unlock();
         assert_eq!(
             FileStore::new(dir.join("b/token")).load().unwrap(),
@@ -1022,6 +1034,21 @@ mod tests {
         store.unlock();
         other.try_lock().unwrap();
         other.unlock().unwrap();
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_wipe_after_prepare_save_leaves_no_reserved_temp_file() {
+        let dir = temp_dir("wipe-prepared");
+        let mut store = FileStore::new(dir.join("token"));
+        store.save(&sample("rt")).unwrap();
+        store.lock().unwrap();
+        store.prepare_save().unwrap();
+        let temp = temp_path(&dir.join("token"));
+        assert!(temp.exists());
+        store.wipe().unwrap();
+        assert!(!temp.exists(), "the reserved file went with the record");
+        store.unlock();
         fs::remove_dir_all(dir).unwrap();
     }
 

@@ -216,56 +216,6 @@ fn a_file_of_the_outbox_another_user_owns_is_refused() {
     assert_eq!(std::fs::read(&log).unwrap(), before, "left as it was");
 }
 
-/// A tmpfs of `size` mounted on `dir` (root only), unmounted when dropped.
-struct Tmpfs(std::path::PathBuf);
-
-impl Tmpfs {
-    fn mount(dir: &Path, size: &str) -> Tmpfs {
-        use std::ffi::CString;
-        use std::os::unix::ffi::OsStrExt;
-        std::fs::create_dir_all(dir).unwrap();
-        let target = CString::new(dir.as_os_str().as_bytes()).unwrap();
-        let options = CString::new(format!("size={size},mode=0755")).unwrap();
-        // SAFETY: valid NUL-terminated strings for the whole call; the result is checked.
-        let rc = unsafe {
-            libc::mount(
-                c"tmpfs".as_ptr(),
-                target.as_ptr(),
-                c"tmpfs".as_ptr(),
-                0,
-                options.as_ptr().cast(),
-            )
-        };
-        assert_eq!(rc, 0, "mount tmpfs: {}", std::io::Error::last_os_error());
-        Tmpfs(dir.to_path_buf())
-    }
-
-    /// Writes a file until the filesystem is full (bounded by its size).
-    fn fill(&self) {
-        use std::io::Write;
-        let mut filler = std::fs::File::create(self.0.join("filler")).unwrap();
-        for chunk in [64 * 1024, 4096, 1] {
-            let bytes = vec![0u8; chunk];
-            for _ in 0..100_000 {
-                if filler.write_all(&bytes).is_err() {
-                    break;
-                }
-            }
-        }
-        assert!(filler.write_all(b"x").is_err(), "the filesystem is full");
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        use std::ffi::CString;
-        use std::os::unix::ffi::OsStrExt;
-        let target = CString::new(self.0.as_os_str().as_bytes()).unwrap();
-        // SAFETY: a valid NUL-terminated path.
-        unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
-    }
-}
-
 /// With the outbox on a full disk, the outcome of a delivery was written only after the
 /// request: each `flush` published the same three events again (five runs, five
 /// publications of each), burning API calls as long as the disk stayed full. Now the room to
@@ -277,7 +227,7 @@ fn a_full_disk_never_sends_a_batch_again_and_again() {
     root();
     let env = Env::start(fast());
     env.pair_approved();
-    let disk = Tmpfs::mount(&env.scratch.0.join("disk"), "512k");
+    let disk = crate::hostile_store::Mount::tmpfs(&env.scratch.0.join("disk"), "512k");
     let outbox = disk.0.join("outbox");
     let outbox_arg = outbox.display().to_string();
     let out = env.run(&[
@@ -290,7 +240,7 @@ fn a_full_disk_never_sends_a_batch_again_and_again() {
         r#"[{"Code__c":"E1","Severity__c":1},{"Code__c":"E2","Severity__c":2},{"Code__c":"E3","Severity__c":3}]"#,
     ]);
     assert_eq!(out.code(), 0, "{out:?}");
-    disk.fill();
+    let filler = disk.fill();
     for run in 0..5 {
         let out = env.run(&["outbox", "flush", "--outbox", &outbox_arg]);
         assert_eq!(out.code(), 8, "run {run}: {out:?}");
@@ -304,7 +254,7 @@ fn a_full_disk_never_sends_a_batch_again_and_again() {
         "published on a full disk: {:?}",
         env.sim().records("Device_Alarm__e")
     );
-    std::fs::remove_file(disk.0.join("filler")).unwrap();
+    std::fs::remove_file(&filler).unwrap();
     let out = env.run(&["outbox", "flush", "--outbox", &outbox_arg]);
     assert_eq!(out.code(), 0, "{out:?}");
     let codes: Vec<Value> = env

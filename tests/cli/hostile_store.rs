@@ -168,6 +168,24 @@ impl Mount {
         Mount(dir.to_path_buf())
     }
 
+    /// Writes `filler` until the filesystem is full (bounded by its size); removing that file
+    /// makes the room again.
+    pub fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write;
+        let path = self.0.join("filler");
+        let mut filler = fs::File::create(&path).unwrap();
+        for chunk in [64 * 1024, 4096, 1] {
+            let bytes = vec![0u8; chunk];
+            for _ in 0..100_000 {
+                if filler.write_all(&bytes).is_err() {
+                    break;
+                }
+            }
+        }
+        assert!(filler.write_all(b"x").is_err(), "the filesystem is full");
+        path
+    }
+
     pub fn remount(&self, options: &str) {
         let status = std::process::Command::new("mount")
             .args(["-o", &format!("remount,{options}")])

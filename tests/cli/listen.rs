@@ -184,7 +184,6 @@ fn a_backlog_longer_than_the_stream_reads_arrives_in_parts_each_command_once() {
 #[test]
 #[ignore = "needs root: mounts a small tmpfs and fills it"]
 fn an_inbox_on_a_full_disk_backs_off_and_takes_every_command_once_there_is_room() {
-    use std::io::Write;
     let env = env();
     let disk = crate::hostile_store::Mount::tmpfs(&env.scratch.0.join("disk"), "256k");
     let inbox = disk.0.join("inbox");
@@ -202,19 +201,7 @@ fn an_inbox_on_a_full_disk_backs_off_and_takes_every_command_once_there_is_room(
     let before = subscribes(&env);
     let mut run = Running::spawn(command);
     wait_until("the subscription", || subscribes(&env) > before);
-    // Fill the disk (bounded by its size).
-    let filler = disk.0.join("filler");
-    let mut file = std::fs::File::create(&filler).unwrap();
-    for chunk in [4096, 1] {
-        let bytes = vec![0u8; chunk];
-        for _ in 0..100_000 {
-            if file.write_all(&bytes).is_err() {
-                break;
-            }
-        }
-    }
-    assert!(file.write_all(b"x").is_err(), "the filesystem is full");
-    drop(file);
+    let filler = disk.fill();
     let mine: Vec<String> = (0..3).map(|n| publish(&env, "GW-1", n)).collect();
     let delays = crate::harness::wait_until(RUN_LIMIT, "three retries", || {
         let delays: Vec<u64> = run

@@ -106,11 +106,12 @@ pub struct Doorbell<'a> {
 pub const STREAM_READ_TIMEOUT: Duration = Duration::from_secs(140);
 
 /// A connect reply carries every event the org queued for the client, each up to 1 MB: the
-/// stream reads as much of a reply as the inbox holds (`--inbox-max-bytes`), and never less
-/// than this (an event of 1 MB and room around it); of a longer reply it takes the whole
-/// messages read, and the rest comes again from the stored position. A reply read whole or
-/// not at all would leave a device with a large enough backlog deaf for ever.
-pub const MIN_REPLY_LIMIT: u64 = 2 * 1024 * 1024;
+/// stream reads this much of a reply (an event of 1 MB and room around it); of a longer reply
+/// it takes the whole messages read, and the rest comes again from the stored position. A
+/// reply read whole or not at all would leave a device with a large enough backlog deaf for
+/// ever; more at a time would cost memory (each byte read is held about four times over while
+/// it is parsed and stored), and catching up takes a handshake per 2 MiB.
+pub const REPLY_LIMIT: u64 = 2 * 1024 * 1024;
 
 impl Options {
     /// A listener with no command channels, for a doorbell only (`run --desired` without
@@ -330,11 +331,7 @@ impl Listener {
                 )));
             }
             receive::Receiver {
-                stream: Stream::new(
-                    Box::new(transport),
-                    &self.options.api_version,
-                    self.options.inbox_max_bytes.max(MIN_REPLY_LIMIT),
-                ),
+                stream: Stream::new(Box::new(transport), &self.options.api_version, REPLY_LIMIT),
                 sessions,
                 inbox,
                 channels: &self.options.channels,

@@ -195,18 +195,19 @@ pub fn parse(body: &[u8]) -> Result<Parsed, Error> {
 }
 
 /// Reads the beginning of a reply longer than what was read: its whole messages, the one cut
-/// short and the rest left out, with [`Parsed::cut`] set. Nothing whole: a server error.
-pub fn parse_beginning(beginning: &[u8]) -> Result<Parsed, Error> {
-    let end = whole_messages(beginning);
+/// short and the rest left out, with [`Parsed::cut`] set. Nothing whole: a server error. The
+/// bytes are cut in place (no second copy of a reply of megabytes).
+pub fn parse_beginning(mut beginning: Vec<u8>) -> Result<Parsed, Error> {
+    let end = whole_messages(&beginning);
     if end == 0 {
         return Err(Error::server(format!(
             "the Streaming API sent a message larger than the {} bytes read of a reply",
             beginning.len()
         )));
     }
-    let mut text = beginning[..end].to_vec();
-    text.push(b']');
-    let mut parsed = parse(&text)?;
+    beginning.truncate(end);
+    beginning.push(b']');
+    let mut parsed = parse(&beginning)?;
     parsed.cut = true;
     Ok(parsed)
 }
@@ -473,14 +474,14 @@ mod tests {
         // backslash too): the first two, cut.
         let third = whole.rfind(",{").unwrap() + 1;
         for end in third..whole.len() - 1 {
-            let parsed = parse_beginning(&whole.as_bytes()[..end]).unwrap();
+            let parsed = parse_beginning(whole.as_bytes()[..end].to_vec()).unwrap();
             let ids: Vec<i64> = parsed.events.iter().map(|e| e.replay_id).collect();
             assert_eq!(ids, [1, 2], "cut at {end}");
             assert!(parsed.cut);
             assert!(parsed.events[1].payload.contains(r#"a \"}]{[\\ 2"#));
         }
         // Cut inside the first: nothing whole, a server error (a message over the limit).
-        let e = parse_beginning(&whole.as_bytes()[..20]).unwrap_err();
+        let e = parse_beginning(whole.as_bytes()[..20].to_vec()).unwrap_err();
         assert_eq!(e.kind(), crate::error::ErrorKind::Server);
         assert!(e.message().contains("larger than the 20 bytes"), "{e}");
     }

@@ -14,7 +14,9 @@
 //! - `Start`: a run of an event begins (fsynced before the program starts). An event with a
 //!   `Start` and no `Done` was cut by a crash: it runs again, attempt n + 1.
 //! - `Done`: how the run ended (fsynced), with the program's kept output until the result is
-//!   queued; from then on the event's id is in the finished set and it never runs again.
+//!   queued; from then on the event's id is in the finished set and it never runs again. With
+//!   no output (no `--results`, or, after a compaction, a result already queued) there is
+//!   nothing to queue: the id is kept 80 hours, then forgotten.
 //! - `Sent`: the result was queued in the outbox (a lost `Sent` only queues the result again:
 //!   results are upserts by the event's id).
 //! - `Tally`: how many runs ended done and how many otherwise among the finished ids that
@@ -137,7 +139,8 @@ pub enum Entry {
         s: Outcome,
         /// The program's exit code.
         x: Option<i32>,
-        /// The program's kept output, until the result is queued.
+        /// The program's kept output, until the result is queued; absent when there is no
+        /// result to queue (no `--results`, or queued already).
         o: Option<String>,
         /// When (seconds since the epoch).
         at: u64,
@@ -301,6 +304,18 @@ pub struct Inbox {
     owner: Option<std::fs::File>,
 }
 
+/// What a compaction writes for a finished event: how it ended. Its output only while the
+/// result waits to be queued: a `Done` with none reads back as sent, so no `Sent` is needed.
+fn finished_entry(u: &str, f: &Finished) -> Entry {
+    Entry::Done {
+        u: u.to_string(),
+        s: f.status,
+        x: f.exit_code,
+        o: if f.sent { None } else { f.output.clone() },
+        at: f.at,
+    }
+}
+
 /// The bytes `entries` take in the log, each in its frame.
 fn log_size(entries: &[Entry]) -> u64 {
     entries
@@ -459,6 +474,10 @@ impl Inbox {
                     Outcome::Done => self.done_count += 1,
                     _ => self.failed_count += 1,
                 }
+                // No output kept: no result is to be queued (no `--results`), so there is
+                // nothing to wait for. Otherwise its id would be kept for ever, and the ids of
+                // a long life of commands would fill the inbox until it took no more.
+                let sent = o.is_none();
                 self.finished.insert(
                     u,
                     Finished {
@@ -466,7 +485,7 @@ impl Inbox {
                         exit_code: x,
                         output: o,
                         at,
-                        sent: false,
+                        sent,
                     },
                 );
             }
@@ -651,7 +670,9 @@ impl Inbox {
         }])
     }
 
-    /// Records how the run of `uuid` ended (durable): it never runs again.
+    /// Records how the run of `uuid` ended (durable): it never runs again. `output` is what to
+    /// keep until the result is queued ([`Inbox::sent`]); `None` when no result is to be
+    /// queued (no `--results`): the event then counts as sent at once.
     pub fn finish(
         &mut self,
         uuid: &str,
@@ -708,9 +729,13 @@ impl Inbox {
     /// Compacts when the log is large and mostly history (`now`: seconds since the epoch).
     pub fn maybe_compact(&mut self, now: u64) -> Result<(), Error> {
         self.live_bytes = self.live_size(now);
-        // Past half the limit too: a small inbox (64 KiB) must not stay full of history.
+        // Past half the limit too: a small inbox (64 KiB) must not stay full of history. And
+        // whenever the log is nearly full (the receiver waits for room then) and some of it
+        // is history.
         let large = self.log_len > COMPACT_AT.min(self.max_bytes / 2);
-        if large && self.live_bytes * 2 < self.log_len {
+        let nearly_full = self.log_len * 10 > self.max_bytes * 9;
+        let history = self.live_bytes < self.log_len;
+        if large && (self.live_bytes * 2 < self.log_len || (nearly_full && history)) {
             self.compact(now)?;
         }
         Ok(())
@@ -726,6 +751,21 @@ impl Inbox {
         kept.sort_by_key(|(_, f)| f.at);
         let over = kept.len().saturating_sub(MAX_FINISHED);
         kept.drain(..over);
+        // At most half the inbox for them, the oldest going first, so that a flood of
+        // commands cannot fill it with ids and leave no room for the next ones (an id only
+        // matters to an event replayed from before the stored position, `-2`). Results not
+        // yet queued stay whatever their size.
+        let mut bytes: u64 = kept
+            .iter()
+            .map(|(u, f)| log_size(&[finished_entry(u, f)]))
+            .sum();
+        kept.retain(|(u, f)| {
+            let drop = bytes > self.max_bytes / 2 && f.sent;
+            if drop {
+                bytes -= log_size(&[finished_entry(u, f)]);
+            }
+            !drop
+        });
         kept
     }
 
@@ -766,17 +806,8 @@ impl Inbox {
                 entries.push(Entry::Start { u: p.uuid.clone() });
             }
         }
-        for (u, f) in kept {
-            entries.push(Entry::Done {
-                u: u.clone(),
-                s: f.status,
-                x: f.exit_code,
-                o: f.output.clone(),
-                at: f.at,
-            });
-            if f.sent {
-                entries.push(Entry::Sent { u });
-            }
+        for (u, f) in &kept {
+            entries.push(finished_entry(u, f));
         }
         entries
     }

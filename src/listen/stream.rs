@@ -135,8 +135,10 @@ impl Stream {
         } else {
             ERROR_LIMIT
         };
-        // One byte more than the limit says whether the reply is longer.
-        let mut body = Vec::new();
+        // One byte more than the limit says whether the reply is longer. Room for all of it
+        // at once: growing by doubling would hold twice a long reply's size (and an
+        // allocation this large is mapped lazily: a short reply touches a page or two).
+        let mut body = Vec::with_capacity(limit as usize + 1);
         (&mut reply.body)
             .take(limit + 1)
             .read_to_end(&mut body)
@@ -146,7 +148,7 @@ impl Stream {
         if reply.status == 200 {
             let parsed = if longer {
                 debug!("streaming: a reply over {limit} bytes; taking its first whole messages");
-                bayeux::parse_beginning(&body)
+                bayeux::parse_beginning(body)
             } else {
                 bayeux::parse(&body)
             };

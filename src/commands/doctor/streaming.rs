@@ -6,7 +6,7 @@
 use super::{Check, Level};
 use crate::call::Caller;
 use crate::http::{HttpConfig, UreqTransport};
-use crate::listen::MIN_REPLY_LIMIT;
+use crate::listen::REPLY_LIMIT;
 use crate::listen::bayeux::{NEW_ONLY, Refusal};
 use crate::listen::stream::{Failure, Stream};
 
@@ -21,7 +21,7 @@ pub fn check(
         Ok(t) => t,
         Err(e) => return Check::new("streaming", Level::Failed, e.message().to_string()),
     };
-    let mut stream = Stream::new(Box::new(transport), api_version, MIN_REPLY_LIMIT);
+    let mut stream = Stream::new(Box::new(transport), api_version, REPLY_LIMIT);
     if let Err(f) = stream.handshake(sessions) {
         return failed("the handshake", f);
     }

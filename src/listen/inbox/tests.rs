@@ -611,6 +611,60 @@ fn the_counts_survive_compactions_that_drop_the_finished_ids_and_a_restart() {
     assert_eq!(counts(&open(&power).unwrap()), (2, 2));
 }
 
+/// A flood of commands through the smallest inbox within the 80 hours ids are kept: the
+/// finished ids take at most half of it (the oldest go first), so every command still finds
+/// room, and the counts stay whole. Without `--results` (no output kept, nothing to queue)
+/// as with it (each result queued).
+#[test]
+fn a_flood_of_commands_never_fills_a_small_inbox_with_finished_ids() {
+    for results in [false, true] {
+        let power = Power::default();
+        let mut inbox =
+            Inbox::with_disk(Path::new("/model/inbox"), Box::new(power.disk()), 64 * 1024).unwrap();
+        for n in 0..2000 {
+            let u = format!("u{n}");
+            let a = inbox.accept(&[event(n, &u)], 1000, all).unwrap();
+            assert_eq!(
+                (a.new, a.left),
+                (1, 0),
+                "command {n} found room ({results})"
+            );
+            inbox.start(&u).unwrap();
+            let output = results.then(|| "ok".to_string());
+            inbox
+                .finish(&u, Outcome::Done, Some(0), output, 1000)
+                .unwrap();
+            if results {
+                assert_eq!(inbox.unsent().len(), 1);
+                inbox.sent(&u).unwrap();
+            }
+            assert!(inbox.unsent().is_empty());
+            inbox.maybe_compact(1000).unwrap();
+            assert!(inbox.log_len <= 64 * 1024);
+        }
+        assert!(inbox.finished("u1999").is_some());
+        assert!(inbox.finished("u0").is_none(), "the oldest ids went first");
+        drop(inbox);
+        let inbox = open(&power).unwrap();
+        assert_eq!(inbox.figures().done, 2000);
+    }
+}
+
+#[test]
+fn without_results_finished_ids_are_forgotten_after_the_retention() {
+    let power = Power::default();
+    let mut inbox = open(&power).unwrap();
+    inbox.accept(&[event(1, "u1")], 10, all).unwrap();
+    inbox.start("u1").unwrap();
+    inbox
+        .finish("u1", Outcome::Done, Some(0), None, 11)
+        .unwrap();
+    inbox.compact(11 + KEEP_FINISHED - 1).unwrap();
+    assert!(inbox.finished("u1").is_some(), "kept within the retention");
+    inbox.compact(11 + KEEP_FINISHED + 1).unwrap();
+    assert!(inbox.finished("u1").is_none(), "forgotten after it");
+}
+
 #[test]
 fn a_batch_that_fits_exactly_is_taken_and_one_byte_less_room_leaves_its_last_event() {
     let batch = [event(1, "u1"), event(2, "u2")];

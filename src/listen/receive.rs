@@ -10,12 +10,12 @@
 //! - `400 … replayId … invalid` (away longer than the org keeps events): a loud warning, and
 //!   `-2`; what was already run is not run again (the inbox's finished set);
 //! - network errors, 5xx, `403::Organization concurrent user limit exceeded`, a reply that
-//!   cannot be stored: capped backoff, reset only by a connect that came back,
-//!   with jitter, never a handshake loop; after a cut reply the next handshake resubscribes
-//!   from the stored position, so the events of the lost reply come again;
+//!   cannot be stored: capped backoff with jitter, reset only by a connect that came back,
+//!   never a handshake loop; after a cut reply the next handshake resubscribes from the
+//!   stored position, so the events of the lost reply come again;
 //! - a reply longer than the stream reads, or than the inbox's room: its beginning is taken
-//!   (the position stops there) and the stream handshakes again for the rest; when nothing fits, it waits until the
-//!   worker has made room (or [`FULL_WAIT`]);
+//!   (the position stops there) and the stream handshakes again for the rest; when nothing
+//!   fits, it waits until the worker has made room (or [`FULL_WAIT`]);
 //! - a doorbell channel (`run --desired`'s change events) is subscribed from `-1` at every
 //!   subscription and its events only ring: nothing is stored or run, and what it missed
 //!   while away is covered by the doorbell's `subscribed` call (the follower reads anew);

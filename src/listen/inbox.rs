@@ -291,8 +291,6 @@ pub struct Inbox {
     disk: Box<dyn Disk>,
     max_bytes: u64,
     log_len: u64,
-    /// Bytes of the log that a compaction would keep.
-    live_bytes: u64,
     positions: BTreeMap<String, i64>,
     pending: Vec<Pending>,
     finished: HashMap<String, Finished>,
@@ -367,7 +365,6 @@ impl Inbox {
             disk,
             max_bytes,
             log_len: 0,
-            live_bytes: 0,
             positions: BTreeMap::new(),
             pending: Vec::new(),
             finished: HashMap::new(),
@@ -566,76 +563,85 @@ impl Inbox {
         received_at: u64,
         ours: impl Fn(&Delivered) -> bool,
     ) -> Result<Accepted, Error> {
-        let (mut entries, mut accepted) = self.entries_for(events, received_at, &ours);
-        if entries.is_empty() {
-            return Ok(accepted);
-        }
-        if self.log_len + log_size(&entries) > self.max_bytes {
+        let (mut entries, mut accepted, size) =
+            self.entries_for(events, received_at, &ours, u64::MAX);
+        if !entries.is_empty() && self.log_len + size > self.max_bytes {
             // A rewrite wears flash: only when some of the log is history, so that a full
             // inbox offered the same batch again and again does not rewrite it each time.
             if self.live_size(received_at) < self.log_len {
                 self.compact(received_at)?;
             }
-            // The longest beginning that fits: a longer one never takes less room.
-            let (mut fits, mut over) = (0, events.len());
-            if self.log_len + log_size(&entries) > self.max_bytes {
-                while over - fits > 1 {
-                    let mid = fits + (over - fits) / 2;
-                    let (tried, _) = self.entries_for(&events[..mid], received_at, &ours);
-                    if self.log_len + log_size(&tried) > self.max_bytes {
-                        over = mid;
-                    } else {
-                        fits = mid;
-                    }
-                }
-                (entries, accepted) = self.entries_for(&events[..fits], received_at, &ours);
-                accepted.left = events.len() - fits;
-                if entries.is_empty() {
-                    return Ok(accepted);
-                }
+            if self.log_len + size > self.max_bytes {
+                let room = self.max_bytes.saturating_sub(self.log_len);
+                (entries, accepted, _) = self.entries_for(events, received_at, &ours, room);
             }
         }
-        self.append(&entries)?;
+        if !entries.is_empty() {
+            self.append(&entries)?;
+        }
         Ok(accepted)
     }
 
-    /// The entries that taking `events` writes (new events, then newer positions), and what
-    /// it makes of them.
+    /// The entries that taking `events` writes (new events, then newer positions), what it
+    /// makes of them, and the bytes they take in the log: as many events from the first as fit
+    /// in `room` bytes, the rest counted in [`Accepted::left`].
     fn entries_for(
         &self,
         events: &[Delivered],
         received_at: u64,
         ours: &impl Fn(&Delivered) -> bool,
-    ) -> (Vec<Entry>, Accepted) {
+        room: u64,
+    ) -> (Vec<Entry>, Accepted, u64) {
         let mut entries = Vec::new();
         // The map and set types the inbox and the outbox use anyway: each new key or value
         // type is its own copy of the map's code (BENCHMARKS.md, "Bytes for the third wave").
         let mut newest: BTreeMap<String, i64> = BTreeMap::new();
         let mut seen = BTreeSet::new();
         let mut accepted = Accepted::default();
-        for e in events {
-            let at = newest.entry(e.channel.clone()).or_insert(e.replay_id);
-            *at = (*at).max(e.replay_id);
+        // The bytes of the events' entries, and of the positions they move (one per channel).
+        let (mut events_size, mut positions_size) = (0, 0);
+        let position_size = |ch: &str, id: i64| match self.position(ch) {
+            Some(stored) if stored >= id => 0,
+            _ => log_size(&[Entry::Position { ch: ch.into(), id }]),
+        };
+        for (taken, e) in events.iter().enumerate() {
+            let before = newest.get(&e.channel).copied();
+            let id = before.map_or(e.replay_id, |b| b.max(e.replay_id));
+            let positions = positions_size - before.map_or(0, |b| position_size(&e.channel, b))
+                + position_size(&e.channel, id);
             let uuid = identity(e);
-            if self.knows(&uuid) || !seen.insert(uuid.clone()) || !ours(e) {
-                accepted.skipped += 1;
-                continue;
-            }
-            accepted.new += 1;
-            entries.push(Entry::Accept {
-                ch: e.channel.clone(),
-                id: e.replay_id,
-                u: uuid,
-                p: e.payload.clone(),
-                at: received_at,
+            let entry = (!self.knows(&uuid) && seen.insert(uuid.clone()) && ours(e)).then(|| {
+                Entry::Accept {
+                    ch: e.channel.clone(),
+                    id: e.replay_id,
+                    u: uuid,
+                    p: e.payload.clone(),
+                    at: received_at,
+                }
             });
+            let size = entry
+                .as_ref()
+                .map_or(0, |en| log_size(core::slice::from_ref(en)));
+            if events_size + size + positions > room {
+                accepted.left = events.len() - taken;
+                break;
+            }
+            newest.insert(e.channel.clone(), id);
+            (events_size, positions_size) = (events_size + size, positions);
+            match entry {
+                Some(entry) => {
+                    accepted.new += 1;
+                    entries.push(entry);
+                }
+                None => accepted.skipped += 1,
+            }
         }
         for (ch, id) in newest {
             if self.position(&ch).is_none_or(|p| p < id) {
                 entries.push(Entry::Position { ch, id });
             }
         }
-        (entries, accepted)
+        (entries, accepted, events_size + positions_size)
     }
 
     /// Why the inbox took no event: what a full inbox tells the operator (health, the log).
@@ -714,6 +720,11 @@ impl Inbox {
         self.finished.get(uuid)
     }
 
+    /// Past 90% of its limit: the receiver takes no more until the worker has made room.
+    pub fn nearly_full(&self) -> bool {
+        self.log_len * 10 > self.max_bytes * 9
+    }
+
     /// The figures health shows.
     pub fn figures(&self) -> Figures {
         Figures {
@@ -728,14 +739,13 @@ impl Inbox {
 
     /// Compacts when the log is large and mostly history (`now`: seconds since the epoch).
     pub fn maybe_compact(&mut self, now: u64) -> Result<(), Error> {
-        self.live_bytes = self.live_size(now);
+        let live = self.live_size(now);
         // Past half the limit too: a small inbox (64 KiB) must not stay full of history. And
         // whenever the log is nearly full (the receiver waits for room then) and some of it
         // is history.
         let large = self.log_len > COMPACT_AT.min(self.max_bytes / 2);
-        let nearly_full = self.log_len * 10 > self.max_bytes * 9;
-        let history = self.live_bytes < self.log_len;
-        if large && (self.live_bytes * 2 < self.log_len || (nearly_full && history)) {
+        let history = live < self.log_len;
+        if large && (live * 2 < self.log_len || (self.nearly_full() && history)) {
             self.compact(now)?;
         }
         Ok(())
@@ -755,14 +765,16 @@ impl Inbox {
         // commands cannot fill it with ids and leave no room for the next ones (an id only
         // matters to an event replayed from before the stored position, `-2`). Results not
         // yet queued stay whatever their size.
-        let mut bytes: u64 = kept
-            .iter()
+        let sizes: Vec<u64> = (kept.iter())
             .map(|(u, f)| log_size(&[finished_entry(u, f)]))
-            .sum();
-        kept.retain(|(u, f)| {
+            .collect();
+        let mut bytes: u64 = sizes.iter().sum();
+        let mut sizes = sizes.into_iter();
+        kept.retain(|(_, f)| {
+            let size = sizes.next().unwrap_or(0);
             let drop = bytes > self.max_bytes / 2 && f.sent;
             if drop {
-                bytes -= log_size(&[finished_entry(u, f)]);
+                bytes -= size;
             }
             !drop
         });

@@ -149,10 +149,8 @@ impl Receiver<'_> {
     }
 
     fn inbox_full(&self) -> bool {
-        self.inbox.is_some_and(|inbox| {
-            let f = super::lock(inbox).figures();
-            f.bytes * 10 > f.max_bytes * 9
-        })
+        self.inbox
+            .is_some_and(|inbox| super::lock(inbox).nearly_full())
     }
 
     /// Handshake, then every channel from its stored position.

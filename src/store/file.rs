@@ -618,6 +618,14 @@ mod tests {
         dir
     }
 
+    /// A store in a fresh directory `name`, its file `token` holding `sample("rt")`.
+    fn saved(name: &str) -> (PathBuf, FileStore) {
+        let dir = temp_dir(name);
+        let mut store = FileStore::new(dir.join("token"));
+        store.save(&sample("rt")).unwrap();
+        (dir, store)
+    }
+
     #[test]
     fn saves_0600_in_a_0700_directory_and_loads_back() {
         let dir = temp_dir("save");
@@ -1022,9 +1030,7 @@ mod tests {
 
     #[test]
     fn lock_holds_the_directory_lock_until_unlock() {
-        let dir = temp_dir("dirlock");
-        let mut store = FileStore::new(dir.join("token"));
-        store.save(&sample("rt")).unwrap();
+        let (dir, mut store) = saved("dirlock");
         let other = File::open(&dir).unwrap();
         store.lock().unwrap();
         assert!(matches!(
@@ -1039,9 +1045,7 @@ mod tests {
 
     #[test]
     fn a_wipe_after_prepare_save_leaves_no_reserved_temp_file() {
-        let dir = temp_dir("wipe-prepared");
-        let mut store = FileStore::new(dir.join("token"));
-        store.save(&sample("rt")).unwrap();
+        let (dir, mut store) = saved("wipe-prepared");
         store.lock().unwrap();
         store.prepare_save().unwrap();
         let temp = temp_path(&dir.join("token"));
@@ -1054,9 +1058,7 @@ mod tests {
 
     #[test]
     fn a_reserved_temp_file_goes_when_the_store_is_dropped() {
-        let dir = temp_dir("drop");
-        let mut store = FileStore::new(dir.join("token"));
-        store.save(&sample("rt")).unwrap();
+        let (dir, mut store) = saved("drop");
         store.lock().unwrap();
         store.prepare_save().unwrap();
         let temp = temp_path(&dir.join("token"));
@@ -1161,9 +1163,7 @@ mod tests {
     fn a_wipe_that_cannot_remove_a_file_says_so() {
         // Something that is not a file where the temporary file goes: `forget` must not
         // report success while it is there.
-        let dir = temp_dir("wipe-fails");
-        let mut store = FileStore::new(dir.join("token"));
-        store.save(&sample("rt")).unwrap();
+        let (dir, mut store) = saved("wipe-fails");
         fs::create_dir(temp_path(store.path())).unwrap();
         let e = store.wipe().unwrap_err();
         assert!(e.message().contains("cannot remove"), "{e}");
@@ -1179,9 +1179,7 @@ mod tests {
     fn a_reserve_that_fails_on_a_writable_medium_is_an_error_not_read_only() {
         // Read-only means "refresh without rotating" (a read-only mount, tested as root by
         // the CLI suite); any other failure to reserve the space stops the refresh.
-        let dir = temp_dir("reserve-fails");
-        let mut store = FileStore::new(dir.join("token"));
-        store.save(&sample("rt")).unwrap();
+        let (dir, mut store) = saved("reserve-fails");
         fs::create_dir(temp_path(store.path())).unwrap();
         fs::write(temp_path(store.path()).join("x"), b"").unwrap();
         let e = store.prepare_save().unwrap_err();

@@ -98,14 +98,11 @@ fn commands_for_this_device_run_once_and_others_never_across_a_restart_and_a_rep
     assert_eq!(out.code(), 0, "{out:?}");
 }
 
-/// A backlog bigger than the inbox (64 KiB, the least it may be; each command about 1.2 KB):
-/// the inbox takes what fits, the position stops there, and the rest comes again once the
-/// commands waiting have run, all of it once, with a handful of handshakes, never a loop.
-#[test]
-fn a_backlog_bigger_than_the_inbox_arrives_in_parts_each_command_once() {
-    let env = env();
+/// Publishes `n` commands for GW-1 of about 1.2 KB each (a 1,000-character `Args__c`), as
+/// a backlog waiting for a device; their event ids, in order.
+fn publish_backlog(env: &Env, n: u32) -> Vec<String> {
     let args = "a".repeat(1000);
-    let published: Vec<String> = (0..120)
+    (0..n)
         .map(|n| {
             env.sim()
                 .publish_event(
@@ -115,16 +112,21 @@ fn a_backlog_bigger_than_the_inbox_arrives_in_parts_each_command_once() {
                 .expect("the event is published")
                 .1
         })
-        .collect();
+        .collect()
+}
+
+/// Starts a listener with `--inbox-max-bytes max` on the `published` backlog: every command
+/// is printed once, in order, and nothing more. Returns the handshakes it took.
+fn take_backlog(env: &Env, published: &[String], max: &str) -> u64 {
     let before = env.sim().streaming_stats();
-    let mut run = listen(&env, &["--inbox-max-bytes", "64K"]);
+    let mut run = listen(env, &["--inbox-max-bytes", max]);
     let mut seen = Vec::new();
     for _ in 0..published.len() {
         let line: Value = serde_json::from_str(&run.line(RUN_LIMIT)).unwrap();
         seen.push(line["event_uuid"].as_str().unwrap().to_string());
     }
     assert_eq!(seen, published, "every command once, in order");
-    let after = env.sim().streaming_stats();
+    let handshakes = env.sim().streaming_stats().handshakes - before.handshakes;
     run.terminate();
     let out = run.finish(RUN_LIMIT);
     assert_eq!(out.code(), 0, "{out:?}");
@@ -134,7 +136,17 @@ fn a_backlog_bigger_than_the_inbox_arrives_in_parts_each_command_once() {
         "nothing more: {}",
         out.stdout
     );
-    let handshakes = after.handshakes - before.handshakes;
+    handshakes
+}
+
+/// A backlog bigger than the inbox (64 KiB, the least it may be; each command about 1.2 KB):
+/// the inbox takes what fits, the position stops there, and the rest comes again once the
+/// commands waiting have run, all of it once, with a handful of handshakes, never a loop.
+#[test]
+fn a_backlog_bigger_than_the_inbox_arrives_in_parts_each_command_once() {
+    let env = env();
+    let published = publish_backlog(&env, 120);
+    let handshakes = take_backlog(&env, &published, "64K");
     assert!(
         (2..=10).contains(&handshakes),
         "the backlog came in parts, one handshake each, not in a loop: {handshakes}"
@@ -147,31 +159,8 @@ fn a_backlog_bigger_than_the_inbox_arrives_in_parts_each_command_once() {
 #[test]
 fn a_backlog_longer_than_the_stream_reads_arrives_in_parts_each_command_once() {
     let env = env();
-    let args = "a".repeat(1000);
-    let published: Vec<String> = (0..2000)
-        .map(|n| {
-            env.sim()
-                .publish_event(
-                    "Device_Command__e",
-                    json!({"Device_Id__c": "GW-1", "Command__c": format!("cmd-{n}"), "Args__c": args}),
-                )
-                .expect("the event is published")
-                .1
-        })
-        .collect();
-    let before = env.sim().streaming_stats();
-    let mut run = listen(&env, &["--inbox-max-bytes", "2M"]);
-    let mut seen = Vec::new();
-    for _ in 0..published.len() {
-        let line: Value = serde_json::from_str(&run.line(RUN_LIMIT)).unwrap();
-        seen.push(line["event_uuid"].as_str().unwrap().to_string());
-    }
-    assert_eq!(seen, published, "every command once, in order");
-    let handshakes = env.sim().streaming_stats().handshakes - before.handshakes;
-    run.terminate();
-    let out = run.finish(RUN_LIMIT);
-    assert_eq!(out.code(), 0, "{out:?}");
-    assert_eq!(out.stdout.lines().count(), published.len(), "nothing more");
+    let published = publish_backlog(&env, 2000);
+    let handshakes = take_backlog(&env, &published, "2M");
     assert!(
         (2..=10).contains(&handshakes),
         "the backlog came in parts, one handshake each: {handshakes}"

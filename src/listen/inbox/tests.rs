@@ -16,6 +16,19 @@ fn event(n: i64, uuid: &str) -> Delivered {
     }
 }
 
+/// Runs `u` to its end at `at`: started, then finished as `s` (exit 0 when done), with no
+/// output kept.
+fn run(inbox: &mut Inbox, u: &str, s: Outcome, at: u64) {
+    inbox.start(u).unwrap();
+    let exit = (s == Outcome::Done).then_some(0);
+    inbox.finish(u, s, exit, None, at).unwrap();
+}
+
+/// An inbox on `power`'s disk with a limit of `max` bytes.
+fn inbox_of(power: &Power, max: u64) -> Inbox {
+    Inbox::with_disk(Path::new("/model/inbox"), Box::new(power.disk()), max).unwrap()
+}
+
 fn open(power: &Power) -> Result<Inbox, Error> {
     Inbox::with_disk(Path::new("/model/inbox"), Box::new(power.disk()), 1 << 20)
 }
@@ -101,8 +114,7 @@ fn a_started_run_that_was_cut_counts_as_an_attempt() {
 #[test]
 fn a_batch_bigger_than_the_room_is_taken_from_its_beginning_and_the_position_stops_there() {
     let power = Power::default();
-    let mut inbox =
-        Inbox::with_disk(Path::new("/model/inbox"), Box::new(power.disk()), 600).unwrap();
+    let mut inbox = inbox_of(&power, 600);
     inbox.accept(&[event(1, "u1")], 10, all).unwrap();
     let big: Vec<Delivered> = (2..20).map(|n| event(n, &format!("u{n}"))).collect();
     let a = inbox.accept(&big, 11, all).unwrap();
@@ -116,8 +128,7 @@ fn a_batch_bigger_than_the_room_is_taken_from_its_beginning_and_the_position_sto
     );
     assert!(inbox.log_len <= 600, "{}", inbox.log_len);
     // Durable as it returned; the first event left is not known.
-    let reopened =
-        Inbox::with_disk(Path::new("/model/inbox"), Box::new(power.disk()), 600).unwrap();
+    let reopened = inbox_of(&power, 600);
     assert_eq!(reopened.pending.len(), 1 + a.new);
     assert!(!reopened.knows(&identity(&big[a.new])));
 }
@@ -125,8 +136,7 @@ fn a_batch_bigger_than_the_room_is_taken_from_its_beginning_and_the_position_sto
 #[test]
 fn a_full_inbox_takes_nothing_moves_nothing_and_says_why() {
     let power = Power::default();
-    let mut inbox =
-        Inbox::with_disk(Path::new("/model/inbox"), Box::new(power.disk()), 600).unwrap();
+    let mut inbox = inbox_of(&power, 600);
     let mut n = 1;
     while inbox
         .accept(&[event(n, &format!("u{n}"))], 10, all)
@@ -157,8 +167,7 @@ fn a_full_inbox_takes_nothing_moves_nothing_and_says_why() {
     // than the org keeps events), the room comes back.
     for k in 1..n {
         let u = format!("u{k}");
-        inbox.start(&u).unwrap();
-        inbox.finish(&u, Outcome::Done, Some(0), None, 12).unwrap();
+        run(&mut inbox, &u, Outcome::Done, 12);
         inbox.sent(&u).unwrap();
     }
     let later = 12 + KEEP_FINISHED + 1;
@@ -169,8 +178,7 @@ fn a_full_inbox_takes_nothing_moves_nothing_and_says_why() {
 #[test]
 fn an_event_bigger_than_the_whole_inbox_says_to_raise_the_limit() {
     let power = Power::default();
-    let mut inbox =
-        Inbox::with_disk(Path::new("/model/inbox"), Box::new(power.disk()), 600).unwrap();
+    let mut inbox = inbox_of(&power, 600);
     let a = inbox
         .accept(&[event_of_size("huge", 700)], 10, all)
         .unwrap();
@@ -185,10 +193,7 @@ fn compaction_keeps_what_is_live_and_forgets_old_finished_ids() {
     for n in 0..400 {
         let u = format!("u{n}");
         inbox.accept(&[event(n, &u)], 1000, all).unwrap();
-        inbox.start(&u).unwrap();
-        inbox
-            .finish(&u, Outcome::Done, Some(0), None, 1000)
-            .unwrap();
+        run(&mut inbox, &u, Outcome::Done, 1000);
         inbox.sent(&u).unwrap();
     }
     inbox.accept(&[event(400, "u400")], 1000, all).unwrap();
@@ -431,12 +436,7 @@ fn the_default_inbox_takes_an_event_of_a_mib_even_all_escapes_and_refuses_one_of
     // each written twice as long again in the entry. One of 1 MiB is taken and read back, in
     // an inbox of the default size.
     let power = Power::default();
-    let mut inbox = Inbox::with_disk(
-        Path::new("/model/inbox"),
-        Box::new(power.disk()),
-        DEFAULT_MAX_BYTES,
-    )
-    .unwrap();
+    let mut inbox = inbox_of(&power, DEFAULT_MAX_BYTES);
     let mut largest = event(1, "big");
     let head = r#"{"F__c":""#;
     let quotes = ((1 << 20) - head.len() - 2) / 2;
@@ -454,8 +454,7 @@ fn the_default_inbox_takes_an_event_of_a_mib_even_all_escapes_and_refuses_one_of
 
     // In an inbox with room for it, an event of 3 MiB is over the limit of one entry...
     let power = Power::default();
-    let mut inbox =
-        Inbox::with_disk(Path::new("/model/inbox"), Box::new(power.disk()), 8 << 20).unwrap();
+    let mut inbox = inbox_of(&power, 8 << 20);
     let e = inbox
         .accept(&[event_of_size("bigger", 3 << 20)], 10, all)
         .unwrap_err();
@@ -471,10 +470,7 @@ fn finished_ids_outlive_the_72_hours_the_org_keeps_events() {
     let power = Power::default();
     let mut inbox = open(&power).unwrap();
     inbox.accept(&[event(1, "u1")], 1000, all).unwrap();
-    inbox.start("u1").unwrap();
-    inbox
-        .finish("u1", Outcome::Done, Some(0), None, 1000)
-        .unwrap();
+    run(&mut inbox, "u1", Outcome::Done, 1000);
     inbox.sent("u1").unwrap();
     // A redelivery may come up to 72 hours after the event was first sent: still known.
     inbox.compact(1000 + 72 * 3600).unwrap();
@@ -499,10 +495,7 @@ fn a_log_under_64_kib_is_not_compacted_even_when_it_is_all_history() {
     loop {
         let u = format!("u{n}");
         inbox.accept(&[event(n, &u)], 1000, all).unwrap();
-        inbox.start(&u).unwrap();
-        inbox
-            .finish(&u, Outcome::Done, Some(0), None, 1000)
-            .unwrap();
+        run(&mut inbox, &u, Outcome::Done, 1000);
         inbox.sent(&u).unwrap();
         n += 1;
         if inbox.log_len > 60 * 1024 {
@@ -560,8 +553,7 @@ fn figures_count_done_and_failed_runs_and_say_the_same_after_a_restart() {
         ("u3", Outcome::TimedOut),
         ("u4", Outcome::Done),
     ] {
-        inbox.start(u).unwrap();
-        inbox.finish(u, s, None, None, 11).unwrap();
+        run(&mut inbox, u, s, 11);
     }
     inbox.accept(&[event(5, "u5")], 12, all).unwrap();
     let f = inbox.figures();
@@ -584,8 +576,7 @@ fn the_counts_survive_compactions_that_drop_the_finished_ids_and_a_restart() {
         ("u2", Outcome::Failed),
         ("u3", Outcome::Done),
     ] {
-        inbox.start(u).unwrap();
-        inbox.finish(u, s, None, None, 11).unwrap();
+        run(&mut inbox, u, s, 11);
         inbox.sent(u).unwrap();
     }
     let counts = |i: &Inbox| (i.figures().done, i.figures().failed);
@@ -596,10 +587,7 @@ fn the_counts_survive_compactions_that_drop_the_finished_ids_and_a_restart() {
     assert!(inbox.finished("u1").is_none());
     assert_eq!(counts(&inbox), (2, 1));
     inbox.accept(&[event(4, "u4")], later, all).unwrap();
-    inbox.start("u4").unwrap();
-    inbox
-        .finish("u4", Outcome::TimedOut, None, None, later)
-        .unwrap();
+    run(&mut inbox, "u4", Outcome::TimedOut, later);
     inbox.compact(later).unwrap();
     assert_eq!(counts(&inbox), (2, 2));
     drop(inbox);
@@ -619,8 +607,7 @@ fn the_counts_survive_compactions_that_drop_the_finished_ids_and_a_restart() {
 fn a_flood_of_commands_never_fills_a_small_inbox_with_finished_ids() {
     for results in [false, true] {
         let power = Power::default();
-        let mut inbox =
-            Inbox::with_disk(Path::new("/model/inbox"), Box::new(power.disk()), 64 * 1024).unwrap();
+        let mut inbox = inbox_of(&power, 64 * 1024);
         for n in 0..2000 {
             let u = format!("u{n}");
             let a = inbox.accept(&[event(n, &u)], 1000, all).unwrap();
@@ -655,10 +642,7 @@ fn without_results_finished_ids_are_forgotten_after_the_retention() {
     let power = Power::default();
     let mut inbox = open(&power).unwrap();
     inbox.accept(&[event(1, "u1")], 10, all).unwrap();
-    inbox.start("u1").unwrap();
-    inbox
-        .finish("u1", Outcome::Done, Some(0), None, 11)
-        .unwrap();
+    run(&mut inbox, "u1", Outcome::Done, 11);
     inbox.compact(11 + KEEP_FINISHED - 1).unwrap();
     assert!(inbox.finished("u1").is_some(), "kept within the retention");
     inbox.compact(11 + KEEP_FINISHED + 1).unwrap();
@@ -675,8 +659,7 @@ fn a_batch_that_fits_exactly_is_taken_and_one_byte_less_room_leaves_its_last_eve
     let size = measure.log_len;
     for (max, left) in [(size, 0), (size - 1, 1)] {
         let power = Power::default();
-        let mut inbox =
-            Inbox::with_disk(Path::new("/model/inbox"), Box::new(power.disk()), max).unwrap();
+        let mut inbox = inbox_of(&power, max);
         let got = inbox.accept(&batch, 10, all).unwrap();
         assert_eq!(got.left, left, "{max} bytes for {size}: {got:?}");
         assert!(inbox.log_len <= max, "{}", inbox.log_len);
@@ -719,10 +702,7 @@ fn a_batch_that_fits_before_or_only_after_a_compaction_is_taken_and_compacts_onl
         for n in 1..=5 {
             let u = format!("u{n}");
             inbox.accept(&[event(n, &u)], 1000, all).unwrap();
-            inbox.start(&u).unwrap();
-            inbox
-                .finish(&u, Outcome::Done, Some(0), None, 1000)
-                .unwrap();
+            run(&mut inbox, &u, Outcome::Done, 1000);
             inbox.sent(&u).unwrap();
         }
         inbox.max_bytes = max;
@@ -770,10 +750,7 @@ fn a_large_log_is_compacted_only_once_less_than_half_of_it_is_live() {
     while inbox.log_len < 40_000 {
         let u = format!("u{n}");
         inbox.accept(&[event(n, &u)], 1000, all).unwrap();
-        inbox.start(&u).unwrap();
-        inbox
-            .finish(&u, Outcome::Done, Some(0), None, 1000)
-            .unwrap();
+        run(&mut inbox, &u, Outcome::Done, 1000);
         inbox.sent(&u).unwrap();
         n += 1;
     }
@@ -810,10 +787,7 @@ fn a_large_log_is_compacted_only_once_less_than_half_of_it_is_live() {
     // One more event run and sent tips it: compacted to what is live.
     let u = format!("u{}", n + 1);
     inbox.accept(&[event(n + 1, &u)], 1000, all).unwrap();
-    inbox.start(&u).unwrap();
-    inbox
-        .finish(&u, Outcome::Done, Some(0), None, 1000)
-        .unwrap();
+    run(&mut inbox, &u, Outcome::Done, 1000);
     inbox.sent(&u).unwrap();
     inbox.maybe_compact(now).unwrap();
     // What is live, and the count of the runs whose ids went.

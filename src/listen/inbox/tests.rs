@@ -134,6 +134,22 @@ fn a_batch_bigger_than_the_room_is_taken_from_its_beginning_and_the_position_sto
 }
 
 #[test]
+fn a_beginning_that_fits_exactly_is_taken_and_the_rest_left() {
+    // What the first event takes in the log (its Accept and the position it moves).
+    let scratch = Power::default();
+    let mut measure = open(&scratch).unwrap();
+    measure.accept(&[event(1, "u1")], 10, all).unwrap();
+    let first = measure.log_len;
+    let power = Power::default();
+    let mut inbox = inbox_of(&power, first);
+    let a = inbox
+        .accept(&[event(1, "u1"), event(2, "u2")], 10, all)
+        .unwrap();
+    assert_eq!((a.new, a.left), (1, 1));
+    assert_eq!(inbox.log_len, first, "exactly the room there was");
+}
+
+#[test]
 fn a_full_inbox_takes_nothing_moves_nothing_and_says_why() {
     let power = Power::default();
     let mut inbox = inbox_of(&power, 600);
